@@ -1,0 +1,339 @@
+/**
+ * The frame parser: bytes in, {@link Frame}s out (RFC 6455 §5.2). Synchronous, with no I/O and
+ * no dependence on Node, so it can be fed byte arrays in tests, fuzzed, and run anywhere.
+ *
+ * @example
+ * ```ts
+ * const parser = new FrameParser({ role: 'server' })
+ * for (const frame of parser.push(chunk)) console.log(frame.opcode, frame.payload)
+ * ```
+ *
+ * @packageDocumentation
+ */
+
+import { Uint8ArrayList } from 'uint8arraylist'
+import { ProtocolError } from './errors.js'
+import { applyMask } from './mask.js'
+import { isControlOpcode, isKnownOpcode } from './opcode.js'
+
+/** Which end of the connection this parser sits on: it decides the masking rule of §5.1. */
+export type Role = 'server' | 'client'
+
+/** One decoded frame. The mask bit, length and key are wire details and are not kept. */
+export interface Frame {
+  /** §5.2: this is the final fragment of its message. */
+  readonly fin: boolean
+  /** §5.2: extension bits, always false unless an extension negotiated them. */
+  readonly rsv1: boolean
+  readonly rsv2: boolean
+  readonly rsv3: boolean
+  /** One of {@link Opcode}. */
+  readonly opcode: number
+  /** The unmasked payload. A view of the received bytes when the frame lay inside one chunk. */
+  readonly payload: Uint8Array
+}
+
+/** Options of {@link FrameParser}. */
+export interface FrameParserOptions {
+  /** `'server'` expects masked frames, `'client'` unmasked ones (§5.1). */
+  role: Role
+  /**
+   * The largest payload accepted in one frame, in bytes; a larger declared length is refused
+   * with 1009 before any of it is buffered. Default: 16 MiB.
+   */
+  maxFrameSize?: number
+  /**
+   * Reserved bits an extension negotiated, as a mask of the first header byte
+   * (`0x40` for RSV1, `0x20` RSV2, `0x10` RSV3). Default: 0, so any set bit is a 1002 (§5.2).
+   */
+  allowedReservedBits?: number
+}
+
+/** Default of {@link FrameParserOptions.maxFrameSize}. */
+export const DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
+
+/** The frame being received when its payload spans chunks. */
+export interface IncompleteFrame {
+  readonly opcode: number
+  readonly fin: boolean
+  readonly rsv1: boolean
+  /** The payload length the header declared. */
+  readonly length: number
+  /** Unmasked payload bytes received so far, in order. */
+  readonly parts: readonly Uint8Array[]
+  /** Bytes in `parts`. */
+  readonly received: number
+}
+
+const MAX_HEADER = 14
+/** Parts smaller than this are copied into one owned buffer, so a payload dribbled in byte by byte costs its bytes, not an object per byte. */
+const SMALL_PART = 4096
+
+interface Gathering extends IncompleteFrame {
+  parts: Uint8Array[]
+  received: number
+  m0: number
+  m1: number
+  m2: number
+  m3: number
+  /** The owned buffer small parts are copied into, and how much of it is used. */
+  tail: Uint8Array | undefined
+  tailUsed: number
+}
+
+/** Parses a stream of frames from chunks of any size, down to one byte. */
+export class FrameParser {
+  private readonly masked: boolean
+  private readonly maxFrameSize: number
+  private readonly allowedRsv: number
+
+  /** Header bytes of a header split across chunks (at most 14). */
+  private readonly header = new Uint8Array(MAX_HEADER)
+  private headerLength = 0
+
+  /** The frame whose payload is being gathered, if any. */
+  private current: Gathering | undefined
+
+  constructor (options: FrameParserOptions) {
+    this.masked = options.role === 'server'
+    this.maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
+    this.allowedRsv = options.allowedReservedBits ?? 0
+  }
+
+  /** The frame whose payload has only partly arrived, so callers can check it early (e.g. UTF-8). */
+  get incomplete (): IncompleteFrame | undefined {
+    return this.current
+  }
+
+  /** Bytes held across calls: a partial header plus any partial payload. */
+  get bufferedBytes (): number {
+    return this.headerLength + (this.current?.received ?? 0)
+  }
+
+  /**
+   * Feed the next chunk. Returns the frames it completed; throws a {@link ProtocolError} on the
+   * first rule broken. The chunk is unmasked in place. After a throw the parser must not be used.
+   */
+  push (chunk: Uint8Array): Frame[] {
+    const frames: Frame[] = []
+    let off = 0
+    const len = chunk.length
+
+    if (this.current !== undefined) {
+      off = this.continuePayload(chunk, frames)
+      if (off < 0) return frames
+    }
+    if (this.headerLength > 0) {
+      off = this.continueHeader(chunk, off, frames)
+      if (off < 0) return frames
+    }
+
+    // The fast path: headers and payloads read straight out of the chunk.
+    while (off < len) {
+      const avail = len - off
+      if (avail < 2) {
+        this.stashHeader(chunk, off)
+        return frames
+      }
+      const b1 = chunk[off + 1]
+      const need = headerSize(b1)
+      if (avail < need) {
+        this.stashHeader(chunk, off)
+        return frames
+      }
+      off = this.readFrame(chunk, off, need, frames)
+      if (off < 0) return frames
+    }
+    return frames
+  }
+
+  /**
+   * Read a complete header at `chunk[off..]`, then the payload, or as much of it as is there.
+   * Returns the offset after the frame, or -1 when the chunk ended inside the payload.
+   */
+  private readFrame (chunk: Uint8Array, off: number, headerLen: number, frames: Frame[]): number {
+    const b0 = chunk[off]
+    const b1 = chunk[off + 1]
+    const length = this.checkHeader(chunk, off, b0, b1)
+    const start = off + headerLen
+    let m0 = 0; let m1 = 0; let m2 = 0; let m3 = 0
+    if (this.masked) {
+      m0 = chunk[start - 4]; m1 = chunk[start - 3]; m2 = chunk[start - 2]; m3 = chunk[start - 1]
+    }
+    const end = start + length
+    if (end <= chunk.length) {
+      const payload = chunk.subarray(start, end)
+      if (this.masked && length > 0) applyMask(payload, m0, m1, m2, m3)
+      frames.push(makeFrame(b0, payload))
+      return end
+    }
+    const part = chunk.subarray(start)
+    if (this.masked) applyMask(part, m0, m1, m2, m3)
+    this.current = {
+      opcode: b0 & 0x0f,
+      fin: (b0 & 0x80) !== 0,
+      rsv1: (b0 & 0x40) !== 0,
+      length,
+      parts: [],
+      received: 0,
+      m0, m1, m2, m3,
+      tail: undefined,
+      tailUsed: 0
+    }
+    if (part.length > 0) addPart(this.current, part)
+    this.header[0] = b0
+    return -1
+  }
+
+  /** Validate the header at `buf[off..]` (all of it present) and return the payload length. */
+  private checkHeader (buf: Uint8Array, off: number, b0: number, b1: number): number {
+    // §5.2: "RSV1, RSV2, RSV3: MUST be 0 unless an extension is negotiated that defines meanings".
+    if ((b0 & 0x70 & ~this.allowedRsv) !== 0) throw new ProtocolError('WS_ERR_UNEXPECTED_RSV')
+    const opcode = b0 & 0x0f
+    // §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail the WebSocket Connection_."
+    if (!isKnownOpcode(opcode)) throw new ProtocolError('WS_ERR_INVALID_OPCODE', String(opcode))
+    // §5.1: a server MUST close on an unmasked frame; a client MUST close on a masked one.
+    const maskBit = (b1 & 0x80) !== 0
+    if (maskBit !== this.masked) throw new ProtocolError(this.masked ? 'WS_ERR_EXPECTED_MASK' : 'WS_ERR_UNEXPECTED_MASK')
+    let length = b1 & 0x7f
+    if (isControlOpcode(opcode)) {
+      // §5.5: "All control frames MUST have a payload length of 125 bytes or less and MUST NOT be fragmented."
+      if ((b0 & 0x80) === 0) throw new ProtocolError('WS_ERR_FRAGMENTED_CONTROL')
+      if (length > 125) throw new ProtocolError('WS_ERR_CONTROL_TOO_LONG')
+    }
+    if (length === 126) {
+      length = (buf[off + 2] << 8) | buf[off + 3]
+      // §5.2: "the minimal number of bytes MUST be used to encode the length".
+      if (length < 126) throw new ProtocolError('WS_ERR_INVALID_LENGTH')
+    } else if (length === 127) {
+      const hi = ((buf[off + 2] << 24) | (buf[off + 3] << 16) | (buf[off + 4] << 8) | buf[off + 5]) >>> 0
+      // §5.2: "the most significant bit MUST be 0".
+      if (hi >= 0x80000000) throw new ProtocolError('WS_ERR_LENGTH_TOP_BIT')
+      const lo = ((buf[off + 6] << 24) | (buf[off + 7] << 16) | (buf[off + 8] << 8) | buf[off + 9]) >>> 0
+      length = hi * 0x100000000 + lo
+      if (length < 65536) throw new ProtocolError('WS_ERR_INVALID_LENGTH')
+    }
+    if (length > this.maxFrameSize) throw new ProtocolError('WS_ERR_FRAME_TOO_BIG', `${length} > ${this.maxFrameSize}`)
+    return length
+  }
+
+  /** Keep the start of a header that the chunk cut short. */
+  private stashHeader (chunk: Uint8Array, off: number): void {
+    const n = chunk.length - off
+    this.header.set(chunk.subarray(off), 0)
+    this.headerLength = n
+    // Check what is there already, so a bad first byte fails now rather than later.
+    if (n >= 2) this.checkPartialHeader()
+  }
+
+  /** Complete a split header with bytes from `chunk`. Returns the new offset, or -1 when done with the chunk. */
+  private continueHeader (chunk: Uint8Array, off: number, frames: Frame[]): number {
+    const header = this.header
+    let have = this.headerLength
+    // Take just enough bytes to know the header's size, then the rest of it.
+    while (have < 2 && off < chunk.length) header[have++] = chunk[off++]
+    if (have < 2) {
+      this.headerLength = have
+      return -1
+    }
+    const need = headerSize(header[1])
+    while (have < need && off < chunk.length) header[have++] = chunk[off++]
+    this.headerLength = have
+    if (have < need) {
+      this.checkPartialHeader()
+      return -1
+    }
+    this.headerLength = 0
+    // Re-read the header from the small buffer; its payload starts at `off` in the chunk.
+    const b0 = header[0]
+    const b1 = header[1]
+    const length = this.checkHeader(header, 0, b0, b1)
+    let m0 = 0; let m1 = 0; let m2 = 0; let m3 = 0
+    if (this.masked) {
+      m0 = header[need - 4]; m1 = header[need - 3]; m2 = header[need - 2]; m3 = header[need - 1]
+    }
+    this.current = { opcode: b0 & 0x0f, fin: (b0 & 0x80) !== 0, rsv1: (b0 & 0x40) !== 0, length, parts: [], received: 0, m0, m1, m2, m3, tail: undefined, tailUsed: 0 }
+    header[0] = b0
+    return this.continuePayload(chunk, frames, off)
+  }
+
+  /** Validate the first two header bytes before the rest of the header has arrived. */
+  private checkPartialHeader (): void {
+    const b0 = this.header[0]
+    const b1 = this.header[1]
+    if ((b0 & 0x70 & ~this.allowedRsv) !== 0) throw new ProtocolError('WS_ERR_UNEXPECTED_RSV')
+    const opcode = b0 & 0x0f
+    if (!isKnownOpcode(opcode)) throw new ProtocolError('WS_ERR_INVALID_OPCODE', String(opcode))
+    if (((b1 & 0x80) !== 0) !== this.masked) throw new ProtocolError(this.masked ? 'WS_ERR_EXPECTED_MASK' : 'WS_ERR_UNEXPECTED_MASK')
+    if (isControlOpcode(opcode)) {
+      if ((b0 & 0x80) === 0) throw new ProtocolError('WS_ERR_FRAGMENTED_CONTROL')
+      if ((b1 & 0x7f) > 125) throw new ProtocolError('WS_ERR_CONTROL_TOO_LONG')
+    }
+  }
+
+  /**
+   * Add bytes from `chunk[off..]` to the frame being gathered. Returns the offset after the
+   * frame once it is complete, or -1 when the chunk ran out first.
+   */
+  private continuePayload (chunk: Uint8Array, frames: Frame[], off = 0): number {
+    const cur = this.current!
+    const want = cur.length - cur.received
+    const take = Math.min(want, chunk.length - off)
+    if (take > 0) {
+      const part = chunk.subarray(off, off + take)
+      if (this.masked) applyMask(part, cur.m0, cur.m1, cur.m2, cur.m3, cur.received)
+      addPart(cur, part)
+    }
+    if (cur.received < cur.length) return -1
+    const payload = concatParts(cur.parts, cur.length)
+    this.current = undefined
+    frames.push(makeFrame(this.header[0], payload))
+    return off + take
+  }
+}
+
+/** Header size in bytes from the second header byte: 2, plus 2 or 8 of extended length, plus 4 of mask key. */
+function headerSize (b1: number): number {
+  const len7 = b1 & 0x7f
+  return 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + ((b1 & 0x80) !== 0 ? 4 : 0)
+}
+
+function addPart (cur: Gathering, part: Uint8Array): void {
+  const n = part.length
+  if (n >= SMALL_PART) {
+    cur.parts.push(part)
+    cur.tail = undefined
+  } else {
+    let tail = cur.tail
+    if (tail === undefined || cur.tailUsed + n > tail.length) {
+      // Room for what is still to come, up to 64 KiB; never more than the frame declared.
+      tail = new Uint8Array(Math.max(n, Math.min(65536, cur.length - cur.received)))
+      cur.tail = tail
+      cur.tailUsed = 0
+      cur.parts.push(tail.subarray(0, 0))
+    }
+    const start = cur.parts[cur.parts.length - 1].byteOffset - tail.byteOffset
+    tail.set(part, cur.tailUsed)
+    cur.tailUsed += n
+    cur.parts[cur.parts.length - 1] = tail.subarray(start, cur.tailUsed)
+  }
+  cur.received += n
+}
+
+function concatParts (parts: Uint8Array[], total: number): Uint8Array {
+  if (parts.length === 1) return parts[0]
+  const list = new Uint8ArrayList()
+  list.appendAll(parts)
+  return total === 0 ? new Uint8Array(0) : list.subarray()
+}
+
+function makeFrame (b0: number, payload: Uint8Array): Frame {
+  return {
+    fin: (b0 & 0x80) !== 0,
+    rsv1: (b0 & 0x40) !== 0,
+    rsv2: (b0 & 0x20) !== 0,
+    rsv3: (b0 & 0x10) !== 0,
+    opcode: b0 & 0x0f,
+    payload
+  }
+}

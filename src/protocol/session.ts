@@ -1,0 +1,461 @@
+/**
+ * The message-level session: a sans-I/O state machine on top of {@link FrameParser}. Bytes go in
+ * through {@link Session.receive}; whole messages, pings, pongs and the peer's close come out as
+ * events; everything to send (messages, automatic pongs, close replies) queues as bytes for
+ * {@link Session.takeOutput}. It owns every protocol decision and no timer: the driver asks it
+ * {@link Session.shouldCloseTransport} and runs the clocks.
+ *
+ * @example
+ * ```ts
+ * const session = new Session({ role: 'server' })
+ * for (const event of session.receive(bytesFromSocket)) {
+ *   if (event.type === 'message') session.send(event.data, event.binary)
+ * }
+ * socket.write(concat(session.takeOutput()))
+ * ```
+ *
+ * @packageDocumentation
+ */
+
+import { CloseCode, isValidCloseCode } from './close-codes.js'
+import { frameHeaderSize, writeFrameHeader, type MaskSource } from './encode.js'
+import { ProtocolError } from './errors.js'
+import { DEFAULT_MAX_FRAME_SIZE, FrameParser, type Frame, type IncompleteFrame, type Role } from './frame-parser.js'
+import { applyMask } from './mask.js'
+import { Opcode } from './opcode.js'
+import { isUtf8 as jsIsUtf8, Utf8Validator } from './utf8.js'
+
+/** Options of {@link Session}. Every limit has a default. */
+export interface SessionOptions {
+  role: Role
+  /** Largest message, in bytes, after reassembly. Default 16 MiB. Over it: 1009. */
+  maxMessageSize?: number
+  /** Largest single frame, in bytes. Default: `maxMessageSize`. Over it: 1009, refused from the header. */
+  maxFrameSize?: number
+  /** Most frames in one message: a million 1-byte fragments cost far more than 1 MB. Default 65,536. Over it: 1009. */
+  maxFragments?: number
+  /** Whole-buffer UTF-8 check; the Node driver passes `buffer.isUtf8`. Default: a plain-JS check. */
+  isUtf8?: (bytes: Uint8Array) => boolean
+  /** Random source for masking keys: required for a client (§5.3). */
+  mask?: MaskSource
+  /** Allocates outgoing buffers; the Node driver passes `Buffer.allocUnsafe`. Default: `new Uint8Array`. */
+  alloc?: (size: number) => Uint8Array
+}
+
+/** Default of {@link SessionOptions.maxMessageSize}. */
+export const DEFAULT_MAX_MESSAGE_SIZE = DEFAULT_MAX_FRAME_SIZE
+/** Default of {@link SessionOptions.maxFragments}. */
+export const DEFAULT_MAX_FRAGMENTS = 65536
+
+/** What {@link Session.receive} reports. */
+export type SessionEvent =
+  /** A whole message: fragments reassembled, text already checked as UTF-8. */
+  | { readonly type: 'message', readonly data: Uint8Array, readonly binary: boolean }
+  /** The peer pinged; the pong is already queued. */
+  | { readonly type: 'ping', readonly data: Uint8Array }
+  | { readonly type: 'pong', readonly data: Uint8Array }
+  /** The peer's close frame (code 1005 when it carried none); the reply is already queued. */
+  | { readonly type: 'close', readonly code: number, readonly reason: string }
+  /** The peer broke the protocol or a limit; a close frame with `error.closeCode` is queued. */
+  | { readonly type: 'error', readonly error: ProtocolError }
+
+/** `open`: both may send. `closing`: one close frame has crossed. `closed`: both have, or the connection failed. */
+export type SessionState = 'open' | 'closing' | 'closed'
+
+/** Frames whose header and payload fit in this many bytes are copied into the output slab. */
+const COPY_LIMIT = 4096
+const SLAB_SIZE = 64 * 1024
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/** One WebSocket connection's protocol state, either side. */
+export class Session {
+  readonly role: Role
+  private readonly parser: FrameParser
+  private readonly maxMessageSize: number
+  private readonly maxFragments: number
+  private readonly isUtf8: (bytes: Uint8Array) => boolean
+  private readonly mask: MaskSource | undefined
+  private readonly alloc: (size: number) => Uint8Array
+  private readonly masked: boolean
+
+  private closeSent = false
+  private closeReceived = false
+  private failed = false
+  private closeCode: number | undefined
+
+  // The message being reassembled.
+  private messageOpen = false
+  private messageText = false
+  private messageBytes = 0
+  private messageFragments = 0
+  private messageParts: Uint8Array[] = []
+  private readonly validator = new Utf8Validator()
+  /** The parser's incomplete frame whose payload prefix was already validated, and how much of it. */
+  private validatingFrame: IncompleteFrame | undefined
+  private validatedBytes = 0
+
+  // Outgoing bytes: small frames are packed into a slab, large payloads queued by reference.
+  private output: Uint8Array[] = []
+  private outputBytes = 0
+  private slab: Uint8Array
+  private slabStart = 0
+  private slabUsed = 0
+  private readonly maskKey = new Uint8Array(4)
+
+  constructor (options: SessionOptions) {
+    this.role = options.role
+    this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE
+    this.maxFragments = options.maxFragments ?? DEFAULT_MAX_FRAGMENTS
+    this.parser = new FrameParser({
+      role: options.role,
+      maxFrameSize: Math.min(options.maxFrameSize ?? this.maxMessageSize, this.maxMessageSize)
+    })
+    this.isUtf8 = options.isUtf8 ?? jsIsUtf8
+    this.mask = options.mask
+    this.masked = options.role === 'client'
+    if (this.masked && this.mask === undefined) throw new TypeError('a client session needs a mask source')
+    this.alloc = options.alloc ?? ((size) => new Uint8Array(size))
+    this.slab = this.alloc(SLAB_SIZE)
+  }
+
+  /** See {@link SessionState}. */
+  get state (): SessionState {
+    if (this.failed || (this.closeSent && this.closeReceived)) return 'closed'
+    return this.closeSent || this.closeReceived ? 'closing' : 'open'
+  }
+
+  /** We have sent our close frame: nothing more may be sent. */
+  get closing (): boolean {
+    return this.closeSent
+  }
+
+  /** The peer's close frame has arrived. */
+  get peerClosed (): boolean {
+    return this.closeReceived
+  }
+
+  /**
+   * The closing handshake is done, or the connection failed (§7.1.7): once the output is
+   * written, the transport may be closed. A server closes TCP first (§7.1.1).
+   */
+  get shouldCloseTransport (): boolean {
+    return this.failed || (this.closeSent && this.closeReceived)
+  }
+
+  /** The code of the close frame we sent, if any. */
+  get sentCloseCode (): number | undefined {
+    return this.closeCode
+  }
+
+  /** Bytes received but not yet part of a delivered message (partial frames and fragments). */
+  get bufferedBytes (): number {
+    return this.parser.bufferedBytes + (this.messageOpen ? this.messageBytes : 0)
+  }
+
+  /** Bytes queued for {@link Session.takeOutput}. */
+  get pendingOutput (): number {
+    return this.outputBytes + (this.slabUsed - this.slabStart)
+  }
+
+  /** Feed bytes from the transport. Never throws for anything the peer sends. */
+  receive (chunk: Uint8Array): SessionEvent[] {
+    const events: SessionEvent[] = []
+    // §7.1.7 / §5.5.1: after failing, or after the peer's close, further bytes are discarded.
+    if (this.failed || this.closeReceived) return events
+    try {
+      const frames = this.parser.push(chunk)
+      let skip = 0
+      if (this.validatingFrame !== undefined && this.parser.incomplete !== this.validatingFrame) {
+        // frames[0] completes the frame whose start we already checked.
+        skip = this.validatedBytes
+        this.validatingFrame = undefined
+      }
+      for (let i = 0; i < frames.length; i++) {
+        this.onFrame(frames[i], i === 0 ? skip : 0, events)
+        if (this.closeReceived) return events
+      }
+      const incomplete = this.parser.incomplete
+      if (incomplete !== undefined) this.checkIncomplete(incomplete)
+    } catch (err) {
+      // Anything else is our bug: 1011, with no detail sent (it may be sensitive).
+      this.fail(err instanceof ProtocolError ? err : new ProtocolError('WS_ERR_INTERNAL'), events)
+    }
+    return events
+  }
+
+  /** Queue a text message (a string is encoded as UTF-8; bytes are sent as they are). Returns false after our close. */
+  sendText (data: string | Uint8Array): boolean {
+    return this.sendFrame(Opcode.Text, typeof data === 'string' ? encoder.encode(data) : data, true)
+  }
+
+  /** Queue a binary message. Returns false after our close. */
+  sendBinary (data: Uint8Array): boolean {
+    return this.sendFrame(Opcode.Binary, data, true)
+  }
+
+  /** Queue a message of either type. Returns false after our close. */
+  send (data: Uint8Array, binary: boolean): boolean {
+    return this.sendFrame(binary ? Opcode.Binary : Opcode.Text, data, true)
+  }
+
+  /** Queue one fragment of a message (§5.4): the first with `Opcode.Text`/`Binary`, later ones with `Opcode.Continuation`. */
+  sendFragment (opcode: number, data: Uint8Array, fin: boolean): boolean {
+    return this.sendFrame(opcode, data, fin)
+  }
+
+  /** Queue a ping (payload at most 125 bytes). Returns false after our close. */
+  sendPing (data: Uint8Array = new Uint8Array(0)): boolean {
+    if (data.length > 125) throw new RangeError('a ping payload is at most 125 bytes (RFC 6455 §5.5)')
+    return this.sendFrame(Opcode.Ping, data, true)
+  }
+
+  /** Queue a pong (payload at most 125 bytes). Returns false after our close. */
+  sendPong (data: Uint8Array = new Uint8Array(0)): boolean {
+    if (data.length > 125) throw new RangeError('a pong payload is at most 125 bytes (RFC 6455 §5.5)')
+    return this.sendFrame(Opcode.Pong, data, true)
+  }
+
+  /**
+   * Start the closing handshake (§7.1.2), or answer the peer's close. Without a code the close
+   * frame is empty. Returns false if our close was already sent.
+   */
+  sendClose (code?: number, reason = ''): boolean {
+    if (this.closeSent) return false
+    let payload: Uint8Array
+    if (code === undefined) {
+      if (reason !== '') throw new TypeError('a close reason needs a close code')
+      payload = new Uint8Array(0)
+    } else {
+      if (!isValidCloseCode(code)) throw new RangeError(`close code ${code} may not be sent (RFC 6455 §7.4)`)
+      const text = encoder.encode(reason)
+      // §5.5: the whole control payload, 2 code bytes included, is at most 125 bytes.
+      if (text.length > 123) throw new RangeError('a close reason is at most 123 bytes of UTF-8')
+      payload = new Uint8Array(2 + text.length)
+      payload[0] = code >>> 8
+      payload[1] = code & 0xff
+      payload.set(text, 2)
+    }
+    this.sendFrame(Opcode.Close, payload, true)
+    this.closeSent = true
+    this.closeCode = code ?? CloseCode.NoStatusReceived
+    this.dropMessage()
+    return true
+  }
+
+  /**
+   * Fail the connection from our side (§7.1.7), e.g. 1011 when a handler threw: sends a close
+   * frame with `code` unless one was sent, and stops processing input.
+   */
+  abort (code: number, reason = ''): void {
+    if (!this.closeSent) this.sendClose(code, reason)
+    this.failed = true
+  }
+
+  /** Take everything queued for the transport, in order; the caller writes it. */
+  takeOutput (): Uint8Array[] {
+    if (this.slabUsed > this.slabStart) this.flushSlab()
+    const out = this.output
+    if (out.length === 0) return out
+    this.output = []
+    this.outputBytes = 0
+    return out
+  }
+
+  private sendFrame (opcode: number, payload: Uint8Array, fin: boolean): boolean {
+    if (this.closeSent) return false
+    const length = payload.length
+    const headerLen = frameHeaderSize(length, this.masked)
+    if (headerLen + length <= COPY_LIMIT) {
+      // Small frame: header and payload copied into the slab, so many frames leave in one write.
+      if (this.slabUsed + headerLen + length > this.slab.length) this.newSlab()
+      const slab = this.slab
+      let at = writeFrameHeader(slab, this.slabUsed, opcode, length, fin, false, this.masked)
+      if (this.masked) at = this.writeMaskKey(slab, at)
+      slab.set(payload, at)
+      if (this.masked && length > 0) {
+        const key = this.maskKey
+        applyMask(slab.subarray(at, at + length), key[0], key[1], key[2], key[3])
+      }
+      this.slabUsed = at + length
+      return true
+    }
+    // Large frame: a header in the slab, then the payload by reference (a masked copy for a client).
+    if (this.slabUsed + 14 > this.slab.length) this.newSlab()
+    let at = writeFrameHeader(this.slab, this.slabUsed, opcode, length, fin, false, this.masked)
+    if (this.masked) at = this.writeMaskKey(this.slab, at)
+    this.slabUsed = at
+    this.flushSlab()
+    let body = payload
+    if (this.masked) {
+      body = this.alloc(length)
+      body.set(payload)
+      const key = this.maskKey
+      applyMask(body, key[0], key[1], key[2], key[3])
+    }
+    this.output.push(body)
+    this.outputBytes += length
+    return true
+  }
+
+  private writeMaskKey (slab: Uint8Array, at: number): number {
+    const key = this.maskKey
+    this.mask!(key)
+    slab[at] = key[0]; slab[at + 1] = key[1]; slab[at + 2] = key[2]; slab[at + 3] = key[3]
+    return at + 4
+  }
+
+  private flushSlab (): void {
+    this.output.push(this.slab.subarray(this.slabStart, this.slabUsed))
+    this.outputBytes += this.slabUsed - this.slabStart
+    this.slabStart = this.slabUsed
+  }
+
+  /** Queued slices of the old slab stay valid: a fresh slab is taken rather than reused. */
+  private newSlab (): void {
+    if (this.slabUsed > this.slabStart) this.flushSlab()
+    this.slab = this.alloc(SLAB_SIZE)
+    this.slabStart = 0
+    this.slabUsed = 0
+  }
+
+  private onFrame (frame: Frame, skip: number, events: SessionEvent[]): void {
+    const opcode = frame.opcode
+    if (opcode >= Opcode.Close) {
+      this.onControlFrame(frame, events)
+      return
+    }
+    const payload = frame.payload
+    if (opcode === Opcode.Continuation) {
+      // §5.4: a continuation needs an open message.
+      if (!this.messageOpen) throw new ProtocolError('WS_ERR_UNEXPECTED_CONTINUATION')
+    } else {
+      // §5.4: "fragments of one message MUST NOT be interleaved" with another message.
+      if (this.messageOpen) throw new ProtocolError('WS_ERR_EXPECTED_CONTINUATION')
+      if (frame.fin) {
+        this.onWholeMessage(frame, skip, events)
+        return
+      }
+      this.messageOpen = true
+      this.messageText = opcode === Opcode.Text
+      this.messageBytes = 0
+      this.messageFragments = 0
+      if (this.messageText && skip === 0) this.validator.reset()
+    }
+    this.messageBytes += payload.length
+    if (this.messageBytes > this.maxMessageSize) throw new ProtocolError('WS_ERR_MESSAGE_TOO_BIG')
+    if (++this.messageFragments > this.maxFragments) throw new ProtocolError('WS_ERR_TOO_MANY_FRAGMENTS')
+    // §8.1: fail on the fragment that breaks UTF-8, not at the end of the message.
+    if (this.messageText && !this.validator.push(payload, skip)) throw new ProtocolError('WS_ERR_INVALID_UTF8')
+    if (payload.length > 0) this.messageParts.push(payload)
+    if (!frame.fin) return
+    if (this.messageText && !this.validator.complete) throw new ProtocolError('WS_ERR_INVALID_UTF8')
+    const data = concat(this.messageParts, this.messageBytes)
+    const binary = !this.messageText
+    this.dropMessage()
+    events.push({ type: 'message', data, binary })
+  }
+
+  /** A message in one frame: the common case, validated in one native call when it arrived whole. */
+  private onWholeMessage (frame: Frame, skip: number, events: SessionEvent[]): void {
+    const payload = frame.payload
+    const binary = frame.opcode === Opcode.Binary
+    if (!binary) {
+      const ok = skip === 0
+        ? this.isUtf8(payload)
+        : this.validator.push(payload, skip) && this.validator.complete
+      if (!ok) throw new ProtocolError('WS_ERR_INVALID_UTF8')
+    }
+    events.push({ type: 'message', data: payload, binary })
+  }
+
+  private onControlFrame (frame: Frame, events: SessionEvent[]): void {
+    const payload = frame.payload
+    switch (frame.opcode) {
+      case Opcode.Ping:
+        // §5.5.2: answer with a pong carrying the same application data, unless we are closing.
+        if (!this.closeSent) this.sendFrame(Opcode.Pong, payload, true)
+        events.push({ type: 'ping', data: payload })
+        return
+      case Opcode.Pong:
+        events.push({ type: 'pong', data: payload })
+        return
+      default: {
+        const { code, reason } = parseClosePayload(payload, this.isUtf8)
+        this.closeReceived = true
+        this.dropMessage()
+        // §5.5.1: "If an endpoint receives a Close frame and did not previously send a Close
+        // frame, the endpoint MUST send a Close frame in response", echoing the code.
+        if (!this.closeSent) this.sendClose(code === CloseCode.NoStatusReceived ? undefined : code)
+        events.push({ type: 'close', code, reason })
+      }
+    }
+  }
+
+  /** Check the start of a frame still arriving: size limits now, and UTF-8 as far as it goes (fail fast). */
+  private checkIncomplete (frame: IncompleteFrame): void {
+    if (frame.opcode >= Opcode.Close) return
+    const continuation = frame.opcode === Opcode.Continuation
+    // Sequencing errors are reported when the frame completes; only a legal frame is checked here.
+    if (continuation !== this.messageOpen) return
+    const total = (continuation ? this.messageBytes : 0) + frame.length
+    if (total > this.maxMessageSize) throw new ProtocolError('WS_ERR_MESSAGE_TOO_BIG')
+    const text = continuation ? this.messageText : frame.opcode === Opcode.Text
+    if (!text) return
+    if (frame !== this.validatingFrame) {
+      this.validatingFrame = frame
+      this.validatedBytes = 0
+      if (!continuation) this.validator.reset()
+    }
+    // Parts only grow at the end; validate the bytes not seen yet.
+    let partStart = 0
+    for (const part of frame.parts) {
+      const partEnd = partStart + part.length
+      if (partEnd > this.validatedBytes) {
+        if (!this.validator.push(part, this.validatedBytes - partStart)) throw new ProtocolError('WS_ERR_INVALID_UTF8')
+        this.validatedBytes = partEnd
+      }
+      partStart = partEnd
+    }
+  }
+
+  private fail (error: ProtocolError, events: SessionEvent[]): void {
+    if (!this.closeSent) this.sendClose(error.closeCode, error.message.slice(0, 123))
+    this.failed = true
+    this.dropMessage()
+    events.push({ type: 'error', error })
+  }
+
+  private dropMessage (): void {
+    this.messageOpen = false
+    this.messageParts = []
+    this.messageBytes = 0
+    this.messageFragments = 0
+    this.validatingFrame = undefined
+  }
+}
+
+/** Parse and check a close frame's payload, RFC 6455 §5.5.1 and §7.4. */
+export function parseClosePayload (payload: Uint8Array, isUtf8: (bytes: Uint8Array) => boolean = jsIsUtf8): { code: number, reason: string } {
+  if (payload.length === 0) return { code: CloseCode.NoStatusReceived, reason: '' }
+  // §5.5.1: if there is a body, its first two bytes are the status code.
+  if (payload.length === 1) throw new ProtocolError('WS_ERR_INVALID_CLOSE_PAYLOAD')
+  const code = (payload[0] << 8) | payload[1]
+  if (!isValidCloseCode(code)) throw new ProtocolError('WS_ERR_INVALID_CLOSE_CODE', String(code))
+  const reasonBytes = payload.subarray(2)
+  // §5.5.1: the reason "is not guaranteed to be human readable" but MUST be UTF-8.
+  if (!isUtf8(reasonBytes)) throw new ProtocolError('WS_ERR_INVALID_CLOSE_REASON')
+  return { code, reason: reasonBytes.length === 0 ? '' : decoder.decode(reasonBytes) }
+}
+
+function concat (parts: Uint8Array[], total: number): Uint8Array {
+  if (parts.length === 1) return parts[0]
+  const out = new Uint8Array(total)
+  let at = 0
+  for (const part of parts) {
+    out.set(part, at)
+    at += part.length
+  }
+  return out
+}
