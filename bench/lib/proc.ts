@@ -1,0 +1,142 @@
+// Child-process helpers for the benchmark orchestrators: pinning, IPC, /proc sampling, cleanup.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { pathToFileURL } from 'node:url'
+
+const require = createRequire(import.meta.url)
+const tsxLoader = pathToFileURL(require.resolve('tsx')).href
+
+let hasTaskset: boolean | undefined
+export function tasksetAvailable (): boolean {
+  if (hasTaskset === undefined) {
+    try {
+      execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' })
+      hasTaskset = true
+    } catch {
+      hasTaskset = false
+    }
+  }
+  return hasTaskset
+}
+
+const children = new Set<ChildProcess>()
+
+function killAll (): void {
+  for (const c of children) {
+    if (c.exitCode === null && c.signalCode === null) {
+      try { c.kill('SIGKILL') } catch {}
+    }
+  }
+  children.clear()
+}
+
+// Children must not outlive the orchestrator, whatever way it ends.
+process.on('exit', killAll)
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => { killAll(); process.exit(130) })
+}
+
+export interface SpawnOptions {
+  core?: number
+  env?: Record<string, string>
+  nodeArgs?: string[]
+  args?: string[]
+}
+
+/** Runs a TypeScript file under tsx in its own node process, pinned to `core`, with an IPC channel. */
+export function spawnTs (file: string, opts: SpawnOptions = {}): ChildProcess {
+  const nodeArgv = [...(opts.nodeArgs ?? []), '--import', tsxLoader, file, ...(opts.args ?? [])]
+  const pinned = opts.core !== undefined && tasksetAvailable()
+  // taskset execs node, so the child's pid is node's own pid (which /proc sampling relies on)
+  const cmd = pinned ? 'taskset' : process.execPath
+  const argv = pinned ? ['-c', String(opts.core), process.execPath, ...nodeArgv] : nodeArgv
+  const child = spawn(cmd, argv, {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, ...opts.env }
+  })
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+  return child
+}
+
+export function kill (child: ChildProcess): Promise<void> {
+  children.delete(child)
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise(resolve => {
+    child.once('exit', () => resolve())
+    child.kill('SIGKILL')
+  })
+}
+
+/** Waits for the next IPC message of `type` from the child, or rejects on exit/timeout. */
+export function nextMessage<T = any> (child: ChildProcess, type: string, timeoutMs: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMsg = (m: any): void => {
+      if (m?.type === type) { done(); resolve(m as T) } else if (m?.type === 'error') { done(); reject(new Error(String(m.message))) }
+    }
+    const onExit = (code: number | null, sig: string | null): void => {
+      done(); reject(new Error(`child exited (${code ?? sig}) while waiting for ${type}`))
+    }
+    const timer = setTimeout(() => { done(); reject(new Error(`timeout waiting for ${type}`)) }, timeoutMs)
+    function done (): void {
+      clearTimeout(timer)
+      child.off('message', onMsg)
+      child.off('exit', onExit)
+    }
+    child.on('message', onMsg)
+    child.once('exit', onExit)
+  })
+}
+
+export async function request<T = any> (child: ChildProcess, msg: { cmd: string, [k: string]: unknown }, reply: string, timeoutMs: number): Promise<T> {
+  const p = nextMessage<T>(child, reply, timeoutMs)
+  child.send(msg)
+  return await p
+}
+
+/** Resident set size in bytes, read from /proc so it works while the child's event loop is busy. */
+export function rssOf (pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m ? Number(m[1]) * 1024 : 0
+  } catch {
+    return 0
+  }
+}
+
+const CLK_TCK = 100 // Linux USER_HZ; true on every mainstream kernel config
+
+/** CPU seconds (user + system) consumed so far by `pid`. */
+export function cpuSecondsOf (pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // fields after the parenthesised command name; utime and stime are fields 14 and 15
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(rest[11]) + Number(rest[12])) / CLK_TCK
+  } catch {
+    return 0
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+
+export function median (xs: number[]): number {
+  if (xs.length === 0) return NaN
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+export function machineInfo (): { date: string, nproc: number, cpu: string, node: string, kernel: string } {
+  let cpu = 'unknown'
+  try {
+    const m = /model name\s*:\s*(.+)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))
+    if (m) cpu = m[1].trim()
+  } catch {}
+  let nproc = 0
+  try { nproc = Number(execFileSync('nproc', { encoding: 'utf8' }).trim()) } catch {}
+  let kernel = ''
+  try { kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim() } catch {}
+  return { date: new Date().toISOString().slice(0, 10), nproc, cpu, node: process.version, kernel }
+}

@@ -1,0 +1,242 @@
+// Frame-parsing throughput: wspipe's FrameParser vs ws's Receiver (pure JS and with bufferutil),
+// plus a plain-JavaScript ceiling (XOR-unmasking every byte through a Uint32Array).
+//
+// Each decoder runs in its own long-lived child process, because ws picks its unmask
+// implementation once, at load time, from WS_NO_BUFFER_UTIL. The orchestrator interleaves the
+// decoders over several rounds and reports medians of wire-byte throughput.
+//
+//   npm run bench:parse                # 7 rounds
+//   npm run bench:parse -- --quick     # 3 rounds
+//   npm run bench:parse -- --markdown  # also print a markdown table
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+import { dirname, join } from 'node:path'
+import { buildStream, sumBytes, type FrameStream } from './lib/frames.js'
+import { spawnTs, request, nextMessage, kill, median, machineInfo, tasksetAvailable } from './lib/proc.js'
+
+const SIZES = [16, 125, 1024, 64 * 1024, 1024 * 1024]
+const MIN_WIRE_BYTES = 64 * 1024 * 1024
+const CHUNK = 64 * 1024
+const MAX_FRAME = 64 * 1024 * 1024
+
+type Variant = 'wspipe' | 'ws-js' | 'ws-bufferutil' | 'xor-u32'
+const VARIANTS: Variant[] = ['wspipe', 'ws-js', 'ws-bufferutil', 'xor-u32']
+const LABEL: Record<Variant, string> = {
+  wspipe: 'wspipe FrameParser',
+  'ws-js': 'ws Receiver (plain JS)',
+  'ws-bufferutil': 'ws Receiver + bufferutil',
+  'xor-u32': 'ceiling: XOR via Uint32Array'
+}
+
+interface RunResult { type: 'result', mbps: number, frames: number, payloadBytes: number, passes: number }
+
+// ---------------------------------------------------------------- worker
+
+/** Decodes every chunk of `work`; returns frames and payload bytes seen. */
+type Decoder = (work: Buffer) => { frames: number, payloadBytes: number }
+
+async function makeDecoder (variant: Variant, verify: (p: Uint8Array) => void): Promise<Decoder | string> {
+  if (variant === 'wspipe') {
+    let mod: any
+    try {
+      // a computed specifier: the harness must run (and type-check) before src/ is complete
+      mod = await import(new URL('../src/protocol/index.js', import.meta.url).href)
+    } catch (err) {
+      return `cannot load src/protocol/index.js: ${(err as Error).message.split('\n')[0]}`
+    }
+    if (typeof mod.FrameParser !== 'function') return 'src/protocol/index.js does not export FrameParser'
+    const FrameParser = mod.FrameParser
+    return (work) => {
+      const parser = new FrameParser({ role: 'server', maxFrameSize: MAX_FRAME })
+      let frames = 0
+      let payloadBytes = 0
+      for (let off = 0; off < work.length; off += CHUNK) {
+        const out = parser.push(work.subarray(off, off + CHUNK))
+        for (let i = 0; i < out.length; i++) {
+          payloadBytes += out[i].payload.length
+          verify(out[i].payload)
+        }
+        frames += out.length
+      }
+      return { frames, payloadBytes }
+    }
+  }
+  if (variant === 'ws-js' || variant === 'ws-bufferutil') {
+    const require = createRequire(import.meta.url)
+    // ws's package exports hide lib/, so go by path from the package root
+    const Receiver = require(join(dirname(require.resolve('ws')), 'lib', 'receiver.js'))
+    // ws requires bufferutil lazily from lib/buffer-util.js; the module cache tells whether it did
+    const loaded = Object.keys(require.cache).some(k => k.includes('/node_modules/bufferutil/'))
+    if (variant === 'ws-js' && loaded) return 'bufferutil got loaded although WS_NO_BUFFER_UTIL=1'
+    if (variant === 'ws-bufferutil' && !loaded) return 'bufferutil did not load'
+    return (work) => {
+      let frames = 0
+      let payloadBytes = 0
+      const r = new Receiver({ isServer: true, maxPayload: MAX_FRAME, skipUTF8Validation: true })
+      r.on('message', (data: Buffer) => { frames++; payloadBytes += data.length; verify(data) })
+      r.on('error', (err: Error) => { throw err })
+      // _write calls back synchronously, so write() never buffers and messages fire in this loop
+      for (let off = 0; off < work.length; off += CHUNK) r.write(work.subarray(off, off + CHUNK))
+      return { frames, payloadBytes }
+    }
+  }
+  return (work) => {
+    // the same bytes, unmasked 4 at a time with one fixed key: the cost of touching them in JS
+    const words = new Uint32Array(work.buffer, work.byteOffset, work.length >>> 2)
+    const perChunk = CHUNK >>> 2
+    for (let off = 0; off < words.length; off += perChunk) {
+      const end = Math.min(off + perChunk, words.length)
+      for (let i = off; i < end; i++) words[i] ^= 0x5a17c3e9
+    }
+    return { frames: 0, payloadBytes: 0 }
+  }
+}
+
+async function worker (variant: Variant): Promise<void> {
+  let checksum = 0
+  let checking = false
+  const verify = (p: Uint8Array): void => { if (checking) checksum = sumBytes(p, checksum) }
+  const decoder = await makeDecoder(variant, verify)
+  if (typeof decoder === 'string') {
+    process.send!({ type: 'ready', unavailable: decoder })
+    return
+  }
+  process.send!({ type: 'ready' })
+  let cached: { size: number, stream: FrameStream, work: Buffer } | undefined
+  process.on('message', (msg: any) => {
+    if (msg.cmd !== 'run') return
+    try {
+      if (cached === undefined || cached.size !== msg.size) {
+        cached = undefined // let the previous size's buffers go first
+        const stream = buildStream(msg.size, MIN_WIRE_BYTES)
+        // own ArrayBuffer, so the Uint32Array view of the ceiling is aligned
+        const work = Buffer.from(new ArrayBuffer(stream.bytes.length))
+        cached = { size: msg.size as number, stream, work }
+        if (variant !== 'xor-u32') {
+          // untimed check that everything was decoded and really unmasked
+          work.set(stream.bytes)
+          checking = true; checksum = 0
+          const r = decoder(work)
+          checking = false
+          if (r.frames !== stream.frames || r.payloadBytes !== stream.payloadBytes || checksum !== stream.checksum) {
+            throw new Error(`${variant} size ${msg.size}: decoded ${r.frames} frames / ${r.payloadBytes} B / sum ${checksum}, ` +
+              `expected ${stream.frames} / ${stream.payloadBytes} / ${stream.checksum}`)
+          }
+        }
+      }
+      const { stream, work } = cached!
+      let ns = 0n
+      let passes = 0
+      let frames = 0
+      let payloadBytes = 0
+      while (passes < msg.minPasses || ns < BigInt(msg.targetMs) * 1_000_000n) {
+        work.set(stream.bytes) // fresh masked copy, outside the timed region
+        const t0 = process.hrtime.bigint()
+        const r = decoder(work)
+        ns += process.hrtime.bigint() - t0
+        passes++
+        frames = r.frames
+        payloadBytes = r.payloadBytes
+      }
+      if (variant !== 'xor-u32' && (frames !== stream.frames || payloadBytes !== stream.payloadBytes)) {
+        throw new Error(`${variant} size ${msg.size}: frame count mismatch ${frames} != ${stream.frames}`)
+      }
+      const mbps = (stream.bytes.length * passes) / (Number(ns) / 1e9) / 1e6
+      process.send!({ type: 'result', mbps, frames: stream.frames, payloadBytes: stream.payloadBytes, passes } satisfies RunResult)
+    } catch (err) {
+      process.send!({ type: 'error', message: (err as Error).message })
+    }
+  })
+}
+
+// ---------------------------------------------------------------- orchestrator
+
+function fmtSize (n: number): string {
+  return n >= 1024 * 1024 ? `${n / 1024 / 1024} MiB` : n >= 1024 ? `${n / 1024} KiB` : `${n} B`
+}
+
+async function main (): Promise<void> {
+  const quick = process.argv.includes('--quick')
+  const markdown = process.argv.includes('--markdown')
+  const rounds = quick ? 3 : 7
+  const targetMs = quick ? 150 : 400
+  const self = fileURLToPath(import.meta.url)
+  const info = machineInfo()
+  console.log(`parse benchmark: ${info.date}, ${info.nproc} cores, ${info.cpu}, node ${info.node}; ` +
+    `${rounds} rounds, >= ${MIN_WIRE_BYTES >> 20} MiB of masked frames per size in ${CHUNK >> 10} KiB chunks; ` +
+    `workers pinned to core 1: ${tasksetAvailable()}`)
+
+  const workers = new Map<Variant, import('node:child_process').ChildProcess>()
+  const unavailable = new Map<Variant, string>()
+  try {
+    for (const v of VARIANTS) {
+      const env: Record<string, string> = v === 'ws-js' ? { WS_NO_BUFFER_UTIL: '1' } : {}
+      const child = spawnTs(self, { core: 1, env, args: ['--worker', v] })
+      const ready = await nextMessage(child, 'ready', 30_000)
+      if (ready.unavailable) {
+        unavailable.set(v, ready.unavailable)
+        console.log(`  ${LABEL[v]}: n/a (${ready.unavailable})`)
+        await kill(child)
+      } else {
+        workers.set(v, child)
+      }
+    }
+    const results = new Map<string, number[]>()
+    const frameCounts = new Map<number, number>()
+    for (let round = 0; round < rounds; round++) {
+      for (const size of SIZES) {
+        // rotate the order each round so no decoder always runs first
+        const order = [...workers.keys()]
+        for (let i = 0; i < round % order.length; i++) order.push(order.shift()!)
+        for (const v of order) {
+          const r = await request<RunResult>(workers.get(v)!, { cmd: 'run', size, targetMs, minPasses: 1 }, 'result', 300_000)
+          const key = `${v}:${size}`
+          results.set(key, [...(results.get(key) ?? []), r.mbps])
+          if (v !== 'xor-u32') {
+            const prev = frameCounts.get(size)
+            if (prev !== undefined && prev !== r.frames) throw new Error(`frame counts differ for ${size}`)
+            frameCounts.set(size, r.frames)
+          }
+        }
+      }
+      process.stdout.write(`  round ${round + 1}/${rounds} done\n`)
+    }
+
+    const med = (v: Variant, size: number): number => median(results.get(`${v}:${size}`) ?? [])
+    const rows: string[][] = []
+    for (const size of SIZES) {
+      const ours = med('wspipe', size)
+      const js = med('ws-js', size)
+      const bu = med('ws-bufferutil', size)
+      const xor = med('xor-u32', size)
+      const f = (x: number): string => Number.isFinite(x) ? x.toFixed(0) : 'n/a'
+      const ratio = (a: number, b: number): string => Number.isFinite(a) && Number.isFinite(b) ? `${(a / b).toFixed(2)}×` : 'n/a'
+      rows.push([fmtSize(size), String(frameCounts.get(size) ?? ''), f(ours), f(js), f(bu), f(xor), ratio(ours, js), ratio(ours, bu)])
+    }
+    const head = ['payload', 'frames/pass', 'wspipe MB/s', 'ws (JS) MB/s', 'ws+bufferutil MB/s', 'ceiling MB/s', 'wspipe / ws (JS)', 'wspipe / ws+bufferutil']
+    console.log('\nMedian wire-byte throughput (MB = 10^6 bytes); frame counts verified equal for all decoders:\n')
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => r[i].length)))
+    const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i])).join('  ')
+    console.log(line(head))
+    for (const r of rows) console.log(line(r))
+    if (markdown) {
+      console.log('\n| ' + head.join(' | ') + ' |')
+      console.log('|' + head.map(() => '---:').join('|') + '|')
+      for (const r of rows) console.log('| ' + r.join(' | ') + ' |')
+    }
+    for (const [v, why] of unavailable) console.log(`\nnote: ${LABEL[v]} not measured: ${why}`)
+  } finally {
+    for (const c of workers.values()) await kill(c)
+  }
+}
+
+const wi = process.argv.indexOf('--worker')
+if (wi !== -1) {
+  worker(process.argv[wi + 1] as Variant).catch(err => {
+    process.send?.({ type: 'error', message: String(err) })
+    process.exit(1)
+  })
+  process.on('disconnect', () => process.exit(0))
+} else {
+  main().catch(err => { console.error(err); process.exitCode = 1 })
+}
