@@ -111,11 +111,13 @@ export class FrameParser {
   }
 
   /**
-   * Feed the next chunk. Returns the frames it completed; throws a {@link ProtocolError} on the
-   * first rule broken. The chunk is unmasked in place. After a throw the parser must not be used.
+   * Feed the next chunk. Returns the frames it completed, appended to `frames` if given; throws
+   * a {@link ProtocolError} on the first rule broken. Frames completed earlier in the same chunk
+   * are then still in `frames`, so a caller can deliver them before failing (the messages before
+   * a bad frame are the peer's). The chunk is unmasked in place. After a throw the parser must
+   * not be used.
    */
-  push (chunk: Uint8Array): Frame[] {
-    const frames: Frame[] = []
+  push (chunk: Uint8Array, frames: Frame[] = []): Frame[] {
     let off = 0
     const len = chunk.length
 

@@ -164,8 +164,15 @@ export class Session {
     const events: SessionEvent[] = []
     // §7.1.7 / §5.5.1: after failing, or after the peer's close, further bytes are discarded.
     if (this.failed || this.closeReceived) return events
+    // Frames completed before a bad header in the same chunk are still handed out first.
+    const frames: Frame[] = []
+    let parseError: unknown
     try {
-      const frames = this.parser.push(chunk)
+      this.parser.push(chunk, frames)
+    } catch (err) {
+      parseError = err
+    }
+    try {
       let skip = 0
       if (this.validatingFrame !== undefined && this.parser.incomplete !== this.validatingFrame) {
         // frames[0] completes the frame whose start we already checked.
@@ -176,6 +183,7 @@ export class Session {
         this.onFrame(frames[i], i === 0 ? skip : 0, events)
         if (this.closeReceived) return events
       }
+      if (parseError !== undefined) throw parseError
       const incomplete = this.parser.incomplete
       if (incomplete !== undefined) this.checkIncomplete(incomplete)
     } catch (err) {
@@ -240,7 +248,7 @@ export class Session {
     this.sendFrame(Opcode.Close, payload, true)
     this.closeSent = true
     this.closeCode = code ?? CloseCode.NoStatusReceived
-    this.dropMessage()
+    // The incoming message stays: §7.1.2 lets the peer go on sending until its close arrives.
     return true
   }
 
@@ -251,13 +259,15 @@ export class Session {
   abort (code: number, reason = ''): void {
     if (!this.closeSent) this.sendClose(code, reason)
     this.failed = true
+    this.dropMessage()
   }
 
   /** Take everything queued for the transport, in order; the caller writes it. */
   takeOutput (): Uint8Array[] {
     if (this.slabUsed > this.slabStart) this.flushSlab()
     const out = this.output
-    if (out.length === 0) return out
+    // A fresh array, never the internal one, so a caller's array never grows behind its back.
+    if (out.length === 0) return []
     this.output = []
     this.outputBytes = 0
     return out
@@ -397,10 +407,12 @@ export class Session {
   private checkIncomplete (frame: IncompleteFrame): void {
     if (frame.opcode >= Opcode.Close) return
     const continuation = frame.opcode === Opcode.Continuation
-    // Sequencing errors are reported when the frame completes; only a legal frame is checked here.
-    if (continuation !== this.messageOpen) return
+    // §5.4 sequencing is known from the header: fail now rather than buffer a doomed frame.
+    if (continuation && !this.messageOpen) throw new ProtocolError('WS_ERR_UNEXPECTED_CONTINUATION')
+    if (!continuation && this.messageOpen) throw new ProtocolError('WS_ERR_EXPECTED_CONTINUATION')
     const total = (continuation ? this.messageBytes : 0) + frame.length
     if (total > this.maxMessageSize) throw new ProtocolError('WS_ERR_MESSAGE_TOO_BIG')
+    if (continuation && this.messageFragments + 1 > this.maxFragments) throw new ProtocolError('WS_ERR_TOO_MANY_FRAGMENTS')
     const text = continuation ? this.messageText : frame.opcode === Opcode.Text
     if (!text) return
     if (frame !== this.validatingFrame) {
