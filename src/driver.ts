@@ -1,0 +1,717 @@
+/**
+ * The socket driver: moves bytes between a socket and a {@link Session}, turns session events
+ * into the connection duplex, applies backpressure both ways and owns the timers (heartbeat,
+ * close timeout). The server and the client share it; they differ only in how the socket was
+ * opened. No protocol rule lives here: the session decides, the driver carries out.
+ *
+ * @packageDocumentation
+ */
+
+import { Buffer, isUtf8 } from 'node:buffer'
+import { getRandomValues } from 'node:crypto'
+import type { Duplex as NodeDuplex } from 'node:stream'
+import type { Duplex, Source } from 'it-stream-types'
+import { CloseCode } from './protocol/close-codes.js'
+import type { ProtocolError } from './protocol/errors.js'
+import type { Role } from './protocol/frame-parser.js'
+import { Session, type SessionEvent } from './protocol/session.js'
+import { ConnectionClosedError } from './errors.js'
+
+/** A message as a handler may send it: a string goes as text, bytes as binary (unless received as text). */
+export type OutgoingMessage = Uint8Array | string
+
+/** How a connection ended. */
+export interface CloseInfo {
+  /** The code of the side that closed first; 1006 when no close frame crossed. */
+  code: number
+  reason: string
+  /** Both close frames crossed and TCP closed without error. */
+  wasClean: boolean
+}
+
+/** Heartbeat settings: a ping after `interval` ms without traffic; no answer within `timeout` ms drops the peer. */
+export interface HeartbeatOptions {
+  /** Default 30,000 ms. */
+  interval?: number
+  /** Default 10,000 ms. */
+  timeout?: number
+}
+
+/** A pino-shaped logger. */
+export interface Logger {
+  error: (obj: unknown, msg?: string) => void
+  warn: (obj: unknown, msg?: string) => void
+  info: (obj: unknown, msg?: string) => void
+  debug: (obj: unknown, msg?: string) => void
+}
+
+/** Limits and timers shared by the server and the client. */
+export interface ConnectionLimits {
+  /** Largest message after reassembly, in bytes. Default 16 MiB; over it the peer gets 1009. */
+  maxMessageSize?: number
+  /** Largest single frame. Default: `maxMessageSize`; over it: 1009, refused from the header. */
+  maxFrameSize?: number
+  /** Most fragments in one message. Default 65,536; over it: 1009. */
+  maxFragments?: number
+  /**
+   * Received bytes queued for a handler that is not reading; above it the socket is paused
+   * (TCP backpressure reaches the peer), below a quarter of it resumed. Default 1 MiB.
+   */
+  receiveHighWaterMark?: number
+  /** Bytes queued for sending above which `sink` waits for the socket to drain, and reading stops. Default 1 MiB. */
+  sendHighWaterMark?: number
+  /** How long to wait for the peer's close frame, then for TCP to end. Default 5,000 ms. */
+  closeTimeout?: number
+  /** Ping idle peers and drop the ones that do not answer. Default on, `{ interval: 30000, timeout: 10000 }`; `false` turns it off. */
+  heartbeat?: HeartbeatOptions | false
+}
+
+/** Defaults of {@link ConnectionLimits}. */
+export const DEFAULT_LIMITS = {
+  receiveHighWaterMark: 1024 * 1024,
+  sendHighWaterMark: 1024 * 1024,
+  closeTimeout: 5000,
+  heartbeatInterval: 30_000,
+  heartbeatTimeout: 10_000
+} as const
+
+/** The driver's own counters, for tests and monitoring. */
+export interface ConnectionStats {
+  /** Received messages waiting for `source` to be read. */
+  queuedInBytes: number
+  /** The most `queuedInBytes` has been. */
+  peakQueuedInBytes: number
+  /** Bytes waiting to be sent: in the session and in the socket. */
+  queuedOutBytes: number
+  /** The most `queuedOutBytes` has been. */
+  peakQueuedOutBytes: number
+  /** Times reading was paused for backpressure. */
+  pauses: number
+}
+
+/**
+ * One WebSocket connection as an it-stream-types duplex: `source` yields one whole message
+ * per item, `sink` sends one message per item.
+ */
+export interface Connection extends Duplex<AsyncIterable<Uint8Array>, Source<OutgoingMessage>, Promise<void>> {
+  /** The subprotocol in use, `''` for none. */
+  readonly protocol: string
+  /** The request target, e.g. `/chat?room=1`. */
+  readonly url: string
+  /** The path part of {@link Connection.url}. */
+  readonly path: string
+  /** The handshake request's headers (server side) or the response's (client side). */
+  readonly headers: Record<string, string | string[] | undefined>
+  readonly remoteAddress: string | undefined
+  readonly remotePort: number | undefined
+  /** Settles when the connection is gone (it never rejects). */
+  readonly closed: Promise<CloseInfo>
+  /** Aborts when the connection starts closing, for any reason. */
+  readonly signal: AbortSignal
+  /** Start the closing handshake (§7.1.2). Default code 1000. */
+  close: (code?: number, reason?: string) => void
+  /** Send a ping; resolves with the round-trip time in ms when its pong arrives, rejects if the connection closes first. */
+  ping: (data?: Uint8Array) => Promise<number>
+  /** The driver's counters. */
+  stats: () => ConnectionStats
+}
+
+/** Received text messages, so that `sink(source)` echoes text as text. */
+const textMessages = new WeakSet<Uint8Array>()
+
+/** Was this message received as text? */
+export function isText (message: Uint8Array): boolean {
+  return textMessages.has(message)
+}
+
+/** Mark bytes (valid UTF-8) to be sent as a text message by `sink`. Returns them. */
+export function asText<T extends Uint8Array> (bytes: T): T {
+  textMessages.add(bytes)
+  return bytes
+}
+
+// Masking keys come from a pool refilled in bulk: one getRandomValues call per 1,024 frames.
+const maskPool = new Uint8Array(4096)
+let maskPoolAt = maskPool.length
+function fillMask (key: Uint8Array): void {
+  if (maskPoolAt === maskPool.length) {
+    getRandomValues(maskPool)
+    maskPoolAt = 0
+  }
+  key[0] = maskPool[maskPoolAt]; key[1] = maskPool[maskPoolAt + 1]; key[2] = maskPool[maskPoolAt + 2]; key[3] = maskPool[maskPoolAt + 3]
+  maskPoolAt += 4
+}
+
+function allocUnsafe (size: number): Uint8Array {
+  return Buffer.allocUnsafe(size)
+}
+
+/** What the driver needs to know to run a connection. */
+export interface DriverOptions extends ConnectionLimits {
+  role: Role
+  protocol: string
+  url: string
+  headers: Record<string, string | string[] | undefined>
+  logger?: Logger
+  /** Bytes that arrived with the handshake, after its end. */
+  head?: Uint8Array
+}
+
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined }
+const DONE_PROMISE = Promise.resolve(DONE)
+const STOP = Symbol('stop')
+
+/** `source`: a pull-based queue of whole messages, with a fast path when one is already queued. */
+class MessageSource implements AsyncIterableIterator<Uint8Array> {
+  private readonly conn: WebSocketConnection
+  private queue: Uint8Array[] = []
+  private head = 0
+  private waiter: { resolve: (r: IteratorResult<Uint8Array>) => void, reject: (e: unknown) => void } | undefined
+  private ended = false
+  private error: Error | undefined
+  /** The consumer called `return()`: later messages are dropped. */
+  detached = false
+
+  constructor (conn: WebSocketConnection) {
+    this.conn = conn
+  }
+
+  get length (): number {
+    return this.queue.length - this.head
+  }
+
+  push (message: Uint8Array): void {
+    if (this.detached) return
+    const waiter = this.waiter
+    if (waiter !== undefined) {
+      this.waiter = undefined
+      waiter.resolve({ done: false, value: message })
+      return
+    }
+    this.queue.push(message)
+    this.conn.onQueued(message.length)
+  }
+
+  /** No more messages: the queue drains, then the iterator ends (or throws `error`). */
+  end (error?: Error): void {
+    if (this.ended) return
+    this.ended = true
+    this.error = error
+    const waiter = this.waiter
+    if (waiter !== undefined && this.length === 0) {
+      this.waiter = undefined
+      if (error !== undefined) waiter.reject(error)
+      else waiter.resolve(DONE)
+    }
+  }
+
+  next (): Promise<IteratorResult<Uint8Array>> {
+    if (this.head < this.queue.length) {
+      const value = this.queue[this.head]
+      this.queue[this.head++] = undefined as unknown as Uint8Array
+      if (this.head === this.queue.length) {
+        this.queue = []
+        this.head = 0
+      } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
+        this.queue = this.queue.slice(this.head)
+        this.head = 0
+      }
+      this.conn.onDequeued(value.length)
+      return Promise.resolve({ done: false, value })
+    }
+    if (this.ended) {
+      if (this.error !== undefined) {
+        const error = this.error
+        this.error = undefined
+        return Promise.reject(error)
+      }
+      return DONE_PROMISE
+    }
+    if (this.waiter !== undefined) return Promise.reject(new Error('source.next() called while a previous call is pending'))
+    return new Promise((resolve, reject) => { this.waiter = { resolve, reject } })
+  }
+
+  return (): Promise<IteratorResult<Uint8Array>> {
+    this.detached = true
+    let bytes = 0
+    for (let i = this.head; i < this.queue.length; i++) bytes += this.queue[i].length
+    this.queue = []
+    this.head = 0
+    this.conn.onDequeued(bytes)
+    this.ended = true
+    this.error = undefined
+    return DONE_PROMISE
+  }
+
+  [Symbol.asyncIterator] (): this {
+    return this
+  }
+}
+
+/** The driver: one per socket. Implements {@link Connection}. */
+export class WebSocketConnection implements Connection {
+  readonly protocol: string
+  readonly url: string
+  readonly path: string
+  readonly headers: Record<string, string | string[] | undefined>
+  readonly remoteAddress: string | undefined
+  readonly remotePort: number | undefined
+  readonly closed: Promise<CloseInfo>
+  readonly source: MessageSource
+
+  private readonly socket: NodeDuplex
+  private readonly session: Session
+  private readonly role: Role
+  private readonly logger: Logger | undefined
+  private readonly abortController = new AbortController()
+  private resolveClosed!: (info: CloseInfo) => void
+
+  private readonly receiveHigh: number
+  private readonly receiveLow: number
+  private readonly sendHigh: number
+  private readonly closeTimeout: number
+  private readonly heartbeatInterval: number
+  private readonly heartbeatTimeout: number
+
+  private queuedIn = 0
+  private peakIn = 0
+  private peakOut = 0
+  private pauseCount = 0
+  private pausedForQueue = false
+  private pausedForWrite = false
+  private readingPaused = false
+
+  private flushScheduled = false
+  private sinkCalled = false
+  private sinkWaiter: ((value: unknown) => void) | undefined
+  private drainWaiters: Array<() => void> = []
+  private pings: Array<{ data: Uint8Array, sentAt: number, resolve: (rtt: number) => void, reject: (e: unknown) => void }> = []
+
+  private timer: NodeJS.Timeout | undefined
+  private heartbeatState: 'idle' | 'awaiting-pong' | 'closing' = 'idle'
+  private seen = false
+  private socketClosed = false
+  private socketError: Error | undefined
+  private peerClose: { code: number, reason: string } | undefined
+  private ourClose: { code: number, reason: string } | undefined
+  private closedFirstByUs = false
+  private protocolError: ProtocolError | undefined
+  /** We failed the connection (protocol error or abort): no answer to our close is awaited. */
+  private failed = false
+  private transportEnding = false
+
+  constructor (socket: NodeDuplex, options: DriverOptions) {
+    this.socket = socket
+    this.role = options.role
+    this.protocol = options.protocol
+    this.url = options.url
+    const q = options.url.indexOf('?')
+    this.path = q < 0 ? options.url : options.url.slice(0, q)
+    this.headers = options.headers
+    const s = socket as NodeDuplex & { remoteAddress?: string, remotePort?: number }
+    this.remoteAddress = s.remoteAddress
+    this.remotePort = s.remotePort
+    this.logger = options.logger
+    this.receiveHigh = options.receiveHighWaterMark ?? DEFAULT_LIMITS.receiveHighWaterMark
+    this.receiveLow = this.receiveHigh >>> 2
+    this.sendHigh = options.sendHighWaterMark ?? DEFAULT_LIMITS.sendHighWaterMark
+    this.closeTimeout = options.closeTimeout ?? DEFAULT_LIMITS.closeTimeout
+    const hb = options.heartbeat
+    this.heartbeatInterval = hb === false ? 0 : hb?.interval ?? DEFAULT_LIMITS.heartbeatInterval
+    this.heartbeatTimeout = hb === false ? 0 : hb?.timeout ?? DEFAULT_LIMITS.heartbeatTimeout
+    this.session = new Session({
+      role: options.role,
+      maxMessageSize: options.maxMessageSize,
+      maxFrameSize: options.maxFrameSize,
+      maxFragments: options.maxFragments,
+      isUtf8,
+      mask: fillMask,
+      alloc: allocUnsafe
+    })
+    this.source = new MessageSource(this)
+    this.closed = new Promise((resolve) => { this.resolveClosed = resolve })
+    this.sink = this.sink.bind(this)
+
+    const tcp = socket as NodeDuplex & { setNoDelay?: (v: boolean) => void, setTimeout?: (ms: number) => void }
+    tcp.setNoDelay?.(true)
+    tcp.setTimeout?.(0)
+    socket.on('data', socketOnData)
+    socket.on('end', socketOnEnd)
+    socket.on('close', socketOnClose)
+    socket.on('error', socketOnError)
+    socket.on('drain', socketOnDrain)
+    ;(socket as unknown as Record<symbol, WebSocketConnection>)[kConnection] = this
+    if (this.heartbeatInterval > 0) this.armTimer(this.heartbeatInterval)
+    if (options.head !== undefined && options.head.length > 0) this.onData(options.head)
+  }
+
+  get signal (): AbortSignal {
+    return this.abortController.signal
+  }
+
+  stats (): ConnectionStats {
+    return {
+      queuedInBytes: this.queuedIn,
+      peakQueuedInBytes: this.peakIn,
+      queuedOutBytes: this.queuedOut(),
+      peakQueuedOutBytes: this.peakOut,
+      pauses: this.pauseCount
+    }
+  }
+
+  close (code: number = CloseCode.Normal, reason = ''): void {
+    if (this.socketClosed || this.session.closing) return
+    this.session.sendClose(code, reason)
+    this.onLocalClose(code, reason)
+  }
+
+  /** Fail from our side: a close frame with `code` (e.g. 1011), then TCP ends without waiting for an answer. */
+  abort (code: number, reason = ''): void {
+    if (this.socketClosed) return
+    const first = !this.session.closing
+    this.failed = true
+    this.session.abort(code, reason)
+    if (first) this.onLocalClose(code, reason)
+    this.flush()
+    this.endTransport()
+  }
+
+  /** Drop the TCP connection at once, without a closing handshake (1006). */
+  terminate (): void {
+    if (!this.socketClosed) this.socket.destroy()
+  }
+
+  ping (data: Uint8Array = new Uint8Array(0)): Promise<number> {
+    if (this.socketClosed || this.session.closing) return Promise.reject(new ConnectionClosedError('the connection is closing', this.session.sentCloseCode ?? CloseCode.Abnormal))
+    return new Promise((resolve, reject) => {
+      this.session.sendPing(data)
+      this.pings.push({ data, sentAt: performance.now(), resolve, reject })
+      this.flush()
+    })
+  }
+
+  async sink (source: Source<OutgoingMessage>): Promise<void> {
+    if (this.sinkCalled) throw new Error('sink can be called only once per connection')
+    this.sinkCalled = true
+    const iterator: Iterator<OutgoingMessage> | AsyncIterator<OutgoingMessage> =
+      Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]()
+    const own = iterator === this.source
+    let finished = false
+    try {
+      for (;;) {
+        if (this.stopSending()) break
+        if (this.queuedOut() >= this.sendHigh) {
+          this.flush()
+          if (this.socket.writableLength >= this.sendHigh) {
+            await new Promise<void>((resolve) => this.drainWaiters.push(resolve))
+            continue
+          }
+        }
+        let result: unknown = iterator.next()
+        if (result instanceof Promise) {
+          // Our own source ends when the connection closes; a foreign one is raced against the close.
+          result = own ? await result : await this.raceStop(result)
+          if (result === STOP) break
+        }
+        const r = result as IteratorResult<OutgoingMessage>
+        if (r.done === true) {
+          finished = true
+          break
+        }
+        this.send(r.value)
+      }
+    } catch (err) {
+      finished = true
+      throw err
+    } finally {
+      this.flush()
+      // "Stops": the handler's generators run their finally blocks.
+      if (!finished && typeof iterator.return === 'function') {
+        try {
+          const r = iterator.return()
+          if (r instanceof Promise) r.catch(() => {})
+        } catch {}
+      }
+    }
+  }
+
+  private raceStop<T> (p: Promise<T>): Promise<T | typeof STOP> {
+    return new Promise((resolve, reject) => {
+      this.sinkWaiter = resolve as (value: unknown) => void
+      p.then((v) => { this.sinkWaiter = undefined; resolve(v) }, (e) => { this.sinkWaiter = undefined; reject(e) })
+    })
+  }
+
+  private stopSending (): boolean {
+    return this.socketClosed || this.session.closing || this.session.peerClosed
+  }
+
+  /** Queue one message; flush at the end of the tick so a burst leaves in one write. */
+  send (message: OutgoingMessage): void {
+    if (typeof message === 'string') {
+      this.session.sendText(Buffer.from(message))
+    } else if (message instanceof Uint8Array) {
+      this.session.send(message, !textMessages.has(message))
+    } else {
+      throw new TypeError('a message must be a string or a Uint8Array')
+    }
+    if (this.session.pendingOutput >= 65536) this.flush()
+    else this.scheduleFlush()
+  }
+
+  private scheduleFlush (): void {
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    setImmediate(flushLater, this)
+  }
+
+  /** Write everything the session queued, as one corked batch. */
+  flush (): void {
+    this.flushScheduled = false
+    if (this.socketClosed) return
+    const out = this.session.takeOutput()
+    const n = out.length
+    if (n === 0) return
+    const socket = this.socket
+    if (n === 1) {
+      socket.write(out[0])
+    } else {
+      socket.cork()
+      for (let i = 0; i < n; i++) socket.write(out[i])
+      socket.uncork()
+    }
+    const queued = socket.writableLength
+    if (queued > this.peakOut) this.peakOut = queued
+    // A peer that does not read our output (pongs included) is not read from either.
+    if (queued >= this.sendHigh && !this.pausedForWrite) {
+      this.pausedForWrite = true
+      this.updateReading()
+    }
+    if (this.session.shouldCloseTransport) this.endTransport()
+  }
+
+  private queuedOut (): number {
+    return this.session.pendingOutput + this.socket.writableLength
+  }
+
+  onQueued (bytes: number): void {
+    this.queuedIn += bytes
+    if (this.queuedIn > this.peakIn) this.peakIn = this.queuedIn
+    if (this.queuedIn > this.receiveHigh && !this.pausedForQueue) {
+      this.pausedForQueue = true
+      this.updateReading()
+    }
+  }
+
+  onDequeued (bytes: number): void {
+    this.queuedIn -= bytes
+    if (this.pausedForQueue && this.queuedIn <= this.receiveLow) {
+      this.pausedForQueue = false
+      this.updateReading()
+    }
+  }
+
+  private updateReading (): void {
+    const pause = this.pausedForQueue || this.pausedForWrite
+    if (pause === this.readingPaused || this.socketClosed) return
+    this.readingPaused = pause
+    if (pause) {
+      this.pauseCount++
+      this.socket.pause()
+    } else {
+      this.socket.resume()
+    }
+  }
+
+  onData (chunk: Uint8Array): void {
+    this.seen = true
+    const events = this.session.receive(chunk)
+    for (let i = 0; i < events.length; i++) this.onEvent(events[i])
+    this.flush()
+  }
+
+  private onEvent (event: SessionEvent): void {
+    switch (event.type) {
+      case 'message':
+        if (!event.binary) textMessages.add(event.data)
+        this.source.push(event.data)
+        return
+      case 'ping':
+        return
+      case 'pong':
+        this.onPong(event.data)
+        return
+      case 'close':
+        this.peerClose = { code: event.code, reason: event.reason }
+        if (!this.closedFirstByUs && this.ourClose === undefined) this.ourClose = { code: event.code, reason: '' }
+        this.source.end()
+        this.onClosing()
+        return
+      case 'error':
+        this.protocolError = event.error
+        this.failed = true
+        if (this.ourClose === undefined) {
+          this.ourClose = { code: event.error.closeCode, reason: event.error.message }
+          this.closedFirstByUs = true
+        }
+        this.logger?.debug({ err: event.error, remoteAddress: this.remoteAddress }, 'peer broke the protocol')
+        this.source.end(event.error)
+        this.onClosing()
+    }
+  }
+
+  private onPong (data: Uint8Array): void {
+    // Resolve the oldest ping this pong answers (§5.5.3: a pong echoes its ping's payload).
+    for (let i = 0; i < this.pings.length; i++) {
+      const p = this.pings[i]
+      if (equalBytes(p.data, data)) {
+        this.pings.splice(0, i + 1)
+        p.resolve(performance.now() - p.sentAt)
+        return
+      }
+    }
+  }
+
+  private onLocalClose (code: number, reason: string): void {
+    if (this.ourClose === undefined || !this.session.peerClosed) {
+      this.ourClose = { code, reason }
+      if (this.peerClose === undefined) this.closedFirstByUs = true
+    }
+    this.onClosing()
+    this.flush()
+    // Wait for the peer's close frame, then for TCP to end; past the timeout, drop it.
+    if (!this.socketClosed) {
+      this.heartbeatState = 'closing'
+      this.armTimer(this.closeTimeout)
+    }
+  }
+
+  /** The connection has started closing: stop the sink, wake waiters, abort the signal. */
+  private onClosing (): void {
+    const waiter = this.sinkWaiter
+    if (waiter !== undefined) {
+      this.sinkWaiter = undefined
+      waiter(STOP)
+    }
+    this.wakeDrainWaiters()
+    if (!this.abortController.signal.aborted) this.abortController.abort(new ConnectionClosedError('the connection is closing', this.ourClose?.code ?? CloseCode.Abnormal))
+  }
+
+  private wakeDrainWaiters (): void {
+    const waiters = this.drainWaiters
+    if (waiters.length === 0) return
+    this.drainWaiters = []
+    for (const w of waiters) w()
+  }
+
+  /** §7.1.1: the server ends TCP first; a client waits for the server, up to the close timeout. */
+  private endTransport (): void {
+    if (this.socketClosed || this.transportEnding) return
+    this.transportEnding = true
+    if (this.role === 'server' || this.failed) this.socket.end()
+    this.heartbeatState = 'closing'
+    this.armTimer(this.closeTimeout)
+  }
+
+  onDrain (): void {
+    if (this.pausedForWrite && this.socket.writableLength < this.sendHigh) {
+      this.pausedForWrite = false
+      this.updateReading()
+    }
+    this.wakeDrainWaiters()
+  }
+
+  onEnd (): void {
+    // The peer half-closed: no close frame is coming. Finish our side too.
+    if (!this.socketClosed) this.socket.end()
+  }
+
+  onError (err: Error): void {
+    this.socketError ??= err
+  }
+
+  onClose (): void {
+    if (this.socketClosed) return
+    this.socketClosed = true
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+    const clean = this.peerClose !== undefined && this.session.closing && this.protocolError === undefined && this.socketError === undefined
+    let info: CloseInfo
+    if (this.ourClose !== undefined && (this.closedFirstByUs || this.peerClose === undefined)) {
+      info = { code: this.ourClose.code, reason: this.ourClose.reason, wasClean: clean }
+    } else if (this.peerClose !== undefined) {
+      info = { code: this.peerClose.code, reason: this.peerClose.reason, wasClean: clean }
+    } else {
+      info = { code: CloseCode.Abnormal, reason: '', wasClean: false }
+    }
+    if (this.peerClose === undefined && this.protocolError === undefined) {
+      this.source.end(new ConnectionClosedError(
+        this.socketError !== undefined ? `connection lost: ${this.socketError.message}` : 'connection closed without a close frame',
+        CloseCode.Abnormal, { cause: this.socketError }))
+    } else {
+      this.source.end()
+    }
+    this.onClosing()
+    const pings = this.pings
+    this.pings = []
+    for (const p of pings) p.reject(new ConnectionClosedError('the connection closed before the pong', info.code))
+    this.resolveClosed(info)
+  }
+
+  private armTimer (ms: number): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = setTimeout(timerFired, ms, this)
+  }
+
+  onTimer (): void {
+    this.timer = undefined
+    if (this.socketClosed) return
+    switch (this.heartbeatState) {
+      case 'closing':
+        // No close frame or no TCP end within closeTimeout: drop the connection.
+        this.socket.destroy()
+        return
+      case 'idle':
+        if (this.seen || this.readingPaused) {
+          // Traffic proves the peer alive; while we hold reading paused its pongs cannot arrive.
+          this.seen = false
+          this.armTimer(this.heartbeatInterval)
+          return
+        }
+        this.heartbeatState = 'awaiting-pong'
+        this.seen = false
+        this.session.sendPing()
+        this.flush()
+        this.armTimer(this.heartbeatTimeout)
+        return
+      case 'awaiting-pong':
+        if (this.seen || this.readingPaused) {
+          this.heartbeatState = 'idle'
+          this.seen = false
+          this.armTimer(this.heartbeatInterval)
+          return
+        }
+        this.logger?.debug({ remoteAddress: this.remoteAddress }, 'no pong within the heartbeat timeout: dropping the peer')
+        this.socket.destroy()
+    }
+  }
+}
+
+const kConnection = Symbol('wspipe.connection')
+
+function owner (socket: unknown): WebSocketConnection {
+  return (socket as Record<symbol, WebSocketConnection>)[kConnection]
+}
+function socketOnData (this: NodeDuplex, chunk: Uint8Array): void { owner(this).onData(chunk) }
+function socketOnEnd (this: NodeDuplex): void { owner(this).onEnd() }
+function socketOnClose (this: NodeDuplex): void { owner(this).onClose() }
+function socketOnError (this: NodeDuplex, err: Error): void { owner(this).onError(err) }
+function socketOnDrain (this: NodeDuplex): void { owner(this).onDrain() }
+function flushLater (conn: WebSocketConnection): void { conn.flush() }
+function timerFired (conn: WebSocketConnection): void { conn.onTimer() }
+
+function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}

@@ -1,0 +1,34 @@
+/**
+ * Errors the Node layers raise, each with a stable `code` (the it-* convention).
+ *
+ * @packageDocumentation
+ */
+
+/** The connection ended without a clean closing handshake: reset, timeout, or lost. `source` throws it. */
+export class ConnectionClosedError extends Error {
+  override name = 'ConnectionClosedError'
+  readonly code = 'WS_ERR_CONNECTION_CLOSED'
+  /** The close code the connection settled with (1006 for a reset). */
+  readonly closeCode: number
+
+  constructor (message: string, closeCode: number, options?: { cause?: unknown }) {
+    super(message, options)
+    this.closeCode = closeCode
+  }
+}
+
+/** The client's handshake was refused or the server's answer was invalid. */
+export class UpgradeError extends Error {
+  override name = 'UpgradeError'
+  readonly code = 'WS_ERR_UPGRADE'
+  /** The HTTP status the server answered with (101 when the 101 itself was invalid). */
+  readonly status: number
+  /** The server's one-line reason: its status text or response body. */
+  readonly reason: string
+
+  constructor (message: string, status: number, reason: string) {
+    super(message)
+    this.status = status
+    this.reason = reason
+  }
+}

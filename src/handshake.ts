@@ -1,0 +1,214 @@
+/**
+ * The opening handshake, RFC 6455 §4, as pure functions: validate a client's upgrade request,
+ * pick a subprotocol, build the 101 or the refusal, and (for the client) check the server's 101.
+ * No I/O and no Node imports: SHA-1 for `Sec-WebSocket-Accept` is passed in by the caller.
+ *
+ * @packageDocumentation
+ */
+
+/** The GUID of RFC 6455 §1.3, appended to the key before hashing. */
+export const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
+
+/** Header values as Node gives them: lower-case names; repeated headers as arrays or joined. */
+export type HeaderMap = Record<string, string | string[] | undefined>
+
+/** The parts of an HTTP request the handshake looks at. */
+export interface UpgradeRequest {
+  method?: string
+  /** `"1.1"` for HTTP/1.1. */
+  httpVersion: string
+  url?: string
+  headers: HeaderMap
+}
+
+/** An offered extension: `permessage-deflate; client_max_window_bits` → `{ name, params: { client_max_window_bits: true } }`. */
+export interface ExtensionOffer {
+  name: string
+  params: Record<string, string | true>
+}
+
+/** What a valid upgrade request asks for. */
+export interface ValidUpgrade {
+  key: string
+  /** Offered subprotocols in the client's order of preference. */
+  protocols: string[]
+  extensions: ExtensionOffer[]
+  origin: string | undefined
+}
+
+/** The request cannot be upgraded: answer with `status`, `headers` and the one-line `reason`. */
+export class HandshakeError extends Error {
+  override name = 'HandshakeError'
+  readonly code = 'WS_ERR_HANDSHAKE'
+  /** HTTP status to answer with. */
+  readonly status: number
+  /** Extra response headers, e.g. `Sec-WebSocket-Version: 13` with a 426. */
+  readonly headers: Record<string, string>
+
+  constructor (status: number, reason: string, headers: Record<string, string> = {}) {
+    super(reason)
+    this.status = status
+    this.headers = headers
+  }
+}
+
+/** RFC 7230 §3.2.6 tchar: what a token (a subprotocol, an extension name) may contain. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+/** Base64 of exactly 16 bytes: 22 significant characters and `==` (§4.2.1 item 5). */
+const KEY = /^[A-Za-z0-9+/]{21}[AQgw]==$/
+
+/** One header's value, with repeated lines joined by commas (RFC 7230 §3.2.2). */
+export function headerValue (headers: HeaderMap, name: string): string | undefined {
+  const v = headers[name]
+  return Array.isArray(v) ? v.join(', ') : v
+}
+
+/** Split a comma-separated header into trimmed, non-empty items. */
+export function splitList (value: string | undefined): string[] {
+  if (value === undefined) return []
+  const out: string[] = []
+  for (const item of value.split(',')) {
+    const t = item.trim()
+    if (t !== '') out.push(t)
+  }
+  return out
+}
+
+/** Parse `Sec-WebSocket-Protocol` (§4.1, §11.3.4): comma-separated tokens. Throws a 400 for a non-token. */
+export function parseProtocols (value: string | undefined): string[] {
+  const protocols = splitList(value)
+  for (const p of protocols) {
+    if (!TOKEN.test(p)) throw new HandshakeError(400, `invalid subprotocol: ${JSON.stringify(p).slice(0, 64)}`)
+  }
+  return protocols
+}
+
+/** Parse `Sec-WebSocket-Extensions` (§9.1): `name; param; param=value, name2`. Throws a 400 when malformed. */
+export function parseExtensions (value: string | undefined): ExtensionOffer[] {
+  const offers: ExtensionOffer[] = []
+  for (const item of splitList(value)) {
+    const [name, ...rest] = item.split(';').map((s) => s.trim())
+    if (!TOKEN.test(name)) throw new HandshakeError(400, 'invalid Sec-WebSocket-Extensions header')
+    const params: Record<string, string | true> = {}
+    for (const p of rest) {
+      const eq = p.indexOf('=')
+      const key = (eq < 0 ? p : p.slice(0, eq)).trim()
+      let val: string | true = true
+      if (eq >= 0) {
+        val = p.slice(eq + 1).trim()
+        if (val.length >= 2 && val.startsWith('"') && val.endsWith('"')) val = val.slice(1, -1)
+        if (!TOKEN.test(val)) throw new HandshakeError(400, 'invalid Sec-WebSocket-Extensions header')
+      }
+      if (!TOKEN.test(key)) throw new HandshakeError(400, 'invalid Sec-WebSocket-Extensions header')
+      params[key] = val
+    }
+    offers.push({ name, params })
+  }
+  return offers
+}
+
+function hasToken (value: string | undefined, token: string): boolean {
+  return splitList(value).some((t) => t.toLowerCase() === token)
+}
+
+/**
+ * Validate a client's opening handshake, RFC 6455 §4.2.1. Throws a {@link HandshakeError} with
+ * 400 for a malformed request, or 426 plus `Sec-WebSocket-Version: 13` for another version.
+ */
+export function validateUpgradeRequest (req: UpgradeRequest): ValidUpgrade {
+  const h = req.headers
+  // §4.2.1 item 1: "An HTTP/1.1 or higher GET request".
+  if (req.method !== undefined && req.method !== 'GET') throw new HandshakeError(405, 'the method must be GET', { Allow: 'GET' })
+  const [major, minor] = req.httpVersion.split('.').map(Number)
+  if (!(major > 1 || (major === 1 && minor >= 1))) throw new HandshakeError(400, 'HTTP/1.1 or later is required')
+  // Item 2: a Host header.
+  if (headerValue(h, 'host') === undefined) throw new HandshakeError(400, 'missing Host header')
+  // Item 3: Upgrade including the "websocket" keyword, case-insensitively.
+  if (!hasToken(headerValue(h, 'upgrade'), 'websocket')) throw new HandshakeError(400, 'the Upgrade header must include "websocket"')
+  // Item 4: Connection including the "Upgrade" token (so "keep-alive, Upgrade" is fine).
+  if (!hasToken(headerValue(h, 'connection'), 'upgrade')) throw new HandshakeError(400, 'the Connection header must include "Upgrade"')
+  // Item 6 before item 5, so a client of another version learns which one we speak (§4.4).
+  const version = headerValue(h, 'sec-websocket-version')
+  if (version === undefined) throw new HandshakeError(426, 'missing Sec-WebSocket-Version header', { 'Sec-WebSocket-Version': '13' })
+  if (version.trim() !== '13') throw new HandshakeError(426, 'unsupported WebSocket version', { 'Sec-WebSocket-Version': '13' })
+  // Item 5: a key that base64-decodes to exactly 16 bytes.
+  const key = headerValue(h, 'sec-websocket-key')?.trim()
+  if (key === undefined || !KEY.test(key)) throw new HandshakeError(400, 'Sec-WebSocket-Key must be base64 of 16 bytes')
+  return {
+    key,
+    protocols: parseProtocols(headerValue(h, 'sec-websocket-protocol')),
+    extensions: parseExtensions(headerValue(h, 'sec-websocket-extensions')),
+    origin: headerValue(h, 'origin')
+  }
+}
+
+/** The first offered protocol that `has` accepts (the client lists them by preference, §4.1), or `''` when none was offered and `has('')`. */
+export function selectProtocol (offered: readonly string[], has: (protocol: string) => boolean): string | undefined {
+  if (offered.length === 0) return has('') ? '' : undefined
+  for (const p of offered) if (has(p)) return p
+  return undefined
+}
+
+/** §4.2.2 item 5.4: base64(SHA-1(key + GUID)). `sha1Base64` is the caller's hash, e.g. from `node:crypto`. */
+export function acceptValue (key: string, sha1Base64: (input: string) => string): string {
+  return sha1Base64(key + WEBSOCKET_GUID)
+}
+
+/** Build the 101 response of §4.2.2 item 5. */
+export function buildAcceptResponse (accept: string, protocol: string, extraHeaders: Record<string, string> = {}): string {
+  let out = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    `Sec-WebSocket-Accept: ${accept}\r\n`
+  if (protocol !== '') out += `Sec-WebSocket-Protocol: ${protocol}\r\n`
+  for (const [name, value] of Object.entries(extraHeaders)) out += `${name}: ${value}\r\n`
+  return out + '\r\n'
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  426: 'Upgrade Required',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable'
+}
+
+/** Build a refusal: a real HTTP response with a one-line plain-text body, then the connection closes. */
+export function buildRejectResponse (status: number, reason: string, extraHeaders: Record<string, string> = {}): string {
+  const body = reason.replace(/[\r\n]+/g, ' ') + '\n'
+  let out = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nConnection: close\r\n` +
+    `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${new TextEncoder().encode(body).length}\r\n`
+  for (const [name, value] of Object.entries(extraHeaders)) out += `${name}: ${value}\r\n`
+  return out + '\r\n' + body
+}
+
+/** The server's 101 as the client sees it. */
+export interface UpgradeResponse {
+  statusCode: number
+  headers: HeaderMap
+}
+
+/**
+ * Check a server's handshake response, §4.1 (the client's side): status 101, `Upgrade:
+ * websocket`, `Connection: Upgrade`, the right `Sec-WebSocket-Accept`, a subprotocol only if
+ * one was offered and then one of those, and no extension that was not offered.
+ * Returns the chosen protocol (`''` for none).
+ */
+export function validateUpgradeResponse (res: UpgradeResponse, expectedAccept: string, offeredProtocols: readonly string[], offeredExtensions: readonly string[] = []): { protocol: string, extensions: ExtensionOffer[] } {
+  const h = res.headers
+  if (res.statusCode !== 101) throw new HandshakeError(res.statusCode, `server answered ${res.statusCode} instead of 101`)
+  if (!hasToken(headerValue(h, 'upgrade'), 'websocket')) throw new HandshakeError(101, 'the Upgrade header of the response is not "websocket"')
+  if (!hasToken(headerValue(h, 'connection'), 'upgrade')) throw new HandshakeError(101, 'the Connection header of the response lacks "Upgrade"')
+  if (headerValue(h, 'sec-websocket-accept')?.trim() !== expectedAccept) throw new HandshakeError(101, 'Sec-WebSocket-Accept does not match the key')
+  const chosen = splitList(headerValue(h, 'sec-websocket-protocol'))
+  if (chosen.length > 1) throw new HandshakeError(101, 'the server chose more than one subprotocol')
+  const protocol = chosen[0] ?? ''
+  if (protocol !== '' && !offeredProtocols.includes(protocol)) throw new HandshakeError(101, `the server chose a subprotocol that was not offered: ${protocol}`)
+  const extensions = parseExtensions(headerValue(h, 'sec-websocket-extensions'))
+  for (const e of extensions) {
+    if (!offeredExtensions.includes(e.name)) throw new HandshakeError(101, `the server chose an extension that was not offered: ${e.name}`)
+  }
+  return { protocol, extensions }
+}

@@ -1,0 +1,20 @@
+/**
+ * wspipe: WebSocket (RFC 6455) for Node.js, where every connection is an async-iterable duplex.
+ *
+ * @example
+ * ```ts
+ * import { WebSocketServer } from 'wspipe'
+ *
+ * const server = new WebSocketServer()
+ * server.register('echo', ({ source, sink }) => sink(source))
+ * await server.listen({ port: 8080 })
+ * ```
+ *
+ * @packageDocumentation
+ */
+
+export { WebSocketServer, DEFAULT_SERVER_OPTIONS, type Handler, type WebSocketServerOptions, type ListenOptions, type AuthorizeResult } from './server.js'
+export { isText, asText, DEFAULT_LIMITS, type Connection, type CloseInfo, type ConnectionLimits, type ConnectionStats, type HeartbeatOptions, type Logger, type OutgoingMessage } from './driver.js'
+export { ConnectionClosedError, UpgradeError } from './errors.js'
+export { HandshakeError } from './handshake.js'
+export { CloseCode, ProtocolError } from './protocol/index.js'

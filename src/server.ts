@@ -1,0 +1,322 @@
+/**
+ * `WebSocketServer`: one handler per subprotocol, three ways in (`listen`, `attach`,
+ * `handleUpgrade`), limits, authorization, origin checks, heartbeats and shutdown.
+ *
+ * @example
+ * ```ts
+ * const server = new WebSocketServer()
+ * server.register('echo', ({ source, sink }) => sink(source))
+ * await server.listen({ port: 8080 })
+ * ```
+ *
+ * @packageDocumentation
+ */
+
+import { createHash } from 'node:crypto'
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http'
+import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https'
+import type { AddressInfo } from 'node:net'
+import type { Duplex as NodeDuplex } from 'node:stream'
+import type { SecureContextOptions } from 'node:tls'
+import { acceptValue, buildAcceptResponse, buildRejectResponse, HandshakeError, selectProtocol, validateUpgradeRequest } from './handshake.js'
+import { CloseCode } from './protocol/close-codes.js'
+import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger } from './driver.js'
+
+/** A handler serves one connection; its promise settling closes it (1000, or 1011 if it threw). */
+export type Handler = (connection: Connection) => void | Promise<void>
+
+/** What `authorize` may answer: true to accept, false for a 403, or a status and reason. */
+export type AuthorizeResult = boolean | { status: 401 | 403, reason?: string, headers?: Record<string, string> }
+
+/** Options of {@link WebSocketServer}. Every one has a default. */
+export interface WebSocketServerOptions extends ConnectionLimits {
+  /** Time from TCP accept to a complete upgrade request, in ms; a client that stalls is dropped. Default 10,000. */
+  handshakeTimeout?: number
+  /** Most bytes of request line and headers (`listen` only; Node answers 431 past it). Default 16 KiB. */
+  maxHeaderSize?: number
+  /** Runs before the 101; refuse with false (403) or `{ status: 401 | 403, reason }`. Default: accept all. */
+  authorize?: (request: IncomingMessage) => AuthorizeResult | Promise<AuthorizeResult>
+  /** Allowed `Origin` values (e.g. `https://example.com`); others get 403. Requests without `Origin` (non-browsers) pass. Default: any. */
+  origins?: readonly string[]
+  /** pino-shaped logger. Default: errors to stderr, the rest discarded. */
+  logger?: Logger
+}
+
+/** Options of {@link WebSocketServer.listen}. */
+export interface ListenOptions {
+  /** Default 0: any free port. */
+  port?: number
+  /** Default `127.0.0.1`. */
+  host?: string
+  /** Serve wss://: a key and certificate (and any other TLS context option). */
+  tls?: SecureContextOptions
+}
+
+/** Defaults of the server-only options. */
+export const DEFAULT_SERVER_OPTIONS = {
+  handshakeTimeout: 10_000,
+  maxHeaderSize: 16 * 1024
+} as const
+
+const stderrLogger: Logger = {
+  error: (obj, msg) => { console.error(msg ?? '', obj) },
+  warn: () => {},
+  info: () => {},
+  debug: () => {}
+}
+
+function sha1Base64 (input: string): string {
+  return createHash('sha1').update(input).digest('base64')
+}
+
+/** A WebSocket server in which every connection is an async-iterable duplex. */
+export class WebSocketServer {
+  private readonly options: WebSocketServerOptions
+  private readonly handlers = new Map<string, Handler>()
+  private readonly connections = new Set<WebSocketConnection>()
+  /** Sockets that have connected but not finished the handshake, with their timers. */
+  private readonly pending = new Map<NodeDuplex, NodeJS.Timeout>()
+  private readonly logger: Logger
+  private readonly attached: Array<{ server: HttpServer | HttpsServer, listener: (...args: any[]) => void, connectionListener: (socket: NodeDuplex) => void }> = []
+  private httpServer: HttpServer | HttpsServer | undefined
+  private closing = false
+
+  constructor (options: WebSocketServerOptions = {}) {
+    this.options = options
+    this.logger = options.logger ?? stderrLogger
+  }
+
+  /** Serve `protocol` with `handler`. `''` serves clients that offer no subprotocol. */
+  register (protocol: string, handler: Handler): this {
+    this.handlers.set(protocol, handler)
+    return this
+  }
+
+  /** Open connections. */
+  get clients (): ReadonlySet<Connection> {
+    return this.connections
+  }
+
+  /** Start an HTTP (or, with `tls`, HTTPS) server of our own. Resolves once it listens. */
+  async listen (options: ListenOptions = {}): Promise<AddressInfo> {
+    if (this.httpServer !== undefined) throw new Error('the server is already listening')
+    const serverOptions = { maxHeaderSize: this.options.maxHeaderSize ?? DEFAULT_SERVER_OPTIONS.maxHeaderSize }
+    const server = options.tls !== undefined
+      ? createHttpsServer({ ...serverOptions, ...options.tls })
+      : createHttpServer(serverOptions)
+    // A plain HTTP request is not ours to serve.
+    server.on('request', (_req, res) => {
+      res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket', Connection: 'close' })
+      res.end('this is a WebSocket endpoint\n')
+    })
+    this.httpServer = server
+    this.attach(server)
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    return server.address() as AddressInfo
+  }
+
+  /** The address `listen` bound, if listening. */
+  address (): AddressInfo | undefined {
+    const a = this.httpServer?.address()
+    return a !== null && typeof a === 'object' ? a : undefined
+  }
+
+  /** Serve upgrades arriving at an existing HTTP or HTTPS server; with `path`, only that path. */
+  attach (server: HttpServer | HttpsServer, options: { path?: string } = {}): this {
+    const listener = (req: IncomingMessage, socket: NodeDuplex, head: Buffer): void => {
+      if (options.path !== undefined && pathOf(req.url) !== options.path) {
+        // Another path: leave it to another upgrade listener, or refuse if there is none.
+        if (server.listenerCount('upgrade') === 1) this.reject(socket, new HandshakeError(404, 'no WebSocket endpoint at this path'))
+        return
+      }
+      this.handleUpgrade(req, socket, head)
+    }
+    const connectionListener = (socket: NodeDuplex): void => { this.startHandshakeTimer(socket) }
+    server.on('upgrade', listener)
+    server.on(server instanceof HttpsServer ? 'secureConnection' : 'connection', connectionListener)
+    this.attached.push({ server, listener, connectionListener })
+    return this
+  }
+
+  /**
+   * Take over an upgrade request from any server that exposes Node's `upgrade` event (Express,
+   * Fastify, plain `http`): validates it, answers 101 or an HTTP error, and runs the handler.
+   */
+  handleUpgrade (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array = new Uint8Array(0)): void {
+    this.clearHandshakeTimer(socket)
+    socket.on('error', ignoreError)
+    if (this.closing) {
+      this.reject(socket, new HandshakeError(503, 'the server is shutting down'))
+      return
+    }
+    let protocol: string | undefined
+    let key: string
+    try {
+      const upgrade = validateUpgradeRequest(req)
+      key = upgrade.key
+      const origins = this.options.origins
+      if (origins !== undefined && upgrade.origin !== undefined && !origins.includes(upgrade.origin)) {
+        throw new HandshakeError(403, 'origin not allowed')
+      }
+      protocol = selectProtocol(upgrade.protocols, (p) => this.handlers.has(p))
+      if (protocol === undefined) {
+        throw new HandshakeError(400, upgrade.protocols.length === 0
+          ? 'a subprotocol is required'
+          : `no handler for subprotocol ${upgrade.protocols.join(', ')}`)
+      }
+    } catch (err) {
+      this.reject(socket, err instanceof HandshakeError ? err : new HandshakeError(400, 'bad upgrade request'))
+      return
+    }
+    const chosen = protocol
+    const authorize = this.options.authorize
+    if (authorize === undefined) {
+      this.accept(req, socket, head, key, chosen)
+      return
+    }
+    // The handshake timer runs again while authorization is pending.
+    this.startHandshakeTimer(socket)
+    Promise.resolve().then(() => authorize(req)).then((result) => {
+      this.clearHandshakeTimer(socket)
+      if (socket.destroyed) return
+      if (result === true) {
+        this.accept(req, socket, head, key, chosen)
+      } else if (result === false) {
+        this.reject(socket, new HandshakeError(403, 'forbidden'))
+      } else {
+        this.reject(socket, new HandshakeError(result.status, result.reason ?? (result.status === 401 ? 'unauthorized' : 'forbidden'), result.headers))
+      }
+    }, (err: unknown) => {
+      this.clearHandshakeTimer(socket)
+      this.logger.error({ err, remoteAddress: (socket as { remoteAddress?: string }).remoteAddress }, 'authorize threw')
+      this.reject(socket, new HandshakeError(500, 'authorization failed'))
+    })
+  }
+
+  private accept (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array, key: string, protocol: string): void {
+    if (this.closing || socket.destroyed) {
+      socket.destroy()
+      return
+    }
+    const handler = this.handlers.get(protocol)!
+    socket.write(buildAcceptResponse(acceptValue(key, sha1Base64), protocol))
+    socket.off('error', ignoreError)
+    const o = this.options
+    const conn = new WebSocketConnection(socket, {
+      role: 'server',
+      protocol,
+      url: req.url ?? '/',
+      headers: req.headers,
+      logger: this.logger,
+      head,
+      maxMessageSize: o.maxMessageSize,
+      maxFrameSize: o.maxFrameSize,
+      maxFragments: o.maxFragments,
+      receiveHighWaterMark: o.receiveHighWaterMark,
+      sendHighWaterMark: o.sendHighWaterMark,
+      closeTimeout: o.closeTimeout,
+      heartbeat: o.heartbeat
+    })
+    this.connections.add(conn)
+    void conn.closed.then(() => this.connections.delete(conn))
+    runHandler(handler, conn, this.logger)
+  }
+
+  private reject (socket: NodeDuplex, error: HandshakeError): void {
+    this.clearHandshakeTimer(socket)
+    if (socket.destroyed) return
+    socket.on('error', ignoreError)
+    socket.end(buildRejectResponse(error.status, error.message, error.headers))
+    // Do not wait forever for the client to read the refusal.
+    setTimeout(() => socket.destroy(), 1000).unref()
+  }
+
+  private startHandshakeTimer (socket: NodeDuplex): void {
+    const ms = this.options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout
+    const timer = setTimeout(() => {
+      this.pending.delete(socket)
+      socket.destroy()
+    }, ms)
+    this.pending.set(socket, timer)
+    socket.once('close', () => this.clearHandshakeTimer(socket))
+  }
+
+  private clearHandshakeTimer (socket: NodeDuplex): void {
+    const timer = this.pending.get(socket)
+    if (timer !== undefined) {
+      clearTimeout(timer)
+      this.pending.delete(socket)
+    }
+  }
+
+  /**
+   * Stop accepting, close every connection with 1001 (going away), wait up to `closeTimeout`,
+   * then drop what is left. Resolves when every connection is gone.
+   */
+  async close (): Promise<void> {
+    this.closing = true
+    for (const { server, listener, connectionListener } of this.attached) {
+      server.off('upgrade', listener)
+      server.off('connection', connectionListener)
+      server.off('secureConnection', connectionListener)
+    }
+    this.attached.length = 0
+    const own = this.httpServer
+    const stopped = own === undefined ? Promise.resolve() : new Promise<void>((resolve) => own.close(() => resolve()))
+    for (const [socket, timer] of this.pending) {
+      clearTimeout(timer)
+      socket.destroy()
+    }
+    this.pending.clear()
+    const all = [...this.connections]
+    for (const conn of all) conn.close(CloseCode.GoingAway, 'server shutting down')
+    const timeout = this.options.closeTimeout ?? 5000
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      Promise.all(all.map((c) => c.closed)),
+      new Promise<void>((resolve) => { timer = setTimeout(resolve, timeout) })
+    ])
+    clearTimeout(timer)
+    for (const conn of all) conn.terminate()
+    await Promise.all(all.map((c) => c.closed))
+    own?.closeAllConnections()
+    await stopped
+    this.httpServer = undefined
+  }
+}
+
+/** Run a handler: its settling closes the connection, 1000 or (after logging) 1011. */
+export function runHandler (handler: Handler, conn: WebSocketConnection, logger: Logger): void {
+  let result: void | Promise<void>
+  try {
+    result = handler(conn)
+  } catch (err) {
+    onHandlerError(err, conn, logger)
+    return
+  }
+  if (result instanceof Promise) {
+    result.then(() => conn.close(CloseCode.Normal), (err: unknown) => onHandlerError(err, conn, logger))
+  } else {
+    conn.close(CloseCode.Normal)
+  }
+}
+
+function onHandlerError (err: unknown, conn: WebSocketConnection, logger: Logger): void {
+  // The error is logged, never sent to the peer: it may hold secrets.
+  logger.error({ err, protocol: conn.protocol, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort, path: conn.path }, 'WebSocket handler failed')
+  conn.close(CloseCode.InternalError)
+}
+
+function pathOf (url: string | undefined): string {
+  if (url === undefined) return '/'
+  const q = url.indexOf('?')
+  return q < 0 ? url : url.slice(0, q)
+}
+
+function ignoreError (): void {}
