@@ -1,0 +1,262 @@
+// Conformance runner: spawns an echo server (or uses --url), runs the
+// Autobahn-equivalent fuzzing cases one connection at a time, prints per-section
+// verdict counts and every non-OK case, writes a JSON report.
+//
+//   npx tsx test/conformance/run.ts [--server wspipe|ws] [--url ws://127.0.0.1:N/]
+//       [--cases 1.*,6.4.*] [--full] [--strict] [--report path.json]
+
+import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync, writeFileSync } from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { SECTIONS, allCases, selectCases } from './cases/index.js'
+import { REDUCED_MAX } from './cases/s9-limits.js'
+import { type Behavior, type CaseResult, runCase } from './engine.js'
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+const AUTOBAHN_REF = 'crossbario/autobahn-testsuite@b8a5120 (autobahn 0.10.9 protocol semantics)'
+const VERDICTS: Behavior[] = ['OK', 'NON-STRICT', 'INFORMATIONAL', 'UNIMPLEMENTED', 'FAILED']
+const SERVER_START_TIMEOUT_MS = 20_000
+
+interface Args {
+  server: 'wspipe' | 'ws'
+  url?: string
+  cases?: string[]
+  full: boolean
+  strict: boolean
+  report: string
+}
+
+function usage(msg?: string): never {
+  if (msg) console.error(`error: ${msg}`)
+  console.error(
+    'usage: tsx test/conformance/run.ts [--server wspipe|ws] [--url ws://127.0.0.1:PORT/path]\n' +
+      '         [--cases 1.*,6.4.*] [--full] [--strict] [--report conformance-report.json]',
+  )
+  process.exit(2)
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { server: 'wspipe', full: false, strict: false, report: 'conformance-report.json' }
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i]
+    const val = (): string => {
+      const v = argv[++i]
+      if (v === undefined) usage(`${k} needs a value`)
+      return v
+    }
+    if (k === '--server') {
+      const v = val()
+      if (v !== 'wspipe' && v !== 'ws') usage(`--server must be wspipe or ws, not ${v}`)
+      a.server = v
+    } else if (k === '--url') a.url = val()
+    else if (k === '--cases') a.cases = val().split(',').map((s) => s.trim()).filter(Boolean)
+    else if (k === '--full') a.full = true
+    else if (k === '--strict') a.strict = true
+    else if (k === '--report') a.report = val()
+    else if (k === '--help' || k === '-h') usage()
+    else usage(`unknown argument ${k}`)
+  }
+  return a
+}
+
+/** Only loopback: this client is a test tool, not a scanner. */
+function parseUrl(u: string): { port: number; path: string } {
+  let url: URL
+  try {
+    url = new URL(u)
+  } catch {
+    usage(`bad --url ${u}`)
+  }
+  if (url.protocol !== 'ws:') usage('only ws:// URLs are supported')
+  if (url.hostname !== '127.0.0.1' && url.hostname !== 'localhost') usage('the conformance client only connects to 127.0.0.1')
+  const port = Number(url.port || 80)
+  return { port, path: (url.pathname || '/') + url.search }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address()
+      const port = typeof addr === 'object' && addr ? addr.port : 0
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+interface Spawned {
+  child: ChildProcess
+  url: string
+  output: () => string
+}
+
+async function spawnServer(kind: 'wspipe' | 'ws'): Promise<Spawned> {
+  const script = kind === 'ws' ? 'test/conformance/ws-echo-server.ts' : 'examples/echo-server.ts'
+  if (!existsSync(path.join(ROOT, script))) {
+    usage(`${script} does not exist (yet); run with --server ws, or start a server yourself and pass --url`)
+  }
+  const port = await freePort()
+  const child = spawn(process.execPath, ['--import=tsx', script, '--port', String(port)], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  // Keep the server's output bounded; shown only if something goes wrong.
+  let out = ''
+  const keep = (d: Buffer): void => {
+    out = (out + d.toString()).slice(-8000)
+  }
+  child.stderr!.on('data', keep)
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not print its URL within ${SERVER_START_TIMEOUT_MS / 1000} s`)), SERVER_START_TIMEOUT_MS)
+    let line = ''
+    child.stdout!.on('data', (d: Buffer) => {
+      keep(d)
+      line += d.toString()
+      const m = /ws:\/\/127\.0\.0\.1:\d+\/\S*/.exec(line)
+      if (m) {
+        clearTimeout(timer)
+        resolve(m[0])
+      }
+      line = line.slice(-200)
+    })
+    child.once('exit', (code, sig) => {
+      clearTimeout(timer)
+      reject(new Error(`server exited early (code ${code}, signal ${sig})`))
+    })
+  }).catch((e: Error) => {
+    child.kill('SIGKILL')
+    console.error(out)
+    usage(`${script}: ${e.message}`)
+  })
+  return { child, url, output: () => out }
+}
+
+function section(id: string): string {
+  return id.split('.')[0]
+}
+
+function reason(r: CaseResult): string {
+  const parts: string[] = []
+  if (r.behavior !== 'OK') parts.push(`${r.behavior}: ${r.result}`)
+  if (r.behaviorClose !== 'OK' && r.behaviorClose !== 'INFORMATIONAL') parts.push(`close ${r.behaviorClose}: ${r.resultClose}`)
+  if (r.verdict === 'INFORMATIONAL' && parts.length === 0) parts.push(r.result)
+  if (parts.length === 0) parts.push(r.result)
+  return parts.join(' | ')
+}
+
+function pad(s: string | number, n: number): string {
+  return String(s).padStart(n)
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2))
+  const cases = selectCases(allCases({ full: args.full }), args.cases)
+  if (cases.length === 0) usage(`no case matches ${args.cases?.join(',')}`)
+
+  let spawned: Spawned | undefined
+  let target: { port: number; path: string }
+  let serverLabel: string
+  if (args.url) {
+    target = parseUrl(args.url)
+    serverLabel = args.url
+  } else {
+    spawned = await spawnServer(args.server)
+    target = parseUrl(spawned.url)
+    serverLabel = `${args.server} (${spawned.url})`
+  }
+  let serverExit: string | null = null
+  spawned?.child.once('exit', (code, sig) => {
+    serverExit = `server exited during the run (code ${code}, signal ${sig})`
+  })
+  const cleanup = (): void => {
+    if (spawned && spawned.child.exitCode === null) spawned.child.kill('SIGTERM')
+  }
+  process.once('SIGINT', () => {
+    cleanup()
+    process.exit(130)
+  })
+
+  console.log(`wspipe conformance: ${cases.length} cases against ${serverLabel}`)
+  console.log(`mode: ${args.full ? 'full (Autobahn sizes, up to 16 MiB)' : `reduced (9.x messages capped at ${REDUCED_MAX / 1024 / 1024} MiB; --full for Autobahn sizes)`}`)
+  const t0 = Date.now()
+  const results: CaseResult[] = []
+  let curSection = ''
+  for (const def of cases) {
+    const s = section(def.id)
+    if (s !== curSection) {
+      if (curSection) process.stdout.write('\n')
+      curSection = s
+      process.stdout.write(`  ${pad(s, 2)} ${SECTIONS[s] ?? ''} `)
+    }
+    const r = await runCase(def, target)
+    results.push(r)
+    process.stdout.write(r.verdict === 'OK' ? '.' : r.verdict === 'FAILED' ? 'F' : r.verdict === 'NON-STRICT' ? 'N' : r.verdict === 'INFORMATIONAL' ? 'i' : 'U')
+  }
+  process.stdout.write('\n\n')
+  const totalMs = Date.now() - t0
+  cleanup()
+
+  // Per-section table.
+  const bySection = new Map<string, Record<Behavior, number>>()
+  for (const r of results) {
+    const s = section(r.id)
+    const row = bySection.get(s) ?? { OK: 0, 'NON-STRICT': 0, INFORMATIONAL: 0, UNIMPLEMENTED: 0, FAILED: 0 }
+    row[r.verdict]++
+    bySection.set(s, row)
+  }
+  const W = [24, 5, 11, 14, 14, 7, 6]
+  const header = ['section', ...VERDICTS, 'total']
+  console.log(header.map((h, i) => (i === 0 ? h.padEnd(W[0]) : pad(h, W[i]))).join(''))
+  const totals: Record<Behavior, number> = { OK: 0, 'NON-STRICT': 0, INFORMATIONAL: 0, UNIMPLEMENTED: 0, FAILED: 0 }
+  for (const [s, row] of bySection) {
+    const n = VERDICTS.reduce((a, v) => a + row[v], 0)
+    for (const v of VERDICTS) totals[v] += row[v]
+    console.log(`${`${s} ${SECTIONS[s] ?? ''}`.padEnd(W[0])}${VERDICTS.map((v, i) => pad(row[v], W[i + 1])).join('')}${pad(n, W[6])}`)
+  }
+  console.log(`${'all'.padEnd(W[0])}${VERDICTS.map((v, i) => pad(totals[v], W[i + 1])).join('')}${pad(results.length, W[6])}`)
+
+  const notOk = results.filter((r) => r.verdict !== 'OK')
+  if (notOk.length > 0) {
+    console.log(`\nnot OK (${notOk.length}):`)
+    for (const r of notOk) console.log(`  ${r.id.padEnd(8)} ${r.verdict.padEnd(13)} ${reason(r)}`)
+  }
+  const timed = results.filter((r) => r.reportTime)
+  if (timed.length > 0) {
+    console.log('\ntimed cases (ms): ' + timed.map((r) => `${r.id}=${r.durationMs}`).join(' '))
+  }
+  if (serverExit) console.log(`\n${serverExit}\n${spawned?.output() ?? ''}`)
+
+  const summary = Object.fromEntries(bySection)
+  const report = {
+    tool: 'wspipe conformance fuzzing client',
+    reference: AUTOBAHN_REF,
+    server: args.url ? { url: args.url } : { kind: args.server, url: spawned?.url },
+    mode: args.full ? 'full' : 'reduced',
+    reducedMaxMessageBytes: args.full ? null : REDUCED_MAX,
+    caseFilter: args.cases ?? null,
+    startedAt: new Date(t0).toISOString(),
+    durationMs: totalMs,
+    totals,
+    summary,
+    serverExit,
+    // Full detail (incl. wire trace) for non-OK cases; the essentials for the rest.
+    cases: results.map((r) =>
+      r.verdict === 'OK'
+        ? { id: r.id, verdict: r.verdict, behavior: r.behavior, behaviorClose: r.behaviorClose, remoteCloseCode: r.remoteCloseCode, durationMs: r.durationMs, description: r.description }
+        : r,
+    ),
+  }
+  writeFileSync(args.report, JSON.stringify(report, null, 2) + '\n')
+  const bad = results.filter((r) => r.verdict === 'FAILED' || r.verdict === 'UNIMPLEMENTED' || (args.strict && r.verdict === 'NON-STRICT'))
+  console.log(`\n${results.length} cases in ${(totalMs / 1000).toFixed(1)} s; report: ${args.report}`)
+  console.log(bad.length === 0 ? 'PASS' : `FAIL: ${bad.length} case(s) ${args.strict ? 'not OK/INFORMATIONAL' : 'FAILED/UNIMPLEMENTED'}`)
+  process.exitCode = bad.length === 0 && !serverExit ? 0 : 1
+}
+
+main().catch((e: unknown) => {
+  console.error(e)
+  process.exit(2)
+})
