@@ -1,0 +1,171 @@
+/**
+ * `connect(url)`: the client side of wspipe, the same duplex as the server's.
+ *
+ * @example
+ * ```ts
+ * const conn = await connect('ws://127.0.0.1:8080/', { protocols: ['echo'] })
+ * await conn.sink(['hello'])
+ * for await (const message of conn.source) console.log(new TextDecoder().decode(message))
+ * ```
+ *
+ * @packageDocumentation
+ */
+
+import { createHash, randomBytes } from 'node:crypto'
+import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import type { Duplex as NodeDuplex } from 'node:stream'
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls'
+import { acceptValue, HandshakeError, parseProtocols, validateUpgradeResponse } from './handshake.js'
+import { CloseCode } from './protocol/close-codes.js'
+import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger } from './driver.js'
+import { UpgradeError } from './errors.js'
+
+/** Options of {@link connect}. */
+export interface ConnectOptions extends ConnectionLimits {
+  /** Subprotocols to offer, by preference. Default: none. */
+  protocols?: string | readonly string[]
+  /** Extra request headers (e.g. `Authorization`, `Origin`). */
+  headers?: Record<string, string>
+  /** Aborts the handshake; after it, closes the connection (1000). */
+  signal?: AbortSignal
+  /** TLS options for wss:// (e.g. `ca`, `rejectUnauthorized`, `servername`). */
+  tls?: TlsConnectionOptions
+  /** Time for the whole opening handshake, in ms. Default 10,000. */
+  handshakeTimeout?: number
+  /** Most bytes of a refusal's body kept for {@link UpgradeError.reason}. Default 1,024. */
+  maxRefusalBody?: number
+  logger?: Logger
+}
+
+const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
+
+function sha1Base64 (input: string): string {
+  return createHash('sha1').update(input).digest('base64')
+}
+
+/**
+ * Open a WebSocket connection to `url` (ws://, wss://, or http(s):// which map to them).
+ * Resolves once the server's 101 has been checked (RFC 6455 §4.1); rejects with an
+ * {@link UpgradeError} carrying the status and reason if the server refuses.
+ */
+export function connect (url: string | URL, options: ConnectOptions = {}): Promise<Connection> {
+  let target: URL
+  try {
+    target = new URL(url)
+  } catch {
+    return Promise.reject(new SyntaxError(`invalid WebSocket URL: ${String(url)}`))
+  }
+  const scheme = target.protocol
+  if (!['ws:', 'wss:', 'http:', 'https:'].includes(scheme)) return Promise.reject(new SyntaxError(`not a WebSocket URL: ${target.href}`))
+  // §3: "Fragment identifiers are meaningless in the context of WebSocket URIs".
+  if (target.hash !== '') return Promise.reject(new SyntaxError('a WebSocket URL must not have a fragment'))
+  const secure = scheme === 'wss:' || scheme === 'https:'
+  const offered = typeof options.protocols === 'string' ? [options.protocols] : [...(options.protocols ?? [])]
+  try {
+    if (parseProtocols(offered.join(',')).length !== offered.length) throw new SyntaxError('empty subprotocol')
+    if (new Set(offered).size !== offered.length) throw new SyntaxError('duplicate subprotocol')
+  } catch (err) {
+    return Promise.reject(err instanceof HandshakeError ? new SyntaxError(err.message) : err)
+  }
+  const signal = options.signal
+  if (signal?.aborted === true) return Promise.reject(signal.reason)
+
+  const key = randomBytes(16).toString('base64')
+  const headers: Record<string, string> = {
+    ...options.headers,
+    Connection: 'Upgrade',
+    Upgrade: 'websocket',
+    'Sec-WebSocket-Key': key,
+    'Sec-WebSocket-Version': '13'
+  }
+  if (offered.length > 0) headers['Sec-WebSocket-Protocol'] = offered.join(', ')
+  const request = secure ? httpsRequest : httpRequest
+  const req = request({
+    ...(secure ? options.tls : {}),
+    protocol: secure ? 'https:' : 'http:',
+    hostname: target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname,
+    port: target.port !== '' ? Number(target.port) : secure ? 443 : 80,
+    path: target.pathname + target.search,
+    method: 'GET',
+    headers,
+    agent: false
+  })
+
+  return new Promise<Connection>((resolve, reject) => {
+    let settled = false
+    const fail = (err: unknown): void => {
+      if (settled) return
+      settled = true
+      cleanup()
+      req.destroy()
+      reject(err)
+    }
+    const onAbort = (): void => fail(signal!.reason)
+    signal?.addEventListener('abort', onAbort, { once: true })
+    const timer = setTimeout(() => fail(new UpgradeError('the opening handshake timed out', 0, 'timeout')), options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT)
+    const cleanup = (): void => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+    }
+
+    req.on('error', fail)
+    req.on('response', (res: IncomingMessage) => {
+      // Not a 101: a refusal. Keep a bounded piece of the body as the reason.
+      const limit = options.maxRefusalBody ?? 1024
+      const chunks: Buffer[] = []
+      let size = 0
+      const done = (): void => {
+        const body = Buffer.concat(chunks).toString('utf8').trim()
+        const reason = body !== '' ? body.split('\n')[0] : res.statusMessage ?? ''
+        fail(new UpgradeError(`server refused the upgrade: ${res.statusCode ?? 0} ${reason}`, res.statusCode ?? 0, reason))
+      }
+      res.on('data', (chunk: Buffer) => {
+        if (size < limit) chunks.push(chunk.subarray(0, limit - size))
+        size += chunk.length
+        if (size >= limit) done()
+      })
+      res.on('end', done)
+      res.on('error', done)
+    })
+    req.on('upgrade', (res: IncomingMessage, socket: NodeDuplex, head: Buffer) => {
+      if (settled) {
+        socket.destroy()
+        return
+      }
+      let protocol: string
+      try {
+        protocol = validateUpgradeResponse({ statusCode: res.statusCode ?? 0, headers: res.headers }, acceptValue(key, sha1Base64), offered).protocol
+      } catch (err) {
+        socket.destroy()
+        const e = err as HandshakeError
+        fail(new UpgradeError(`invalid handshake response: ${e.message}`, e.status ?? 101, e.message))
+        return
+      }
+      settled = true
+      cleanup()
+      const conn = new WebSocketConnection(socket, {
+        role: 'client',
+        protocol,
+        url: target.pathname + target.search,
+        headers: res.headers,
+        logger: options.logger,
+        head,
+        maxMessageSize: options.maxMessageSize,
+        maxFrameSize: options.maxFrameSize,
+        maxFragments: options.maxFragments,
+        receiveHighWaterMark: options.receiveHighWaterMark,
+        sendHighWaterMark: options.sendHighWaterMark,
+        closeTimeout: options.closeTimeout,
+        heartbeat: options.heartbeat
+      })
+      if (signal !== undefined) {
+        const close = (): void => conn.close(CloseCode.Normal)
+        signal.addEventListener('abort', close, { once: true })
+        void conn.closed.then(() => signal.removeEventListener('abort', close))
+      }
+      resolve(conn)
+    })
+    req.end()
+  })
+}
