@@ -1,0 +1,496 @@
+/**
+ * Session: message rules (§5.4 fragmentation, §8.1 UTF-8), limits at and past the edge, control
+ * frames (§5.5.2 ping/pong) and the closing handshake (§5.5.1, §7), for both roles.
+ */
+
+import test from 'ava'
+import { DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, Opcode, ProtocolError, Session, type ProtocolErrorCode, type Role, type SessionEvent, type SessionOptions } from '../../src/protocol/index.js'
+import { assertSessionFailed, closePayload, concat, hex, newSession, oneByteAtATime, output, outputFrames, peerFrame, receiveAll, rfcMask, utf8 } from './helpers.js'
+
+const ROLES: Role[] = ['server', 'client']
+
+const text = (role: Role, s: string | Uint8Array, fin = true): Uint8Array => peerFrame(role, { opcode: Opcode.Text, payload: typeof s === 'string' ? utf8(s) : s, fin })
+const binary = (role: Role, payload: Uint8Array, fin = true): Uint8Array => peerFrame(role, { opcode: Opcode.Binary, payload, fin })
+const cont = (role: Role, s: string | Uint8Array, fin = true): Uint8Array => peerFrame(role, { opcode: Opcode.Continuation, payload: typeof s === 'string' ? utf8(s) : s, fin })
+const ping = (role: Role, payload: Uint8Array = new Uint8Array(0)): Uint8Array => peerFrame(role, { opcode: Opcode.Ping, payload })
+const pong = (role: Role, payload: Uint8Array = new Uint8Array(0)): Uint8Array => peerFrame(role, { opcode: Opcode.Pong, payload })
+const closeFrame = (role: Role, payload: Uint8Array = new Uint8Array(0)): Uint8Array => peerFrame(role, { opcode: Opcode.Close, payload })
+const closeBody = (code: number, reason: Uint8Array | string = ''): Uint8Array => concat([new Uint8Array([code >>> 8, code & 0xff]), typeof reason === 'string' ? utf8(reason) : reason])
+
+/**
+ * Feed `chunks` one receive() at a time: every chunk but the last yields no error, the last one
+ * ends in `code` / `closeCode` (so the failure is reported as soon as the offending bytes arrive).
+ */
+function sessionFailure (name: string, chunks: (role: Role) => Uint8Array[], code: ProtocolErrorCode, closeCode: number, options: Partial<SessionOptions> = {}): void {
+  for (const role of ROLES) {
+    test(`${name} (${role})`, (t) => {
+      const session = newSession(role, options)
+      const parts = chunks(role)
+      const before = receiveAll(session, parts.slice(0, -1))
+      t.false(before.some((e) => e.type === 'error'), 'no error before the last chunk')
+      t.is(session.state, 'open')
+      const events = session.receive(parts[parts.length - 1].slice())
+      assertSessionFailed(t, session, events, code, closeCode)
+    })
+  }
+}
+
+function messages (events: readonly SessionEvent[]): Array<{ data: string, binary: boolean }> {
+  const out = []
+  for (const e of events) if (e.type === 'message') out.push({ data: new TextDecoder().decode(e.data), binary: e.binary })
+  return out
+}
+
+// ── §5.4 fragmentation ────────────────────────────────────────────────────────────────────────
+
+sessionFailure('§5.4 a continuation with no message open → 1002', (r) => [cont(r, 'x')], 'WS_ERR_UNEXPECTED_CONTINUATION', 1002)
+sessionFailure('§5.4 a continuation after a finished message → 1002', (r) => [text(r, 'done'), cont(r, 'x')], 'WS_ERR_UNEXPECTED_CONTINUATION', 1002)
+sessionFailure('§5.4 a new text frame while a fragmented message is open → 1002', (r) => [text(r, 'a', false), text(r, 'b')], 'WS_ERR_EXPECTED_CONTINUATION', 1002)
+sessionFailure('§5.4 a new binary frame while a fragmented text message is open → 1002', (r) => [text(r, 'a', false), binary(r, new Uint8Array(1), false)], 'WS_ERR_EXPECTED_CONTINUATION', 1002)
+// Known from the header: no payload needs to arrive before the sequencing error.
+sessionFailure('§5.4 an out-of-sequence continuation fails on its header, before its payload', (r) => [peerFrame(r, { opcode: Opcode.Continuation, payload: new Uint8Array(1000) }).subarray(0, r === 'server' ? 8 : 4)], 'WS_ERR_UNEXPECTED_CONTINUATION', 1002)
+sessionFailure('§5.4 an interleaved data frame fails on its header, before its payload', (r) => [binary(r, new Uint8Array(1), false), peerFrame(r, { opcode: Opcode.Binary, payload: new Uint8Array(1000) }).subarray(0, 10)], 'WS_ERR_EXPECTED_CONTINUATION', 1002)
+
+for (const role of ROLES) {
+  test(`§5.4 control frames interleaved in a fragmented message are fine; the ping is answered at once (${role})`, (t) => {
+    const session = newSession(role)
+    const events = receiveAll(session, [
+      text(role, 'Hel', false), ping(role, utf8('p1')), cont(role, 'l', false), pong(role, utf8('q')), cont(role, 'o')
+    ])
+    t.deepEqual(events.map((e) => e.type), ['ping', 'pong', 'message'])
+    t.deepEqual(messages(events), [{ data: 'Hello', binary: false }])
+    const out = outputFrames(session)
+    t.is(out.length, 1)
+    t.is(out[0].opcode, Opcode.Pong)
+    t.deepEqual(out[0].payload, utf8('p1'))
+  })
+
+  test(`§5.4 a fragmented binary message is reassembled; a one-frame message is a view (${role})`, (t) => {
+    const session = newSession(role)
+    const a = new Uint8Array([1, 2, 3])
+    const events = receiveAll(session, [binary(role, a, false), cont(role, new Uint8Array(0), false), cont(role, new Uint8Array([4]))])
+    t.deepEqual(events, [{ type: 'message', data: new Uint8Array([1, 2, 3, 4]), binary: true }])
+    const chunk = binary(role, a)
+    const [one] = session.receive(chunk)
+    t.true(one.type === 'message' && one.data.buffer === chunk.buffer)
+  })
+
+  test(`§5.6 empty text and binary messages are delivered (${role})`, (t) => {
+    const session = newSession(role)
+    const events = receiveAll(session, [text(role, ''), binary(role, new Uint8Array(0)), text(role, '', false), cont(role, '')])
+    t.deepEqual(events, [
+      { type: 'message', data: new Uint8Array(0), binary: false },
+      { type: 'message', data: new Uint8Array(0), binary: true },
+      { type: 'message', data: new Uint8Array(0), binary: false }
+    ])
+  })
+}
+
+// ── §8.1 UTF-8 ────────────────────────────────────────────────────────────────────────────────
+
+sessionFailure('§8.1 invalid UTF-8 in a one-frame text message → 1007', (r) => [text(r, hex('48 c0 80'))], 'WS_ERR_INVALID_UTF8', 1007)
+sessionFailure('§8.1 a surrogate (ED A0 80) in text → 1007', (r) => [text(r, hex('ed a0 80'))], 'WS_ERR_INVALID_UTF8', 1007)
+sessionFailure('§8.1 invalid UTF-8 fails on the fragment that breaks it, not at the end of the message', (r) => [
+  text(r, 'ok', false), cont(r, hex('ce'), false), cont(r, hex('ff'), false)
+], 'WS_ERR_INVALID_UTF8', 1007)
+sessionFailure('§8.1 invalid UTF-8 inside a one-frame message still arriving fails on the chunk that has it', (r) => {
+  const frame = text(r, concat([utf8('a'.repeat(50)), hex('f5'), utf8('b'.repeat(50))]))
+  const bad = frame.length - 51
+  return [frame.subarray(0, 20), frame.subarray(20, bad), frame.subarray(bad, bad + 1)]
+}, 'WS_ERR_INVALID_UTF8', 1007)
+sessionFailure('§8.1 invalid UTF-8 inside a continuation frame still arriving fails on the chunk that has it', (r) => {
+  const frame = cont(r, concat([hex('e2 82'), hex('28'), utf8('x'.repeat(40))]))
+  // The bad byte is 0x28 after E2 82, at 41 bytes from the end.
+  return [text(r, 'start', false), frame.subarray(0, frame.length - 41), frame.subarray(frame.length - 41, frame.length - 40)]
+}, 'WS_ERR_INVALID_UTF8', 1007)
+sessionFailure('§8.1 text truncated inside a sequence at the end of a one-frame message → 1007', (r) => [text(r, hex('61 e2 82'))], 'WS_ERR_INVALID_UTF8', 1007)
+sessionFailure('§8.1 text truncated inside a sequence at the end of a fragmented message → 1007', (r) => [text(r, hex('61 f0 9f'), false), cont(r, hex('98'), false), cont(r, '')], 'WS_ERR_INVALID_UTF8', 1007)
+sessionFailure('§8.1 text truncated at the end of a one-frame message received in pieces → 1007', (r) => {
+  const frame = text(r, concat([utf8('x'.repeat(30)), hex('f0 9f 98')]))
+  return [frame.subarray(0, 10), frame.subarray(10)]
+}, 'WS_ERR_INVALID_UTF8', 1007)
+
+for (const role of ROLES) {
+  test(`§8.1 a character split across fragments and across chunks is valid (${role})`, (t) => {
+    const smile = hex('f0 9f 98 80') // U+1F600
+    const session = newSession(role)
+    const events = receiveAll(session, [
+      ...oneByteAtATime(text(role, smile.subarray(0, 1), false)),
+      ...oneByteAtATime(cont(role, smile.subarray(1, 3), false)),
+      ...oneByteAtATime(cont(role, concat([smile.subarray(3), smile])))
+    ])
+    t.deepEqual(events, [{ type: 'message', data: concat([smile, smile]), binary: false }])
+    // And a one-frame message of the same bytes delivered byte by byte.
+    const more = receiveAll(session, oneByteAtATime(text(role, concat([smile, utf8('é'), smile]))))
+    t.deepEqual(messages(more), [{ data: '😀é😀', binary: false }])
+  })
+
+  test(`§8.1 binary messages are never UTF-8 checked (${role})`, (t) => {
+    const session = newSession(role)
+    const events = receiveAll(session, [binary(role, hex('ff fe c0 80'), false), cont(role, hex('ed a0 80'))])
+    t.deepEqual(events, [{ type: 'message', data: hex('ff fe c0 80 ed a0 80'), binary: true }])
+  })
+
+  test(`§8.1 the isUtf8 option is used for whole one-frame text messages (${role})`, (t) => {
+    const seen: number[] = []
+    const session = newSession(role, { isUtf8: (b) => { seen.push(b.length); return true } })
+    // The injected check says yes, so even bytes that are not UTF-8 pass: it was the one asked.
+    t.deepEqual(messages(session.receive(text(role, hex('61 ff')))).length, 1)
+    t.deepEqual(seen, [2])
+  })
+
+  test(`an unexpected exception inside the session becomes 1011 with no detail sent (${role})`, (t) => {
+    const session = newSession(role, { isUtf8: () => { throw new Error('secret detail') } })
+    const events = session.receive(text(role, 'x'))
+    assertSessionFailed(t, session, events, 'WS_ERR_INTERNAL', 1011)
+    t.false(JSON.stringify(events).includes('secret'))
+  })
+}
+
+// ── limits: at the limit and one past it ─────────────────────────────────────────────────────
+
+for (const role of ROLES) {
+  test(`maxFrameSize: a frame of exactly maxFrameSize passes; one byte more → 1009 from its header (${role})`, (t) => {
+    const ok = newSession(role, { maxFrameSize: 200 })
+    t.is(messages(ok.receive(binary(role, new Uint8Array(200)))).length, 1)
+    const over = newSession(role, { maxFrameSize: 200 })
+    const header = peerFrame(role, { opcode: Opcode.Binary, declaredLength: 201 })
+    assertSessionFailed(t, over, over.receive(header), 'WS_ERR_FRAME_TOO_BIG', 1009)
+  })
+
+  test(`maxFrameSize defaults to maxMessageSize, and is never above it (${role})`, (t) => {
+    const s = newSession(role, { maxMessageSize: 300 })
+    t.is(messages(s.receive(binary(role, new Uint8Array(300)))).length, 1)
+    assertSessionFailed(t, s, s.receive(peerFrame(role, { opcode: Opcode.Binary, declaredLength: 301 })), 'WS_ERR_FRAME_TOO_BIG', 1009)
+    const capped = newSession(role, { maxMessageSize: 300, maxFrameSize: 1000 })
+    assertSessionFailed(t, capped, capped.receive(peerFrame(role, { opcode: Opcode.Binary, declaredLength: 301 })), 'WS_ERR_FRAME_TOO_BIG', 1009)
+  })
+
+  test(`maxMessageSize across fragments: exactly at the limit passes, one byte over → 1009 (${role})`, (t) => {
+    const frags = (last: number): Uint8Array[] => [binary(role, new Uint8Array(100), false), cont(role, new Uint8Array(100), false), cont(role, new Uint8Array(last))]
+    const ok = newSession(role, { maxMessageSize: 250 })
+    const events = receiveAll(ok, frags(50))
+    t.is(events.length, 1)
+    t.true(events[0].type === 'message' && events[0].data.length === 250)
+    const over = newSession(role, { maxMessageSize: 250 })
+    const chunks = frags(51)
+    t.deepEqual(receiveAll(over, chunks.slice(0, 2)), [])
+    assertSessionFailed(t, over, over.receive(chunks[2]), 'WS_ERR_MESSAGE_TOO_BIG', 1009)
+  })
+
+  test(`maxMessageSize: a continuation whose declared length overflows the message fails on its header (${role})`, (t) => {
+    const s = newSession(role, { maxMessageSize: 250 })
+    t.deepEqual(s.receive(text(role, 'a'.repeat(200), false)), [])
+    const header = peerFrame(role, { opcode: Opcode.Continuation, declaredLength: 51 })
+    assertSessionFailed(t, s, s.receive(header), 'WS_ERR_MESSAGE_TOO_BIG', 1009)
+    t.true(s.bufferedBytes <= 250 + 14)
+  })
+
+  test(`maxFragments: exactly maxFragments frames pass, one more → 1009 (${role})`, (t) => {
+    const frames = (n: number): Uint8Array[] => Array.from({ length: n }, (_, i) => i === 0 ? text(role, 'a', false) : cont(role, 'a', i === n - 1))
+    const ok = newSession(role, { maxFragments: 5 })
+    t.deepEqual(messages(receiveAll(ok, frames(5))), [{ data: 'aaaaa', binary: false }])
+    const over = newSession(role, { maxFragments: 5 })
+    const chunks = frames(6)
+    t.deepEqual(receiveAll(over, chunks.slice(0, 5)), [])
+    assertSessionFailed(t, over, over.receive(chunks[5]), 'WS_ERR_TOO_MANY_FRAGMENTS', 1009)
+    // Also from the header of the fragment one too many.
+    const early = newSession(role, { maxFragments: 5 })
+    receiveAll(early, chunks.slice(0, 5))
+    assertSessionFailed(t, early, early.receive(chunks[5].subarray(0, role === 'server' ? 6 : 2)), 'WS_ERR_TOO_MANY_FRAGMENTS', 1009)
+  })
+
+  test(`§5.5 control payload: 125 bytes pass (and are answered), 126 → 1002 (${role})`, (t) => {
+    const s = newSession(role)
+    const payload = Uint8Array.from({ length: 125 }, (_, i) => i)
+    t.deepEqual(s.receive(ping(role, payload)), [{ type: 'ping', data: payload }])
+    const [p] = outputFrames(s)
+    t.deepEqual(p.payload, payload)
+    assertSessionFailed(t, s, s.receive(ping(role, new Uint8Array(126))), 'WS_ERR_CONTROL_TOO_LONG', 1002)
+  })
+}
+
+test('limit defaults: 16 MiB messages, 65,536 fragments', (t) => {
+  t.is(DEFAULT_MAX_MESSAGE_SIZE, 16 * 1024 * 1024)
+  t.is(DEFAULT_MAX_FRAGMENTS, 65536)
+  const s = newSession('client')
+  assertSessionFailed(t, s, s.receive(peerFrame('client', { opcode: Opcode.Binary, declaredLength: DEFAULT_MAX_MESSAGE_SIZE + 1 })), 'WS_ERR_FRAME_TOO_BIG', 1009)
+})
+
+// ── §5.5.2 / §5.5.3 ping and pong ─────────────────────────────────────────────────────────────
+
+test('§5.5.2 a server answers a ping with an unmasked pong carrying the same payload, byte for byte', (t) => {
+  const s = newSession('server')
+  const events = s.receive(ping('server', utf8('Hello')))
+  t.deepEqual(events, [{ type: 'ping', data: utf8('Hello') }])
+  t.deepEqual(output(s), hex('8a 05 48 65 6c 6c 6f'))
+  t.deepEqual(s.takeOutput(), [])
+})
+
+test('§5.5.2 an empty ping is answered with an empty pong; a pong is only reported', (t) => {
+  const s = newSession('server')
+  s.receive(ping('server'))
+  t.deepEqual(output(s), hex('8a 00'))
+  t.deepEqual(s.receive(pong('server', utf8('hb'))), [{ type: 'pong', data: utf8('hb') }])
+  t.deepEqual(s.takeOutput(), [])
+})
+
+test('§5.5.2 a client answers each of several pings with a masked pong, in order', (t) => {
+  const s = newSession('client')
+  s.receive(concat([ping('client', utf8('1')), ping('client', utf8('22'))]))
+  const out = outputFrames(s)
+  t.deepEqual(out.map((f) => [f.opcode, new TextDecoder().decode(f.payload)]), [[Opcode.Pong, '1'], [Opcode.Pong, '22']])
+})
+
+// ── §5.5.1 / §7 closing handshake ─────────────────────────────────────────────────────────────
+
+sessionFailure('§5.5.1 a close payload of 1 byte → 1002', (r) => [closeFrame(r, hex('03'))], 'WS_ERR_INVALID_CLOSE_PAYLOAD', 1002)
+sessionFailure('§5.5.1 a close reason that is not UTF-8 → 1007', (r) => [closeFrame(r, closeBody(1000, hex('ce')))], 'WS_ERR_INVALID_CLOSE_REASON', 1007)
+sessionFailure('§7.4 close code 1005 on the wire → 1002', (r) => [closeFrame(r, closeBody(1005))], 'WS_ERR_INVALID_CLOSE_CODE', 1002)
+
+for (const role of ROLES) {
+  test(`§5.5.1 a close is answered with a close echoing the code; the reason is reported (${role})`, (t) => {
+    const s = newSession(role)
+    t.is(s.state, 'open')
+    const events = s.receive(closeFrame(role, closeBody(4321, 'bye ✓')))
+    t.deepEqual(events, [{ type: 'close', code: 4321, reason: 'bye ✓' }])
+    const out = outputFrames(s)
+    t.is(out.length, 1)
+    t.is(out[0].opcode, Opcode.Close)
+    t.is(closePayload(out[0]).code, 4321)
+    t.is(s.sentCloseCode, 4321)
+    t.true(s.peerClosed)
+    t.true(s.closing)
+    t.is(s.state, 'closed')
+    t.true(s.shouldCloseTransport)
+  })
+
+  test(`§5.5.1 an empty close is reported as 1005 and answered with an empty close (${role})`, (t) => {
+    const s = newSession(role)
+    t.deepEqual(s.receive(closeFrame(role)), [{ type: 'close', code: 1005, reason: '' }])
+    const out = outputFrames(s)
+    t.is(out.length, 1)
+    t.is(out[0].opcode, Opcode.Close)
+    t.is(out[0].payload.length, 0)
+    t.is(s.state, 'closed')
+  })
+
+  test(`§7 we close first: open → closing → closed when the peer's close arrives (${role})`, (t) => {
+    const s = newSession(role)
+    t.is(s.state, 'open')
+    t.false(s.shouldCloseTransport)
+    t.true(s.sendClose(1000, 'done'))
+    t.is(s.state, 'closing')
+    t.is(s.sentCloseCode, 1000)
+    t.false(s.shouldCloseTransport)
+    const [close] = outputFrames(s)
+    t.deepEqual(closePayload(close), { code: 1000, reason: 'done' })
+    t.deepEqual(s.receive(closeFrame(role, closeBody(1000))), [{ type: 'close', code: 1000, reason: '' }])
+    t.is(s.state, 'closed')
+    t.true(s.shouldCloseTransport)
+    // Our close was already sent: the peer's close is not answered again.
+    t.deepEqual(s.takeOutput(), [])
+  })
+
+  test(`§7 the peer closes first: open → closed in one step, since the answer is queued at once (${role})`, (t) => {
+    const s = newSession(role)
+    t.is(s.state, 'open')
+    s.receive(closeFrame(role, closeBody(1001)))
+    t.is(s.state, 'closed')
+    t.true(s.shouldCloseTransport)
+    t.is(closePayload(outputFrames(s)[0]).code, 1001)
+  })
+
+  test(`§7.1.7 failure: open → closed, the close carries the error's code, later input is ignored (${role})`, (t) => {
+    const s = newSession(role)
+    const events = s.receive(peerFrame(role, { opcode: 3 }))
+    assertSessionFailed(t, s, events, 'WS_ERR_INVALID_OPCODE', 1002)
+    t.deepEqual(s.receive(text(role, 'ignored')), [])
+    t.deepEqual(s.receive(ping(role)), [])
+    t.deepEqual(s.receive(closeFrame(role)), [])
+    t.deepEqual(s.takeOutput(), [])
+    t.is(s.state, 'closed')
+  })
+
+  test(`§5.5.1 after our close nothing more is sent: send* return false, no pong, no second close (${role})`, (t) => {
+    const s = newSession(role)
+    s.sendClose(1000)
+    output(s)
+    t.false(s.sendText('x'))
+    t.false(s.sendBinary(new Uint8Array(1)))
+    t.false(s.send(new Uint8Array(1), true))
+    t.false(s.sendFragment(Opcode.Text, utf8('x'), false))
+    t.false(s.sendPing())
+    t.false(s.sendPong())
+    t.false(s.sendClose(1001))
+    // A ping from the peer is still reported but not answered.
+    t.deepEqual(s.receive(ping(role, utf8('?'))), [{ type: 'ping', data: utf8('?') }])
+    t.deepEqual(s.takeOutput(), [])
+    t.is(s.pendingOutput, 0)
+    t.is(s.sentCloseCode, 1000)
+  })
+
+  test(`§7.1.2 after our close, the peer's messages still arrive until its close, even one it had begun (${role})`, (t) => {
+    const s = newSession(role)
+    t.deepEqual(s.receive(text(role, 'Hel', false)), [])
+    s.sendClose(1000)
+    const events = receiveAll(s, [cont(role, 'lo'), binary(role, new Uint8Array([9])), closeFrame(role, closeBody(1000))])
+    t.deepEqual(events.map((e) => e.type), ['message', 'message', 'close'])
+    t.deepEqual(messages(events)[0], { data: 'Hello', binary: false })
+    t.is(s.state, 'closed')
+  })
+
+  test(`§5.5.1 after the peer's close, further frames (same chunk or later) are ignored (${role})`, (t) => {
+    const s = newSession(role)
+    const events = s.receive(concat([text(role, 'before'), closeFrame(role, closeBody(1000)), text(role, 'after'), peerFrame(role, { opcode: 3 })]))
+    t.deepEqual(events.map((e) => e.type), ['message', 'close'])
+    t.deepEqual(s.receive(text(role, 'later')), [])
+    t.is(outputFrames(s).length, 1)
+  })
+
+  test(`a peer's close drops a fragmented message it left open (${role})`, (t) => {
+    const s = newSession(role)
+    s.receive(text(role, 'partial', false))
+    t.is(s.bufferedBytes, 7)
+    t.deepEqual(s.receive(closeFrame(role)), [{ type: 'close', code: 1005, reason: '' }])
+    t.is(s.bufferedBytes, 0)
+  })
+
+  test(`messages before a bad frame in the same chunk are delivered before the error (${role})`, (t) => {
+    const s = newSession(role)
+    const events = s.receive(concat([text(role, 'one'), ping(role, utf8('p')), binary(role, new Uint8Array([2])), peerFrame(role, { opcode: 0xb })]))
+    t.deepEqual(events.map((e) => e.type), ['message', 'ping', 'message', 'error'])
+    const out = outputFrames(s)
+    t.deepEqual(out.map((f) => f.opcode), [Opcode.Pong, Opcode.Close])
+    t.is(closePayload(out[1]).code, 1002)
+  })
+
+  test(`a close before a bad frame in the same chunk wins: the rest is ignored (${role})`, (t) => {
+    const s = newSession(role)
+    const events = s.receive(concat([closeFrame(role, closeBody(3000)), peerFrame(role, { opcode: 0x3 })]))
+    t.deepEqual(events, [{ type: 'close', code: 3000, reason: '' }])
+  })
+
+  test(`a failure after our close sends no second close (${role})`, (t) => {
+    const s = newSession(role)
+    s.sendClose(1000)
+    output(s)
+    const events = s.receive(text(role, hex('ff')))
+    t.is(events[0]?.type, 'error')
+    t.deepEqual(s.takeOutput(), [])
+    t.is(s.sentCloseCode, 1000)
+    t.is(s.state, 'closed')
+    t.true(s.shouldCloseTransport)
+  })
+
+  test(`abort(code) sends that close, fails the session and ignores later input (${role})`, (t) => {
+    const s = newSession(role)
+    s.receive(text(role, 'open', false))
+    s.abort(1011)
+    t.is(s.state, 'closed')
+    t.true(s.shouldCloseTransport)
+    t.is(s.sentCloseCode, 1011)
+    t.is(s.bufferedBytes, 0)
+    t.is(closePayload(outputFrames(s)[0]).code, 1011)
+    t.deepEqual(s.receive(cont(role, 'x')), [])
+  })
+
+  test(`sendClose refuses what may not be sent (${role})`, (t) => {
+    const s = newSession(role)
+    for (const code of [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535]) {
+      t.throws(() => s.sendClose(code), { instanceOf: RangeError }, String(code))
+    }
+    t.throws(() => s.sendClose(undefined, 'reason without a code'), { instanceOf: TypeError })
+    t.throws(() => s.sendClose(1000, 'x'.repeat(124)), { instanceOf: RangeError })
+    t.throws(() => s.sendPing(new Uint8Array(126)), { instanceOf: RangeError })
+    t.throws(() => s.sendPong(new Uint8Array(126)), { instanceOf: RangeError })
+    t.is(s.state, 'open')
+    t.deepEqual(s.takeOutput(), [])
+    t.true(s.sendClose(1000, 'x'.repeat(123)))
+    t.is(outputFrames(s)[0].payload.length, 125)
+  })
+}
+
+test('§5.5.1 / §7.4 every close code 0..65535: valid codes are echoed, invalid ones fail with 1002', (t) => {
+  const valid = (c: number): boolean => (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1014) || (c >= 3000 && c <= 4999)
+  const shared = new Uint8Array(65536)
+  let validCount = 0
+  for (let code = 0; code <= 0xffff; code++) {
+    // The slab allocator reuses one buffer: each session's output is read before the next starts.
+    const s = new Session({ role: 'client', mask: rfcMask, alloc: (n) => shared.subarray(0, n) })
+    const events = s.receive(closeFrame('client', closeBody(code)))
+    const frames = outputFrames(s)
+    const sent = frames.length === 1 ? closePayload(frames[0]).code : undefined
+    if (valid(code)) {
+      validCount++
+      if (events.length !== 1 || events[0].type !== 'close' || events[0].code !== code || sent !== code) {
+        t.fail(`code ${code} should be accepted and echoed`)
+        return
+      }
+    } else if (events.length !== 1 || events[0].type !== 'error' || events[0].error.code !== 'WS_ERR_INVALID_CLOSE_CODE' || sent !== 1002) {
+      t.fail(`code ${code} should fail with 1002`)
+      return
+    }
+  }
+  t.is(validCount, 4 + 8 + 2000)
+})
+
+// ── buffering ──────────────────────────────────────────────────────────────────────────────────
+
+test('bufferedBytes counts a partial frame and an open fragmented message, and drops to 0 when delivered', (t) => {
+  const s = newSession('server')
+  const frame = text('server', 'abcdef')
+  s.receive(frame.subarray(0, 3))
+  t.is(s.bufferedBytes, 3)
+  s.receive(frame.subarray(3, 10))
+  t.is(s.bufferedBytes, 4) // the header is consumed; 4 payload bytes are held
+  s.receive(frame.subarray(10))
+  t.is(s.bufferedBytes, 0)
+  s.receive(text('server', 'xyz', false))
+  t.is(s.bufferedBytes, 3)
+  s.receive(cont('server', 'w'))
+  t.is(s.bufferedBytes, 0)
+})
+
+test('a client session needs a mask source', (t) => {
+  t.throws(() => new Session({ role: 'client' }), { instanceOf: TypeError })
+})
+
+test('takeOutput with nothing queued returns a fresh array, never the internal queue', (t) => {
+  const s = newSession('server')
+  const first = s.takeOutput()
+  s.sendText('x')
+  const second = s.takeOutput()
+  t.is(first.length, 0)
+  t.not(first, second)
+  t.is(second.length, 1)
+})
+
+test('output order is preserved across small (slab) and large (by reference) frames, for both roles', (t) => {
+  for (const role of ROLES) {
+    const s = newSession(role)
+    const big = Uint8Array.from({ length: 70000 }, (_, i) => i & 0xff)
+    s.sendText('a')
+    s.sendBinary(big)
+    s.sendText('b')
+    const part = output(s)
+    s.sendPing(utf8('p'))
+    for (let i = 0; i < 200; i++) s.sendBinary(new Uint8Array(1000).fill(i)) // crosses 64 KiB slabs
+    const rest = output(s)
+    const peer = newSession(role === 'server' ? 'client' : 'server')
+    const events = receiveAll(peer, [part, rest])
+    t.is(events.length, 204)
+    t.deepEqual(events[1], { type: 'message', data: big, binary: true })
+    t.is(events[3].type, 'ping')
+    t.deepEqual(events[203], { type: 'message', data: new Uint8Array(1000).fill(199), binary: true })
+  }
+})
+
+test('ProtocolError carries code, closeCode and a message from the table', (t) => {
+  const err = new ProtocolError('WS_ERR_INVALID_OPCODE', '3')
+  t.is(err.name, 'ProtocolError')
+  t.is(err.code, 'WS_ERR_INVALID_OPCODE')
+  t.is(err.closeCode, 1002)
+  t.is(err.message, 'unknown opcode: 3')
+  t.true(err instanceof Error)
+})
