@@ -89,7 +89,7 @@ export function nextMessage<T = any> (child: ChildProcess, type: string, timeout
   })
 }
 
-export async function request<T = any> (child: ChildProcess, msg: { cmd: string, [k: string]: unknown }, reply: string, timeoutMs: number): Promise<T> {
+export async function request<T = any> (child: ChildProcess, msg: { cmd: string, [k: string]: any }, reply: string, timeoutMs: number): Promise<T> {
   const p = nextMessage<T>(child, reply, timeoutMs)
   child.send(msg)
   return await p
@@ -139,4 +139,17 @@ export function machineInfo (): { date: string, nproc: number, cpu: string, node
   let kernel = ''
   try { kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim() } catch {}
   return { date: new Date().toISOString().slice(0, 10), nproc, cpu, node: process.version, kernel }
+}
+
+/** Busy CPU seconds of the whole machine so far (all cores), from /proc/stat. */
+export function machineBusySeconds (): number {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]
+    const f = line.trim().split(/\s+/).slice(1).map(Number)
+    // user nice system idle iowait irq softirq steal ...
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0)
+    return (total - f[3] - f[4]) / CLK_TCK
+  } catch {
+    return 0
+  }
 }

@@ -1,0 +1,299 @@
+// Echo benchmark (issue 6): wspipe against ws (plain JS and with its native add-ons), it-ws, and
+// a raw TCP echo as the ceiling. Every server is its own process pinned to core 0; the load
+// generator (bench/loadgen.ts) is one process pinned to core 1. Servers are interleaved over
+// several rounds and every result is reported as a median with its ratio to ws from this run.
+//
+//   npm run bench                      # full run (about 12 minutes)
+//   npm run bench -- --quick           # about 2 minutes
+//   options: --markdown  --servers=wspipe,ws  --scenarios=a,b,mem,slow  --rounds=N
+import type { ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { dirname, join } from 'node:path'
+import { execFileSync } from 'node:child_process'
+import { spawnTs, request, nextMessage, kill, sleep, median, rssOf, cpuSecondsOf, machineBusySeconds, machineInfo, tasksetAvailable } from './lib/proc.js'
+import type { RunCommand, RunResult } from './loadgen.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+
+interface ServerDef { name: string, file: string, env: Record<string, string>, raw: boolean }
+const SERVERS: ServerDef[] = [
+  { name: 'wspipe', file: 'servers/wspipe.ts', env: {}, raw: false },
+  { name: 'ws', file: 'servers/ws.ts', env: { WS_NO_BUFFER_UTIL: '1', WS_NO_UTF_8_VALIDATE: '1' }, raw: false },
+  // empty strings are falsy for ws's checks, so the add-ons load even if the caller exported the flags
+  { name: 'ws+native', file: 'servers/ws.ts', env: { WS_NO_BUFFER_UTIL: '', WS_NO_UTF_8_VALIDATE: '' }, raw: false },
+  { name: 'it-ws', file: 'servers/it-ws.ts', env: {}, raw: false },
+  { name: 'raw TCP', file: 'servers/tcp.ts', env: {}, raw: true }
+]
+const BASELINE = 'ws'
+
+interface Scenario { id: string, title: string, unit: 'msg/s' | 'MB/s' | 'latency', conns: number, inflight: number, payloadSize: number, text: boolean }
+const SCENARIOS: Scenario[] = [
+  { id: 'a', title: '64 conns × 32 B binary, 16 in flight each', unit: 'msg/s', conns: 64, inflight: 16, payloadSize: 32, text: false },
+  { id: 'b', title: '1 conn × 32 B binary, 1 in flight', unit: 'latency', conns: 1, inflight: 1, payloadSize: 32, text: false },
+  { id: 'c', title: '16 conns × 16 KiB binary, 4 in flight each', unit: 'MB/s', conns: 16, inflight: 4, payloadSize: 16 * 1024, text: false },
+  { id: 'd', title: '4 conns × 1 MiB binary, 2 in flight each', unit: 'MB/s', conns: 4, inflight: 2, payloadSize: 1024 * 1024, text: false },
+  { id: 'e', title: '16 conns × 1 KiB UTF-8 text, 16 in flight each', unit: 'msg/s', conns: 16, inflight: 16, payloadSize: 1024, text: true }
+]
+const IDLE_CONNS = 5000
+const SLOW_BYTES = 200e6
+const SLOW_FRAME = 64 * 1024
+const CLIENT_SATURATED = 90 // % of one core
+
+const args = process.argv.slice(2)
+const flag = (name: string): string | undefined => args.find(a => a.startsWith(`--${name}=`))?.split('=')[1]
+const quick = args.includes('--quick')
+const cfg = {
+  rounds: Number(flag('rounds') ?? (quick ? 2 : 5)),
+  warmupMs: quick ? 300 : 1000,
+  durationMs: quick ? 1000 : 3000,
+  memRounds: quick ? 1 : 2,
+  slowMaxMs: quick ? 5000 : 20000
+}
+const onlyServers = flag('servers')?.split(',')
+const onlyScenarios = flag('scenarios')?.split(',')
+const wantScenario = (id: string): boolean => onlyScenarios === undefined || onlyScenarios.includes(id)
+
+type Measured = RunResult & { serverCpu: number, otherCpu: number }
+
+interface Running { def: ServerDef, child: ChildProcess, port: number }
+
+async function startServer (def: ServerDef, extra: string[] = []): Promise<Running> {
+  const child = spawnTs(join(here, def.file), { core: 0, env: def.env, nodeArgs: ['--expose-gc'], args: extra })
+  try {
+    const m = await nextMessage(child, 'listening', 30_000)
+    if (def.name === 'ws' && (m.bufferutil === true || m.utf8validate === true)) throw new Error('plain ws loaded a native add-on')
+    if (def.name === 'ws+native' && m.bufferutil !== true) throw new Error('bufferutil did not load')
+    return { def, child, port: m.port }
+  } catch (err) {
+    await kill(child)
+    throw err
+  }
+}
+
+function fmtNum (x: number, digits = 0): string {
+  if (!Number.isFinite(x)) return 'n/a'
+  return x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+}
+
+async function main (): Promise<void> {
+  const t0 = Date.now()
+  const info = machineInfo()
+  let ulimit = 'unknown'
+  try { ulimit = execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim() } catch {}
+  console.log(`echo benchmark${quick ? ' (--quick)' : ''}: ${info.date}, ${info.nproc} cores, ${info.cpu}, node ${info.node}, ` +
+    `taskset: ${tasksetAvailable() ? 'servers on core 0, load generator on core 1' : 'not available, processes unpinned'}, ulimit -n ${ulimit}`)
+  console.log(`${cfg.rounds} rounds × (${cfg.warmupMs} ms warm-up + ${cfg.durationMs} ms measured) per server and scenario\n`)
+  if (ulimit !== 'unlimited' && Number(ulimit) < IDLE_CONNS + 100) {
+    console.log(`warning: ulimit -n is ${ulimit}; the ${IDLE_CONNS}-connection test needs more (run \`ulimit -n 65536\` first)\n`)
+  }
+
+  const defs = SERVERS.filter(s => onlyServers === undefined || onlyServers.includes(s.name))
+  const unavailable = new Map<string, string>()
+  const warnings: string[] = []
+  // results[scenario][server] = runs
+  const runs = new Map<string, Map<string, Array<Measured>>>()
+  const mem = new Map<string, Array<{ perConn: number, heapPerConn: number }>>()
+  const slow = new Map<string, Array<{ peak: number, sent: number, seconds: number }>>()
+
+  const loadgen = spawnTs(join(here, 'loadgen.ts'), { core: 1 })
+  await nextMessage(loadgen, 'ready', 30_000)
+
+  // ---- throughput and latency: one long-lived process per server for all rounds
+  const scenarios = SCENARIOS.filter(s => wantScenario(s.id))
+  if (scenarios.length > 0) {
+    const live = new Map<string, Running>()
+    for (const def of defs) {
+      try {
+        live.set(def.name, await startServer(def))
+      } catch (err) {
+        unavailable.set(def.name, (err as Error).message)
+        console.log(`${def.name}: not available (${(err as Error).message})`)
+      }
+    }
+    try {
+      for (let round = 0; round < cfg.rounds; round++) {
+        for (const [si, sc] of scenarios.entries()) {
+          const order = [...live.values()]
+          for (let i = 0; i < (round + si) % Math.max(1, order.length); i++) order.push(order.shift()!)
+          for (const srv of order) {
+            if (srv.def.raw && sc.text) continue // raw TCP knows no text
+            if (!live.has(srv.def.name)) continue
+            const cmd: RunCommand = {
+              cmd: 'run', port: srv.port, raw: srv.def.raw, conns: sc.conns, inflight: sc.inflight,
+              payloadSize: sc.payloadSize, text: sc.text, warmupMs: cfg.warmupMs, durationMs: cfg.durationMs, latency: sc.unit === 'latency'
+            }
+            let cpuStart = 0
+            let cpuEnd = 0
+            let busyStart = 0
+            let busyEnd = 0
+            const onMsg = (m: any): void => {
+              if (m?.type === 'window-start') { cpuStart = cpuSecondsOf(srv.child.pid!); busyStart = machineBusySeconds() }
+              if (m?.type === 'window-end') { cpuEnd = cpuSecondsOf(srv.child.pid!); busyEnd = machineBusySeconds() }
+            }
+            loadgen.on('message', onMsg)
+            try {
+              const r = await request<RunResult>(loadgen, cmd, 'result', cfg.warmupMs + cfg.durationMs + 60_000)
+              const serverCpu = 100 * (cpuEnd - cpuStart) / r.seconds
+              // whatever else ran on the machine meanwhile (other processes, and kernel work
+              // such as loopback softirqs not charged to either process)
+              const otherCpu = Math.max(0, 100 * (busyEnd - busyStart) / r.seconds - serverCpu - r.clientCpu)
+              if (!runs.has(sc.id)) runs.set(sc.id, new Map())
+              const byServer = runs.get(sc.id)!
+              byServer.set(srv.def.name, [...(byServer.get(srv.def.name) ?? []), { ...r, serverCpu, otherCpu }])
+            } catch (err) {
+              const msg = `${srv.def.name}, scenario ${sc.id}, round ${round + 1}: ${(err as Error).message}`
+              warnings.push(msg)
+              console.log(`  error: ${msg}`)
+              if (srv.child.exitCode !== null || srv.child.signalCode !== null) {
+                // the server died: restart it so the remaining runs still happen
+                live.delete(srv.def.name)
+                try { live.set(srv.def.name, await startServer(srv.def)) } catch {}
+              }
+            } finally {
+              loadgen.off('message', onMsg)
+            }
+          }
+        }
+        console.log(`  round ${round + 1}/${cfg.rounds} done (${((Date.now() - t0) / 1000).toFixed(0)} s)`)
+      }
+    } finally {
+      for (const srv of live.values()) await kill(srv.child)
+    }
+  }
+
+  // ---- memory per idle connection: a fresh server each time, RSS after forced GC
+  if (wantScenario('mem')) {
+    for (let round = 0; round < cfg.memRounds; round++) {
+      for (const def of defs) {
+        if (unavailable.has(def.name)) continue
+        let srv: Running | undefined
+        try {
+          srv = await startServer(def)
+          await sleep(300)
+          const before = await request(srv.child, { cmd: 'gc' }, 'gc', 10_000)
+          const opened = await request(loadgen, { cmd: 'open', port: srv.port, raw: def.raw, conns: IDLE_CONNS }, 'opened', 120_000)
+          await sleep(1000)
+          const after = await request(srv.child, { cmd: 'gc' }, 'gc', 30_000)
+          await request(loadgen, { cmd: 'closeAll' }, 'closed', 60_000)
+          mem.set(def.name, [...(mem.get(def.name) ?? []), {
+            perConn: (after.rss - before.rss) / opened.count,
+            heapPerConn: (after.heapUsed + after.external - before.heapUsed - before.external) / opened.count
+          }])
+        } catch (err) {
+          warnings.push(`${def.name}, ${IDLE_CONNS} idle connections: ${(err as Error).message}`)
+          try { await request(loadgen, { cmd: 'closeAll' }, 'closed', 60_000) } catch {}
+        } finally {
+          if (srv !== undefined) await kill(srv.child)
+        }
+      }
+    }
+    console.log(`  idle-connection memory done (${((Date.now() - t0) / 1000).toFixed(0)} s)`)
+  }
+
+  // ---- slow reader: default server options, sample the server's RSS while the client floods it
+  if (wantScenario('slow')) {
+    for (const def of defs) {
+      if (unavailable.has(def.name)) continue
+      let srv: Running | undefined
+      try {
+        srv = await startServer(def, ['--defaults'])
+        await sleep(300)
+        const pid = srv.child.pid!
+        const base = rssOf(pid)
+        let peak = base
+        const timer = setInterval(() => { peak = Math.max(peak, rssOf(pid)) }, 25)
+        const r = await request(loadgen, { cmd: 'slow', port: srv.port, raw: def.raw, totalBytes: SLOW_BYTES, maxMs: cfg.slowMaxMs, frameSize: SLOW_FRAME }, 'slow', cfg.slowMaxMs + 60_000)
+        await sleep(500) // the server may still be working through what it read
+        clearInterval(timer)
+        peak = Math.max(peak, rssOf(pid))
+        slow.set(def.name, [{ peak: peak - base, sent: r.sentBytes, seconds: r.seconds }])
+      } catch (err) {
+        warnings.push(`${def.name}, slow reader: ${(err as Error).message}`)
+      } finally {
+        if (srv !== undefined) await kill(srv.child)
+      }
+    }
+    console.log(`  slow reader done (${((Date.now() - t0) / 1000).toFixed(0)} s)`)
+  }
+  await kill(loadgen)
+
+  // ---- report
+  const names = defs.map(d => d.name)
+  const med = (sc: string, name: string, f: (r: Measured) => number | undefined): number =>
+    median((runs.get(sc)?.get(name) ?? []).map(f).filter((x): x is number => x !== undefined))
+  const value = (sc: Scenario, name: string): number =>
+    sc.unit === 'msg/s' ? med(sc.id, name, r => r.messages / r.seconds) : med(sc.id, name, r => r.payloadBytes / r.seconds / 1e6)
+  const ratio = (x: number, base: number): string => Number.isFinite(x) && Number.isFinite(base) && base > 0 ? ` (${(x / base).toFixed(2)}×)` : ''
+  const head = ['server']
+  const cols: Array<(name: string) => string> = []
+  for (const sc of scenarios) {
+    if (sc.unit === 'latency') {
+      head.push(`${sc.id} p50 µs`, `${sc.id} p99 µs`)
+      cols.push(n => { const v = med(sc.id, n, r => r.p50us); return fmtNum(v, 1) + ratio(v, med(sc.id, BASELINE, r => r.p50us)) })
+      cols.push(n => { const v = med(sc.id, n, r => r.p99us); return fmtNum(v, 1) + ratio(v, med(sc.id, BASELINE, r => r.p99us)) })
+    } else {
+      head.push(`${sc.id} ${sc.unit}`)
+      cols.push(n => { const v = value(sc, n); return fmtNum(v, sc.unit === 'MB/s' ? 1 : 0) + ratio(v, value(sc, BASELINE)) })
+    }
+  }
+  if (wantScenario('mem')) {
+    const m = (n: string, k: 'perConn' | 'heapPerConn'): number => median((mem.get(n) ?? []).map(x => x[k])) / 1024
+    head.push('idle KiB/conn (RSS)', 'idle KiB/conn (heap+ext)')
+    cols.push(n => fmtNum(m(n, 'perConn'), 1) + ratio(m(n, 'perConn'), m(BASELINE, 'perConn')))
+    cols.push(n => fmtNum(m(n, 'heapPerConn'), 1) + ratio(m(n, 'heapPerConn'), m(BASELINE, 'heapPerConn')))
+  }
+  if (wantScenario('slow')) {
+    const s = (n: string): number => (slow.get(n)?.[0]?.peak ?? NaN) / 1e6
+    head.push('slow reader: peak RSS growth MB', 'slow reader: MB accepted')
+    cols.push(n => fmtNum(s(n), 1) + ratio(s(n), s(BASELINE)))
+    cols.push(n => { const r = slow.get(n)?.[0]; return r ? `${fmtNum(r.sent / 1e6, 0)} in ${r.seconds.toFixed(1)} s` : 'n/a' })
+  }
+  const rows = names.map(n => [n, ...cols.map(c => c(n))])
+
+  const printTable = (h: string[], rs: string[][]): void => {
+    const widths = h.map((x, i) => Math.max(x.length, ...rs.map(r => r[i].length)))
+    console.log(h.map((x, i) => x.padEnd(widths[i])).join(' | '))
+    console.log(widths.map(w => '-'.repeat(w)).join('-|-'))
+    for (const r of rs) console.log(r.map((x, i) => x.padEnd(widths[i])).join(' | '))
+  }
+  const printMarkdown = (h: string[], rs: string[][]): void => {
+    console.log('| ' + h.join(' | ') + ' |')
+    console.log('|' + h.map((_, i) => i === 0 ? '---' : '---:').join('|') + '|')
+    for (const r of rs) console.log('| ' + r.join(' | ') + ' |')
+  }
+
+  console.log(`\nMedians over ${cfg.rounds} rounds; (×) = ratio to ${BASELINE} (plain JS) from this run. ` +
+    'MB/s counts echoed payload bytes, one direction. Higher is better except latency and memory.')
+  for (const sc of scenarios) console.log(`  ${sc.id}: ${sc.title}`)
+  if (wantScenario('mem')) console.log(`  idle: ${IDLE_CONNS} open idle connections, server RSS (and V8 heap+external) delta after GC, per connection`)
+  if (wantScenario('slow')) console.log(`  slow reader: 1 client sends up to ${SLOW_BYTES / 1e6} MB of ${SLOW_FRAME / 1024} KiB frames and never reads (limit ${cfg.slowMaxMs / 1000} s); default server options`)
+  console.log('')
+  printTable(head, rows)
+
+  // CPU table: who was saturated, and was anything else running?
+  const cpuHead = ['server', ...scenarios.map(s => `${s.id} server/client/other CPU %`)]
+  const cpuRows = names.map(n => [n, ...scenarios.map(sc => {
+    const s = med(sc.id, n, r => r.serverCpu)
+    const c = med(sc.id, n, r => r.clientCpu)
+    const o = med(sc.id, n, r => r.otherCpu)
+    if (Number.isFinite(c) && c > CLIENT_SATURATED) warnings.push(`${n}, scenario ${sc.id}: the load generator used ${c.toFixed(0)}% of its core — the client, not the server, may be the limit`)
+    if (Number.isFinite(o) && o > 25) warnings.push(`${n}, scenario ${sc.id}: ${o.toFixed(0)}% of a core went to other work (other processes or kernel) during the window — numbers are noisy`)
+    return Number.isFinite(s) ? `${s.toFixed(0)} / ${c.toFixed(0)} / ${o.toFixed(0)}` : 'n/a'
+  })])
+  if (scenarios.length > 0) {
+    console.log('\nCPU during the measured window (% of one core; server on core 0, load generator on core 1, other = rest of the machine):\n')
+    printTable(cpuHead, cpuRows)
+  }
+
+  for (const [n, why] of unavailable) console.log(`\nnote: ${n} not measured: ${why}`)
+  if (warnings.length > 0) console.log('\nwarnings:\n' + warnings.map(w => `  - ${w}`).join('\n'))
+
+  if (args.includes('--markdown')) {
+    console.log(`\n<!-- ${info.date}; ${info.nproc} cores, ${info.cpu}; node ${info.node}; linux ${info.kernel}; ${quick ? '--quick' : 'full run'} -->\n`)
+    printMarkdown(head, rows)
+    if (scenarios.length > 0) { console.log(''); printMarkdown(cpuHead, cpuRows) }
+  }
+  console.log(`\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s`)
+}
+
+main().catch(err => { console.error(err); process.exitCode = 1 })
