@@ -1,0 +1,68 @@
+/**
+ * applyMask (RFC 6455 §5.3) against the naive byte loop: every alignment, key offset and length
+ * around the word-loop threshold, then random lengths, alignments and key offsets.
+ */
+
+import test from 'ava'
+import fc from 'fast-check'
+import { applyMask } from '../../src/protocol/index.js'
+import { naiveMask, RFC_KEY, hex } from './helpers.js'
+
+/** Mask `data` placed at `align` bytes into a fresh buffer, so byteOffset % 4 === align. */
+function maskAt (data: Uint8Array, key: readonly number[], align: number, offset: number): Uint8Array {
+  const backing = new Uint8Array(align + data.length + 4).fill(0xee)
+  const view = backing.subarray(align, align + data.length)
+  view.set(data)
+  applyMask(view, key[0], key[1], key[2], key[3], offset)
+  // The bytes around the view are untouched.
+  for (let i = 0; i < align; i++) if (backing[i] !== 0xee) throw new Error('wrote before the view')
+  for (let i = align + data.length; i < backing.length; i++) if (backing[i] !== 0xee) throw new Error('wrote after the view')
+  return view.slice()
+}
+
+test('§5.7: masking "Hello" with 37 fa 21 3d gives the RFC bytes, and masking twice restores it', (t) => {
+  const data = new TextEncoder().encode('Hello')
+  applyMask(data, ...RFC_KEY)
+  t.deepEqual(data, hex('7f 9f 4d 51 58'))
+  applyMask(data, ...RFC_KEY)
+  t.deepEqual(data, new TextEncoder().encode('Hello'))
+})
+
+test('every length 0..80 (across the word-loop threshold) × alignment 0..3 × key offset 0..7 matches the byte loop', (t) => {
+  const key = [0x01, 0x80, 0xfe, 0x7f]
+  let mismatches = 0
+  for (let len = 0; len <= 80; len++) {
+    const data = Uint8Array.from({ length: len }, (_, i) => (i * 37 + 11) & 0xff)
+    for (let align = 0; align < 4; align++) {
+      for (let offset = 0; offset < 8; offset++) {
+        const got = maskAt(data, key, align, offset)
+        const want = naiveMask(data, key, offset)
+        if (got.some((b, i) => b !== want[i])) mismatches++
+      }
+    }
+  }
+  t.is(mismatches, 0)
+})
+
+test('masking a payload in pieces, with the key offset of each piece, equals masking it whole', (t) => {
+  const data = Uint8Array.from({ length: 1000 }, (_, i) => i & 0xff)
+  const whole = naiveMask(data, RFC_KEY)
+  const pieces = data.slice()
+  const cuts = [0, 3, 4, 37, 38, 100, 101, 999, 1000]
+  for (let i = 0; i + 1 < cuts.length; i++) applyMask(pieces.subarray(cuts[i], cuts[i + 1]), ...RFC_KEY, cuts[i])
+  t.deepEqual(pieces, whole)
+})
+
+test('property: random data, alignment, key and key offset match the byte loop', (t) => {
+  fc.assert(fc.property(
+    fc.uint8Array({ maxLength: 600 }),
+    fc.integer({ min: 0, max: 3 }),
+    fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 })),
+    fc.nat({ max: 1 << 20 }),
+    (data, align, key, offset) => {
+      const got = maskAt(data, key, align, offset)
+      const want = naiveMask(data, key, offset)
+      return got.length === want.length && got.every((b, i) => b === want[i])
+    }), { numRuns: 1000 })
+  t.pass()
+})
