@@ -200,6 +200,7 @@ class MessageSource implements AsyncIterableIterator<Uint8Array> {
     const waiter = this.waiter
     if (waiter !== undefined && this.length === 0) {
       this.waiter = undefined
+      this.conn.onSourceDrained()
       if (error !== undefined) waiter.reject(error)
       else waiter.resolve(DONE)
     }
@@ -220,6 +221,7 @@ class MessageSource implements AsyncIterableIterator<Uint8Array> {
       return Promise.resolve({ done: false, value })
     }
     if (this.ended) {
+      this.conn.onSourceDrained()
       if (this.error !== undefined) {
         const error = this.error
         this.error = undefined
@@ -240,6 +242,7 @@ class MessageSource implements AsyncIterableIterator<Uint8Array> {
     this.conn.onDequeued(bytes)
     this.ended = true
     this.error = undefined
+    this.conn.onSourceDrained()
     return DONE_PROMISE
   }
 
@@ -288,7 +291,8 @@ export class WebSocketConnection implements Connection {
   private pings: Array<{ data: Uint8Array, sentAt: number, resolve: (rtt: number) => void, reject: (e: unknown) => void }> = []
 
   private timer: NodeJS.Timeout | undefined
-  private heartbeatState: 'idle' | 'awaiting-pong' | 'closing' = 'idle'
+  private heartbeatState: 'idle' | 'awaiting-pong' | 'owing' | 'closing' = 'idle'
+  private replyScheduled = false
   private seen = false
   private socketClosed = false
   private socketError: Error | undefined
@@ -326,7 +330,8 @@ export class WebSocketConnection implements Connection {
       maxFragments: options.maxFragments,
       isUtf8,
       mask: fillMask,
-      alloc: allocUnsafe
+      alloc: allocUnsafe,
+      deferClose: true
     })
     this.source = new MessageSource(this)
     this.closed = new Promise((resolve) => { this.resolveClosed = resolve })
@@ -361,13 +366,47 @@ export class WebSocketConnection implements Connection {
 
   close (code: number = CloseCode.Normal, reason = ''): void {
     if (this.socketClosed || this.session.closing) return
+    // A close already owed to the peer (its close, or its protocol error) takes precedence.
+    if (this.sendOwedClose()) return
     this.session.sendClose(code, reason)
     this.onLocalClose(code, reason)
+  }
+
+  /** The connection is failing because the peer broke the protocol (the error `source` throws). */
+  get failure (): ProtocolError | undefined {
+    return this.protocolError
+  }
+
+  /** The consumer of `source` has seen its end: the close owed to the peer can follow the replies. */
+  onSourceDrained (): void {
+    if (this.session.pendingClose === undefined || this.replyScheduled) return
+    this.replyScheduled = true
+    // After the flush the sink scheduled for its last replies (setImmediate runs in order).
+    setImmediate(replyLater, this)
+  }
+
+  /** Send the close frame owed to the peer, if any. */
+  sendOwedClose (): boolean {
+    const owed = this.session.pendingClose
+    if (owed === undefined || this.socketClosed) return false
+    this.session.sendPendingClose()
+    this.ourClose ??= { code: owed.code ?? CloseCode.NoStatusReceived, reason: owed.reason }
+    this.stopSink()
+    this.flush()
+    if (!this.socketClosed && !this.transportEnding) {
+      this.heartbeatState = 'closing'
+      this.armTimer(this.closeTimeout)
+    }
+    return true
   }
 
   /** Fail from our side: a close frame with `code` (e.g. 1011), then TCP ends without waiting for an answer. */
   abort (code: number, reason = ''): void {
     if (this.socketClosed) return
+    if (this.sendOwedClose()) {
+      this.endTransport()
+      return
+    }
     const first = !this.session.closing
     this.failed = true
     this.session.abort(code, reason)
@@ -443,7 +482,7 @@ export class WebSocketConnection implements Connection {
   }
 
   private stopSending (): boolean {
-    return this.socketClosed || this.session.closing || this.session.peerClosed
+    return this.socketClosed || this.session.closing
   }
 
   /** Queue one message; flush at the end of the tick so a burst leaves in one write. */
@@ -543,9 +582,8 @@ export class WebSocketConnection implements Connection {
         return
       case 'close':
         this.peerClose = { code: event.code, reason: event.reason }
-        if (!this.closedFirstByUs && this.ourClose === undefined) this.ourClose = { code: event.code, reason: '' }
         this.source.end()
-        this.onClosing()
+        this.onPeerClosing()
         return
       case 'error':
         this.protocolError = event.error
@@ -556,7 +594,7 @@ export class WebSocketConnection implements Connection {
         }
         this.logger?.debug({ err: event.error, remoteAddress: this.remoteAddress }, 'peer broke the protocol')
         this.source.end(event.error)
-        this.onClosing()
+        this.onPeerClosing()
     }
   }
 
@@ -577,7 +615,7 @@ export class WebSocketConnection implements Connection {
       this.ourClose = { code, reason }
       if (this.peerClose === undefined) this.closedFirstByUs = true
     }
-    this.onClosing()
+    this.stopSink()
     this.flush()
     // Wait for the peer's close frame, then for TCP to end; past the timeout, drop it.
     if (!this.socketClosed) {
@@ -586,15 +624,34 @@ export class WebSocketConnection implements Connection {
     }
   }
 
-  /** The connection has started closing: stop the sink, wake waiters, abort the signal. */
-  private onClosing (): void {
+  /**
+   * The peer closed or failed the connection: the signal aborts, and the close we owe it goes
+   * out once the handler has read what came before (or after a short grace).
+   */
+  private onPeerClosing (): void {
+    this.abortSignal()
+    if (this.session.pendingClose === undefined || this.socketClosed) return
+    if (this.source.detached) {
+      this.onSourceDrained()
+      return
+    }
+    this.heartbeatState = 'owing'
+    this.armTimer(Math.min(REPLY_GRACE, this.closeTimeout))
+  }
+
+  private abortSignal (): void {
+    if (!this.abortController.signal.aborted) this.abortController.abort(new ConnectionClosedError('the connection is closing', this.ourClose?.code ?? this.peerClose?.code ?? CloseCode.Abnormal))
+  }
+
+  /** Our close is sent or the socket is gone: the sink pulls no more; wake whatever waits. */
+  private stopSink (): void {
     const waiter = this.sinkWaiter
     if (waiter !== undefined) {
       this.sinkWaiter = undefined
       waiter(STOP)
     }
     this.wakeDrainWaiters()
-    if (!this.abortController.signal.aborted) this.abortController.abort(new ConnectionClosedError('the connection is closing', this.ourClose?.code ?? CloseCode.Abnormal))
+    this.abortSignal()
   }
 
   private wakeDrainWaiters (): void {
@@ -651,7 +708,7 @@ export class WebSocketConnection implements Connection {
     } else {
       this.source.end()
     }
-    this.onClosing()
+    this.stopSink()
     const pings = this.pings
     this.pings = []
     for (const p of pings) p.reject(new ConnectionClosedError('the connection closed before the pong', info.code))
@@ -670,6 +727,10 @@ export class WebSocketConnection implements Connection {
       case 'closing':
         // No close frame or no TCP end within closeTimeout: drop the connection.
         this.socket.destroy()
+        return
+      case 'owing':
+        // The handler did not read up to the peer's close in time: answer it now.
+        this.sendOwedClose()
         return
       case 'idle':
         if (this.seen || this.readingPaused) {
@@ -709,6 +770,10 @@ function socketOnError (this: NodeDuplex, err: Error): void { owner(this).onErro
 function socketOnDrain (this: NodeDuplex): void { owner(this).onDrain() }
 function flushLater (conn: WebSocketConnection): void { conn.flush() }
 function timerFired (conn: WebSocketConnection): void { conn.onTimer() }
+function replyLater (conn: WebSocketConnection): void { conn.sendOwedClose() }
+
+/** How long the close owed to a peer waits for the handler to read what came before it. */
+const REPLY_GRACE = 1000
 
 function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false

@@ -20,6 +20,7 @@ import type { Duplex as NodeDuplex } from 'node:stream'
 import type { SecureContextOptions } from 'node:tls'
 import { acceptValue, buildAcceptResponse, buildRejectResponse, HandshakeError, selectProtocol, validateUpgradeRequest } from './handshake.js'
 import { CloseCode } from './protocol/close-codes.js'
+import { ConnectionClosedError } from './errors.js'
 import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger } from './driver.js'
 
 /** A handler serves one connection; its promise settling closes it (1000, or 1011 if it threw). */
@@ -104,10 +105,22 @@ export class WebSocketServer {
     const server = options.tls !== undefined
       ? createHttpsServer({ ...serverOptions, ...options.tls })
       : createHttpServer(serverOptions)
-    // A plain HTTP request is not ours to serve.
-    server.on('request', (_req, res) => {
-      res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket', Connection: 'close' })
-      res.end('this is a WebSocket endpoint\n')
+    server.on('request', (req, res) => {
+      // A WebSocket handshake that Node did not treat as an upgrade (e.g. its Connection header
+      // lacks "Upgrade") is malformed: RFC 6455 §4.2.1 asks for 400 (or 426 for the version).
+      let refusal: HandshakeError | undefined
+      if (req.headers.upgrade !== undefined || req.headers['sec-websocket-key'] !== undefined) {
+        try {
+          validateUpgradeRequest(req)
+        } catch (err) {
+          if (err instanceof HandshakeError) refusal = err
+        }
+      }
+      // A plain HTTP request is not ours to serve.
+      refusal ??= new HandshakeError(426, 'this is a WebSocket endpoint', { Upgrade: 'websocket' })
+      const body = refusal.message.replace(/[\r\n]+/g, ' ') + '\n'
+      res.writeHead(refusal.status, { ...refusal.headers, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Connection: 'close' })
+      res.end(body)
     })
     this.httpServer = server
     this.attach(server)
@@ -308,6 +321,13 @@ export function runHandler (handler: Handler, conn: WebSocketConnection, logger:
 }
 
 function onHandlerError (err: unknown, conn: WebSocketConnection, logger: Logger): void {
+  // The connection's own failure, rethrown by `source`: the peer's fault, already answered
+  // with its close code (1002/1007/1009) or lost (1006) — not a handler bug.
+  if (err === conn.failure || err instanceof ConnectionClosedError) {
+    logger.debug({ err, protocol: conn.protocol, remoteAddress: conn.remoteAddress }, 'connection failed')
+    conn.close(CloseCode.InternalError)
+    return
+  }
   // The error is logged, never sent to the peer: it may hold secrets.
   logger.error({ err, protocol: conn.protocol, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort, path: conn.path }, 'WebSocket handler failed')
   conn.close(CloseCode.InternalError)

@@ -40,6 +40,13 @@ export interface SessionOptions {
   mask?: MaskSource
   /** Allocates outgoing buffers; the Node driver passes `Buffer.allocUnsafe`. Default: `new Uint8Array`. */
   alloc?: (size: number) => Uint8Array
+  /**
+   * Hold back the close frame that answers the peer's close, or that reports the peer's
+   * protocol error, until {@link Session.sendPendingClose}: so replies to the messages that
+   * came before it can still go out first (§5.5.1 lets an endpoint finish sending before its
+   * close). Default false: the close is queued at once.
+   */
+  deferClose?: boolean
 }
 
 /** Default of {@link SessionOptions.maxMessageSize}. */
@@ -84,6 +91,9 @@ export class Session {
   private closeReceived = false
   private failed = false
   private closeCode: number | undefined
+  private readonly deferClose: boolean
+  /** The close frame owed to the peer while {@link SessionOptions.deferClose} holds it back. */
+  private owedClose: { code: number | undefined, reason: string } | undefined
 
   // The message being reassembled.
   private messageOpen = false
@@ -118,11 +128,12 @@ export class Session {
     if (this.masked && this.mask === undefined) throw new TypeError('a client session needs a mask source')
     this.alloc = options.alloc ?? ((size) => new Uint8Array(size))
     this.slab = this.alloc(SLAB_SIZE)
+    this.deferClose = options.deferClose ?? false
   }
 
   /** See {@link SessionState}. */
   get state (): SessionState {
-    if (this.failed || (this.closeSent && this.closeReceived)) return 'closed'
+    if ((this.failed && this.closeSent) || (this.closeSent && this.closeReceived)) return 'closed'
     return this.closeSent || this.closeReceived ? 'closing' : 'open'
   }
 
@@ -141,7 +152,20 @@ export class Session {
    * written, the transport may be closed. A server closes TCP first (§7.1.1).
    */
   get shouldCloseTransport (): boolean {
-    return this.failed || (this.closeSent && this.closeReceived)
+    return this.closeSent && (this.failed || this.closeReceived)
+  }
+
+  /** The close frame held back by {@link SessionOptions.deferClose}, if one is owed. */
+  get pendingClose (): { readonly code: number | undefined, readonly reason: string } | undefined {
+    return this.closeSent ? undefined : this.owedClose
+  }
+
+  /** Send the close frame held back by {@link SessionOptions.deferClose}. Returns false if none was owed. */
+  sendPendingClose (): boolean {
+    const owed = this.owedClose
+    if (owed === undefined || this.closeSent) return false
+    this.owedClose = undefined
+    return this.sendClose(owed.code, owed.reason)
   }
 
   /** The code of the close frame we sent, if any. */
@@ -397,7 +421,7 @@ export class Session {
         this.dropMessage()
         // §5.5.1: "If an endpoint receives a Close frame and did not previously send a Close
         // frame, the endpoint MUST send a Close frame in response", echoing the code.
-        if (!this.closeSent) this.sendClose(code === CloseCode.NoStatusReceived ? undefined : code)
+        if (!this.closeSent) this.owe(code === CloseCode.NoStatusReceived ? undefined : code, '')
         events.push({ type: 'close', code, reason })
       }
     }
@@ -433,10 +457,15 @@ export class Session {
   }
 
   private fail (error: ProtocolError, events: SessionEvent[]): void {
-    if (!this.closeSent) this.sendClose(error.closeCode, error.message.slice(0, 123))
     this.failed = true
+    if (!this.closeSent) this.owe(error.closeCode, error.message.slice(0, 123))
     this.dropMessage()
     events.push({ type: 'error', error })
+  }
+
+  private owe (code: number | undefined, reason: string): void {
+    if (this.deferClose) this.owedClose = { code, reason }
+    else this.sendClose(code, reason)
   }
 
   private dropMessage (): void {
