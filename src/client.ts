@@ -92,6 +92,16 @@ export function connect (url: string | URL, options: ConnectOptions = {}): Promi
     agent: false
   })
 
+  /** The 101's checks (§4.1); throws an {@link UpgradeError} saying what is wrong. */
+  const checkResponse = (res: IncomingMessage): string => {
+    try {
+      return validateUpgradeResponse({ statusCode: res.statusCode ?? 0, headers: res.headers }, acceptValue(key, sha1Base64), offered).protocol
+    } catch (err) {
+      const e = err as HandshakeError
+      throw new UpgradeError(`invalid handshake response: ${e.message}`, e.status ?? 101, e.message)
+    }
+  }
+
   return new Promise<Connection>((resolve, reject) => {
     let settled = false
     const fail = (err: unknown): void => {
@@ -111,6 +121,17 @@ export function connect (url: string | URL, options: ConnectOptions = {}): Promi
 
     req.on('error', fail)
     req.on('response', (res: IncomingMessage) => {
+      if (res.statusCode === 101) {
+        // A 101 without `Upgrade` or `Connection: Upgrade` is no upgrade to Node: say what is missing.
+        res.destroy()
+        try {
+          checkResponse(res)
+          fail(new UpgradeError('invalid handshake response: the server did not switch protocols', 101, 'the server did not switch protocols'))
+        } catch (err) {
+          fail(err)
+        }
+        return
+      }
       // Not a 101: a refusal. Keep a bounded piece of the body as the reason.
       const limit = options.maxRefusalBody ?? 1024
       const chunks: Buffer[] = []
@@ -135,11 +156,10 @@ export function connect (url: string | URL, options: ConnectOptions = {}): Promi
       }
       let protocol: string
       try {
-        protocol = validateUpgradeResponse({ statusCode: res.statusCode ?? 0, headers: res.headers }, acceptValue(key, sha1Base64), offered).protocol
+        protocol = checkResponse(res)
       } catch (err) {
         socket.destroy()
-        const e = err as HandshakeError
-        fail(new UpgradeError(`invalid handshake response: ${e.message}`, e.status ?? 101, e.message))
+        fail(err)
         return
       }
       settled = true
