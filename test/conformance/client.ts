@@ -122,6 +122,7 @@ export class FuzzClient {
         this.wasClean = false
         this.wasNotCleanReason = 'peer did not finish (in time) the opening handshake'
         this.wasOpenHandshakeTimeout = true
+        this.handshakeError = this.wasNotCleanReason
         this.dropConnection(true)
       }
     })
@@ -129,7 +130,10 @@ export class FuzzClient {
     sock.on('data', (d: Buffer) => this.onData(d))
     // Twisted treats EOF as connection lost; do the same so "server dropped TCP" is seen at once.
     sock.on('end', () => sock.destroy())
-    sock.on('error', (e: Error) => this.note(`socket error: ${e.message}`))
+    sock.on('error', (e: Error) => {
+      this.note(`socket error: ${e.message}`)
+      if (!this.connectionWasOpen && this.handshakeError === null) this.handshakeError = e.message
+    })
     sock.on('close', () => this.connectionLost())
   }
 
@@ -363,12 +367,19 @@ export class FuzzClient {
     else this.sock.end(() => this.sock.destroy())
   }
 
+  /** Engine safety net: drop now, whatever the state. */
+  abort(): void {
+    if (this.state !== 'CLOSED') this.dropConnection(true)
+    else this.sock.destroy()
+  }
+
   private connectionLost(): void {
     if (this.serverDropTimer) clearTimeout(this.serverDropTimer)
     if (this.closeHandshakeTimer) clearTimeout(this.closeHandshakeTimer)
     for (const t of this.timers) clearTimeout(t)
     this.timers.clear()
     this.state = 'CLOSED'
+    if (!this.connectionWasOpen && this.handshakeError === null) this.handshakeError = 'connection closed before the handshake completed'
     if (!this.wasClean && !this.droppedByMe && this.wasNotCleanReason === null) {
       this.wasNotCleanReason = 'peer dropped the TCP connection without previous WebSocket closing handshake'
     }

@@ -258,47 +258,55 @@ export function runCase(def: CaseDef, target: Target): Promise<CaseResult> {
         c.received.push(['pong', payload])
         finishWhenDone(c)
       },
-      onLost: () => {
-        clearTimeout(guard)
-        const durationMs = started ? Date.now() - started : 0
-        judge(c)
-        def.after?.(c)
-        if (timedOut) {
-          c.behavior = 'FAILED'
-          c.result = `Case did not finish within ${(def.timeoutMs ?? DEFAULT_CASE_TIMEOUT_MS) / 1000} s (engine timeout). ${c.result}`
-        }
-        resolve({
-          id: def.id,
-          description: def.description,
-          verdict: combine(c.behavior, c.behaviorClose),
-          behavior: c.behavior,
-          behaviorClose: c.behaviorClose,
-          result: c.result,
-          resultClose: c.resultClose,
-          durationMs,
-          reportTime: def.reportTime ?? false,
-          expected: def.expected ? Object.fromEntries(Object.entries(def.expected).map(([k, v]) => [k, showEvs(v!)])) : null,
-          received: showEvs(c.received),
-          expectedClose: def.expectedClose,
-          closedByMe: conn.closedByMe,
-          failedByMe: conn.failedByMe,
-          droppedByMe: conn.droppedByMe,
-          wasClean: conn.wasClean,
-          wasNotCleanReason: conn.wasNotCleanReason,
-          remoteCloseCode: conn.remoteCloseCode,
-          remoteCloseReason: conn.remoteCloseReason,
-          localCloseCode: conn.localCloseCode,
-          agent: conn.agent,
-          trace: conn.trace,
-        })
-      },
+      onLost: () => finish(),
     })
+    let finished = false
+    const finish = (): void => {
+      if (finished) return
+      finished = true
+      clearTimeout(guard)
+      clearTimeout(lastResort)
+      const durationMs = started ? Date.now() - started : 0
+      judge(c)
+      def.after?.(c)
+      if (timedOut) {
+        c.behavior = 'FAILED'
+        c.result = `Case did not finish within ${(def.timeoutMs ?? DEFAULT_CASE_TIMEOUT_MS) / 1000} s (engine timeout). ${c.result}`
+      }
+      resolve({
+        id: def.id,
+        description: def.description,
+        verdict: combine(c.behavior, c.behaviorClose),
+        behavior: c.behavior,
+        behaviorClose: c.behaviorClose,
+        result: c.result,
+        resultClose: c.resultClose,
+        durationMs,
+        reportTime: def.reportTime ?? false,
+        expected: def.expected ? Object.fromEntries(Object.entries(def.expected).map(([k, v]) => [k, showEvs(v!)])) : null,
+        received: showEvs(c.received),
+        expectedClose: def.expectedClose,
+        closedByMe: conn.closedByMe,
+        failedByMe: conn.failedByMe,
+        droppedByMe: conn.droppedByMe,
+        wasClean: conn.wasClean,
+        wasNotCleanReason: conn.wasNotCleanReason,
+        remoteCloseCode: conn.remoteCloseCode,
+        remoteCloseReason: conn.remoteCloseReason,
+        localCloseCode: conn.localCloseCode,
+        agent: conn.agent,
+        trace: conn.trace,
+      })
+    }
     ;(c as { conn: FuzzClient }).conn = conn
     // Safety net so a wedged peer cannot hang the run; Autobahn itself would wait forever.
+    let lastResort: NodeJS.Timeout | undefined
     const guard = setTimeout(() => {
       timedOut = true
       conn.note('engine timeout: dropping connection')
-      conn.dropConnection(true)
+      conn.abort()
+      // If not even the socket's close event arrives, judge what we have.
+      lastResort = setTimeout(finish, 5000)
     }, def.timeoutMs ?? DEFAULT_CASE_TIMEOUT_MS)
     conn.connect(target.port, target.path)
   })
