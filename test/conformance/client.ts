@@ -86,6 +86,7 @@ export class FuzzClient {
   autoFragmentSize = 0
 
   private sock!: net.Socket
+  private readonly t0 = Date.now()
   private readonly timers = new Set<NodeJS.Timeout>()
   private closeHandshakeTimer: NodeJS.Timeout | null = null
   private serverDropTimer: NodeJS.Timeout | null = null
@@ -394,7 +395,7 @@ export class FuzzClient {
 
   /** Bounded trace of what happened on the wire, for failure reports. */
   note(s: string): void {
-    if (this.trace.length < TRACE_MAX) this.trace.push(s)
+    if (this.trace.length < TRACE_MAX) this.trace.push(`+${Date.now() - this.t0}ms ${s}`)
     else if (this.trace.length === TRACE_MAX) this.trace.push('… (trace truncated)')
   }
 

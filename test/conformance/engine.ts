@@ -51,6 +51,8 @@ export interface CaseDef {
   onMessage?: (c: CaseCtx, payload: Uint8Array, binary: boolean) => void
   /** Runs after the generic judgement, like a case's onConnectionLost override. */
   after?: (c: CaseCtx) => void
+  /** What a NON-STRICT match means for this case, for the report. */
+  nonStrict?: string
   /** Autobahn reportTime: the duration is part of the result (9.x). */
   reportTime?: boolean
   /** Hard bound for the whole case (engine safety net; Autobahn has none). */
@@ -155,6 +157,7 @@ function runSteps(c: CaseCtx, steps: readonly Step[]): void {
       case 'later':
         p.continueLater(s.s, () => {
           if (s.requireOpen && p.state !== 'OPEN') return
+          p.note(`continue later: ${s.tag}`)
           if (s.record) c.received.push(['timeout', s.tag])
           runSteps(c, s.steps)
         })
@@ -194,6 +197,7 @@ function judge(c: CaseCtx): void {
     if (evsEqual(c.received, exp[k]!)) {
       c.behavior = k
       c.result = 'Actual events match at least one expected.'
+      if (k === 'NON-STRICT' && c.def.nonStrict) c.result += ` (${c.def.nonStrict})`
       break
     }
   }

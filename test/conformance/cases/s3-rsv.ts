@@ -7,6 +7,7 @@ import { OP, bin } from '../wire.js'
 const HELLO = 'Hello, world!'
 // Echo of the valid first message is OK; failing before echoing it is NON-STRICT.
 const echoThenFail = { OK: [msg(HELLO)], 'NON-STRICT': [] }
+const NS = 'failed before echoing the valid message sent ahead of the bad frame'
 
 export const cases: CaseDef[] = [
   {
@@ -20,6 +21,7 @@ export const cases: CaseDef[] = [
     id: '3.2',
     description: 'Send small text message, then again with RSV = 2, then ping.',
     expected: echoThenFail,
+    nonStrict: NS,
     expectedClose: FAIL_1002,
     steps: [frame(OP.TEXT, HELLO), frame(OP.TEXT, HELLO, { rsv: 2 }), frame(OP.PING), killAfter(1)],
   },
@@ -27,6 +29,7 @@ export const cases: CaseDef[] = [
     id: '3.3',
     description: 'Send small text message, then again with RSV = 3, then ping; frame-wise writes.',
     expected: echoThenFail,
+    nonStrict: NS,
     expectedClose: FAIL_1002,
     steps: [frame(OP.TEXT, HELLO, { sync: true }), frame(OP.TEXT, HELLO, { rsv: 3, sync: true }), frame(OP.PING, undefined, { sync: true }), killAfter(1)],
   },
@@ -34,6 +37,7 @@ export const cases: CaseDef[] = [
     id: '3.4',
     description: 'Send small text message, then again with RSV = 4, then ping; octet-wise writes.',
     expected: echoThenFail,
+    nonStrict: NS,
     expectedClose: FAIL_1002,
     steps: [frame(OP.TEXT, HELLO, { chop: 1 }), frame(OP.TEXT, HELLO, { rsv: 4, chop: 1 }), frame(OP.PING, undefined, { chop: 1 }), killAfter(1)],
   },

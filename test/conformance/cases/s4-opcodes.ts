@@ -27,6 +27,7 @@ function afterMessage(id: string, opcode: number, withPayload: boolean, chop?: n
     id,
     description: `Send small text message, then frame with reserved opcode ${opcode}${withPayload ? ' and payload' : ''}, then ping${chop ? ' (octet-wise writes)' : ''}.`,
     expected: { OK: [msg(HELLO)], 'NON-STRICT': [] },
+    nonStrict: 'failed before echoing the valid message sent ahead of the bad frame',
     expectedClose: FAIL_1002,
     steps,
   }

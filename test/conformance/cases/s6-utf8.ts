@@ -46,6 +46,7 @@ function failFast(id: string, description: string, first: Step[], second: Step[]
     id,
     description,
     expected: { OK: [timeout('A')], 'NON-STRICT': [timeout('A'), timeout('B')] },
+    nonStrict: 'invalid UTF-8 rejected only once the message was complete, not fail-fast',
     expectedClose: FAIL_1007,
     steps: [
       ...first,
