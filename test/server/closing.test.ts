@@ -1,0 +1,359 @@
+/**
+ * "Closing, precisely": each row of the table in DESIGN.md, seen from both ends.
+ */
+
+import test from 'ava'
+import { CloseCode, ConnectionClosedError, ProtocolError, type CloseInfo, type Connection } from '../../src/index.js'
+import { clientFrame, closePayload, echo, RawClient, sleep, startServer, until, within, WsPeer } from './helpers.js'
+
+/** A handler that records its connection and then runs `body`. */
+function recording (body: (c: Connection) => void | Promise<void>): { handler: (c: Connection) => void | Promise<void>, conn: () => Promise<Connection> } {
+  let resolve!: (c: Connection) => void
+  const p = new Promise<Connection>((r) => { resolve = r })
+  return {
+    handler: (c) => { resolve(c); return body(c) },
+    conn: () => within(p, 5000, 'handler called')
+  }
+}
+
+for (const style of ['throws synchronously', 'rejects']) {
+  test(`a handler that ${style} → 1011, logged with protocol and address, not sent, next connection served`, async (t) => {
+    let calls = 0
+    const { url, entries } = await startServer(t, {
+      chat: (c) => {
+        if (calls++ > 0) return echo(c)
+        if (style === 'rejects') return Promise.reject(new Error('secret: db password'))
+        throw new Error('secret: db password')
+      }
+    })
+    const peer = new WsPeer(url, 'chat')
+    const closed = await within(peer.closed, 5000, 'close')
+    t.is(closed.code, 1011)
+    t.is(closed.reason, '', 'the error message is never sent')
+    const logged = entries.filter((e) => e.level === 'error')
+    t.is(logged.length, 1)
+    t.is(logged[0].obj.err.message, 'secret: db password')
+    t.is(logged[0].obj.protocol, 'chat')
+    t.is(logged[0].obj.remoteAddress, '127.0.0.1')
+
+    const next = await WsPeer.open(url, 'chat')
+    await next.send('again')
+    t.is((await next.next()).data.toString(), 'again')
+    await next.close(1000)
+  })
+}
+
+test('a handler that throws: conn.closed settles 1011', async (t) => {
+  const rec = recording(async () => { throw new Error('boom') })
+  const { url } = await startServer(t, { '': rec.handler })
+  const peer = new WsPeer(url)
+  const conn = await rec.conn()
+  const info = await within(conn.closed, 5000, 'closed')
+  t.is(info.code, 1011)
+  t.is((await peer.closed).code, 1011)
+})
+
+test('a handler that returns synchronously → 1000, clean', async (t) => {
+  const rec = recording(() => {})
+  const { url } = await startServer(t, { '': rec.handler })
+  const peer = new WsPeer(url)
+  t.deepEqual(await within(peer.closed, 5000, 'close'), { code: 1000, reason: '' })
+  t.deepEqual(await (await rec.conn()).closed, { code: 1000, reason: '', wasClean: true })
+})
+
+test('a handler whose promise resolves → 1000 at once, even with the peer silent', async (t) => {
+  const rec = recording(async () => { await sleep(20) })
+  const { url } = await startServer(t, { '': rec.handler })
+  const peer = new WsPeer(url)
+  t.deepEqual(await within(peer.closed, 5000, 'close'), { code: 1000, reason: '' })
+  t.deepEqual(await (await rec.conn()).closed, { code: 1000, reason: '', wasClean: true })
+})
+
+test('client closes with 4000 "bye" → conn.closed is {4000, "bye", clean}, and the code comes back', async (t) => {
+  const rec = recording(echo)
+  const { url } = await startServer(t, { '': rec.handler })
+  const peer = await WsPeer.open(url)
+  const answered = await peer.close(4000, 'bye')
+  t.is(answered.code, 4000)
+  t.deepEqual(await within((await rec.conn()).closed, 5000, 'closed'), { code: 4000, reason: 'bye', wasClean: true })
+})
+
+test('server conn.close(4001, "x") → the client sees it; source ends; closed settles clean', async (t) => {
+  let sourceEnded = false
+  const rec = recording(async (c) => {
+    setTimeout(() => c.close(4001, 'x'), 50)
+    for await (const _ of c.source) {} // eslint-disable-line no-empty
+    sourceEnded = true
+  })
+  const { url } = await startServer(t, { '': rec.handler })
+  const peer = await WsPeer.open(url)
+  t.deepEqual(await within(peer.closed, 5000, 'close'), { code: 4001, reason: 'x' })
+  t.deepEqual(await (await rec.conn()).closed, { code: 4001, reason: 'x', wasClean: true })
+  t.true(sourceEnded)
+})
+
+test('peer close: source yields what was already queued, then ends; later sink writes are dropped', async (t) => {
+  const got: string[] = []
+  let conn: Connection | undefined
+  const handlerDone = new Promise<void>((resolve) => {
+    const { handler } = recording(async (c) => {
+      conn = c
+      await c.closed // do not read until the peer has closed
+      for await (const m of c.source) got.push(Buffer.from(m).toString())
+      await c.sink(['too late'])
+      resolve()
+    })
+    void startServer(t, { '': handler }).then(async ({ url }) => {
+      const peer = await WsPeer.open(url)
+      await peer.send('one')
+      await peer.send('two')
+      await peer.send('three')
+      t.is((await peer.close(1000, 'done')).code, 1000)
+      t.is(peer.queued, 0, 'nothing is sent after the close')
+    })
+  })
+  await within(handlerDone, 10_000, 'handler finished')
+  t.deepEqual(got, ['one', 'two', 'three'])
+  t.deepEqual(await conn!.closed, { code: 1000, reason: 'done', wasClean: true })
+})
+
+test('a close frame without a code → conn.closed is 1005', async (t) => {
+  const rec = recording(echo)
+  const { port } = await startServer(t, { '': rec.handler })
+  const client = await RawClient.connect(port)
+  client.send(clientFrame(8, new Uint8Array(0)))
+  t.deepEqual(await client.nextClose(), { code: 1005, reason: '' }, 'an empty close is answered with an empty close')
+  t.deepEqual(await (await rec.conn()).closed, { code: 1005, reason: '', wasClean: true })
+})
+
+test('after the closing handshake the server ends TCP first (§7.1.1)', async (t) => {
+  const { port } = await startServer(t, { '': echo })
+  const client = await RawClient.connect(port)
+  const gotEnd = new Promise<void>((resolve) => client.socket.once('end', resolve))
+  client.send(clientFrame(8, closePayload(1000)))
+  t.deepEqual(await client.nextClose(), { code: 1000, reason: '' })
+  await within(gotEnd, 5000, 'the server sends FIN')
+  t.pass()
+  client.destroy()
+})
+
+test('sink\'s iterable ends: nothing is closed yet, the handler may still read', async (t) => {
+  const rec = recording(async ({ source, sink }) => {
+    await sink(['first', 'second'])
+    for await (const m of source) {
+      await Promise.resolve()
+      return void t.is(Buffer.from(m).toString(), 'after')
+    }
+  })
+  const { url } = await startServer(t, { '': rec.handler })
+  const peer = await WsPeer.open(url)
+  t.is((await peer.next()).data.toString(), 'first')
+  t.is((await peer.next()).data.toString(), 'second')
+  await sleep(50)
+  t.is(peer.ws.readyState, peer.ws.OPEN)
+  await peer.send('after')
+  t.deepEqual(await within(peer.closed, 5000, 'close'), { code: 1000, reason: '' })
+})
+
+test('the sink stops on close and return()s the iterator: the generator\'s finally runs', async (t) => {
+  let finallyRan = false
+  let produced = 0
+  const rec = recording(async ({ sink }) => {
+    async function * ticks (): AsyncGenerator<string> {
+      try {
+        for (let i = 0; i < 100_000; i++) {
+          produced++
+          yield `tick ${i}`
+          await sleep(5)
+        }
+      } finally {
+        finallyRan = true
+      }
+    }
+    await sink(ticks())
+  })
+  const { url } = await startServer(t, { '': rec.handler })
+  const peer = await WsPeer.open(url)
+  await peer.next()
+  await peer.close(1000)
+  const conn = await rec.conn()
+  await conn.closed
+  await until(() => finallyRan, 5000, 'the generator finally block')
+  const at = produced
+  await sleep(50)
+  t.is(produced, at, 'nothing is pulled after the close')
+})
+
+test('the sink stops when the server closes too (conn.close from elsewhere)', async (t) => {
+  let finallyRan = false
+  const rec = recording(async (c) => {
+    async function * forever (): AsyncGenerator<Uint8Array> {
+      try {
+        for (let i = 0; i < 100_000; i++) {
+          yield new Uint8Array([i & 0xff])
+          await sleep(5)
+        }
+      } finally {
+        finallyRan = true
+      }
+    }
+    setTimeout(() => c.close(4002, 'enough'), 50)
+    await c.sink(forever())
+  })
+  const { url } = await startServer(t, { '': rec.handler })
+  const peer = await WsPeer.open(url)
+  t.deepEqual(await within(peer.closed, 5000, 'close'), { code: 4002, reason: 'enough' })
+  await until(() => finallyRan, 5000, 'the generator finally block')
+  t.pass()
+})
+
+test('a peer\'s protocol error (an unmasked frame) → 1002; source yields earlier messages, then throws ProtocolError', async (t) => {
+  const got: string[] = []
+  let thrown: unknown
+  const rec = recording(async ({ source }) => {
+    await sleep(50) // let the three frames arrive in one go
+    try {
+      for await (const m of source) got.push(Buffer.from(m).toString())
+    } catch (err) {
+      thrown = err
+    }
+  })
+  const { port } = await startServer(t, { '': rec.handler })
+  const client = await RawClient.connect(port)
+  client.send(Buffer.concat([clientFrame(1, 'a'), clientFrame(1, 'b'), clientFrame(1, 'unmasked', { mask: false })]))
+  const close = await client.nextClose()
+  t.is(close?.code, 1002)
+  await client.waitClosed()
+  const info: CloseInfo = await (await rec.conn()).closed
+  t.is(info.code, 1002)
+  t.false(info.wasClean)
+  await until(() => thrown !== undefined, 5000, 'source throws')
+  t.deepEqual(got, ['a', 'b'])
+  t.true(thrown instanceof ProtocolError)
+  t.is((thrown as ProtocolError).closeCode, 1002)
+})
+
+test('invalid UTF-8 in a text message → 1007', async (t) => {
+  const rec = recording(echo)
+  const { port } = await startServer(t, { '': rec.handler })
+  const client = await RawClient.connect(port)
+  client.send(clientFrame(1, new Uint8Array([0x68, 0xc3, 0x28])))
+  t.is((await client.nextClose())?.code, 1007)
+  t.is((await (await rec.conn()).closed).code, 1007)
+})
+
+test('socket reset → source throws ConnectionClosedError; closed settles 1006, not clean', async (t) => {
+  let thrown: unknown
+  const rec = recording(async ({ source }) => {
+    try {
+      for await (const _ of source) {} // eslint-disable-line no-empty
+    } catch (err) {
+      thrown = err
+    }
+  })
+  const { port } = await startServer(t, { '': rec.handler })
+  const client = await RawClient.connect(port)
+  client.send(clientFrame(1, 'hello'))
+  const conn = await rec.conn()
+  await sleep(30)
+  client.socket.resetAndDestroy()
+  const info = await within(conn.closed, 5000, 'closed')
+  t.deepEqual(info, { code: 1006, reason: '', wasClean: false })
+  await until(() => thrown !== undefined, 5000, 'source throws')
+  t.true(thrown instanceof ConnectionClosedError)
+  t.is((thrown as ConnectionClosedError).closeCode, 1006)
+  t.true(conn.signal.aborted)
+})
+
+test('TCP closed without a close frame → 1006, source throws', async (t) => {
+  let thrown: unknown
+  const rec = recording(async ({ source }) => {
+    try {
+      for await (const _ of source) {} // eslint-disable-line no-empty
+    } catch (err) {
+      thrown = err
+    }
+  })
+  const { port } = await startServer(t, { '': rec.handler })
+  const client = await RawClient.connect(port)
+  const conn = await rec.conn()
+  client.socket.end()
+  t.deepEqual(await within(conn.closed, 5000, 'closed'), { code: 1006, reason: '', wasClean: false })
+  await until(() => thrown !== undefined, 5000, 'source throws')
+  t.true(thrown instanceof ConnectionClosedError)
+})
+
+test('conn.close() to a peer that never answers: closed settles after closeTimeout, not clean', async (t) => {
+  t.timeout(20_000)
+  const rec = recording(async (c) => { c.close(4003, 'bye'); await c.closed })
+  const { port } = await startServer(t, { '': rec.handler }, { closeTimeout: 300 })
+  const client = await RawClient.connect(port)
+  t.deepEqual(await client.nextClose(), { code: 4003, reason: 'bye' })
+  // The raw client never answers.
+  const info = await within((await rec.conn()).closed, 10_000, 'closed after the close timeout')
+  t.is(info.code, 4003)
+  t.false(info.wasClean)
+  await client.waitClosed(5000)
+})
+
+test('conn.signal aborts when the connection starts closing', async (t) => {
+  let aborted: boolean | undefined
+  let abortedAfterwards = false
+  const rec = recording(async (c) => {
+    aborted = c.signal.aborted
+    c.signal.addEventListener('abort', () => { abortedAfterwards = true })
+    await echo(c)
+  })
+  const { url } = await startServer(t, { '': rec.handler })
+  const peer = await WsPeer.open(url)
+  await peer.send('x')
+  await peer.next()
+  const conn = await rec.conn()
+  t.false(conn.signal.aborted)
+  await peer.close(1000)
+  await conn.closed
+  t.false(aborted)
+  t.true(abortedAfterwards)
+  t.true(conn.signal.aborted)
+})
+
+test('conn.ping() resolves with a round-trip time; a ping on a closed connection rejects', async (t) => {
+  const rec = recording(async (c) => {
+    await c.closed
+  })
+  const { url } = await startServer(t, { '': rec.handler })
+  const peer = await WsPeer.open(url)
+  const conn = await rec.conn()
+  const rtt = await within(conn.ping(), 5000, 'pong')
+  t.is(typeof rtt, 'number')
+  t.true(rtt >= 0 && rtt < 5000)
+  const rtt2 = await within(conn.ping(new Uint8Array([1, 2, 3])), 5000, 'pong with payload')
+  t.true(rtt2 >= 0)
+  await peer.close(1000)
+  await conn.closed
+  await t.throwsAsync(conn.ping(), { instanceOf: ConnectionClosedError })
+})
+
+test('a ping whose pong never comes rejects when the connection closes', async (t) => {
+  t.timeout(20_000)
+  const rec = recording(async (c) => { await c.closed })
+  const { port } = await startServer(t, { '': rec.handler }, { heartbeat: false })
+  const client = await RawClient.connect(port)
+  const conn = await rec.conn()
+  const pinged = conn.ping()
+  pinged.catch(() => {})
+  t.is((await client.nextFrame())?.opcode, 9)
+  client.socket.destroy()
+  await t.throwsAsync(within(pinged, 5000, 'ping rejects'), { instanceOf: ConnectionClosedError })
+})
+
+test('the server answers pings with pongs carrying the same payload', async (t) => {
+  const { port } = await startServer(t, { '': echo })
+  const client = await RawClient.connect(port)
+  client.send(clientFrame(9, 'are you there'))
+  const pong = await client.nextFrame()
+  t.is(pong?.opcode, 10)
+  t.is(pong?.payload.toString(), 'are you there')
+  client.send(clientFrame(8, closePayload(CloseCode.Normal)))
+  t.is((await client.nextClose())?.code, 1000)
+})

@@ -1,0 +1,89 @@
+/**
+ * Each message limit at its value (passes) and one past it (1009), with the `ws` client.
+ */
+
+import test, { type ExecutionContext } from 'ava'
+import type { Connection, WebSocketServerOptions } from '../../src/index.js'
+import { clientFrame, echo, RawClient, startServer, within, WsPeer } from './helpers.js'
+
+async function recordClosed (t: ExecutionContext, options: WebSocketServerOptions): Promise<{ url: string, port: number, conns: Connection[] }> {
+  const conns: Connection[] = []
+  const { url, port } = await startServer(t, { '': async (c) => { conns.push(c); await echo(c) } }, options)
+  return { url, port, conns }
+}
+
+test('maxMessageSize: a message at the limit is echoed, one byte past it → 1009', async (t) => {
+  const { url, conns } = await recordClosed(t, { maxMessageSize: 1000 })
+  const peer = await WsPeer.open(url)
+  await peer.send(Buffer.alloc(1000, 1))
+  t.is((await peer.next()).data.length, 1000)
+  await peer.send(Buffer.alloc(1001, 1))
+  t.is((await within(peer.closed, 5000, 'close')).code, 1009)
+  t.is((await conns[0].closed).code, 1009)
+})
+
+test('maxMessageSize counts the reassembled message: fragments of 600 + 401 → 1009', async (t) => {
+  const { url } = await recordClosed(t, { maxMessageSize: 1000 })
+  const ok = await WsPeer.open(url)
+  await ok.send(Buffer.alloc(600, 1), { fin: false })
+  await ok.send(Buffer.alloc(400, 2), { fin: true })
+  t.is((await ok.next()).data.length, 1000)
+  await ok.close(1000)
+
+  const peer = await WsPeer.open(url)
+  await peer.send(Buffer.alloc(600, 1), { fin: false })
+  await peer.send(Buffer.alloc(401, 2), { fin: true })
+  t.is((await within(peer.closed, 5000, 'close')).code, 1009)
+})
+
+test('maxMessageSize on text: one past → 1009 (not 1007)', async (t) => {
+  const { url } = await recordClosed(t, { maxMessageSize: 1000 })
+  const peer = await WsPeer.open(url)
+  await peer.send('é'.repeat(500))
+  t.is((await peer.next()).data.toString(), 'é'.repeat(500))
+  await peer.send('é'.repeat(500) + 'x')
+  t.is((await within(peer.closed, 5000, 'close')).code, 1009)
+})
+
+test('maxFrameSize: a frame at the limit passes, one past → 1009; fragments may add up past it', async (t) => {
+  const { url, conns } = await recordClosed(t, { maxFrameSize: 1000, maxMessageSize: 10_000 })
+  const peer = await WsPeer.open(url)
+  await peer.send(Buffer.alloc(1000, 1))
+  t.is((await peer.next()).data.length, 1000)
+  await peer.send(Buffer.alloc(1000, 1), { fin: false })
+  await peer.send(Buffer.alloc(1000, 2), { fin: false })
+  await peer.send(Buffer.alloc(1000, 3), { fin: true })
+  t.is((await peer.next()).data.length, 3000)
+  await peer.send(Buffer.alloc(1001, 1))
+  t.is((await within(peer.closed, 5000, 'close')).code, 1009)
+  t.is((await conns[0].closed).code, 1009)
+})
+
+test('maxFrameSize is enforced from the header: a huge announced frame is refused before its payload', async (t) => {
+  const { port } = await recordClosed(t, { maxFrameSize: 1000, maxMessageSize: 10_000 })
+  const client = await RawClient.connect(port)
+  // Only the header of a 1 MiB frame (and its mask key) is sent.
+  const header = clientFrame(2, Buffer.alloc(1024 * 1024)).subarray(0, 14)
+  client.send(header)
+  t.is((await client.nextClose())?.code, 1009)
+})
+
+test('maxFragments: a message of exactly maxFragments frames passes, one more → 1009', async (t) => {
+  const { url, conns } = await recordClosed(t, { maxFragments: 4 })
+  const peer = await WsPeer.open(url)
+  for (let i = 0; i < 3; i++) await peer.send(Buffer.from([i]), { fin: false })
+  await peer.send(Buffer.from([3]), { fin: true })
+  t.deepEqual([...(await peer.next()).data], [0, 1, 2, 3])
+  for (let i = 0; i < 4; i++) await peer.send(Buffer.from([i]), { fin: false })
+  await peer.send(Buffer.from([4]), { fin: true })
+  t.is((await within(peer.closed, 5000, 'close')).code, 1009)
+  t.is((await conns[0].closed).code, 1009)
+})
+
+test('maxFragments counts empty fragments too', async (t) => {
+  const { url } = await recordClosed(t, { maxFragments: 3 })
+  const peer = await WsPeer.open(url)
+  for (let i = 0; i < 3; i++) await peer.send(Buffer.alloc(0), { fin: false })
+  await peer.send(Buffer.alloc(0), { fin: true })
+  t.is((await within(peer.closed, 5000, 'close')).code, 1009)
+})
