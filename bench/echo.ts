@@ -6,11 +6,12 @@
 //   npm run bench                      # full run (about 12 minutes)
 //   npm run bench -- --quick           # about 2 minutes
 //   options: --markdown  --servers=wspipe,ws  --scenarios=a,b,mem,slow  --rounds=N
+//            --profile (servers write V8 CPU profiles to bench/profiles/<server>/; see bench/profile-summary.ts)
 import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import { execFileSync } from 'node:child_process'
-import { spawnTs, request, nextMessage, kill, sleep, median, rssOf, cpuSecondsOf, machineBusySeconds, machineInfo, tasksetAvailable } from './lib/proc.js'
+import { spawnTs, request, nextMessage, kill, stop, sleep, median, rssOf, cpuSecondsOf, machineBusySeconds, machineInfo, tasksetAvailable } from './lib/proc.js'
 import type { RunCommand, RunResult } from './loadgen.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -58,7 +59,10 @@ type Measured = RunResult & { serverCpu: number, otherCpu: number }
 interface Running { def: ServerDef, child: ChildProcess, port: number }
 
 async function startServer (def: ServerDef, extra: string[] = []): Promise<Running> {
-  const child = spawnTs(join(here, def.file), { core: 0, env: def.env, nodeArgs: ['--expose-gc'], args: extra })
+  const nodeArgs = ['--expose-gc']
+  // one directory per server: the tsx loader thread writes a profile of its own next to the main thread's
+  if (args.includes('--profile')) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${join(here, 'profiles', def.name.replace(/\W+/g, '-'))}`)
+  const child = spawnTs(join(here, def.file), { core: 0, env: def.env, nodeArgs, args: extra })
   try {
     const m = await nextMessage(child, 'listening', 30_000)
     if (def.name === 'ws' && (m.bufferutil === true || m.utf8validate === true)) throw new Error('plain ws loaded a native add-on')
@@ -157,7 +161,7 @@ async function main (): Promise<void> {
         console.log(`  round ${round + 1}/${cfg.rounds} done (${((Date.now() - t0) / 1000).toFixed(0)} s)`)
       }
     } finally {
-      for (const srv of live.values()) await kill(srv.child)
+      for (const srv of live.values()) await stop(srv.child)
     }
   }
 
@@ -262,7 +266,7 @@ async function main (): Promise<void> {
     for (const r of rs) console.log('| ' + r.join(' | ') + ' |')
   }
 
-  console.log(`\nMedians over ${cfg.rounds} rounds; (×) = ratio to ${BASELINE} (plain JS) from this run. ` +
+  console.log(`\nMedians over ${cfg.rounds} rounds (idle memory: ${cfg.memRounds}); (×) = ratio to ${BASELINE} (plain JS) from this run. ` +
     'MB/s counts echoed payload bytes, one direction. Higher is better except latency and memory.')
   for (const sc of scenarios) console.log(`  ${sc.id}: ${sc.title}`)
   if (wantScenario('mem')) console.log(`  idle: ${IDLE_CONNS} open idle connections, server RSS (and V8 heap+external) delta after GC, per connection`)
@@ -280,7 +284,18 @@ async function main (): Promise<void> {
     if (Number.isFinite(o) && o > 25) warnings.push(`${n}, scenario ${sc.id}: ${o.toFixed(0)}% of a core went to other work (other processes or kernel) during the window — numbers are noisy`)
     return Number.isFinite(s) ? `${s.toFixed(0)} / ${c.toFixed(0)} / ${o.toFixed(0)}` : 'n/a'
   })])
+  // Server CPU time per unit of work: less sensitive than throughput to other load on the machine
+  const costHead = ['server', ...scenarios.map(sc => sc.unit === 'MB/s' ? `${sc.id} server CPU ms/MB` : `${sc.id} server CPU µs/msg`)]
+  const cost = (sc: Scenario, n: string): number => med(sc.id, n, r => r.messages === 0
+    ? undefined
+    : sc.unit === 'MB/s' ? 1000 * (r.serverCpu / 100) * r.seconds / (r.payloadBytes / 1e6) : 1e6 * (r.serverCpu / 100) * r.seconds / r.messages)
+  const costRows = names.map(n => [n, ...scenarios.map(sc => {
+    const v = cost(sc, n)
+    return fmtNum(v, sc.unit === 'MB/s' ? 2 : 2) + ratio(v, cost(sc, BASELINE))
+  })])
   if (scenarios.length > 0) {
+    console.log('\nServer CPU time per echoed message (or MB), lower is better; (×) = ratio to ws:\n')
+    printTable(costHead, costRows)
     console.log('\nCPU during the measured window (% of one core; server on core 0, load generator on core 1, other = rest of the machine):\n')
     printTable(cpuHead, cpuRows)
   }
@@ -291,7 +306,7 @@ async function main (): Promise<void> {
   if (args.includes('--markdown')) {
     console.log(`\n<!-- ${info.date}; ${info.nproc} cores, ${info.cpu}; node ${info.node}; linux ${info.kernel}; ${quick ? '--quick' : 'full run'} -->\n`)
     printMarkdown(head, rows)
-    if (scenarios.length > 0) { console.log(''); printMarkdown(cpuHead, cpuRows) }
+    if (scenarios.length > 0) { console.log(''); printMarkdown(costHead, costRows); console.log(''); printMarkdown(cpuHead, cpuRows) }
   }
   console.log(`\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s`)
 }

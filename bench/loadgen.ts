@@ -220,6 +220,7 @@ async function run (c: RunCommand): Promise<RunResult> {
   while (outstanding > 0 && Date.now() < deadline && failure === undefined) await new Promise(resolve => setTimeout(resolve, 5))
   await Promise.all(conns.map(async ({ socket }) => await closeGracefully(socket, c.raw)))
   if (failure !== undefined) throw failure
+  if (outstanding !== 0) throw new Error(`${outstanding} frames sent were never echoed`)
 
   const messages = r1 - r0
   const result: RunResult = {

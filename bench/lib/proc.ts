@@ -60,6 +60,15 @@ export function spawnTs (file: string, opts: SpawnOptions = {}): ChildProcess {
   return child
 }
 
+/** Asks the child to exit by closing its IPC channel (so --cpu-prof can write), then kills it. */
+export async function stop (child: ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) { children.delete(child); return }
+  const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
+  try { child.disconnect() } catch {}
+  await Promise.race([exited, sleep(graceMs)])
+  await kill(child)
+}
+
 export function kill (child: ChildProcess): Promise<void> {
   children.delete(child)
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()

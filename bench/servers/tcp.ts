@@ -2,9 +2,20 @@
 import { createServer } from 'node:net'
 import { announce } from './control.js'
 
+// Stop reading only once 1 MiB is queued for the peer (what wspipe's sendHighWaterMark does);
+// pipe() would pause at the socket's 16 KiB mark and spend its time in pause/resume.
+const HIGH_WATER = 1024 * 1024
+
 const server = createServer((socket) => {
+  socket.setNoDelay(true)
   socket.on('error', () => {})
-  socket.pipe(socket) // pipe() honours backpressure, so a slow reader stalls the writer
+  socket.on('data', (chunk) => {
+    if (!socket.write(chunk) && socket.writableLength > HIGH_WATER) {
+      socket.pause()
+      socket.once('drain', () => socket.resume())
+    }
+  })
+  socket.on('end', () => socket.end())
 })
 server.listen(0, '127.0.0.1', () => {
   const addr = server.address()
