@@ -134,7 +134,8 @@ export class Session {
   /** See {@link SessionState}. */
   get state (): SessionState {
     if ((this.failed && this.closeSent) || (this.closeSent && this.closeReceived)) return 'closed'
-    return this.closeSent || this.closeReceived ? 'closing' : 'open'
+    // A failure whose close is held back by deferClose is no longer open: it is closing.
+    return this.closeSent || this.closeReceived || this.failed ? 'closing' : 'open'
   }
 
   /** We have sent our close frame: nothing more may be sent. */

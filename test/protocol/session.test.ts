@@ -494,3 +494,48 @@ test('ProtocolError carries code, closeCode and a message from the table', (t) =
   t.is(err.message, 'unknown opcode: 3')
   t.true(err instanceof Error)
 })
+
+// ── deferClose: the close we owe is held until sendPendingClose() ───────────────────────────────
+
+for (const role of ROLES) {
+  test(`deferClose: the answer to the peer's close waits for sendPendingClose(); closing until then (${role})`, (t) => {
+    const s = newSession(role, { deferClose: true })
+    t.deepEqual(s.receive(closeFrame(role, closeBody(1001))), [{ type: 'close', code: 1001, reason: '' }])
+    t.deepEqual(s.pendingClose, { code: 1001, reason: '' })
+    t.is(s.state, 'closing')
+    t.false(s.shouldCloseTransport)
+    t.deepEqual(s.takeOutput(), [])
+    // Replies to earlier messages may still go out first (§5.5.1).
+    t.true(s.sendText('last reply'))
+    t.true(s.sendPendingClose())
+    t.is(s.pendingClose, undefined)
+    t.false(s.sendPendingClose())
+    const out = outputFrames(s)
+    t.deepEqual(out.map((f) => f.opcode), [Opcode.Text, Opcode.Close])
+    t.is(closePayload(out[1]).code, 1001)
+    t.is(s.state, 'closed')
+    t.true(s.shouldCloseTransport)
+  })
+
+  test(`deferClose: a protocol error is not 'open' while its close is held; closed once it is sent (${role})`, (t) => {
+    const s = newSession(role, { deferClose: true })
+    const events = s.receive(peerFrame(role, { opcode: 3 }))
+    t.is(events[0]?.type, 'error')
+    t.is(s.state, 'closing')
+    t.false(s.shouldCloseTransport)
+    t.is(s.pendingClose?.code, 1002)
+    t.deepEqual(s.receive(text(role, 'ignored')), [])
+    t.true(s.sendPendingClose())
+    t.is(s.state, 'closed')
+    t.true(s.shouldCloseTransport)
+    t.is(closePayload(outputFrames(s)[0]).code, 1002)
+  })
+
+  test(`deferClose: an empty close from the peer is owed as an empty close (${role})`, (t) => {
+    const s = newSession(role, { deferClose: true })
+    s.receive(closeFrame(role))
+    t.deepEqual(s.pendingClose, { code: undefined, reason: '' })
+    s.sendPendingClose()
+    t.is(outputFrames(s)[0].payload.length, 0)
+  })
+}
