@@ -11,7 +11,7 @@ import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import { execFileSync } from 'node:child_process'
-import { spawnTs, request, nextMessage, kill, stop, sleep, median, rssOf, cpuSecondsOf, machineBusySeconds, machineInfo, tasksetAvailable } from './lib/proc.js'
+import { spawnTs, request, nextMessage, kill, stop, sleep, median, rssOf, cpuSecondsOf, machineBusySeconds, machineInfo, tasksetAvailable, loadAverage } from './lib/proc.js'
 import type { RunCommand, RunResult } from './loadgen.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -85,7 +85,7 @@ async function main (): Promise<void> {
   let ulimit = 'unknown'
   try { ulimit = execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim() } catch {}
   console.log(`echo benchmark${quick ? ' (--quick)' : ''}: ${info.date}, ${info.nproc} cores, ${info.cpu}, node ${info.node}, ` +
-    `taskset: ${tasksetAvailable() ? 'servers on core 0, load generator on core 1' : 'not available, processes unpinned'}, ulimit -n ${ulimit}`)
+    `taskset: ${tasksetAvailable() ? 'servers on core 0, load generator on core 1' : 'not available, processes unpinned'}, ulimit -n ${ulimit}, load average ${loadAverage()}`)
   console.log(`${cfg.rounds} rounds × (${cfg.warmupMs} ms warm-up + ${cfg.durationMs} ms measured) per server and scenario\n`)
   if (ulimit !== 'unlimited' && Number(ulimit) < IDLE_CONNS + 100) {
     console.log(`warning: ulimit -n is ${ulimit}; the ${IDLE_CONNS}-connection test needs more (run \`ulimit -n 65536\` first)\n`)
@@ -308,7 +308,7 @@ async function main (): Promise<void> {
     printMarkdown(head, rows)
     if (scenarios.length > 0) { console.log(''); printMarkdown(costHead, costRows); console.log(''); printMarkdown(cpuHead, cpuRows) }
   }
-  console.log(`\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s`)
+  console.log(`\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s; load average at the end ${loadAverage()}`)
 }
 
 main().catch(err => { console.error(err); process.exitCode = 1 })

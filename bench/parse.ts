@@ -12,7 +12,7 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import { buildStream, sumBytes, type FrameStream } from './lib/frames.js'
-import { spawnTs, request, nextMessage, kill, median, machineInfo, tasksetAvailable } from './lib/proc.js'
+import { spawnTs, request, nextMessage, kill, median, machineInfo, tasksetAvailable, loadAverage } from './lib/proc.js'
 
 const SIZES = [16, 125, 1024, 64 * 1024, 1024 * 1024]
 const MIN_WIRE_BYTES = 64 * 1024 * 1024
@@ -164,7 +164,7 @@ async function main (): Promise<void> {
   const info = machineInfo()
   console.log(`parse benchmark: ${info.date}, ${info.nproc} cores, ${info.cpu}, node ${info.node}; ` +
     `${rounds} rounds, >= ${MIN_WIRE_BYTES >> 20} MiB of masked frames per size in ${CHUNK >> 10} KiB chunks; ` +
-    `workers pinned to core 1: ${tasksetAvailable()}`)
+    `workers pinned to core 1: ${tasksetAvailable()}; load average ${loadAverage()}`)
 
   const workers = new Map<Variant, import('node:child_process').ChildProcess>()
   const unavailable = new Map<Variant, string>()
@@ -225,6 +225,7 @@ async function main (): Promise<void> {
       for (const r of rows) console.log('| ' + r.join(' | ') + ' |')
     }
     for (const [v, why] of unavailable) console.log(`\nnote: ${LABEL[v]} not measured: ${why}`)
+    console.log(`\nload average at the end: ${loadAverage()}`)
   } finally {
     for (const c of workers.values()) await kill(c)
   }

@@ -137,6 +137,11 @@ export function median (xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
 }
 
+/** 1-minute load average: the benchmarks share the machine with whatever else runs on it. */
+export function loadAverage (): string {
+  try { return readFileSync('/proc/loadavg', 'utf8').split(' ')[0] } catch { return '?' }
+}
+
 export function machineInfo (): { date: string, nproc: number, cpu: string, node: string, kernel: string } {
   let cpu = 'unknown'
   try {
