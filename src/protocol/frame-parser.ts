@@ -79,6 +79,8 @@ interface Gathering extends IncompleteFrame {
   /** The owned buffer small parts are copied into, and how much of it is used. */
   tail: Uint8Array | undefined
   tailUsed: number
+  /** Bytes from the start already unmasked. The rest is unmasked on demand or when the frame completes. */
+  unmasked: number
 }
 
 /** Parses a stream of frames from chunks of any size, down to one byte. */
@@ -100,8 +102,19 @@ export class FrameParser {
     this.allowedRsv = options.allowedReservedBits ?? 0
   }
 
-  /** The frame whose payload has only partly arrived, so callers can check it early (e.g. UTF-8). */
+  /**
+   * The frame whose payload has only partly arrived, with what has arrived unmasked, so callers
+   * can check it early (e.g. UTF-8). Reading it costs an unmasking pass; {@link FrameParser.pending}
+   * does not.
+   */
   get incomplete (): IncompleteFrame | undefined {
+    const cur = this.current
+    if (cur !== undefined && this.masked && cur.unmasked < cur.received) unmaskFrom(cur)
+    return cur
+  }
+
+  /** The same frame as {@link FrameParser.incomplete} (the same object), with its `parts` possibly still masked. */
+  get pending (): Omit<IncompleteFrame, 'parts'> | undefined {
     return this.current
   }
 
@@ -169,8 +182,9 @@ export class FrameParser {
       frames.push(makeFrame(b0, payload))
       return end
     }
+    // A frame split across chunks stays masked until it completes (or a caller asks for its
+    // bytes): unmasking the gathered payload in one pass while it is hot in cache is faster.
     const part = chunk.subarray(start)
-    if (this.masked) applyMask(part, m0, m1, m2, m3)
     this.current = {
       opcode: b0 & 0x0f,
       fin: (b0 & 0x80) !== 0,
@@ -180,7 +194,8 @@ export class FrameParser {
       received: 0,
       m0, m1, m2, m3,
       tail: undefined,
-      tailUsed: 0
+      tailUsed: 0,
+      unmasked: 0
     }
     if (part.length > 0) addPart(this.current, part)
     this.header[0] = b0
@@ -254,7 +269,7 @@ export class FrameParser {
     if (this.masked) {
       m0 = header[need - 4]; m1 = header[need - 3]; m2 = header[need - 2]; m3 = header[need - 1]
     }
-    this.current = { opcode: b0 & 0x0f, fin: (b0 & 0x80) !== 0, rsv1: (b0 & 0x40) !== 0, length, parts: [], received: 0, m0, m1, m2, m3, tail: undefined, tailUsed: 0 }
+    this.current = { opcode: b0 & 0x0f, fin: (b0 & 0x80) !== 0, rsv1: (b0 & 0x40) !== 0, length, parts: [], received: 0, m0, m1, m2, m3, tail: undefined, tailUsed: 0, unmasked: 0 }
     header[0] = b0
     return this.continuePayload(chunk, frames, off)
   }
@@ -282,12 +297,13 @@ export class FrameParser {
     const want = cur.length - cur.received
     const take = Math.min(want, chunk.length - off)
     if (take > 0) {
-      const part = chunk.subarray(off, off + take)
-      if (this.masked) applyMask(part, cur.m0, cur.m1, cur.m2, cur.m3, cur.received)
-      addPart(cur, part)
+      addPart(cur, chunk.subarray(off, off + take))
     }
     if (cur.received < cur.length) return -1
     const payload = concatParts(cur.parts, cur.length)
+    if (this.masked && cur.unmasked < cur.length) {
+      applyMask(payload.subarray(cur.unmasked), cur.m0, cur.m1, cur.m2, cur.m3, cur.unmasked)
+    }
     this.current = undefined
     frames.push(makeFrame(this.header[0], payload))
     return off + take
@@ -320,6 +336,20 @@ function addPart (cur: Gathering, part: Uint8Array): void {
     cur.parts[cur.parts.length - 1] = tail.subarray(start, cur.tailUsed)
   }
   cur.received += n
+}
+
+/** Unmask the bytes of `cur` received since the last call, in place. */
+function unmaskFrom (cur: Gathering): void {
+  let pos = 0
+  for (const part of cur.parts) {
+    const end = pos + part.length
+    if (end > cur.unmasked) {
+      const from = cur.unmasked - pos
+      applyMask(part.subarray(from), cur.m0, cur.m1, cur.m2, cur.m3, cur.unmasked)
+      cur.unmasked = end
+    }
+    pos = end
+  }
 }
 
 function concatParts (parts: Uint8Array[], total: number): Uint8Array {

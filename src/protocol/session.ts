@@ -103,7 +103,7 @@ export class Session {
   private messageParts: Uint8Array[] = []
   private readonly validator = new Utf8Validator()
   /** The parser's incomplete frame whose payload prefix was already validated, and how much of it. */
-  private validatingFrame: IncompleteFrame | undefined
+  private validatingFrame: Omit<IncompleteFrame, 'parts'> | undefined
   private validatedBytes = 0
 
   // Outgoing bytes: small frames are packed into a slab, large payloads queued by reference.
@@ -199,7 +199,7 @@ export class Session {
     }
     try {
       let skip = 0
-      if (this.validatingFrame !== undefined && this.parser.incomplete !== this.validatingFrame) {
+      if (this.validatingFrame !== undefined && this.parser.pending !== this.validatingFrame) {
         // frames[0] completes the frame whose start we already checked.
         skip = this.validatedBytes
         this.validatingFrame = undefined
@@ -209,8 +209,8 @@ export class Session {
         if (this.closeReceived) return events
       }
       if (parseError !== undefined) throw parseError
-      const incomplete = this.parser.incomplete
-      if (incomplete !== undefined) this.checkIncomplete(incomplete)
+      const pending = this.parser.pending
+      if (pending !== undefined) this.checkIncomplete(pending)
     } catch (err) {
       // Anything else is our bug: 1011, with no detail sent (it may be sensitive).
       this.fail(err instanceof ProtocolError ? err : new ProtocolError('WS_ERR_INTERNAL'), events)
@@ -429,7 +429,7 @@ export class Session {
   }
 
   /** Check the start of a frame still arriving: size limits now, and UTF-8 as far as it goes (fail fast). */
-  private checkIncomplete (frame: IncompleteFrame): void {
+  private checkIncomplete (frame: Omit<IncompleteFrame, 'parts'>): void {
     if (frame.opcode >= Opcode.Close) return
     const continuation = frame.opcode === Opcode.Continuation
     // §5.4 sequencing is known from the header: fail now rather than buffer a doomed frame.
@@ -447,7 +447,8 @@ export class Session {
     }
     // Parts only grow at the end; validate the bytes not seen yet.
     let partStart = 0
-    for (const part of frame.parts) {
+    // Only text needs the bytes early (they are unmasked on this read).
+    for (const part of this.parser.incomplete!.parts) {
       const partEnd = partStart + part.length
       if (partEnd > this.validatedBytes) {
         if (!this.validator.push(part, this.validatedBytes - partStart)) throw new ProtocolError('WS_ERR_INVALID_UTF8')
