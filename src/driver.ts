@@ -289,6 +289,8 @@ export class WebSocketConnection implements Connection {
   private sinkWaiter: ((value: unknown) => void) | undefined
   private drainWaiters: Array<() => void> = []
   private pings: Array<{ data: Uint8Array, sentAt: number, resolve: (rtt: number) => void, reject: (e: unknown) => void }> = []
+  /** Write callback of a flush that left the queue above `sendHigh`. */
+  private readonly written = (): void => { this.onDrain() }
 
   private timer: NodeJS.Timeout | undefined
   private heartbeatState: 'idle' | 'awaiting-pong' | 'owing' | 'closing' = 'idle'
@@ -508,15 +510,20 @@ export class WebSocketConnection implements Connection {
   flush (): void {
     this.flushScheduled = false
     if (this.socketClosed) return
+    const socket = this.socket
+    // 'drain' comes only once the socket's own high-water mark (16 KiB) was passed. When ours
+    // is lower, or to be sure, the last write above it carries a callback: when it has been
+    // written, so has everything before it, and whoever waits for room looks again.
+    const watch = socket.writableLength + this.session.pendingOutput >= this.sendHigh ? this.written : undefined
     const out = this.session.takeOutput()
     const n = out.length
     if (n === 0) return
-    const socket = this.socket
     if (n === 1) {
-      socket.write(out[0])
+      socket.write(out[0], watch)
     } else {
       socket.cork()
-      for (let i = 0; i < n; i++) socket.write(out[i])
+      for (let i = 0; i < n - 1; i++) socket.write(out[i])
+      socket.write(out[n - 1], watch)
       socket.uncork()
     }
     const queued = socket.writableLength
