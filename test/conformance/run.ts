@@ -207,8 +207,10 @@ async function main(): Promise<void> {
     serverExit = `server exited during the run (code ${code}, signal ${sig})`
   })
   const cleanup = (): void => {
-    if (spawned && spawned.child.exitCode === null) spawned.child.kill('SIGTERM')
+    if (spawned && spawned.child.exitCode === null && spawned.child.signalCode === null) spawned.child.kill('SIGTERM')
   }
+  // Never leave the spawned server behind, whatever ends this process.
+  process.once('exit', cleanup)
   process.once('SIGINT', () => {
     cleanup()
     process.exit(130)
