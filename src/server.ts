@@ -78,7 +78,7 @@ export class WebSocketServer {
   /** Sockets that have connected but not finished the handshake, with their timers. */
   private readonly pending = new Map<NodeDuplex, NodeJS.Timeout>()
   private readonly logger: Logger
-  private readonly attached: Array<{ server: HttpServer | HttpsServer, listener: (...args: any[]) => void, connectionListener: (socket: NodeDuplex) => void }> = []
+  private readonly attached: Array<{ server: HttpServer | HttpsServer, listener: (...args: any[]) => void, connectionListener: (socket: NodeDuplex) => void, requestListener: (req: IncomingMessage) => void }> = []
   private httpServer: HttpServer | HttpsServer | undefined
   private closing = false
 
@@ -143,17 +143,32 @@ export class WebSocketServer {
   /** Serve upgrades arriving at an existing HTTP or HTTPS server; with `path`, only that path. */
   attach (server: HttpServer | HttpsServer, options: { path?: string } = {}): this {
     const listener = (req: IncomingMessage, socket: NodeDuplex, head: Buffer): void => {
-      if (options.path !== undefined && pathOf(req.url) !== options.path) {
-        // Another path: leave it to another upgrade listener, or refuse if there is none.
-        if (server.listenerCount('upgrade') === 1) this.reject(socket, new HandshakeError(404, 'no WebSocket endpoint at this path'))
+      const path = pathOf(req.url)
+      if (options.path !== undefined && path !== options.path) {
+        // Another path: our handshake timer is not the one to drop this socket any more.
+        this.clearHandshakeTimer(socket)
+        // Leave it to another upgrade listener; if none will take it (only wspipe listeners,
+        // none for this path), the first of them refuses it: never a silent drop.
+        const listeners = server.listeners('upgrade')
+        const taken = listeners.some((l) => {
+          if (!attachedPaths.has(l)) return true
+          const p = attachedPaths.get(l)
+          return p === undefined || p === path
+        })
+        if (!taken && listeners.find((l) => attachedPaths.has(l)) === listener) this.reject(socket, new HandshakeError(404, 'no WebSocket endpoint at this path'))
         return
       }
       this.handleUpgrade(req, socket, head)
     }
     const connectionListener = (socket: NodeDuplex): void => { this.startHandshakeTimer(socket) }
+    // A plain HTTP request on the connection is the host server's to serve, for as long as it
+    // takes: the handshake timer no longer applies to that socket.
+    const requestListener = (req: IncomingMessage): void => { this.clearHandshakeTimer(req.socket) }
+    attachedPaths.set(listener, options.path)
     server.on('upgrade', listener)
     server.on(server instanceof HttpsServer ? 'secureConnection' : 'connection', connectionListener)
-    this.attached.push({ server, listener, connectionListener })
+    server.on('request', requestListener)
+    this.attached.push({ server, listener, connectionListener, requestListener })
     return this
   }
 
@@ -274,7 +289,8 @@ export class WebSocketServer {
    */
   async close (): Promise<void> {
     this.closing = true
-    for (const { server, listener, connectionListener } of this.attached) {
+    for (const { server, listener, connectionListener, requestListener } of this.attached) {
+      server.off('request', requestListener)
       server.off('upgrade', listener)
       server.off('connection', connectionListener)
       server.off('secureConnection', connectionListener)
@@ -303,6 +319,9 @@ export class WebSocketServer {
     this.httpServer = undefined
   }
 }
+
+/** The upgrade listeners `attach` installed, with the path each serves (`undefined`: every path). */
+const attachedPaths = new WeakMap<Function, string | undefined>()
 
 /** Run a handler: its settling closes the connection, 1000 or (after logging) 1011. */
 export function runHandler (handler: Handler, conn: WebSocketConnection, logger: Logger): void {

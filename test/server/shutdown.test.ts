@@ -1,0 +1,194 @@
+/**
+ * The three ways in (`listen`, `attach`, `handleUpgrade`) and the way out (`server.close()`).
+ */
+
+import { once } from 'node:events'
+import http from 'node:http'
+import net from 'node:net'
+import type { AddressInfo } from 'node:net'
+import test, { type ExecutionContext } from 'ava'
+import { WebSocketServer, type Connection } from '../../src/index.js'
+import { captureLogger, echo, rawRequest, sleep, startServer, upgradeRequest, within, WsPeer } from './helpers.js'
+
+async function plainHttpServer (t: ExecutionContext, onRequest: http.RequestListener = (_req, res) => { res.end('hello from http\n') }): Promise<{ server: http.Server, port: number }> {
+  const server = http.createServer(onRequest)
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(async () => {
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  return { server, port: (server.address() as AddressInfo).port }
+}
+
+function httpGet (port: number, path = '/'): Promise<{ status: number, body: string }> {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => { body += c })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    }).on('error', reject)
+  })
+}
+
+test('server.close() with 100 open connections: every client sees 1001, it resolves, and no new connection is accepted', async (t) => {
+  t.timeout(60_000)
+  const conns: Connection[] = []
+  const { server, url, port } = await startServer(t, { '': async (c) => { conns.push(c); await echo(c) } })
+  const peers: WsPeer[] = []
+  for (let i = 0; i < 100; i++) peers.push(new WsPeer(url))
+  await within(Promise.all(peers.map((p) => p.opened)), 20_000, '100 clients open')
+  t.is(server.clients.size, 100)
+  await within(server.close(), 15_000, 'server.close')
+  const closes = await within(Promise.all(peers.map((p) => p.closed)), 10_000, 'all clients closed')
+  t.true(closes.every((c) => c.code === 1001), JSON.stringify([...new Set(closes.map((c) => c.code))]))
+  const infos = await Promise.all(conns.map((c) => c.closed))
+  t.true(infos.every((i) => i.code === 1001))
+  t.is(server.clients.size, 0)
+  await t.throwsAsync(new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(undefined) })
+    s.on('error', reject)
+  }), { code: 'ECONNREFUSED' })
+})
+
+test('server.close() drops, after closeTimeout, a client that never answers the close', async (t) => {
+  t.timeout(30_000)
+  const { server, port } = await startServer(t, { '': echo }, { closeTimeout: 300 })
+  const { RawClient } = await import('./helpers.js')
+  const client = await RawClient.connect(port)
+  const closing = server.close()
+  t.deepEqual(await client.nextClose(), { code: 1001, reason: 'server shutting down' })
+  await within(closing, 10_000, 'server.close resolves')
+  await client.waitClosed()
+  t.pass()
+})
+
+test('server.close() also ends connections still in the handshake', async (t) => {
+  t.timeout(30_000)
+  const { server, port } = await startServer(t, { '': echo })
+  const socket = net.connect(port, '127.0.0.1')
+  socket.on('error', () => {})
+  await once(socket, 'connect')
+  socket.write('GET / HTTP/1.1\r\n')
+  await sleep(50)
+  const closed = once(socket, 'close')
+  await within(server.close(), 10_000, 'server.close')
+  await within(closed, 5000, 'the half-open handshake is dropped')
+  t.pass()
+})
+
+test('attach(httpServer, { path }): upgrades on the path, plain HTTP still served, other paths 404', async (t) => {
+  const { server: httpServer, port } = await plainHttpServer(t)
+  const wss = new WebSocketServer({ logger: captureLogger().logger })
+  wss.register('echo', echo)
+  wss.attach(httpServer, { path: '/ws' })
+  t.teardown(() => wss.close())
+  const peer = await WsPeer.open(`ws://127.0.0.1:${port}/ws?x=1`, 'echo')
+  await peer.send('via attach')
+  t.is((await peer.next()).data.toString(), 'via attach')
+  t.deepEqual(await httpGet(port), { status: 200, body: 'hello from http\n' })
+  const other = await rawRequest(port, upgradeRequest({ path: '/elsewhere', headers: { 'Sec-WebSocket-Protocol': 'echo' } }))
+  t.is(other.status, 404)
+  await peer.close(1000)
+})
+
+test('attach: two servers on two paths of one HTTP server; a third path gets 404', async (t) => {
+  const { server: httpServer, port } = await plainHttpServer(t)
+  const a = new WebSocketServer({ logger: captureLogger().logger }).register('', ({ sink }) => sink(['from a']))
+  const b = new WebSocketServer({ logger: captureLogger().logger }).register('', ({ sink }) => sink(['from b']))
+  a.attach(httpServer, { path: '/a' })
+  b.attach(httpServer, { path: '/b' })
+  t.teardown(async () => { await Promise.all([a.close(), b.close()]) })
+  for (const name of ['a', 'b']) {
+    const peer = new WsPeer(`ws://127.0.0.1:${port}/${name}`)
+    t.is((await peer.next()).data.toString(), `from ${name}`)
+    await within(peer.closed, 5000, 'closed')
+  }
+  const res = await rawRequest(port, upgradeRequest({ path: '/c' }))
+  t.is(res.status, 404)
+  t.true(res.closed)
+})
+
+test('attach: two servers on one HTTP server: the other server\'s handshake timer does not drop an open connection', async (t) => {
+  t.timeout(30_000)
+  const { server: httpServer, port } = await plainHttpServer(t)
+  const opts = { logger: captureLogger().logger, handshakeTimeout: 200 }
+  const a = new WebSocketServer(opts).register('', echo)
+  const b = new WebSocketServer(opts).register('', echo)
+  a.attach(httpServer, { path: '/a' })
+  b.attach(httpServer, { path: '/b' })
+  t.teardown(async () => { await Promise.all([a.close(), b.close()]) })
+  for (const name of ['a', 'b']) {
+    const peer = await WsPeer.open(`ws://127.0.0.1:${port}/${name}`)
+    await sleep(500)
+    await peer.send(`still ${name}`)
+    t.is((await peer.next()).data.toString(), `still ${name}`)
+    t.is((await peer.close(1000)).code, 1000)
+  }
+})
+
+test('attach: the handshake timeout never cuts a plain HTTP request the host server is serving', async (t) => {
+  t.timeout(30_000)
+  const { server: httpServer, port } = await plainHttpServer(t, (_req, res) => {
+    setTimeout(() => res.end('slow but complete\n'), 800)
+  })
+  const wss = new WebSocketServer({ logger: captureLogger().logger, handshakeTimeout: 200 })
+  wss.register('', echo)
+  wss.attach(httpServer, { path: '/ws' })
+  t.teardown(() => wss.close())
+  t.deepEqual(await within(httpGet(port, '/slow'), 10_000, 'slow response'), { status: 200, body: 'slow but complete\n' })
+})
+
+test('attach: close() detaches, the HTTP server keeps serving and later upgrades are not taken', async (t) => {
+  const { server: httpServer, port } = await plainHttpServer(t)
+  const wss = new WebSocketServer({ logger: captureLogger().logger })
+  wss.register('', echo)
+  wss.attach(httpServer)
+  const peer = await WsPeer.open(`ws://127.0.0.1:${port}/`)
+  await wss.close()
+  t.is((await within(peer.closed, 5000, 'closed')).code, 1001)
+  t.is(httpServer.listenerCount('upgrade'), 0)
+  t.deepEqual(await httpGet(port), { status: 200, body: 'hello from http\n' })
+})
+
+test('handleUpgrade(req, socket, head) from a plain http server\'s upgrade event', async (t) => {
+  const { server: httpServer, port } = await plainHttpServer(t)
+  const wss = new WebSocketServer({ logger: captureLogger().logger })
+  let seen: string | undefined
+  wss.register('echo', async (c) => { seen = c.path; await echo(c) })
+  httpServer.on('upgrade', (req, socket, head) => {
+    if (req.url?.startsWith('/live') === true) wss.handleUpgrade(req, socket, head)
+    else socket.destroy()
+  })
+  const peer = await WsPeer.open(`ws://127.0.0.1:${port}/live`, ['x', 'echo'])
+  t.is(peer.ws.protocol, 'echo')
+  await peer.send(Buffer.from([1, 2, 3]))
+  const m = await peer.next()
+  t.true(m.isBinary)
+  t.deepEqual([...m.data], [1, 2, 3])
+  t.is(seen, '/live')
+  // close() ends connections that came in through handleUpgrade too.
+  await within(wss.close(), 10_000, 'close')
+  t.is((await within(peer.closed, 5000, 'closed')).code, 1001)
+  // After close(), handleUpgrade refuses with 503.
+  const res = await rawRequest(port, upgradeRequest({ path: '/live', headers: { 'Sec-WebSocket-Protocol': 'echo' } }))
+  t.is(res.status, 503)
+})
+
+test('handleUpgrade refusals are HTTP responses too (bad version → 426)', async (t) => {
+  const { server: httpServer, port } = await plainHttpServer(t)
+  const wss = new WebSocketServer({ logger: captureLogger().logger })
+  wss.register('', echo)
+  httpServer.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head))
+  t.teardown(() => wss.close())
+  const res = await rawRequest(port, upgradeRequest({ headers: { 'Sec-WebSocket-Version': '7' } }))
+  t.is(res.status, 426)
+  t.is(res.headers['sec-websocket-version'], '13')
+})
+
+test('listen() twice throws; address() reports the bound port', async (t) => {
+  const { server, port } = await startServer(t, { '': echo })
+  t.is(server.address()?.port, port)
+  await t.throwsAsync(server.listen({ port: 0 }), { message: /already listening/ })
+})
