@@ -517,7 +517,11 @@ export class WebSocketConnection implements Connection {
     const watch = socket.writableLength + this.session.pendingOutput >= this.sendHigh ? this.written : undefined
     const out = this.session.takeOutput()
     const n = out.length
-    if (n === 0) return
+    if (n === 0) {
+      // The peer's answer to our close leaves nothing to write, but TCP must still end (§7.1.1).
+      if (this.session.shouldCloseTransport) this.endTransport()
+      return
+    }
     if (n === 1) {
       socket.write(out[0], watch)
     } else {
