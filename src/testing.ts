@@ -6,12 +6,15 @@
  *   1011 when the handler throws.
  * - {@link duplexPair} is a plain pair of in-memory duplexes, for tests that only care about a
  *   handler's data flow.
+ * - {@link take}, {@link collect} and {@link text} read messages in tests.
  *
  * @example
  * ```ts
- * import { connectInMemory } from 'wspipe/testing'
+ * import { connectInMemory, take, text } from 'wspipe/testing'
  * const client = await connectInMemory(({ source, sink }) => sink(source), { protocol: 'echo' })
  * await client.sink(['hi'])
+ * text(await take(client.source, 1)) // ['hi']
+ * client.close()
  * ```
  *
  * @packageDocumentation
@@ -31,7 +34,7 @@ export interface InMemoryOptions extends ConnectionLimits {
   url?: string
   /** Request headers the handler sees. */
   headers?: Record<string, string>
-  /** Receives the handler's errors. Default: a logger that keeps them in {@link InMemoryClient.errors}. */
+  /** Also receives what the server side logs. The handler's errors are kept in {@link InMemoryClient.errors} either way. */
   logger?: Logger
 }
 
@@ -96,11 +99,15 @@ function socketPair (): [MemorySocket, MemorySocket] {
 export async function connectInMemory (handler: Handler, options: InMemoryOptions = {}): Promise<InMemoryClient> {
   const [serverSocket, clientSocket] = socketPair()
   const errors: unknown[] = []
-  const logger: Logger = options.logger ?? {
-    error: (obj) => { errors.push((obj as { err?: unknown }).err ?? obj) },
-    warn: () => {},
-    info: () => {},
-    debug: () => {}
+  const forward = options.logger
+  const logger: Logger = {
+    error: (obj, msg) => {
+      errors.push((obj as { err?: unknown } | undefined)?.err ?? obj)
+      forward?.error(obj, msg)
+    },
+    warn: (obj, msg) => forward?.warn(obj, msg),
+    info: (obj, msg) => forward?.info(obj, msg),
+    debug: (obj, msg) => forward?.debug(obj, msg)
   }
   const limits: ConnectionLimits = {
     maxMessageSize: options.maxMessageSize,
@@ -120,12 +127,21 @@ export async function connectInMemory (handler: Handler, options: InMemoryOption
   return client
 }
 
+/** One end of {@link duplexPair}. */
+export type PairEnd<T> = Duplex<AsyncGenerator<T>, Source<T>, Promise<void>>
+
 /**
  * A pair of in-memory duplexes: what one end's `sink` consumes, the other's `source` yields,
  * one item at a time (a sink waits until its item is taken). For testing a handler's data flow
  * with no framing at all.
+ *
+ * - A sink that throws makes the other end's `source` throw the same error, after the items
+ *   before it.
+ * - When the reader stops (`break` out of `for await`, or `return()`), the writing `sink` stops
+ *   pulling, calls `return()` on its iterable and resolves.
+ * - Each end's `sink` may be called once.
  */
-export function duplexPair<T> (): [Duplex<AsyncGenerator<T>, Source<T>, Promise<void>>, Duplex<AsyncGenerator<T>, Source<T>, Promise<void>>] {
+export function duplexPair<T> (): [PairEnd<T>, PairEnd<T>] {
   const ab = new Channel<T>()
   const ba = new Channel<T>()
   return [
@@ -138,19 +154,25 @@ export function duplexPair<T> (): [Duplex<AsyncGenerator<T>, Source<T>, Promise<
 class Channel<T> {
   private item: { value: T } | undefined
   private ended = false
-  private error: unknown
+  private pumping = false
+  /** The reader has stopped: the writer stops too. */
+  private readerGone = false
+  private error: { value: unknown } | undefined
   private wakeReader: (() => void) | undefined
   private wakeWriter: (() => void) | undefined
 
   async pump (source: Source<T>): Promise<void> {
+    if (this.pumping) throw new Error('sink can be called only once per end')
+    this.pumping = true
     try {
       for await (const value of source) {
-        while (this.item !== undefined) await new Promise<void>((resolve) => { this.wakeWriter = resolve })
+        while (this.item !== undefined && !this.readerGone) await new Promise<void>((resolve) => { this.wakeWriter = resolve })
+        if (this.readerGone) break
         this.item = { value }
         this.wake('reader')
       }
     } catch (err) {
-      this.error = err
+      this.error = { value: err }
       throw err
     } finally {
       this.ended = true
@@ -159,19 +181,26 @@ class Channel<T> {
   }
 
   async * source (): AsyncGenerator<T> {
-    for (;;) {
-      if (this.item !== undefined) {
-        const { value } = this.item
-        this.item = undefined
-        this.wake('writer')
-        yield value
-        continue
+    try {
+      for (;;) {
+        if (this.item !== undefined) {
+          const { value } = this.item
+          this.item = undefined
+          this.wake('writer')
+          yield value
+          continue
+        }
+        if (this.ended) {
+          if (this.error !== undefined) throw this.error.value
+          return
+        }
+        await new Promise<void>((resolve) => { this.wakeReader = resolve })
       }
-      if (this.ended) {
-        if (this.error !== undefined) throw this.error
-        return
-      }
-      await new Promise<void>((resolve) => { this.wakeReader = resolve })
+    } finally {
+      // Normal end, throw, or the reader's return(): nobody reads any more.
+      this.readerGone = true
+      this.item = undefined
+      this.wake('writer')
     }
   }
 
@@ -181,6 +210,39 @@ class Channel<T> {
     else this.wakeWriter = undefined
     w?.()
   }
+}
+
+/**
+ * Read up to `count` messages, fewer if the source ends first. Unlike `break` in a `for await`
+ * loop, this leaves the source open, so it can be read again (a connection's `source` ends
+ * for good once its iterator's `return()` is called).
+ */
+export async function take<T> (source: AsyncIterable<T>, count: number): Promise<T[]> {
+  const out: T[] = []
+  if (count <= 0) return out
+  const iterator = source[Symbol.asyncIterator]()
+  while (out.length < count) {
+    const r = await iterator.next()
+    if (r.done === true) break
+    out.push(r.value)
+  }
+  return out
+}
+
+/** Read every message until the source ends. */
+export async function collect<T> (source: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = []
+  for await (const item of source) out.push(item)
+  return out
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/** A message's bytes as a string (UTF-8); each of `messages` when given an array. */
+export function text (message: Uint8Array): string
+export function text (messages: readonly Uint8Array[]): string[]
+export function text (m: Uint8Array | readonly Uint8Array[]): string | string[] {
+  return m instanceof Uint8Array ? utf8.decode(m) : m.map((x) => utf8.decode(x))
 }
 
 export type { Handler } from './server.js'
