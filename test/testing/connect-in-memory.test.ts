@@ -187,7 +187,7 @@ test('client.server is the handler\'s connection: its signal aborts on close', a
     handlerConn = conn
     await new Promise((resolve) => conn.signal.addEventListener('abort', resolve))
   })
-  t.is(client.server, handlerConn)
+  t.true(client.server === handlerConn, 'the same object')
   t.false(client.server.signal.aborted)
   client.close()
   await client.closed
