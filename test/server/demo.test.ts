@@ -1,0 +1,72 @@
+/**
+ * The demo behind `npm start`: spawned as a child process (its own process group, so npm, tsx
+ * and node all end with it), it prints its URL and echoes for `echo` and no-subprotocol clients.
+ */
+
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import net from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import test from 'ava'
+import { sleep, within, WsPeer } from './helpers.js'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+async function freePort (): Promise<number> {
+  const s = net.createServer()
+  s.listen(0, '127.0.0.1')
+  await once(s, 'listening')
+  const port = (s.address() as AddressInfo).port
+  await new Promise<void>((resolve) => s.close(() => resolve()))
+  return port
+}
+
+/** End the child's whole process group: SIGTERM, then SIGKILL if it lingers. */
+async function stop (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = once(child, 'exit')
+  try { process.kill(-child.pid!, 'SIGTERM') } catch {}
+  const done = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)])
+  if (!done) {
+    try { process.kill(-child.pid!, 'SIGKILL') } catch {}
+    await Promise.race([exited, sleep(2000)])
+  }
+}
+
+test('npm start -- --port N prints ws://127.0.0.1:N/ and echoes for echo and no-subprotocol clients', async (t) => {
+  t.timeout(60_000)
+  const port = await freePort()
+  const child = spawn('npm', ['start', '--', '--port', String(port)], { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => stop(child))
+  let stdout = ''
+  let stderr = ''
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => { stdout += c })
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => { stderr += c })
+  const url = `ws://127.0.0.1:${port}/`
+  await within((async () => {
+    while (!stdout.includes(url)) {
+      if (child.exitCode !== null) throw new Error(`the demo exited: ${stderr}`)
+      await sleep(50)
+    }
+  })(), 30_000, `the demo prints ${url}`)
+  t.true(stdout.split('\n').includes(url), stdout)
+
+  const withEcho = await WsPeer.open(url, 'echo')
+  t.is(withEcho.ws.protocol, 'echo')
+  await withEcho.send('héllo 😀')
+  t.deepEqual(await withEcho.next(), { data: Buffer.from('héllo 😀'), isBinary: false })
+  await withEcho.send(Buffer.from([0, 255]))
+  t.deepEqual(await withEcho.next(), { data: Buffer.from([0, 255]), isBinary: true })
+  t.is((await withEcho.close(1000)).code, 1000)
+
+  const plain = await WsPeer.open(url)
+  t.is(plain.ws.protocol, '')
+  await plain.send('plain')
+  t.is((await plain.next()).data.toString(), 'plain')
+
+  // SIGTERM shuts the demo down cleanly: the open client sees 1001.
+  const closed = plain.closed
+  await stop(child)
+  t.is((await within(closed, 10_000, 'close')).code, 1001)
+})

@@ -1,0 +1,121 @@
+/**
+ * wss://: the same echo battery over TLS, with a self-signed certificate made by openssl for
+ * this run (CN=localhost, SAN 127.0.0.1), against `ws` (verifying with the cert as CA) and undici
+ * (not verifying).
+ */
+
+import { execFile } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import https from 'node:https'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import tls from 'node:tls'
+import { promisify } from 'node:util'
+import test from 'ava'
+import { Agent } from 'undici'
+import { WebSocketServer } from '../../src/index.js'
+import { echoBattery, undiciKind, wsKind } from './clients.js'
+import { captureLogger, echo, parseResponse, startServer, upgradeRequest, within, WsPeer } from './helpers.js'
+
+let key = ''
+let cert = ''
+
+test.before(async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'wspipe-tls-'))
+  try {
+    await promisify(execFile)('openssl', [
+      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1',
+      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')
+    ], { timeout: 30_000 })
+    key = await readFile(join(dir, 'key.pem'), 'utf8')
+    cert = await readFile(join(dir, 'cert.pem'), 'utf8')
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})
+
+async function startTls (t: Parameters<typeof startServer>[0], options: ConstructorParameters<typeof WebSocketServer>[0] = {}): Promise<{ url: string, port: number }> {
+  const server = new WebSocketServer({ logger: captureLogger().logger, ...options })
+  server.register('echo', echo)
+  server.register('', echo)
+  const address = await server.listen({ port: 0, tls: { key, cert } })
+  t.teardown(() => within(server.close(), 15_000, 'server.close'))
+  return { url: `wss://127.0.0.1:${address.port}`, port: address.port }
+}
+
+const kinds = [
+  () => wsKind({ ca: cert }),
+  () => undiciKind(new Agent({ connect: { rejectUnauthorized: false } }))
+]
+
+for (const make of kinds) {
+  test(`wss:// ${make().name}: echo battery with 16 MiB`, async (t) => {
+    t.timeout(90_000)
+    const { url } = await startTls(t)
+    const client = await make().open(url, ['echo'])
+    t.is(client.protocol, 'echo')
+    await echoBattery(t, client, { big: true })
+    t.is((await client.close(1000)).code, 1000)
+  })
+}
+
+test('wss:// a client that does not trust the certificate cannot connect', async (t) => {
+  const { url } = await startTls(t)
+  const peer = new WsPeer(url)
+  await t.throwsAsync(within(peer.opened, 5000, 'refused'))
+})
+
+test('wss:// close codes both ways', async (t) => {
+  const { url } = await startTls(t)
+  const peer = await WsPeer.open(url, undefined, { ca: cert })
+  await peer.send('x')
+  await peer.next()
+  t.deepEqual(await peer.close(4000, 'bye'), { code: 4000, reason: '' })
+})
+
+test('wss:// a malformed handshake gets its HTTP status over TLS', async (t) => {
+  const { port } = await startTls(t)
+  const raw = await within(new Promise<Buffer>((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ca: cert, servername: 'localhost' }, () => {
+      socket.write(upgradeRequest({ headers: { 'Sec-WebSocket-Version': '12' } }))
+    })
+    const chunks: Buffer[] = []
+    socket.on('data', (c: Buffer) => chunks.push(c))
+    socket.on('close', () => resolve(Buffer.concat(chunks)))
+    socket.on('error', reject)
+  }), 10_000, 'refusal over TLS')
+  const res = parseResponse(raw, true)
+  t.is(res.status, 426)
+  t.is(res.headers['sec-websocket-version'], '13')
+})
+
+test('wss:// attach to an https server with a path', async (t) => {
+  const httpsServer = https.createServer({ key, cert }, (_req, res) => { res.end('https ok\n') })
+  httpsServer.listen(0, '127.0.0.1')
+  await once(httpsServer, 'listening')
+  const port = (httpsServer.address() as AddressInfo).port
+  const wss = new WebSocketServer({ logger: captureLogger().logger, handshakeTimeout: 2000 })
+  wss.register('', echo)
+  wss.attach(httpsServer, { path: '/ws' })
+  t.teardown(async () => {
+    await wss.close()
+    httpsServer.closeAllConnections()
+    await new Promise<void>((resolve) => httpsServer.close(() => resolve()))
+  })
+  const peer = await WsPeer.open(`wss://127.0.0.1:${port}/ws`, undefined, { ca: cert })
+  await peer.send('over https')
+  t.is((await peer.next()).data.toString(), 'over https')
+  t.is((await peer.close(1000)).code, 1000)
+})
+
+test('wss:// a handler that throws → 1011 over TLS too', async (t) => {
+  const server = new WebSocketServer({ logger: captureLogger().logger })
+  server.register('', () => { throw new Error('nope') })
+  const address = await server.listen({ port: 0, tls: { key, cert } })
+  t.teardown(() => server.close())
+  const peer = new WsPeer(`wss://127.0.0.1:${address.port}`, undefined, { ca: cert })
+  t.is((await within(peer.closed, 5000, 'closed')).code, 1011)
+})
