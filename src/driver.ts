@@ -712,7 +712,9 @@ export class WebSocketConnection implements Connection {
     } else {
       info = { code: CloseCode.Abnormal, reason: '', wasClean: false }
     }
-    if (this.peerClose === undefined && this.protocolError === undefined) {
+    // After a close we started, `source` ends (the peer's answer, or closeTimeout, ends it);
+    // without any close frame the connection was lost, and `source` throws.
+    if (this.peerClose === undefined && this.protocolError === undefined && !this.closedFirstByUs) {
       this.source.end(new ConnectionClosedError(
         this.socketError !== undefined ? `connection lost: ${this.socketError.message}` : 'connection closed without a close frame',
         CloseCode.Abnormal, { cause: this.socketError }))

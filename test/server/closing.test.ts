@@ -296,6 +296,54 @@ test('conn.close() to a peer that never answers: closed settles after closeTimeo
   await client.waitClosed(5000)
 })
 
+test('conn.close(): source yields what came before the peer\'s close, then ends', async (t) => {
+  const got: string[] = []
+  let error: unknown
+  const rec = recording(async (c) => {
+    await sleep(50)
+    c.close(4004, 'closing')
+    try {
+      for await (const m of c.source) got.push(Buffer.from(m).toString())
+    } catch (err) {
+      error = err
+    }
+  })
+  const { port } = await startServer(t, { '': rec.handler })
+  const client = await RawClient.connect(port)
+  client.send(clientFrame(1, 'before'))
+  t.deepEqual(await client.nextClose(), { code: 4004, reason: 'closing' })
+  // §7.1.2: the peer may still send until its close; then it answers.
+  client.send(Buffer.concat([clientFrame(1, 'in flight'), clientFrame(8, closePayload(4004))]))
+  const info = await within((await rec.conn()).closed, 5000, 'closed')
+  t.deepEqual(info, { code: 4004, reason: 'closing', wasClean: true })
+  t.deepEqual(got, ['before', 'in flight'])
+  t.is(error, undefined)
+})
+
+test('conn.close() to a peer that never answers: after closeTimeout source ends (it does not throw)', async (t) => {
+  t.timeout(20_000)
+  let ended = false
+  let error: unknown
+  const rec = recording(async (c) => {
+    c.close(4003, 'bye')
+    try {
+      for await (const _ of c.source) {} // eslint-disable-line no-empty
+      ended = true
+    } catch (err) {
+      error = err
+    }
+  })
+  const { port, entries } = await startServer(t, { '': rec.handler }, { closeTimeout: 300 })
+  const client = await RawClient.connect(port)
+  t.deepEqual(await client.nextClose(), { code: 4003, reason: 'bye' })
+  const info = await within((await rec.conn()).closed, 10_000, 'closed after the close timeout')
+  t.is(info.code, 4003)
+  t.false(info.wasClean)
+  await until(() => ended || error !== undefined, 5000, 'source settles')
+  t.true(ended, String(error))
+  t.false(entries.some((e) => e.level === 'error'))
+})
+
 test('conn.signal aborts when the connection starts closing', async (t) => {
   let aborted: boolean | undefined
   let abortedAfterwards = false
