@@ -690,8 +690,13 @@ export class WebSocketConnection implements Connection {
   }
 
   onEnd (): void {
-    // The peer half-closed: no close frame is coming. Finish our side too.
-    if (!this.socketClosed) this.socket.end()
+    // The peer half-closed: no frame is coming any more. If its close came first, the answer it
+    // is owed still goes out: on a half-open socket once the handler has replied (as usual; the
+    // closing handshake then ends TCP), otherwise at once. Then we finish our side too.
+    if (this.socketClosed) return
+    if (this.session.pendingClose !== undefined && (this.socket as { allowHalfOpen?: boolean }).allowHalfOpen === true) return
+    this.sendOwedClose()
+    this.socket.end()
   }
 
   onError (err: Error): void {

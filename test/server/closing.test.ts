@@ -137,6 +137,17 @@ test('after the closing handshake the server ends TCP first (§7.1.1)', async (t
   client.destroy()
 })
 
+test('a peer that sends its close and half-closes TCP still gets the close answered; closed is clean', async (t) => {
+  const rec = recording(async (c) => { await c.closed })
+  const { port } = await startServer(t, { '': rec.handler })
+  const client = await RawClient.connect(port)
+  await rec.conn()
+  client.send(clientFrame(8, closePayload(4005, 'half')))
+  client.socket.end()
+  t.deepEqual(await client.nextClose(), { code: 4005, reason: '' })
+  t.deepEqual(await within((await rec.conn()).closed, 5000, 'closed'), { code: 4005, reason: 'half', wasClean: true })
+})
+
 test('sink\'s iterable ends: nothing is closed yet, the handler may still read', async (t) => {
   const rec = recording(async ({ source, sink }) => {
     await sink(['first', 'second'])

@@ -6,6 +6,7 @@
 
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
+import tls from 'node:tls'
 import type { ExecutionContext } from 'ava'
 import WebSocket from 'ws'
 import { WebSocketServer, type Handler, type Logger, type WebSocketServerOptions } from '../../src/index.js'
@@ -207,9 +208,9 @@ export class RawClient {
   }
 
   /** Connect and complete the opening handshake; rejects unless the answer is 101. */
-  static connect (port: number, options: { path?: string, protocol?: string, head?: Buffer } = {}): Promise<RawClient> {
+  static connect (port: number, options: { path?: string, protocol?: string, head?: Buffer, tls?: tls.ConnectionOptions } = {}): Promise<RawClient> {
     return within(new Promise<RawClient>((resolve, reject) => {
-      const socket = net.connect(port, '127.0.0.1')
+      const socket = options.tls !== undefined ? tls.connect({ host: '127.0.0.1', port, ...options.tls }) : net.connect(port, '127.0.0.1')
       socket.setNoDelay(true)
       let got = Buffer.alloc(0)
       const onData = (c: Buffer): void => {

@@ -17,7 +17,7 @@ import test from 'ava'
 import { Agent } from 'undici'
 import { WebSocketServer } from '../../src/index.js'
 import { echoBattery, undiciKind, wsKind } from './clients.js'
-import { captureLogger, echo, parseResponse, startServer, upgradeRequest, within, WsPeer } from './helpers.js'
+import { captureLogger, clientFrame, closePayload, echo, parseResponse, RawClient, startServer, upgradeRequest, within, WsPeer } from './helpers.js'
 
 let key = ''
 let cert = ''
@@ -68,7 +68,7 @@ test('wss:// a client that does not trust the certificate cannot connect', async
   await t.throwsAsync(within(peer.opened, 5000, 'refused'))
 })
 
-test('wss:// close codes both ways', async (t) => {
+test('wss:// the client\'s close code comes back', async (t) => {
   const { url } = await startTls(t)
   const peer = await WsPeer.open(url, undefined, { ca: cert })
   await peer.send('x')
@@ -118,4 +118,14 @@ test('wss:// a handler that throws → 1011 over TLS too', async (t) => {
   t.teardown(() => server.close())
   const peer = new WsPeer(`wss://127.0.0.1:${address.port}`, undefined, { ca: cert })
   t.is((await within(peer.closed, 5000, 'closed')).code, 1011)
+})
+
+test('wss:// a peer that sends its close and then ends TCP still gets the close answered', async (t) => {
+  const { port } = await startTls(t)
+  const client = await RawClient.connect(port, { tls: { ca: cert, servername: 'localhost' } })
+  client.send(clientFrame(1, 'x'))
+  t.is((await client.nextFrame())?.payload.toString(), 'x')
+  client.send(clientFrame(8, closePayload(4006, 'tls half')))
+  client.socket.end()
+  t.deepEqual(await client.nextClose(), { code: 4006, reason: '' })
 })
