@@ -266,7 +266,9 @@ export class WebSocketConnection implements Connection {
   private readonly session: Session
   private readonly role: Role
   private readonly logger: Logger | undefined
-  private readonly abortController = new AbortController()
+  /** Made on first use of `signal`: most connections never ask, and it is not free. */
+  private abortController: AbortController | undefined
+  private abortReason: ConnectionClosedError | undefined
   private resolveClosed!: (info: CloseInfo) => void
 
   private readonly receiveHigh: number
@@ -353,6 +355,10 @@ export class WebSocketConnection implements Connection {
   }
 
   get signal (): AbortSignal {
+    if (this.abortController === undefined) {
+      this.abortController = new AbortController()
+      if (this.abortReason !== undefined) this.abortController.abort(this.abortReason)
+    }
     return this.abortController.signal
   }
 
@@ -651,7 +657,9 @@ export class WebSocketConnection implements Connection {
   }
 
   private abortSignal (): void {
-    if (!this.abortController.signal.aborted) this.abortController.abort(new ConnectionClosedError('the connection is closing', this.ourClose?.code ?? this.peerClose?.code ?? CloseCode.Abnormal))
+    if (this.abortReason !== undefined) return
+    this.abortReason = new ConnectionClosedError('the connection is closing', this.ourClose?.code ?? this.peerClose?.code ?? CloseCode.Abnormal)
+    this.abortController?.abort(this.abortReason)
   }
 
   /** Our close is sent or the socket is gone: the sink pulls no more; wake whatever waits. */

@@ -71,7 +71,12 @@ export type SessionState = 'open' | 'closing' | 'closed'
 
 /** Frames whose header and payload fit in this many bytes are copied into the output slab. */
 const COPY_LIMIT = 4096
-const SLAB_SIZE = 64 * 1024
+/** Slabs start small, so an idle connection holds none and a quiet one little, and double up to this. */
+const SLAB_MAX = 64 * 1024
+const SLAB_MIN = 1024
+/** A slab with less room than this left is let go after a flush rather than kept. */
+const SLAB_KEEP = 256
+const EMPTY = new Uint8Array(0)
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -109,7 +114,8 @@ export class Session {
   // Outgoing bytes: small frames are packed into a slab, large payloads queued by reference.
   private output: Uint8Array[] = []
   private outputBytes = 0
-  private slab: Uint8Array
+  private slab: Uint8Array = EMPTY
+  private nextSlabSize = SLAB_MIN
   private slabStart = 0
   private slabUsed = 0
   private readonly maskKey = new Uint8Array(4)
@@ -127,7 +133,6 @@ export class Session {
     this.masked = options.role === 'client'
     if (this.masked && this.mask === undefined) throw new TypeError('a client session needs a mask source')
     this.alloc = options.alloc ?? ((size) => new Uint8Array(size))
-    this.slab = this.alloc(SLAB_SIZE)
     this.deferClose = options.deferClose ?? false
   }
 
@@ -290,6 +295,12 @@ export class Session {
   /** Take everything queued for the transport, in order; the caller writes it. */
   takeOutput (): Uint8Array[] {
     if (this.slabUsed > this.slabStart) this.flushSlab()
+    // Let a nearly full slab go now rather than hold it while the connection idles.
+    if (this.slab.length - this.slabUsed < SLAB_KEEP) {
+      this.slab = EMPTY
+      this.slabStart = 0
+      this.slabUsed = 0
+    }
     const out = this.output
     // A fresh array, never the internal one, so a caller's array never grows behind its back.
     if (out.length === 0) return []
@@ -304,7 +315,7 @@ export class Session {
     const headerLen = frameHeaderSize(length, this.masked)
     if (headerLen + length <= COPY_LIMIT) {
       // Small frame: header and payload copied into the slab, so many frames leave in one write.
-      if (this.slabUsed + headerLen + length > this.slab.length) this.newSlab()
+      if (this.slabUsed + headerLen + length > this.slab.length) this.newSlab(headerLen + length)
       const slab = this.slab
       let at = writeFrameHeader(slab, this.slabUsed, opcode, length, fin, false, this.masked)
       if (this.masked) at = this.writeMaskKey(slab, at)
@@ -317,7 +328,7 @@ export class Session {
       return true
     }
     // Large frame: a header in the slab, then the payload by reference (a masked copy for a client).
-    if (this.slabUsed + 14 > this.slab.length) this.newSlab()
+    if (this.slabUsed + 14 > this.slab.length) this.newSlab(14)
     let at = writeFrameHeader(this.slab, this.slabUsed, opcode, length, fin, false, this.masked)
     if (this.masked) at = this.writeMaskKey(this.slab, at)
     this.slabUsed = at
@@ -348,9 +359,12 @@ export class Session {
   }
 
   /** Queued slices of the old slab stay valid: a fresh slab is taken rather than reused. */
-  private newSlab (): void {
+  private newSlab (atLeast: number): void {
     if (this.slabUsed > this.slabStart) this.flushSlab()
-    this.slab = this.alloc(SLAB_SIZE)
+    // A connection that keeps filling slabs gets bigger ones: fewer allocations, larger writes.
+    const size = Math.max(atLeast, this.nextSlabSize)
+    if (this.slab !== EMPTY && this.nextSlabSize < SLAB_MAX) this.nextSlabSize *= 2
+    this.slab = this.alloc(size)
     this.slabStart = 0
     this.slabUsed = 0
   }
