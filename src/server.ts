@@ -124,13 +124,20 @@ export class WebSocketServer {
     })
     this.httpServer = server
     this.attach(server)
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
-        server.off('error', reject)
-        resolve()
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+          server.off('error', reject)
+          resolve()
+        })
       })
-    })
+    } catch (err) {
+      // E.g. EADDRINUSE: forget that server, so that listen() can be tried again.
+      this.detach(server)
+      this.httpServer = undefined
+      throw err
+    }
     return server.address() as AddressInfo
   }
 
@@ -283,19 +290,26 @@ export class WebSocketServer {
     }
   }
 
+  /** Remove the listeners `attach` put on `server`. */
+  private detach (server: HttpServer | HttpsServer): void {
+    for (let i = this.attached.length - 1; i >= 0; i--) {
+      const a = this.attached[i]
+      if (a.server !== server) continue
+      server.off('request', a.requestListener)
+      server.off('upgrade', a.listener)
+      server.off('connection', a.connectionListener)
+      server.off('secureConnection', a.connectionListener)
+      this.attached.splice(i, 1)
+    }
+  }
+
   /**
    * Stop accepting, close every connection with 1001 (going away), wait up to `closeTimeout`,
    * then drop what is left. Resolves when every connection is gone.
    */
   async close (): Promise<void> {
     this.closing = true
-    for (const { server, listener, connectionListener, requestListener } of this.attached) {
-      server.off('request', requestListener)
-      server.off('upgrade', listener)
-      server.off('connection', connectionListener)
-      server.off('secureConnection', connectionListener)
-    }
-    this.attached.length = 0
+    for (const { server } of [...this.attached]) this.detach(server)
     const own = this.httpServer
     const stopped = own === undefined ? Promise.resolve() : new Promise<void>((resolve) => own.close(() => resolve()))
     for (const [socket, timer] of this.pending) {

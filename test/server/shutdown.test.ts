@@ -192,3 +192,17 @@ test('listen() twice throws; address() reports the bound port', async (t) => {
   t.is(server.address()?.port, port)
   await t.throwsAsync(server.listen({ port: 0 }), { message: /already listening/ })
 })
+
+test('listen() on a port in use rejects, and listen() can then be tried again', async (t) => {
+  const { port } = await startServer(t, { '': echo })
+  const second = new WebSocketServer({ logger: captureLogger().logger })
+  second.register('', echo)
+  t.teardown(() => second.close())
+  await t.throwsAsync(second.listen({ port }), { code: 'EADDRINUSE' })
+  const address = await second.listen({ port: 0 })
+  t.not(address.port, port)
+  const peer = await WsPeer.open(`ws://127.0.0.1:${address.port}`)
+  await peer.send('second')
+  t.is((await peer.next()).data.toString(), 'second')
+  await peer.close(1000)
+})
