@@ -444,6 +444,8 @@ export class WebSocketConnection implements Connection {
       Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]()
     const own = iterator === this.source
     let finished = false
+    /** An error while pulling is the iterator's own: it is finished. One while sending is not. */
+    let pulling = false
     try {
       for (;;) {
         if (this.stopSending()) break
@@ -454,12 +456,14 @@ export class WebSocketConnection implements Connection {
             continue
           }
         }
+        pulling = true
         let result: unknown = iterator.next()
         if (result instanceof Promise) {
           // Our own source ends when the connection closes; a foreign one is raced against the close.
           result = own ? await result : await this.raceStop(result)
           if (result === STOP) break
         }
+        pulling = false
         const r = result as IteratorResult<OutgoingMessage>
         if (r.done === true) {
           finished = true
@@ -468,7 +472,7 @@ export class WebSocketConnection implements Connection {
         this.send(r.value)
       }
     } catch (err) {
-      finished = true
+      if (pulling) finished = true
       throw err
     } finally {
       this.flush()

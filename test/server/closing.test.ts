@@ -218,6 +218,45 @@ test('the sink stops when the server closes too (conn.close from elsewhere)', as
   t.pass()
 })
 
+test('a message the sink cannot send (not a string or bytes): the handler fails with 1011 and the generator\'s finally runs', async (t) => {
+  let finallyRan = false
+  const { url, entries } = await startServer(t, {
+    '': async ({ sink }) => {
+      async function * bad (): AsyncGenerator<unknown> {
+        try {
+          yield 'fine'
+          yield 42
+          yield 'never'
+        } finally {
+          finallyRan = true
+        }
+      }
+      await sink(bad() as AsyncGenerator<string>)
+    }
+  })
+  const peer = new WsPeer(url)
+  t.is((await peer.next()).data.toString(), 'fine')
+  t.is((await within(peer.closed, 5000, 'closed')).code, 1011)
+  await until(() => finallyRan, 5000, 'the generator finally block')
+  t.true(entries.some((e) => e.level === 'error' && e.obj.err instanceof TypeError))
+})
+
+test('a source that throws: the sink rejects with its error, the handler fails with 1011', async (t) => {
+  const { url, entries } = await startServer(t, {
+    '': async ({ sink }) => {
+      async function * failing (): AsyncGenerator<string> {
+        yield 'one'
+        throw new Error('generator broke')
+      }
+      await sink(failing())
+    }
+  })
+  const peer = new WsPeer(url)
+  t.is((await peer.next()).data.toString(), 'one')
+  t.is((await within(peer.closed, 5000, 'closed')).code, 1011)
+  t.true(entries.some((e) => e.level === 'error' && e.obj.err.message === 'generator broke'))
+})
+
 test('a peer\'s protocol error (an unmasked frame) → 1002; source yields earlier messages, then throws ProtocolError', async (t) => {
   const got: string[] = []
   let thrown: unknown
