@@ -346,8 +346,9 @@ export function runHandler (handler: Handler, conn: WebSocketConnection, logger:
     onHandlerError(err, conn, logger)
     return
   }
-  if (result instanceof Promise) {
-    result.then(() => conn.close(CloseCode.Normal), (err: unknown) => onHandlerError(err, conn, logger))
+  // Any thenable counts (a promise from another realm or library), not only a native Promise.
+  if (typeof (result as PromiseLike<void> | undefined)?.then === 'function') {
+    Promise.resolve(result).then(() => conn.close(CloseCode.Normal), (err: unknown) => onHandlerError(err, conn, logger))
   } else {
     conn.close(CloseCode.Normal)
   }

@@ -61,6 +61,27 @@ test('a handler that returns synchronously → 1000, clean', async (t) => {
   t.deepEqual(await (await rec.conn()).closed, { code: 1000, reason: '', wasClean: true })
 })
 
+test('a handler that returns a thenable (not a native Promise) is awaited too', async (t) => {
+  const { url } = await startServer(t, {
+    '': (c) => {
+      const done = (async () => {
+        for await (const m of c.source) {
+          await c.sink([m])
+          return
+        }
+      })()
+      // A minimal PromiseLike, as another promise library would return.
+      return { then: (ok: () => void, fail: (e: unknown) => void) => done.then(ok, fail) } as unknown as Promise<void>
+    }
+  })
+  const peer = await WsPeer.open(url)
+  await sleep(50)
+  t.is(peer.ws.readyState, peer.ws.OPEN, 'not closed while the thenable is pending')
+  await peer.send('thenable')
+  t.is((await peer.next()).data.toString(), 'thenable')
+  t.is((await within(peer.closed, 5000, 'closed')).code, 1000)
+})
+
 test('a handler whose promise resolves → 1000 at once, even with the peer silent', async (t) => {
   const rec = recording(async () => { await sleep(20) })
   const { url } = await startServer(t, { '': rec.handler })
