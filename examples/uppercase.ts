@@ -10,13 +10,14 @@ import { isMain, serve } from './run.js'
 
 const decoder = new TextDecoder()
 
-function shout (message: Uint8Array): OutgoingMessage {
-  return isText(message) ? decoder.decode(message).toUpperCase() : message
+/** A transform: text messages in capitals, binary ones unchanged. */
+export function shout (source: AsyncIterable<Uint8Array>): AsyncGenerator<OutgoingMessage> {
+  return map(source, (message) => isText(message) ? decoder.decode(message).toUpperCase() : message)
 }
 
-/** The connection is a duplex: its source in, a transform, its sink out. */
+/** The handler: the connection is a duplex, so it-pipe runs its source through `shout` into its sink. */
 export function uppercase (conn: Connection): Promise<void> {
-  return pipe(conn, (source) => map(source, shout), conn)
+  return pipe(conn, shout, conn)
 }
 
 export function createServer (): WebSocketServer {

@@ -127,8 +127,8 @@ export async function connectInMemory (handler: Handler, options: InMemoryOption
   return client
 }
 
-/** One end of {@link duplexPair}. */
-export type PairEnd<T> = Duplex<AsyncGenerator<T>, Source<T>, Promise<void>>
+/** One end of {@link duplexPair}: reads `In`, writes `Out`. */
+export type PairEnd<In, Out = In> = Duplex<AsyncGenerator<In>, Source<Out>, Promise<void>>
 
 /**
  * A pair of in-memory duplexes: what one end's `sink` consumes, the other's `source` yields,
@@ -140,10 +140,13 @@ export type PairEnd<T> = Duplex<AsyncGenerator<T>, Source<T>, Promise<void>>
  * - When the reader stops (`break` out of `for await`, or `return()`), the writing `sink` stops
  *   pulling, calls `return()` on its iterable and resolves.
  * - Each end's `sink` may be called once.
+ *
+ * `AB` is what flows from the first end to the second, `BA` the other way (default: the same),
+ * e.g. `duplexPair<Uint8Array, OutgoingMessage>()` for a client end and a handler end.
  */
-export function duplexPair<T> (): [PairEnd<T>, PairEnd<T>] {
-  const ab = new Channel<T>()
-  const ba = new Channel<T>()
+export function duplexPair<AB, BA = AB> (): [PairEnd<BA, AB>, PairEnd<AB, BA>] {
+  const ab = new Channel<AB>()
+  const ba = new Channel<BA>()
   return [
     { source: ba.source(), sink: async (s) => { await ab.pump(s) } },
     { source: ab.source(), sink: async (s) => { await ba.pump(s) } }
