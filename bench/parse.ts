@@ -8,6 +8,7 @@
 //   npm run bench:parse                # 7 rounds
 //   npm run bench:parse -- --quick     # 3 rounds
 //   npm run bench:parse -- --markdown  # also print a markdown table
+//   npm run bench:parse -- --wall      # divide by wall-clock time instead of the worker's CPU time
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
@@ -126,14 +127,18 @@ async function worker (variant: Variant): Promise<void> {
       }
       const { stream, work } = cached!
       let ns = 0n
+      let cpuUs = 0
       let passes = 0
       let frames = 0
       let payloadBytes = 0
       while (passes < msg.minPasses || ns < BigInt(msg.targetMs) * 1_000_000n) {
         work.set(stream.bytes) // fresh masked copy, outside the timed region
+        const c0 = process.cpuUsage()
         const t0 = process.hrtime.bigint()
         const r = decoder(work)
         ns += process.hrtime.bigint() - t0
+        const c1 = process.cpuUsage(c0)
+        cpuUs += c1.user + c1.system
         passes++
         frames = r.frames
         payloadBytes = r.payloadBytes
@@ -141,7 +146,10 @@ async function worker (variant: Variant): Promise<void> {
       if (variant !== 'xor-u32' && (frames !== stream.frames || payloadBytes !== stream.payloadBytes)) {
         throw new Error(`${variant} size ${msg.size}: frame count mismatch ${frames} != ${stream.frames}`)
       }
-      const mbps = (stream.bytes.length * passes) / (Number(ns) / 1e9) / 1e6
+      // CPU time, not wall time, by default: on a shared machine wall time also counts the
+      // slices other processes took from this core
+      const seconds = msg.wall === true ? Number(ns) / 1e9 : cpuUs / 1e6
+      const mbps = (stream.bytes.length * passes) / seconds / 1e6
       process.send!({ type: 'result', mbps, frames: stream.frames, payloadBytes: stream.payloadBytes, passes } satisfies RunResult)
     } catch (err) {
       process.send!({ type: 'error', message: (err as Error).message })
@@ -158,6 +166,7 @@ function fmtSize (n: number): string {
 async function main (): Promise<void> {
   const quick = process.argv.includes('--quick')
   const markdown = process.argv.includes('--markdown')
+  const wall = process.argv.includes('--wall')
   const rounds = quick ? 3 : 7
   const targetMs = quick ? 150 : 400
   const self = fileURLToPath(import.meta.url)
@@ -189,7 +198,7 @@ async function main (): Promise<void> {
         const order = [...workers.keys()]
         for (let i = 0; i < round % order.length; i++) order.push(order.shift()!)
         for (const v of order) {
-          const r = await request<RunResult>(workers.get(v)!, { cmd: 'run', size, targetMs, minPasses: 1 }, 'result', 300_000)
+          const r = await request<RunResult>(workers.get(v)!, { cmd: 'run', size, targetMs, minPasses: 1, wall }, 'result', 300_000)
           const key = `${v}:${size}`
           results.set(key, [...(results.get(key) ?? []), r.mbps])
           if (v !== 'xor-u32') {
@@ -214,7 +223,7 @@ async function main (): Promise<void> {
       rows.push([fmtSize(size), String(frameCounts.get(size) ?? ''), f(ours), f(js), f(bu), f(xor), ratio(ours, js), ratio(ours, bu)])
     }
     const head = ['payload', 'frames/pass', 'wspipe MB/s', 'ws (JS) MB/s', 'ws+bufferutil MB/s', 'ceiling MB/s', 'wspipe / ws (JS)', 'wspipe / ws+bufferutil']
-    console.log('\nMedian wire-byte throughput (MB = 10^6 bytes); frame counts verified equal for all decoders:\n')
+    console.log(`\nMedian wire-byte throughput per ${wall ? 'wall-clock' : 'CPU'} second (MB = 10^6 bytes); frame counts and payload checksums verified for all decoders:\n`)
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => r[i].length)))
     const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i])).join('  ')
     console.log(line(head))
