@@ -476,3 +476,19 @@ test('the server answers pings with pongs carrying the same payload', async (t) 
   client.send(clientFrame(8, closePayload(CloseCode.Normal)))
   t.is((await client.nextClose())?.code, 1000)
 })
+
+test('conn.close() twice, or after the connection is gone, does nothing; bad arguments throw RangeError', async (t) => {
+  const rec = recording(async (c) => {
+    t.throws(() => c.close(1005), { instanceOf: RangeError }, '1005 may not be sent')
+    t.throws(() => c.close(4000, 'x'.repeat(124)), { instanceOf: RangeError }, 'a reason is at most 123 bytes')
+    await t.throwsAsync(c.ping(new Uint8Array(126)), { instanceOf: RangeError })
+    c.close(4007, 'first')
+    c.close(4008, 'second')
+    await c.closed
+    c.close(4009, 'after')
+  })
+  const { url } = await startServer(t, { '': rec.handler })
+  const peer = new WsPeer(url)
+  t.deepEqual(await within(peer.closed, 5000, 'closed'), { code: 4007, reason: 'first' })
+  t.deepEqual(await (await rec.conn()).closed, { code: 4007, reason: 'first', wasClean: true })
+})
