@@ -103,7 +103,8 @@ export class WebSocketServer {
     if (this.httpServer !== undefined) throw new Error('the server is already listening')
     const serverOptions = { maxHeaderSize: this.options.maxHeaderSize ?? DEFAULT_SERVER_OPTIONS.maxHeaderSize }
     const server = options.tls !== undefined
-      ? createHttpsServer({ ...serverOptions, ...options.tls })
+      // Node's own TLS handshake timeout (120 s by default) follows handshakeTimeout too.
+      ? createHttpsServer({ ...serverOptions, handshakeTimeout: this.options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout, ...options.tls })
       : createHttpServer(serverOptions)
     server.on('request', (req, res) => {
       // A WebSocket handshake that Node did not treat as an upgrade (e.g. its Connection header
@@ -156,7 +157,7 @@ export class WebSocketServer {
         this.clearHandshakeTimer(socket)
         // Leave it to another upgrade listener; if none will take it (only wspipe listeners,
         // none for this path), the first of them refuses it: never a silent drop.
-        const listeners = server.listeners('upgrade')
+        const listeners = server.listeners('upgrade') as Array<(...args: any[]) => void>
         const taken = listeners.some((l) => {
           if (!attachedPaths.has(l)) return true
           const p = attachedPaths.get(l)
@@ -224,8 +225,12 @@ export class WebSocketServer {
         this.accept(req, socket, head, key, chosen)
       } else if (result === false) {
         this.reject(socket, new HandshakeError(403, 'forbidden'))
-      } else {
+      } else if (typeof result === 'object' && result !== null && (result.status === 401 || result.status === 403)) {
         this.reject(socket, new HandshakeError(result.status, result.reason ?? (result.status === 401 ? 'unauthorized' : 'forbidden'), result.headers))
+      } else {
+        // Anything else is a bug in authorize: refuse, and say so in the log.
+        this.logger.error({ result, remoteAddress: (socket as { remoteAddress?: string }).remoteAddress }, 'authorize returned neither a boolean nor { status: 401 | 403 }')
+        this.reject(socket, new HandshakeError(500, 'authorization failed'))
       }
     }, (err: unknown) => {
       this.clearHandshakeTimer(socket)
@@ -335,7 +340,7 @@ export class WebSocketServer {
 }
 
 /** The upgrade listeners `attach` installed, with the path each serves (`undefined`: every path). */
-const attachedPaths = new WeakMap<Function, string | undefined>()
+const attachedPaths = new WeakMap<(...args: any[]) => void, string | undefined>()
 
 /** Run a handler: its settling closes the connection, 1000 or (after logging) 1011. */
 export function runHandler (handler: Handler, conn: WebSocketConnection, logger: Logger): void {
