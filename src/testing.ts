@@ -59,8 +59,26 @@ class MemorySocket extends NodeDuplex {
 
   override _write (chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     // A copy, as a network would make: the receiver unmasks in place.
-    if (this.peer.push(Buffer.from(chunk))) callback()
-    else this.peer.pendingWrite = callback
+    this.deliver(Buffer.from(chunk), callback)
+  }
+
+  override _writev (chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    this.deliver(Buffer.concat(chunks.map((c) => c.chunk)), callback)
+  }
+
+  /**
+   * Bytes reach the peer on a later turn of the event loop, as from a real socket: a handler
+   * and a client that never wait on I/O must not starve timers and setImmediate callbacks.
+   */
+  private deliver (bytes: Buffer, callback: (error?: Error | null) => void): void {
+    setImmediate(() => {
+      if (this.destroyed || this.peer.destroyed) {
+        callback()
+        return
+      }
+      if (this.peer.push(bytes)) callback()
+      else this.peer.pendingWrite = callback
+    })
   }
 
   override _read (): void {
@@ -72,8 +90,10 @@ class MemorySocket extends NodeDuplex {
   }
 
   override _final (callback: (error?: Error | null) => void): void {
-    this.peer.push(null)
-    callback()
+    setImmediate(() => {
+      if (!this.peer.destroyed) this.peer.push(null)
+      callback()
+    })
   }
 
   override _destroy (error: Error | null, callback: (error?: Error | null) => void): void {

@@ -51,6 +51,7 @@ test('a handler that throws closes with 1011; the error stays on the server side
     for await (const message of source) throw new Error(`cannot handle ${text(message)}`)
   })
   await client.sink(['this'])
+  t.deepEqual(await collect(client.source), [], 'no reply, and the source ends with the close')
   const { code, reason } = await client.closed
   t.is(code, CloseCode.InternalError)
   t.is(reason, '', 'nothing about the error reaches the peer')

@@ -117,7 +117,9 @@ test('the handler closing with its own code', async (t) => {
 test('when the connection closes, the sink stops and the handler\'s generator runs its finally', async (t) => {
   let cleanedUp = false
   let produced = 0
-  const client = await connectInMemory(async ({ sink }) => {
+  const client = await connectInMemory(async ({ source, sink }) => {
+    // The handler reads its source too (it ends with the peer's close), as a pipe() handler does.
+    const reading = collect(source)
     await sink((async function * () {
       try {
         for (let i = 0; i < 1_000_000; i++) {
@@ -128,11 +130,14 @@ test('when the connection closes, the sink stops and the handler\'s generator ru
         cleanedUp = true
       }
     })())
+    await reading
   })
   const first = await take(client.source, 3)
   t.deepEqual(text(first), ['tick 0', 'tick 1', 'tick 2'])
   client.close()
-  await client.closed
+  // What the handler sent before our close arrived is still delivered; the source ends with its answer.
+  await collect(client.source)
+  t.deepEqual(await client.closed, { code: 1000, reason: '', wasClean: true })
   await client.server.closed
   t.true(cleanedUp, 'finally ran')
   t.true(produced < 1_000_000, 'the generator was not drained')
