@@ -91,6 +91,7 @@ test('errors go to a given logger too, and are still captured', async (t) => {
   const logger: Logger = { error: (obj) => logged.push(obj), warn: () => {}, info: () => {}, debug: () => {} }
   const boom = new Error('x')
   const client = await connectInMemory(async () => { throw boom }, { logger })
+  await collect(client.source)
   await client.closed
   t.deepEqual(client.errors, [boom])
   t.is(logged.length, 1)
@@ -111,6 +112,7 @@ test('the client closing with a code: the handler\'s source ends and the server 
 
 test('the handler closing with its own code', async (t) => {
   const client = await connectInMemory((conn) => { conn.close(4403, 'not allowed') })
+  t.deepEqual(await collect(client.source), [])
   t.deepEqual(await client.closed, { code: 4403, reason: 'not allowed', wasClean: true })
 })
 
@@ -181,6 +183,7 @@ test('the handler sees protocol, url, path and headers', async (t) => {
   const client = await connectInMemory((conn) => { seen = { protocol: conn.protocol, url: conn.url, path: conn.path, headers: conn.headers } }, {
     protocol: 'chat', url: '/room/1?name=ann', headers: { authorization: 'Bearer x' }
   })
+  await collect(client.source)
   await client.closed
   t.deepEqual(seen, { protocol: 'chat', url: '/room/1?name=ann', path: '/room/1', headers: { authorization: 'Bearer x' } })
   t.is(client.protocol, 'chat')
