@@ -87,6 +87,8 @@ export interface ConnectionStats {
   peakQueuedOutBytes: number
   /** Times reading was paused for backpressure. */
   pauses: number
+  /** Heartbeat pings sent. */
+  heartbeatPings: number
 }
 
 /**
@@ -188,6 +190,9 @@ class MessageSource implements AsyncIterableIterator<Uint8Array> {
       waiter.resolve({ done: false, value: message })
       return
     }
+    // After our close, reading must go on until the peer's close arrives: past the high-water
+    // mark, messages are dropped rather than reading paused.
+    if (!this.conn.acceptQueued(message.length)) return
     this.queue.push(message)
     this.conn.onQueued(message.length)
   }
@@ -282,6 +287,7 @@ export class WebSocketConnection implements Connection {
   private peakIn = 0
   private peakOut = 0
   private pauseCount = 0
+  private heartbeatPings = 0
   private pausedForQueue = false
   private pausedForWrite = false
   private readingPaused = false
@@ -368,7 +374,8 @@ export class WebSocketConnection implements Connection {
       peakQueuedInBytes: this.peakIn,
       queuedOutBytes: this.queuedOut(),
       peakQueuedOutBytes: this.peakOut,
-      pauses: this.pauseCount
+      pauses: this.pauseCount,
+      heartbeatPings: this.heartbeatPings
     }
   }
 
@@ -554,10 +561,15 @@ export class WebSocketConnection implements Connection {
     return this.session.pendingOutput + this.socket.writableLength
   }
 
+  /** May a message of `bytes` join the queue? Always, unless our close is sent and the queue is full. */
+  acceptQueued (bytes: number): boolean {
+    return !this.session.closing || this.queuedIn + bytes <= this.receiveHigh
+  }
+
   onQueued (bytes: number): void {
     this.queuedIn += bytes
     if (this.queuedIn > this.peakIn) this.peakIn = this.queuedIn
-    if (this.queuedIn > this.receiveHigh && !this.pausedForQueue) {
+    if (this.queuedIn > this.receiveHigh && !this.pausedForQueue && !this.session.closing) {
       this.pausedForQueue = true
       this.updateReading()
     }
@@ -604,7 +616,10 @@ export class WebSocketConnection implements Connection {
       case 'close':
         this.peerClose = { code: event.code, reason: event.reason }
         this.source.end()
-        this.onPeerClosing()
+        this.abortSignal()
+        // DESIGN "Closing": the peer's close is answered at once, after what is already being
+        // written; the sink stops. Only a protocol error waits for the handler (see onPeerClosing).
+        this.sendOwedClose()
         return
       case 'error':
         this.protocolError = event.error
@@ -620,6 +635,12 @@ export class WebSocketConnection implements Connection {
   }
 
   private onPong (data: Uint8Array): void {
+    if (this.heartbeatState === 'awaiting-pong') {
+      // Answered: the next ping is due `interval` from now, not after the pong timeout.
+      this.heartbeatState = 'idle'
+      this.seen = false
+      this.armTimer(this.heartbeatInterval)
+    }
     // Resolve the oldest ping this pong answers (§5.5.3: a pong echoes its ping's payload).
     for (let i = 0; i < this.pings.length; i++) {
       const p = this.pings[i]
@@ -638,6 +659,11 @@ export class WebSocketConnection implements Connection {
     }
     this.stopSink()
     this.flush()
+    // The peer's answer must be read even if the handler reads no more (acceptQueued drops instead).
+    if (this.pausedForQueue) {
+      this.pausedForQueue = false
+      this.updateReading()
+    }
     // Wait for the peer's close frame, then for TCP to end; past the timeout, drop it.
     if (!this.socketClosed) {
       this.heartbeatState = 'closing'
@@ -646,8 +672,9 @@ export class WebSocketConnection implements Connection {
   }
 
   /**
-   * The peer closed or failed the connection: the signal aborts, and the close we owe it goes
-   * out once the handler has read what came before (or after a short grace).
+   * The peer failed the connection: the signal aborts, and the close we owe it (1002, 1007,
+   * 1009) goes out once the handler has read the messages before the bad frame (or after a
+   * short grace), so its replies to them go first.
    */
   private onPeerClosing (): void {
     this.abortSignal()
@@ -771,6 +798,7 @@ export class WebSocketConnection implements Connection {
         }
         this.heartbeatState = 'awaiting-pong'
         this.seen = false
+        this.heartbeatPings++
         this.session.sendPing()
         this.flush()
         this.armTimer(this.heartbeatTimeout)
