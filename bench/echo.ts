@@ -11,7 +11,7 @@ import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import { execFileSync } from 'node:child_process'
-import { spawnTs, request, nextMessage, kill, stop, sleep, median, rssOf, cpuSecondsOf, machineBusySeconds, machineInfo, tasksetAvailable, loadAverage } from './lib/proc.js'
+import { spawnTs, request, nextMessage, kill, stop, sleep, median, rssOf, cpuSecondsOf, machineCpuSeconds, machineInfo, tasksetAvailable, loadAverage } from './lib/proc.js'
 import type { RunCommand, RunResult } from './loadgen.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -54,7 +54,7 @@ const onlyServers = flag('servers')?.split(',')
 const onlyScenarios = flag('scenarios')?.split(',')
 const wantScenario = (id: string): boolean => onlyScenarios === undefined || onlyScenarios.includes(id)
 
-type Measured = RunResult & { serverCpu: number, otherCpu: number }
+type Measured = RunResult & { serverCpu: number, otherCpu: number, irqCpu: number }
 
 interface Running { def: ServerDef, child: ChildProcess, port: number }
 
@@ -128,22 +128,23 @@ async function main (): Promise<void> {
             }
             let cpuStart = 0
             let cpuEnd = 0
-            let busyStart = 0
-            let busyEnd = 0
+            let machineStart = { busy: 0, interrupts: 0 }
+            let machineEnd = { busy: 0, interrupts: 0 }
             const onMsg = (m: any): void => {
-              if (m?.type === 'window-start') { cpuStart = cpuSecondsOf(srv.child.pid!); busyStart = machineBusySeconds() }
-              if (m?.type === 'window-end') { cpuEnd = cpuSecondsOf(srv.child.pid!); busyEnd = machineBusySeconds() }
+              if (m?.type === 'window-start') { cpuStart = cpuSecondsOf(srv.child.pid!); machineStart = machineCpuSeconds() }
+              if (m?.type === 'window-end') { cpuEnd = cpuSecondsOf(srv.child.pid!); machineEnd = machineCpuSeconds() }
             }
             loadgen.on('message', onMsg)
             try {
               const r = await request<RunResult>(loadgen, cmd, 'result', cfg.warmupMs + cfg.durationMs + 60_000)
               const serverCpu = 100 * (cpuEnd - cpuStart) / r.seconds
-              // whatever else ran on the machine meanwhile (other processes, and kernel work
-              // such as loopback softirqs not charged to either process)
-              const otherCpu = Math.max(0, 100 * (busyEnd - busyStart) / r.seconds - serverCpu - r.clientCpu)
+              // interrupt work (loopback TCP runs much of itself in softirq) and, apart from
+              // that, whatever other processes ran on the machine meanwhile
+              const irqCpu = 100 * (machineEnd.interrupts - machineStart.interrupts) / r.seconds
+              const otherCpu = Math.max(0, 100 * (machineEnd.busy - machineStart.busy) / r.seconds - irqCpu - serverCpu - r.clientCpu)
               if (!runs.has(sc.id)) runs.set(sc.id, new Map())
               const byServer = runs.get(sc.id)!
-              byServer.set(srv.def.name, [...(byServer.get(srv.def.name) ?? []), { ...r, serverCpu, otherCpu }])
+              byServer.set(srv.def.name, [...(byServer.get(srv.def.name) ?? []), { ...r, serverCpu, otherCpu, irqCpu }])
             } catch (err) {
               const msg = `${srv.def.name}, scenario ${sc.id}, round ${round + 1}: ${(err as Error).message}`
               warnings.push(msg)
@@ -275,14 +276,15 @@ async function main (): Promise<void> {
   printTable(head, rows)
 
   // CPU table: who was saturated, and was anything else running?
-  const cpuHead = ['server', ...scenarios.map(s => `${s.id} server/client/other CPU %`)]
+  const cpuHead = ['server', ...scenarios.map(s => `${s.id} server/client/irq/other`)]
   const cpuRows = names.map(n => [n, ...scenarios.map(sc => {
     const s = med(sc.id, n, r => r.serverCpu)
     const c = med(sc.id, n, r => r.clientCpu)
+    const q = med(sc.id, n, r => r.irqCpu)
     const o = med(sc.id, n, r => r.otherCpu)
     if (Number.isFinite(c) && c > CLIENT_SATURATED) warnings.push(`${n}, scenario ${sc.id}: the load generator used ${c.toFixed(0)}% of its core — the client, not the server, may be the limit`)
-    if (Number.isFinite(o) && o > 25) warnings.push(`${n}, scenario ${sc.id}: ${o.toFixed(0)}% of a core went to other work (other processes or kernel) during the window — numbers are noisy`)
-    return Number.isFinite(s) ? `${s.toFixed(0)} / ${c.toFixed(0)} / ${o.toFixed(0)}` : 'n/a'
+    if (Number.isFinite(o) && o > 25) warnings.push(`${n}, scenario ${sc.id}: other processes took ${o.toFixed(0)}% of a core during the window — numbers are noisy`)
+    return Number.isFinite(s) ? `${s.toFixed(0)} / ${c.toFixed(0)} / ${q.toFixed(0)} / ${o.toFixed(0)}` : 'n/a'
   })])
   // Server CPU time per unit of work: less sensitive than throughput to other load on the machine
   const costHead = ['server', ...scenarios.map(sc => sc.unit === 'MB/s' ? `${sc.id} server CPU ms/MB` : `${sc.id} server CPU µs/msg`)]
@@ -296,7 +298,7 @@ async function main (): Promise<void> {
   if (scenarios.length > 0) {
     console.log('\nServer CPU time per echoed message (or MB), lower is better; (×) = ratio to ws:\n')
     printTable(costHead, costRows)
-    console.log('\nCPU during the measured window (% of one core; server on core 0, load generator on core 1, other = rest of the machine):\n')
+    console.log('\nCPU during the measured window, % of one core: server (core 0) / load generator (core 1) / irq+softirq / other processes:\n')
     printTable(cpuHead, cpuRows)
   }
 

@@ -155,15 +155,19 @@ export function machineInfo (): { date: string, nproc: number, cpu: string, node
   return { date: new Date().toISOString().slice(0, 10), nproc, cpu, node: process.version, kernel }
 }
 
-/** Busy CPU seconds of the whole machine so far (all cores), from /proc/stat. */
-export function machineBusySeconds (): number {
+/**
+ * CPU seconds the whole machine has spent so far (all cores), from /proc/stat: `busy` is
+ * everything but idle, `interrupts` the part spent in irq/softirq/steal, which belongs to no process
+ * (on loopback much of TCP's work runs in softirq).
+ */
+export function machineCpuSeconds (): { busy: number, interrupts: number } {
   try {
     const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]
-    const f = line.trim().split(/\s+/).slice(1).map(Number)
-    // user nice system idle iowait irq softirq steal ...
-    const total = f.slice(0, 8).reduce((a, b) => a + b, 0)
-    return (total - f[3] - f[4]) / CLK_TCK
+    // user nice system idle iowait irq softirq steal
+    const f = line.trim().split(/\s+/).slice(1, 9).map(Number)
+    const total = f.reduce((a, b) => a + b, 0)
+    return { busy: (total - f[3] - f[4]) / CLK_TCK, interrupts: (f[5] + f[6] + f[7]) / CLK_TCK }
   } catch {
-    return 0
+    return { busy: 0, interrupts: 0 }
   }
 }
