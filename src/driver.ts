@@ -159,6 +159,7 @@ export interface DriverOptions extends ConnectionLimits {
   head?: Uint8Array
 }
 
+const NO_MESSAGES: Uint8Array[] = []
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined }
 const DONE_PROMISE = Promise.resolve(DONE)
 const STOP = Symbol('stop')
@@ -166,7 +167,8 @@ const STOP = Symbol('stop')
 /** `source`: a pull-based queue of whole messages, with a fast path when one is already queued. */
 class MessageSource implements AsyncIterableIterator<Uint8Array> {
   private readonly conn: WebSocketConnection
-  private queue: Uint8Array[] = []
+  /** A shared empty queue until the first message has to wait (most are taken at once). */
+  private queue: Uint8Array[] = NO_MESSAGES
   private head = 0
   private waiter: { resolve: (r: IteratorResult<Uint8Array>) => void, reject: (e: unknown) => void } | undefined
   private ended = false
@@ -193,6 +195,7 @@ class MessageSource implements AsyncIterableIterator<Uint8Array> {
     // After our close, reading must go on until the peer's close arrives: past the high-water
     // mark, messages are dropped rather than reading paused.
     if (!this.conn.acceptQueued(message.length)) return
+    if (this.queue === NO_MESSAGES) this.queue = []
     this.queue.push(message)
     this.conn.onQueued(message.length)
   }
@@ -216,7 +219,7 @@ class MessageSource implements AsyncIterableIterator<Uint8Array> {
       const value = this.queue[this.head]
       this.queue[this.head++] = undefined as unknown as Uint8Array
       if (this.head === this.queue.length) {
-        this.queue = []
+        this.queue = NO_MESSAGES
         this.head = 0
       } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
         this.queue = this.queue.slice(this.head)
@@ -242,7 +245,7 @@ class MessageSource implements AsyncIterableIterator<Uint8Array> {
     this.detached = true
     let bytes = 0
     for (let i = this.head; i < this.queue.length; i++) bytes += this.queue[i].length
-    this.queue = []
+    this.queue = NO_MESSAGES
     this.head = 0
     this.conn.onDequeued(bytes)
     this.ended = true
@@ -264,8 +267,9 @@ export class WebSocketConnection implements Connection {
   readonly headers: Record<string, string | string[] | undefined>
   readonly remoteAddress: string | undefined
   readonly remotePort: number | undefined
-  readonly closed: Promise<CloseInfo>
   readonly source: MessageSource
+  /** Called once the connection is gone (the server's bookkeeping; no promise needed). */
+  onClosed: ((conn: WebSocketConnection) => void) | undefined
 
   private readonly socket: NodeDuplex
   private readonly session: Session
@@ -274,7 +278,10 @@ export class WebSocketConnection implements Connection {
   /** Made on first use of `signal`: most connections never ask, and it is not free. */
   private abortController: AbortController | undefined
   private abortReason: ConnectionClosedError | undefined
-  private resolveClosed!: (info: CloseInfo) => void
+  /** `closed` is made on first use; most connections are never asked. */
+  private closedPromise: Promise<CloseInfo> | undefined
+  private resolveClosed: ((info: CloseInfo) => void) | undefined
+  private closeInfo: CloseInfo | undefined
 
   private readonly receiveHigh: number
   private readonly receiveLow: number
@@ -295,13 +302,17 @@ export class WebSocketConnection implements Connection {
   private flushScheduled = false
   private sinkCalled = false
   private sinkWaiter: ((value: unknown) => void) | undefined
-  private drainWaiters: Array<() => void> = []
-  private pings: Array<{ data: Uint8Array, sentAt: number, resolve: (rtt: number) => void, reject: (e: unknown) => void }> = []
+  private drainWaiters: Array<() => void> | undefined
+  private pings: Array<{ data: Uint8Array, sentAt: number, resolve: (rtt: number) => void, reject: (e: unknown) => void }> | undefined
   /** Write callback of a flush that left the queue above `sendHigh`. */
   private readonly written = (): void => { this.onDrain() }
 
+  /** The close timer (owing an answer, or waiting for the peer's); heartbeats use a shared sweeper. */
   private timer: NodeJS.Timeout | undefined
-  private heartbeatState: 'idle' | 'awaiting-pong' | 'owing' | 'closing' = 'idle'
+  private closeStage: 'owing' | 'closing' | undefined
+  private heartbeatAwaiting = false
+  /** When the heartbeat next looks at this connection (ms, performance.now clock). */
+  heartbeatDue = 0
   private replyScheduled = false
   private seen = false
   private socketClosed = false
@@ -344,7 +355,6 @@ export class WebSocketConnection implements Connection {
       deferClose: true
     })
     this.source = new MessageSource(this)
-    this.closed = new Promise((resolve) => { this.resolveClosed = resolve })
     this.sink = this.sink.bind(this)
 
     const tcp = socket as NodeDuplex & { setNoDelay?: (v: boolean) => void, setTimeout?: (ms: number) => void }
@@ -356,8 +366,20 @@ export class WebSocketConnection implements Connection {
     socket.on('error', socketOnError)
     socket.on('drain', socketOnDrain)
     ;(socket as unknown as Record<symbol, WebSocketConnection>)[kConnection] = this
-    if (this.heartbeatInterval > 0) this.armTimer(this.heartbeatInterval)
+    if (this.heartbeatInterval > 0) {
+      this.heartbeatDue = performance.now() + this.heartbeatInterval
+      heartbeatSweeper(Math.min(this.heartbeatInterval, this.heartbeatTimeout)).add(this)
+    }
     if (options.head !== undefined && options.head.length > 0) this.onData(options.head)
+  }
+
+  get closed (): Promise<CloseInfo> {
+    if (this.closedPromise === undefined) {
+      this.closedPromise = this.closeInfo !== undefined
+        ? Promise.resolve(this.closeInfo)
+        : new Promise((resolve) => { this.resolveClosed = resolve })
+    }
+    return this.closedPromise
   }
 
   get signal (): AbortSignal {
@@ -409,8 +431,7 @@ export class WebSocketConnection implements Connection {
     this.stopSink()
     this.flush()
     if (!this.socketClosed && !this.transportEnding) {
-      this.heartbeatState = 'closing'
-      this.armTimer(this.closeTimeout)
+      this.armCloseTimer('closing', this.closeTimeout)
     }
     return true
   }
@@ -439,7 +460,7 @@ export class WebSocketConnection implements Connection {
     if (this.socketClosed || this.session.closing) return Promise.reject(new ConnectionClosedError('the connection is closing', this.session.sentCloseCode ?? CloseCode.Abnormal))
     return new Promise((resolve, reject) => {
       this.session.sendPing(data)
-      this.pings.push({ data, sentAt: performance.now(), resolve, reject })
+      ;(this.pings ??= []).push({ data, sentAt: performance.now(), resolve, reject })
       this.flush()
     })
   }
@@ -459,7 +480,7 @@ export class WebSocketConnection implements Connection {
         if (this.queuedOut() >= this.sendHigh) {
           this.flush()
           if (this.socket.writableLength >= this.sendHigh) {
-            await new Promise<void>((resolve) => this.drainWaiters.push(resolve))
+            await new Promise<void>((resolve) => (this.drainWaiters ??= []).push(resolve))
             continue
           }
         }
@@ -635,17 +656,19 @@ export class WebSocketConnection implements Connection {
   }
 
   private onPong (data: Uint8Array): void {
-    if (this.heartbeatState === 'awaiting-pong') {
+    if (this.heartbeatAwaiting) {
       // Answered: the next ping is due `interval` from now, not after the pong timeout.
-      this.heartbeatState = 'idle'
+      this.heartbeatAwaiting = false
       this.seen = false
-      this.armTimer(this.heartbeatInterval)
+      this.heartbeatDue = performance.now() + this.heartbeatInterval
     }
     // Resolve the oldest ping this pong answers (§5.5.3: a pong echoes its ping's payload).
-    for (let i = 0; i < this.pings.length; i++) {
-      const p = this.pings[i]
+    const pings = this.pings
+    if (pings === undefined) return
+    for (let i = 0; i < pings.length; i++) {
+      const p = pings[i]
       if (equalBytes(p.data, data)) {
-        this.pings.splice(0, i + 1)
+        pings.splice(0, i + 1)
         p.resolve(performance.now() - p.sentAt)
         return
       }
@@ -666,8 +689,7 @@ export class WebSocketConnection implements Connection {
     }
     // Wait for the peer's close frame, then for TCP to end; past the timeout, drop it.
     if (!this.socketClosed) {
-      this.heartbeatState = 'closing'
-      this.armTimer(this.closeTimeout)
+      this.armCloseTimer('closing', this.closeTimeout)
     }
   }
 
@@ -683,8 +705,7 @@ export class WebSocketConnection implements Connection {
       this.onSourceDrained()
       return
     }
-    this.heartbeatState = 'owing'
-    this.armTimer(Math.min(REPLY_GRACE, this.closeTimeout))
+    this.armCloseTimer('owing', Math.min(REPLY_GRACE, this.closeTimeout))
   }
 
   private abortSignal (): void {
@@ -706,8 +727,9 @@ export class WebSocketConnection implements Connection {
 
   private wakeDrainWaiters (): void {
     const waiters = this.drainWaiters
+    if (waiters === undefined) return
     if (waiters.length === 0) return
-    this.drainWaiters = []
+    this.drainWaiters = undefined
     for (const w of waiters) w()
   }
 
@@ -716,8 +738,7 @@ export class WebSocketConnection implements Connection {
     if (this.socketClosed || this.transportEnding) return
     this.transportEnding = true
     if (this.role === 'server' || this.failed) this.socket.end()
-    this.heartbeatState = 'closing'
-    this.armTimer(this.closeTimeout)
+    this.armCloseTimer('closing', this.closeTimeout)
   }
 
   onDrain (): void {
@@ -747,6 +768,7 @@ export class WebSocketConnection implements Connection {
     this.socketClosed = true
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.timer = undefined
+    this.stopHeartbeat()
     const clean = this.peerClose !== undefined && this.session.closing && this.protocolError === undefined && this.socketError === undefined
     let info: CloseInfo
     if (this.ourClose !== undefined && (this.closedFirstByUs || this.peerClose === undefined)) {
@@ -766,55 +788,113 @@ export class WebSocketConnection implements Connection {
       this.source.end()
     }
     this.stopSink()
-    const pings = this.pings
-    this.pings = []
+    const pings = this.pings ?? []
+    this.pings = undefined
     for (const p of pings) p.reject(new ConnectionClosedError('the connection closed before the pong', info.code))
-    this.resolveClosed(info)
+    this.closeInfo = info
+    this.resolveClosed?.(info)
+    this.onClosed?.(this)
   }
 
-  private armTimer (ms: number): void {
+  /** Once closing starts, the heartbeat stops and one timer bounds the wait. */
+  private armCloseTimer (stage: 'owing' | 'closing', ms: number): void {
+    this.stopHeartbeat()
     if (this.timer !== undefined) clearTimeout(this.timer)
+    this.closeStage = stage
     this.timer = setTimeout(timerFired, ms, this)
+  }
+
+  private stopHeartbeat (): void {
+    if (this.heartbeatInterval > 0 && this.heartbeatDue !== Infinity) {
+      this.heartbeatDue = Infinity
+      heartbeatSweeper(Math.min(this.heartbeatInterval, this.heartbeatTimeout)).delete(this)
+    }
   }
 
   onTimer (): void {
     this.timer = undefined
     if (this.socketClosed) return
-    switch (this.heartbeatState) {
-      case 'closing':
-        // No close frame or no TCP end within closeTimeout: drop the connection.
-        this.socket.destroy()
-        return
-      case 'owing':
-        // The handler did not read up to the peer's close in time: answer it now.
-        this.sendOwedClose()
-        return
-      case 'idle':
-        if (this.seen || this.readingPaused) {
-          // Traffic proves the peer alive; while we hold reading paused its pongs cannot arrive.
-          this.seen = false
-          this.armTimer(this.heartbeatInterval)
-          return
-        }
-        this.heartbeatState = 'awaiting-pong'
-        this.seen = false
-        this.heartbeatPings++
-        this.session.sendPing()
-        this.flush()
-        this.armTimer(this.heartbeatTimeout)
-        return
-      case 'awaiting-pong':
-        if (this.seen || this.readingPaused) {
-          this.heartbeatState = 'idle'
-          this.seen = false
-          this.armTimer(this.heartbeatInterval)
-          return
-        }
-        this.logger?.debug({ remoteAddress: this.remoteAddress }, 'no pong within the heartbeat timeout: dropping the peer')
-        this.socket.destroy()
+    if (this.closeStage === 'closing') {
+      // No close frame or no TCP end within closeTimeout: drop the connection.
+      this.socket.destroy()
+    } else if (this.closeStage === 'owing') {
+      // The handler did not read up to the peer's protocol error in time: answer it now.
+      this.sendOwedClose()
     }
   }
+
+  /** The sweeper's visit, once `heartbeatDue` has passed. */
+  onHeartbeat (now: number): void {
+    if (this.socketClosed) return
+    // Traffic proves the peer alive; while we hold reading paused its pongs cannot arrive.
+    if (this.seen || this.readingPaused) {
+      this.seen = false
+      this.heartbeatAwaiting = false
+      this.heartbeatDue = now + this.heartbeatInterval
+      return
+    }
+    if (this.heartbeatAwaiting) {
+      this.logger?.debug({ remoteAddress: this.remoteAddress }, 'no pong within the heartbeat timeout: dropping the peer')
+      this.socket.destroy()
+      return
+    }
+    this.heartbeatAwaiting = true
+    this.heartbeatPings++
+    this.session.sendPing()
+    this.flush()
+    this.heartbeatDue = now + this.heartbeatTimeout
+  }
 }
+
+/**
+ * One timer for the heartbeats of every connection with the same granularity, instead of a
+ * timer per connection: idle connections then cost no timer at all.
+ */
+class HeartbeatSweeper {
+  private readonly conns = new Set<WebSocketConnection>()
+  private timer: NodeJS.Timeout | undefined
+  private readonly tick: number
+
+  constructor (tick: number) {
+    this.tick = tick
+  }
+
+  add (conn: WebSocketConnection): void {
+    this.conns.add(conn)
+    if (this.timer === undefined) {
+      this.timer = setInterval(sweep, this.tick, this)
+      this.timer.unref()
+    }
+  }
+
+  delete (conn: WebSocketConnection): void {
+    this.conns.delete(conn)
+    if (this.conns.size === 0 && this.timer !== undefined) {
+      clearInterval(this.timer)
+      this.timer = undefined
+    }
+  }
+
+  sweep (): void {
+    const now = performance.now()
+    for (const conn of this.conns) if (now >= conn.heartbeatDue) conn.onHeartbeat(now)
+  }
+}
+
+const sweepers = new Map<number, HeartbeatSweeper>()
+
+/** The sweeper for heartbeats whose shortest period is `period` ms: it looks 4 times per period. */
+function heartbeatSweeper (period: number): HeartbeatSweeper {
+  const tick = Math.max(5, Math.floor(period / 4))
+  let sweeper = sweepers.get(tick)
+  if (sweeper === undefined) {
+    sweeper = new HeartbeatSweeper(tick)
+    sweepers.set(tick, sweeper)
+  }
+  return sweeper
+}
+
+function sweep (sweeper: HeartbeatSweeper): void { sweeper.sweep() }
 
 const kConnection = Symbol('wspipe.connection')
 

@@ -77,13 +77,19 @@ export class WebSocketServer {
   private readonly connections = new Set<WebSocketConnection>()
   /** Sockets that have connected but not finished the handshake, with their timers. */
   private readonly pending = new Map<NodeDuplex, NodeJS.Timeout>()
+  /** One 'close' listener shared by every pending socket, removed once its handshake is over. */
+  private readonly pendingSocketClosed: (this: NodeDuplex) => void
   private readonly logger: Logger
   private readonly attached: Array<{ server: HttpServer | HttpsServer, listener: (...args: any[]) => void, connectionListener: (socket: NodeDuplex) => void, requestListener: (req: IncomingMessage) => void }> = []
   private httpServer: HttpServer | HttpsServer | undefined
+  private readonly forget = (conn: WebSocketConnection): void => { this.connections.delete(conn) }
   private closing = false
 
   constructor (options: WebSocketServerOptions = {}) {
     this.options = options
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const server = this
+    this.pendingSocketClosed = function (this: NodeDuplex) { server.clearHandshakeTimer(this) }
     this.logger = options.logger ?? stderrLogger
   }
 
@@ -264,7 +270,7 @@ export class WebSocketServer {
       heartbeat: o.heartbeat
     })
     this.connections.add(conn)
-    void conn.closed.then(() => this.connections.delete(conn))
+    conn.onClosed = this.forget
     runHandler(handler, conn, this.logger)
   }
 
@@ -283,8 +289,10 @@ export class WebSocketServer {
       this.pending.delete(socket)
       socket.destroy()
     }, ms)
+    const previous = this.pending.get(socket)
+    if (previous !== undefined) clearTimeout(previous)
+    else socket.on('close', this.pendingSocketClosed)
     this.pending.set(socket, timer)
-    socket.once('close', () => this.clearHandshakeTimer(socket))
   }
 
   private clearHandshakeTimer (socket: NodeDuplex): void {
@@ -292,6 +300,7 @@ export class WebSocketServer {
     if (timer !== undefined) {
       clearTimeout(timer)
       this.pending.delete(socket)
+      socket.off('close', this.pendingSocketClosed)
     }
   }
 
@@ -344,7 +353,7 @@ const attachedPaths = new WeakMap<(...args: any[]) => void, string | undefined>(
 
 /** Run a handler: its settling closes the connection, 1000 or (after logging) 1011. */
 export function runHandler (handler: Handler, conn: WebSocketConnection, logger: Logger): void {
-  let result: void | Promise<void>
+  let result: void | PromiseLike<void>
   try {
     result = handler(conn)
   } catch (err) {

@@ -66,6 +66,7 @@ export interface IncompleteFrame {
 }
 
 const MAX_HEADER = 14
+const NO_HEADER = new Uint8Array(0)
 /** Parts smaller than this are copied into one owned buffer, so a payload dribbled in byte by byte costs its bytes, not an object per byte. */
 const SMALL_PART = 4096
 
@@ -90,7 +91,9 @@ export class FrameParser {
   private readonly allowedRsv: number
 
   /** Header bytes of a header split across chunks (at most 14). */
-  private readonly header = new Uint8Array(MAX_HEADER)
+  private header: Uint8Array = NO_HEADER
+  /** First header byte of the frame being gathered. */
+  private currentB0 = 0
   private headerLength = 0
 
   /** The frame whose payload is being gathered, if any. */
@@ -198,7 +201,7 @@ export class FrameParser {
       unmasked: 0
     }
     if (part.length > 0) addPart(this.current, part)
-    this.header[0] = b0
+    this.currentB0 = b0
     return -1
   }
 
@@ -237,6 +240,8 @@ export class FrameParser {
   /** Keep the start of a header that the chunk cut short. */
   private stashHeader (chunk: Uint8Array, off: number): void {
     const n = chunk.length - off
+    // Made only when a header is split across chunks; most connections never need it.
+    if (this.header === NO_HEADER) this.header = new Uint8Array(MAX_HEADER)
     this.header.set(chunk.subarray(off), 0)
     this.headerLength = n
     // Check what is there already, so a bad first byte fails now rather than later.
@@ -270,7 +275,7 @@ export class FrameParser {
       m0 = header[need - 4]; m1 = header[need - 3]; m2 = header[need - 2]; m3 = header[need - 1]
     }
     this.current = { opcode: b0 & 0x0f, fin: (b0 & 0x80) !== 0, rsv1: (b0 & 0x40) !== 0, length, parts: [], received: 0, m0, m1, m2, m3, tail: undefined, tailUsed: 0, unmasked: 0 }
-    header[0] = b0
+    this.currentB0 = b0
     return this.continuePayload(chunk, frames, off)
   }
 
@@ -305,7 +310,7 @@ export class FrameParser {
       applyMask(payload.subarray(cur.unmasked), cur.m0, cur.m1, cur.m2, cur.m3, cur.unmasked)
     }
     this.current = undefined
-    frames.push(makeFrame(this.header[0], payload))
+    frames.push(makeFrame(this.currentB0, payload))
     return off + take
   }
 }

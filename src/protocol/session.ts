@@ -105,20 +105,22 @@ export class Session {
   private messageText = false
   private messageBytes = 0
   private messageFragments = 0
-  private messageParts: Uint8Array[] = []
-  private readonly validator = new Utf8Validator()
+  private messageParts: Uint8Array[] | undefined
+  /** Made when first needed: only fragmented or still-arriving text uses it. */
+  private utf8: Utf8Validator | undefined
   /** The parser's incomplete frame whose payload prefix was already validated, and how much of it. */
   private validatingFrame: Omit<IncompleteFrame, 'parts'> | undefined
   private validatedBytes = 0
 
   // Outgoing bytes: small frames are packed into a slab, large payloads queued by reference.
-  private output: Uint8Array[] = []
+  private output: Uint8Array[] | undefined
   private outputBytes = 0
   private slab: Uint8Array = EMPTY
   private nextSlabSize = SLAB_MIN
   private slabStart = 0
   private slabUsed = 0
-  private readonly maskKey = new Uint8Array(4)
+  /** A client's masking key (a server never masks). */
+  private readonly maskKey: Uint8Array
 
   constructor (options: SessionOptions) {
     this.role = options.role
@@ -131,9 +133,14 @@ export class Session {
     this.isUtf8 = options.isUtf8 ?? jsIsUtf8
     this.mask = options.mask
     this.masked = options.role === 'client'
+    this.maskKey = this.masked ? new Uint8Array(4) : EMPTY
     if (this.masked && this.mask === undefined) throw new TypeError('a client session needs a mask source')
     this.alloc = options.alloc ?? ((size) => new Uint8Array(size))
     this.deferClose = options.deferClose ?? false
+  }
+
+  private validator (): Utf8Validator {
+    return (this.utf8 ??= new Utf8Validator())
   }
 
   /** See {@link SessionState}. */
@@ -302,9 +309,9 @@ export class Session {
       this.slabUsed = 0
     }
     const out = this.output
-    // A fresh array, never the internal one, so a caller's array never grows behind its back.
-    if (out.length === 0) return []
-    this.output = []
+    // Never the internal array, so a caller's array never grows behind its back.
+    if (out === undefined) return []
+    this.output = undefined
     this.outputBytes = 0
     return out
   }
@@ -340,7 +347,7 @@ export class Session {
       const key = this.maskKey
       applyMask(body, key[0], key[1], key[2], key[3])
     }
-    this.output.push(body)
+    ;(this.output ??= []).push(body)
     this.outputBytes += length
     return true
   }
@@ -353,7 +360,7 @@ export class Session {
   }
 
   private flushSlab (): void {
-    this.output.push(this.slab.subarray(this.slabStart, this.slabUsed))
+    ;(this.output ??= []).push(this.slab.subarray(this.slabStart, this.slabUsed))
     this.outputBytes += this.slabUsed - this.slabStart
     this.slabStart = this.slabUsed
   }
@@ -390,17 +397,17 @@ export class Session {
       this.messageText = opcode === Opcode.Text
       this.messageBytes = 0
       this.messageFragments = 0
-      if (this.messageText && skip === 0) this.validator.reset()
+      if (this.messageText && skip === 0) this.validator().reset()
     }
     this.messageBytes += payload.length
     if (this.messageBytes > this.maxMessageSize) throw new ProtocolError('WS_ERR_MESSAGE_TOO_BIG')
     if (++this.messageFragments > this.maxFragments) throw new ProtocolError('WS_ERR_TOO_MANY_FRAGMENTS')
     // §8.1: fail on the fragment that breaks UTF-8, not at the end of the message.
-    if (this.messageText && !this.validator.push(payload, skip)) throw new ProtocolError('WS_ERR_INVALID_UTF8')
-    if (payload.length > 0) this.messageParts.push(payload)
+    if (this.messageText && !this.validator().push(payload, skip)) throw new ProtocolError('WS_ERR_INVALID_UTF8')
+    if (payload.length > 0) (this.messageParts ??= []).push(payload)
     if (!frame.fin) return
-    if (this.messageText && !this.validator.complete) throw new ProtocolError('WS_ERR_INVALID_UTF8')
-    const data = concat(this.messageParts, this.messageBytes)
+    if (this.messageText && !this.validator().complete) throw new ProtocolError('WS_ERR_INVALID_UTF8')
+    const data = concat(this.messageParts ?? [], this.messageBytes)
     const binary = !this.messageText
     this.dropMessage()
     events.push({ type: 'message', data, binary })
@@ -413,7 +420,7 @@ export class Session {
     if (!binary) {
       const ok = skip === 0
         ? this.isUtf8(payload)
-        : this.validator.push(payload, skip) && this.validator.complete
+        : this.validator().push(payload, skip) && this.validator().complete
       if (!ok) throw new ProtocolError('WS_ERR_INVALID_UTF8')
     }
     events.push({ type: 'message', data: payload, binary })
@@ -457,7 +464,7 @@ export class Session {
     if (frame !== this.validatingFrame) {
       this.validatingFrame = frame
       this.validatedBytes = 0
-      if (!continuation) this.validator.reset()
+      if (!continuation) this.validator().reset()
     }
     // Parts only grow at the end; validate the bytes not seen yet.
     let partStart = 0
@@ -465,7 +472,7 @@ export class Session {
     for (const part of this.parser.incomplete!.parts) {
       const partEnd = partStart + part.length
       if (partEnd > this.validatedBytes) {
-        if (!this.validator.push(part, this.validatedBytes - partStart)) throw new ProtocolError('WS_ERR_INVALID_UTF8')
+        if (!this.validator().push(part, this.validatedBytes - partStart)) throw new ProtocolError('WS_ERR_INVALID_UTF8')
         this.validatedBytes = partEnd
       }
       partStart = partEnd
@@ -486,7 +493,7 @@ export class Session {
 
   private dropMessage (): void {
     this.messageOpen = false
-    this.messageParts = []
+    this.messageParts = undefined
     this.messageBytes = 0
     this.messageFragments = 0
     this.validatingFrame = undefined
