@@ -162,7 +162,16 @@ export interface DriverOptions extends ConnectionLimits {
 const NO_MESSAGES: Uint8Array[] = []
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined }
 const DONE_PROMISE = Promise.resolve(DONE)
-const STOP = Symbol('stop')
+/** What {@link MessageSource.poll} returns when no message is queued yet, and at the end. */
+const WAIT = Symbol('wait')
+const END = Symbol('end')
+
+// The sink's phases: not started, pulling, waiting for a message, waiting for drain, finished.
+const SINK_IDLE = 0
+const SINK_RUNNING = 1
+const SINK_WAITING = 2
+const SINK_BLOCKED = 3
+const SINK_ENDED = 4
 
 /** `source`: a pull-based queue of whole messages, with a fast path when one is already queued. */
 class MessageSource implements AsyncIterableIterator<Uint8Array> {
@@ -175,6 +184,8 @@ class MessageSource implements AsyncIterableIterator<Uint8Array> {
   private error: Error | undefined
   /** The consumer called `return()`: later messages are dropped. */
   detached = false
+  /** The connection's own sink polled and found nothing: wake it on the next message or the end. */
+  private sinkWaiting = false
 
   constructor (conn: WebSocketConnection) {
     this.conn = conn
@@ -198,6 +209,10 @@ class MessageSource implements AsyncIterableIterator<Uint8Array> {
     if (this.queue === NO_MESSAGES) this.queue = []
     this.queue.push(message)
     this.conn.onQueued(message.length)
+    if (this.sinkWaiting) {
+      this.sinkWaiting = false
+      this.conn.pumpSink()
+    }
   }
 
   /** No more messages: the queue drains, then the iterator ends (or throws `error`). */
@@ -212,22 +227,48 @@ class MessageSource implements AsyncIterableIterator<Uint8Array> {
       if (error !== undefined) waiter.reject(error)
       else waiter.resolve(DONE)
     }
+    if (this.sinkWaiting) {
+      this.sinkWaiting = false
+      this.conn.pumpSink()
+    }
+  }
+
+  /**
+   * The synchronous pull of `sink(source)` on the connection's own source (an echo): the next
+   * message, {@link WAIT} (the sink is called back when one arrives) or {@link END}; throws
+   * the connection's error. No promise per message.
+   */
+  poll (): Uint8Array | typeof WAIT | typeof END {
+    if (this.head < this.queue.length) return this.dequeue()
+    if (this.ended) {
+      this.conn.onSourceDrained()
+      if (this.error !== undefined) {
+        const error = this.error
+        this.error = undefined
+        throw error
+      }
+      return END
+    }
+    this.sinkWaiting = true
+    return WAIT
+  }
+
+  private dequeue (): Uint8Array {
+    const value = this.queue[this.head]
+    this.queue[this.head++] = undefined as unknown as Uint8Array
+    if (this.head === this.queue.length) {
+      this.queue = NO_MESSAGES
+      this.head = 0
+    } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head)
+      this.head = 0
+    }
+    this.conn.onDequeued(value.length)
+    return value
   }
 
   next (): Promise<IteratorResult<Uint8Array>> {
-    if (this.head < this.queue.length) {
-      const value = this.queue[this.head]
-      this.queue[this.head++] = undefined as unknown as Uint8Array
-      if (this.head === this.queue.length) {
-        this.queue = NO_MESSAGES
-        this.head = 0
-      } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
-        this.queue = this.queue.slice(this.head)
-        this.head = 0
-      }
-      this.conn.onDequeued(value.length)
-      return Promise.resolve({ done: false, value })
-    }
+    if (this.head < this.queue.length) return Promise.resolve({ done: false, value: this.dequeue() })
     if (this.ended) {
       this.conn.onSourceDrained()
       if (this.error !== undefined) {
@@ -300,9 +341,14 @@ export class WebSocketConnection implements Connection {
   private readingPaused = false
 
   private flushScheduled = false
-  private sinkCalled = false
-  private sinkWaiter: ((value: unknown) => void) | undefined
-  private drainWaiters: Array<() => void> | undefined
+  private sinkPhase = SINK_IDLE
+  private sinkIterator: Iterator<OutgoingMessage> | AsyncIterator<OutgoingMessage> | undefined
+  private sinkOwn = false
+  private pumping = false
+  private sinkResolve: (() => void) | undefined
+  private sinkReject: ((err: unknown) => void) | undefined
+  private onSinkResult: ((result: IteratorResult<OutgoingMessage>) => void) | undefined
+  private onSinkError: ((err: unknown) => void) | undefined
   private pings: Array<{ data: Uint8Array, sentAt: number, resolve: (rtt: number) => void, reject: (e: unknown) => void }> | undefined
   /** Write callback of a flush that left the queue above `sendHigh`. */
   private readonly written = (): void => { this.onDrain() }
@@ -465,60 +511,121 @@ export class WebSocketConnection implements Connection {
     })
   }
 
-  async sink (source: Source<OutgoingMessage>): Promise<void> {
-    if (this.sinkCalled) throw new Error('sink can be called only once per connection')
-    this.sinkCalled = true
-    const iterator: Iterator<OutgoingMessage> | AsyncIterator<OutgoingMessage> =
-      Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]()
-    const own = iterator === this.source
-    let finished = false
-    /** An error while pulling is the iterator's own: it is finished. One while sending is not. */
-    let pulling = false
+  sink (source: Source<OutgoingMessage>): Promise<void> {
+    if (this.sinkPhase !== SINK_IDLE) return Promise.reject(new Error('sink can be called only once per connection'))
+    let iterator: Iterator<OutgoingMessage> | AsyncIterator<OutgoingMessage>
     try {
-      for (;;) {
-        if (this.stopSending()) break
-        if (this.queuedOut() >= this.sendHigh) {
-          this.flush()
-          if (this.socket.writableLength >= this.sendHigh) {
-            await new Promise<void>((resolve) => (this.drainWaiters ??= []).push(resolve))
-            continue
-          }
-        }
-        pulling = true
-        let result: unknown = iterator.next()
-        if (result instanceof Promise) {
-          // Our own source ends when the connection closes; a foreign one is raced against the close.
-          result = own ? await result : await this.raceStop(result)
-          if (result === STOP) break
-        }
-        pulling = false
-        const r = result as IteratorResult<OutgoingMessage>
-        if (r.done === true) {
-          finished = true
-          break
-        }
-        this.send(r.value)
-      }
+      iterator = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]()
     } catch (err) {
-      if (pulling) finished = true
-      throw err
+      return Promise.reject(err)
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.sinkIterator = iterator
+      this.sinkOwn = iterator === this.source
+      this.sinkResolve = resolve
+      this.sinkReject = reject
+      this.sinkPhase = SINK_RUNNING
+      this.pumpSink()
+    })
+  }
+
+  /**
+   * Pull from the sink's iterable and send, until it must wait: for a message, for the socket
+   * to drain, or for a foreign iterator's promise. A state machine rather than an async loop:
+   * no promise per message on the echo path, and no async frame held per idle connection.
+   */
+  pumpSink (): void {
+    if (this.pumping || (this.sinkPhase !== SINK_RUNNING && this.sinkPhase !== SINK_WAITING)) return
+    this.sinkPhase = SINK_RUNNING
+    this.pumping = true
+    try {
+      this.pumpLoop()
     } finally {
-      this.flush()
-      // "Stops": the handler's generators run their finally blocks.
-      if (!finished && typeof iterator.return === 'function') {
+      this.pumping = false
+    }
+  }
+
+  private pumpLoop (): void {
+    const iterator = this.sinkIterator!
+    for (;;) {
+      if (this.stopSending()) return this.endSink(false)
+      if (this.queuedOut() >= this.sendHigh) {
+        this.flush()
+        if (this.socket.writableLength >= this.sendHigh) {
+          this.sinkPhase = SINK_BLOCKED
+          return
+        }
+      }
+      let value: OutgoingMessage
+      if (this.sinkOwn) {
+        let m: Uint8Array | typeof WAIT | typeof END
         try {
-          const r = iterator.return()
-          if (r instanceof Promise) r.catch(() => {})
-        } catch {}
+          m = this.source.poll()
+        } catch (err) {
+          return this.endSink(true, err)
+        }
+        if (m === WAIT) {
+          this.sinkPhase = SINK_WAITING
+          return
+        }
+        if (m === END) return this.endSink(true)
+        value = m
+      } else {
+        let r: IteratorResult<OutgoingMessage> | PromiseLike<IteratorResult<OutgoingMessage>>
+        try {
+          r = iterator.next()
+        } catch (err) {
+          return this.endSink(true, err)
+        }
+        if (typeof (r as PromiseLike<unknown>).then === 'function') {
+          this.sinkPhase = SINK_WAITING
+          ;(r as PromiseLike<IteratorResult<OutgoingMessage>>).then(
+            this.onSinkResult ??= (result) => { this.sinkPulled(result) },
+            this.onSinkError ??= (err: unknown) => { if (this.sinkPhase === SINK_WAITING) this.endSink(true, err) })
+          return
+        }
+        const result = r as IteratorResult<OutgoingMessage>
+        if (result.done === true) return this.endSink(true)
+        value = result.value
+      }
+      try {
+        this.send(value)
+      } catch (err) {
+        return this.endSink(false, err)
       }
     }
   }
 
-  private raceStop<T> (p: Promise<T>): Promise<T | typeof STOP> {
-    return new Promise((resolve, reject) => {
-      this.sinkWaiter = resolve as (value: unknown) => void
-      p.then((v) => { this.sinkWaiter = undefined; resolve(v) }, (e) => { this.sinkWaiter = undefined; reject(e) })
-    })
+  /** A foreign iterator's promise settled with `result`. */
+  private sinkPulled (result: IteratorResult<OutgoingMessage>): void {
+    // Stopped meanwhile (the connection closed): that message is not sent.
+    if (this.sinkPhase !== SINK_WAITING) return
+    if (this.stopSending()) return this.endSink(false)
+    if (result.done === true) return this.endSink(true)
+    try {
+      this.send(result.value)
+    } catch (err) {
+      return this.endSink(false, err)
+    }
+    this.pumpSink()
+  }
+
+  /** The sink is done: `finished` when its iterable ended (or threw) by itself. */
+  private endSink (finished: boolean, error?: unknown): void {
+    if (this.sinkPhase === SINK_ENDED) return
+    this.sinkPhase = SINK_ENDED
+    this.flush()
+    const iterator = this.sinkIterator
+    this.sinkIterator = undefined
+    // "Stops": the handler's generators run their finally blocks.
+    if (!finished && iterator !== undefined && typeof iterator.return === 'function') {
+      try {
+        const r = iterator.return()
+        if (typeof (r as PromiseLike<unknown>)?.then === 'function') (r as Promise<unknown>).then(undefined, ignore)
+      } catch {}
+    }
+    if (error !== undefined) this.sinkReject!(error)
+    else this.sinkResolve!()
   }
 
   private stopSending (): boolean {
@@ -716,21 +823,9 @@ export class WebSocketConnection implements Connection {
 
   /** Our close is sent or the socket is gone: the sink pulls no more; wake whatever waits. */
   private stopSink (): void {
-    const waiter = this.sinkWaiter
-    if (waiter !== undefined) {
-      this.sinkWaiter = undefined
-      waiter(STOP)
-    }
-    this.wakeDrainWaiters()
+    // Whatever the sink waits for (a message, a drain, a foreign promise), it stops now.
+    if (this.sinkPhase === SINK_WAITING || this.sinkPhase === SINK_BLOCKED) this.endSink(false)
     this.abortSignal()
-  }
-
-  private wakeDrainWaiters (): void {
-    const waiters = this.drainWaiters
-    if (waiters === undefined) return
-    if (waiters.length === 0) return
-    this.drainWaiters = undefined
-    for (const w of waiters) w()
   }
 
   /** §7.1.1: the server ends TCP first; a client waits for the server, up to the close timeout. */
@@ -746,7 +841,10 @@ export class WebSocketConnection implements Connection {
       this.pausedForWrite = false
       this.updateReading()
     }
-    this.wakeDrainWaiters()
+    if (this.sinkPhase === SINK_BLOCKED) {
+      this.sinkPhase = SINK_RUNNING
+      this.pumpSink()
+    }
   }
 
   onEnd (): void {
@@ -912,6 +1010,8 @@ function replyLater (conn: WebSocketConnection): void { conn.sendOwedClose() }
 
 /** How long the close owed to a peer waits for the handler to read what came before it. */
 const REPLY_GRACE = 1000
+
+function ignore (): void {}
 
 function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false
