@@ -11,7 +11,7 @@ import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import { execFileSync } from 'node:child_process'
-import { spawnTs, request, nextMessage, kill, stop, sleep, median, rssOf, cpuSecondsOf, machineCpuSeconds, machineInfo, tasksetAvailable, loadAverage } from './lib/proc.js'
+import { spawnTs, request, nextMessage, kill, stop, sleep, median, rssOf, cpuSecondsOf, machineCpuSeconds, machineInfo, tasksetAvailable, loadAverage, srcVersion } from './lib/proc.js'
 import type { RunCommand, RunResult } from './loadgen.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -86,7 +86,7 @@ async function main (): Promise<void> {
   try { ulimit = execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim() } catch {}
   console.log(`echo benchmark${quick ? ' (--quick)' : ''}: ${info.date}, ${info.nproc} cores, ${info.cpu}, node ${info.node}, ` +
     `taskset: ${tasksetAvailable() ? 'servers on core 0, load generator on core 1' : 'not available, processes unpinned'}, ulimit -n ${ulimit}, load average ${loadAverage()}`)
-  console.log(`${cfg.rounds} rounds × (${cfg.warmupMs} ms warm-up + ${cfg.durationMs} ms measured) per server and scenario\n`)
+  console.log(`src at ${srcVersion()}; ${cfg.rounds} rounds × (${cfg.warmupMs} ms warm-up + ${cfg.durationMs} ms measured) per server and scenario\n`)
   if (ulimit !== 'unlimited' && Number(ulimit) < IDLE_CONNS + 100) {
     console.log(`warning: ulimit -n is ${ulimit}; the ${IDLE_CONNS}-connection test needs more (run \`ulimit -n 65536\` first)\n`)
   }
@@ -306,7 +306,7 @@ async function main (): Promise<void> {
   if (warnings.length > 0) console.log('\nwarnings:\n' + warnings.map(w => `  - ${w}`).join('\n'))
 
   if (args.includes('--markdown')) {
-    console.log(`\n<!-- ${info.date}; ${info.nproc} cores, ${info.cpu}; node ${info.node}; linux ${info.kernel}; ${quick ? '--quick' : 'full run'} -->\n`)
+    console.log(`\n<!-- ${info.date}; ${info.nproc} cores, ${info.cpu}; node ${info.node}; linux ${info.kernel}; src ${srcVersion()}; ${quick ? '--quick' : 'full run'} -->\n`)
     printMarkdown(head, rows)
     if (scenarios.length > 0) { console.log(''); printMarkdown(costHead, costRows); console.log(''); printMarkdown(cpuHead, cpuRows) }
   }

@@ -13,7 +13,7 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import { buildStream, sumBytes, type FrameStream } from './lib/frames.js'
-import { spawnTs, request, nextMessage, kill, median, machineInfo, tasksetAvailable, loadAverage } from './lib/proc.js'
+import { spawnTs, request, nextMessage, kill, median, machineInfo, tasksetAvailable, loadAverage, srcVersion } from './lib/proc.js'
 
 const SIZES = [16, 125, 1024, 64 * 1024, 1024 * 1024]
 const MIN_WIRE_BYTES = 64 * 1024 * 1024
@@ -173,7 +173,7 @@ async function main (): Promise<void> {
   const info = machineInfo()
   console.log(`parse benchmark: ${info.date}, ${info.nproc} cores, ${info.cpu}, node ${info.node}; ` +
     `${rounds} rounds, >= ${MIN_WIRE_BYTES >> 20} MiB of masked frames per size in ${CHUNK >> 10} KiB chunks; ` +
-    `workers pinned to core 1: ${tasksetAvailable()}; load average ${loadAverage()}`)
+    `workers pinned to core 1: ${tasksetAvailable()}; load average ${loadAverage()}; src at ${srcVersion()}`)
 
   const workers = new Map<Variant, import('node:child_process').ChildProcess>()
   const unavailable = new Map<Variant, string>()

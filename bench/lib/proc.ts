@@ -137,6 +137,17 @@ export function median (xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
 }
 
+/** Which src/ was measured: HEAD, and whether src/ had uncommitted changes (others work on it concurrently). */
+export function srcVersion (): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim()
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { encoding: 'utf8' }).trim() !== ''
+    return dirty ? `${head} + uncommitted changes in src/` : head
+  } catch {
+    return 'unknown'
+  }
+}
+
 /** 1-minute load average: the benchmarks share the machine with whatever else runs on it. */
 export function loadAverage (): string {
   try { return readFileSync('/proc/loadavg', 'utf8').split(' ')[0] } catch { return '?' }
