@@ -349,6 +349,10 @@ export class WebSocketConnection implements Connection {
   private sinkReject: ((err: unknown) => void) | undefined
   private onSinkResult: ((result: IteratorResult<OutgoingMessage>) => void) | undefined
   private onSinkError: ((err: unknown) => void) | undefined
+  private sinkPromise: Promise<void> | undefined
+  private sinkError: unknown
+  /** Set when the handler returned the sink's promise: the sink's end settles the handler. */
+  private handlerLogger: Logger | undefined
   private pings: Array<{ data: Uint8Array, sentAt: number, resolve: (rtt: number) => void, reject: (e: unknown) => void }> | undefined
   /** Write callback of a flush that left the queue above `sendHigh`. */
   private readonly written = (): void => { this.onDrain() }
@@ -519,14 +523,37 @@ export class WebSocketConnection implements Connection {
     } catch (err) {
       return Promise.reject(err)
     }
-    return new Promise<void>((resolve, reject) => {
+    return (this.sinkPromise = new Promise<void>((resolve, reject) => {
       this.sinkIterator = iterator
       this.sinkOwn = iterator === this.source
       this.sinkResolve = resolve
       this.sinkReject = reject
       this.sinkPhase = SINK_RUNNING
       this.pumpSink()
-    })
+    }))
+  }
+
+  /**
+   * The handler returned `promise`: if it is this connection's sink promise, its end is the
+   * handler's end (1000, or 1011 and a log line) and is reported here without a `.then`.
+   */
+  adoptSinkPromise (promise: unknown, logger: Logger): boolean {
+    if (promise === undefined || promise !== this.sinkPromise) return false
+    this.handlerLogger = logger
+    if (this.sinkPhase === SINK_ENDED) this.settleHandler()
+    return true
+  }
+
+  private settleHandler (): void {
+    const logger = this.handlerLogger!
+    this.handlerLogger = undefined
+    if (this.sinkError !== undefined) {
+      // Handled here, so no unhandled rejection is reported for the promise nobody else holds.
+      this.sinkPromise!.then(undefined, ignore)
+      finishHandler(this, this.sinkError, logger)
+    } else {
+      this.close(CloseCode.Normal)
+    }
   }
 
   /**
@@ -624,8 +651,10 @@ export class WebSocketConnection implements Connection {
         if (typeof (r as PromiseLike<unknown>)?.then === 'function') (r as Promise<unknown>).then(undefined, ignore)
       } catch {}
     }
+    this.sinkError = error
     if (error !== undefined) this.sinkReject!(error)
     else this.sinkResolve!()
+    if (this.handlerLogger !== undefined) this.settleHandler()
   }
 
   private stopSending (): boolean {
@@ -1012,6 +1041,22 @@ function replyLater (conn: WebSocketConnection): void { conn.sendOwedClose() }
 const REPLY_GRACE = 1000
 
 function ignore (): void {}
+
+/**
+ * A handler has settled: with no error the connection closes with 1000; with one, the error is
+ * logged (never sent to the peer: it may hold secrets) and it closes with 1011. The
+ * connection's own failure, rethrown by `source`, is the peer's fault and already answered
+ * (1002/1007/1009, or lost: 1006): not a handler bug.
+ */
+export function finishHandler (conn: WebSocketConnection, err: unknown, logger: Logger): void {
+  if (err === conn.failure || err instanceof ConnectionClosedError) {
+    logger.debug({ err, protocol: conn.protocol, remoteAddress: conn.remoteAddress }, 'connection failed')
+    conn.close(CloseCode.InternalError)
+    return
+  }
+  logger.error({ err, protocol: conn.protocol, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort, path: conn.path }, 'WebSocket handler failed')
+  conn.close(CloseCode.InternalError)
+}
 
 function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false

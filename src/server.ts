@@ -20,8 +20,7 @@ import type { Duplex as NodeDuplex } from 'node:stream'
 import type { SecureContextOptions } from 'node:tls'
 import { acceptValue, buildAcceptResponse, buildRejectResponse, HandshakeError, selectProtocol, validateUpgradeRequest } from './handshake.js'
 import { CloseCode } from './protocol/close-codes.js'
-import { ConnectionClosedError } from './errors.js'
-import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger } from './driver.js'
+import { finishHandler, WebSocketConnection, type Connection, type ConnectionLimits, type Logger } from './driver.js'
 
 /** A handler serves one connection; its promise settling closes it (1000, or 1011 if it threw). */
 export type Handler = (connection: Connection) => void | Promise<void>
@@ -357,28 +356,18 @@ export function runHandler (handler: Handler, conn: WebSocketConnection, logger:
   try {
     result = handler(conn)
   } catch (err) {
-    onHandlerError(err, conn, logger)
+    finishHandler(conn, err, logger)
     return
   }
+  // `({ source, sink }) => sink(source)` returns the sink's own promise: the sink reports its
+  // end to the connection directly, with no promise reactions held per connection.
+  if (conn.adoptSinkPromise(result, logger)) return
   // Any thenable counts (a promise from another realm or library), not only a native Promise.
   if (typeof (result as PromiseLike<void> | undefined)?.then === 'function') {
-    Promise.resolve(result).then(() => conn.close(CloseCode.Normal), (err: unknown) => onHandlerError(err, conn, logger))
+    Promise.resolve(result).then(() => conn.close(CloseCode.Normal), (err: unknown) => finishHandler(conn, err, logger))
   } else {
     conn.close(CloseCode.Normal)
   }
-}
-
-function onHandlerError (err: unknown, conn: WebSocketConnection, logger: Logger): void {
-  // The connection's own failure, rethrown by `source`: the peer's fault, already answered
-  // with its close code (1002/1007/1009) or lost (1006) — not a handler bug.
-  if (err === conn.failure || err instanceof ConnectionClosedError) {
-    logger.debug({ err, protocol: conn.protocol, remoteAddress: conn.remoteAddress }, 'connection failed')
-    conn.close(CloseCode.InternalError)
-    return
-  }
-  // The error is logged, never sent to the peer: it may hold secrets.
-  logger.error({ err, protocol: conn.protocol, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort, path: conn.path }, 'WebSocket handler failed')
-  conn.close(CloseCode.InternalError)
 }
 
 function pathOf (url: string | undefined): string {
