@@ -102,7 +102,7 @@ export interface Connection extends Duplex<AsyncIterable<Uint8Array>, Source<Out
   readonly url: string
   /** The path part of {@link Connection.url}. */
   readonly path: string
-  /** The handshake request's headers (server side) or the response's (client side). */
+  /** The handshake request's headers less those the handshake consumed (server side), or the 101 response's (client side). */
   readonly headers: Record<string, string | string[] | undefined>
   readonly remoteAddress: string | undefined
   readonly remotePort: number | undefined

@@ -257,7 +257,7 @@ export class WebSocketServer {
       role: 'server',
       protocol,
       url: req.url ?? '/',
-      headers: req.headers,
+      headers: applicationHeaders(req.headers),
       logger: this.logger,
       head,
       maxMessageSize: o.maxMessageSize,
@@ -368,6 +368,16 @@ export function runHandler (handler: Handler, conn: WebSocketConnection, logger:
   } else {
     conn.close(CloseCode.Normal)
   }
+}
+
+/** Headers the handshake consumed: kept off `conn.headers`, so each idle connection holds less. */
+const HANDSHAKE_HEADERS = new Set(['connection', 'upgrade', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions'])
+
+/** The request's headers less the handshake's own, as a fresh object (the request can then be freed). */
+function applicationHeaders (headers: IncomingMessage['headers']): Record<string, string | string[] | undefined> {
+  const out: Record<string, string | string[] | undefined> = {}
+  for (const name in headers) if (!HANDSHAKE_HEADERS.has(name)) out[name] = headers[name]
+  return out
 }
 
 function pathOf (url: string | undefined): string {
