@@ -63,9 +63,11 @@ export function headerValue (headers: HeaderMap, name: string): string | undefin
   return Array.isArray(v) ? v.join(', ') : v
 }
 
+const NONE = Object.freeze([]) as unknown as string[]
+
 /** Split a comma-separated header into trimmed, non-empty items. */
 export function splitList (value: string | undefined): string[] {
-  if (value === undefined) return []
+  if (value === undefined) return NONE
   const out: string[] = []
   for (const item of value.split(',')) {
     const t = item.trim()
@@ -85,6 +87,7 @@ export function parseProtocols (value: string | undefined): string[] {
 
 /** Parse `Sec-WebSocket-Extensions` (§9.1): `name; param; param=value, name2`. Throws a 400 when malformed. */
 export function parseExtensions (value: string | undefined): ExtensionOffer[] {
+  if (value === undefined) return []
   const offers: ExtensionOffer[] = []
   for (const item of splitList(value)) {
     const [name, ...rest] = item.split(';').map((s) => s.trim())
@@ -108,6 +111,9 @@ export function parseExtensions (value: string | undefined): ExtensionOffer[] {
 }
 
 function hasToken (value: string | undefined, token: string): boolean {
+  if (value === undefined) return false
+  // The common case, a single token, without splitting.
+  if (value.length === token.length) return value.toLowerCase() === token
   return splitList(value).some((t) => t.toLowerCase() === token)
 }
 
@@ -119,8 +125,10 @@ export function validateUpgradeRequest (req: UpgradeRequest): ValidUpgrade {
   const h = req.headers
   // §4.2.1 item 1: "An HTTP/1.1 or higher GET request".
   if (req.method !== undefined && req.method !== 'GET') throw new HandshakeError(405, 'the method must be GET', { Allow: 'GET' })
-  const [major, minor] = req.httpVersion.split('.').map(Number)
-  if (!(major > 1 || (major === 1 && minor >= 1))) throw new HandshakeError(400, 'HTTP/1.1 or later is required')
+  if (req.httpVersion !== '1.1') {
+    const [major, minor] = req.httpVersion.split('.').map(Number)
+    if (!(major > 1 || (major === 1 && minor >= 1))) throw new HandshakeError(400, 'HTTP/1.1 or later is required')
+  }
   // Item 2: a Host header.
   if (headerValue(h, 'host') === undefined) throw new HandshakeError(400, 'missing Host header')
   // Item 3: Upgrade including the "websocket" keyword, case-insensitively.
