@@ -149,7 +149,34 @@ function allocUnsafe (size: number): Uint8Array {
 }
 
 /** What the driver needs to know to run a connection. */
+/** {@link ConnectionLimits} with every default filled in: resolved once, shared by connections. */
+export interface ResolvedLimits {
+  readonly receiveHigh: number
+  readonly receiveLow: number
+  readonly sendHigh: number
+  readonly closeTimeout: number
+  /** 0 when the heartbeat is off. */
+  readonly heartbeatInterval: number
+  readonly heartbeatTimeout: number
+}
+
+/** Fill in the defaults of `limits`. */
+export function resolveLimits (limits: ConnectionLimits): ResolvedLimits {
+  const receiveHigh = limits.receiveHighWaterMark ?? DEFAULT_LIMITS.receiveHighWaterMark
+  const hb = limits.heartbeat
+  return {
+    receiveHigh,
+    receiveLow: receiveHigh >>> 2,
+    sendHigh: limits.sendHighWaterMark ?? DEFAULT_LIMITS.sendHighWaterMark,
+    closeTimeout: limits.closeTimeout ?? DEFAULT_LIMITS.closeTimeout,
+    heartbeatInterval: hb === false ? 0 : hb?.interval ?? DEFAULT_LIMITS.heartbeatInterval,
+    heartbeatTimeout: hb === false ? 0 : hb?.timeout ?? DEFAULT_LIMITS.heartbeatTimeout
+  }
+}
+
 export interface DriverOptions extends ConnectionLimits {
+  /** The limits resolved once (a server shares one object among its connections); default: from these options. */
+  resolved?: ResolvedLimits
   role: Role
   protocol: string
   url: string
@@ -304,7 +331,6 @@ class MessageSource implements AsyncIterableIterator<Uint8Array> {
 export class WebSocketConnection implements Connection {
   readonly protocol: string
   readonly url: string
-  readonly path: string
   readonly headers: Record<string, string | string[] | undefined>
   readonly remoteAddress: string | undefined
   readonly remotePort: number | undefined
@@ -324,12 +350,7 @@ export class WebSocketConnection implements Connection {
   private resolveClosed: ((info: CloseInfo) => void) | undefined
   private closeInfo: CloseInfo | undefined
 
-  private readonly receiveHigh: number
-  private readonly receiveLow: number
-  private readonly sendHigh: number
-  private readonly closeTimeout: number
-  private readonly heartbeatInterval: number
-  private readonly heartbeatTimeout: number
+  private readonly config: ResolvedLimits
 
   private queuedIn = 0
   private peakIn = 0
@@ -354,8 +375,8 @@ export class WebSocketConnection implements Connection {
   /** Set when the handler returned the sink's promise: the sink's end settles the handler. */
   private handlerLogger: Logger | undefined
   private pings: Array<{ data: Uint8Array, sentAt: number, resolve: (rtt: number) => void, reject: (e: unknown) => void }> | undefined
-  /** Write callback of a flush that left the queue above `sendHigh`. */
-  private readonly written = (): void => { this.onDrain() }
+  /** Write callback of a flush that left the queue above `sendHigh` (made when first needed). */
+  private written: (() => void) | undefined
 
   /** The close timer (owing an answer, or waiting for the peer's); heartbeats use a shared sweeper. */
   private timer: NodeJS.Timeout | undefined
@@ -380,20 +401,12 @@ export class WebSocketConnection implements Connection {
     this.role = options.role
     this.protocol = options.protocol
     this.url = options.url
-    const q = options.url.indexOf('?')
-    this.path = q < 0 ? options.url : options.url.slice(0, q)
     this.headers = options.headers
     const s = socket as NodeDuplex & { remoteAddress?: string, remotePort?: number }
     this.remoteAddress = s.remoteAddress
     this.remotePort = s.remotePort
     this.logger = options.logger
-    this.receiveHigh = options.receiveHighWaterMark ?? DEFAULT_LIMITS.receiveHighWaterMark
-    this.receiveLow = this.receiveHigh >>> 2
-    this.sendHigh = options.sendHighWaterMark ?? DEFAULT_LIMITS.sendHighWaterMark
-    this.closeTimeout = options.closeTimeout ?? DEFAULT_LIMITS.closeTimeout
-    const hb = options.heartbeat
-    this.heartbeatInterval = hb === false ? 0 : hb?.interval ?? DEFAULT_LIMITS.heartbeatInterval
-    this.heartbeatTimeout = hb === false ? 0 : hb?.timeout ?? DEFAULT_LIMITS.heartbeatTimeout
+    this.config = options.resolved ?? resolveLimits(options)
     this.session = new Session({
       role: options.role,
       maxMessageSize: options.maxMessageSize,
@@ -416,11 +429,17 @@ export class WebSocketConnection implements Connection {
     socket.on('error', socketOnError)
     socket.on('drain', socketOnDrain)
     ;(socket as unknown as Record<symbol, WebSocketConnection>)[kConnection] = this
-    if (this.heartbeatInterval > 0) {
-      this.heartbeatDue = performance.now() + this.heartbeatInterval
-      heartbeatSweeper(Math.min(this.heartbeatInterval, this.heartbeatTimeout)).add(this)
+    if (this.config.heartbeatInterval > 0) {
+      this.heartbeatDue = performance.now() + this.config.heartbeatInterval
+      heartbeatSweeper(Math.min(this.config.heartbeatInterval, this.config.heartbeatTimeout)).add(this)
     }
     if (options.head !== undefined && options.head.length > 0) this.onData(options.head)
+  }
+
+  /** The path part of {@link Connection.url}. */
+  get path (): string {
+    const q = this.url.indexOf('?')
+    return q < 0 ? this.url : this.url.slice(0, q)
   }
 
   get closed (): Promise<CloseInfo> {
@@ -481,7 +500,7 @@ export class WebSocketConnection implements Connection {
     this.stopSink()
     this.flush()
     if (!this.socketClosed && !this.transportEnding) {
-      this.armCloseTimer('closing', this.closeTimeout)
+      this.armCloseTimer('closing', this.config.closeTimeout)
     }
     return true
   }
@@ -576,9 +595,9 @@ export class WebSocketConnection implements Connection {
     const iterator = this.sinkIterator!
     for (;;) {
       if (this.stopSending()) return this.endSink(false)
-      if (this.queuedOut() >= this.sendHigh) {
+      if (this.queuedOut() >= this.config.sendHigh) {
         this.flush()
-        if (this.socket.writableLength >= this.sendHigh) {
+        if (this.socket.writableLength >= this.config.sendHigh) {
           this.sinkPhase = SINK_BLOCKED
           return
         }
@@ -688,7 +707,7 @@ export class WebSocketConnection implements Connection {
     // 'drain' comes only once the socket's own high-water mark (16 KiB) was passed. When ours
     // is lower, or to be sure, the last write above it carries a callback: when it has been
     // written, so has everything before it, and whoever waits for room looks again.
-    const watch = socket.writableLength + this.session.pendingOutput >= this.sendHigh ? this.written : undefined
+    const watch = socket.writableLength + this.session.pendingOutput >= this.config.sendHigh ? (this.written ??= () => { this.onDrain() }) : undefined
     const out = this.session.takeOutput()
     const n = out.length
     if (n === 0) {
@@ -707,7 +726,7 @@ export class WebSocketConnection implements Connection {
     const queued = socket.writableLength
     if (queued > this.peakOut) this.peakOut = queued
     // A peer that does not read our output (pongs included) is not read from either.
-    if (queued >= this.sendHigh && !this.pausedForWrite) {
+    if (queued >= this.config.sendHigh && !this.pausedForWrite) {
       this.pausedForWrite = true
       this.updateReading()
     }
@@ -720,13 +739,13 @@ export class WebSocketConnection implements Connection {
 
   /** May a message of `bytes` join the queue? Always, unless our close is sent and the queue is full. */
   acceptQueued (bytes: number): boolean {
-    return !this.session.closing || this.queuedIn + bytes <= this.receiveHigh
+    return !this.session.closing || this.queuedIn + bytes <= this.config.receiveHigh
   }
 
   onQueued (bytes: number): void {
     this.queuedIn += bytes
     if (this.queuedIn > this.peakIn) this.peakIn = this.queuedIn
-    if (this.queuedIn > this.receiveHigh && !this.pausedForQueue && !this.session.closing) {
+    if (this.queuedIn > this.config.receiveHigh && !this.pausedForQueue && !this.session.closing) {
       this.pausedForQueue = true
       this.updateReading()
     }
@@ -734,7 +753,7 @@ export class WebSocketConnection implements Connection {
 
   onDequeued (bytes: number): void {
     this.queuedIn -= bytes
-    if (this.pausedForQueue && this.queuedIn <= this.receiveLow) {
+    if (this.pausedForQueue && this.queuedIn <= this.config.receiveLow) {
       this.pausedForQueue = false
       this.updateReading()
     }
@@ -796,7 +815,7 @@ export class WebSocketConnection implements Connection {
       // Answered: the next ping is due `interval` from now, not after the pong timeout.
       this.heartbeatAwaiting = false
       this.seen = false
-      this.heartbeatDue = performance.now() + this.heartbeatInterval
+      this.heartbeatDue = performance.now() + this.config.heartbeatInterval
     }
     // Resolve the oldest ping this pong answers (§5.5.3: a pong echoes its ping's payload).
     const pings = this.pings
@@ -825,7 +844,7 @@ export class WebSocketConnection implements Connection {
     }
     // Wait for the peer's close frame, then for TCP to end; past the timeout, drop it.
     if (!this.socketClosed) {
-      this.armCloseTimer('closing', this.closeTimeout)
+      this.armCloseTimer('closing', this.config.closeTimeout)
     }
   }
 
@@ -841,7 +860,7 @@ export class WebSocketConnection implements Connection {
       this.onSourceDrained()
       return
     }
-    this.armCloseTimer('owing', Math.min(REPLY_GRACE, this.closeTimeout))
+    this.armCloseTimer('owing', Math.min(REPLY_GRACE, this.config.closeTimeout))
   }
 
   private abortSignal (): void {
@@ -862,11 +881,11 @@ export class WebSocketConnection implements Connection {
     if (this.socketClosed || this.transportEnding) return
     this.transportEnding = true
     if (this.role === 'server' || this.failed) this.socket.end()
-    this.armCloseTimer('closing', this.closeTimeout)
+    this.armCloseTimer('closing', this.config.closeTimeout)
   }
 
   onDrain (): void {
-    if (this.pausedForWrite && this.socket.writableLength < this.sendHigh) {
+    if (this.pausedForWrite && this.socket.writableLength < this.config.sendHigh) {
       this.pausedForWrite = false
       this.updateReading()
     }
@@ -932,9 +951,9 @@ export class WebSocketConnection implements Connection {
   }
 
   private stopHeartbeat (): void {
-    if (this.heartbeatInterval > 0 && this.heartbeatDue !== Infinity) {
+    if (this.config.heartbeatInterval > 0 && this.heartbeatDue !== Infinity) {
       this.heartbeatDue = Infinity
-      heartbeatSweeper(Math.min(this.heartbeatInterval, this.heartbeatTimeout)).delete(this)
+      heartbeatSweeper(Math.min(this.config.heartbeatInterval, this.config.heartbeatTimeout)).delete(this)
     }
   }
 
@@ -957,7 +976,7 @@ export class WebSocketConnection implements Connection {
     if (this.seen || this.readingPaused) {
       this.seen = false
       this.heartbeatAwaiting = false
-      this.heartbeatDue = now + this.heartbeatInterval
+      this.heartbeatDue = now + this.config.heartbeatInterval
       return
     }
     if (this.heartbeatAwaiting) {
@@ -969,7 +988,7 @@ export class WebSocketConnection implements Connection {
     this.heartbeatPings++
     this.session.sendPing()
     this.flush()
-    this.heartbeatDue = now + this.heartbeatTimeout
+    this.heartbeatDue = now + this.config.heartbeatTimeout
   }
 }
 

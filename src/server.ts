@@ -20,7 +20,7 @@ import type { Duplex as NodeDuplex } from 'node:stream'
 import type { SecureContextOptions } from 'node:tls'
 import { acceptValue, buildAcceptResponse, buildRejectResponse, HandshakeError, selectProtocol, validateUpgradeRequest } from './handshake.js'
 import { CloseCode } from './protocol/close-codes.js'
-import { finishHandler, WebSocketConnection, type Connection, type ConnectionLimits, type Logger } from './driver.js'
+import { finishHandler, resolveLimits, WebSocketConnection, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger } from './driver.js'
 
 /** A handler serves one connection; its promise settling closes it (1000, or 1011 if it threw). */
 export type Handler = (connection: Connection) => void | Promise<void>
@@ -81,6 +81,7 @@ export class WebSocketServer {
   private readonly logger: Logger
   private readonly attached: Array<{ server: HttpServer | HttpsServer, listener: (...args: any[]) => void, connectionListener: (socket: NodeDuplex) => void, requestListener: (req: IncomingMessage) => void }> = []
   private httpServer: HttpServer | HttpsServer | undefined
+  private readonly resolved: ResolvedLimits
   private readonly forget = (conn: WebSocketConnection): void => { this.connections.delete(conn) }
   private closing = false
 
@@ -90,6 +91,7 @@ export class WebSocketServer {
     const server = this
     this.pendingSocketClosed = function (this: NodeDuplex) { server.clearHandshakeTimer(this) }
     this.logger = options.logger ?? stderrLogger
+    this.resolved = resolveLimits(options)
   }
 
   /** Serve `protocol` with `handler`. `''` serves clients that offer no subprotocol. */
@@ -260,6 +262,7 @@ export class WebSocketServer {
       headers: applicationHeaders(req.headers),
       logger: this.logger,
       head,
+      resolved: this.resolved,
       maxMessageSize: o.maxMessageSize,
       maxFrameSize: o.maxFrameSize,
       maxFragments: o.maxFragments,
