@@ -11,7 +11,6 @@
  * @packageDocumentation
  */
 
-import { Uint8ArrayList } from 'uint8arraylist'
 import { ProtocolError } from './errors.js'
 import { applyMask } from './mask.js'
 import { isControlOpcode, isKnownOpcode } from './opcode.js'
@@ -47,6 +46,11 @@ export interface FrameParserOptions {
    * (`0x40` for RSV1, `0x20` RSV2, `0x10` RSV3). Default: 0, so any set bit is a 1002 (§5.2).
    */
   allowedReservedBits?: number
+  /**
+   * Allocates the buffer a payload split across chunks is gathered into; the Node driver passes
+   * `Buffer.allocUnsafe` (no zero-fill: every byte is written). Default: `new Uint8Array`.
+   */
+  alloc?: (size: number) => Uint8Array
 }
 
 /** Default of {@link FrameParserOptions.maxFrameSize}. */
@@ -89,6 +93,7 @@ export class FrameParser {
   private readonly masked: boolean
   private readonly maxFrameSize: number
   private readonly allowedRsv: number
+  private readonly alloc: (size: number) => Uint8Array
 
   /** Header bytes of a header split across chunks (at most 14). */
   private header: Uint8Array = NO_HEADER
@@ -103,6 +108,7 @@ export class FrameParser {
     this.masked = options.role === 'server'
     this.maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
     this.allowedRsv = options.allowedReservedBits ?? 0
+    this.alloc = options.alloc ?? newBytes
   }
 
   /**
@@ -294,6 +300,33 @@ export class FrameParser {
   }
 
   /**
+   * The whole payload of a frame that arrived in parts, unmasked. Each part is copied and then
+   * unmasked in place while it is still in cache: one pass over the result, not two.
+   */
+  private gather (cur: Gathering): Uint8Array {
+    const parts = cur.parts
+    const masked = this.masked && cur.unmasked < cur.length
+    if (parts.length === 1) {
+      const only = parts[0]
+      if (masked) applyMask(only.subarray(cur.unmasked), cur.m0, cur.m1, cur.m2, cur.m3, cur.unmasked)
+      return only
+    }
+    if (cur.length === 0) return new Uint8Array(0)
+    const out = this.alloc(cur.length)
+    let pos = 0
+    for (const part of parts) {
+      out.set(part, pos)
+      const end = pos + part.length
+      if (masked && end > cur.unmasked) {
+        const from = Math.max(pos, cur.unmasked)
+        applyMask(out.subarray(from, end), cur.m0, cur.m1, cur.m2, cur.m3, from)
+      }
+      pos = end
+    }
+    return out
+  }
+
+  /**
    * Add bytes from `chunk[off..]` to the frame being gathered. Returns the offset after the
    * frame once it is complete, or -1 when the chunk ran out first.
    */
@@ -305,14 +338,16 @@ export class FrameParser {
       addPart(cur, chunk.subarray(off, off + take))
     }
     if (cur.received < cur.length) return -1
-    const payload = concatParts(cur.parts, cur.length)
-    if (this.masked && cur.unmasked < cur.length) {
-      applyMask(payload.subarray(cur.unmasked), cur.m0, cur.m1, cur.m2, cur.m3, cur.unmasked)
-    }
+    const payload = this.gather(cur)
     this.current = undefined
     frames.push(makeFrame(this.currentB0, payload))
     return off + take
   }
+}
+
+/** The default allocator: zero-filled, as plain JavaScript offers. */
+function newBytes (size: number): Uint8Array {
+  return new Uint8Array(size)
 }
 
 /** Header size in bytes from the second header byte: 2, plus 2 or 8 of extended length, plus 4 of mask key. */
@@ -357,12 +392,6 @@ function unmaskFrom (cur: Gathering): void {
   }
 }
 
-function concatParts (parts: Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0]
-  const list = new Uint8ArrayList()
-  list.appendAll(parts)
-  return total === 0 ? new Uint8Array(0) : list.subarray()
-}
 
 function makeFrame (b0: number, payload: Uint8Array): Frame {
   return {

@@ -17,6 +17,7 @@
  * @packageDocumentation
  */
 
+import { Uint8ArrayList } from 'uint8arraylist'
 import { CloseCode, isValidCloseCode } from './close-codes.js'
 import { frameHeaderSize, writeFrameHeader, type MaskSource } from './encode.js'
 import { ProtocolError } from './errors.js'
@@ -105,7 +106,8 @@ export class Session {
   private messageText = false
   private messageBytes = 0
   private messageFragments = 0
-  private messageParts: Uint8Array[] | undefined
+  /** The fragments of the open message, joined once when it is complete. */
+  private messageParts: Uint8ArrayList | undefined
   /** Made when first needed: only fragmented or still-arriving text uses it. */
   private utf8: Utf8Validator | undefined
   /** The parser's incomplete frame whose payload prefix was already validated, and how much of it. */
@@ -128,7 +130,8 @@ export class Session {
     this.maxFragments = options.maxFragments ?? DEFAULT_MAX_FRAGMENTS
     this.parser = new FrameParser({
       role: options.role,
-      maxFrameSize: Math.min(options.maxFrameSize ?? this.maxMessageSize, this.maxMessageSize)
+      maxFrameSize: Math.min(options.maxFrameSize ?? this.maxMessageSize, this.maxMessageSize),
+      alloc: options.alloc
     })
     this.isUtf8 = options.isUtf8 ?? jsIsUtf8
     this.mask = options.mask
@@ -404,10 +407,11 @@ export class Session {
     if (++this.messageFragments > this.maxFragments) throw new ProtocolError('WS_ERR_TOO_MANY_FRAGMENTS')
     // §8.1: fail on the fragment that breaks UTF-8, not at the end of the message.
     if (this.messageText && !this.validator().push(payload, skip)) throw new ProtocolError('WS_ERR_INVALID_UTF8')
-    if (payload.length > 0) (this.messageParts ??= []).push(payload)
+    if (payload.length > 0) (this.messageParts ??= new Uint8ArrayList()).append(payload)
     if (!frame.fin) return
     if (this.messageText && !this.validator().complete) throw new ProtocolError('WS_ERR_INVALID_UTF8')
-    const data = concat(this.messageParts ?? [], this.messageBytes)
+    // One fragment is handed out as it is; several are joined into one buffer.
+    const data = this.messageParts?.subarray() ?? new Uint8Array(0)
     const binary = !this.messageText
     this.dropMessage()
     events.push({ type: 'message', data, binary })
@@ -511,15 +515,4 @@ export function parseClosePayload (payload: Uint8Array, isUtf8: (bytes: Uint8Arr
   // §5.5.1: the reason "is not guaranteed to be human readable" but MUST be UTF-8.
   if (!isUtf8(reasonBytes)) throw new ProtocolError('WS_ERR_INVALID_CLOSE_REASON')
   return { code, reason: reasonBytes.length === 0 ? '' : decoder.decode(reasonBytes) }
-}
-
-function concat (parts: Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0]
-  const out = new Uint8Array(total)
-  let at = 0
-  for (const part of parts) {
-    out.set(part, at)
-    at += part.length
-  }
-  return out
 }
