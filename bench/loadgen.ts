@@ -151,7 +151,12 @@ async function openMany (port: number, raw: boolean, count: number, parallel = 6
       sockets.push(socket)
     }
   }
-  await Promise.all(Array.from({ length: Math.min(parallel, count) }, worker))
+  try {
+    await Promise.all(Array.from({ length: Math.min(parallel, count) }, worker))
+  } catch (err) {
+    for (const s of sockets) s.destroy() // do not leave half a test's connections open
+    throw err
+  }
   return sockets
 }
 
