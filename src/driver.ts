@@ -725,8 +725,9 @@ export class WebSocketConnection implements Connection {
     }
     const queued = socket.writableLength
     if (queued > this.peakOut) this.peakOut = queued
-    // A peer that does not read our output (pongs included) is not read from either.
-    if (queued >= this.config.sendHigh && !this.pausedForWrite) {
+    // A peer that does not read our output (pongs included) is not read from either. The sink
+    // already waits at sendHigh; this stop sits higher, so big messages still overlap.
+    if (queued >= this.config.sendHigh * READ_STOP_FACTOR && !this.pausedForWrite) {
       this.pausedForWrite = true
       this.updateReading()
     }
@@ -1058,6 +1059,9 @@ function replyLater (conn: WebSocketConnection): void { conn.sendOwedClose() }
 
 /** How long the close owed to a peer waits for the handler to read what came before it. */
 const REPLY_GRACE = 1000
+
+/** Reading stops when this many times `sendHighWaterMark` waits to be sent. */
+const READ_STOP_FACTOR = 4
 
 function ignore (): void {}
 
