@@ -171,13 +171,7 @@ export function connect (url: string | URL, options: ConnectOptions = {}): Promi
         headers: res.headers,
         logger: options.logger,
         head,
-        maxMessageSize: options.maxMessageSize,
-        maxFrameSize: options.maxFrameSize,
-        maxFragments: options.maxFragments,
-        receiveHighWaterMark: options.receiveHighWaterMark,
-        sendHighWaterMark: options.sendHighWaterMark,
-        closeTimeout: options.closeTimeout,
-        heartbeat: options.heartbeat
+        limits: options
       })
       if (signal !== undefined) {
         const close = (): void => conn.close(CloseCode.Normal)

@@ -174,8 +174,10 @@ export function resolveLimits (limits: ConnectionLimits): ResolvedLimits {
   }
 }
 
-export interface DriverOptions extends ConnectionLimits {
-  /** The limits resolved once (a server shares one object among its connections); default: from these options. */
+export interface DriverOptions {
+  /** The caller's limits, as given (defaults fill the gaps). */
+  limits: ConnectionLimits
+  /** The same limits resolved once (a server shares one object among its connections); default: from `limits`. */
   resolved?: ResolvedLimits
   role: Role
   protocol: string
@@ -406,12 +408,13 @@ export class WebSocketConnection implements Connection {
     this.remoteAddress = s.remoteAddress
     this.remotePort = s.remotePort
     this.logger = options.logger
-    this.config = options.resolved ?? resolveLimits(options)
+    const limits = options.limits
+    this.config = options.resolved ?? resolveLimits(limits)
     this.session = new Session({
       role: options.role,
-      maxMessageSize: options.maxMessageSize,
-      maxFrameSize: options.maxFrameSize,
-      maxFragments: options.maxFragments,
+      maxMessageSize: limits.maxMessageSize,
+      maxFrameSize: limits.maxFrameSize,
+      maxFragments: limits.maxFragments,
       isUtf8,
       mask: fillMask,
       alloc: allocUnsafe,

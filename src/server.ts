@@ -254,7 +254,6 @@ export class WebSocketServer {
     const handler = this.handlers.get(protocol)!
     socket.write(buildAcceptResponse(acceptValue(key, sha1Base64), protocol))
     socket.off('error', ignoreError)
-    const o = this.options
     const conn = new WebSocketConnection(socket, {
       role: 'server',
       protocol,
@@ -262,14 +261,8 @@ export class WebSocketServer {
       headers: applicationHeaders(req.headers),
       logger: this.logger,
       head,
-      resolved: this.resolved,
-      maxMessageSize: o.maxMessageSize,
-      maxFrameSize: o.maxFrameSize,
-      maxFragments: o.maxFragments,
-      receiveHighWaterMark: o.receiveHighWaterMark,
-      sendHighWaterMark: o.sendHighWaterMark,
-      closeTimeout: o.closeTimeout,
-      heartbeat: o.heartbeat
+      limits: this.options,
+      resolved: this.resolved
     })
     this.connections.add(conn)
     conn.onClosed = this.forget

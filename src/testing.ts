@@ -129,16 +129,9 @@ export async function connectInMemory (handler: Handler, options: InMemoryOption
     info: (obj, msg) => forward?.info(obj, msg),
     debug: (obj, msg) => forward?.debug(obj, msg)
   }
-  const limits: ConnectionLimits = {
-    maxMessageSize: options.maxMessageSize,
-    maxFrameSize: options.maxFrameSize,
-    maxFragments: options.maxFragments,
-    receiveHighWaterMark: options.receiveHighWaterMark,
-    sendHighWaterMark: options.sendHighWaterMark,
-    closeTimeout: options.closeTimeout,
-    heartbeat: options.heartbeat ?? false
-  }
-  const common = { protocol: options.protocol ?? '', url: options.url ?? '/', headers: options.headers ?? {}, ...limits }
+  // In memory the heartbeat is off unless asked for: a test should not race a ping.
+  const limits: ConnectionLimits = { ...options, heartbeat: options.heartbeat ?? false }
+  const common = { protocol: options.protocol ?? '', url: options.url ?? '/', headers: options.headers ?? {}, limits }
   const server = new WebSocketConnection(serverSocket, { ...common, role: 'server', logger })
   const client = new WebSocketConnection(clientSocket, { ...common, role: 'client' }) as WebSocketConnection & { server: Connection, errors: unknown[] }
   Object.defineProperty(client, 'server', { value: server })
