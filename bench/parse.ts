@@ -1,5 +1,5 @@
 // Frame-parsing throughput: wspipe's FrameParser vs ws's Receiver (pure JS and with bufferutil),
-// plus a plain-JavaScript ceiling (XOR-unmasking every byte through a Uint32Array).
+// plus a plain-JavaScript reference (XOR-ing every byte through a Uint32Array, 4 words a round).
 //
 // Each decoder runs in its own long-lived child process, because ws picks its unmask
 // implementation once, at load time, from WS_NO_BUFFER_UTIL. The orchestrator interleaves the
@@ -82,12 +82,21 @@ async function makeDecoder (variant: Variant, verify: (p: Uint8Array) => void): 
     }
   }
   return (work) => {
-    // the same bytes, unmasked 4 at a time with one fixed key: the cost of touching them in JS
+    // the same bytes XOR-ed with one fixed key through a Uint32Array, four words a round (V8
+    // runs that unrolled loop ~1.5x faster than one word a round): the cost of touching them in JS
     const words = new Uint32Array(work.buffer, work.byteOffset, work.length >>> 2)
     const perChunk = CHUNK >>> 2
+    const key = 0x5a17c3e9
     for (let off = 0; off < words.length; off += perChunk) {
       const end = Math.min(off + perChunk, words.length)
-      for (let i = off; i < end; i++) words[i] ^= 0x5a17c3e9
+      let i = off
+      for (; i + 3 < end; i += 4) {
+        words[i] ^= key
+        words[i + 1] ^= key
+        words[i + 2] ^= key
+        words[i + 3] ^= key
+      }
+      for (; i < end; i++) words[i] ^= key
     }
     return { frames: 0, payloadBytes: 0 }
   }

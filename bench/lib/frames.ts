@@ -104,13 +104,12 @@ export function buildStream (payloadSize: number, minBytes: number, seed = 1): F
   // a pool of distinct payloads keeps generation quick for small frames
   const poolSize = Math.max(1, Math.min(64, Math.floor((4 << 20) / payloadSize)))
   const pool: Uint8Array[] = []
-  let poolSums: number[] = []
   for (let i = 0; i < poolSize; i++) {
     const p = new Uint8Array(payloadSize)
     fillRandom(p, next)
     pool.push(p)
   }
-  poolSums = pool.map(p => { let s = 0; for (let i = 0; i < p.length; i++) s = (s + p[i]) >>> 0; return s })
+  const poolSums = pool.map(p => sumBytes(p, 0))
   let off = 0
   let checksum = 0
   for (let f = 0; f < frames; f++) {
