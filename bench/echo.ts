@@ -3,7 +3,7 @@
 // generator (bench/loadgen.ts) is one process pinned to core 1. Servers are interleaved over
 // several rounds and every result is reported as a median with its ratio to ws from this run.
 //
-//   npm run bench                      # full run (about 12 minutes)
+//   npm run bench                      # full run (about 10 minutes)
 //   npm run bench -- --quick           # about 2 minutes
 //   options: --markdown  --servers=wspipe,ws  --scenarios=a,b,mem,slow  --rounds=N
 //            --profile (servers write V8 CPU profiles to bench/profiles/<server>/; see bench/profile-summary.ts)
