@@ -369,6 +369,8 @@ export class WebSocketConnection implements Connection {
   private readingPaused = false
 
   private flushScheduled = false
+  /** Inside onData, which flushes when it is done: no need to schedule a flush. */
+  private handling = false
   private sinkPhase = SINK_IDLE
   private sinkIterator: Iterator<OutgoingMessage> | AsyncIterator<OutgoingMessage> | undefined
   private sinkOwn = false
@@ -698,7 +700,7 @@ export class WebSocketConnection implements Connection {
       throw new TypeError('a message must be a string or a Uint8Array')
     }
     if (this.session.pendingOutput >= 65536) this.flush()
-    else this.scheduleFlush()
+    else if (!this.handling) this.scheduleFlush()
   }
 
   private scheduleFlush (): void {
@@ -783,7 +785,13 @@ export class WebSocketConnection implements Connection {
   onData (chunk: Uint8Array): void {
     this.seen = true
     const events = this.session.receive(chunk)
-    for (let i = 0; i < events.length; i++) this.onEvent(events[i])
+    // Replies made while these events are handed out (an echo) leave in the flush below.
+    this.handling = true
+    try {
+      for (let i = 0; i < events.length; i++) this.onEvent(events[i])
+    } finally {
+      this.handling = false
+    }
     this.flush()
   }
 
