@@ -43,14 +43,18 @@ export function applyMask (data: Uint8Array, m0: number, m1: number, m2: number,
       ? (b0 | (b1 << 8) | (b2 << 16) | (b3 << 24))
       : ((b0 << 24) | (b1 << 16) | (b2 << 8) | b3)
     const view = new Uint32Array(data.buffer, data.byteOffset + head, words)
-    // Four words a round: V8 keeps the loop tight, about half again faster than one at a time.
-    const words4 = words & ~3
+    // Eight words a round: V8 keeps the loop tight, 1.5x or more the speed of one at a time.
+    const words8 = words & ~7
     let w = 0
-    for (; w < words4; w += 4) {
+    for (; w < words8; w += 8) {
       view[w] ^= key
       view[w + 1] ^= key
       view[w + 2] ^= key
       view[w + 3] ^= key
+      view[w + 4] ^= key
+      view[w + 5] ^= key
+      view[w + 6] ^= key
+      view[w + 7] ^= key
     }
     for (; w < words; w++) view[w] ^= key
     i = head + (words << 2)
