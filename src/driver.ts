@@ -401,7 +401,7 @@ export class WebSocketConnection implements Connection {
   private ourClose: { code: number, reason: string } | undefined
   private closedFirstByUs = false
   private protocolError: ProtocolError | undefined
-  /** We failed the connection (protocol error or abort): no answer to our close is awaited. */
+  /** The peer broke the protocol: no answer to our close is awaited. */
   private failed = false
   private transportEnding = false
 
@@ -513,21 +513,6 @@ export class WebSocketConnection implements Connection {
       this.armCloseTimer('closing', this.config.closeTimeout)
     }
     return true
-  }
-
-  /** Fail from our side: a close frame with `code` (e.g. 1011), then TCP ends without waiting for an answer. */
-  abort (code: number, reason = ''): void {
-    if (this.socketClosed) return
-    if (this.sendOwedClose()) {
-      this.endTransport()
-      return
-    }
-    const first = !this.session.closing
-    this.failed = true
-    this.session.abort(code, reason)
-    if (first) this.onLocalClose(code, reason)
-    this.flush()
-    this.endTransport()
   }
 
   /** Drop the TCP connection at once, without a closing handshake (1006). */
