@@ -153,7 +153,6 @@ function allocUnsafe (size: number): Uint8Array {
   return Buffer.allocUnsafe(size)
 }
 
-/** What the driver needs to know to run a connection. */
 /** {@link ConnectionLimits} with every default filled in: resolved once, shared by connections. */
 export interface ResolvedLimits {
   readonly receiveHigh: number
@@ -179,6 +178,7 @@ export function resolveLimits (limits: ConnectionLimits): ResolvedLimits {
   }
 }
 
+/** What the driver needs to know to run a connection. */
 export interface DriverOptions {
   /** The caller's limits, as given (defaults fill the gaps). */
   limits: ConnectionLimits
@@ -401,8 +401,6 @@ export class WebSocketConnection implements Connection {
   private ourClose: { code: number, reason: string } | undefined
   private closedFirstByUs = false
   private protocolError: ProtocolError | undefined
-  /** The peer broke the protocol: no answer to our close is awaited. */
-  private failed = false
   private transportEnding = false
 
   constructor (socket: NodeDuplex, options: DriverOptions) {
@@ -801,11 +799,9 @@ export class WebSocketConnection implements Connection {
         return
       case 'error':
         this.protocolError = event.error
-        this.failed = true
-        if (this.ourClose === undefined) {
-          this.ourClose = { code: event.error.closeCode, reason: event.error.message }
-          this.closedFirstByUs = true
-        }
+        // The session stops parsing once a close crosses, so no close of ours precedes this one.
+        this.ourClose = { code: event.error.closeCode, reason: event.error.message }
+        this.closedFirstByUs = true
         this.logger?.debug({ err: event.error, remoteAddress: this.remoteAddress }, 'peer broke the protocol')
         this.source.end(event.error)
         this.onPeerClosing()
@@ -832,11 +828,10 @@ export class WebSocketConnection implements Connection {
     }
   }
 
+  /** We started the closing handshake (close() routes a close owed to the peer elsewhere). */
   private onLocalClose (code: number, reason: string): void {
-    if (this.ourClose === undefined || !this.session.peerClosed) {
-      this.ourClose = { code, reason }
-      if (this.peerClose === undefined) this.closedFirstByUs = true
-    }
+    this.ourClose = { code, reason }
+    this.closedFirstByUs = true
     this.stopSink()
     this.flush()
     // The peer's answer must be read even if the handler reads no more (acceptQueued drops instead).
@@ -882,7 +877,8 @@ export class WebSocketConnection implements Connection {
   private endTransport (): void {
     if (this.socketClosed || this.transportEnding) return
     this.transportEnding = true
-    if (this.role === 'server' || this.failed) this.socket.end()
+    // After a protocol error no answer to our close is awaited, on either side.
+    if (this.role === 'server' || this.protocolError !== undefined) this.socket.end()
     this.armCloseTimer('closing', this.config.closeTimeout)
   }
 
@@ -919,7 +915,8 @@ export class WebSocketConnection implements Connection {
     this.stopHeartbeat()
     const clean = this.peerClose !== undefined && this.session.closing && this.protocolError === undefined && this.socketError === undefined
     let info: CloseInfo
-    if (this.ourClose !== undefined && (this.closedFirstByUs || this.peerClose === undefined)) {
+    // `closed` reports the code of the side that closed first.
+    if (this.closedFirstByUs && this.ourClose !== undefined) {
       info = { code: this.ourClose.code, reason: this.ourClose.reason, wasClean: clean }
     } else if (this.peerClose !== undefined) {
       info = { code: this.peerClose.code, reason: this.peerClose.reason, wasClean: clean }
