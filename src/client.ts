@@ -11,12 +11,12 @@
  * @packageDocumentation
  */
 
-import { createHash, randomBytes } from 'node:crypto'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls'
-import { acceptValue, HandshakeError, parseProtocols, validateUpgradeResponse } from './handshake.js'
+import { acceptFor, newKey } from './crypto.js'
+import { HandshakeError, parseProtocols, validateUpgradeResponse } from './handshake.js'
 import { CloseCode } from './protocol/close-codes.js'
 import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger } from './driver.js'
 import { UpgradeError } from './errors.js'
@@ -39,10 +39,6 @@ export interface ConnectOptions extends ConnectionLimits {
 }
 
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
-
-function sha1Base64 (input: string): string {
-  return createHash('sha1').update(input).digest('base64')
-}
 
 /**
  * Open a WebSocket connection to `url` (ws://, wss://, or http(s):// which map to them).
@@ -71,7 +67,7 @@ export function connect (url: string | URL, options: ConnectOptions = {}): Promi
   const signal = options.signal
   if (signal?.aborted === true) return Promise.reject(signal.reason)
 
-  const key = randomBytes(16).toString('base64')
+  const key = newKey()
   const headers: Record<string, string> = {
     ...options.headers,
     Connection: 'Upgrade',
@@ -95,7 +91,7 @@ export function connect (url: string | URL, options: ConnectOptions = {}): Promi
   /** The 101's checks (§4.1); throws an {@link UpgradeError} saying what is wrong. */
   const checkResponse = (res: IncomingMessage): string => {
     try {
-      return validateUpgradeResponse({ statusCode: res.statusCode ?? 0, headers: res.headers }, acceptValue(key, sha1Base64), offered).protocol
+      return validateUpgradeResponse({ statusCode: res.statusCode ?? 0, headers: res.headers }, acceptFor(key), offered).protocol
     } catch (err) {
       const e = err as HandshakeError
       throw new UpgradeError(`invalid handshake response: ${e.message}`, e.status ?? 101, e.message)

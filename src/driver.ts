@@ -8,13 +8,13 @@
  */
 
 import { Buffer, isUtf8 } from 'node:buffer'
-import { getRandomValues } from 'node:crypto'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import type { Duplex, Source } from 'it-stream-types'
 import { CloseCode } from './protocol/close-codes.js'
 import type { ProtocolError } from './protocol/errors.js'
 import type { Role } from './protocol/frame-parser.js'
 import { Session, type SessionEvent } from './protocol/session.js'
+import { fillMask } from './crypto.js'
 import { ConnectionClosedError } from './errors.js'
 
 /** A message as a handler may send it: a string goes as text, bytes as binary (unless received as text). */
@@ -135,18 +135,6 @@ export function isText (message: Uint8Array): boolean {
 export function asText<T extends Uint8Array> (bytes: T): T {
   (bytes as Marked)[kText] = true
   return bytes
-}
-
-// Masking keys come from a pool refilled in bulk: one getRandomValues call per 1,024 frames.
-const maskPool = new Uint8Array(4096)
-let maskPoolAt = maskPool.length
-function fillMask (key: Uint8Array): void {
-  if (maskPoolAt === maskPool.length) {
-    getRandomValues(maskPool)
-    maskPoolAt = 0
-  }
-  key[0] = maskPool[maskPoolAt]; key[1] = maskPool[maskPoolAt + 1]; key[2] = maskPool[maskPoolAt + 2]; key[3] = maskPool[maskPoolAt + 3]
-  maskPoolAt += 4
 }
 
 function allocUnsafe (size: number): Uint8Array {

@@ -183,9 +183,14 @@ const STATUS_TEXT: Record<number, string> = {
   503: 'Service Unavailable'
 }
 
+/** The one-line plain-text body of a refusal. */
+export function rejectBody (reason: string): string {
+  return reason.replace(/[\r\n]+/g, ' ') + '\n'
+}
+
 /** Build a refusal: a real HTTP response with a one-line plain-text body, then the connection closes. */
 export function buildRejectResponse (status: number, reason: string, extraHeaders: Record<string, string> = {}): string {
-  const body = reason.replace(/[\r\n]+/g, ' ') + '\n'
+  const body = rejectBody(reason)
   let out = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nConnection: close\r\n` +
     `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${new TextEncoder().encode(body).length}\r\n`
   for (const [name, value] of Object.entries(extraHeaders)) out += `${name}: ${value}\r\n`

@@ -12,13 +12,13 @@
  * @packageDocumentation
  */
 
-import { createHash } from 'node:crypto'
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http'
 import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import type { SecureContextOptions } from 'node:tls'
-import { acceptValue, buildAcceptResponse, buildRejectResponse, HandshakeError, selectProtocol, validateUpgradeRequest } from './handshake.js'
+import { acceptFor } from './crypto.js'
+import { buildAcceptResponse, buildRejectResponse, HandshakeError, rejectBody, selectProtocol, validateUpgradeRequest } from './handshake.js'
 import { CloseCode } from './protocol/close-codes.js'
 import { finishHandler, resolveLimits, WebSocketConnection, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger } from './driver.js'
 
@@ -63,10 +63,6 @@ const stderrLogger: Logger = {
   warn: () => {},
   info: () => {},
   debug: () => {}
-}
-
-function sha1Base64 (input: string): string {
-  return createHash('sha1').update(input).digest('base64')
 }
 
 /** A WebSocket server in which every connection is an async-iterable duplex. */
@@ -126,7 +122,7 @@ export class WebSocketServer {
       }
       // A plain HTTP request is not ours to serve.
       refusal ??= new HandshakeError(426, 'this is a WebSocket endpoint', { Upgrade: 'websocket' })
-      const body = refusal.message.replace(/[\r\n]+/g, ' ') + '\n'
+      const body = rejectBody(refusal.message)
       res.writeHead(refusal.status, { ...refusal.headers, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Connection: 'close' })
       res.end(body)
     })
@@ -252,7 +248,7 @@ export class WebSocketServer {
       return
     }
     const handler = this.handlers.get(protocol)!
-    socket.write(buildAcceptResponse(acceptValue(key, sha1Base64), protocol))
+    socket.write(buildAcceptResponse(acceptFor(key), protocol))
     socket.off('error', ignoreError)
     const conn = new WebSocketConnection(socket, {
       role: 'server',
