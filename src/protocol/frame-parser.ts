@@ -213,20 +213,8 @@ export class FrameParser {
 
   /** Validate the header at `buf[off..]` (all of it present) and return the payload length. */
   private checkHeader (buf: Uint8Array, off: number, b0: number, b1: number): number {
-    // §5.2: "RSV1, RSV2, RSV3: MUST be 0 unless an extension is negotiated that defines meanings".
-    if ((b0 & 0x70 & ~this.allowedRsv) !== 0) throw new ProtocolError('WS_ERR_UNEXPECTED_RSV')
-    const opcode = b0 & 0x0f
-    // §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail the WebSocket Connection_."
-    if (!isKnownOpcode(opcode)) throw new ProtocolError('WS_ERR_INVALID_OPCODE', String(opcode))
-    // §5.1: a server MUST close on an unmasked frame; a client MUST close on a masked one.
-    const maskBit = (b1 & 0x80) !== 0
-    if (maskBit !== this.masked) throw new ProtocolError(this.masked ? 'WS_ERR_EXPECTED_MASK' : 'WS_ERR_UNEXPECTED_MASK')
+    this.checkFirstBytes(b0, b1)
     let length = b1 & 0x7f
-    if (isControlOpcode(opcode)) {
-      // §5.5: "All control frames MUST have a payload length of 125 bytes or less and MUST NOT be fragmented."
-      if ((b0 & 0x80) === 0) throw new ProtocolError('WS_ERR_FRAGMENTED_CONTROL')
-      if (length > 125) throw new ProtocolError('WS_ERR_CONTROL_TOO_LONG')
-    }
     if (length === 126) {
       length = (buf[off + 2] << 8) | buf[off + 3]
       // §5.2: "the minimal number of bytes MUST be used to encode the length".
@@ -287,13 +275,20 @@ export class FrameParser {
 
   /** Validate the first two header bytes before the rest of the header has arrived. */
   private checkPartialHeader (): void {
-    const b0 = this.header[0]
-    const b1 = this.header[1]
+    this.checkFirstBytes(this.header[0], this.header[1])
+  }
+
+  /** The rules the first two header bytes decide on their own. */
+  private checkFirstBytes (b0: number, b1: number): void {
+    // §5.2: "RSV1, RSV2, RSV3: MUST be 0 unless an extension is negotiated that defines meanings".
     if ((b0 & 0x70 & ~this.allowedRsv) !== 0) throw new ProtocolError('WS_ERR_UNEXPECTED_RSV')
     const opcode = b0 & 0x0f
+    // §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail the WebSocket Connection_."
     if (!isKnownOpcode(opcode)) throw new ProtocolError('WS_ERR_INVALID_OPCODE', String(opcode))
+    // §5.1: a server MUST close on an unmasked frame; a client MUST close on a masked one.
     if (((b1 & 0x80) !== 0) !== this.masked) throw new ProtocolError(this.masked ? 'WS_ERR_EXPECTED_MASK' : 'WS_ERR_UNEXPECTED_MASK')
     if (isControlOpcode(opcode)) {
+      // §5.5: "All control frames MUST have a payload length of 125 bytes or less and MUST NOT be fragmented."
       if ((b0 & 0x80) === 0) throw new ProtocolError('WS_ERR_FRAGMENTED_CONTROL')
       if ((b1 & 0x7f) > 125) throw new ProtocolError('WS_ERR_CONTROL_TOO_LONG')
     }
