@@ -169,6 +169,7 @@ export function connect (url: string | URL, options: ConnectOptions = {}): Promi
         head,
         limits: options
       })
+      conn.start()
       if (signal !== undefined) {
         const close = (): void => conn.close(CloseCode.Normal)
         signal.addEventListener('abort', close, { once: true })

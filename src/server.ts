@@ -20,7 +20,7 @@ import type { SecureContextOptions } from 'node:tls'
 import { acceptFor } from './crypto.js'
 import { buildAcceptResponse, buildRejectResponse, HandshakeError, rejectBody, selectProtocol, validateUpgradeRequest } from './handshake.js'
 import { CloseCode } from './protocol/close-codes.js'
-import { finishHandler, resolveLimits, WebSocketConnection, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger } from './driver.js'
+import { DEFAULT_MEMORY_BUDGET, finishHandler, MemoryBudget, resolveLimits, WebSocketConnection, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger } from './driver.js'
 
 /** A handler serves one connection; its promise settling closes it (1000, or 1011 if it threw). */
 export type Handler = (connection: Connection) => void | Promise<void>
@@ -40,6 +40,22 @@ export interface WebSocketServerOptions extends ConnectionLimits {
   origins?: readonly string[]
   /** pino-shaped logger. Default: errors to stderr, the rest discarded. */
   logger?: Logger
+  /**
+   * Bytes the server may hold for all its connections together: partial frames, unfinished
+   * messages, receive queues and output, each counted with its overhead. A connection whose
+   * growth finds it spent fails with 1013 (Try Again Later); the others carry on. Default 256 MiB.
+   */
+  memoryBudget?: number
+}
+
+/** The server's counters ({@link WebSocketServer.stats}). */
+export interface ServerStats {
+  /** Open connections. */
+  connections: number
+  /** Bytes held for all connections now, as the memory budget counts them. */
+  heldBytes: number
+  /** The memory budget, in bytes. */
+  memoryBudget: number
 }
 
 /** Options of {@link WebSocketServer.listen}. */
@@ -55,7 +71,8 @@ export interface ListenOptions {
 /** Defaults of the server-only options. */
 export const DEFAULT_SERVER_OPTIONS = {
   handshakeTimeout: 10_000,
-  maxHeaderSize: 16 * 1024
+  maxHeaderSize: 16 * 1024,
+  memoryBudget: DEFAULT_MEMORY_BUDGET
 } as const
 
 const stderrLogger: Logger = {
@@ -78,6 +95,7 @@ export class WebSocketServer {
   private readonly attached: Array<{ server: HttpServer | HttpsServer, listener: (...args: any[]) => void, connectionListener: (socket: NodeDuplex) => void, requestListener: (req: IncomingMessage) => void }> = []
   private httpServer: HttpServer | HttpsServer | undefined
   private readonly resolved: ResolvedLimits
+  private readonly budget: MemoryBudget
   private readonly forget = (conn: WebSocketConnection): void => { this.connections.delete(conn) }
   private closing = false
 
@@ -88,6 +106,7 @@ export class WebSocketServer {
     this.pendingSocketClosed = function (this: NodeDuplex) { server.clearHandshakeTimer(this) }
     this.logger = options.logger ?? stderrLogger
     this.resolved = resolveLimits(options)
+    this.budget = new MemoryBudget(options.memoryBudget ?? DEFAULT_SERVER_OPTIONS.memoryBudget)
   }
 
   /** Serve `protocol` with `handler`. `''` serves clients that offer no subprotocol. */
@@ -99,6 +118,11 @@ export class WebSocketServer {
   /** Open connections. */
   get clients (): ReadonlySet<Connection> {
     return this.connections
+  }
+
+  /** Open connections and the memory held for them. */
+  stats (): ServerStats {
+    return { connections: this.connections.size, heldBytes: this.budget.used, memoryBudget: this.budget.limit }
   }
 
   /** Start an HTTP (or, with `tls`, HTTPS) server of our own. Resolves once it listens. */
@@ -258,11 +282,14 @@ export class WebSocketServer {
       logger: this.logger,
       head,
       limits: this.options,
-      resolved: this.resolved
+      resolved: this.resolved,
+      budget: this.budget
     })
     this.connections.add(conn)
     conn.onClosed = this.forget
     runHandler(handler, conn, this.logger)
+    // Frames that came with the request are read once the handler is in place, as later ones are.
+    conn.start()
   }
 
   private reject (socket: NodeDuplex, error: HandshakeError): void {

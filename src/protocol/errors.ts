@@ -26,6 +26,7 @@ export const PROTOCOL_ERRORS = {
   WS_ERR_INVALID_CLOSE_CODE: { closeCode: CloseCode.ProtocolError, message: 'invalid close code' },
   WS_ERR_INVALID_CLOSE_REASON: { closeCode: CloseCode.InvalidPayload, message: 'close reason is not valid UTF-8' },
   WS_ERR_INVALID_COMPRESSED: { closeCode: CloseCode.InvalidPayload, message: 'compressed data could not be inflated' },
+  WS_ERR_MEMORY_BUDGET: { closeCode: CloseCode.TryAgainLater, message: 'memory budget exhausted' },
   WS_ERR_INTERNAL: { closeCode: CloseCode.InternalError, message: 'internal error' }
 } as const
 
@@ -40,7 +41,7 @@ export class ProtocolError extends Error {
   override name = 'ProtocolError'
   /** A stable string such as `WS_ERR_INVALID_UTF8`. */
   readonly code: ProtocolErrorCode
-  /** The close code to send: 1002, 1007, 1009 or 1011. */
+  /** The close code to send: 1002, 1007, 1009, 1011 or 1013. */
   readonly closeCode: number
 
   constructor (code: ProtocolErrorCode, detail?: string) {

@@ -12,6 +12,7 @@
  */
 
 import { ProtocolError } from './errors.js'
+import { Gatherer } from './gather.js'
 import { applyMask } from './mask.js'
 import { isControlOpcode, isKnownOpcode } from './opcode.js'
 
@@ -71,19 +72,16 @@ export interface IncompleteFrame {
 
 const MAX_HEADER = 14
 const NO_HEADER = new Uint8Array(0)
-/** Parts smaller than this are copied into one owned buffer, so a payload dribbled in byte by byte costs its bytes, not an object per byte. */
-const SMALL_PART = 4096
 
 interface Gathering extends IncompleteFrame {
+  /** The payload so far: small parts copied out, so none pins the larger read it came in. */
+  gatherer: Gatherer
   parts: Uint8Array[]
   received: number
   m0: number
   m1: number
   m2: number
   m3: number
-  /** The owned buffer small parts are copied into, and how much of it is used. */
-  tail: Uint8Array | undefined
-  tailUsed: number
   /** Bytes from the start already unmasked. The rest is unmasked on demand or when the frame completes. */
   unmasked: number
 }
@@ -130,6 +128,19 @@ export class FrameParser {
   /** Bytes held across calls: a partial header plus any partial payload. */
   get bufferedBytes (): number {
     return this.headerLength + (this.current?.received ?? 0)
+  }
+
+  /** Memory held across calls, in bytes: {@link FrameParser.bufferedBytes} plus what holding them costs (copies' room, pinned reads, per-part overhead). */
+  get heldBytes (): number {
+    const cur = this.current
+    return cur === undefined ? this.headerLength : MAX_HEADER + cur.gatherer.held
+  }
+
+  /** Drop whatever is buffered (the connection failed: nothing more will be parsed). */
+  discard (): void {
+    this.current = undefined
+    this.header = NO_HEADER
+    this.headerLength = 0
   }
 
   /**
@@ -194,18 +205,7 @@ export class FrameParser {
     // A frame split across chunks stays masked until it completes (or a caller asks for its
     // bytes): unmasking the gathered payload in one pass while it is hot in cache is faster.
     const part = chunk.subarray(start)
-    this.current = {
-      opcode: b0 & 0x0f,
-      fin: (b0 & 0x80) !== 0,
-      rsv1: (b0 & 0x40) !== 0,
-      length,
-      parts: [],
-      received: 0,
-      m0, m1, m2, m3,
-      tail: undefined,
-      tailUsed: 0,
-      unmasked: 0
-    }
+    this.current = startGathering(b0, length, m0, m1, m2, m3)
     if (part.length > 0) addPart(this.current, part)
     this.currentB0 = b0
     return -1
@@ -268,7 +268,7 @@ export class FrameParser {
     if (this.masked) {
       m0 = header[need - 4]; m1 = header[need - 3]; m2 = header[need - 2]; m3 = header[need - 1]
     }
-    this.current = { opcode: b0 & 0x0f, fin: (b0 & 0x80) !== 0, rsv1: (b0 & 0x40) !== 0, length, parts: [], received: 0, m0, m1, m2, m3, tail: undefined, tailUsed: 0, unmasked: 0 }
+    this.current = startGathering(b0, length, m0, m1, m2, m3)
     this.currentB0 = b0
     return this.continuePayload(chunk, frames, off)
   }
@@ -351,26 +351,14 @@ function headerSize (b1: number): number {
   return 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + ((b1 & 0x80) !== 0 ? 4 : 0)
 }
 
+function startGathering (b0: number, length: number, m0: number, m1: number, m2: number, m3: number): Gathering {
+  const gatherer = new Gatherer()
+  return { opcode: b0 & 0x0f, fin: (b0 & 0x80) !== 0, rsv1: (b0 & 0x40) !== 0, length, gatherer, parts: gatherer.parts, received: 0, m0, m1, m2, m3, unmasked: 0 }
+}
+
 function addPart (cur: Gathering, part: Uint8Array): void {
-  const n = part.length
-  if (n >= SMALL_PART) {
-    cur.parts.push(part)
-    cur.tail = undefined
-  } else {
-    let tail = cur.tail
-    if (tail === undefined || cur.tailUsed + n > tail.length) {
-      // Room for what is still to come, up to 64 KiB; never more than the frame declared.
-      tail = new Uint8Array(Math.max(n, Math.min(65536, cur.length - cur.received)))
-      cur.tail = tail
-      cur.tailUsed = 0
-      cur.parts.push(tail.subarray(0, 0))
-    }
-    const start = cur.parts[cur.parts.length - 1].byteOffset - tail.byteOffset
-    tail.set(part, cur.tailUsed)
-    cur.tailUsed += n
-    cur.parts[cur.parts.length - 1] = tail.subarray(start, cur.tailUsed)
-  }
-  cur.received += n
+  cur.gatherer.append(part, cur.length - cur.received)
+  cur.received += part.length
 }
 
 /** Unmask the bytes of `cur` received since the last call, in place. */

@@ -17,10 +17,10 @@
  * @packageDocumentation
  */
 
-import { Uint8ArrayList } from 'uint8arraylist'
 import { CloseCode, isValidCloseCode } from './close-codes.js'
 import { frameHeaderSize, writeFrameHeader, type MaskSource } from './encode.js'
 import { ProtocolError } from './errors.js'
+import { Gatherer } from './gather.js'
 import { DEFAULT_MAX_FRAME_SIZE, FrameParser, type Frame, type IncompleteFrame, type Role } from './frame-parser.js'
 import { applyMask } from './mask.js'
 import { Opcode } from './opcode.js'
@@ -106,8 +106,8 @@ export class Session {
   private messageText = false
   private messageBytes = 0
   private messageFragments = 0
-  /** The fragments of the open message, joined once when it is complete. */
-  private messageParts: Uint8ArrayList | undefined
+  /** The fragments of the open message, joined once when it is complete (small ones copied, so none pins its read). */
+  private messageParts: Gatherer | undefined
   /** Made when first needed: only fragmented or still-arriving text uses it. */
   private utf8: Utf8Validator | undefined
   /** The parser's incomplete frame whose payload prefix was already validated, and how much of it. */
@@ -192,6 +192,14 @@ export class Session {
   /** Bytes received but not yet part of a delivered message (partial frames and fragments). */
   get bufferedBytes (): number {
     return this.parser.bufferedBytes + (this.messageOpen ? this.messageBytes : 0)
+  }
+
+  /**
+   * Memory held for input not yet delivered, in bytes: {@link Session.bufferedBytes} plus what
+   * holding it costs (see {@link Gatherer.held}). What a memory budget should count.
+   */
+  get heldBytes (): number {
+    return this.parser.heldBytes + (this.messageParts?.held ?? 0)
   }
 
   /** Bytes queued for {@link Session.takeOutput}. */
@@ -300,6 +308,19 @@ export class Session {
     if (!this.closeSent) this.sendClose(code, reason)
     this.failed = true
     this.dropMessage()
+    this.parser.discard()
+  }
+
+  /**
+   * Fail the connection for a reason found outside the protocol (e.g. a memory budget, 1013):
+   * like a protocol error of the peer, the close with `error.closeCode` is owed (held back under
+   * {@link SessionOptions.deferClose}), buffered input is dropped, and the one `error` event is returned.
+   */
+  failWith (error: ProtocolError): SessionEvent[] {
+    const events: SessionEvent[] = []
+    if (this.failed || this.closeReceived) return events
+    this.fail(error, events)
+    return events
   }
 
   /** Take everything queued for the transport, in order; the caller writes it. */
@@ -407,11 +428,11 @@ export class Session {
     if (++this.messageFragments > this.maxFragments) throw new ProtocolError('WS_ERR_TOO_MANY_FRAGMENTS')
     // §8.1: fail on the fragment that breaks UTF-8, not at the end of the message.
     if (this.messageText && !this.validator().push(payload, skip)) throw new ProtocolError('WS_ERR_INVALID_UTF8')
-    if (payload.length > 0) (this.messageParts ??= new Uint8ArrayList()).append(payload)
+    if (payload.length > 0) (this.messageParts ??= new Gatherer()).append(payload)
     if (!frame.fin) return
     if (this.messageText && !this.validator().complete) throw new ProtocolError('WS_ERR_INVALID_UTF8')
     // One fragment is handed out as it is; several are joined into one buffer.
-    const data = this.messageParts?.subarray() ?? new Uint8Array(0)
+    const data = this.messageParts?.join(this.alloc) ?? new Uint8Array(0)
     const binary = !this.messageText
     this.dropMessage()
     events.push({ type: 'message', data, binary })
@@ -445,6 +466,8 @@ export class Session {
         const { code, reason } = parseClosePayload(payload, this.isUtf8)
         this.closeReceived = true
         this.dropMessage()
+        // §5.5.1: nothing after the close is read; what was buffered of it is let go.
+        this.parser.discard()
         // §5.5.1: "If an endpoint receives a Close frame and did not previously send a Close
         // frame, the endpoint MUST send a Close frame in response", echoing the code.
         if (!this.closeSent) this.owe(code === CloseCode.NoStatusReceived ? undefined : code, '')
@@ -487,6 +510,7 @@ export class Session {
     this.failed = true
     if (!this.closeSent) this.owe(error.closeCode, error.message.slice(0, 123))
     this.dropMessage()
+    this.parser.discard()
     events.push({ type: 'error', error })
   }
 

@@ -1,0 +1,682 @@
+/**
+ * The socket driver: moves bytes between a socket and a {@link Session}, turns session events
+ * into the connection duplex and carries out the closing rules of DESIGN.md. The incoming
+ * queue, the sink pump, the heartbeat rule and the memory budget live in their own modules;
+ * this one holds them together. No protocol rule lives here: the session decides, the driver
+ * carries out.
+ *
+ * @packageDocumentation
+ */
+
+import { Buffer, isUtf8 } from 'node:buffer'
+import type { Duplex as NodeDuplex } from 'node:stream'
+import type { Source } from 'it-stream-types'
+import { CloseCode, isValidCloseCode } from '../protocol/close-codes.js'
+import { ProtocolError } from '../protocol/errors.js'
+import type { Role } from '../protocol/frame-parser.js'
+import { Session, type SessionEvent } from '../protocol/session.js'
+import { fillMask } from '../crypto.js'
+import { ConnectionClosedError } from '../errors.js'
+import type { MemoryBudget } from './budget.js'
+import { heartbeatSweeper, judge } from './heartbeat.js'
+import { MessageSource, type IncomingOwner } from './incoming.js'
+import { SinkPump, type SinkOwner } from './sink.js'
+import { kText, type Marked } from './text.js'
+import { resolveLimits, type CloseInfo, type Connection, type ConnectionStats, type DriverOptions, type Logger, type OutgoingMessage, type ResolvedLimits } from './types.js'
+
+function allocUnsafe (size: number): Uint8Array {
+  return Buffer.allocUnsafe(size)
+}
+
+const encoder = new TextEncoder()
+
+/** The driver: one per socket. Implements {@link Connection}. */
+export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner {
+  readonly protocol: string
+  readonly url: string
+  readonly headers: Record<string, string | string[] | undefined>
+  readonly remoteAddress: string | undefined
+  readonly remotePort: number | undefined
+  readonly source: MessageSource
+  /** Called once the connection is gone (the server's bookkeeping; no promise needed). */
+  onClosed: ((conn: WebSocketConnection) => void) | undefined
+
+  private readonly socket: NodeDuplex
+  private readonly session: Session
+  private readonly role: Role
+  private readonly logger: Logger | undefined
+  private readonly config: ResolvedLimits
+  private readonly budget: MemoryBudget | undefined
+  /** What this connection has charged to the budget. */
+  private charged = 0
+  /** Bytes that came with the handshake, processed by start(). */
+  private head: Uint8Array | undefined
+  /** Made on first use of `signal`: most connections never ask, and it is not free. */
+  private abortController: AbortController | undefined
+  private abortReason: ConnectionClosedError | undefined
+  /** `closed` is made on first use; most connections are never asked. */
+  private closedPromise: Promise<CloseInfo> | undefined
+  private resolveClosed: ((info: CloseInfo) => void) | undefined
+  private closeInfo: CloseInfo | undefined
+
+  private peakOut = 0
+  private pauseCount = 0
+  private heartbeatPings = 0
+  private pausedForQueue = false
+  private pausedForWrite = false
+  private readingPaused = false
+
+  private flushScheduled = false
+  /** Inside onData, which flushes when it is done: no need to schedule a flush. */
+  private handling = false
+  private pump: SinkPump | undefined
+  private handlerLogger: Logger | undefined
+  private pings: Array<{ data: Uint8Array, sentAt: number, resolve: (rtt: number) => void, reject: (e: unknown) => void }> | undefined
+  /** Write callback of a flush that left the queue above `sendHigh` (made when first needed). */
+  private written: (() => void) | undefined
+
+  /** The close timer (owing an answer, or waiting for the peer's); heartbeats use a shared sweeper. */
+  private timer: NodeJS.Timeout | undefined
+  private closeStage: 'owing' | 'closing' | undefined
+  private heartbeatAwaiting = false
+  /** When the heartbeat next looks at this connection (ms, performance.now clock). */
+  heartbeatDue = 0
+  /** Signs of life for the heartbeat: bytes arrived; when life was last seen; what moved while paused. */
+  private seen = false
+  private lastLife = 0
+  private takenAtVisit = 0
+  private writableAtVisit = 0
+  private replyScheduled = false
+  private socketClosed = false
+  private socketError: Error | undefined
+  private peerClose: { code: number, reason: string } | undefined
+  private ourClose: { code: number, reason: string } | undefined
+  private closedFirstByUs = false
+  private protocolError: ProtocolError | undefined
+  private transportEnding = false
+
+  constructor (socket: NodeDuplex, options: DriverOptions) {
+    this.socket = socket
+    this.role = options.role
+    this.protocol = options.protocol
+    this.url = options.url
+    this.headers = options.headers
+    const s = socket as NodeDuplex & { remoteAddress?: string, remotePort?: number }
+    this.remoteAddress = s.remoteAddress
+    this.remotePort = s.remotePort
+    this.logger = options.logger
+    const limits = options.limits
+    this.config = options.resolved ?? resolveLimits(limits)
+    this.budget = options.budget
+    this.session = new Session({
+      role: options.role,
+      maxMessageSize: limits.maxMessageSize,
+      maxFrameSize: limits.maxFrameSize,
+      maxFragments: limits.maxFragments,
+      isUtf8,
+      mask: fillMask,
+      alloc: allocUnsafe,
+      deferClose: true
+    })
+    this.source = new MessageSource(this, this.config.receiveHigh, this.config.receiveLow)
+    this.sink = this.sink.bind(this)
+    this.head = options.head !== undefined && options.head.length > 0 ? options.head : undefined
+
+    const tcp = socket as NodeDuplex & { setNoDelay?: (v: boolean) => void, setTimeout?: (ms: number) => void }
+    tcp.setNoDelay?.(true)
+    tcp.setTimeout?.(0)
+    socket.on('data', socketOnData)
+    socket.on('end', socketOnEnd)
+    socket.on('close', socketOnClose)
+    socket.on('error', socketOnError)
+    socket.on('drain', socketOnDrain)
+    ;(socket as unknown as Record<symbol, WebSocketConnection>)[kConnection] = this
+    if (this.config.heartbeatInterval > 0) {
+      const now = performance.now()
+      this.lastLife = now
+      this.heartbeatDue = now + this.config.heartbeatInterval
+      heartbeatSweeper(Math.min(this.config.heartbeatInterval, this.config.heartbeatTimeout)).add(this)
+    }
+  }
+
+  /**
+   * Process the bytes that came with the handshake. Called once a handler is in place, so frames
+   * in the same TCP segment as the upgrade request are treated like frames that came later.
+   */
+  start (): void {
+    const head = this.head
+    this.head = undefined
+    if (head !== undefined && !this.socketClosed) this.onData(head)
+  }
+
+  /** The path part of {@link Connection.url}. */
+  get path (): string {
+    const q = this.url.indexOf('?')
+    return q < 0 ? this.url : this.url.slice(0, q)
+  }
+
+  get closed (): Promise<CloseInfo> {
+    if (this.closedPromise === undefined) {
+      this.closedPromise = this.closeInfo !== undefined
+        ? Promise.resolve(this.closeInfo)
+        : new Promise((resolve) => { this.resolveClosed = resolve })
+    }
+    return this.closedPromise
+  }
+
+  get signal (): AbortSignal {
+    if (this.abortController === undefined) {
+      this.abortController = new AbortController()
+      if (this.abortReason !== undefined) this.abortController.abort(this.abortReason)
+    }
+    return this.abortController.signal
+  }
+
+  stats (): ConnectionStats {
+    return {
+      queuedInBytes: this.source.cost,
+      peakQueuedInBytes: this.source.peak,
+      queuedOutBytes: this.queuedOut(),
+      peakQueuedOutBytes: this.peakOut,
+      pauses: this.pauseCount,
+      heartbeatPings: this.heartbeatPings,
+      heldBytes: this.held()
+    }
+  }
+
+  close (code: number = CloseCode.Normal, reason = ''): void {
+    // A programmer's mistake is reported whatever the state (§7.4: only some codes may be sent).
+    if (!Number.isInteger(code)) throw new TypeError(`a close code must be an integer, not ${typeof code === 'string' ? `the string '${code}'` : String(code)}`)
+    if (!isValidCloseCode(code)) throw new RangeError(`close code ${code} may not be sent: use 1000, 1001-1003, 1007-1014 or 3000-4999 (RFC 6455 §7.4)`)
+    if (typeof reason !== 'string') throw new TypeError('a close reason must be a string')
+    if (Buffer.byteLength(reason) > 123) throw new RangeError('a close reason is at most 123 bytes of UTF-8 (RFC 6455 §5.5)')
+    if (this.socketClosed || this.session.closing) return
+    // A close already owed to the peer (its close, or its protocol error) takes precedence.
+    if (this.sendOwedClose()) return
+    this.session.sendClose(code, reason)
+    this.onLocalClose(code, reason)
+  }
+
+  /** The connection is failing because the peer broke the protocol (the error `source` throws). */
+  get failure (): ProtocolError | undefined {
+    return this.protocolError
+  }
+
+  /** The consumer of `source` has seen its end: the close owed to the peer can follow the replies. */
+  onSourceDrained (): void {
+    if (this.session.pendingClose === undefined || this.replyScheduled) return
+    this.replyScheduled = true
+    // After the flush the sink scheduled for its last replies (setImmediate runs in order).
+    setImmediate(replyLater, this)
+  }
+
+  /** Send the close frame owed to the peer, if any. */
+  sendOwedClose (): boolean {
+    const owed = this.session.pendingClose
+    if (owed === undefined || this.socketClosed) return false
+    this.session.sendPendingClose()
+    this.ourClose ??= { code: owed.code ?? CloseCode.NoStatusReceived, reason: owed.reason }
+    this.stopSink()
+    this.flush()
+    if (!this.socketClosed && !this.transportEnding) {
+      this.armCloseTimer('closing', this.config.closeTimeout)
+    }
+    return true
+  }
+
+  /** Drop the TCP connection at once, without a closing handshake (1006). */
+  terminate (): void {
+    if (!this.socketClosed) this.socket.destroy()
+  }
+
+  ping (data: Uint8Array | string = new Uint8Array(0)): Promise<number> {
+    let payload: Uint8Array
+    if (typeof data === 'string') payload = encoder.encode(data)
+    else if (data instanceof Uint8Array) payload = data
+    else return Promise.reject(new TypeError('a ping payload must be a Uint8Array or a string'))
+    // §5.5: "All control frames MUST have a payload length of 125 bytes or less".
+    if (payload.length > 125) return Promise.reject(new RangeError('a ping payload is at most 125 bytes (RFC 6455 §5.5)'))
+    if (this.socketClosed || this.session.closing) return Promise.reject(new ConnectionClosedError('the connection is closing', this.session.sentCloseCode ?? CloseCode.Abnormal))
+    // A copy: the caller may reuse its buffer before the pong comes.
+    const copy = new Uint8Array(payload)
+    return new Promise((resolve, reject) => {
+      this.session.sendPing(copy)
+      ;(this.pings ??= []).push({ data: copy, sentAt: performance.now(), resolve, reject })
+      this.flush()
+    })
+  }
+
+  sink (source: Source<OutgoingMessage>): Promise<void> {
+    if (this.pump !== undefined) return Promise.reject(new Error('sink can be called only once per connection'))
+    let pump: SinkPump
+    try {
+      pump = new SinkPump(this, source)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    this.pump = pump
+    pump.pump()
+    return pump.promise
+  }
+
+  /**
+   * The handler returned `promise`: if it is this connection's sink promise, its end is the
+   * handler's end (1000, or 1011 and a log line) and is reported without a `.then`.
+   */
+  adoptSinkPromise (promise: unknown, logger: Logger): boolean {
+    const pump = this.pump
+    if (promise === undefined || pump === undefined || promise !== pump.promise) return false
+    this.handlerLogger = logger
+    pump.adopt()
+    return true
+  }
+
+  onHandlerSettled (error: unknown): void {
+    if (error !== undefined) finishHandler(this, error, this.handlerLogger!)
+    else this.close(CloseCode.Normal)
+  }
+
+  get sendingStopped (): boolean {
+    return this.socketClosed || this.session.closing
+  }
+
+  get dropWhenFull (): boolean {
+    return this.session.closing
+  }
+
+  outputFull (): boolean {
+    if (this.queuedOut() < this.config.sendHigh) return false
+    this.flush()
+    return this.socket.writableLength >= this.config.sendHigh
+  }
+
+  wakeSink (): void {
+    this.pump?.pump()
+  }
+
+  queueFull (full: boolean): void {
+    if (full && this.session.closing) return
+    this.pausedForQueue = full
+    this.updateReading()
+  }
+
+  onQueueEmptied (): void {
+    if (this.budget !== undefined) this.charge()
+  }
+
+  /** Queue one message; flush at the end of the tick so a burst leaves in one write. */
+  send (message: OutgoingMessage): void {
+    if (typeof message === 'string') {
+      this.session.sendText(Buffer.from(message))
+    } else if (message instanceof Uint8Array) {
+      this.session.send(message, (message as Marked)[kText] !== true)
+    } else {
+      throw new TypeError('a message must be a string or a Uint8Array')
+    }
+    if (this.session.pendingOutput >= 65536) this.flush()
+    else if (!this.handling) this.scheduleFlush()
+  }
+
+  private scheduleFlush (): void {
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    setImmediate(flushLater, this)
+  }
+
+  /** Write everything the session queued, as one corked batch. */
+  flush (): void {
+    this.flushScheduled = false
+    if (this.socketClosed) return
+    const socket = this.socket
+    // 'drain' comes only once the socket's own high-water mark (16 KiB) was passed. When ours
+    // is lower, or to be sure, the last write above it carries a callback: when it has been
+    // written, so has everything before it, and whoever waits for room looks again.
+    const watch = socket.writableLength + this.session.pendingOutput >= this.config.sendHigh ? (this.written ??= () => { this.onDrain() }) : undefined
+    const out = this.session.takeOutput()
+    const n = out.length
+    if (n === 0) {
+      // The peer's answer to our close leaves nothing to write, but TCP must still end (§7.1.1).
+      if (this.session.shouldCloseTransport) this.endTransport()
+      return
+    }
+    if (n === 1) {
+      socket.write(out[0], watch)
+    } else {
+      socket.cork()
+      for (let i = 0; i < n - 1; i++) socket.write(out[i])
+      socket.write(out[n - 1], watch)
+      socket.uncork()
+    }
+    const queued = socket.writableLength
+    if (queued > this.peakOut) this.peakOut = queued
+    // A peer that does not read our output (pongs included) is not read from either. The sink
+    // already waits at sendHigh; this stop sits higher, so big messages still overlap.
+    if (queued >= this.config.sendHigh * READ_STOP_FACTOR && !this.pausedForWrite) {
+      this.pausedForWrite = true
+      this.updateReading()
+    }
+    if (this.budget !== undefined && !this.handling) this.charge()
+    if (this.session.shouldCloseTransport) this.endTransport()
+  }
+
+  private queuedOut (): number {
+    return this.session.pendingOutput + this.socket.writableLength
+  }
+
+  /** Memory held for this connection: undelivered input, the receive queue, output. */
+  private held (): number {
+    return this.session.heldBytes + this.source.cost + this.queuedOut()
+  }
+
+  /**
+   * Report what this connection holds to the server's budget. Growth that finds the budget spent
+   * fails the connection with 1013 (IANA: Try Again Later), which lets its buffers go.
+   */
+  private charge (): void {
+    const budget = this.budget!
+    const held = this.socketClosed ? 0 : this.held()
+    const delta = held - this.charged
+    this.charged = held
+    if (budget.charge(delta) || this.socketClosed || this.protocolError !== undefined) return
+    this.logger?.warn({ remoteAddress: this.remoteAddress, held, used: budget.used, limit: budget.limit }, 'memory budget exhausted: failing the connection that needed more (1013)')
+    const events = this.session.failWith(new ProtocolError('WS_ERR_MEMORY_BUDGET'))
+    for (let i = 0; i < events.length; i++) this.onEvent(events[i])
+    const after = this.held()
+    budget.charge(after - this.charged)
+    this.charged = after
+  }
+
+  private updateReading (): void {
+    const pause = this.pausedForQueue || this.pausedForWrite
+    if (pause === this.readingPaused || this.socketClosed) return
+    this.readingPaused = pause
+    if (pause) {
+      this.pauseCount++
+      this.socket.pause()
+    } else {
+      this.socket.resume()
+    }
+  }
+
+  onData (chunk: Uint8Array): void {
+    this.seen = true
+    const events = this.session.receive(chunk)
+    // Replies made while these events are handed out (an echo) leave in the flush below.
+    this.handling = true
+    try {
+      for (let i = 0; i < events.length; i++) this.onEvent(events[i])
+    } finally {
+      this.handling = false
+    }
+    // What is still queued must not pin this read.
+    this.source.settle()
+    this.flush()
+    if (this.budget !== undefined) this.charge()
+  }
+
+  private onEvent (event: SessionEvent): void {
+    switch (event.type) {
+      case 'message':
+        if (!event.binary) (event.data as Marked)[kText] = true
+        this.source.push(event.data)
+        return
+      case 'ping':
+        return
+      case 'pong':
+        this.onPong(event.data)
+        return
+      case 'close':
+        this.peerClose = { code: event.code, reason: event.reason }
+        this.source.end()
+        this.abortSignal()
+        // DESIGN "Closing": the peer's close is answered at once, after what is already being
+        // written; the sink stops. Only a protocol error waits for the handler (see onPeerClosing).
+        this.sendOwedClose()
+        return
+      case 'error':
+        this.protocolError = event.error
+        // The session stops parsing once a close crosses, so no close of ours precedes this one.
+        this.ourClose = { code: event.error.closeCode, reason: event.error.message }
+        this.closedFirstByUs = true
+        this.logger?.debug({ err: event.error, remoteAddress: this.remoteAddress }, 'peer broke the protocol')
+        this.source.end(event.error)
+        this.onPeerClosing()
+    }
+  }
+
+  private onPong (data: Uint8Array): void {
+    if (this.heartbeatAwaiting) {
+      // Answered: the next ping is due `interval` from now, not after the pong timeout.
+      this.heartbeatAwaiting = false
+      this.seen = false
+      const now = performance.now()
+      this.lastLife = now
+      this.heartbeatDue = now + this.config.heartbeatInterval
+    }
+    // §5.5.3: a pong echoes its ping's payload, and a peer may answer only the latest ping: the
+    // pong settles the ping it echoes and every earlier one.
+    const pings = this.pings
+    if (pings === undefined) return
+    for (let i = 0; i < pings.length; i++) {
+      if (!equalBytes(pings[i].data, data)) continue
+      const answered = pings.splice(0, i + 1)
+      const now = performance.now()
+      for (const p of answered) p.resolve(now - p.sentAt)
+      return
+    }
+  }
+
+  /** We started the closing handshake (close() routes a close owed to the peer elsewhere). */
+  private onLocalClose (code: number, reason: string): void {
+    this.ourClose = { code, reason }
+    this.closedFirstByUs = true
+    this.stopSink()
+    this.flush()
+    // The peer's answer must be read even if the handler reads no more (the queue drops instead).
+    this.source.release()
+    // Wait for the peer's close frame, then for TCP to end; past the timeout, drop it.
+    if (!this.socketClosed) {
+      this.armCloseTimer('closing', this.config.closeTimeout)
+    }
+  }
+
+  /**
+   * The peer failed the connection: the signal aborts, and the close we owe it (1002, 1007,
+   * 1009) goes out once the handler has read the messages before the bad frame (or after a
+   * short grace), so its replies to them go first.
+   */
+  private onPeerClosing (): void {
+    this.abortSignal()
+    if (this.session.pendingClose === undefined || this.socketClosed) return
+    if (this.source.detached) {
+      this.onSourceDrained()
+      return
+    }
+    this.armCloseTimer('owing', Math.min(REPLY_GRACE, this.config.closeTimeout))
+  }
+
+  private abortSignal (): void {
+    if (this.abortReason !== undefined) return
+    this.abortReason = new ConnectionClosedError('the connection is closing', this.ourClose?.code ?? this.peerClose?.code ?? CloseCode.Abnormal)
+    this.abortController?.abort(this.abortReason)
+  }
+
+  /** Our close is sent or the socket is gone: the sink pulls no more; wake whatever waits. */
+  private stopSink (): void {
+    this.pump?.stop()
+    this.abortSignal()
+  }
+
+  /** §7.1.1: the server ends TCP first; a client waits for the server, up to the close timeout. */
+  private endTransport (): void {
+    if (this.socketClosed || this.transportEnding) return
+    this.transportEnding = true
+    // After a protocol error no answer to our close is awaited, on either side.
+    if (this.role === 'server' || this.protocolError !== undefined) this.socket.end()
+    this.armCloseTimer('closing', this.config.closeTimeout)
+  }
+
+  onDrain (): void {
+    if (this.pausedForWrite && this.socket.writableLength < this.config.sendHigh) {
+      this.pausedForWrite = false
+      this.updateReading()
+    }
+    this.pump?.onDrain()
+  }
+
+  onEnd (): void {
+    // The peer half-closed: no frame is coming any more. If its close came first, the answer it
+    // is owed still goes out: on a half-open socket once the handler has replied (as usual; the
+    // closing handshake then ends TCP), otherwise at once. Then we finish our side too.
+    if (this.socketClosed) return
+    if (this.session.pendingClose !== undefined && (this.socket as { allowHalfOpen?: boolean }).allowHalfOpen === true) return
+    this.sendOwedClose()
+    this.socket.end()
+  }
+
+  onError (err: Error): void {
+    this.socketError ??= err
+  }
+
+  onClose (): void {
+    if (this.socketClosed) return
+    this.socketClosed = true
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+    this.stopHeartbeat()
+    const clean = this.peerClose !== undefined && this.session.closing && this.protocolError === undefined && this.socketError === undefined
+    let info: CloseInfo
+    // `closed` reports the code of the side that closed first.
+    if (this.closedFirstByUs && this.ourClose !== undefined) {
+      info = { code: this.ourClose.code, reason: this.ourClose.reason, wasClean: clean }
+    } else if (this.peerClose !== undefined) {
+      info = { code: this.peerClose.code, reason: this.peerClose.reason, wasClean: clean }
+    } else {
+      info = { code: CloseCode.Abnormal, reason: '', wasClean: false }
+    }
+    // After a close we started, `source` ends (the peer's answer, or closeTimeout, ends it);
+    // without any close frame the connection was lost, and `source` throws.
+    if (this.peerClose === undefined && this.protocolError === undefined && !this.closedFirstByUs) {
+      this.source.end(new ConnectionClosedError(
+        this.socketError !== undefined ? `connection lost: ${this.socketError.message}` : 'connection closed without a close frame',
+        CloseCode.Abnormal, { cause: this.socketError }))
+    } else {
+      this.source.end()
+    }
+    this.stopSink()
+    // The budget gets back all this connection charged.
+    if (this.budget !== undefined) {
+      this.budget.charge(-this.charged)
+      this.charged = 0
+    }
+    const pings = this.pings ?? []
+    this.pings = undefined
+    for (const p of pings) p.reject(new ConnectionClosedError('the connection closed before the pong', info.code))
+    this.closeInfo = info
+    this.resolveClosed?.(info)
+    this.onClosed?.(this)
+  }
+
+  /** Once closing starts, the heartbeat stops and one timer bounds the wait. */
+  private armCloseTimer (stage: 'owing' | 'closing', ms: number): void {
+    this.stopHeartbeat()
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.closeStage = stage
+    this.timer = setTimeout(timerFired, ms, this)
+  }
+
+  private stopHeartbeat (): void {
+    if (this.config.heartbeatInterval > 0 && this.heartbeatDue !== Infinity) {
+      this.heartbeatDue = Infinity
+      heartbeatSweeper(Math.min(this.config.heartbeatInterval, this.config.heartbeatTimeout)).delete(this)
+    }
+  }
+
+  onTimer (): void {
+    this.timer = undefined
+    if (this.socketClosed) return
+    if (this.closeStage === 'closing') {
+      // No close frame or no TCP end within closeTimeout: drop the connection.
+      this.socket.destroy()
+    } else if (this.closeStage === 'owing') {
+      // The handler did not read up to the peer's protocol error in time: answer it now.
+      this.sendOwedClose()
+    }
+  }
+
+  /** The sweeper's visit, once `heartbeatDue` has passed. */
+  onHeartbeat (now: number): void {
+    if (this.socketClosed) return
+    const writable = this.socket.writableLength
+    const moved = this.source.taken !== this.takenAtVisit || writable < this.writableAtVisit
+    this.takenAtVisit = this.source.taken
+    this.writableAtVisit = writable
+    const { heartbeatInterval: interval, heartbeatTimeout: timeout } = this.config
+    const verdict = judge({ seen: this.seen, paused: this.readingPaused, moved, awaiting: this.heartbeatAwaiting, lastLife: this.lastLife }, now, interval, timeout)
+    this.seen = false
+    switch (verdict) {
+      case 'alive':
+        this.lastLife = now
+        this.heartbeatAwaiting = false
+        this.heartbeatDue = now + interval
+        return
+      case 'wait':
+        this.heartbeatDue = Math.min(now + interval, this.lastLife + interval + timeout)
+        return
+      case 'drop':
+        this.logger?.debug({ remoteAddress: this.remoteAddress, paused: this.readingPaused }, this.readingPaused
+          ? 'nothing read or written within the heartbeat interval + timeout: dropping the peer'
+          : 'no pong within the heartbeat timeout: dropping the peer')
+        this.socket.destroy()
+        return
+      case 'ping':
+        this.heartbeatAwaiting = true
+        this.heartbeatPings++
+        this.session.sendPing()
+        this.flush()
+        this.heartbeatDue = now + timeout
+    }
+  }
+}
+
+const kConnection = Symbol('wspipe.connection')
+
+function owner (socket: unknown): WebSocketConnection {
+  return (socket as Record<symbol, WebSocketConnection>)[kConnection]
+}
+function socketOnData (this: NodeDuplex, chunk: Uint8Array): void { owner(this).onData(chunk) }
+function socketOnEnd (this: NodeDuplex): void { owner(this).onEnd() }
+function socketOnClose (this: NodeDuplex): void { owner(this).onClose() }
+function socketOnError (this: NodeDuplex, err: Error): void { owner(this).onError(err) }
+function socketOnDrain (this: NodeDuplex): void { owner(this).onDrain() }
+function flushLater (conn: WebSocketConnection): void { conn.flush() }
+function timerFired (conn: WebSocketConnection): void { conn.onTimer() }
+function replyLater (conn: WebSocketConnection): void { conn.sendOwedClose() }
+
+/** How long the close owed to a peer waits for the handler to read what came before it. */
+const REPLY_GRACE = 1000
+
+/** Reading stops when this many times `sendHighWaterMark` waits to be sent. */
+const READ_STOP_FACTOR = 4
+
+/**
+ * A handler has settled with `err`: the error is logged (never sent to the peer: it may hold
+ * secrets) and the connection closes with 1011. The connection's own failure, rethrown by
+ * `source`, is the peer's fault and already answered (1002/1007/1009/1013, or lost: 1006): not
+ * a handler bug.
+ */
+export function finishHandler (conn: WebSocketConnection, err: unknown, logger: Logger): void {
+  if (err === conn.failure || err instanceof ConnectionClosedError) {
+    logger.debug({ err, protocol: conn.protocol, remoteAddress: conn.remoteAddress }, 'connection failed')
+    conn.close(CloseCode.InternalError)
+    return
+  }
+  logger.error({ err, protocol: conn.protocol, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort, path: conn.path }, 'WebSocket handler failed')
+  conn.close(CloseCode.InternalError)
+}
+
+function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}

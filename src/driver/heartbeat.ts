@@ -1,0 +1,108 @@
+/**
+ * Heartbeats: the rule that ends a connection nobody hears from, and one shared timer per
+ * granularity that visits connections when they are due (idle connections cost no timer).
+ *
+ * @packageDocumentation
+ */
+
+/** What a visit knows about a connection since the previous one. */
+export interface Pulse {
+  /** Bytes arrived from the peer. */
+  readonly seen: boolean
+  /** We hold reading paused (the handler is not reading, or the peer is not reading our output): its pongs cannot arrive. */
+  readonly paused: boolean
+  /** While paused: the handler took a message or the socket wrote some output. */
+  readonly moved: boolean
+  /** A heartbeat ping is waiting for its pong. */
+  readonly awaiting: boolean
+  /** When a sign of life was last seen (ms). */
+  readonly lastLife: number
+}
+
+/** What to do at a visit: `alive` (schedule the next), `ping`, `wait` (paused, not yet stalled long enough) or `drop`. */
+export type Verdict = 'alive' | 'ping' | 'wait' | 'drop'
+
+/**
+ * The heartbeat's rule. Traffic proves the peer alive. While reading is paused no pong can
+ * arrive, so no ping is sent; but with nothing read and nothing written for `interval +
+ * timeout` the connection is dropped all the same: no state lives forever (DESIGN "Limits").
+ * Otherwise an idle peer is pinged, and dropped if the pong does not come within `timeout`.
+ */
+export function judge (pulse: Pulse, now: number, interval: number, timeout: number): Verdict {
+  if (pulse.seen) return 'alive'
+  if (pulse.paused) {
+    if (pulse.moved) return 'alive'
+    return now - pulse.lastLife >= interval + timeout ? 'drop' : 'wait'
+  }
+  return pulse.awaiting ? 'drop' : 'ping'
+}
+
+/** A connection the sweeper visits. */
+export interface HeartbeatSubject {
+  /** When the sweeper next looks at it (ms, performance.now clock); Infinity: never. */
+  heartbeatDue: number
+  onHeartbeat: (now: number) => void
+}
+
+/**
+ * One timer for the heartbeats of every connection with the same granularity, instead of a
+ * timer per connection.
+ */
+export class HeartbeatSweeper {
+  private readonly subjects = new Set<HeartbeatSubject>()
+  private timer: NodeJS.Timeout | undefined
+  private readonly tick: number
+
+  constructor (tick: number) {
+    this.tick = tick
+  }
+
+  /** Connections watched now. */
+  get size (): number {
+    return this.subjects.size
+  }
+
+  add (subject: HeartbeatSubject): void {
+    this.subjects.add(subject)
+    if (this.timer === undefined) {
+      this.timer = setInterval(sweep, this.tick, this)
+      this.timer.unref()
+    }
+  }
+
+  delete (subject: HeartbeatSubject): void {
+    this.subjects.delete(subject)
+    if (this.subjects.size === 0 && this.timer !== undefined) {
+      clearInterval(this.timer)
+      this.timer = undefined
+    }
+  }
+
+  /** Visit every connection that is due. */
+  sweep (): void {
+    const now = performance.now()
+    for (const subject of this.subjects) if (now >= subject.heartbeatDue) subject.onHeartbeat(now)
+  }
+}
+
+const sweepers = new Map<number, HeartbeatSweeper>()
+
+/** The sweeper for heartbeats whose shortest period is `period` ms: it looks 4 times per period. */
+export function heartbeatSweeper (period: number): HeartbeatSweeper {
+  const tick = Math.max(5, Math.floor(period / 4))
+  let sweeper = sweepers.get(tick)
+  if (sweeper === undefined) {
+    sweeper = new HeartbeatSweeper(tick)
+    sweepers.set(tick, sweeper)
+  }
+  return sweeper
+}
+
+/** Connections watched by all sweepers (for leak checks). */
+export function watchedConnections (): number {
+  let n = 0
+  for (const s of sweepers.values()) n += s.size
+  return n
+}
+
+function sweep (sweeper: HeartbeatSweeper): void { sweeper.sweep() }

@@ -1,0 +1,217 @@
+/**
+ * The incoming queue behind `source`: whole messages waiting for the handler, pull-based, with
+ * water marks that pause and resume reading. Each message costs its bytes plus
+ * {@link ITEM_OVERHEAD}, so empty messages cannot slip past the mark; a queued message that is a
+ * small view of a larger socket read is copied out, so it does not pin that read.
+ *
+ * @packageDocumentation
+ */
+
+import { Buffer } from 'node:buffer'
+import { ITEM_OVERHEAD } from '../protocol/gather.js'
+import { kText, type Marked } from './text.js'
+
+/** What the queue needs from its connection. */
+export interface IncomingOwner {
+  /** The queue's cost crossed the high-water mark (true) or fell to the low one (false). */
+  queueFull: (full: boolean) => void
+  /** Our close is sent: past the high-water mark messages are dropped, since reading must go on until the peer's close. */
+  readonly dropWhenFull: boolean
+  /** The consumer has seen the end of `source`. */
+  onSourceDrained: () => void
+  /** The connection's own sink waits for a message or the end: wake it. */
+  wakeSink: () => void
+  /** The queue shrank to nothing: a moment to report freed memory. */
+  onQueueEmptied: () => void
+}
+
+const NO_MESSAGES: Uint8Array[] = []
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined }
+const DONE_PROMISE = Promise.resolve(DONE)
+/** What {@link MessageSource.poll} returns when no message is queued yet, and at the end. */
+export const WAIT = Symbol('wait')
+export const END = Symbol('end')
+
+/** `source`: a pull-based queue of whole messages, with a fast path when one is already queued. */
+export class MessageSource implements AsyncIterableIterator<Uint8Array> {
+  private readonly owner: IncomingOwner
+  private readonly high: number
+  private readonly low: number
+  /** A shared empty queue until the first message has to wait (most are taken at once). */
+  private queue: Uint8Array[] = NO_MESSAGES
+  private head = 0
+  /** Queue index from which messages arrived since the last {@link MessageSource.settle}. */
+  private fresh = 0
+  private waiter: { resolve: (r: IteratorResult<Uint8Array>) => void, reject: (e: unknown) => void } | undefined
+  private ended = false
+  private error: Error | undefined
+  private full = false
+  /** The consumer called `return()`: later messages are dropped. */
+  detached = false
+  /** The connection's own sink polled and found nothing: wake it on the next message or the end. */
+  private sinkWaiting = false
+  /** What the queued messages cost: bytes plus {@link ITEM_OVERHEAD} each. */
+  cost = 0
+  /** The most {@link MessageSource.cost} has been. */
+  peak = 0
+  /** Messages the consumer has taken: the heartbeat's sign that a paused connection still moves. */
+  taken = 0
+
+  constructor (owner: IncomingOwner, high: number, low: number) {
+    this.owner = owner
+    this.high = high
+    this.low = low
+  }
+
+  /** Messages queued. */
+  get length (): number {
+    return this.queue.length - this.head
+  }
+
+  /** Hand a message to a waiting reader, or queue it. */
+  push (message: Uint8Array): void {
+    if (this.detached) return
+    const waiter = this.waiter
+    if (waiter !== undefined) {
+      this.waiter = undefined
+      waiter.resolve({ done: false, value: message })
+      return
+    }
+    const cost = message.length + ITEM_OVERHEAD
+    // After our close, reading must go on until the peer's close arrives: past the high-water
+    // mark, messages are dropped rather than reading paused.
+    if (this.owner.dropWhenFull && this.cost + cost > this.high) return
+    if (this.queue === NO_MESSAGES) this.queue = []
+    this.queue.push(message)
+    this.cost += cost
+    if (this.cost > this.peak) this.peak = this.cost
+    if (this.cost > this.high && !this.full && !this.owner.dropWhenFull) {
+      this.full = true
+      this.owner.queueFull(true)
+    }
+    if (this.sinkWaiting) {
+      this.sinkWaiting = false
+      this.owner.wakeSink()
+    }
+  }
+
+  /**
+   * The read that brought the latest messages is done with: those still queued that are small
+   * views of a larger buffer are copied out, so a byte counted pins no more than about two.
+   */
+  settle (): void {
+    const queue = this.queue
+    for (let i = Math.max(this.fresh, this.head); i < queue.length; i++) {
+      const m = queue[i]
+      if (m.length * 2 < m.buffer.byteLength) {
+        const copy = Buffer.allocUnsafeSlow(m.length)
+        copy.set(m)
+        if ((m as Marked)[kText] === true) (copy as Marked)[kText] = true
+        queue[i] = copy
+      }
+    }
+    this.fresh = queue.length
+  }
+
+  /** Reading may go on past the mark: our close is sent and the peer's answer must be read. */
+  release (): void {
+    if (this.full) {
+      this.full = false
+      this.owner.queueFull(false)
+    }
+  }
+
+  /** No more messages: the queue drains, then the iterator ends (or throws `error`). */
+  end (error?: Error): void {
+    if (this.ended) return
+    this.ended = true
+    this.error = error
+    const waiter = this.waiter
+    if (waiter !== undefined && this.length === 0) {
+      this.waiter = undefined
+      this.owner.onSourceDrained()
+      if (error !== undefined) waiter.reject(error)
+      else waiter.resolve(DONE)
+    }
+    if (this.sinkWaiting) {
+      this.sinkWaiting = false
+      this.owner.wakeSink()
+    }
+  }
+
+  /**
+   * The synchronous pull of `sink(source)` on the connection's own source (an echo): the next
+   * message, {@link WAIT} (the sink is woken when one arrives) or {@link END}; throws the
+   * connection's error. No promise per message.
+   */
+  poll (): Uint8Array | typeof WAIT | typeof END {
+    if (this.head < this.queue.length) return this.dequeue()
+    if (this.ended) return this.finish()
+    this.sinkWaiting = true
+    return WAIT
+  }
+
+  private finish (): typeof END {
+    this.owner.onSourceDrained()
+    if (this.error !== undefined) {
+      const error = this.error
+      this.error = undefined
+      throw error
+    }
+    return END
+  }
+
+  private dequeue (): Uint8Array {
+    const value = this.queue[this.head]
+    this.queue[this.head++] = undefined as unknown as Uint8Array
+    if (this.head === this.queue.length) {
+      this.queue = NO_MESSAGES
+      this.head = 0
+      this.fresh = 0
+    } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head)
+      this.fresh = Math.max(0, this.fresh - this.head)
+      this.head = 0
+    }
+    this.cost -= value.length + ITEM_OVERHEAD
+    this.taken++
+    if (this.full && this.cost <= this.low) {
+      this.full = false
+      this.owner.queueFull(false)
+    }
+    if (this.queue === NO_MESSAGES) this.owner.onQueueEmptied()
+    return value
+  }
+
+  next (): Promise<IteratorResult<Uint8Array>> {
+    if (this.head < this.queue.length) return Promise.resolve({ done: false, value: this.dequeue() })
+    if (this.ended) {
+      try {
+        this.finish()
+      } catch (err) {
+        return Promise.reject(err)
+      }
+      return DONE_PROMISE
+    }
+    if (this.waiter !== undefined) return Promise.reject(new Error('source.next() called while a previous call is pending'))
+    return new Promise((resolve, reject) => { this.waiter = { resolve, reject } })
+  }
+
+  return (): Promise<IteratorResult<Uint8Array>> {
+    this.detached = true
+    this.queue = NO_MESSAGES
+    this.head = 0
+    this.fresh = 0
+    this.cost = 0
+    this.release()
+    this.owner.onQueueEmptied()
+    this.ended = true
+    this.error = undefined
+    this.owner.onSourceDrained()
+    return DONE_PROMISE
+  }
+
+  [Symbol.asyncIterator] (): this {
+    return this
+  }
+}

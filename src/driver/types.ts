@@ -1,0 +1,172 @@
+/**
+ * The driver's public types: the {@link Connection} duplex, its limits with their defaults, and
+ * how a connection ended. No code beyond {@link resolveLimits}.
+ *
+ * @packageDocumentation
+ */
+
+import type { Duplex, Source } from 'it-stream-types'
+import type { Role } from '../protocol/frame-parser.js'
+import type { MemoryBudget } from './budget.js'
+
+/** A message as a handler may send it: a string goes as text, bytes as binary (unless received as text). */
+export type OutgoingMessage = Uint8Array | string
+
+/** How a connection ended. */
+export interface CloseInfo {
+  /** The code of the side that closed first; 1006 when no close frame crossed. */
+  code: number
+  reason: string
+  /** Both close frames crossed and TCP closed without error. */
+  wasClean: boolean
+}
+
+/** Heartbeat settings: a ping after `interval` ms without traffic; no answer within `timeout` ms drops the peer. */
+export interface HeartbeatOptions {
+  /** Default 30,000 ms. */
+  interval?: number
+  /** Default 10,000 ms. */
+  timeout?: number
+}
+
+/** A pino-shaped logger. */
+export interface Logger {
+  error: (obj: unknown, msg?: string) => void
+  warn: (obj: unknown, msg?: string) => void
+  info: (obj: unknown, msg?: string) => void
+  debug: (obj: unknown, msg?: string) => void
+}
+
+/** Limits and timers shared by the server and the client. */
+export interface ConnectionLimits {
+  /** Largest message after reassembly, in bytes. Default 16 MiB; over it the peer gets 1009. */
+  maxMessageSize?: number
+  /** Largest single frame. Default: `maxMessageSize`; over it: 1009, refused from the header. */
+  maxFrameSize?: number
+  /** Most fragments in one message. Default 65,536; over it: 1009. */
+  maxFragments?: number
+  /**
+   * Received messages queued for a handler that is not reading, counted as their bytes plus a
+   * fixed 256 bytes each (what holding one costs, so empty messages count too); above it the
+   * socket is paused (TCP backpressure reaches the peer), below a quarter of it resumed.
+   * Default 1 MiB.
+   */
+  receiveHighWaterMark?: number
+  /** Bytes queued for sending above which `sink` waits for the socket to drain, and reading stops. Default 1 MiB. */
+  sendHighWaterMark?: number
+  /** How long to wait for the peer's close frame, then for TCP to end. Default 5,000 ms. */
+  closeTimeout?: number
+  /**
+   * Ping idle peers and drop the ones that do not answer. Also ends a connection on which
+   * nothing was read and nothing written for `interval + timeout` while reading is paused (a
+   * handler that does not read, or a peer that does not read our output): it is dropped without
+   * a close frame (1006). Default on, `{ interval: 30000, timeout: 10000 }`; `false` turns both off.
+   */
+  heartbeat?: HeartbeatOptions | false
+}
+
+/** Defaults of {@link ConnectionLimits}. */
+export const DEFAULT_LIMITS = {
+  receiveHighWaterMark: 1024 * 1024,
+  sendHighWaterMark: 1024 * 1024,
+  closeTimeout: 5000,
+  heartbeatInterval: 30_000,
+  heartbeatTimeout: 10_000
+} as const
+
+/** The driver's own counters, for tests and monitoring. */
+export interface ConnectionStats {
+  /** Received messages waiting for `source` to be read: their bytes plus 256 per message (see `receiveHighWaterMark`). */
+  queuedInBytes: number
+  /** The most `queuedInBytes` has been. */
+  peakQueuedInBytes: number
+  /** Bytes waiting to be sent: in the session and in the socket. */
+  queuedOutBytes: number
+  /** The most `queuedOutBytes` has been. */
+  peakQueuedOutBytes: number
+  /** Times reading was paused for backpressure. */
+  pauses: number
+  /** Heartbeat pings sent. */
+  heartbeatPings: number
+  /** Memory held for this connection now, as a server's `memoryBudget` counts it: partial frames and messages, the receive queue, output. */
+  heldBytes: number
+}
+
+/**
+ * One WebSocket connection as an it-stream-types duplex: `source` yields one whole message
+ * per item, `sink` sends one message per item.
+ */
+export interface Connection extends Duplex<AsyncIterable<Uint8Array>, Source<OutgoingMessage>, Promise<void>> {
+  /** The subprotocol in use, `''` for none. */
+  readonly protocol: string
+  /** The request target, e.g. `/chat?room=1`. */
+  readonly url: string
+  /** The path part of {@link Connection.url}. */
+  readonly path: string
+  /** The handshake request's headers less those the handshake consumed (server side), or the 101 response's (client side). */
+  readonly headers: Record<string, string | string[] | undefined>
+  readonly remoteAddress: string | undefined
+  readonly remotePort: number | undefined
+  /** Settles when the connection is gone (it never rejects). */
+  readonly closed: Promise<CloseInfo>
+  /** Aborts when the connection starts closing, for any reason. */
+  readonly signal: AbortSignal
+  /**
+   * Start the closing handshake (§7.1.2). Default code 1000. Does nothing once closing.
+   * @throws TypeError if `code` is not an integer or `reason` not a string; RangeError if `code`
+   * may not be sent (§7.4: 1000, 1001-1003, 1007-1014, 3000-4999) or `reason` is over 123 bytes of UTF-8.
+   */
+  close: (code?: number, reason?: string) => void
+  /**
+   * Send a ping with `data` (bytes, or a string sent as UTF-8; at most 125 bytes). Resolves with
+   * the round-trip time in ms when a pong answers it or a later ping (§5.5.3 lets a peer answer
+   * only the latest); rejects with a ConnectionClosedError if the connection closes first, a
+   * TypeError or RangeError for bad `data`.
+   */
+  ping: (data?: Uint8Array | string) => Promise<number>
+  /** The driver's counters. */
+  stats: () => ConnectionStats
+}
+
+/** {@link ConnectionLimits} with every default filled in: resolved once, shared by connections. */
+export interface ResolvedLimits {
+  readonly receiveHigh: number
+  readonly receiveLow: number
+  readonly sendHigh: number
+  readonly closeTimeout: number
+  /** 0 when the heartbeat is off. */
+  readonly heartbeatInterval: number
+  readonly heartbeatTimeout: number
+}
+
+/** Fill in the defaults of `limits`. */
+export function resolveLimits (limits: ConnectionLimits): ResolvedLimits {
+  const receiveHigh = limits.receiveHighWaterMark ?? DEFAULT_LIMITS.receiveHighWaterMark
+  const hb = limits.heartbeat
+  return {
+    receiveHigh,
+    receiveLow: receiveHigh >>> 2,
+    sendHigh: limits.sendHighWaterMark ?? DEFAULT_LIMITS.sendHighWaterMark,
+    closeTimeout: limits.closeTimeout ?? DEFAULT_LIMITS.closeTimeout,
+    heartbeatInterval: hb === false ? 0 : hb?.interval ?? DEFAULT_LIMITS.heartbeatInterval,
+    heartbeatTimeout: hb === false ? 0 : hb?.timeout ?? DEFAULT_LIMITS.heartbeatTimeout
+  }
+}
+
+/** What the driver needs to know to run a connection. */
+export interface DriverOptions {
+  /** The caller's limits, as given (defaults fill the gaps). */
+  limits: ConnectionLimits
+  /** The same limits resolved once (a server shares one object among its connections); default: from `limits`. */
+  resolved?: ResolvedLimits
+  role: Role
+  protocol: string
+  url: string
+  headers: Record<string, string | string[] | undefined>
+  logger?: Logger
+  /** Bytes that arrived with the handshake, after its end: processed by `start()`, once a handler is in place. */
+  head?: Uint8Array
+  /** The server-wide budget this connection's memory counts against (none for a client). */
+  budget?: MemoryBudget
+}
+
