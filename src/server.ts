@@ -18,7 +18,7 @@ import type { AddressInfo } from 'node:net'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import type { SecureContextOptions } from 'node:tls'
 import { acceptFor } from './crypto.js'
-import { buildAcceptResponse, buildRejectResponse, HandshakeError, rejectBody, selectProtocol, validateUpgradeRequest } from './handshake.js'
+import { buildAcceptResponse, buildRejectResponse, HandshakeError, noHandlerReason, originForm, rejectBody, selectProtocol, validateUpgradeRequest } from './handshake.js'
 import { CloseCode } from './protocol/close-codes.js'
 import { finishHandler, resolveLimits, WebSocketConnection, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger } from './driver.js'
 
@@ -151,10 +151,15 @@ export class WebSocketServer {
     return a !== null && typeof a === 'object' ? a : undefined
   }
 
-  /** Serve upgrades arriving at an existing HTTP or HTTPS server; with `path`, only that path. */
+  /**
+   * Serve upgrades arriving at an existing HTTP or HTTPS server; with `path`, only that path (a
+   * target in absolute-form is matched by its path).
+   */
   attach (server: HttpServer | HttpsServer, options: { path?: string } = {}): this {
     const listener = (req: IncomingMessage, socket: NodeDuplex, head: Buffer): void => {
-      const path = pathOf(req.url)
+      // RFC 7230 §5.3.2: `GET http://host/chat` is a request for /chat.
+      const target = originForm(req.url ?? '/')
+      const path = target === undefined ? undefined : pathOf(target)
       if (options.path !== undefined && path !== options.path) {
         // Another path: our handshake timer is not the one to drop this socket any more.
         this.clearHandshakeTimer(socket)
@@ -196,18 +201,18 @@ export class WebSocketServer {
     }
     let protocol: string | undefined
     let key: string
+    let url: string
     try {
       const upgrade = validateUpgradeRequest(req)
       key = upgrade.key
+      url = upgrade.url
       const origins = this.options.origins
       if (origins !== undefined && upgrade.origin !== undefined && !origins.includes(upgrade.origin)) {
         throw new HandshakeError(403, 'origin not allowed')
       }
       protocol = selectProtocol(upgrade.protocols, (p) => this.handlers.has(p))
       if (protocol === undefined) {
-        throw new HandshakeError(400, upgrade.protocols.length === 0
-          ? 'a subprotocol is required'
-          : `no handler for subprotocol ${upgrade.protocols.join(', ')}`)
+        throw new HandshakeError(400, noHandlerReason(upgrade.protocols))
       }
     } catch (err) {
       this.reject(socket, err instanceof HandshakeError ? err : new HandshakeError(400, 'bad upgrade request'))
@@ -216,7 +221,7 @@ export class WebSocketServer {
     const chosen = protocol
     const authorize = this.options.authorize
     if (authorize === undefined) {
-      this.accept(req, socket, head, key, chosen)
+      this.accept(req, socket, head, key, chosen, url)
       return
     }
     // The handshake timer runs again while authorization is pending.
@@ -225,7 +230,7 @@ export class WebSocketServer {
       this.clearHandshakeTimer(socket)
       if (socket.destroyed) return
       if (result === true) {
-        this.accept(req, socket, head, key, chosen)
+        this.accept(req, socket, head, key, chosen, url)
       } else if (result === false) {
         this.reject(socket, new HandshakeError(403, 'forbidden'))
       } else if (typeof result === 'object' && result !== null && (result.status === 401 || result.status === 403)) {
@@ -242,7 +247,8 @@ export class WebSocketServer {
     })
   }
 
-  private accept (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array, key: string, protocol: string): void {
+  /** Answer 101 and start the handler; `url` is the target in origin-form. */
+  private accept (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array, key: string, protocol: string, url: string): void {
     if (this.closing || socket.destroyed) {
       socket.destroy()
       return
@@ -253,7 +259,7 @@ export class WebSocketServer {
     const conn = new WebSocketConnection(socket, {
       role: 'server',
       protocol,
-      url: req.url ?? '/',
+      url,
       headers: applicationHeaders(req.headers),
       logger: this.logger,
       head,
@@ -372,8 +378,7 @@ function applicationHeaders (headers: IncomingMessage['headers']): Record<string
   return out
 }
 
-function pathOf (url: string | undefined): string {
-  if (url === undefined) return '/'
+function pathOf (url: string): string {
   const q = url.indexOf('?')
   return q < 0 ? url : url.slice(0, q)
 }
