@@ -79,7 +79,10 @@ export class WebSocketServer {
   private httpServer: HttpServer | HttpsServer | undefined
   private readonly resolved: ResolvedLimits
   private readonly forget = (conn: WebSocketConnection): void => { this.connections.delete(conn) }
-  private closing = false
+  /** `open` until `close()`; `closed` once it resolved, until `listen` or `attach` opens it again. */
+  private state: 'open' | 'closing' | 'closed' = 'open'
+  /** The `close()` under way, which a second call joins. */
+  private closing: Promise<void> | undefined
 
   constructor (options: WebSocketServerOptions = {}) {
     this.options = options
@@ -101,8 +104,12 @@ export class WebSocketServer {
     return this.connections
   }
 
-  /** Start an HTTP (or, with `tls`, HTTPS) server of our own. Resolves once it listens. */
+  /**
+   * Start an HTTP (or, with `tls`, HTTPS) server of our own. Resolves once it listens. A closed
+   * server may listen again; while `close()` is under way this rejects.
+   */
   async listen (options: ListenOptions = {}): Promise<AddressInfo> {
+    this.reopen()
     if (this.httpServer !== undefined) throw new Error('the server is already listening')
     const serverOptions = { maxHeaderSize: this.options.maxHeaderSize ?? DEFAULT_SERVER_OPTIONS.maxHeaderSize }
     const server = options.tls !== undefined
@@ -153,9 +160,11 @@ export class WebSocketServer {
 
   /**
    * Serve upgrades arriving at an existing HTTP or HTTPS server; with `path`, only that path (a
-   * target in absolute-form is matched by its path).
+   * target in absolute-form is matched by its path). A closed server may attach again; while
+   * `close()` is under way this throws.
    */
   attach (server: HttpServer | HttpsServer, options: { path?: string } = {}): this {
+    this.reopen()
     const listener = (req: IncomingMessage, socket: NodeDuplex, head: Buffer): void => {
       // RFC 7230 §5.3.2: `GET http://host/chat` is a request for /chat.
       const target = originForm(req.url ?? '/')
@@ -195,7 +204,7 @@ export class WebSocketServer {
   handleUpgrade (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array = new Uint8Array(0)): void {
     this.clearHandshakeTimer(socket)
     socket.on('error', ignoreError)
-    if (this.closing) {
+    if (this.state !== 'open') {
       this.reject(socket, new HandshakeError(503, 'the server is shutting down'))
       return
     }
@@ -249,7 +258,7 @@ export class WebSocketServer {
 
   /** Answer 101 and start the handler; `url` is the target in origin-form. */
   private accept (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array, key: string, protocol: string, url: string): void {
-    if (this.closing || socket.destroyed) {
+    if (this.state !== 'open' || socket.destroyed) {
       socket.destroy()
       return
     }
@@ -318,8 +327,22 @@ export class WebSocketServer {
    * Stop accepting, close every connection with 1001 (going away), wait up to `closeTimeout`,
    * then drop what is left. Resolves when every connection is gone.
    */
-  async close (): Promise<void> {
-    this.closing = true
+  close (): Promise<void> {
+    this.closing ??= this.shutdown().finally(() => {
+      this.closing = undefined
+      this.state = 'closed'
+    })
+    return this.closing
+  }
+
+  /** `listen` and `attach` open a closed server again, but not one still closing. */
+  private reopen (): void {
+    if (this.state === 'closing') throw new Error('the server is closing: await close() before listening or attaching again')
+    this.state = 'open'
+  }
+
+  private async shutdown (): Promise<void> {
+    this.state = 'closing'
     for (const { server } of [...this.attached]) this.detach(server)
     const own = this.httpServer
     const stopped = own === undefined ? Promise.resolve() : new Promise<void>((resolve) => own.close(() => resolve()))

@@ -1,7 +1,7 @@
 /**
  * HTTP edges of the opening handshake, over raw sockets so the test controls every byte: the
  * absolute-form request target (RFC 7230 §5.3.2), a repeated Host (§5.4), malformed and
- * oversized subprotocol offers (RFC 6455 §4.1, §11.3.4).
+ * oversized subprotocol offers (RFC 6455 §4.1, §11.3.4), and listening again after close().
  */
 
 import { once } from 'node:events'
@@ -9,7 +9,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import test from 'ava'
 import { WebSocketServer } from '../../src/index.js'
-import { captureLogger, echo, rawRequest, startServer, until, upgradeRequest } from './helpers.js'
+import { captureLogger, echo, rawRequest, startServer, until, upgradeRequest, within, WsPeer } from './helpers.js'
 
 /** A handler that records `url` and `path`, then echoes. */
 function recorder (): { seen: Array<{ url: string, path: string }>, handler: Parameters<WebSocketServer['register']>[1] } {
@@ -136,4 +136,53 @@ test('empty elements beside tokens are ignored (RFC 7230 §7): "a, , echo" selec
   const res = await rawRequest(port, upgradeRequest({ headers: { 'Sec-WebSocket-Protocol': ', a, , echo,' } }), 2000)
   t.is(res.status, 101, res.raw.toString('latin1'))
   t.is(res.headers['sec-websocket-protocol'], 'echo')
+})
+
+// ---------------------------------------------------------------------------------------------
+// listen() and attach() after close()
+
+test('listen() after close() serves again', async (t) => {
+  const { server } = await startServer(t, { '': echo })
+  await within(server.close(), 10_000, 'close')
+  const address = await server.listen({ port: 0, host: '127.0.0.1' })
+  t.not(address.port, 0)
+  const peer = await WsPeer.open(`ws://127.0.0.1:${address.port}`)
+  await peer.send('again')
+  t.is((await peer.next()).data.toString(), 'again')
+  t.is((await peer.close(1000)).code, 1000)
+})
+
+test('listen() while close() is under way rejects; once it resolves, listen() works', async (t) => {
+  const { server } = await startServer(t, { '': echo })
+  const peer = await WsPeer.open(`ws://127.0.0.1:${server.address()!.port}`)
+  const closing = server.close()
+  await t.throwsAsync(server.listen({ port: 0 }), { message: /closing/ })
+  t.throws(() => server.attach(http.createServer()), { message: /closing/ })
+  await within(closing, 10_000, 'close')
+  t.is((await within(peer.closed, 5000, 'peer closed')).code, 1001)
+  const { port } = await server.listen({ port: 0 })
+  t.is((await rawRequest(port, upgradeRequest(), 2000)).status, 101)
+})
+
+test('attach() after close() serves again; handleUpgrade alone on a closed server still answers 503', async (t) => {
+  const httpServer = http.createServer()
+  httpServer.listen(0, '127.0.0.1')
+  await once(httpServer, 'listening')
+  const port = (httpServer.address() as AddressInfo).port
+  const wss = new WebSocketServer({ logger: captureLogger().logger }).register('', echo)
+  t.teardown(async () => {
+    await wss.close()
+    httpServer.closeAllConnections()
+    await new Promise<void>((resolve) => httpServer.close(() => resolve()))
+  })
+  wss.attach(httpServer)
+  t.is((await rawRequest(port, upgradeRequest(), 2000)).status, 101)
+  await wss.close()
+  // Closed: a direct handleUpgrade is refused.
+  const direct = (req: http.IncomingMessage, socket: import('node:stream').Duplex, head: Buffer): void => wss.handleUpgrade(req, socket, head)
+  httpServer.on('upgrade', direct)
+  t.is((await rawRequest(port, upgradeRequest())).status, 503)
+  httpServer.off('upgrade', direct)
+  wss.attach(httpServer)
+  t.is((await rawRequest(port, upgradeRequest(), 2000)).status, 101)
 })
