@@ -269,10 +269,19 @@ export function validateUpgradeResponse (res: UpgradeResponse, expectedAccept: s
   if (!hasToken(headerValue(h, 'upgrade'), 'websocket')) throw new HandshakeError(101, 'the Upgrade header of the response is not "websocket"')
   if (!hasToken(headerValue(h, 'connection'), 'upgrade')) throw new HandshakeError(101, 'the Connection header of the response lacks "Upgrade"')
   if (headerValue(h, 'sec-websocket-accept')?.trim() !== expectedAccept) throw new HandshakeError(101, 'Sec-WebSocket-Accept does not match the key')
-  const chosen = splitList(headerValue(h, 'sec-websocket-protocol'))
-  if (chosen.length > 1) throw new HandshakeError(101, 'the server chose more than one subprotocol')
-  const protocol = chosen[0] ?? ''
-  if (protocol !== '' && !offeredProtocols.includes(protocol)) throw new HandshakeError(101, `the server chose a subprotocol that was not offered: ${protocol}`)
+  // §4.1 item 6, and WHATWG WebSockets: with protocols offered, the 101 must select one of them;
+  // with none offered, it must not name any (not even an empty one).
+  const header = headerValue(h, 'sec-websocket-protocol')
+  let protocol = ''
+  if (header !== undefined) {
+    const chosen = splitList(header)
+    if (chosen.length > 1) throw new HandshakeError(101, 'the server chose more than one subprotocol')
+    protocol = chosen[0] ?? ''
+    if (protocol === '') throw new HandshakeError(101, 'the server sent an empty Sec-WebSocket-Protocol header')
+    if (!offeredProtocols.includes(protocol)) throw new HandshakeError(101, `the server chose a subprotocol that was not offered: ${protocol.slice(0, 64)}`)
+  } else if (offeredProtocols.length > 0) {
+    throw new HandshakeError(101, 'the server selected no subprotocol, though some were offered')
+  }
   const extensions = parseExtensions(headerValue(h, 'sec-websocket-extensions'))
   for (const e of extensions) {
     if (!offeredExtensions.includes(e.name)) throw new HandshakeError(101, `the server chose an extension that was not offered: ${e.name}`)
