@@ -59,7 +59,7 @@ export function connect (url: string | URL, options: ConnectOptions = {}): Promi
   const secure = scheme === 'wss:' || scheme === 'https:'
   const offered = typeof options.protocols === 'string' ? [options.protocols] : [...(options.protocols ?? [])]
   try {
-    if (parseProtocols(offered.join(',')).length !== offered.length) throw new SyntaxError('empty subprotocol')
+    if (offered.length > 0 && parseProtocols(offered.join(',')).length !== offered.length) throw new SyntaxError('empty subprotocol')
     if (new Set(offered).size !== offered.length) throw new SyntaxError('duplicate subprotocol')
   } catch (err) {
     return Promise.reject(err instanceof HandshakeError ? new SyntaxError(err.message) : err)

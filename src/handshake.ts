@@ -17,8 +17,11 @@ export interface UpgradeRequest {
   method?: string
   /** `"1.1"` for HTTP/1.1. */
   httpVersion: string
+  /** The request target as sent: origin-form (`/chat?x=1`) or absolute-form (`http://host/chat?x=1`). */
   url?: string
   headers: HeaderMap
+  /** Header names and values as sent, alternating (Node's `rawHeaders`); when given, a repeated `Host` is refused. */
+  rawHeaders?: readonly string[]
 }
 
 /** An offered extension: `permessage-deflate; client_max_window_bits` → `{ name, params: { client_max_window_bits: true } }`. */
@@ -30,6 +33,8 @@ export interface ExtensionOffer {
 /** What a valid upgrade request asks for. */
 export interface ValidUpgrade {
   key: string
+  /** The request target in origin-form: path and query, `/` when absent. */
+  url: string
   /** Offered subprotocols in the client's order of preference. */
   protocols: string[]
   extensions: ExtensionOffer[]
@@ -76,9 +81,14 @@ export function splitList (value: string | undefined): string[] {
   return out
 }
 
-/** Parse `Sec-WebSocket-Protocol` (§4.1, §11.3.4): comma-separated tokens. Throws a 400 for a non-token. */
+/**
+ * Parse `Sec-WebSocket-Protocol` (§4.1, §11.3.4): `1#token`. Empty elements beside tokens are
+ * ignored (RFC 7230 §7); a header naming no token at all, or any element that is not a token,
+ * throws a 400. An absent header (`undefined`) offers none.
+ */
 export function parseProtocols (value: string | undefined): string[] {
   const protocols = splitList(value)
+  if (value !== undefined && protocols.length === 0) throw new HandshakeError(400, 'the Sec-WebSocket-Protocol header names no subprotocol')
   for (const p of protocols) {
     if (!TOKEN.test(p)) throw new HandshakeError(400, `invalid subprotocol: ${JSON.stringify(p).slice(0, 64)}`)
   }
@@ -110,6 +120,32 @@ export function parseExtensions (value: string | undefined): ExtensionOffer[] {
   return offers
 }
 
+/** `scheme://authority` at the start of an absolute-form target (RFC 3986 §3.1–§3.2). */
+const SCHEME_AUTHORITY = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/
+
+/**
+ * The origin-form of a request target (RFC 7230 §5.3): an origin-form target as it is; an
+ * absolute-form one, which a server MUST accept (§5.3.2), less its scheme and authority, with
+ * `/` for an empty path. `undefined` for any other form (`*`, authority-form).
+ */
+export function originForm (target: string): string | undefined {
+  if (target.startsWith('/')) return target
+  const m = SCHEME_AUTHORITY.exec(target)
+  if (m === null) return undefined
+  const rest = target.slice(m[0].length)
+  return rest.startsWith('/') ? rest : '/' + rest
+}
+
+/** How many `Host` lines `rawHeaders` (name, value, name, value, …) holds. */
+function countHost (rawHeaders: readonly string[]): number {
+  let n = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]
+    if (name.length === 4 && name.toLowerCase() === 'host') n++
+  }
+  return n
+}
+
 function hasToken (value: string | undefined, token: string): boolean {
   if (value === undefined) return false
   // The common case, a single token, without splitting.
@@ -129,8 +165,11 @@ export function validateUpgradeRequest (req: UpgradeRequest): ValidUpgrade {
     const [major, minor] = req.httpVersion.split('.').map(Number)
     if (!(major > 1 || (major === 1 && minor >= 1))) throw new HandshakeError(400, 'HTTP/1.1 or later is required')
   }
-  // Item 2: a Host header.
+  const url = originForm(req.url ?? '/')
+  if (url === undefined) throw new HandshakeError(400, 'the request target must be a path or an absolute URI')
+  // Item 2: a Host header; RFC 7230 §5.4: exactly one (Node's `headers` keeps only the first).
   if (headerValue(h, 'host') === undefined) throw new HandshakeError(400, 'missing Host header')
+  if (req.rawHeaders !== undefined && countHost(req.rawHeaders) > 1) throw new HandshakeError(400, 'more than one Host header')
   // Item 3: Upgrade including the "websocket" keyword, case-insensitively.
   if (!hasToken(headerValue(h, 'upgrade'), 'websocket')) throw new HandshakeError(400, 'the Upgrade header must include "websocket"')
   // Item 4: Connection including the "Upgrade" token (so "keep-alive, Upgrade" is fine).
@@ -144,6 +183,7 @@ export function validateUpgradeRequest (req: UpgradeRequest): ValidUpgrade {
   if (key === undefined || !KEY.test(key)) throw new HandshakeError(400, 'Sec-WebSocket-Key must be base64 of 16 bytes')
   return {
     key,
+    url,
     protocols: parseProtocols(headerValue(h, 'sec-websocket-protocol')),
     extensions: parseExtensions(headerValue(h, 'sec-websocket-extensions')),
     origin: headerValue(h, 'origin')
@@ -155,6 +195,20 @@ export function selectProtocol (offered: readonly string[], has: (protocol: stri
   if (offered.length === 0) return has('') ? '' : undefined
   for (const p of offered) if (has(p)) return p
   return undefined
+}
+
+/** Most characters of the offered list a refusal quotes: its body stays short however much was offered. */
+const QUOTED_OFFER = 80
+
+/** The reason for a 400 when no handler serves the offer: names the offer, quoting at most a short prefix of it. */
+export function noHandlerReason (offered: readonly string[]): string {
+  if (offered.length === 0) return 'a subprotocol is required'
+  const list = offered.join(', ')
+  if (list.length <= QUOTED_OFFER) return `no handler for subprotocol ${list}`
+  const prefix = list.slice(0, QUOTED_OFFER) + '…'
+  return offered.length === 1
+    ? `no handler for subprotocol ${prefix}`
+    : `no handler for any of the ${offered.length} subprotocols offered: ${prefix}`
 }
 
 /** §4.2.2 item 5.4: base64(SHA-1(key + GUID)). `sha1Base64` is the caller's hash, e.g. from `node:crypto`. */
@@ -215,10 +269,19 @@ export function validateUpgradeResponse (res: UpgradeResponse, expectedAccept: s
   if (!hasToken(headerValue(h, 'upgrade'), 'websocket')) throw new HandshakeError(101, 'the Upgrade header of the response is not "websocket"')
   if (!hasToken(headerValue(h, 'connection'), 'upgrade')) throw new HandshakeError(101, 'the Connection header of the response lacks "Upgrade"')
   if (headerValue(h, 'sec-websocket-accept')?.trim() !== expectedAccept) throw new HandshakeError(101, 'Sec-WebSocket-Accept does not match the key')
-  const chosen = splitList(headerValue(h, 'sec-websocket-protocol'))
-  if (chosen.length > 1) throw new HandshakeError(101, 'the server chose more than one subprotocol')
-  const protocol = chosen[0] ?? ''
-  if (protocol !== '' && !offeredProtocols.includes(protocol)) throw new HandshakeError(101, `the server chose a subprotocol that was not offered: ${protocol}`)
+  // §4.1 item 6, and WHATWG WebSockets: with protocols offered, the 101 must select one of them;
+  // with none offered, it must not name any (not even an empty one).
+  const header = headerValue(h, 'sec-websocket-protocol')
+  let protocol = ''
+  if (header !== undefined) {
+    const chosen = splitList(header)
+    if (chosen.length > 1) throw new HandshakeError(101, 'the server chose more than one subprotocol')
+    protocol = chosen[0] ?? ''
+    if (protocol === '') throw new HandshakeError(101, 'the server sent an empty Sec-WebSocket-Protocol header')
+    if (!offeredProtocols.includes(protocol)) throw new HandshakeError(101, `the server chose a subprotocol that was not offered: ${protocol.slice(0, 64)}`)
+  } else if (offeredProtocols.length > 0) {
+    throw new HandshakeError(101, 'the server selected no subprotocol, though some were offered')
+  }
   const extensions = parseExtensions(headerValue(h, 'sec-websocket-extensions'))
   for (const e of extensions) {
     if (!offeredExtensions.includes(e.name)) throw new HandshakeError(101, `the server chose an extension that was not offered: ${e.name}`)

@@ -18,7 +18,7 @@ import type { AddressInfo } from 'node:net'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import type { SecureContextOptions } from 'node:tls'
 import { acceptFor } from './crypto.js'
-import { buildAcceptResponse, buildRejectResponse, HandshakeError, rejectBody, selectProtocol, validateUpgradeRequest } from './handshake.js'
+import { buildAcceptResponse, buildRejectResponse, HandshakeError, noHandlerReason, originForm, rejectBody, selectProtocol, validateUpgradeRequest } from './handshake.js'
 import { CloseCode } from './protocol/close-codes.js'
 import { DEFAULT_MEMORY_BUDGET, finishHandler, MemoryBudget, resolveLimits, WebSocketConnection, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger } from './driver.js'
 
@@ -97,7 +97,10 @@ export class WebSocketServer {
   private readonly resolved: ResolvedLimits
   private readonly budget: MemoryBudget
   private readonly forget = (conn: WebSocketConnection): void => { this.connections.delete(conn) }
-  private closing = false
+  /** `open` until `close()`; `closed` once it resolved, until `listen` or `attach` opens it again. */
+  private state: 'open' | 'closing' | 'closed' = 'open'
+  /** The `close()` under way, which a second call joins. */
+  private closing: Promise<void> | undefined
 
   constructor (options: WebSocketServerOptions = {}) {
     this.options = options
@@ -125,8 +128,12 @@ export class WebSocketServer {
     return { connections: this.connections.size, heldBytes: this.budget.used, memoryBudget: this.budget.limit }
   }
 
-  /** Start an HTTP (or, with `tls`, HTTPS) server of our own. Resolves once it listens. */
+  /**
+   * Start an HTTP (or, with `tls`, HTTPS) server of our own. Resolves once it listens. A closed
+   * server may listen again; while `close()` is under way this rejects.
+   */
   async listen (options: ListenOptions = {}): Promise<AddressInfo> {
+    this.reopen()
     if (this.httpServer !== undefined) throw new Error('the server is already listening')
     const serverOptions = { maxHeaderSize: this.options.maxHeaderSize ?? DEFAULT_SERVER_OPTIONS.maxHeaderSize }
     const server = options.tls !== undefined
@@ -175,10 +182,17 @@ export class WebSocketServer {
     return a !== null && typeof a === 'object' ? a : undefined
   }
 
-  /** Serve upgrades arriving at an existing HTTP or HTTPS server; with `path`, only that path. */
+  /**
+   * Serve upgrades arriving at an existing HTTP or HTTPS server; with `path`, only that path (a
+   * target in absolute-form is matched by its path). A closed server may attach again; while
+   * `close()` is under way this throws.
+   */
   attach (server: HttpServer | HttpsServer, options: { path?: string } = {}): this {
+    this.reopen()
     const listener = (req: IncomingMessage, socket: NodeDuplex, head: Buffer): void => {
-      const path = pathOf(req.url)
+      // RFC 7230 §5.3.2: `GET http://host/chat` is a request for /chat.
+      const target = originForm(req.url ?? '/')
+      const path = target === undefined ? undefined : pathOf(target)
       if (options.path !== undefined && path !== options.path) {
         // Another path: our handshake timer is not the one to drop this socket any more.
         this.clearHandshakeTimer(socket)
@@ -214,24 +228,24 @@ export class WebSocketServer {
   handleUpgrade (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array = new Uint8Array(0)): void {
     this.clearHandshakeTimer(socket)
     socket.on('error', ignoreError)
-    if (this.closing) {
+    if (this.state !== 'open') {
       this.reject(socket, new HandshakeError(503, 'the server is shutting down'))
       return
     }
     let protocol: string | undefined
     let key: string
+    let url: string
     try {
       const upgrade = validateUpgradeRequest(req)
       key = upgrade.key
+      url = upgrade.url
       const origins = this.options.origins
       if (origins !== undefined && upgrade.origin !== undefined && !origins.includes(upgrade.origin)) {
         throw new HandshakeError(403, 'origin not allowed')
       }
       protocol = selectProtocol(upgrade.protocols, (p) => this.handlers.has(p))
       if (protocol === undefined) {
-        throw new HandshakeError(400, upgrade.protocols.length === 0
-          ? 'a subprotocol is required'
-          : `no handler for subprotocol ${upgrade.protocols.join(', ')}`)
+        throw new HandshakeError(400, noHandlerReason(upgrade.protocols))
       }
     } catch (err) {
       this.reject(socket, err instanceof HandshakeError ? err : new HandshakeError(400, 'bad upgrade request'))
@@ -240,7 +254,7 @@ export class WebSocketServer {
     const chosen = protocol
     const authorize = this.options.authorize
     if (authorize === undefined) {
-      this.accept(req, socket, head, key, chosen)
+      this.accept(req, socket, head, key, chosen, url)
       return
     }
     // The handshake timer runs again while authorization is pending.
@@ -249,7 +263,7 @@ export class WebSocketServer {
       this.clearHandshakeTimer(socket)
       if (socket.destroyed) return
       if (result === true) {
-        this.accept(req, socket, head, key, chosen)
+        this.accept(req, socket, head, key, chosen, url)
       } else if (result === false) {
         this.reject(socket, new HandshakeError(403, 'forbidden'))
       } else if (typeof result === 'object' && result !== null && (result.status === 401 || result.status === 403)) {
@@ -266,8 +280,9 @@ export class WebSocketServer {
     })
   }
 
-  private accept (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array, key: string, protocol: string): void {
-    if (this.closing || socket.destroyed) {
+  /** Answer 101 and start the handler; `url` is the target in origin-form. */
+  private accept (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array, key: string, protocol: string, url: string): void {
+    if (this.state !== 'open' || socket.destroyed) {
       socket.destroy()
       return
     }
@@ -277,7 +292,7 @@ export class WebSocketServer {
     const conn = new WebSocketConnection(socket, {
       role: 'server',
       protocol,
-      url: req.url ?? '/',
+      url,
       headers: applicationHeaders(req.headers),
       logger: this.logger,
       head,
@@ -339,8 +354,22 @@ export class WebSocketServer {
    * Stop accepting, close every connection with 1001 (going away), wait up to `closeTimeout`,
    * then drop what is left. Resolves when every connection is gone.
    */
-  async close (): Promise<void> {
-    this.closing = true
+  close (): Promise<void> {
+    this.closing ??= this.shutdown().finally(() => {
+      this.closing = undefined
+      this.state = 'closed'
+    })
+    return this.closing
+  }
+
+  /** `listen` and `attach` open a closed server again, but not one still closing. */
+  private reopen (): void {
+    if (this.state === 'closing') throw new Error('the server is closing: await close() before listening or attaching again')
+    this.state = 'open'
+  }
+
+  private async shutdown (): Promise<void> {
+    this.state = 'closing'
     for (const { server } of [...this.attached]) this.detach(server)
     const own = this.httpServer
     const stopped = own === undefined ? Promise.resolve() : new Promise<void>((resolve) => own.close(() => resolve()))
@@ -399,8 +428,7 @@ function applicationHeaders (headers: IncomingMessage['headers']): Record<string
   return out
 }
 
-function pathOf (url: string | undefined): string {
-  if (url === undefined) return '/'
+function pathOf (url: string): string {
   const q = url.indexOf('?')
   return q < 0 ? url : url.slice(0, q)
 }

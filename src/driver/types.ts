@@ -99,7 +99,7 @@ export interface ConnectionStats {
 export interface Connection extends Duplex<AsyncIterable<Uint8Array>, Source<OutgoingMessage>, Promise<void>> {
   /** The subprotocol in use, `''` for none. */
   readonly protocol: string
-  /** The request target, e.g. `/chat?room=1`. */
+  /** The request target in origin-form, e.g. `/chat?room=1` (also when the request line had `http://host/chat?room=1`). */
   readonly url: string
   /** The path part of {@link Connection.url}. */
   readonly path: string

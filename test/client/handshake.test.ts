@@ -6,7 +6,7 @@
 
 import test from 'ava'
 import { connect, UpgradeError, type Connection } from '../../src/index.js'
-import { decoder, echo, eventually, startOurServer, startRawServer, switchingProtocols, type RawRequest } from './helpers.js'
+import { decoder, echo, eventually, startOurServer, startRawServer, startWsServer, switchingProtocols, type RawRequest } from './helpers.js'
 import type { Socket } from 'node:net'
 
 /** A raw server answering every request with `answer(request)`, then `connect` to it. */
@@ -95,6 +95,32 @@ test('a subprotocol that was not offered rejects with UpgradeError 101', async (
 
 test('a subprotocol when none was offered rejects with UpgradeError 101', async (t) => {
   await assertUpgradeError(t, connectToRaw((req) => switchingProtocols(req, ['Sec-WebSocket-Protocol: chat'])), 101, /not offered: chat/)
+})
+
+test('offering subprotocols, a 101 that selects none rejects with UpgradeError 101 (as browsers and ws do)', async (t) => {
+  await assertUpgradeError(t, connectToRaw((req) => switchingProtocols(req), { protocols: ['echo', 'chat'] }), 101, /selected no subprotocol/)
+})
+
+test('offering subprotocols, a 101 with an empty Sec-WebSocket-Protocol rejects with UpgradeError 101', async (t) => {
+  await assertUpgradeError(t, connectToRaw((req) => switchingProtocols(req, ['Sec-WebSocket-Protocol: ']), { protocols: ['echo'] }), 101, /empty Sec-WebSocket-Protocol/)
+  await assertUpgradeError(t, connectToRaw((req) => switchingProtocols(req, ['Sec-WebSocket-Protocol: ,']), { protocols: ['echo'] }), 101, /empty Sec-WebSocket-Protocol/)
+})
+
+test('offering none, a 101 with an empty Sec-WebSocket-Protocol rejects with UpgradeError 101', async (t) => {
+  await assertUpgradeError(t, connectToRaw((req) => switchingProtocols(req, ['Sec-WebSocket-Protocol: '])), 101, /empty Sec-WebSocket-Protocol/)
+})
+
+test('a ws server that selects no subprotocol of those offered: UpgradeError 101, and the socket is dropped', async (t) => {
+  let opened = 0
+  const peer = await startWsServer(() => { opened++ }, { handleProtocols: () => false })
+  try {
+    await assertUpgradeError(t, connect(peer.url, { protocols: ['echo'] }), 101, /selected no subprotocol/)
+    // ws accepted on its side: it sees the connection end without a closing handshake.
+    t.true(await eventually(() => peer.wss.clients.size === 0, 200, 10), 'the server side is gone')
+    t.is(opened, 1)
+  } finally {
+    await peer.close()
+  }
 })
 
 test('more than one subprotocol in the 101 rejects with UpgradeError 101', async (t) => {
