@@ -21,7 +21,7 @@ import type { MemoryBudget } from './budget.js'
 import { heartbeatSweeper, judge } from './heartbeat.js'
 import { MessageSource, type IncomingOwner } from './incoming.js'
 import { SinkPump, type SinkOwner } from './sink.js'
-import { kText, type Marked } from './text.js'
+import { asText, isText } from './text.js'
 import { resolveLimits, type CloseInfo, type Connection, type ConnectionStats, type DriverOptions, type Logger, type OutgoingMessage, type ResolvedLimits } from './types.js'
 
 function allocUnsafe (size: number): Uint8Array {
@@ -309,7 +309,7 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
     if (typeof message === 'string') {
       this.session.sendText(Buffer.from(message))
     } else if (message instanceof Uint8Array) {
-      this.session.send(message, (message as Marked)[kText] !== true)
+      this.session.send(message, !isText(message))
     } else {
       throw new TypeError('a message must be a string or a Uint8Array')
     }
@@ -400,7 +400,9 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
 
   onData (chunk: Uint8Array): void {
     this.seen = true
-    const events = this.session.receive(chunk)
+    // Messages are handed out as plain Uint8Arrays (not Buffers), so they print and compare
+    // like the bytes a user makes: one view per read, and the frames inside it are views of it.
+    const events = this.session.receive(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))
     // Replies made while these events are handed out (an echo) leave in the flush below.
     this.handling = true
     try {
@@ -416,10 +418,15 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
 
   private onEvent (event: SessionEvent): void {
     switch (event.type) {
-      case 'message':
-        if (!event.binary) (event.data as Marked)[kText] = true
-        this.source.push(event.data)
+      case 'message': {
+        let data = event.data
+        // A message joined from parts or frames lies in a buffer from `alloc` (a Buffer, for
+        // the output's sake): hand out a plain view of it.
+        if (data instanceof Buffer) data = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+        if (!event.binary) asText(data)
+        this.source.push(data)
         return
+      }
       case 'ping':
         return
       case 'pong':

@@ -7,9 +7,8 @@
  * @packageDocumentation
  */
 
-import { Buffer } from 'node:buffer'
 import { ITEM_OVERHEAD } from '../protocol/gather.js'
-import { kText, type Marked } from './text.js'
+import { asText, isText } from './text.js'
 
 /** What the queue needs from its connection. */
 export interface IncomingOwner {
@@ -104,9 +103,9 @@ export class MessageSource implements AsyncIterableIterator<Uint8Array> {
     for (let i = Math.max(this.fresh, this.head); i < queue.length; i++) {
       const m = queue[i]
       if (m.length * 2 < m.buffer.byteLength) {
-        const copy = Buffer.allocUnsafeSlow(m.length)
-        copy.set(m)
-        if ((m as Marked)[kText] === true) (copy as Marked)[kText] = true
+        // A plain Uint8Array with its own buffer, like the message it replaces.
+        const copy = m.slice()
+        if (isText(m)) asText(copy)
         queue[i] = copy
       }
     }
