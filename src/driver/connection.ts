@@ -29,6 +29,7 @@ function allocUnsafe (size: number): Uint8Array {
 }
 
 const encoder = new TextEncoder()
+const RESOLVED = Promise.resolve()
 
 /** The driver: one per socket. Implements {@link Connection}. */
 export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner {
@@ -70,6 +71,10 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
   /** Inside onData, which flushes when it is done: no need to schedule a flush. */
   private handling = false
   private pump: SinkPump | undefined
+  private doneCheckScheduled = false
+  /** `send()` was used: `sink` may not be. */
+  private sending = false
+  private sendWaiters: Array<{ resolve: () => void, reject: (e: unknown) => void }> | undefined
   private handlerLogger: Logger | undefined
   private pings: Array<{ data: Uint8Array, sentAt: number, resolve: (rtt: number) => void, reject: (e: unknown) => void }> | undefined
   /** Write callback of a flush that left the queue above `sendHigh` (made when first needed). */
@@ -210,6 +215,40 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
     setImmediate(replyLater, this)
   }
 
+  /**
+   * The consumer returned `source` (a `break` out of `for await`, `first(source)`): it is done
+   * reading. WebSocket has no half-close, so the connection closes (1000) once the sending side
+   * is done too: right away when no sink is running, otherwise when the sink ends.
+   */
+  onSourceReturned (): void {
+    this.scheduleDoneCheck()
+  }
+
+  /** The sink is done; if `source` was returned too, nothing is read or sent any more. */
+  onSinkEnded (): void {
+    if (this.source.detached) this.scheduleDoneCheck()
+  }
+
+  /**
+   * On the next turn of the event loop, not now: a `throw` out of a `for await` loop also
+   * returns the source, and the error on its way to the handler must decide the close code
+   * (1011, or the handler's own `close()`), not this rule.
+   */
+  private scheduleDoneCheck (): void {
+    if (this.doneCheckScheduled || this.sendingStopped) return
+    this.doneCheckScheduled = true
+    setImmediate(doneCheck, this)
+  }
+
+  /** Both directions done: close with 1000, or 1011 if the sink's iterable threw. */
+  closeIfDone (): void {
+    this.doneCheckScheduled = false
+    const pump = this.pump
+    if (!this.source.detached || this.sendingStopped) return
+    if (pump === undefined) this.close(CloseCode.Normal)
+    else if (pump.ended) this.close(pump.failed ? CloseCode.InternalError : CloseCode.Normal)
+  }
+
   /** Send the close frame owed to the peer, if any. */
   sendOwedClose (): boolean {
     const owed = this.session.pendingClose
@@ -248,6 +287,7 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
 
   sink (source: Source<OutgoingMessage>): Promise<void> {
     if (this.pump !== undefined) return Promise.reject(new Error('sink can be called only once per connection'))
+    if (this.sending) return Promise.reject(new Error('sink cannot be called on a connection that send() was used on'))
     let pump: SinkPump
     try {
       pump = new SinkPump(this, source)
@@ -304,8 +344,46 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
     if (this.budget !== undefined) this.charge()
   }
 
+  /**
+   * Send one message, for code that sends as it goes (an interactive client) rather than
+   * through `sink`. Resolves once the message is queued and the output is below
+   * `sendHighWaterMark` (at once, usually; else when the socket drains). Exclusive with `sink`:
+   * one way of sending per connection, so the order of messages is never in question.
+   */
+  send (message: OutgoingMessage): Promise<void> {
+    if (this.pump !== undefined) return Promise.reject(new Error('send() cannot be used on a connection whose sink was called: send through the sink\'s iterable (an Outbox, say)'))
+    if (this.sendingStopped) return Promise.reject(this.closingError())
+    this.sending = true
+    try {
+      this.queueMessage(message)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    if (!this.outputFull()) return RESOLVED
+    return new Promise((resolve, reject) => { (this.sendWaiters ??= []).push({ resolve, reject }) })
+  }
+
+  /** What `send()` and `ping()` reject with once the connection is closing. */
+  private closingError (): ConnectionClosedError {
+    // The code `closed` settles with: the side that closed first.
+    const code = this.closeInfo?.code ?? (this.closedFirstByUs ? this.ourClose?.code : this.peerClose?.code) ?? this.ourClose?.code ?? CloseCode.Abnormal
+    return new ConnectionClosedError('the connection is closing', code)
+  }
+
+  /** Calls of `send()` waiting for room: resolved on drain, rejected when sending stops. */
+  private settleSendWaiters (room: boolean): void {
+    const waiters = this.sendWaiters
+    if (waiters === undefined) return
+    this.sendWaiters = undefined
+    const error = room ? undefined : this.closingError()
+    for (const w of waiters) {
+      if (error === undefined) w.resolve()
+      else w.reject(error)
+    }
+  }
+
   /** Queue one message; flush at the end of the tick so a burst leaves in one write. */
-  send (message: OutgoingMessage): void {
+  queueMessage (message: OutgoingMessage): void {
     if (typeof message === 'string') {
       this.session.sendText(Buffer.from(message))
     } else if (message instanceof Uint8Array) {
@@ -511,6 +589,7 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
   /** Our close is sent or the socket is gone: the sink pulls no more; wake whatever waits. */
   private stopSink (): void {
     this.pump?.stop()
+    this.settleSendWaiters(false)
     this.abortSignal()
   }
 
@@ -529,6 +608,7 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
       this.updateReading()
     }
     this.pump?.onDrain()
+    if (this.sendWaiters !== undefined && this.socket.writableLength < this.config.sendHigh) this.settleSendWaiters(true)
   }
 
   onEnd (): void {
@@ -659,6 +739,7 @@ function socketOnDrain (this: NodeDuplex): void { owner(this).onDrain() }
 function flushLater (conn: WebSocketConnection): void { conn.flush() }
 function timerFired (conn: WebSocketConnection): void { conn.onTimer() }
 function replyLater (conn: WebSocketConnection): void { conn.sendOwedClose() }
+function doneCheck (conn: WebSocketConnection): void { conn.closeIfDone() }
 
 /** How long the close owed to a peer waits for the handler to read what came before it. */
 const REPLY_GRACE = 1000

@@ -18,6 +18,8 @@ export interface IncomingOwner {
   readonly dropWhenFull: boolean
   /** The consumer has seen the end of `source`. */
   onSourceDrained: () => void
+  /** The consumer called `return()` on `source` (a `break`, `first()`): it is done reading. */
+  onSourceReturned: () => void
   /** The connection's own sink waits for a message or the end: wake it. */
   wakeSink: () => void
   /** The queue shrank to nothing: a moment to report freed memory. */
@@ -45,7 +47,7 @@ export class MessageSource implements AsyncIterableIterator<Uint8Array> {
   private ended = false
   private error: Error | undefined
   private full = false
-  /** The consumer called `return()`: later messages are dropped. */
+  /** The consumer called `return()`: done reading; later messages are dropped until the close. */
   detached = false
   /** The connection's own sink polled and found nothing: wake it on the next message or the end. */
   private sinkWaiting = false
@@ -196,7 +198,9 @@ export class MessageSource implements AsyncIterableIterator<Uint8Array> {
     return new Promise((resolve, reject) => { this.waiter = { resolve, reject } })
   }
 
+  /** Done reading: the connection closes once its sink is done too (see the owner). */
   return (): Promise<IteratorResult<Uint8Array>> {
+    if (this.detached) return DONE_PROMISE
     this.detached = true
     this.queue = NO_MESSAGES
     this.head = 0
@@ -207,6 +211,7 @@ export class MessageSource implements AsyncIterableIterator<Uint8Array> {
     this.ended = true
     this.error = undefined
     this.owner.onSourceDrained()
+    this.owner.onSourceReturned()
     return DONE_PROMISE
   }
 

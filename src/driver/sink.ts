@@ -19,10 +19,12 @@ export interface SinkOwner {
   /** Output is at the send mark even after a flush: wait for {@link SinkPump.onDrain}. */
   outputFull: () => boolean
   /** Queue one message for sending. Throws a TypeError for anything but a string or bytes. */
-  send: (message: OutgoingMessage) => void
+  queueMessage: (message: OutgoingMessage) => void
   flush: () => void
   /** The handler returned the sink's promise and the sink is done: its end is the handler's. */
   onHandlerSettled: (error: unknown) => void
+  /** The sink is done: if `source` was returned too, both directions are. */
+  onSinkEnded: () => void
 }
 
 // The pump's phases: pulling, waiting for a message, waiting for drain, finished.
@@ -65,6 +67,11 @@ export class SinkPump {
   /** The sink has ended (its iterable ended or threw, or it was stopped). */
   get ended (): boolean {
     return this.phase === ENDED
+  }
+
+  /** The sink ended because it failed: its iterable threw, or yielded what cannot be sent. */
+  get failed (): boolean {
+    return this.phase === ENDED && this.error !== undefined
   }
 
   /** The handler returned this sink's promise: its end is the handler's end, reported without a `.then`. */
@@ -147,7 +154,7 @@ export class SinkPump {
         value = result.value
       }
       try {
-        owner.send(value)
+        owner.queueMessage(value)
       } catch (err) {
         return this.end(false, err)
       }
@@ -161,7 +168,7 @@ export class SinkPump {
     if (this.owner.sendingStopped) return this.end(false)
     if (result.done === true) return this.end(true)
     try {
-      this.owner.send(result.value)
+      this.owner.queueMessage(result.value)
     } catch (err) {
       return this.end(false, err)
     }
@@ -172,6 +179,8 @@ export class SinkPump {
   private end (finished: boolean, error?: unknown): void {
     if (this.phase === ENDED) return
     this.phase = ENDED
+    // Set before return() below: a generator that returns `source` then sees a failed sink.
+    this.error = error
     this.owner.flush()
     const iterator = this.iterator
     this.iterator = undefined
@@ -182,9 +191,9 @@ export class SinkPump {
         if (typeof (r as PromiseLike<unknown>)?.then === 'function') (r as Promise<unknown>).then(undefined, ignore)
       } catch {}
     }
-    this.error = error
     if (error !== undefined) this.reject(error)
     else this.resolve()
     if (this.adopted) this.settleHandler()
+    this.owner.onSinkEnded()
   }
 }

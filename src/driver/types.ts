@@ -94,9 +94,17 @@ export interface ConnectionStats {
 
 /**
  * One WebSocket connection as an it-stream-types duplex: `source` yields one whole message
- * per item, `sink` sends one message per item.
+ * per item, `sink` (or `send`) sends one message per item.
+ *
+ * - `source` is its own iterator: `await conn.source.next()` reads one message and leaves the
+ *   rest to read. Each message is a plain `Uint8Array`; `isText(message)` tells text from binary.
+ * - Returning `source` (a `break` out of `for await`, `first(conn.source)`) means "done
+ *   reading": WebSocket has no half-close, so the connection closes with 1000 once the sending
+ *   side is done too — at once when no `sink` is running (whether or not `send` was used),
+ *   otherwise when the sink's iterable ends (1011 if it throws). Messages that arrive
+ *   meanwhile are dropped.
  */
-export interface Connection extends Duplex<AsyncIterable<Uint8Array>, Source<OutgoingMessage>, Promise<void>> {
+export interface Connection extends Duplex<AsyncIterableIterator<Uint8Array>, Source<OutgoingMessage>, Promise<void>> {
   /** The subprotocol in use, `''` for none. */
   readonly protocol: string
   /** The request target in origin-form, e.g. `/chat?room=1` (also when the request line had `http://host/chat?room=1`). */
@@ -124,6 +132,20 @@ export interface Connection extends Duplex<AsyncIterable<Uint8Array>, Source<Out
    * TypeError or RangeError for bad `data`.
    */
   ping: (data?: Uint8Array | string) => Promise<number>
+  /**
+   * Send one message (a `string` as text, bytes as binary unless marked with `asText`), for code
+   * that sends as it goes, such as an interactive client:
+   * `await conn.send('hi'); const { value: reply } = await conn.source.next()`.
+   * Resolves once the message is queued for the socket and the output is below
+   * `sendHighWaterMark` (at once, usually; otherwise when the socket drains), so awaiting each
+   * `send()` is backpressure. Messages leave in the order of the calls.
+   *
+   * `send()` and `sink` are exclusive: whichever is used first sends for the whole connection.
+   * @throws (rejects) an Error if `sink` was called on this connection; a ConnectionClosedError
+   * once the connection is closing (also for a call still waiting for room when it starts
+   * closing); a TypeError for anything but a string or a Uint8Array.
+   */
+  send: (message: OutgoingMessage) => Promise<void>
   /** The driver's counters. */
   stats: () => ConnectionStats
 }
