@@ -3,7 +3,8 @@
  * text, binary as binary). Join with `ws://host:port/?name=ann`.
  *
  * A slow member must not slow the others down, so nobody waits for anybody: each member has
- * its own bounded outbox, which its connection's `sink` drains as fast as that member reads.
+ * its own bounded `Outbox` (from wspipe), which its connection's `sink` drains as fast as that
+ * member reads.
  * When a member's outbox is full, that member is closed with 1008 (policy violation), reason
  * "too slow", and removed from the room. 1008 rather than 1013 (try again later): 1013 says
  * the server is overloaded and the same client may succeed later, while here the fault lies
@@ -11,53 +12,8 @@
  *
  *   npx tsx examples/chat.ts --port 8080
  */
-import { CloseCode, WebSocketServer, type Connection, type OutgoingMessage, type WebSocketServerOptions } from '../src/index.js'
+import { CloseCode, Outbox, WebSocketServer, type Connection, type OutgoingMessage, type WebSocketServerOptions } from '../src/index.js'
 import { isMain, serve } from './run.js'
-
-/** A bounded queue of messages for one member; its async iterator is what the member's sink reads. */
-export class Outbox implements AsyncIterable<OutgoingMessage> {
-  private readonly limit: number
-  private queue: OutgoingMessage[] = []
-  private ended = false
-  private wake: (() => void) | undefined
-
-  constructor (limit: number) {
-    this.limit = limit
-  }
-
-  get size (): number {
-    return this.queue.length
-  }
-
-  /** Queue a message. Returns false, queueing nothing, when the outbox is full. */
-  push (message: OutgoingMessage): boolean {
-    if (this.ended) return true
-    if (this.queue.length >= this.limit) return false
-    this.queue.push(message)
-    this.wake?.()
-    return true
-  }
-
-  /** No more messages: the iterator ends once the queue is empty. */
-  end (): void {
-    this.ended = true
-    this.wake?.()
-  }
-
-  async * [Symbol.asyncIterator] (): AsyncGenerator<OutgoingMessage> {
-    for (;;) {
-      const next = this.queue.shift()
-      if (next !== undefined) {
-        yield next
-      } else if (this.ended) {
-        return
-      } else {
-        await new Promise<void>((resolve) => { this.wake = resolve })
-        this.wake = undefined
-      }
-    }
-  }
-}
 
 export interface Member {
   readonly name: string

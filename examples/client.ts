@@ -1,27 +1,30 @@
 /**
- * A command-line client: sends each argument as a text message, prints one reply per message,
- * then closes.
+ * A command-line client: sends each argument as a text message, waits for its reply and prints
+ * it, then sends the next; closes at the end.
  *
  *   npx tsx examples/client.ts ws://127.0.0.1:8080/ hello world
  */
 import { parseArgs } from 'node:util'
-import { connect, type ConnectOptions } from '../src/index.js'
+import { connect, ConnectionClosedError, type ConnectOptions } from '../src/index.js'
 import { isMain } from './run.js'
 
 const decoder = new TextDecoder()
 
-/** Send `messages`, wait for as many replies, close (1000). Resolves with the replies as text. */
+/** Send each of `messages` and await its reply, one at a time; close (1000). Resolves with the replies as text. */
 export async function request (url: string, messages: string[], options: ConnectOptions = {}): Promise<string[]> {
   const conn = await connect(url, options)
   const replies: string[] = []
   try {
-    await conn.sink(messages) // the sink's end does not close: the replies can still come
-    if (messages.length > 0) {
-      for await (const reply of conn.source) {
-        replies.push(decoder.decode(reply))
-        if (replies.length === messages.length) break
-      }
+    for (const message of messages) {
+      await conn.send(message)
+      // next() reads one message and leaves the source open (a `break` would close the connection).
+      const { value: reply, done } = await conn.source.next()
+      if (done === true) break
+      replies.push(decoder.decode(reply))
     }
+  } catch (err) {
+    // The server closed first: send() rejects. Reported below with the close code.
+    if (!(err instanceof ConnectionClosedError)) throw err
   } finally {
     conn.close()
   }

@@ -1,6 +1,6 @@
 /**
- * JSON messages in and out: `json.decode` and `json.encode` are transforms for it-pipe, and
- * `calculator` is a handler built from them. A message that is not JSON closes the connection
+ * JSON messages in and out: `calculator` is a handler built from wspipe's `json.decode` and
+ * `json.encode`, transforms for it-pipe. A message that is not JSON closes the connection
  * with 1007 (invalid payload data).
  *
  *   npx tsx examples/json.ts --port 8080
@@ -8,35 +8,8 @@
  */
 import map from 'it-map'
 import { pipe } from 'it-pipe'
-import { CloseCode, WebSocketServer, type Connection } from '../src/index.js'
+import { json, JsonDecodeError, WebSocketServer, type Connection } from '../src/index.js'
 import { isMain, serve } from './run.js'
-
-/** A message that is not valid UTF-8 JSON. */
-export class JsonDecodeError extends Error {
-  override name = 'JsonDecodeError'
-}
-
-const decoder = new TextDecoder('utf-8', { fatal: true })
-
-export const json = {
-  /** Messages in, values out: each message (text or binary) parsed as UTF-8 JSON. */
-  async * decode<T = unknown> (source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<T> {
-    for await (const message of source) {
-      let value: T
-      try {
-        value = JSON.parse(decoder.decode(message)) as T
-      } catch (err) {
-        throw new JsonDecodeError('a message is not valid JSON', { cause: err })
-      }
-      yield value
-    }
-  },
-
-  /** Values in, text messages out. */
-  async * encode (source: AsyncIterable<unknown> | Iterable<unknown>): AsyncGenerator<string> {
-    for await (const value of source) yield JSON.stringify(value)
-  }
-}
 
 export interface Request {
   id: number
@@ -64,7 +37,7 @@ export async function calculator (conn: Connection): Promise<void> {
     await pipe(conn, json.decode<Request>, (requests) => map(requests, answer), json.encode, conn)
   } catch (err) {
     if (!(err instanceof JsonDecodeError)) throw err
-    conn.close(CloseCode.InvalidPayload, err.message)
+    conn.close(err.closeCode, err.message) // 1007, invalid payload data
   }
 }
 

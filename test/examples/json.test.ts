@@ -1,10 +1,10 @@
-/** examples/json.ts: the json.decode / json.encode transforms, on both ends of a real socket. */
+/** examples/json.ts: the calculator, built from wspipe's json.decode / json.encode, on both ends of a real socket. */
 
 import test from 'ava'
 import { pipe } from 'it-pipe'
-import { connect, isText } from '../../src/index.js'
+import { connect, isText, json, JsonDecodeError } from '../../src/index.js'
 import { collect, take } from '../../src/testing.js'
-import { createServer, json, JsonDecodeError, type Request, type Response } from '../../examples/json.js'
+import { createServer, type Request, type Response } from '../../examples/json.js'
 import { listen, runExample } from './helpers.js'
 
 test('json.encode sends text messages; json.decode parses text and binary', async (t) => {
