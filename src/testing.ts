@@ -230,8 +230,8 @@ class Channel<T> {
 
 /**
  * Read up to `count` messages, fewer if the source ends first. Unlike `break` in a `for await`
- * loop, this leaves the source open, so it can be read again (a connection's `source` ends
- * for good once its iterator's `return()` is called).
+ * loop, this leaves the source open, so it can be read again (returning a connection's
+ * `source` means "done reading": the connection closes once its sink is done too).
  */
 export async function take<T> (source: AsyncIterable<T>, count: number): Promise<T[]> {
   const out: T[] = []

@@ -6,6 +6,7 @@
  * sockets and in memory.
  */
 
+import { inspect } from 'node:util'
 import test from 'ava'
 import { connect, type Connection } from '../../src/index.js'
 import { connectInMemory, take, text } from '../../src/testing.js'
@@ -127,7 +128,7 @@ test('server: an it-take style transform that returns the source inside pipe clo
   t.deepEqual(await within(peer.closed, 5000, 'closed after two'), { code: 1000, reason: '' })
 })
 
-test('client: the README snippet (sink, one reply, break, close) ends cleanly with 1000', async (t) => {
+test('client: the README snippet (send, next(), send, break) ends cleanly with 1000', async (t) => {
   let serverSaw: { code: number, wasClean: boolean } | undefined
   const { url } = await startServer(t, {
     echo: async (conn) => {
@@ -136,14 +137,21 @@ test('client: the README snippet (sink, one reply, break, close) ends cleanly wi
       serverSaw = { code, wasClean }
     }
   })
-  const logged: Uint8Array[] = []
+  const logged: unknown[] = []
+  const log = (x: unknown): void => { logged.push(x) }
   // README.md's client snippet, with console.log captured.
   const conn = await connect(`${url}/`, { protocols: ['echo'] })
-  await conn.sink(['hello'])
-  for await (const message of conn.source) { logged.push(message); break }
-  conn.close()
-  t.deepEqual(await within(conn.closed, 5000, 'closed'), { code: 1000, reason: '', wasClean: true })
-  t.deepEqual(logged.map((m) => text(m)), ['hello'])
+  await conn.send('hello')
+  const { value: reply } = await conn.source.next()
+  log(new TextDecoder().decode(reply))
+  await conn.send('again')
+  for await (const message of conn.source) {
+    log(message)
+    break
+  }
+  log(await within(conn.closed, 5000, 'closed'))
+  t.deepEqual(logged, ['hello', new Uint8Array([97, 103, 97, 105, 110]), { code: 1000, reason: '', wasClean: true }])
+  t.is(inspect(logged[1]), 'Uint8Array(5) [ 97, 103, 97, 105, 110 ]', 'prints as the README says')
   await within((async () => { while (serverSaw === undefined) await sleep(5) })(), 5000, 'the server saw the close')
   t.deepEqual(serverSaw, { code: 1000, wasClean: true })
 })
