@@ -21,7 +21,7 @@ import type { MemoryBudget } from './budget.js'
 import { heartbeatSweeper, judge } from './heartbeat.js'
 import { MessageSource, type IncomingOwner } from './incoming.js'
 import { SinkPump, type SinkOwner } from './sink.js'
-import { asText, isText } from './text.js'
+import { isText } from './text.js'
 import { resolveLimits, type CloseInfo, type Connection, type ConnectionStats, type DriverOptions, type Logger, type OutgoingMessage, type ResolvedLimits } from './types.js'
 
 function allocUnsafe (size: number): Uint8Array {
@@ -391,6 +391,16 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
     } else {
       throw new TypeError('a message must be a string or a Uint8Array')
     }
+    this.queued()
+  }
+
+  /** Queue a message polled from this connection's own source (an echo), text if it came as text. */
+  queueEcho (message: Uint8Array, text: boolean): void {
+    this.session.send(message, !text)
+    this.queued()
+  }
+
+  private queued (): void {
     if (this.session.pendingOutput >= 65536) this.flush()
     else if (!this.handling) this.scheduleFlush()
   }
@@ -501,8 +511,7 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
         // A message joined from parts or frames lies in a buffer from `alloc` (a Buffer, for
         // the output's sake): hand out a plain view of it.
         if (data instanceof Buffer) data = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-        if (!event.binary) asText(data)
-        this.source.push(data)
+        this.source.push(data, !event.binary)
         return
       }
       case 'ping':

@@ -8,7 +8,7 @@
  */
 
 import { ITEM_OVERHEAD } from '../protocol/gather.js'
-import { asText, isText } from './text.js'
+import { markNew } from './text.js'
 
 /** What the queue needs from its connection. */
 export interface IncomingOwner {
@@ -27,6 +27,7 @@ export interface IncomingOwner {
 }
 
 const NO_MESSAGES: Uint8Array[] = []
+const NO_FLAGS: boolean[] = []
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined }
 const DONE_PROMISE = Promise.resolve(DONE)
 /** What {@link MessageSource.poll} returns when no message is queued yet, and at the end. */
@@ -40,6 +41,13 @@ export class MessageSource implements AsyncIterableIterator<Uint8Array> {
   private readonly low: number
   /** A shared empty queue until the first message has to wait (most are taken at once). */
   private queue: Uint8Array[] = NO_MESSAGES
+  /**
+   * Which queued messages are text, beside them: the mark is stamped on a message only when it
+   * is handed to the consumer, so an echo (`sink(source)`, polled) never pays for it.
+   */
+  private texts: boolean[] = NO_FLAGS
+  /** Whether the message {@link MessageSource.poll} returned last is text. */
+  lastText = false
   private head = 0
   /** Queue index from which messages arrived since the last {@link MessageSource.settle}. */
   private fresh = 0
@@ -69,12 +77,13 @@ export class MessageSource implements AsyncIterableIterator<Uint8Array> {
     return this.queue.length - this.head
   }
 
-  /** Hand a message to a waiting reader, or queue it. */
-  push (message: Uint8Array): void {
+  /** Hand a message (`text` if it came as text) to a waiting reader, or queue it. */
+  push (message: Uint8Array, text: boolean): void {
     if (this.detached) return
     const waiter = this.waiter
     if (waiter !== undefined) {
       this.waiter = undefined
+      if (text) markNew(message)
       waiter.resolve({ done: false, value: message })
       return
     }
@@ -82,8 +91,12 @@ export class MessageSource implements AsyncIterableIterator<Uint8Array> {
     // After our close, reading must go on until the peer's close arrives: past the high-water
     // mark, messages are dropped rather than reading paused.
     if (this.owner.dropWhenFull && this.cost + cost > this.high) return
-    if (this.queue === NO_MESSAGES) this.queue = []
+    if (this.queue === NO_MESSAGES) {
+      this.queue = []
+      this.texts = []
+    }
     this.queue.push(message)
+    this.texts.push(text)
     this.cost += cost
     if (this.cost > this.peak) this.peak = this.cost
     if (this.cost > this.high && !this.full && !this.owner.dropWhenFull) {
@@ -106,9 +119,7 @@ export class MessageSource implements AsyncIterableIterator<Uint8Array> {
       const m = queue[i]
       if (m.length * 2 < m.buffer.byteLength) {
         // A plain Uint8Array with its own buffer, like the message it replaces.
-        const copy = m.slice()
-        if (isText(m)) asText(copy)
-        queue[i] = copy
+        queue[i] = m.slice()
       }
     }
     this.fresh = queue.length
@@ -143,7 +154,8 @@ export class MessageSource implements AsyncIterableIterator<Uint8Array> {
   /**
    * The synchronous pull of `sink(source)` on the connection's own source (an echo): the next
    * message, {@link WAIT} (the sink is woken when one arrives) or {@link END}; throws the
-   * connection's error. No promise per message.
+   * connection's error. No promise per message, and no text mark: {@link MessageSource.lastText}
+   * tells the sink.
    */
   poll (): Uint8Array | typeof WAIT | typeof END {
     if (this.head < this.queue.length) return this.dequeue()
@@ -164,13 +176,16 @@ export class MessageSource implements AsyncIterableIterator<Uint8Array> {
 
   private dequeue (): Uint8Array {
     const value = this.queue[this.head]
+    this.lastText = this.texts[this.head]
     this.queue[this.head++] = undefined as unknown as Uint8Array
     if (this.head === this.queue.length) {
       this.queue = NO_MESSAGES
+      this.texts = NO_FLAGS
       this.head = 0
       this.fresh = 0
     } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head)
+      this.texts = this.texts.slice(this.head)
       this.fresh = Math.max(0, this.fresh - this.head)
       this.head = 0
     }
@@ -185,7 +200,11 @@ export class MessageSource implements AsyncIterableIterator<Uint8Array> {
   }
 
   next (): Promise<IteratorResult<Uint8Array>> {
-    if (this.head < this.queue.length) return Promise.resolve({ done: false, value: this.dequeue() })
+    if (this.head < this.queue.length) {
+      const value = this.dequeue()
+      if (this.lastText) markNew(value)
+      return Promise.resolve({ done: false, value })
+    }
     if (this.ended) {
       try {
         this.finish()
@@ -203,6 +222,7 @@ export class MessageSource implements AsyncIterableIterator<Uint8Array> {
     if (this.detached) return DONE_PROMISE
     this.detached = true
     this.queue = NO_MESSAGES
+    this.texts = NO_FLAGS
     this.head = 0
     this.fresh = 0
     this.cost = 0

@@ -20,6 +20,8 @@ export interface SinkOwner {
   outputFull: () => boolean
   /** Queue one message for sending. Throws a TypeError for anything but a string or bytes. */
   queueMessage: (message: OutgoingMessage) => void
+  /** Queue a message polled from the connection's own source, as text if it came as text. */
+  queueEcho: (message: Uint8Array, text: boolean) => void
   flush: () => void
   /** The handler returned the sink's promise and the sink is done: its end is the handler's. */
   onHandlerSettled: (error: unknown) => void
@@ -134,7 +136,9 @@ export class SinkPump {
           return
         }
         if (m === END) return this.end(true)
-        value = m
+        // Bytes from our own source cannot be a bad message: no try needed.
+        owner.queueEcho(m, owner.source.lastText)
+        continue
       } else {
         let r: IteratorResult<OutgoingMessage> | PromiseLike<IteratorResult<OutgoingMessage>>
         try {

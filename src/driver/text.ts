@@ -39,3 +39,8 @@ export function asText<T extends Uint8Array> (bytes: T): T {
   if (!TextMark.has(bytes)) new TextMark(bytes)
   return bytes
 }
+
+/** Mark a message that cannot carry the mark yet (one the driver just made): no check first. */
+export function markNew (bytes: Uint8Array): void {
+  new TextMark(bytes)
+}
