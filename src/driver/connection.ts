@@ -301,7 +301,8 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
   }
 
   onQueueEmptied (): void {
-    if (this.budget !== undefined) this.charge()
+    // Inside onData the charge comes once, at its end.
+    if (this.budget !== undefined && !this.handling) this.charge()
   }
 
   /** Queue one message; flush at the end of the tick so a burst leaves in one write. */
@@ -405,12 +406,12 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
     this.handling = true
     try {
       for (let i = 0; i < events.length; i++) this.onEvent(events[i])
+      // What is still queued must not pin this read.
+      this.source.settle()
+      this.flush()
     } finally {
       this.handling = false
     }
-    // What is still queued must not pin this read.
-    this.source.settle()
-    this.flush()
     if (this.budget !== undefined) this.charge()
   }
 
