@@ -35,6 +35,7 @@ export interface ConnectOptions extends ConnectionLimits {
   handshakeTimeout?: number
   /** Most bytes of a refusal's body kept for {@link UpgradeError.reason}. Default 1,024. */
   maxRefusalBody?: number
+  /** pino-shaped logger for the connection's diagnostics. Default: none. */
   logger?: Logger
 }
 
