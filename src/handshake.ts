@@ -43,7 +43,9 @@ export interface ValidUpgrade {
 
 /** The request cannot be upgraded: answer with `status`, `headers` and the one-line `reason`. */
 export class HandshakeError extends Error {
+  /** `'HandshakeError'`. */
   override name = 'HandshakeError'
+  /** The stable code `WS_ERR_HANDSHAKE`. */
   readonly code = 'WS_ERR_HANDSHAKE'
   /** HTTP status to answer with. */
   readonly status: number

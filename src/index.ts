@@ -13,7 +13,7 @@
  * @packageDocumentation
  */
 
-export { WebSocketServer, DEFAULT_SERVER_OPTIONS, type Handler, type WebSocketServerOptions, type ListenOptions, type AuthorizeResult } from './server.js'
+export { WebSocketServer, DEFAULT_SERVER_OPTIONS, type Handler, type ServerStats, type WebSocketServerOptions, type ListenOptions, type AuthorizeResult } from './server.js'
 export { isText, asText, DEFAULT_LIMITS, type Connection, type CloseInfo, type ConnectionLimits, type ConnectionStats, type HeartbeatOptions, type Logger, type OutgoingMessage } from './driver.js'
 export { connect, type ConnectOptions } from './client.js'
 export { ConnectionClosedError, UpgradeError } from './errors.js'

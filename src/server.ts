@@ -26,7 +26,14 @@ import { DEFAULT_MEMORY_BUDGET, finishHandler, MemoryBudget, resolveLimits, WebS
 export type Handler = (connection: Connection) => void | Promise<void>
 
 /** What `authorize` may answer: true to accept, false for a 403, or a status and reason. */
-export type AuthorizeResult = boolean | { status: 401 | 403, reason?: string, headers?: Record<string, string> }
+export type AuthorizeResult = boolean | {
+  /** 401 (Unauthorized) or 403 (Forbidden). */
+  status: 401 | 403
+  /** A short reason for the response body. */
+  reason?: string
+  /** Extra response headers, e.g. `WWW-Authenticate` with a 401. */
+  headers?: Record<string, string>
+}
 
 /** Options of {@link WebSocketServer}. Every one has a default. */
 export interface WebSocketServerOptions extends ConnectionLimits {
@@ -70,8 +77,11 @@ export interface ListenOptions {
 
 /** Defaults of the server-only options. */
 export const DEFAULT_SERVER_OPTIONS = {
+  /** {@link WebSocketServerOptions.handshakeTimeout}: 10 s. */
   handshakeTimeout: 10_000,
+  /** {@link WebSocketServerOptions.maxHeaderSize}: 16 KiB. */
   maxHeaderSize: 16 * 1024,
+  /** {@link WebSocketServerOptions.memoryBudget}: 256 MiB. */
   memoryBudget: DEFAULT_MEMORY_BUDGET
 } as const
 

@@ -25,7 +25,9 @@ export interface Frame {
   readonly fin: boolean
   /** §5.2: extension bits, always false unless an extension negotiated them. */
   readonly rsv1: boolean
+  /** §5.2: second extension bit. */
   readonly rsv2: boolean
+  /** §5.2: third extension bit. */
   readonly rsv3: boolean
   /** One of {@link Opcode}. */
   readonly opcode: number
@@ -59,8 +61,11 @@ export const DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
 
 /** The frame being received when its payload spans chunks. */
 export interface IncompleteFrame {
+  /** One of {@link Opcode}. */
   readonly opcode: number
+  /** This is the final fragment of its message. */
   readonly fin: boolean
+  /** The first extension bit (permessage-deflate's "compressed"). */
   readonly rsv1: boolean
   /** The payload length the header declared. */
   readonly length: number

@@ -7,11 +7,14 @@
 import { once } from 'node:events'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import test, { type ExecutionContext } from 'ava'
+import type { ExecutionContext } from 'ava'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { WebSocketServer, type Handler, type WebSocketServerOptions } from '../../src/index.js'
 import { MULTIBYTE } from './clients.js'
+import { peerTest } from '../peers.js'
 import { captureLogger, echo, within } from './helpers.js'
+
+const test = peerTest('chromium')
 
 let browser: Browser | undefined
 
