@@ -334,10 +334,15 @@ export class FrameParser {
     const cur = this.current!
     const want = cur.length - cur.received
     const take = Math.min(want, chunk.length - off)
-    if (take > 0) {
-      addPart(cur, chunk.subarray(off, off + take))
+    if (take < want) {
+      if (take > 0) addPart(cur, chunk.subarray(off, off + take))
+      return -1
     }
-    if (cur.received < cur.length) return -1
+    // The part that completes the frame is gathered now, not held: no need to copy it out first.
+    if (take > 0) {
+      cur.parts.push(chunk.subarray(off, off + take))
+      cur.received += take
+    }
     const payload = this.gather(cur)
     this.current = undefined
     frames.push(makeFrame(this.currentB0, payload))

@@ -469,11 +469,13 @@ export class Session {
     if (++this.messageFragments > this.maxFragments) throw new ProtocolError('WS_ERR_TOO_MANY_FRAGMENTS')
     // §8.1: fail on the fragment that breaks UTF-8, not at the end of the message.
     if (this.messageText && !this.validator().push(payload, skip)) throw new ProtocolError('WS_ERR_INVALID_UTF8')
-    if (payload.length > 0) (this.messageParts ??= new Gatherer()).append(payload)
-    if (!frame.fin) return
+    if (!frame.fin) {
+      if (payload.length > 0) (this.messageParts ??= new Gatherer()).append(payload)
+      return
+    }
     if (this.messageText && !this.validator().complete) throw new ProtocolError('WS_ERR_INVALID_UTF8')
-    // One fragment is handed out as it is; several are joined into one buffer.
-    const data = this.messageParts?.join(this.alloc) ?? new Uint8Array(0)
+    // The last fragment is joined straight from the read (it is not held); one part is handed out as it is.
+    const data = this.messageParts?.join(this.alloc, payload) ?? payload
     const binary = !this.messageText
     this.dropMessage()
     events.push({ type: 'message', data, binary })
