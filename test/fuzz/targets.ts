@@ -40,6 +40,12 @@ export interface FuzzTarget {
 /** Inputs up to this size are also fed one byte at a time. */
 const BYTE_AT_A_TIME_MAX = 2000
 
+/**
+ * An allocator that hands out garbage, as `Buffer.allocUnsafe` (the Node driver's) may: a byte
+ * the parser or the session forgets to write then shows up in a payload or on the wire.
+ */
+const dirtyAlloc = (size: number): Uint8Array => new Uint8Array(size).fill(0xa5)
+
 // ── FrameParser ──────────────────────────────────────────────────────────────────────────────────
 
 /** What feeding a parser gave: the frames (normalised), then an error code or what is left buffered. */
@@ -74,7 +80,7 @@ function checkFrame (f: Frame, maxFrameSize: number, allowedRsv: number): void {
  * first error, which must be a ProtocolError.
  */
 function feedParser (role: Role, chunks: readonly Uint8Array[], maxFrameSize: number, allowedRsv: number, peek?: (parser: FrameParser, fed: number) => void): ParseOutcome {
-  const parser = new FrameParser({ role, maxFrameSize, allowedReservedBits: allowedRsv })
+  const parser = new FrameParser({ role, maxFrameSize, allowedReservedBits: allowedRsv, alloc: dirtyAlloc })
   const frames: Frame[] = []
   let fed = 0
   for (const c of chunks) {
@@ -204,14 +210,17 @@ function apply (session: Session, action: Action): void {
 
 interface SessionRun { events: string[], output: Uint8Array }
 
+/** How a session is built: small limits or the defaults, the close held back or not, the UTF-8 check the driver uses or the plain-JS one. */
+interface SessionSetup { limits: Limits | undefined, deferClose: boolean, nativeUtf8: boolean }
+
 /**
  * Feed a session chunk by chunk, with local actions in between, and check everything it says:
  * `receive()` never throws; each event is well-formed; an error or a close is the last event
  * and nothing follows it; the close frame owed is the right one; buffering stays bounded; and
  * the bytes it writes are valid frames for its peer.
  */
-function runSession (role: Role, chunks: readonly Uint8Array[], limits: Limits | undefined, deferClose: boolean, actions: ReadonlyArray<{ before: number, action: Action }>): SessionRun {
-  const session = new Session({ role, mask: rfcMask, deferClose, ...limits })
+function runSession (role: Role, chunks: readonly Uint8Array[], { limits, deferClose, nativeUtf8 }: SessionSetup, actions: ReadonlyArray<{ before: number, action: Action }>): SessionRun {
+  const session = new Session({ role, mask: rfcMask, deferClose, alloc: dirtyAlloc, ...(nativeUtf8 ? { isUtf8: nodeIsUtf8 } : {}), ...limits })
   const maxMessageSize = limits?.maxMessageSize ?? 16 * 1024 * 1024
   const frameLimit = Math.min(limits?.maxFrameSize ?? maxMessageSize, maxMessageSize)
   const events: string[] = []
@@ -308,19 +317,20 @@ const sessionInputArb = fc.record({
   rawCuts: rawCutsArb,
   limits: fc.option(limitsArb, { nil: undefined, freq: 4 }),
   deferClose: fc.boolean(),
+  nativeUtf8: fc.boolean(),
   actions: fc.oneof({ weight: 3, arbitrary: fc.constant([]) }, { weight: 1, arbitrary: fc.array(actionArb, { maxLength: 4 }) })
 })
 
-const sessionProperty = fc.property(sessionInputArb, ({ input: { role, bytes }, rawCuts, limits, deferClose, actions }) => {
+const sessionProperty = fc.property(sessionInputArb, ({ input: { role, bytes }, rawCuts, actions, ...setup }) => {
   const chunks = cutCopy(bytes, fitCuts(rawCuts, bytes.length))
-  const split = runSession(role, chunks, limits, deferClose, actions)
+  const split = runSession(role, chunks, setup, actions)
   if (actions.length > 0) return
   // Without local actions, how the bytes were cut must not matter (events and output alike).
-  const whole = runSession(role, [bytes.slice()], limits, deferClose, [])
+  const whole = runSession(role, [bytes.slice()], setup, [])
   assert.deepEqual(split.events, whole.events, 'split input vs whole: events')
   assert.equal(hexOf(split.output), hexOf(whole.output), 'split input vs whole: output')
   if (bytes.length <= BYTE_AT_A_TIME_MAX) {
-    const bytewise = runSession(role, oneByteAtATime(bytes.slice()), limits, deferClose, [])
+    const bytewise = runSession(role, oneByteAtATime(bytes.slice()), setup, [])
     assert.deepEqual(bytewise.events, whole.events, 'one byte at a time vs whole: events')
     assert.equal(hexOf(bytewise.output), hexOf(whole.output), 'one byte at a time vs whole: output')
   }
