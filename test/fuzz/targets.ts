@@ -369,22 +369,37 @@ function edit (value: string, e: Edit): string {
   }
 }
 
-/** One change to a header set: a value edited, the header removed, repeated (as Node's array form), or a stray header added. */
+/** A header value as Node may give it: mostly a string of any characters, sometimes a repeated header's array. */
+const headerValueArb: fc.Arbitrary<string | string[]> = fc.oneof(
+  { weight: 4, arbitrary: fc.oneof(fc.string({ maxLength: 30 }), fc.string({ unit: fc.constantFrom(...PIECES), maxLength: 6 }), fc.string({ unit: 'binary', maxLength: 30 })) },
+  { weight: 1, arbitrary: fc.array(fc.string({ maxLength: 10 }), { maxLength: 3 }) }
+)
+
+/**
+ * One change to a header set: a value edited, the header removed, repeated (as Node's array
+ * form), a stray header added, or the whole set replaced by random headers.
+ */
 const headerMutationArb = (names: readonly string[]): fc.Arbitrary<HeaderMutation> => fc.oneof(
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('edit' as const), name: fc.constantFrom(...names), edits: fc.array(editArb, { minLength: 1, maxLength: 3 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), name: fc.constantFrom(...names) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('repeat' as const), name: fc.constantFrom(...names), copies: fc.integer({ min: 0, max: 3 }), edits: fc.array(editArb, { maxLength: 1 }) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('add' as const), name: fc.oneof(tokenArb.map((s) => s.toLowerCase()), fc.constantFrom(...names)), value: fc.string({ maxLength: 20 }) }) }
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('add' as const), name: fc.oneof(tokenArb.map((s) => s.toLowerCase()), fc.constantFrom(...names)), value: fc.string({ maxLength: 20 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('random' as const), headers: fc.dictionary(fc.oneof(fc.constantFrom(...names), tokenArb.map((s) => s.toLowerCase())), headerValueArb, { maxKeys: 10 }) }) }
 )
 type HeaderMutation =
   | { kind: 'edit', name: string, edits: Edit[] }
   | { kind: 'delete', name: string }
   | { kind: 'repeat', name: string, copies: number, edits: Edit[] }
   | { kind: 'add', name: string, value: string }
+  | { kind: 'random', headers: HeaderMap }
 
 function mutateHeaders (headers: HeaderMap, mutations: readonly HeaderMutation[]): HeaderMap {
-  const h: HeaderMap = { ...headers }
+  let h: HeaderMap = { ...headers }
   for (const m of mutations) {
+    if (m.kind === 'random') {
+      h = { ...m.headers }
+      continue
+    }
     const current = headerValue(h, m.name) ?? ''
     if (m.kind === 'edit') h[m.name] = m.edits.reduce(edit, current)
     else if (m.kind === 'delete') delete h[m.name]
