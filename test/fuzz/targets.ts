@@ -21,7 +21,7 @@ import {
   type Frame, type ProtocolErrorCode, type Role, type SessionEvent
 } from '../../src/protocol/index.js'
 import {
-  controlPayloadArb, cutCopy, fitCuts, hexOf, hostileBytesArb, limitsArb, normEvent, normFrame, other, rawCutsArb, type Limits
+  chunkBySizes, controlPayloadArb, cutCopy, dribbleArb, fitCuts, hexOf, hostileBytesArb, limitsArb, normEvent, normFrame, other, rawCutsArb, type Limits
 } from '../protocol/arbitraries.js'
 import { concat, naiveMask, oneByteAtATime, rfcMask } from '../protocol/helpers.js'
 
@@ -151,10 +151,11 @@ const parserInputArb = fc.record({
   rawCuts: rawCutsArb,
   maxFrameSize: fc.option(fc.integer({ min: 0, max: 300 }), { nil: 16 * 1024 * 1024 }),
   allowedRsv: fc.constantFrom(0, 0, 0, 0x40, 0x70),
-  peek: fc.boolean()
+  peek: fc.boolean(),
+  dribble: dribbleArb
 })
 
-const frameParserProperty = fc.property(parserInputArb, ({ input: { role, bytes }, rawCuts, maxFrameSize, allowedRsv, peek }) => {
+const frameParserProperty = fc.property(parserInputArb, ({ input: { role, bytes }, rawCuts, maxFrameSize, allowedRsv, peek, dribble }) => {
   const want = referenceParse(role, bytes, maxFrameSize, allowedRsv)
   const whole = feedParser(role, [bytes.slice()], maxFrameSize, allowedRsv)
   assert.deepEqual(whole, { frames: want.frames, error: want.error, buffered: want.buffered }, 'whole input vs RFC 6455 §5.2 reference')
@@ -175,6 +176,7 @@ const frameParserProperty = fc.property(parserInputArb, ({ input: { role, bytes 
   }
   assert.deepEqual(feedParser(role, chunks, maxFrameSize, allowedRsv, peek ? checkIncomplete : undefined), whole, 'split input vs whole')
   if (bytes.length <= BYTE_AT_A_TIME_MAX) assert.deepEqual(feedParser(role, oneByteAtATime(bytes.slice()), maxFrameSize, allowedRsv), whole, 'one byte at a time vs whole')
+  else assert.deepEqual(feedParser(role, chunkBySizes(bytes, dribble), maxFrameSize, allowedRsv), whole, `chunks of ${dribble.join(', ')} bytes vs whole`)
 })
 
 // ── Session ──────────────────────────────────────────────────────────────────────────────────────
@@ -318,10 +320,11 @@ const sessionInputArb = fc.record({
   limits: fc.option(limitsArb, { nil: undefined, freq: 4 }),
   deferClose: fc.boolean(),
   nativeUtf8: fc.boolean(),
+  dribble: dribbleArb,
   actions: fc.oneof({ weight: 3, arbitrary: fc.constant([]) }, { weight: 1, arbitrary: fc.array(actionArb, { maxLength: 4 }) })
 })
 
-const sessionProperty = fc.property(sessionInputArb, ({ input: { role, bytes }, rawCuts, actions, ...setup }) => {
+const sessionProperty = fc.property(sessionInputArb, ({ input: { role, bytes }, rawCuts, actions, dribble, ...setup }) => {
   const chunks = cutCopy(bytes, fitCuts(rawCuts, bytes.length))
   const split = runSession(role, chunks, setup, actions)
   if (actions.length > 0) return
@@ -333,6 +336,10 @@ const sessionProperty = fc.property(sessionInputArb, ({ input: { role, bytes }, 
     const bytewise = runSession(role, oneByteAtATime(bytes.slice()), setup, [])
     assert.deepEqual(bytewise.events, whole.events, 'one byte at a time vs whole: events')
     assert.equal(hexOf(bytewise.output), hexOf(whole.output), 'one byte at a time vs whole: output')
+  } else {
+    const dribbled = runSession(role, chunkBySizes(bytes, dribble), setup, [])
+    assert.deepEqual(dribbled.events, whole.events, `chunks of ${dribble.join(', ')} bytes vs whole: events`)
+    assert.equal(hexOf(dribbled.output), hexOf(whole.output), `chunks of ${dribble.join(', ')} bytes vs whole: output`)
   }
 })
 

@@ -122,6 +122,23 @@ export const cutCopy = (bytes: Uint8Array, cuts: readonly number[]): Uint8Array[
 export const rawCutsArb = fc.array(fc.nat({ max: 1 << 18 }), { maxLength: 12 })
 export const fitCuts = (rawCuts: readonly number[], length: number): number[] => rawCuts.map((c) => c % (length + 1))
 
+/**
+ * Chunk sizes repeated in turn, e.g. [1, 4095]: a large frame dribbled in pieces of a few
+ * sizes, some below and some above the size at which a parser stops copying parts.
+ */
+export const dribbleArb = fc.array(fc.oneof(fc.integer({ min: 1, max: 16 }), fc.integer({ min: 4000, max: 4200 }), fc.integer({ min: 1, max: 70000 })), { minLength: 1, maxLength: 4 })
+
+/** Copies of `bytes` in chunks of `sizes[0]`, `sizes[1]`, …, starting over at the end of `sizes`. */
+export function chunkBySizes (bytes: Uint8Array, sizes: readonly number[]): Uint8Array[] {
+  const out: Uint8Array[] = []
+  for (let at = 0, i = 0; at < bytes.length; i++) {
+    const n = sizes[i % sizes.length]
+    out.push(bytes.slice(at, at + n))
+    at += n
+  }
+  return out
+}
+
 // ── limits ───────────────────────────────────────────────────────────────────────────────────────
 
 export interface Limits { maxFrameSize: number, maxMessageSize: number, maxFragments: number }
