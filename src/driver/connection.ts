@@ -295,7 +295,6 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
   }
 
   queueFull (full: boolean): void {
-    if (full && this.session.closing) return
     this.pausedForQueue = full
     this.updateReading()
   }

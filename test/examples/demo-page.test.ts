@@ -9,7 +9,8 @@
 
 import { fileURLToPath } from 'node:url'
 import type { ExecutionContext } from 'ava'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
+import { launchChromium } from '../chromium.js'
 import { startDemo, type Demo } from '../../examples/echo-server.js'
 import { peerTest } from '../peers.js'
 
@@ -20,11 +21,7 @@ const WAIT = { timeout: 10_000 }
 let browser: Browser | undefined
 
 test.before(async () => {
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking'],
-    timeout: 30_000
-  })
+  browser = await launchChromium()
 })
 
 test.after.always(async () => {
