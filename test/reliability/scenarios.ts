@@ -571,7 +571,11 @@ const leak: Scenario = {
       let text = ''
       child.stdout.on('data', (d: Buffer) => { text += d.toString() })
       const timer = setTimeout(() => { child.kill('SIGKILL') }, 280_000)
-      child.once('exit', (code) => { clearTimeout(timer); code === 0 ? resolve(text) : reject(new Error(`leak-main exited ${code}`)) })
+      child.once('exit', (code) => {
+        clearTimeout(timer)
+        if (code === 0) resolve(text)
+        else reject(new Error(`leak-main exited ${code}`))
+      })
     })
     const report = JSON.parse(out.trim().split('\n').at(-1)!) as LeakReport
     const problems = leakProblems(report)
