@@ -6,6 +6,7 @@
 //   npm run reliability -- --quick              # reduced, ≤ 3 min with --server wspipe
 //   npm run reliability -- --server wspipe|ws|both --only churn,slowloris
 //   npm run reliability -- --markdown [--before test/reliability/results/742c2cf-full.json] [--save out.json]
+//   npm run reliability -- --describe          # the scenario list of docs/reliability.md
 //
 // Exits 1 if a wspipe scenario fails its rule; ws failing is only reported.
 import { execFileSync } from 'node:child_process'
@@ -21,7 +22,8 @@ const { values } = parseArgs({
     only: { type: 'string' },
     markdown: { type: 'boolean', default: false },
     save: { type: 'string' },
-    before: { type: 'string' }
+    before: { type: 'string' },
+    describe: { type: 'boolean', default: false }
   }
 })
 
@@ -30,9 +32,10 @@ if (!kinds.every((k) => k === 'wspipe' || k === 'ws')) throw new Error('--server
 const only = values.only?.split(',').map((s) => s.trim().toLowerCase())
 const scenarios = SCENARIOS.filter((s) => only === undefined || only.some((o) => s.name.toLowerCase().includes(o)))
 
+/** The last commit that changed src/ (what is measured), and whether src/ has uncommitted changes. */
 function commit (): string {
   try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim()
+    const head = execFileSync('git', ['log', '-1', '--format=%h', '--', 'src'], { encoding: 'utf8' }).trim()
     const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { encoding: 'utf8' }).trim() !== ''
     return dirty ? `${head}+dirty` : head
   } catch {
@@ -50,6 +53,12 @@ function fdLimit (): number {
 
 /** What one run saved: figures by scenario and server. */
 interface Saved { commit: string, quick: boolean, date: string, results: Record<string, Partial<Record<Kind, Outcome>>> }
+
+if (values.describe) {
+  // The scenario list of docs/reliability.md, from the same text the run prints.
+  for (const s of scenarios) console.log(`### ${s.name}\n\n${s.does}\n\n**Pass:** ${s.rule}.\n`)
+  process.exit(0)
+}
 
 const saved: Saved = { commit: commit(), quick: values.quick, date: new Date().toISOString().slice(0, 16).replace('T', ' '), results: {} }
 const limit = fdLimit()

@@ -20,7 +20,8 @@ const server = new WebSocketServer({ logger: quiet, ...(JSON.parse(values.option
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 const handlers: Record<string, (conn: Connection) => Promise<void>> = {
-  echo: async ({ source, sink }) => { await sink(source) },
+  // as the demo's: the sink's own promise, which the server adopts without a `.then`
+  echo: ({ source, sink }) => sink(source),
   // Never reads `source`; ends only when the connection does (defect 3 of issue 10).
   idle: async (conn) => { await conn.closed },
   // Two pings, and a report of how each promise settled (defect 4): the peer answers only the second.
