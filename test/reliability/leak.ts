@@ -43,6 +43,8 @@ export interface LeakReport {
   resourcesLeft: Record<string, number>
   /** Listeners above the baseline on the HTTP servers and on `process`. */
   listenersLeft: Record<string, number>
+  /** `server.stats()` of each server once its connections are gone, where it has one: must be 0 connections, 0 bytes held. */
+  statsAfter: Partial<Record<Ending, { connections?: number, heldBytes?: number }>>
   /** Active handles above those before any server existed, once the servers are closed. */
   resourcesAfterClose: Record<string, number>
   seconds: number
@@ -254,6 +256,14 @@ export async function runLeak (options: LeakOptions): Promise<LeakReport> {
   const resourcesLeft = above(countResources(), resourcesBaseline)
   const listenersLeft = above(countListeners(targets.map((t) => t.http)), listenersBaseline)
   const left = census.alive
+  const statsAfter: LeakReport['statsAfter'] = {}
+  for (const t of targets) {
+    const stats = (t.ws as unknown as { stats?: () => { connections?: number, heldBytes?: number } }).stats
+    if (typeof stats === 'function') {
+      const st = stats.call(t.ws)
+      statsAfter[t.ending] = { connections: st.connections, heldBytes: st.heldBytes }
+    }
+  }
 
   for (const t of targets) {
     await t.ws.close()
@@ -261,7 +271,7 @@ export async function runLeak (options: LeakOptions): Promise<LeakReport> {
   }
   await sleep(50)
   const resourcesAfterClose = above(countResources(), resourcesAtStart)
-  return { endings, heapBaseline, heapAfter, uncollected: left, resourcesLeft, listenersLeft, resourcesAfterClose, seconds: (performance.now() - started) / 1000 }
+  return { endings, heapBaseline, heapAfter, uncollected: left, resourcesLeft, listenersLeft, statsAfter, resourcesAfterClose, seconds: (performance.now() - started) / 1000 }
 }
 
 /** The pass rule, as a list of what is wrong (empty: pass). */
@@ -274,6 +284,10 @@ export function leakProblems (r: LeakReport, heapSlack = 2 * 1024 * 1024): strin
     if (wrong.length > 0) problems.push(`${ending}: server closed with ${wrong.map(([c, n]) => `${c}×${n}`).join(', ')}, expected ${e.expectedCode}`)
     const total = Object.values(e.codes).reduce((a, b) => a + b, 0)
     if (total !== e.connections) problems.push(`${ending}: ${total} of ${e.connections} connections reported closed`)
+  }
+  for (const [ending, st] of Object.entries(r.statsAfter ?? {})) {
+    // the budget's own accounting must come back to zero, or the budget shrinks with every leak
+    if (st.heldBytes !== 0 || st.connections !== 0) problems.push(`${ending}: server.stats() after every connection ended: ${JSON.stringify(st)}`)
   }
   if (r.heapAfter - r.heapBaseline > heapSlack) problems.push(`heap ${((r.heapAfter - r.heapBaseline) / 1048576).toFixed(2)} MiB above baseline after GC`)
   if (r.uncollected > 0) problems.push(`${r.uncollected} connection objects not collected`)

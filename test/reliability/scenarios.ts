@@ -15,6 +15,8 @@ export type Kind = 'wspipe' | 'ws'
 export interface Ctx {
   kind: Kind
   quick: boolean
+  /** `ulimit -n` of this process (the servers inherit it). */
+  fdLimit: number
 }
 
 export interface Outcome {
@@ -332,7 +334,7 @@ const concurrent: Scenario = {
   rule: 'failures 0; the fresh client echoes; server fds back to baseline within 15 s of the closes',
   server: (kind) => demoOr(kind),
   async run (s, ctx) {
-    const want = q(ctx, 2000, 10_000)
+    const want = Math.min(q(ctx, 2000, 10_000), Math.max(0, ctx.fdLimit - 600))
     const base = await s!.probe()
     const clients: RawClient[] = []
     const start = performance.now()
@@ -352,64 +354,105 @@ const concurrent: Scenario = {
     const failures = r.failures + (want - r.started)
     const perConn = (held.rss - base.rss) / Math.max(1, clients.length)
     return {
-      figure: `${clients.length - r.failures} open in ${openSecs.toFixed(1)} s, ${failures} failures${r.errors.length > 0 ? ` (${r.errors[0]})` : ''}; RSS ${(perConn / 1024).toFixed(1)} KiB/conn; fresh echo ${fresh ? 'ok' : 'FAILED'}; fds back ${back === undefined ? 'not within 15 s' : `in ${s1(back)}`}`,
+      figure: `${want < q(ctx, 2000, 10_000) ? `(ulimit -n ${ctx.fdLimit}: only ${want} tried) ` : ''}${clients.length - r.failures} open in ${openSecs.toFixed(1)} s, ${failures} failures${r.errors.length > 0 ? ` (${r.errors[0]})` : ''}; RSS ${(perConn / 1024).toFixed(1)} KiB/conn; fresh echo ${fresh ? 'ok' : 'FAILED'}; fds back ${back === undefined ? 'not within 15 s' : `in ${s1(back)}`}`,
       pass: failures === 0 && fresh && back !== undefined
     }
   }
 }
 
-const emptyMessages: Scenario = {
-  name: 'defect 1: empty messages, peer never reads',
-  does: 'One client sends empty binary frames (6 bytes each on the wire) to the echo handler and never reads the echoes: up to 12 M frames or 20 s (quick: 6 M, 10 s).',
-  rule: 'server RSS grows by < 64 MiB (the queues\' documented limits, counted at their real cost)',
-  server: (kind) => demoOr(kind),
-  async run (s, ctx) {
-    const c = await RawClient.connect(s!.port)
-    c.socket.pause()
-    const base = await s!.probe()
-    const watch = watchRss(s!, RSS_STOP)
-    const empty = encodeMaskedFrame(OP_BINARY, new Uint8Array(0), 0x0badf00d)
-    const frames = q(ctx, 6e6, 12e6)
-    const f = await flood(c.socket, repeatFrame(empty, 10_000), { maxBytes: frames * empty.length, maxMs: q(ctx, 10_000, 20_000), stallMs: 2000, stop: () => watch.over })
-    await sleep(300)
-    watch.stop()
-    const held = await s!.probe()
-    c.destroy()
-    const growth = watch.peak - base.rss
-    return {
-      figure: `RSS +${mb(growth)}, heap ${mb(held.heapUsed)} after GC; ${(f.sent / empty.length / 1e6).toFixed(2)} M frames sent; ${f.stalled ? 'reading stopped' : f.closed ? 'dropped' : watch.over ? 'stopped at RSS limit' : 'still reading'}`,
-      pass: growth < 64 * MiB
+function tinyMessages (size: 0 | 1): Scenario {
+  const wire = 6 + size
+  return {
+    name: size === 0 ? 'defect 1a: empty messages, peer never reads' : 'defect 1b: 1-byte messages, peer never reads',
+    does: `One client sends ${size === 0 ? 'empty' : '1-byte'} binary frames (${wire} bytes each on the wire) to the echo handler and never reads the echoes: up to 12 M frames or 20 s (quick: 6 M, 10 s).`,
+    rule: 'server RSS grows by < 64 MiB (the queues\' documented limits, counted at their real cost)',
+    server: (kind) => demoOr(kind),
+    async run (s, ctx) {
+      const c = await RawClient.connect(s!.port)
+      c.socket.pause()
+      const base = await s!.probe()
+      const watch = watchRss(s!, RSS_STOP)
+      const frame = encodeMaskedFrame(OP_BINARY, new Uint8Array(size).fill(0x61), 0x0badf00d)
+      const frames = q(ctx, 6e6, 12e6)
+      const f = await flood(c.socket, repeatFrame(frame, 10_000), { maxBytes: frames * wire, maxMs: q(ctx, 10_000, 20_000), stallMs: 2000, stop: () => watch.over })
+      await sleep(300)
+      watch.stop()
+      const held = await s!.probe()
+      c.destroy()
+      const growth = watch.peak - base.rss
+      return {
+        figure: `RSS +${mb(growth)}, heap ${mb(held.heapUsed)} after GC; ${(f.sent / wire / 1e6).toFixed(2)} M frames sent; ${f.stalled ? 'reading stopped' : f.closed ? 'dropped' : watch.over ? 'stopped at RSS limit' : 'still reading'}`,
+        pass: growth < 64 * MiB
+      }
     }
   }
 }
 
-const pinnedReads: Scenario = {
-  name: 'defect 2: 1-byte fragments pinning 64 KiB reads',
-  does: '3,000 one-byte fragments of an unfinished message, each in its own 64 KiB write padded with unsolicited pongs (187.5 MiB on the wire).',
-  rule: 'heap + external memory held after GC grows by < 16 MiB (a small constant × the 3,000 bytes counted)',
+/** 7 + 500 × 131 + 29 = 65,536 bytes: a 1-byte frame padded with unsolicited pongs fills one 64 KiB read. */
+function padded (frame: Uint8Array): Buffer {
+  const pongs = [...Array.from({ length: 500 }, () => encodeFrame({ opcode: OP.PONG, payload: Buffer.alloc(125) })), encodeFrame({ opcode: OP.PONG, payload: Buffer.alloc(23) })]
+  return Buffer.concat([frame, ...pongs])
+}
+
+/** Write each chunk as its own write, one per event-loop turn and flushed, so that each tends to land in a read of its own. */
+async function writeApart (socket: import('node:net').Socket, chunks: (i: number) => Uint8Array, count: number, stop: () => boolean, gapMs = 0): Promise<{ writes: number, bytes: number }> {
+  let writes = 0
+  let bytes = 0
+  for (let i = 0; i < count && !socket.destroyed && !stop(); i++) {
+    const chunk = chunks(i)
+    socket.write(chunk)
+    if (!await flushed(socket, 3000)) break
+    writes++
+    bytes += chunk.length
+    if (gapMs > 0) await sleep(gapMs)
+    else await new Promise<void>((resolve) => setImmediate(resolve))
+  }
+  return { writes, bytes }
+}
+
+function pinnedReads (what: 'fragments' | 'messages'): Scenario {
+  return {
+    name: what === 'fragments' ? 'defect 2a: 1-byte fragments pinning 64 KiB reads' : 'defect 2b: queued 1-byte messages pinning 64 KiB reads',
+    does: what === 'fragments'
+      ? '3,000 one-byte fragments of an unfinished message to the echo handler, each in its own 64 KiB write padded with unsolicited pongs (187.5 MiB on the wire).'
+      : '3,000 one-byte messages to a handler that never reads (wspipe: awaits `conn.closed`; ws: no message listener), each in its own 64 KiB write padded with unsolicited pongs.',
+    rule: 'heap + external memory held after GC grows by < 16 MiB (a small constant × the 3,000 bytes counted)',
+    server: (kind) => what === 'fragments' ? demoOr(kind) : kind === 'ws' ? { script: 'ws', handler: 'idle' } : { script: 'wspipe', handler: 'idle' },
+    async run (s) {
+      const c = await RawClient.connect(s!.port)
+      const base = await s!.probe()
+      const watch = watchRss(s!, RSS_STOP)
+      const first = padded(encodeFrame({ opcode: OP.BINARY, payload: Buffer.from('x'), fin: what === 'messages' }))
+      const next = what === 'messages' ? first : padded(encodeFrame({ opcode: OP.CONT, payload: Buffer.from('x'), fin: false }))
+      const w = await writeApart(c.socket, (i) => i === 0 ? first : next, 3000, () => watch.over)
+      await sleep(500)
+      watch.stop()
+      const held = await s!.probe()
+      const code = await closeCode(c, 100)
+      c.destroy()
+      const growth = (held.heapUsed + held.external) - (base.heapUsed + base.external)
+      return {
+        figure: `${w.writes} ${what} sent; held +${mb(growth)} after GC (RSS peak +${mb(watch.peak - base.rss)})${code !== undefined ? `; closed ${code}` : ''}`,
+        pass: growth < 16 * MiB
+      }
+    }
+  }
+}
+
+const dribbledFrame: Scenario = {
+  name: 'defect 2c: a 16 MiB frame dribbled in 1 B + 4 KiB writes',
+  does: 'One client sends the header of a 16 MiB binary frame, then 8 MiB of its payload (quick: 4 MiB) as alternating 1-byte and 4,096-byte writes, each flushed and 1 ms apart, and stops.',
+  rule: 'heap + external memory held after GC grows by < 2 × the payload bytes sent + 4 MiB',
   server: (kind) => demoOr(kind),
-  async run (s) {
+  async run (s, ctx) {
     const c = await RawClient.connect(s!.port)
     const base = await s!.probe()
     const watch = watchRss(s!, RSS_STOP)
-    // 7 + 500 × 131 + 29 = 65,536 bytes: one fragment and pongs fill each 64 KiB read
-    const pad = Buffer.concat([...Array.from({ length: 500 }, () => encodeFrame({ opcode: OP.PONG, payload: Buffer.alloc(125) })), encodeFrame({ opcode: OP.PONG, payload: Buffer.alloc(23) })])
-    const first = Buffer.concat([encodeFrame({ opcode: OP.BINARY, payload: Buffer.from('x'), fin: false }), pad])
-    const next = Buffer.concat([encodeFrame({ opcode: OP.CONT, payload: Buffer.from('x'), fin: false }), pad])
-    let sent = 0
-    for (let i = 0; i < 3000 && !c.socket.destroyed && !watch.over; i++) {
-      if (!c.socket.write(i === 0 ? first : next)) {
-        const drained = await new Promise<boolean>((resolve) => {
-          const timer = setTimeout(() => resolve(false), 3000)
-          c.socket.once('drain', () => { clearTimeout(timer); resolve(true) })
-        })
-        if (!drained) break
-      }
-      sent++
-      // one write per turn, so each tends to land in a read of its own
-      await new Promise<void>((resolve) => setImmediate(resolve))
-    }
-    await flushed(c.socket, 5000)
+    c.socket.write(frameHeader(OP.BINARY, 16 * MiB, true, 0, new Uint8Array(4)))
+    const one = Buffer.alloc(1)
+    const page = Buffer.alloc(4096)
+    const pairs = q(ctx, 1024, 2048) // 4 MiB or 8 MiB of payload
+    const w = await writeApart(c.socket, (i) => i % 2 === 0 ? one : page, pairs * 2, () => watch.over, 1)
     await sleep(500)
     watch.stop()
     const held = await s!.probe()
@@ -417,8 +460,8 @@ const pinnedReads: Scenario = {
     c.destroy()
     const growth = (held.heapUsed + held.external) - (base.heapUsed + base.external)
     return {
-      figure: `${sent} fragments sent; held +${mb(growth)} after GC (RSS peak +${mb(watch.peak - base.rss)})${code !== undefined ? `; closed ${code}` : ''}`,
-      pass: growth < 16 * MiB
+      figure: `${mb(w.bytes)} of payload in ${w.writes} writes; held +${mb(growth)} after GC (${(growth / Math.max(1, w.bytes)).toFixed(1)}× the bytes sent)${code !== undefined ? `; closed ${code}` : ''}`,
+      pass: growth < 2 * w.bytes + 4 * MiB
     }
   }
 }
@@ -529,7 +572,7 @@ const budget: Scenario = {
   does: '48 clients each send the header of a 16 MiB binary frame and 15.5 MiB of its payload, then stop (744 MiB in all); then a fresh client echoes. wspipe with default options (test/reliability/wspipe-server.ts, which exposes `server.stats()`: the budget is read from it, 256 MiB assumed without it).',
   rule: 'server RSS grows by < budget + 64 MiB; the fresh client echoes (the attackers may get 1013)',
   server: (kind) => kind === 'ws' ? { script: 'ws' } : { script: 'wspipe' },
-  async run (s) {
+  async run (s, ctx) {
     const base = await s!.probe()
     const stats = base.stats as { memoryBudget?: number } | undefined
     const budgetBytes = stats?.memoryBudget ?? 256 * MiB
@@ -552,7 +595,7 @@ const budget: Scenario = {
     const growth = watch.peak - base.rss
     const sent = floods.reduce((a, f) => a + f.sent, 0)
     return {
-      figure: `RSS +${mb(growth)} (budget ${mb(budgetBytes)}${stats?.memoryBudget === undefined ? ', assumed: no server.stats()' : `; heldBytes ${held === undefined ? '?' : mb(held)}`}); ${mb(sent)} sent; ${c1013}/48 got 1013; fresh echo ${fresh ? 'ok' : 'FAILED'}${watch.over ? '; stopped at RSS limit' : ''}`,
+      figure: `RSS +${mb(growth)} (${ctx.kind === 'ws' ? 'ws has no budget; rule with 256 MiB' : stats?.memoryBudget === undefined ? 'budget 256 MiB assumed: no server.stats()' : `budget ${mb(budgetBytes)}, heldBytes ${held === undefined ? '?' : mb(held)}`}); ${mb(sent)} sent; ${c1013}/48 got 1013; fresh echo ${fresh ? 'ok' : 'FAILED'}${watch.over ? '; stopped at RSS limit' : ''}`,
       pass: growth < budgetBytes + 64 * MiB && fresh
     }
   }
@@ -592,6 +635,6 @@ const leak: Scenario = {
 
 export const SCENARIOS: Scenario[] = [
   churn, resets('frame'), resets('handshake'), halfOpen, silentPeer, slowloris, millionFragments, pingFlood,
-  oversizedHeaders, concurrent, emptyMessages, pinnedReads, closeBehindPause, floodThenSilence, pingPromises,
+  oversizedHeaders, concurrent, tinyMessages(0), tinyMessages(1), pinnedReads('fragments'), pinnedReads('messages'), dribbledFrame, closeBehindPause, floodThenSilence, pingPromises,
   segmentation, budget, leak
 ]
