@@ -7,6 +7,7 @@
 //   npm run reliability -- --server wspipe|ws|both --only churn,slowloris
 //   npm run reliability -- --markdown [--before test/reliability/results/742c2cf-full.json] [--save out.json]
 //   npm run reliability -- --describe          # the scenario list of docs/reliability.md
+//   npm run reliability -- --markdown --from saved.json [--before other.json]   # a saved run's table, no run
 //
 // Exits 1 if a wspipe scenario fails its rule; ws failing is only reported.
 import { execFileSync, spawnSync } from 'node:child_process'
@@ -23,7 +24,8 @@ const { values } = parseArgs({
     markdown: { type: 'boolean', default: false },
     save: { type: 'string' },
     before: { type: 'string' },
-    describe: { type: 'boolean', default: false }
+    describe: { type: 'boolean', default: false },
+    from: { type: 'string' }
   }
 })
 
@@ -72,13 +74,15 @@ if (values.describe) {
   process.exit(0)
 }
 
-const saved: Saved = { commit: commit(), quick: values.quick, date: new Date().toISOString().slice(0, 16).replace('T', ' '), results: {} }
+// --from: print the table of a saved run instead of running (e.g. to regenerate docs/reliability.md)
+const loaded = values.from !== undefined ? JSON.parse(readFileSync(values.from, 'utf8')) as Saved : undefined
+const saved: Saved = loaded ?? { commit: commit(), quick: values.quick, date: new Date().toISOString().slice(0, 16).replace('T', ' '), results: {} }
 const fds = fdLimit('-n')
 console.log(`wspipe reliability suite at ${saved.commit}, ${values.quick ? 'quick' : 'full'}, servers: ${kinds.join(', ')}; ulimit -n ${fds}`)
 if (fds < FDS_NEEDED) console.log(`  note: ulimit -n ${fds} (hard ${fdLimit('-Hn')}): the concurrent-connections scenario opens only ${Math.max(0, fds - 600)}`)
 
 const started = performance.now()
-for (const scenario of scenarios) {
+for (const scenario of loaded !== undefined ? [] : scenarios) {
   const row: Partial<Record<Kind, Outcome>> = {}
   saved.results[scenario.name] = row
   for (const kind of kinds) {
@@ -123,7 +127,7 @@ if (values.markdown) {
   if (kinds.includes('ws')) cols.push('ws (defaults)')
   console.log(`\n| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|`)
   for (const s of scenarios) {
-    const r = saved.results[s.name]
+    const r = saved.results[s.name] ?? {}
     const cells = [s.name, s.rule]
     if (before !== undefined) cells.push(mark(before.results[s.name]?.wspipe))
     if (kinds.includes('wspipe')) cells.push(mark(r.wspipe))
@@ -132,16 +136,16 @@ if (values.markdown) {
   }
 } else {
   for (const s of scenarios) {
-    const r = saved.results[s.name]
+    const r = saved.results[s.name] ?? {}
     console.log(`${s.name}`)
     for (const kind of kinds) {
-      const o = r[kind]!
+      const o = r[kind] ?? { figure: 'not run', pass: null }
       console.log(`  ${(o.pass === null ? 'n/a' : o.pass ? 'pass' : 'FAIL').padEnd(4)} ${kind.padEnd(6)} ${o.figure}`)
     }
   }
 }
 if (values.save !== undefined) writeFileSync(values.save, JSON.stringify(saved, null, 2) + '\n')
 
-const failed = scenarios.filter((s) => saved.results[s.name].wspipe?.pass === false).map((s) => s.name)
+const failed = scenarios.filter((s) => saved.results[s.name]?.wspipe?.pass === false).map((s) => s.name)
 if (failed.length > 0) console.log(`\nwspipe failed ${failed.length} of ${scenarios.length}: ${failed.join('; ')}`)
 process.exit(failed.length > 0 ? 1 : 0)

@@ -526,7 +526,7 @@ const pingPromises: Scenario = {
         if (f === undefined) break
         if (f.opcode === 9) {
           pings.push(f.payload.toString())
-          if (pings.length === 2) c.send(encodeFrame({ opcode: OP.PONG, payload: Buffer.from('b') }) as Buffer)
+          if (pings.length === 2) c.send(Buffer.from(encodeFrame({ opcode: OP.PONG, payload: Buffer.from('b') })))
         } else if (f.opcode === 1) report = f.payload.toString()
       }
       c.send(CLOSE_1000)
@@ -613,11 +613,14 @@ const leak: Scenario = {
     const perEnding = q(ctx, 100, 1429)
     const out = await new Promise<string>((resolve, reject) => {
       const child = spawn(process.execPath, ['--expose-gc', '--import', tsxLoader, 'test/reliability/leak-main.ts', '--per-ending', String(perEnding)], { cwd: fileURLToPath(new URL('../../', import.meta.url)), stdio: ['ignore', 'pipe', 'inherit'] })
+      const killChild = (): void => { child.kill('SIGKILL') }
+      process.once('exit', killChild)
       let text = ''
       child.stdout.on('data', (d: Buffer) => { text += d.toString() })
       const timer = setTimeout(() => { child.kill('SIGKILL') }, 280_000)
       child.once('exit', (code) => {
         clearTimeout(timer)
+        process.off('exit', killChild)
         if (code === 0) resolve(text)
         else reject(new Error(`leak-main exited ${code}`))
       })
