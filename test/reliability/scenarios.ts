@@ -189,7 +189,7 @@ const silentPeer: Scenario = {
   rule: 'every peer dropped within interval + timeout + 1 s (3 s)',
   server: (kind) => kind === 'ws' ? { script: 'ws' } : { script: 'wspipe', options: { heartbeat: { interval: 1000, timeout: 1000 } } },
   async run (s, ctx) {
-    const bound = q(ctx, 5000, 8000)
+    const bound = q(ctx, 4000, 8000)
     const base = s!.fds()
     const peers = await Promise.all(Array.from({ length: 20 }, async () => await RawClient.connect(s!.port)))
     for (const p of peers) p.socket.pause()
@@ -205,12 +205,12 @@ const silentPeer: Scenario = {
 
 const slowloris: Scenario = {
   name: 'slowloris',
-  does: '300 clients (quick: 100) dribble a valid upgrade request, one byte per 500 ms; a fresh client echoes meanwhile. Bounded at 20 s (quick: 14 s).',
+  does: '300 clients (quick: 100) dribble a valid upgrade request, one byte per 500 ms; a fresh client echoes meanwhile. Bounded at 20 s (quick: 12.5 s).',
   rule: 'every dribbler dropped within handshakeTimeout (10 s) + 2 s; the fresh client echoes',
   server: (kind) => demoOr(kind),
   async run (s, ctx) {
     const n = q(ctx, 100, 300)
-    const bound = q(ctx, 14_000, 20_000)
+    const bound = q(ctx, 12_500, 20_000)
     const request = Buffer.from(upgradeRequest())
     const sockets = await Promise.all(Array.from({ length: n }, async () => await tcp(s!.port)))
     const t0 = performance.now()
@@ -364,7 +364,7 @@ function tinyMessages (size: 0 | 1): Scenario {
   const wire = 6 + size
   return {
     name: size === 0 ? 'defect 1a: empty messages, peer never reads' : 'defect 1b: 1-byte messages, peer never reads',
-    does: `One client sends ${size === 0 ? 'empty' : '1-byte'} binary frames (${wire} bytes each on the wire) to the echo handler and never reads the echoes: up to 12 M frames or 20 s (quick: 6 M, 10 s).`,
+    does: `One client sends ${size === 0 ? 'empty' : '1-byte'} binary frames (${wire} bytes each on the wire) to the echo handler and never reads the echoes: up to 12 M frames or 20 s (quick: 6 M, 8 s).`,
     rule: 'server RSS grows by < 64 MiB (the queues\' documented limits, counted at their real cost)',
     server: (kind) => demoOr(kind),
     async run (s, ctx) {
@@ -374,7 +374,7 @@ function tinyMessages (size: 0 | 1): Scenario {
       const watch = watchRss(s!, RSS_STOP)
       const frame = encodeMaskedFrame(OP_BINARY, new Uint8Array(size).fill(0x61), 0x0badf00d)
       const frames = q(ctx, 6e6, 12e6)
-      const f = await flood(c.socket, repeatFrame(frame, 10_000), { maxBytes: frames * wire, maxMs: q(ctx, 10_000, 20_000), stallMs: 2000, stop: () => watch.over })
+      const f = await flood(c.socket, repeatFrame(frame, 10_000), { maxBytes: frames * wire, maxMs: q(ctx, 8000, 20_000), stallMs: 2000, stop: () => watch.over })
       await sleep(300)
       watch.stop()
       const held = await s!.probe()
@@ -480,7 +480,7 @@ const closeBehindPause: Scenario = {
     await sleep(300)
     c.socket.write(CLOSE_1000)
     const t0 = performance.now()
-    const bound = q(ctx, 8000, 15_000)
+    const bound = q(ctx, 5000, 15_000)
     const t = await closedWithin(c.socket, bound, t0)
     c.destroy()
     return { figure: t === undefined ? `still open after ${s1(bound)}` : `ended after ${s1(t)}`, pass: t !== undefined && t <= 3500 }
@@ -489,7 +489,7 @@ const closeBehindPause: Scenario = {
 
 const floodThenSilence: Scenario = {
   name: 'defect 3b: flood, then silence',
-  does: 'The client floods 16 KiB messages to the echo handler without reading until its writes block (or 256 MiB), then goes silent. wspipe: `heartbeat: { interval: 500, timeout: 500 }`.',
+  does: 'The client floods 16 KiB messages to the echo handler without reading until its writes block (or 256 MiB; quick: 128 MiB), then goes silent. wspipe: `heartbeat: { interval: 500, timeout: 500 }`.',
   rule: 'the server drops the connection within interval + timeout + 1.5 s (2.5 s) of the silence',
   server: (kind) => kind === 'ws' ? { script: 'ws' } : { script: 'wspipe', options: { heartbeat: { interval: 500, timeout: 500 } } },
   async run (s, ctx) {
@@ -498,9 +498,9 @@ const floodThenSilence: Scenario = {
     c.socket.pause()
     const watch = watchRss(s!, RSS_STOP)
     const msg = encodeMaskedFrame(OP_BINARY, Buffer.alloc(16 * 1024, 2), mask())
-    const f = await flood(c.socket, repeatFrame(msg, 8), { maxBytes: 256 * MiB, maxMs: 15_000, stallMs: 1500, stop: () => watch.over })
+    const f = await flood(c.socket, repeatFrame(msg, 8), { maxBytes: q(ctx, 128, 256) * MiB, maxMs: 15_000, stallMs: 1500, stop: () => watch.over })
     watch.stop()
-    const bound = q(ctx, 6000, 10_000)
+    const bound = q(ctx, 4000, 10_000)
     const t = await serverDropped(s!, base, bound)
     c.destroy()
     return {
