@@ -39,7 +39,7 @@ export interface LeakReport {
   heapAfter: number
   /** Server-side connection objects not garbage-collected after the run. */
   uncollected: number
-  /** Active handles (by type) above the baseline, with every connection gone (servers still listening). */
+  /** Active handles (by type) and live timers (unref'd too) above the baseline, with every connection gone (servers still listening). */
   resourcesLeft: Record<string, number>
   /** Listeners above the baseline on the HTTP servers and on `process`. */
   listenersLeft: Record<string, number>
@@ -83,6 +83,37 @@ function countListeners (servers: HttpServer[]): Record<string, number> {
   for (const e of HTTP_EVENTS) out[`http:${e}`] = servers.reduce((n, s) => n + s.listenerCount(e), 0)
   for (const e of PROCESS_EVENTS) out[`process:${e}`] = process.listenerCount(e)
   return out
+}
+
+/**
+ * Every timer made through the global setTimeout/setInterval while installed, until it fires
+ * or is cleared. `process.getActiveResourcesInfo()` does not list unref'd timers, such as the
+ * driver's shared heartbeat sweeper, so they are counted here.
+ */
+export function trackTimers (): { live: () => Record<string, number>, restore: () => void } {
+  const g = globalThis as unknown as Record<'setTimeout' | 'setInterval' | 'clearTimeout' | 'clearInterval', (...args: any[]) => any>
+  const saved = { setTimeout: g.setTimeout, setInterval: g.setInterval, clearTimeout: g.clearTimeout, clearInterval: g.clearInterval }
+  const live = new Map<unknown, 'timeout' | 'interval'>()
+  g.setTimeout = (fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+    const t = saved.setTimeout((...a: unknown[]) => { live.delete(t); fn(...a) }, ms, ...args)
+    live.set(t, 'timeout')
+    return t
+  }
+  g.setInterval = (fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+    const t = saved.setInterval(fn, ms, ...args)
+    live.set(t, 'interval')
+    return t
+  }
+  g.clearTimeout = (t: unknown) => { live.delete(t); saved.clearTimeout(t) }
+  g.clearInterval = (t: unknown) => { live.delete(t); saved.clearInterval(t) }
+  return {
+    live () {
+      const out: Record<string, number> = {}
+      for (const kind of live.values()) out[`timer:${kind}`] = (out[`timer:${kind}`] ?? 0) + 1
+      return out
+    },
+    restore () { Object.assign(g, saved) }
+  }
 }
 
 async function collect (gc: () => void): Promise<void> {
@@ -211,8 +242,18 @@ async function drained (targets: Target[], ms: number): Promise<void> {
 }
 
 export async function runLeak (options: LeakOptions): Promise<LeakReport> {
+  const timers = trackTimers()
+  try {
+    return await measure(options, timers)
+  } finally {
+    timers.restore()
+  }
+}
+
+async function measure (options: LeakOptions, timers: ReturnType<typeof trackTimers>): Promise<LeakReport> {
   const started = performance.now()
-  const resourcesAtStart = countResources()
+  const counts = (): Record<string, number> => ({ ...countResources(), ...timers.live() })
+  const resourcesAtStart = counts()
   const census: Census = { measuring: false, alive: 0, registry: new FinalizationRegistry<boolean>((measured) => { if (measured) census.alive-- }) }
   const targets: Target[] = []
   for (const ending of Object.keys(ENDINGS) as Ending[]) targets.push(await startTarget(ending, census))
@@ -227,7 +268,7 @@ export async function runLeak (options: LeakOptions): Promise<LeakReport> {
   await drained(targets, 5000)
   await collect(options.gc)
   const heapBaseline = process.memoryUsage().heapUsed
-  const resourcesBaseline = countResources()
+  const resourcesBaseline = counts()
   const listenersBaseline = countListeners(targets.map((t) => t.http))
   for (const t of targets) { t.ended = 0; t.codes = {} }
   census.measuring = true
@@ -253,7 +294,7 @@ export async function runLeak (options: LeakOptions): Promise<LeakReport> {
   for (const t of targets) endings[t.ending].codes = t.codes
   await collect(options.gc)
   const heapAfter = process.memoryUsage().heapUsed
-  const resourcesLeft = above(countResources(), resourcesBaseline)
+  const resourcesLeft = above(counts(), resourcesBaseline)
   const listenersLeft = above(countListeners(targets.map((t) => t.http)), listenersBaseline)
   const left = census.alive
   const statsAfter: LeakReport['statsAfter'] = {}
@@ -270,7 +311,7 @@ export async function runLeak (options: LeakOptions): Promise<LeakReport> {
     await new Promise<void>((resolve) => t.http.close(() => resolve()))
   }
   await sleep(50)
-  const resourcesAfterClose = above(countResources(), resourcesAtStart)
+  const resourcesAfterClose = above(counts(), resourcesAtStart)
   return { endings, heapBaseline, heapAfter, uncollected: left, resourcesLeft, listenersLeft, statsAfter, resourcesAfterClose, seconds: (performance.now() - started) / 1000 }
 }
 
