@@ -218,6 +218,7 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
     this.ourClose ??= { code: owed.code ?? CloseCode.NoStatusReceived, reason: owed.reason }
     this.stopSink()
     this.flush()
+    if (this.readingPaused) this.updateReading()
     if (!this.socketClosed && !this.transportEnding) {
       this.armCloseTimer('closing', this.config.closeTimeout)
     }
@@ -387,7 +388,10 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
   }
 
   private updateReading (): void {
-    const pause = this.pausedForQueue || this.pausedForWrite
+    // After a failure nothing more is parsed (§7.1.7): until our close is sent, what the peer
+    // still sends stays in the kernel rather than be read and thrown away. Then reading resumes,
+    // so the peer's end of TCP is seen.
+    const pause = this.pausedForQueue || this.pausedForWrite || (this.protocolError !== undefined && this.session.pendingClose !== undefined)
     if (pause === this.readingPaused || this.socketClosed) return
     this.readingPaused = pause
     if (pause) {
@@ -439,6 +443,7 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
         this.ourClose = { code: event.error.closeCode, reason: event.error.message }
         this.closedFirstByUs = true
         this.logger?.debug({ err: event.error, remoteAddress: this.remoteAddress }, 'peer broke the protocol')
+        this.updateReading()
         this.source.end(event.error)
         this.onPeerClosing()
     }

@@ -135,10 +135,15 @@ export class FrameParser {
     return this.headerLength + (this.current?.received ?? 0)
   }
 
-  /** Memory held across calls, in bytes: {@link FrameParser.bufferedBytes} plus what holding them costs (copies' room, pinned reads, per-part overhead). */
+  /**
+   * Memory held or about to be, in bytes: a partial header, and for a frame still arriving the
+   * larger of what holding its parts costs (copies' room, pinned reads, per-part overhead) and
+   * the length its header declared. A budget that counts this refuses a large frame from its
+   * header, before its bytes are read, rather than part-way through.
+   */
   get heldBytes (): number {
     const cur = this.current
-    return cur === undefined ? this.headerLength : MAX_HEADER + cur.gatherer.held
+    return cur === undefined ? this.headerLength : MAX_HEADER + Math.max(cur.gatherer.held, cur.length)
   }
 
   /** Drop whatever is buffered (the connection failed: nothing more will be parsed). */
