@@ -20,3 +20,4 @@ export { Topics, Subscription, SlowSubscriberError, DEFAULT_TOPICS_OPTIONS, Redi
 export { ConnectionClosedError, UpgradeError } from './errors.js'
 export { HandshakeError } from './handshake.js'
 export { CloseCode, ProtocolError } from './protocol/index.js'
+export { serveCluster, type ClusterOptions, type ClusterPrimary, type ClusterServer } from './cluster.js'
