@@ -315,21 +315,15 @@ export class Session {
   /**
    * Queue one whole, unfragmented frame encoded elsewhere, byte for byte: a server broadcasting a
    * message encodes its unmasked frame once and queues the same bytes on every connection. The
-   * caller vouches for the frame (a data frame, FIN set, no RSV bits). Small frames are copied
-   * into the output slab, so a burst leaves in one write; large ones are queued by reference and
-   * must not change. Returns false after our close.
+   * caller vouches for the frame (a data frame, FIN set, no RSV bits). It is queued by reference,
+   * whatever its size, and must not change: a broadcast to many connections then holds one copy
+   * of its bytes, not one per connection in each connection's slab. Returns false after our close.
    * @throws TypeError when {@link Session.acceptsEncoded} is false.
    */
   sendEncoded (frame: Uint8Array): boolean {
     if (!this.acceptsEncoded) throw new TypeError('this session cannot send frames encoded elsewhere')
     if (this.closeSent) return false
     const length = frame.length
-    if (length <= COPY_LIMIT) {
-      if (this.slabUsed + length > this.slab.length) this.newSlab(length)
-      this.slab.set(frame, this.slabUsed)
-      this.slabUsed += length
-      return true
-    }
     if (this.slabUsed > this.slabStart) this.flushSlab()
     ;(this.output ??= []).push(frame)
     this.outputBytes += length

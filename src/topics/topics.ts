@@ -43,6 +43,9 @@ export const DEFAULT_TOPICS_OPTIONS = {
   slowSubscriber: 'close'
 } as const
 
+/** An iterable being published lets the event loop turn after this many messages. */
+const YIELD_EVERY = 64
+
 /** What a queued message is counted as beyond its payload. */
 const ENTRY_OVERHEAD = 64
 
@@ -132,7 +135,9 @@ export class Topics {
     let n = 0
     for await (const message of messages) {
       this.publishOne(topic, message)
-      n++
+      // A source with a full queue (a publisher that writes fast) would otherwise be drained in
+      // one run of microtasks: let timers and I/O (the subscribers' writes) in now and then.
+      if (++n % YIELD_EVERY === 0) await new Promise(setImmediate)
     }
     return n
   }
