@@ -13,7 +13,7 @@ import { connect, type Socket } from 'node:net'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { encodeMaskedFrame, OP_BINARY } from './lib/frames.js'
-import { kill, request, loadAverage, machineInfo, median, nextMessage, rssOf, sleep, spawnTs, srcVersion, tasksetAvailable } from './lib/proc.js'
+import { cpuSecondsOf, kill, request, loadAverage, machineInfo, median, nextMessage, rssOf, sleep, spawnTs, srcVersion, tasksetAvailable } from './lib/proc.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const args = process.argv.slice(2)
@@ -71,6 +71,9 @@ interface Result {
   /** RSS at the end of the measured interval less RSS at its start (after warm-up): growth that goes on. */
   rssSteadyMB: number
   slowClosed: number
+  /** Server CPU (user + system) per delivery in the measured interval, µs; and its share of one core. */
+  cpuPerDelivery: number
+  cpuShare: number
 }
 
 async function run (file: string, slow: number): Promise<Result> {
@@ -104,19 +107,23 @@ async function run (file: string, slow: number): Promise<Result> {
     write()
     await sleep(cfg.warmupMs)
     const rssWarm = rssOf(child.pid!)
+    const cpu0 = cpuSecondsOf(child.pid!)
     const start = bytes
     const t0 = performance.now()
     let rssMax = rssOf(child.pid!)
     const sampler = setInterval(() => { rssMax = Math.max(rssMax, rssOf(child.pid!)) }, 100)
     await sleep(cfg.durationMs)
-    const rate = (bytes - start) / FRAME / ((performance.now() - t0) / 1000)
+    const seconds = (performance.now() - t0) / 1000
+    const deliveries = (bytes - start) / FRAME
+    const rate = deliveries / seconds
+    const cpu = cpuSecondsOf(child.pid!) - cpu0
     clearInterval(sampler)
     const rssEnd = rssOf(child.pid!)
     rssMax = Math.max(rssMax, rssEnd)
     if (process.env.BENCH_STATS === '1' && file.includes('wspipe')) console.log(await request(child, { cmd: 'stats' }, 'stats', 5000))
     publishing = false
     for (const s of [pub, ...subs, ...sleepers]) s.destroy()
-    return { rate, rssGrowthMB: (rssMax - rssBefore) / 1e6, rssSteadyMB: (rssEnd - rssWarm) / 1e6, slowClosed }
+    return { rate, rssGrowthMB: (rssMax - rssBefore) / 1e6, rssSteadyMB: (rssEnd - rssWarm) / 1e6, slowClosed, cpuPerDelivery: cpu / deliveries * 1e6, cpuShare: cpu / seconds }
   } finally {
     await kill(child)
   }
@@ -135,7 +142,7 @@ for (let r = 0; r < cfg.rounds; r++) {
     ;(fast.get(s.name) ?? fast.set(s.name, []).get(s.name)!).push(a)
     const b = await run(s.file, cfg.slow)
     ;(withSlow.get(s.name) ?? withSlow.set(s.name, []).get(s.name)!).push(b)
-    console.log(`round ${r + 1} ${s.name}: ${fmt(a.rate)} deliveries/s, RSS +${a.rssGrowthMB.toFixed(1)} MB (steady ${a.rssSteadyMB.toFixed(1)}); with ${cfg.slow} non-readers ${fmt(b.rate)}/s, RSS +${b.rssGrowthMB.toFixed(1)} MB (steady ${b.rssSteadyMB.toFixed(1)}), ${b.slowClosed} non-readers closed`)
+    console.log(`round ${r + 1} ${s.name}: ${fmt(a.rate)} deliveries/s (server ${(a.cpuShare * 100).toFixed(0)} % of a core, ${a.cpuPerDelivery.toFixed(2)} µs CPU each), RSS +${a.rssGrowthMB.toFixed(1)} MB (steady ${a.rssSteadyMB.toFixed(1)}); with ${cfg.slow} non-readers ${fmt(b.rate)}/s, RSS +${b.rssGrowthMB.toFixed(1)} MB (steady ${b.rssSteadyMB.toFixed(1)}), ${b.slowClosed} non-readers closed`)
   }
 }
 
@@ -144,13 +151,13 @@ const rows = SERVERS.map((s) => {
   const w = withSlow.get(s.name)!
   const a = median(f.map((x) => x.rate))
   const b = median(w.map((x) => x.rate))
-  return { name: s.name, a, b, kept: b / a, rssFast: median(f.map((x) => x.rssGrowthMB)), rssSlow: median(w.map((x) => x.rssGrowthMB)), steadySlow: median(w.map((x) => x.rssSteadyMB)) }
+  return { name: s.name, a, b, kept: b / a, us: median(f.map((x) => x.cpuPerDelivery)), share: median(f.map((x) => x.cpuShare)), rssFast: median(f.map((x) => x.rssGrowthMB)), rssSlow: median(w.map((x) => x.rssGrowthMB)), steadySlow: median(w.map((x) => x.rssSteadyMB)) }
 })
 const base = rows.find((r) => r.name === 'ws loop')!
 console.log('')
-console.log(`| server | deliveries/s | × ws | RSS growth | with ${cfg.slow} non-readers: deliveries/s | kept | RSS growth | of it, during the measured ${cfg.durationMs / 1000} s |`)
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|')
+console.log(`| server | deliveries/s | × ws | server CPU per delivery | server CPU | RSS growth | with ${cfg.slow} non-readers: deliveries/s | kept | RSS growth | of it, during the measured ${cfg.durationMs / 1000} s |`)
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
 for (const r of rows) {
-  console.log(`| ${r.name} | ${fmt(r.a)} | ${(r.a / base.a).toFixed(2)} | ${r.rssFast.toFixed(0)} MB | ${fmt(r.b)} | ${(r.kept * 100).toFixed(0)} % | ${r.rssSlow.toFixed(0)} MB | ${r.steadySlow.toFixed(0)} MB |`)
+  console.log(`| ${r.name} | ${fmt(r.a)} | ${(r.a / base.a).toFixed(2)} | ${r.us.toFixed(2)} µs | ${(r.share * 100).toFixed(0)} % | ${r.rssFast.toFixed(0)} MB | ${fmt(r.b)} | ${(r.kept * 100).toFixed(0)} % | ${r.rssSlow.toFixed(0)} MB | ${r.steadySlow.toFixed(0)} MB |`)
 }
 console.log('\nRSS growth: peak RSS less RSS with all connections open before the first publish (medians).')

@@ -303,6 +303,7 @@ export class Subscription implements AsyncIterableIterator<Uint8Array> {
     return Promise.resolve(DONE)
   }
 
+  /** The subscription is its own iterator: it can be iterated once. */
   [Symbol.asyncIterator] (): this {
     return this
   }
