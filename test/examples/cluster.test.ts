@@ -1,7 +1,8 @@
 /**
  * serveCluster through examples/cluster.ts, as a program: two workers (this machine's two
  * cores) share one port and both serve; SIGHUP restarts them one at a time, each old worker
- * closing its connections with 1001 while new connections are served throughout; SIGTERM
+ * closing its connections with 1001 while new connections are served throughout; a worker
+ * killed from outside is replaced; SIGTERM
  * closes every connection with 1001 and the primary exits 0.
  */
 
@@ -19,7 +20,7 @@ async function pidOf (url: string): Promise<number> {
   return Number(text(await collect(conn.source))[0])
 }
 
-test('two workers serve one port; SIGHUP replaces them one at a time without a gap; SIGTERM closes with 1001 and exits 0', async (t) => {
+test('two workers serve one port; SIGHUP replaces them one at a time without a gap; a killed worker is replaced; SIGTERM closes with 1001 and exits 0', async (t) => {
   t.timeout(120_000)
   const child = spawn(process.execPath, ['--import', 'tsx', 'examples/cluster.ts', '--port', '0', '--workers', '2'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
@@ -60,6 +61,20 @@ test('two workers serve one port; SIGHUP replaces them one at a time without a g
     for (let i = 0; i < 20 && after.size < 2; i++) after.add(await pidOf(url))
     t.is(after.size, 2)
     for (const pid of after) t.false(before.has(pid), 'every worker is new')
+
+    // A worker that dies unasked is replaced.
+    const [victim] = after
+    process.kill(victim, 'SIGKILL')
+    const respawned = new Set<number>()
+    for (let i = 0; i < 200 && respawned.size < 2; i++) {
+      try {
+        const pid = await pidOf(url)
+        if (pid !== victim) respawned.add(pid)
+      } catch {}
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    t.is(respawned.size, 2, 'two workers serve again, one of them new')
+    t.false(respawned.has(victim))
 
     const last = await connect(`${url}room/lobby`, { protocols: ['chat'] })
     child.kill('SIGTERM')
