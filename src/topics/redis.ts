@@ -78,7 +78,8 @@ export class RedisAdapter implements TopicsAdapter {
 
   /**
    * Load the `redis` package (`npm install redis`), connect to Redis and resolve once both
-   * connections are up. Rejects if `redis` is not installed.
+   * connections are up. Rejects if `redis` is not installed. While Redis is unreachable it keeps
+   * trying (as after a later loss): a caller that must start within a time bounds it itself.
    */
   static async connect (options: RedisAdapterOptions = {}): Promise<RedisAdapter> {
     let mod: { createClient: (options: unknown) => RedisClient }
