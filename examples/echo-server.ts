@@ -1,8 +1,9 @@
 /**
  * The demo behind `npm start`: a page at http://127.0.0.1:8080/ to try wspipe from a browser
  * (examples/demo/index.html), and on the same port the WebSocket endpoints it talks to: an echo
- * for clients offering the subprotocol `echo` and for clients offering none, and the chat room
- * of examples/chat.ts on `chat`. GET /stats tells the page how many connections are open.
+ * for clients offering the subprotocol `echo` and for clients offering none, and the chat rooms
+ * of examples/chat-server.ts on `chat` (the page joins `/room/lobby`). GET /stats tells the page
+ * how many connections are open.
  *
  *   npm start -- --port 8080
  *
@@ -14,7 +15,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { parseArgs } from 'node:util'
 import { WebSocketServer, type Handler, type WebSocketServerOptions } from '../src/index.js'
-import { ChatRoom } from './chat.js'
+import { chat } from './chat-server.js'
 import { isMain } from './run.js'
 
 const PAGE = new URL('./demo/index.html', import.meta.url)
@@ -29,11 +30,11 @@ export interface Demo {
 
 export async function startDemo (port = 8080, host = '127.0.0.1', options: WebSocketServerOptions = {}): Promise<Demo> {
   const echo: Handler = ({ source, sink }) => sink(source)
-  const room = new ChatRoom()
   const server = new WebSocketServer(options)
+  server
     .register('echo', echo)
     .register('', echo)
-    .register('chat', room.join)
+    .register('chat', chat(server.topics))
 
   const http = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname
@@ -45,7 +46,7 @@ export async function startDemo (port = 8080, host = '127.0.0.1', options: WebSo
         res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end(err.message)
       })
     } else if (req.method === 'GET' && path === '/stats') {
-      const stats = { connections: server.clients.size, chat: room.members.size }
+      const stats = { connections: server.clients.size, chat: server.topics.count('room/lobby') }
       res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }).end(JSON.stringify(stats))
     } else {
       res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found\n')

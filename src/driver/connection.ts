@@ -21,6 +21,7 @@ import type { MemoryBudget } from './budget.js'
 import { heartbeatSweeper, judge } from './heartbeat.js'
 import { MessageSource, type IncomingOwner } from './incoming.js'
 import { SinkPump, type SinkOwner } from './sink.js'
+import { preparedFrame } from './prepared.js'
 import { kText, type Marked } from './text.js'
 import { resolveLimits, type CloseInfo, type Connection, type ConnectionStats, type DriverOptions, type Logger, type OutgoingMessage, type ResolvedLimits } from './types.js'
 
@@ -102,7 +103,7 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
     this.url = options.url
     this.headers = options.headers
     const s = socket as NodeDuplex & { remoteAddress?: string, remotePort?: number }
-    this.remoteAddress = s.remoteAddress
+    this.remoteAddress = options.remoteAddress ?? s.remoteAddress
     this.remotePort = s.remotePort
     this.logger = options.logger
     const limits = options.limits
@@ -310,7 +311,11 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
     if (typeof message === 'string') {
       this.session.sendText(Buffer.from(message))
     } else if (message instanceof Uint8Array) {
-      this.session.send(message, (message as Marked)[kText] !== true)
+      // A prepared message (a broadcast) carries its frame, encoded once for every connection.
+      // A session that must transform each payload (an extension) encodes it here instead.
+      const frame = preparedFrame(message)
+      if (frame !== undefined && this.session.acceptsEncoded) this.session.sendEncoded(frame)
+      else this.session.send(message, (message as Marked)[kText] !== true)
     } else {
       throw new TypeError('a message must be a string or a Uint8Array')
     }

@@ -115,7 +115,7 @@ export interface Connection extends Duplex<AsyncIterable<Uint8Array>, Source<Out
   readonly path: string
   /** The handshake request's headers less those the handshake consumed (server side), or the 101 response's (client side). */
   readonly headers: Record<string, string | string[] | undefined>
-  /** The peer's IP address, as the socket reports it. */
+  /** The peer's IP address, as the socket reports it (or, with a server's `trustProxy`, as `X-Forwarded-For` does). */
   readonly remoteAddress: string | undefined
   /** The peer's TCP port. */
   readonly remotePort: number | undefined
@@ -178,6 +178,8 @@ export interface DriverOptions {
   logger?: Logger
   /** Bytes that arrived with the handshake, after its end: processed by `start()`, once a handler is in place. */
   head?: Uint8Array
+  /** The peer's address when not the socket's (a server behind a trusted proxy: `trustProxy`). */
+  remoteAddress?: string
   /** The server-wide budget this connection's memory counts against (none for a client). */
   budget?: MemoryBudget
 }

@@ -302,6 +302,34 @@ export class Session {
     return this.sendFrame(opcode, data, fin)
   }
 
+  /**
+   * Can whole frames encoded elsewhere be queued as they are ({@link Session.sendEncoded})? Only
+   * on a server (client frames are masked per frame, §5.3). Seam for extensions: a session whose
+   * extension transforms each payload (permessage-deflate) must answer false, and its driver then
+   * encodes such messages per connection.
+   */
+  get acceptsEncoded (): boolean {
+    return !this.masked
+  }
+
+  /**
+   * Queue one whole, unfragmented frame encoded elsewhere, byte for byte: a server broadcasting a
+   * message encodes its unmasked frame once and queues the same bytes on every connection. The
+   * caller vouches for the frame (a data frame, FIN set, no RSV bits). It is queued by reference,
+   * whatever its size, and must not change: a broadcast to many connections then holds one copy
+   * of its bytes, not one per connection in each connection's slab. Returns false after our close.
+   * @throws TypeError when {@link Session.acceptsEncoded} is false.
+   */
+  sendEncoded (frame: Uint8Array): boolean {
+    if (!this.acceptsEncoded) throw new TypeError('this session cannot send frames encoded elsewhere')
+    if (this.closeSent) return false
+    const length = frame.length
+    if (this.slabUsed > this.slabStart) this.flushSlab()
+    ;(this.output ??= []).push(frame)
+    this.outputBytes += length
+    return true
+  }
+
   /** Queue a ping (payload at most 125 bytes). Returns false after our close. */
   sendPing (data: Uint8Array = new Uint8Array(0)): boolean {
     if (data.length > 125) throw new RangeError('a ping payload is at most 125 bytes (RFC 6455 §5.5)')

@@ -74,6 +74,9 @@ test('demo page: two pages chat through the room, and the live count sees both p
   const said = await bob.locator('#chat-log li.received').first().textContent(WAIT)
   t.regex(said ?? '', /^← text \d+ B {2}tab-\w+: hi bob$/)
   t.regex((await lines(ann, '#chat-log'))[0], /^→ text \d+ B {2}tab-\w+: hi bob$/)
+  // The sender is a member too: its own message comes back from the room.
+  await ann.locator('#chat-log li.received').first().waitFor(WAIT)
+  t.regex((await lines(ann, '#chat-log'))[1], /^← text \d+ B {2}tab-\w+: hi bob$/)
   // Each page holds two connections (echo and chat); the page asks /stats once a second.
   await ann.locator('#connections', { hasText: '4 (2 in the chat room)' }).waitFor(WAIT)
   t.is(d.server.clients.size, 4)

@@ -20,7 +20,7 @@ const REQUIRED = [
   'examples/run.ts',
   'examples/uppercase.ts',
   'examples/json.ts',
-  'examples/chat.ts',
+  'examples/chat-server.ts',
   'examples/file-stream.ts'
 ]
 
