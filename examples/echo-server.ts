@@ -1,33 +1,91 @@
 /**
- * The demo server behind `npm start`: echoes every message back, for clients offering the
- * subprotocol `echo` and for clients offering none.
+ * The demo behind `npm start`: a page at http://127.0.0.1:8080/ to try wspipe from a browser
+ * (examples/demo/index.html), and on the same port the WebSocket endpoints it talks to: an echo
+ * for clients offering the subprotocol `echo` and for clients offering none, and the chat rooms
+ * of examples/chat-server.ts on `chat` (the page joins `/room/lobby`). GET /stats tells the page
+ * how many connections are open.
  *
  *   npm start -- --port 8080
+ *
+ * The server keeps wspipe's default limits. `--max-message-size` and `--max-fragments` exist for
+ * the conformance runner, whose full-size cases need wider ones.
  */
+import { readFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { parseArgs } from 'node:util'
-import { WebSocketServer } from '../src/index.js'
+import { WebSocketServer, type Handler, type WebSocketServerOptions } from '../src/index.js'
+import { chat } from './chat-server.js'
+import { isMain } from './run.js'
 
-const { values } = parseArgs({
-  options: {
-    port: { type: 'string', default: '8080' },
-    host: { type: 'string', default: '127.0.0.1' }
-  }
-})
+const PAGE = new URL('./demo/index.html', import.meta.url)
 
-// Limits wide enough for the largest Autobahn cases (16 MiB messages, 64 Ki fragments of 64 B).
-const server = new WebSocketServer({
-  maxMessageSize: 64 * 1024 * 1024,
-  maxFragments: 1024 * 1024
-})
-const echo = ({ source, sink }: { source: AsyncIterable<Uint8Array>, sink: (s: AsyncIterable<Uint8Array>) => Promise<void> }): Promise<void> => sink(source)
-server.register('echo', echo)
-server.register('', echo)
+export interface Demo {
+  readonly pageUrl: string
+  readonly wsUrl: string
+  readonly server: WebSocketServer
+  /** Close every WebSocket with 1001 (going away), then stop serving the page. */
+  close: () => Promise<void>
+}
 
-const address = await server.listen({ port: Number(values.port), host: values.host })
-console.log(`ws://${address.address}:${address.port}/`)
+export async function startDemo (port = 8080, host = '127.0.0.1', options: WebSocketServerOptions = {}): Promise<Demo> {
+  const echo: Handler = ({ source, sink }) => sink(source)
+  const server = new WebSocketServer(options)
+  server
+    .register('echo', echo)
+    .register('', echo)
+    .register('chat', chat(server.topics))
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    void server.close().then(() => process.exit(0))
+  const http = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname
+    if (req.method === 'GET' && path === '/') {
+      // Read on each request, so that an edited page shows on reload.
+      readFile(PAGE).then((page) => {
+        res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(page)
+      }, (err: Error) => {
+        res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end(err.message)
+      })
+    } else if (req.method === 'GET' && path === '/stats') {
+      const stats = { connections: server.clients.size, chat: server.topics.count('room/lobby') }
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }).end(JSON.stringify(stats))
+    } else {
+      res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found\n')
+    }
   })
+  server.attach(http)
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject)
+    http.listen(port, host, () => { http.off('error', reject); resolve() })
+  })
+  const address = http.address() as AddressInfo
+  return {
+    pageUrl: `http://${address.address}:${address.port}/`,
+    wsUrl: `ws://${address.address}:${address.port}/`,
+    server,
+    close: async () => {
+      await server.close()
+      http.closeAllConnections()
+      await new Promise<void>((resolve) => http.close(() => resolve()))
+    }
+  }
+}
+
+if (isMain(import.meta.url)) {
+  const { values } = parseArgs({
+    options: {
+      port: { type: 'string', default: '8080' },
+      host: { type: 'string', default: '127.0.0.1' },
+      'max-message-size': { type: 'string' },
+      'max-fragments': { type: 'string' }
+    }
+  })
+  const limits: WebSocketServerOptions = {}
+  if (values['max-message-size'] !== undefined) limits.maxMessageSize = Number(values['max-message-size'])
+  if (values['max-fragments'] !== undefined) limits.maxFragments = Number(values['max-fragments'])
+  const demo = await startDemo(Number(values.port), values.host, limits)
+  console.log(demo.pageUrl)
+  console.log(demo.wsUrl)
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => { void demo.close().then(() => process.exit(0)) })
+  }
 }

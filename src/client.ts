@@ -35,6 +35,7 @@ export interface ConnectOptions extends ConnectionLimits {
   handshakeTimeout?: number
   /** Most bytes of a refusal's body kept for {@link UpgradeError.reason}. Default 1,024. */
   maxRefusalBody?: number
+  /** pino-shaped logger for the connection's diagnostics. Default: none. */
   logger?: Logger
 }
 
@@ -44,6 +45,11 @@ const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
  * Open a WebSocket connection to `url` (ws://, wss://, or http(s):// which map to them).
  * Resolves once the server's 101 has been checked (RFC 6455 §4.1); rejects with an
  * {@link UpgradeError} carrying the status and reason if the server refuses.
+ *
+ * @throws (as a rejection) `SyntaxError` for a URL that is not a WebSocket URL or an empty or
+ * duplicate subprotocol; {@link UpgradeError} for a refusal, an invalid 101 (status 101) or a
+ * handshake timeout (status 0); `signal.reason` when `signal` aborts first; and, unwrapped,
+ * Node's own error when the TCP or TLS connection fails (e.g. `code` `ECONNREFUSED`).
  */
 export function connect (url: string | URL, options: ConnectOptions = {}): Promise<Connection> {
   let target: URL

@@ -6,7 +6,9 @@
 
 /** The connection ended without a clean closing handshake: reset, timeout, or lost. `source` throws it. */
 export class ConnectionClosedError extends Error {
+  /** `'ConnectionClosedError'`. */
   override name = 'ConnectionClosedError'
+  /** The stable code `WS_ERR_CONNECTION_CLOSED`. */
   readonly code = 'WS_ERR_CONNECTION_CLOSED'
   /** The close code the connection settled with (1006 for a reset). */
   readonly closeCode: number
@@ -19,7 +21,9 @@ export class ConnectionClosedError extends Error {
 
 /** The client's handshake was refused or the server's answer was invalid. */
 export class UpgradeError extends Error {
+  /** `'UpgradeError'`. */
   override name = 'UpgradeError'
+  /** The stable code `WS_ERR_UPGRADE`. */
   readonly code = 'WS_ERR_UPGRADE'
   /** The HTTP status the server answered with (101 when the 101 itself was invalid). */
   readonly status: number

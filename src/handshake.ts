@@ -43,7 +43,9 @@ export interface ValidUpgrade {
 
 /** The request cannot be upgraded: answer with `status`, `headers` and the one-line `reason`. */
 export class HandshakeError extends Error {
+  /** `'HandshakeError'`. */
   override name = 'HandshakeError'
+  /** The stable code `WS_ERR_HANDSHAKE`. */
   readonly code = 'WS_ERR_HANDSHAKE'
   /** HTTP status to answer with. */
   readonly status: number
@@ -282,7 +284,13 @@ export function validateUpgradeResponse (res: UpgradeResponse, expectedAccept: s
   } else if (offeredProtocols.length > 0) {
     throw new HandshakeError(101, 'the server selected no subprotocol, though some were offered')
   }
-  const extensions = parseExtensions(headerValue(h, 'sec-websocket-extensions'))
+  let extensions: ExtensionOffer[]
+  try {
+    extensions = parseExtensions(headerValue(h, 'sec-websocket-extensions'))
+  } catch {
+    // The server answered 101: a malformed answer is a bad 101, not a 400 of ours.
+    throw new HandshakeError(101, 'the server sent a malformed Sec-WebSocket-Extensions header')
+  }
   for (const e of extensions) {
     if (!offeredExtensions.includes(e.name)) throw new HandshakeError(101, `the server chose an extension that was not offered: ${e.name}`)
   }

@@ -20,13 +20,21 @@ import type { SecureContextOptions } from 'node:tls'
 import { acceptFor } from './crypto.js'
 import { buildAcceptResponse, buildRejectResponse, HandshakeError, noHandlerReason, originForm, rejectBody, selectProtocol, validateUpgradeRequest } from './handshake.js'
 import { CloseCode } from './protocol/close-codes.js'
+import { Topics, type TopicsOptions } from './topics/topics.js'
 import { DEFAULT_MEMORY_BUDGET, finishHandler, MemoryBudget, resolveLimits, WebSocketConnection, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger } from './driver.js'
 
 /** A handler serves one connection; its promise settling closes it (1000, or 1011 if it threw). */
 export type Handler = (connection: Connection) => void | Promise<void>
 
 /** What `authorize` may answer: true to accept, false for a 403, or a status and reason. */
-export type AuthorizeResult = boolean | { status: 401 | 403, reason?: string, headers?: Record<string, string> }
+export type AuthorizeResult = boolean | {
+  /** 401 (Unauthorized) or 403 (Forbidden). */
+  status: 401 | 403
+  /** A short reason for the response body. */
+  reason?: string
+  /** Extra response headers, e.g. `WWW-Authenticate` with a 401. */
+  headers?: Record<string, string>
+}
 
 /** Options of {@link WebSocketServer}. Every one has a default. */
 export interface WebSocketServerOptions extends ConnectionLimits {
@@ -46,6 +54,18 @@ export interface WebSocketServerOptions extends ConnectionLimits {
    * growth finds it spent fails with 1013 (Try Again Later); the others carry on. Default 256 MiB.
    */
   memoryBudget?: number
+  /** Options of {@link WebSocketServer.topics}: the per-subscriber bound, its policy, an adapter to span processes. */
+  topics?: TopicsOptions
+  /**
+   * Behind reverse proxies, how many of them to trust: `conn.remoteAddress` is then taken from
+   * `X-Forwarded-For`, the entry that many from its end (each proxy appends the address it
+   * received from, so with one proxy the last entry is the one the proxy saw connect). `true`
+   * is 1. Entries further left were written by the client or by proxies not trusted, and are
+   * ignored. A request with fewer entries than trusted proxies gets its leftmost one; a request
+   * without the header keeps the socket's address. Default `false` (0): the socket's address,
+   * and the header is ignored, since any client can send it.
+   */
+  trustProxy?: boolean | number
 }
 
 /** The server's counters ({@link WebSocketServer.stats}). */
@@ -70,8 +90,11 @@ export interface ListenOptions {
 
 /** Defaults of the server-only options. */
 export const DEFAULT_SERVER_OPTIONS = {
+  /** {@link WebSocketServerOptions.handshakeTimeout}: 10 s. */
   handshakeTimeout: 10_000,
+  /** {@link WebSocketServerOptions.maxHeaderSize}: 16 KiB. */
   maxHeaderSize: 16 * 1024,
+  /** {@link WebSocketServerOptions.memoryBudget}: 256 MiB. */
   memoryBudget: DEFAULT_MEMORY_BUDGET
 } as const
 
@@ -97,6 +120,8 @@ export class WebSocketServer {
   private readonly resolved: ResolvedLimits
   private readonly budget: MemoryBudget
   private readonly forget = (conn: WebSocketConnection): void => { this.connections.delete(conn) }
+  private ownTopics: Topics | undefined
+  private readonly trustedProxies: number
   /** `open` until `close()`; `closed` once it resolved, until `listen` or `attach` opens it again. */
   private state: 'open' | 'closing' | 'closed' = 'open'
   /** The `close()` under way, which a second call joins. */
@@ -110,6 +135,21 @@ export class WebSocketServer {
     this.logger = options.logger ?? stderrLogger
     this.resolved = resolveLimits(options)
     this.budget = new MemoryBudget(options.memoryBudget ?? DEFAULT_SERVER_OPTIONS.memoryBudget)
+    const trust = options.trustProxy ?? false
+    this.trustedProxies = trust === true ? 1 : trust === false ? 0 : trust
+    if (!Number.isInteger(this.trustedProxies) || this.trustedProxies < 0) throw new RangeError('trustProxy must be a boolean or a count of proxies')
+  }
+
+  /**
+   * This server's topics (made on first use, with the `topics` options): subscriptions' queues
+   * count against the server's `memoryBudget`. See {@link Topics}.
+   */
+  get topics (): Topics {
+    if (this.ownTopics === undefined) {
+      this.ownTopics = new Topics(this.options.topics)
+      this.ownTopics.budget = this.budget
+    }
+    return this.ownTopics
   }
 
   /** Serve `protocol` with `handler`. `''` serves clients that offer no subprotocol. */
@@ -294,6 +334,7 @@ export class WebSocketServer {
       protocol,
       url,
       headers: applicationHeaders(req.headers),
+      remoteAddress: this.trustedProxies > 0 ? forwardedFor(req.headers['x-forwarded-for'], this.trustedProxies) : undefined,
       logger: this.logger,
       head,
       limits: this.options,
@@ -426,6 +467,19 @@ function applicationHeaders (headers: IncomingMessage['headers']): Record<string
   const out: Record<string, string | string[] | undefined> = {}
   for (const name in headers) if (!HANDSHAKE_HEADERS.has(name)) out[name] = headers[name]
   return out
+}
+
+/**
+ * The client's address by `X-Forwarded-For`, trusting the last `hops` proxies: each appends the
+ * address it received the request from, so the entry `hops` from the end is the last one written
+ * by a proxy we trust. Undefined (the socket's address) without the header.
+ */
+export function forwardedFor (header: string | string[] | undefined, hops: number): string | undefined {
+  if (header === undefined) return undefined
+  // Several header lines form one list (RFC 9110 §5.3).
+  const entries = (Array.isArray(header) ? header.join(',') : header).split(',').map((s) => s.trim()).filter((s) => s !== '')
+  if (entries.length === 0) return undefined
+  return entries[Math.max(0, entries.length - hops)]
 }
 
 function pathOf (url: string): string {

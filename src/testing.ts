@@ -49,7 +49,9 @@ export interface InMemoryClient extends Connection {
 /** One end of an in-memory byte pipe that behaves like a TCP socket: copies, backpressure, end and reset. */
 class MemorySocket extends NodeDuplex {
   peer!: MemorySocket
+  /** Always `127.0.0.1`: there is no socket. */
   readonly remoteAddress = '127.0.0.1'
+  /** Always 0: there is no socket. */
   readonly remotePort = 0
   private pendingWrite: (() => void) | undefined
 

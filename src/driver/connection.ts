@@ -21,6 +21,7 @@ import type { MemoryBudget } from './budget.js'
 import { heartbeatSweeper, judge } from './heartbeat.js'
 import { MessageSource, type IncomingOwner } from './incoming.js'
 import { SinkPump, type SinkOwner } from './sink.js'
+import { preparedFrame } from './prepared.js'
 import { isText } from './text.js'
 import { resolveLimits, type CloseInfo, type Connection, type ConnectionStats, type DriverOptions, type Logger, type OutgoingMessage, type ResolvedLimits } from './types.js'
 
@@ -107,7 +108,7 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
     this.url = options.url
     this.headers = options.headers
     const s = socket as NodeDuplex & { remoteAddress?: string, remotePort?: number }
-    this.remoteAddress = s.remoteAddress
+    this.remoteAddress = options.remoteAddress ?? s.remoteAddress
     this.remotePort = s.remotePort
     this.logger = options.logger
     const limits = options.limits
@@ -257,6 +258,7 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
     this.ourClose ??= { code: owed.code ?? CloseCode.NoStatusReceived, reason: owed.reason }
     this.stopSink()
     this.flush()
+    if (this.readingPaused) this.updateReading()
     if (!this.socketClosed && !this.transportEnding) {
       this.armCloseTimer('closing', this.config.closeTimeout)
     }
@@ -335,13 +337,13 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
   }
 
   queueFull (full: boolean): void {
-    if (full && this.session.closing) return
     this.pausedForQueue = full
     this.updateReading()
   }
 
   onQueueEmptied (): void {
-    if (this.budget !== undefined) this.charge()
+    // Inside onData the charge comes once, at its end.
+    if (this.budget !== undefined && !this.handling) this.charge()
   }
 
   /**
@@ -387,7 +389,11 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
     if (typeof message === 'string') {
       this.session.sendText(Buffer.from(message))
     } else if (message instanceof Uint8Array) {
-      this.session.send(message, !isText(message))
+      // A prepared message (a broadcast) carries its frame, encoded once for every connection.
+      // A session that must transform each payload (an extension) encodes it here instead.
+      const frame = preparedFrame(message)
+      if (frame !== undefined && this.session.acceptsEncoded) this.session.sendEncoded(frame)
+      else this.session.send(message, !isText(message))
     } else {
       throw new TypeError('a message must be a string or a Uint8Array')
     }
@@ -475,7 +481,10 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
   }
 
   private updateReading (): void {
-    const pause = this.pausedForQueue || this.pausedForWrite
+    // After a failure nothing more is parsed (§7.1.7): until our close is sent, what the peer
+    // still sends stays in the kernel rather than be read and thrown away. Then reading resumes,
+    // so the peer's end of TCP is seen.
+    const pause = this.pausedForQueue || this.pausedForWrite || (this.protocolError !== undefined && this.session.pendingClose !== undefined)
     if (pause === this.readingPaused || this.socketClosed) return
     this.readingPaused = pause
     if (pause) {
@@ -495,12 +504,12 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
     this.handling = true
     try {
       for (let i = 0; i < events.length; i++) this.onEvent(events[i])
+      // What is still queued must not pin this read.
+      this.source.settle()
+      this.flush()
     } finally {
       this.handling = false
     }
-    // What is still queued must not pin this read.
-    this.source.settle()
-    this.flush()
     if (this.budget !== undefined) this.charge()
   }
 
@@ -533,6 +542,7 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
         this.ourClose = { code: event.error.closeCode, reason: event.error.message }
         this.closedFirstByUs = true
         this.logger?.debug({ err: event.error, remoteAddress: this.remoteAddress }, 'peer broke the protocol')
+        this.updateReading()
         this.source.end(event.error)
         this.onPeerClosing()
     }

@@ -115,6 +115,7 @@ export class MessageSource implements AsyncIterableIterator<Uint8Array> {
    */
   settle (): void {
     const queue = this.queue
+    if (this.fresh >= queue.length) return
     for (let i = Math.max(this.fresh, this.head); i < queue.length; i++) {
       const m = queue[i]
       if (m.length * 2 < m.buffer.byteLength) {

@@ -16,6 +16,7 @@ export type OutgoingMessage = Uint8Array | string
 export interface CloseInfo {
   /** The code of the side that closed first; 1006 when no close frame crossed. */
   code: number
+  /** The reason that came with that code (UTF-8, at most 123 bytes); `''` for none. */
   reason: string
   /** Both close frames crossed and TCP closed without error. */
   wasClean: boolean
@@ -31,9 +32,13 @@ export interface HeartbeatOptions {
 
 /** A pino-shaped logger. */
 export interface Logger {
+  /** Handler errors and what needs an operator. */
   error: (obj: unknown, msg?: string) => void
+  /** Connections failed for a limit (e.g. the memory budget). */
   warn: (obj: unknown, msg?: string) => void
+  /** Unused by wspipe today; part of the pino shape. */
   info: (obj: unknown, msg?: string) => void
+  /** Peers that broke the protocol or were dropped. */
   debug: (obj: unknown, msg?: string) => void
 }
 
@@ -67,10 +72,15 @@ export interface ConnectionLimits {
 
 /** Defaults of {@link ConnectionLimits}. */
 export const DEFAULT_LIMITS = {
+  /** {@link ConnectionLimits.receiveHighWaterMark}: 1 MiB. */
   receiveHighWaterMark: 1024 * 1024,
+  /** {@link ConnectionLimits.sendHighWaterMark}: 1 MiB. */
   sendHighWaterMark: 1024 * 1024,
+  /** {@link ConnectionLimits.closeTimeout}: 5 s. */
   closeTimeout: 5000,
+  /** {@link HeartbeatOptions.interval}: 30 s. */
   heartbeatInterval: 30_000,
+  /** {@link HeartbeatOptions.timeout}: 10 s. */
   heartbeatTimeout: 10_000
 } as const
 
@@ -113,7 +123,9 @@ export interface Connection extends Duplex<AsyncIterableIterator<Uint8Array>, So
   readonly path: string
   /** The handshake request's headers less those the handshake consumed (server side), or the 101 response's (client side). */
   readonly headers: Record<string, string | string[] | undefined>
+  /** The peer's IP address, as the socket reports it (or, with a server's `trustProxy`, as `X-Forwarded-For` does). */
   readonly remoteAddress: string | undefined
+  /** The peer's TCP port. */
   readonly remotePort: number | undefined
   /** Settles when the connection is gone (it never rejects). */
   readonly closed: Promise<CloseInfo>
@@ -188,6 +200,8 @@ export interface DriverOptions {
   logger?: Logger
   /** Bytes that arrived with the handshake, after its end: processed by `start()`, once a handler is in place. */
   head?: Uint8Array
+  /** The peer's address when not the socket's (a server behind a trusted proxy: `trustProxy`). */
+  remoteAddress?: string
   /** The server-wide budget this connection's memory counts against (none for a client). */
   budget?: MemoryBudget
 }

@@ -13,6 +13,7 @@ import type { Role } from './frame-parser.js'
 export interface FrameToEncode {
   /** One of {@link Opcode}. */
   opcode: number
+  /** The payload, unmasked; a client frame masks a copy of it. */
   payload: Uint8Array
   /** Default true. */
   fin?: boolean
@@ -25,6 +26,7 @@ export type MaskSource = (key: Uint8Array) => unknown
 
 /** How to encode: a client must pass `mask`. */
 export interface EncodeOptions {
+  /** `'client'` frames are masked (§5.3), `'server'` frames are not. */
   role: Role
   /** The random source for client masking keys (§5.3 requires them unpredictable). */
   mask?: MaskSource

@@ -25,7 +25,9 @@ export interface Frame {
   readonly fin: boolean
   /** §5.2: extension bits, always false unless an extension negotiated them. */
   readonly rsv1: boolean
+  /** §5.2: second extension bit. */
   readonly rsv2: boolean
+  /** §5.2: third extension bit. */
   readonly rsv3: boolean
   /** One of {@link Opcode}. */
   readonly opcode: number
@@ -59,8 +61,11 @@ export const DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
 
 /** The frame being received when its payload spans chunks. */
 export interface IncompleteFrame {
+  /** One of {@link Opcode}. */
   readonly opcode: number
+  /** This is the final fragment of its message. */
   readonly fin: boolean
+  /** The first extension bit (permessage-deflate's "compressed"). */
   readonly rsv1: boolean
   /** The payload length the header declared. */
   readonly length: number
@@ -130,10 +135,15 @@ export class FrameParser {
     return this.headerLength + (this.current?.received ?? 0)
   }
 
-  /** Memory held across calls, in bytes: {@link FrameParser.bufferedBytes} plus what holding them costs (copies' room, pinned reads, per-part overhead). */
+  /**
+   * Memory held or about to be, in bytes: a partial header, and for a frame still arriving the
+   * larger of what holding its parts costs (copies' room, pinned reads, per-part overhead) and
+   * the length its header declared. A budget that counts this refuses a large frame from its
+   * header, before its bytes are read, rather than part-way through.
+   */
   get heldBytes (): number {
     const cur = this.current
-    return cur === undefined ? this.headerLength : MAX_HEADER + cur.gatherer.held
+    return cur === undefined ? this.headerLength : MAX_HEADER + Math.max(cur.gatherer.held, cur.length)
   }
 
   /** Drop whatever is buffered (the connection failed: nothing more will be parsed). */
@@ -329,10 +339,15 @@ export class FrameParser {
     const cur = this.current!
     const want = cur.length - cur.received
     const take = Math.min(want, chunk.length - off)
-    if (take > 0) {
-      addPart(cur, chunk.subarray(off, off + take))
+    if (take < want) {
+      if (take > 0) addPart(cur, chunk.subarray(off, off + take))
+      return -1
     }
-    if (cur.received < cur.length) return -1
+    // The part that completes the frame is gathered now, not held: no need to copy it out first.
+    if (take > 0) {
+      cur.parts.push(chunk.subarray(off, off + take))
+      cur.received += take
+    }
     const payload = this.gather(cur)
     this.current = undefined
     frames.push(makeFrame(this.currentB0, payload))

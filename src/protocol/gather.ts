@@ -76,16 +76,22 @@ export class Gatherer {
     return this.bytes + this.slack
   }
 
-  /** All bytes in one buffer (the only part itself when there is one). */
-  join (alloc: (size: number) => Uint8Array): Uint8Array {
+  /**
+   * All bytes in one buffer, followed by `last` if given (a final part used at once need not be
+   * copied in first). A single part is returned as it is.
+   */
+  join (alloc: (size: number) => Uint8Array, last?: Uint8Array): Uint8Array {
     const parts = this.parts
-    if (parts.length === 1) return parts[0]
-    const out = alloc(this.bytes)
+    const extra = last === undefined ? 0 : last.length
+    if (extra === 0 && parts.length === 1) return parts[0]
+    if (parts.length === 0 && last !== undefined) return last
+    const out = alloc(this.bytes + extra)
     let at = 0
     for (const part of parts) {
       out.set(part, at)
       at += part.length
     }
+    if (extra > 0) out.set(last!, at)
     return out
   }
 }

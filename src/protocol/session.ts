@@ -28,6 +28,7 @@ import { isUtf8 as jsIsUtf8, Utf8Validator } from './utf8.js'
 
 /** Options of {@link Session}. Every limit has a default. */
 export interface SessionOptions {
+  /** Which end this session is: it decides masking (§5.1). */
   role: Role
   /** Largest message, in bytes, after reassembly. Default 16 MiB. Over it: 1009. */
   maxMessageSize?: number
@@ -55,17 +56,56 @@ export const DEFAULT_MAX_MESSAGE_SIZE = DEFAULT_MAX_FRAME_SIZE
 /** Default of {@link SessionOptions.maxFragments}. */
 export const DEFAULT_MAX_FRAGMENTS = 65536
 
+/** A whole message: fragments reassembled, text already checked as UTF-8. */
+export interface SessionMessageEvent {
+  /** The discriminant. */
+  readonly type: 'message'
+  /** The payload, unmasked. */
+  readonly data: Uint8Array
+  /** Binary (opcode 2) rather than text (opcode 1). */
+  readonly binary: boolean
+}
+
+/** A ping (the pong is already queued) or a pong from the peer. */
+export interface SessionControlEvent {
+  /** The discriminant. */
+  readonly type: 'ping' | 'pong'
+  /** The application data, at most 125 bytes. */
+  readonly data: Uint8Array
+}
+
+/** The peer's close frame (code 1005 when it carried none); the reply is already queued or owed. */
+export interface SessionCloseEvent extends ClosePayload {
+  /** The discriminant. */
+  readonly type: 'close'
+}
+
+/** The peer broke the protocol or a limit; a close frame with `error.closeCode` is queued or owed. */
+export interface SessionErrorEvent {
+  /** The discriminant. */
+  readonly type: 'error'
+  /** What was broken, with the close code it yields. */
+  readonly error: ProtocolError
+}
+
 /** What {@link Session.receive} reports. */
-export type SessionEvent =
-  /** A whole message: fragments reassembled, text already checked as UTF-8. */
-  | { readonly type: 'message', readonly data: Uint8Array, readonly binary: boolean }
-  /** The peer pinged; the pong is already queued. */
-  | { readonly type: 'ping', readonly data: Uint8Array }
-  | { readonly type: 'pong', readonly data: Uint8Array }
-  /** The peer's close frame (code 1005 when it carried none); the reply is already queued. */
-  | { readonly type: 'close', readonly code: number, readonly reason: string }
-  /** The peer broke the protocol or a limit; a close frame with `error.closeCode` is queued. */
-  | { readonly type: 'error', readonly error: ProtocolError }
+export type SessionEvent = SessionMessageEvent | SessionControlEvent | SessionCloseEvent | SessionErrorEvent
+
+/** A close code with its reason. */
+export interface ClosePayload {
+  /** The close code (§7.4). */
+  readonly code: number
+  /** The reason, decoded from UTF-8. */
+  readonly reason: string
+}
+
+/** A close frame owed to the peer; `code` undefined for an empty close. */
+export interface PendingClose {
+  /** The code to send, or undefined for an empty close frame. */
+  readonly code: number | undefined
+  /** The reason to send with it. */
+  readonly reason: string
+}
 
 /** `open`: both may send. `closing`: one close frame has crossed. `closed`: both have, or the connection failed. */
 export type SessionState = 'open' | 'closing' | 'closed'
@@ -84,6 +124,7 @@ const decoder = new TextDecoder()
 
 /** One WebSocket connection's protocol state, either side. */
 export class Session {
+  /** Which end this session is. */
   readonly role: Role
   private readonly parser: FrameParser
   private readonly maxMessageSize: number
@@ -172,7 +213,7 @@ export class Session {
   }
 
   /** The close frame held back by {@link SessionOptions.deferClose}, if one is owed. */
-  get pendingClose (): { readonly code: number | undefined, readonly reason: string } | undefined {
+  get pendingClose (): PendingClose | undefined {
     return this.closeSent ? undefined : this.owedClose
   }
 
@@ -196,7 +237,7 @@ export class Session {
 
   /**
    * Memory held for input not yet delivered, in bytes: {@link Session.bufferedBytes} plus what
-   * holding it costs (see {@link Gatherer.held}). What a memory budget should count.
+   * holding it costs (room in copies, pinned reads, per-part overhead). What a memory budget should count.
    */
   get heldBytes (): number {
     return this.parser.heldBytes + (this.messageParts?.held ?? 0)
@@ -259,6 +300,34 @@ export class Session {
   /** Queue one fragment of a message (§5.4): the first with `Opcode.Text`/`Binary`, later ones with `Opcode.Continuation`. */
   sendFragment (opcode: number, data: Uint8Array, fin: boolean): boolean {
     return this.sendFrame(opcode, data, fin)
+  }
+
+  /**
+   * Can whole frames encoded elsewhere be queued as they are ({@link Session.sendEncoded})? Only
+   * on a server (client frames are masked per frame, §5.3). Seam for extensions: a session whose
+   * extension transforms each payload (permessage-deflate) must answer false, and its driver then
+   * encodes such messages per connection.
+   */
+  get acceptsEncoded (): boolean {
+    return !this.masked
+  }
+
+  /**
+   * Queue one whole, unfragmented frame encoded elsewhere, byte for byte: a server broadcasting a
+   * message encodes its unmasked frame once and queues the same bytes on every connection. The
+   * caller vouches for the frame (a data frame, FIN set, no RSV bits). It is queued by reference,
+   * whatever its size, and must not change: a broadcast to many connections then holds one copy
+   * of its bytes, not one per connection in each connection's slab. Returns false after our close.
+   * @throws TypeError when {@link Session.acceptsEncoded} is false.
+   */
+  sendEncoded (frame: Uint8Array): boolean {
+    if (!this.acceptsEncoded) throw new TypeError('this session cannot send frames encoded elsewhere')
+    if (this.closeSent) return false
+    const length = frame.length
+    if (this.slabUsed > this.slabStart) this.flushSlab()
+    ;(this.output ??= []).push(frame)
+    this.outputBytes += length
+    return true
   }
 
   /** Queue a ping (payload at most 125 bytes). Returns false after our close. */
@@ -428,11 +497,13 @@ export class Session {
     if (++this.messageFragments > this.maxFragments) throw new ProtocolError('WS_ERR_TOO_MANY_FRAGMENTS')
     // §8.1: fail on the fragment that breaks UTF-8, not at the end of the message.
     if (this.messageText && !this.validator().push(payload, skip)) throw new ProtocolError('WS_ERR_INVALID_UTF8')
-    if (payload.length > 0) (this.messageParts ??= new Gatherer()).append(payload)
-    if (!frame.fin) return
+    if (!frame.fin) {
+      if (payload.length > 0) (this.messageParts ??= new Gatherer()).append(payload)
+      return
+    }
     if (this.messageText && !this.validator().complete) throw new ProtocolError('WS_ERR_INVALID_UTF8')
-    // One fragment is handed out as it is; several are joined into one buffer.
-    const data = this.messageParts?.join(this.alloc) ?? new Uint8Array(0)
+    // The last fragment is joined straight from the read (it is not held); one part is handed out as it is.
+    const data = this.messageParts?.join(this.alloc, payload) ?? payload
     const binary = !this.messageText
     this.dropMessage()
     events.push({ type: 'message', data, binary })
@@ -529,7 +600,7 @@ export class Session {
 }
 
 /** Parse and check a close frame's payload, RFC 6455 §5.5.1 and §7.4. */
-export function parseClosePayload (payload: Uint8Array, isUtf8: (bytes: Uint8Array) => boolean = jsIsUtf8): { code: number, reason: string } {
+export function parseClosePayload (payload: Uint8Array, isUtf8: (bytes: Uint8Array) => boolean = jsIsUtf8): ClosePayload {
   if (payload.length === 0) return { code: CloseCode.NoStatusReceived, reason: '' }
   // §5.5.1: if there is a body, its first two bytes are the status code.
   if (payload.length === 1) throw new ProtocolError('WS_ERR_INVALID_CLOSE_PAYLOAD')

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import test, { type ExecutionContext } from 'ava'
 import { connect, isText, type Connection } from '../../src/index.js'
+import { peerTest, type Peer as SystemPeer } from '../peers.js'
 import { decoder, echo, sha256, startOurServer, startPythonServer, startWsServer, take, type Peer } from './helpers.js'
 
 const SERVERS: Record<string, () => Promise<Peer>> = {
@@ -14,6 +15,9 @@ const SERVERS: Record<string, () => Promise<Peer>> = {
   'python websockets': () => startPythonServer(),
   wspipe: () => startOurServer({ '': echo })
 }
+
+/** The system package each server needs beyond `npm install`. */
+const NEEDS: Record<string, SystemPeer[]> = { 'python websockets': ['python3-websockets'] }
 
 /** Run `body` with a client connected to a fresh `server`; closes both afterwards. */
 async function withEcho (server: string, body: (conn: Connection) => Promise<void>): Promise<void> {
@@ -38,6 +42,7 @@ async function roundTrip (conn: Connection, messages: Array<string | Uint8Array>
 }
 
 for (const server of Object.keys(SERVERS)) {
+  const test = peerTest(...(NEEDS[server] ?? []))
   test(`${server}: a string goes as text and comes back as text`, async (t) => {
     await withEcho(server, async (conn) => {
       const [m] = await roundTrip(conn, ['hello, wörld ✓'])
@@ -243,7 +248,7 @@ async function assertEcho (t: ExecutionContext, conn: Connection): Promise<void>
   t.is(decoder.decode(m), 'ok')
 }
 
-test('python websockets server: a client that offers no subprotocol gets none', async (t) => {
+peerTest('python3-websockets')('python websockets server: a client that offers no subprotocol gets none', async (t) => {
   const peer = await startPythonServer()
   try {
     const conn = await connect(peer.url, { heartbeat: false })

@@ -3,9 +3,11 @@
  * through `tls: { ca }`, accepted with `rejectUnauthorized: false`, refused otherwise.
  */
 
-import test from 'ava'
 import { connect, isText } from '../../src/index.js'
+import { peerTest } from '../peers.js'
 import { decoder, echo, makeCertificate, startOurServer, startWssServer, take, type Certificate } from './helpers.js'
+
+const test = peerTest('openssl')
 
 let cert: Certificate
 test.before(() => {

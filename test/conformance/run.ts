@@ -95,13 +95,22 @@ interface Spawned {
   output: () => string
 }
 
-async function spawnServer(kind: 'wspipe' | 'ws'): Promise<Spawned> {
+/**
+ * Autobahn's full 9.x sizes (`--full`) go past wspipe's default limits: 16 MiB messages, and
+ * 9.3.1/9.4.1 send 4 MiB in 64-octet fragments (65,537 frames, one past the default
+ * `maxFragments`). The runner widens the demo's limits for that run only, to the values the `ws`
+ * reference server uses; the demo itself keeps the defaults.
+ */
+const FULL_SIZE_LIMITS = ['--max-message-size', String(64 * 1024 * 1024), '--max-fragments', String(1 << 17)]
+
+async function spawnServer(kind: 'wspipe' | 'ws', full: boolean): Promise<Spawned> {
   const script = kind === 'ws' ? 'test/conformance/ws-echo-server.ts' : 'examples/echo-server.ts'
   if (!existsSync(path.join(ROOT, script))) {
     usage(`${script} does not exist (yet); run with --server ws, or start a server yourself and pass --url`)
   }
   const port = await freePort()
-  const child = spawn(process.execPath, ['--import=tsx', script, '--port', String(port)], {
+  const limits = kind === 'wspipe' && full ? FULL_SIZE_LIMITS : []
+  const child = spawn(process.execPath, ['--import=tsx', script, '--port', String(port), ...limits], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -198,7 +207,7 @@ async function main(): Promise<void> {
     target = parseUrl(args.url)
     serverLabel = args.url
   } else {
-    spawned = await spawnServer(args.server)
+    spawned = await spawnServer(args.server, args.full)
     target = parseUrl(spawned.url)
     serverLabel = `${args.server} (${spawned.url})`
   }

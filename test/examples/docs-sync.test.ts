@@ -20,7 +20,7 @@ const REQUIRED = [
   'examples/run.ts',
   'examples/uppercase.ts',
   'examples/json.ts',
-  'examples/chat.ts',
+  'examples/chat-server.ts',
   'examples/file-stream.ts'
 ]
 
@@ -42,3 +42,16 @@ for (const { path, code } of blocks) {
     t.is(code, readFileSync(`${ROOT}${path}`, 'utf8'), `run WSPIPE_SYNC_DOCS=1 npx ava test/examples/docs-sync.test.ts to update the guide`)
   })
 }
+
+/** The markdown table that starts with the closing rules' header row. */
+function closingTable (file: string): string {
+  const text = readFileSync(`${ROOT}${file}`, 'utf8')
+  const start = text.indexOf('| event | close frame sent |')
+  return start < 0 ? '' : text.slice(start, text.indexOf('\n\n', start))
+}
+
+test('the closing rules are one table: docs/guide.md shows the one of docs/server.md', (t) => {
+  const table = closingTable('docs/server.md')
+  t.true(table.split('\n').length >= 9, 'docs/server.md has the table')
+  t.is(closingTable('docs/guide.md'), table)
+})

@@ -167,7 +167,8 @@ test('a peer that pings but never reads the pongs is not read from: the pongs ow
         new Promise<boolean>((resolve) => client.socket.once('drain', () => resolve(true))),
         sleep(1000).then(() => false)
       ])
-      if (!drained) break // the server stopped reading
+      // The server stopped reading (a slow machine can also just be slow to drain: look).
+      if (!drained && conn !== undefined && conn.stats().pauses > 0) break
     }
   }
   t.true(batches < 1024, 'the server stopped reading from the peer')

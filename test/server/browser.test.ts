@@ -7,20 +7,20 @@
 import { once } from 'node:events'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import test, { type ExecutionContext } from 'ava'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { ExecutionContext } from 'ava'
+import type { Browser, Page } from 'playwright-core'
+import { launchChromium } from '../chromium.js'
 import { WebSocketServer, type Handler, type WebSocketServerOptions } from '../../src/index.js'
 import { MULTIBYTE } from './clients.js'
+import { peerTest } from '../peers.js'
 import { captureLogger, echo, within } from './helpers.js'
+
+const test = peerTest('chromium')
 
 let browser: Browser | undefined
 
 test.before(async () => {
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking'],
-    timeout: 30_000
-  })
+  browser = await launchChromium()
 })
 
 test.after.always(async () => {

@@ -1,6 +1,7 @@
 /**
  * The demo behind `npm start`: spawned as a child process (its own process group, so npm, tsx
- * and node all end with it), it prints its URL and echoes for `echo` and no-subprotocol clients.
+ * and node all end with it), it prints the page's URL and the ws:// URL, serves the page, and
+ * echoes for `echo` and no-subprotocol clients. (The page itself: test/examples/demo-page.test.ts.)
  */
 
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -34,7 +35,7 @@ async function stop (child: ChildProcess): Promise<void> {
   }
 }
 
-test('npm start -- --port N prints ws://127.0.0.1:N/ and echoes for echo and no-subprotocol clients', async (t) => {
+test('npm start -- --port N prints http://127.0.0.1:N/ and ws://127.0.0.1:N/, serves the page there and echoes for echo and no-subprotocol clients', async (t) => {
   t.timeout(60_000)
   const port = await freePort()
   const child = spawn('npm', ['start', '--', '--port', String(port)], { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -51,6 +52,12 @@ test('npm start -- --port N prints ws://127.0.0.1:N/ and echoes for echo and no-
     }
   })(), 30_000, `the demo prints ${url}`)
   t.true(stdout.split('\n').includes(url), stdout)
+  const pageUrl = `http://127.0.0.1:${port}/`
+  t.true(stdout.split('\n').includes(pageUrl), stdout)
+  const page = await fetch(pageUrl)
+  t.is(page.status, 200)
+  t.is(page.headers.get('content-type'), 'text/html; charset=utf-8')
+  t.regex(await page.text(), /<title>wspipe demo<\/title>/)
 
   const withEcho = await WsPeer.open(url, 'echo')
   t.is(withEcho.ws.protocol, 'echo')

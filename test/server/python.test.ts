@@ -7,10 +7,12 @@
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
-import test from 'ava'
 import type { CloseInfo, Connection } from '../../src/index.js'
 import { allBytes, MULTIBYTE } from './clients.js'
+import { peerTest } from '../peers.js'
 import { echo, startServer, within } from './helpers.js'
+
+const test = peerTest('python3-websockets')
 
 const SCRIPT = fileURLToPath(new URL('./fixtures/py_client.py', import.meta.url))
 

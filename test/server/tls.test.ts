@@ -13,11 +13,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import tls from 'node:tls'
 import { promisify } from 'node:util'
-import test from 'ava'
 import { Agent } from 'undici'
 import { WebSocketServer } from '../../src/index.js'
 import { echoBattery, undiciKind, wsKind } from './clients.js'
+import { peerTest } from '../peers.js'
 import { captureLogger, clientFrame, closePayload, echo, parseResponse, RawClient, startServer, upgradeRequest, within, WsPeer } from './helpers.js'
+
+const test = peerTest('openssl')
 
 let key = ''
 let cert = ''

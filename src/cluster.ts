@@ -1,0 +1,177 @@
+/**
+ * {@link serveCluster}: one server process per core with `node:cluster`, and a graceful rolling
+ * restart. The workers share one listening port (the primary hands out connections); topics in
+ * one worker reach the others only through an adapter (e.g. {@link RedisAdapter}).
+ *
+ * @packageDocumentation
+ */
+
+import cluster, { type Worker } from 'node:cluster'
+import type { AddressInfo } from 'node:net'
+import { availableParallelism } from 'node:os'
+
+/** What `start` returns in each worker: something to close gracefully, e.g. a `WebSocketServer`. */
+export interface ClusterServer {
+  /** Stop accepting and close every connection (a `WebSocketServer` sends 1001 and drains). */
+  close: () => Promise<void>
+  /** Where it listens, reported to the primary (a `WebSocketServer` that called `listen` has it). */
+  address?: () => AddressInfo | undefined | null
+}
+
+/** Options of {@link serveCluster}. */
+export interface ClusterOptions {
+  /** Worker processes. Default: `os.availableParallelism()`, one per core. */
+  workers?: number
+  /** Runs in each worker: make the server and listen (all workers may listen on the same port). */
+  start: () => ClusterServer | Promise<ClusterServer>
+  /** Start a new worker when one exits without being asked to. Default true. */
+  respawn?: boolean
+  /**
+   * The primary handles signals: SIGHUP starts a rolling restart, SIGTERM or SIGINT a shutdown
+   * after which it exits 0. Default true; false leaves them to the caller (use the returned
+   * {@link ClusterPrimary}). A worker always closes gracefully on SIGTERM or SIGINT (Ctrl-C
+   * reaches every process of the group).
+   */
+  signals?: boolean
+}
+
+/** The primary's handle on its workers. */
+export interface ClusterPrimary {
+  /** Where the workers listen, as the first of them reported it. */
+  readonly address: AddressInfo | undefined
+  /** The process ids of the workers serving now. */
+  readonly pids: number[]
+  /**
+   * Replace the workers one at a time: start a new one, wait until it serves, then ask the old
+   * one to close (its server sends 1001 to each connection and drains) and wait for it to exit.
+   * Serving never stops. Resolves when every worker is new.
+   */
+  restart: () => Promise<void>
+  /** Ask every worker to close gracefully and wait for them all to exit. */
+  close: () => Promise<void>
+}
+
+/** Messages between the primary and a worker. */
+type ToPrimary = { wspipe: 'ready', address: AddressInfo | undefined }
+type ToWorker = { wspipe: 'stop' }
+
+/**
+ * Run `start` in `workers` worker processes. In the primary, resolves once every worker serves,
+ * with a {@link ClusterPrimary}; in a worker, runs `start` and resolves with undefined (the
+ * worker then lives until it is asked to stop). Call it from the program's main module, which
+ * `node:cluster` runs again in each worker.
+ *
+ * @example
+ * ```ts
+ * import { serveCluster, WebSocketServer } from 'wspipe'
+ *
+ * await serveCluster({
+ *   start: async () => {
+ *     const server = new WebSocketServer().register('echo', ({ source, sink }) => sink(source))
+ *     await server.listen({ port: 8080 })
+ *     return server
+ *   }
+ * })
+ * ```
+ */
+export async function serveCluster (options: ClusterOptions): Promise<ClusterPrimary | undefined> {
+  if (cluster.isPrimary) return await runPrimary(options)
+  await runWorker(options)
+  return undefined
+}
+
+async function runWorker (options: ClusterOptions): Promise<void> {
+  const server = await options.start()
+  let stopping: Promise<void> | undefined
+  const stop = (): void => {
+    stopping ??= server.close().then(() => { process.exit(0) }, (err: unknown) => {
+      console.error('wspipe cluster: closing the worker failed', err)
+      process.exit(1)
+    })
+  }
+  process.on('message', (message: ToWorker) => { if (message?.wspipe === 'stop') stop() })
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, stop)
+  const address = server.address?.() ?? undefined
+  process.send?.({ wspipe: 'ready', address } satisfies ToPrimary)
+}
+
+async function runPrimary (options: ClusterOptions): Promise<ClusterPrimary> {
+  const count = options.workers ?? availableParallelism()
+  if (!Number.isInteger(count) || count < 1) throw new RangeError('workers must be a positive integer')
+  const respawn = options.respawn ?? true
+  /** Workers serving, in the order they started. */
+  const serving: Worker[] = []
+  /** Workers asked to stop: their exit is expected. */
+  const stopping = new Set<Worker>()
+  let address: AddressInfo | undefined
+  let closing = false
+
+  /** Fork a worker; resolves once it serves, rejects if it exits first. */
+  const fork = async (): Promise<Worker> => {
+    const worker = cluster.fork()
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (message: ToPrimary): void => {
+        if (message?.wspipe !== 'ready') return
+        address ??= message.address
+        worker.off('exit', onEarlyExit)
+        resolve()
+      }
+      const onEarlyExit = (code: number | null): void => {
+        worker.off('message', onMessage)
+        reject(new Error(`a worker exited with ${String(code)} before it served`))
+      }
+      worker.on('message', onMessage)
+      worker.once('exit', onEarlyExit)
+    })
+    serving.push(worker)
+    worker.once('exit', () => {
+      const i = serving.indexOf(worker)
+      if (i >= 0) serving.splice(i, 1)
+      if (stopping.delete(worker) || closing || !respawn) return
+      // An unexpected exit: a replacement, after a pause so a crash loop does not spin.
+      setTimeout(() => { if (!closing) fork().catch((err: unknown) => { console.error('wspipe cluster: respawn failed', err) }) }, 500).unref()
+    })
+    return worker
+  }
+
+  /** Ask `worker` to close gracefully; resolves when it has exited. */
+  const stop = async (worker: Worker): Promise<void> => {
+    if (worker.isDead()) return
+    stopping.add(worker)
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
+    worker.send({ wspipe: 'stop' } satisfies ToWorker)
+    await exited
+  }
+
+  let restarting: Promise<void> | undefined
+  const restart = async (): Promise<void> => {
+    for (const old of [...serving]) {
+      if (closing) return
+      await fork()
+      await stop(old)
+    }
+  }
+
+  const close = async (): Promise<void> => {
+    closing = true
+    await Promise.all([...serving].map(stop))
+  }
+
+  await Promise.all(Array.from({ length: count }, fork))
+
+  if (options.signals ?? true) {
+    process.on('SIGHUP', () => {
+      restarting ??= restart().catch((err: unknown) => { console.error('wspipe cluster: rolling restart failed', err) }).finally(() => { restarting = undefined })
+    })
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.on(signal, () => { void close().then(() => process.exit(0)) })
+    }
+  }
+
+  return {
+    get address () { return address },
+    get pids () { return serving.map((w) => w.process.pid!).filter((pid) => pid !== undefined) },
+    restart: () => (restarting ??= restart().finally(() => { restarting = undefined })),
+    close
+  }
+}

@@ -1,0 +1,10 @@
+/**
+ * Publish/subscribe: {@link Topics} in one process, {@link TopicsAdapter} to span processes,
+ * {@link RedisAdapter} to span them through Redis.
+ *
+ * @packageDocumentation
+ */
+
+export { Topics, Subscription, SlowSubscriberError, DEFAULT_TOPICS_OPTIONS, type TopicsOptions, type SlowSubscriberPolicy } from './topics.js'
+export type { TopicsAdapter, RemoteDelivery } from './adapter.js'
+export { RedisAdapter, type RedisAdapterOptions } from './redis.js'

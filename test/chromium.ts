@@ -1,0 +1,12 @@
+// Debian's Chromium, headless, as every browser test launches it (no downloaded browser; no
+// network beyond the machine).
+import { chromium, type Browser } from 'playwright-core'
+
+/** Launch /usr/bin/chromium headless with the flags this machine needs. */
+export function launchChromium (): Promise<Browser> {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking'],
+    timeout: 30_000
+  })
+}

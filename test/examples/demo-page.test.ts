@@ -1,0 +1,105 @@
+/**
+ * The demo page of `npm start` (examples/demo/index.html) in headless Chromium (the system's
+ * /usr/bin/chromium, driven by playwright-core), against the demo server started in this
+ * process: the echo console by its ids, the chat room between two pages, the live count of
+ * connections, and 1001 when the server shuts down.
+ *
+ * `WSPIPE_SCREENSHOT=1 npx ava test/examples/demo-page.test.ts` also writes docs/img/demo.png.
+ */
+
+import { fileURLToPath } from 'node:url'
+import type { ExecutionContext } from 'ava'
+import type { Browser, Page } from 'playwright-core'
+import { launchChromium } from '../chromium.js'
+import { startDemo, type Demo } from '../../examples/echo-server.js'
+import { peerTest } from '../peers.js'
+
+const test = peerTest('chromium')
+const SCREENSHOT = fileURLToPath(new URL('../../docs/img/demo.png', import.meta.url))
+const WAIT = { timeout: 10_000 }
+
+let browser: Browser | undefined
+
+test.before(async () => {
+  browser = await launchChromium()
+})
+
+test.after.always(async () => {
+  await browser?.close()
+})
+
+async function demo (t: ExecutionContext): Promise<Demo> {
+  const d = await startDemo(0)
+  t.teardown(() => d.close())
+  return d
+}
+
+/** A page showing the demo, once its echo and chat connections are open. */
+async function openPage (t: ExecutionContext, d: Demo): Promise<Page> {
+  const page = await browser!.newPage({ viewport: { width: 1000, height: 520 } })
+  t.teardown(() => page.close())
+  await page.goto(d.pageUrl)
+  await page.locator('#status', { hasText: /^open$/ }).waitFor(WAIT)
+  await page.locator('#chat-status', { hasText: /^open$/ }).waitFor(WAIT)
+  return page
+}
+
+const lines = (page: Page, log: string): Promise<string[]> => page.locator(`${log} li`).allTextContents()
+
+test('demo page: #send echoes text, #send-binary echoes the UTF-8 bytes as binary, each line with type and size', async (t) => {
+  t.timeout(60_000)
+  const d = await demo(t)
+  const page = await openPage(t, d)
+  await page.fill('#message', 'héllo')
+  await page.click('#send')
+  await page.locator('#log li.received', { hasText: 'héllo' }).waitFor(WAIT)
+  await page.click('#send-binary')
+  await page.locator('#log li.received', { hasText: 'binary' }).waitFor(WAIT)
+  t.deepEqual(await lines(page, '#log'), [
+    '→ text 6 B  héllo',
+    '← text 6 B  héllo',
+    '→ binary 6 B  héllo',
+    '← binary 6 B  héllo'
+  ])
+  t.is(await page.textContent('#status'), 'open')
+})
+
+test('demo page: two pages chat through the room, and the live count sees both pages\' connections', async (t) => {
+  t.timeout(60_000)
+  const d = await demo(t)
+  const ann = await openPage(t, d)
+  const bob = await openPage(t, d)
+  await ann.fill('#chat-message', 'hi bob')
+  await ann.click('#chat-send')
+  const said = await bob.locator('#chat-log li.received').first().textContent(WAIT)
+  t.regex(said ?? '', /^← text \d+ B {2}tab-\w+: hi bob$/)
+  t.regex((await lines(ann, '#chat-log'))[0], /^→ text \d+ B {2}tab-\w+: hi bob$/)
+  // The sender is a member too: its own message comes back from the room.
+  await ann.locator('#chat-log li.received').first().waitFor(WAIT)
+  t.regex((await lines(ann, '#chat-log'))[1], /^← text \d+ B {2}tab-\w+: hi bob$/)
+  // Each page holds two connections (echo and chat); the page asks /stats once a second.
+  await ann.locator('#connections', { hasText: '4 (2 in the chat room)' }).waitFor(WAIT)
+  t.is(d.server.clients.size, 4)
+
+  if (process.env.WSPIPE_SCREENSHOT === '1') {
+    await bob.fill('#chat-message', 'hello ann, how are you?')
+    await bob.click('#chat-send')
+    await ann.locator('#chat-log li.received').waitFor(WAIT)
+    await ann.fill('#message', 'hello, wörld ✓')
+    await ann.click('#send')
+    await ann.click('#send-binary')
+    await ann.locator('#log li.received', { hasText: 'binary' }).waitFor(WAIT)
+    await ann.screenshot({ path: SCREENSHOT })
+  }
+})
+
+test('demo page: when the server shuts down the page shows close code 1001 and its reason', async (t) => {
+  t.timeout(60_000)
+  const d = await demo(t)
+  const page = await openPage(t, d)
+  await d.close()
+  await page.locator('#status', { hasText: /^closed/ }).waitFor(WAIT)
+  t.is(await page.textContent('#status'), 'closed 1001 server shutting down')
+  t.is(await page.textContent('#chat-status'), 'closed 1001 server shutting down')
+  t.deepEqual(await lines(page, '#log'), ['✕ closed: code 1001, reason "server shutting down"'])
+})

@@ -1,0 +1,643 @@
+// The abuse scenarios of `npm run reliability`. Each one names its attack, its pass rule, the
+// server it runs against (a fresh one per scenario), and returns a figure. Every loop is bounded
+// in count and in time; memory attacks stop when the server's RSS passes RSS_STOP.
+import { spawn } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { encodeMaskedFrame, repeatFrame, OP_BINARY, OP_CLOSE, OP_TEXT } from '../../bench/lib/frames.js'
+import { encodeFrame, frameHeader, OP } from '../conformance/wire.js'
+import { closedWithin, flood, flushed, mb, MiB, pool, RawClient, sleep, tcp, upgradeRequest } from './peers.js'
+import { leakProblems, type LeakReport } from './leak.js'
+import { watchRss, type RunningServer, type ServerSpec } from './servers.js'
+
+export type Kind = 'wspipe' | 'ws'
+
+export interface Ctx {
+  kind: Kind
+  quick: boolean
+  /** `ulimit -n` of this process (the servers inherit it). */
+  fdLimit: number
+}
+
+export interface Outcome {
+  /** What was measured, in a few words with numbers. */
+  figure: string
+  /** null: the scenario does not apply to this server. */
+  pass: boolean | null
+}
+
+export interface Scenario {
+  name: string
+  /** What the attacker does (for docs/reliability.md). */
+  does: string
+  rule: string
+  /** The server to start, 'none' when the scenario runs its own, 'n/a' when it does not apply. */
+  server: (kind: Kind) => ServerSpec | 'none' | 'n/a'
+  run: (server: RunningServer | undefined, ctx: Ctx) => Promise<Outcome>
+}
+
+/** Attacks on memory stop once the server's RSS passes this (the machine is shared). */
+export const RSS_STOP = 1.5 * 1024 * MiB
+
+const q = <T>(ctx: Ctx, quick: T, full: T): T => ctx.quick ? quick : full
+const demoOr = (kind: Kind, handler: 'echo' | 'idle' | 'ping' = 'echo'): ServerSpec => kind === 'ws' ? { script: 'ws', handler } : { script: 'demo' }
+const mask = (): number => (Math.random() * 0x100000000) >>> 0
+const CLOSE_1000 = encodeMaskedFrame(OP_CLOSE, Uint8Array.of(0x03, 0xe8), 0x01020304)
+const s1 = (ms: number | undefined): string => ms === undefined ? '–' : `${(ms / 1000).toFixed(2)} s`
+
+/** Poll `check` every 50 ms for at most `ms`; the ms it took, or undefined. */
+async function waitFor (check: () => boolean, ms: number): Promise<number | undefined> {
+  const start = performance.now()
+  for (;;) {
+    if (check()) return performance.now() - start
+    if (performance.now() - start > ms) return undefined
+    await sleep(50)
+  }
+}
+
+/**
+ * The ms until the server's descriptors fall to `fds` (its connections are gone), or undefined.
+ * A client that reads nothing cannot see the server's FIN, so the server is asked instead.
+ */
+async function serverDropped (s: RunningServer, fds: number, ms: number): Promise<number | undefined> {
+  return await waitFor(() => s.fds() <= fds, ms)
+}
+
+/** Connect, echo `n` text messages, close 1000 and wait for TCP to end. Throws on anything else. */
+async function echoAndClose (port: number, n = 1): Promise<void> {
+  const c = await RawClient.connect(port)
+  try {
+    for (let i = 0; i < n; i++) {
+      const text = `echo ${i} ${Math.random()}`
+      c.send(encodeMaskedFrame(OP_TEXT, Buffer.from(text), mask()))
+      const f = await c.nextFrame(5000)
+      if (f?.opcode !== 1 || f.payload.toString() !== text) throw new Error(`echo ${i}: got ${f === undefined ? 'close' : `opcode ${f.opcode}`}`)
+    }
+    c.send(CLOSE_1000)
+    const close = await c.nextClose(5000)
+    if (close?.code !== 1000) throw new Error(`close: got ${close?.code ?? 'none'}`)
+    await c.waitClosed(5000)
+  } finally {
+    c.destroy()
+  }
+}
+
+/** A fresh client still gets its echoes (within 5 s). */
+async function freshEcho (port: number): Promise<boolean> {
+  try {
+    await echoAndClose(port, 3)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The close code the server sent, if a close frame arrives within `ms`. */
+async function closeCode (c: RawClient, ms: number): Promise<number | undefined> {
+  try {
+    return (await c.nextClose(ms))?.code
+  } catch {
+    return undefined
+  }
+}
+
+const churn: Scenario = {
+  name: 'churn',
+  does: 'Connect, echo one text message, close with 1000 and wait for TCP to end — 20,000 times, 32 at a time (quick: 2,000). Baseline taken after 200 warm-up connections.',
+  rule: 'failures 0; server fds back to baseline within 5 s; heap after GC ≤ baseline + 4 MiB',
+  server: (kind) => demoOr(kind),
+  async run (s, ctx) {
+    const n = q(ctx, 2000, 20_000)
+    const warm = await pool(200, 20, Date.now() + 30_000, async () => { await echoAndClose(s!.port) })
+    await sleep(300)
+    const base = await s!.probe()
+    const start = performance.now()
+    const r = await pool(n, 32, Date.now() + q(ctx, 60_000, 240_000), async () => { await echoAndClose(s!.port) })
+    const secs = (performance.now() - start) / 1000
+    const back = await waitFor(() => s!.fds() <= base.fds, 5000)
+    const after = await s!.probe()
+    const failures = warm.failures + r.failures + (n - r.started)
+    const growth = after.heapUsed - base.heapUsed
+    return {
+      figure: `${r.started} conns in ${secs.toFixed(0)} s, ${failures} failures${r.errors.length > 0 ? ` (${r.errors[0]})` : ''}; fds ${base.fds}→${after.fds}; heap ${mb(base.heapUsed)}→${mb(after.heapUsed)}`,
+      pass: failures === 0 && back !== undefined && growth <= 4 * MiB
+    }
+  }
+}
+
+function resets (where: 'frame' | 'handshake'): Scenario {
+  return {
+    name: `reset mid-${where}`,
+    does: where === 'frame'
+      ? '1,000 clients (quick: 200) complete the handshake, send half of a 64 KiB frame, then reset TCP (RST).'
+      : '1,000 clients (quick: 200) send half of the upgrade request, then reset TCP (RST).',
+    rule: 'server fds back to baseline within 5 s; heap after GC ≤ baseline + 4 MiB; a fresh client echoes',
+    server: (kind) => demoOr(kind),
+    async run (s, ctx) {
+      const n = q(ctx, 200, 1000)
+      await echoAndClose(s!.port)
+      const base = await s!.probe()
+      const frame = encodeMaskedFrame(OP_BINARY, Buffer.alloc(65536, 7), mask())
+      const request = Buffer.from(upgradeRequest())
+      const r = await pool(n, 50, Date.now() + 60_000, async () => {
+        const socket = where === 'frame' ? (await RawClient.connect(s!.port)).socket : await tcp(s!.port)
+        socket.write(where === 'frame' ? frame.subarray(0, 32 * 1024) : request.subarray(0, request.length >> 1))
+        await flushed(socket, 2000)
+        socket.resetAndDestroy()
+      })
+      const back = await waitFor(() => s!.fds() <= base.fds, 5000)
+      const after = await s!.probe()
+      const fresh = await freshEcho(s!.port)
+      const growth = after.heapUsed - base.heapUsed
+      return {
+        figure: `${r.started - r.failures} resets; fds back ${back === undefined ? `not within 5 s (${base.fds}→${s!.fds()})` : `in ${s1(back)}`}; heap ${growth >= 0 ? '+' : ''}${mb(growth)}; fresh echo ${fresh ? 'ok' : 'FAILED'}`,
+        pass: r.failures === 0 && back !== undefined && growth <= 4 * MiB && fresh
+      }
+    }
+  }
+}
+
+const halfOpen: Scenario = {
+  name: 'half-open (FIN, no close frame)',
+  does: '500 clients (quick: 100) echo one message, then half-close TCP (FIN) without a close frame and keep reading.',
+  rule: 'the server ends every such connection within 2 s',
+  server: (kind) => demoOr(kind),
+  async run (s, ctx) {
+    const n = q(ctx, 100, 500)
+    const times: Array<number | undefined> = []
+    const r = await pool(n, 50, Date.now() + 60_000, async () => {
+      const c = await RawClient.connect(s!.port)
+      c.send(encodeMaskedFrame(OP_TEXT, Buffer.from('half'), mask()))
+      await c.nextFrame(5000)
+      const t0 = performance.now()
+      c.socket.end()
+      times.push(await closedWithin(c.socket, 5000, t0))
+      c.destroy()
+    })
+    const open = times.filter((t) => t === undefined).length
+    const max = Math.max(0, ...times.filter((t): t is number => t !== undefined))
+    return {
+      figure: `${times.length - open}/${n} ended by the server, slowest ${s1(max)}${r.failures > 0 ? `; ${r.failures} failures (${r.errors[0]})` : ''}`,
+      pass: r.failures === 0 && open === 0 && times.length === n && max <= 2000
+    }
+  }
+}
+
+const silentPeer: Scenario = {
+  name: 'silent peer (heartbeat 1 s + 1 s)',
+  does: '20 clients complete the handshake, then read nothing and write nothing. wspipe runs with `heartbeat: { interval: 1000, timeout: 1000 }` (the demo\'s 30 s + 10 s would take 40 s); ws has no heartbeat of its own.',
+  rule: 'every peer dropped within interval + timeout + 1 s (3 s)',
+  server: (kind) => kind === 'ws' ? { script: 'ws' } : { script: 'wspipe', options: { heartbeat: { interval: 1000, timeout: 1000 } } },
+  async run (s, ctx) {
+    const bound = q(ctx, 4000, 8000)
+    const base = s!.fds()
+    const peers = await Promise.all(Array.from({ length: 20 }, async () => await RawClient.connect(s!.port)))
+    for (const p of peers) p.socket.pause()
+    const t = await serverDropped(s!, base, bound)
+    const open = s!.fds() - base
+    for (const p of peers) p.destroy()
+    return {
+      figure: t === undefined ? `${open}/20 still open after ${s1(bound)}` : `20/20 dropped after ${s1(t)}`,
+      pass: t !== undefined && t <= 3000
+    }
+  }
+}
+
+const slowloris: Scenario = {
+  name: 'slowloris',
+  does: '300 clients (quick: 100) dribble a valid upgrade request, one byte per 500 ms; a fresh client echoes meanwhile. Bounded at 20 s (quick: 12.5 s).',
+  rule: 'every dribbler dropped within handshakeTimeout (10 s) + 2 s; the fresh client echoes',
+  server: (kind) => demoOr(kind),
+  async run (s, ctx) {
+    const n = q(ctx, 100, 300)
+    const bound = q(ctx, 12_500, 20_000)
+    const request = Buffer.from(upgradeRequest())
+    const sockets = await Promise.all(Array.from({ length: n }, async () => await tcp(s!.port)))
+    const t0 = performance.now()
+    const times = sockets.map(async (sock) => await closedWithin(sock, bound, t0))
+    let pos = 0
+    const drip = setInterval(() => {
+      for (const sock of sockets) if (!sock.destroyed && pos < request.length) sock.write(request.subarray(pos, pos + 1))
+      pos++
+    }, 500)
+    await sleep(3000)
+    const fresh = await freshEcho(s!.port)
+    const done = await Promise.all(times)
+    clearInterval(drip)
+    for (const sock of sockets) sock.destroy()
+    const open = done.filter((t) => t === undefined).length
+    const max = Math.max(0, ...done.filter((t): t is number => t !== undefined))
+    return {
+      figure: `${n - open}/${n} dropped${open === 0 ? `, last at ${s1(max)}` : ` (${open} still open at ${s1(bound)})`}; fresh echo ${fresh ? 'ok' : 'FAILED'}`,
+      pass: open === 0 && max <= 12_000 && fresh
+    }
+  }
+}
+
+const millionFragments: Scenario = {
+  name: 'million-fragment flood',
+  does: 'One client sends a text message as 1,000,000 one-byte fragments (7 MB on the wire) and never finishes it.',
+  rule: 'server RSS grows by < 16 MiB (issue 10, item 8)',
+  server: (kind) => demoOr(kind),
+  async run (s) {
+    const c = await RawClient.connect(s!.port)
+    const base = (await s!.probe()).rss
+    const watch = watchRss(s!, RSS_STOP)
+    c.socket.write(encodeFrame({ opcode: OP.TEXT, payload: Buffer.from('a'), fin: false }))
+    const cont = encodeFrame({ opcode: OP.CONT, payload: Buffer.from('a'), fin: false })
+    const f = await flood(c.socket, repeatFrame(cont, 10_000), { maxBytes: 999_999 * cont.length, maxMs: 30_000, stallMs: 3000, stop: () => watch.over })
+    const code = await closeCode(c, 1500)
+    await sleep(200)
+    watch.stop()
+    c.destroy()
+    const growth = watch.peak - base
+    const fragments = 1 + Math.round(f.sent / cont.length)
+    return {
+      figure: `RSS +${mb(growth)}; ${code !== undefined ? `closed ${code}` : f.stalled ? 'reading stopped' : 'still open'} after ${fragments.toLocaleString('en')} fragments sent`,
+      pass: growth < 16 * MiB
+    }
+  }
+}
+
+const pingFlood: Scenario = {
+  name: 'ping flood, peer never reads',
+  does: 'One client sends 125-byte pings as fast as TCP takes them and never reads the pongs; up to 1 GiB or 30 s (quick: 256 MiB, 10 s).',
+  rule: 'the server stops reading (the attacker\'s writes block for 2 s) and its RSS grows by < 64 MiB',
+  server: (kind) => demoOr(kind),
+  async run (s, ctx) {
+    const c = await RawClient.connect(s!.port)
+    c.socket.pause()
+    const base = (await s!.probe()).rss
+    const watch = watchRss(s!, RSS_STOP)
+    const ping = encodeFrame({ opcode: OP.PING, payload: Buffer.alloc(125, 0x70) })
+    const f = await flood(c.socket, repeatFrame(ping, 500), { maxBytes: q(ctx, 256, 1024) * MiB, maxMs: q(ctx, 10_000, 30_000), stallMs: 2000, stop: () => watch.over })
+    await sleep(300)
+    watch.stop()
+    c.destroy()
+    const growth = watch.peak - base
+    return {
+      figure: `RSS +${mb(growth)}; ${f.stalled ? `reading stopped after ${mb(f.sent)} sent` : f.closed ? `dropped after ${mb(f.sent)}` : `still reading after ${mb(f.sent)}${watch.over ? ' (RSS stop)' : ''}`}`,
+      pass: (f.stalled || f.closed) && growth < 64 * MiB
+    }
+  }
+}
+
+const oversizedHeaders: Scenario = {
+  name: 'oversized headers',
+  does: '50 clients send an upgrade request with a 64 KiB header; one more streams header lines without end (up to 8 MiB).',
+  rule: 'each big request answered 431 (or 400) and closed within 3 s; the endless one cut before 1 MiB sent (paced writes); RSS grows by < 16 MiB',
+  server: (kind) => demoOr(kind),
+  async run (s) {
+    const base = (await s!.probe()).rss
+    const watch = watchRss(s!, RSS_STOP)
+    const big = Buffer.from(upgradeRequest({ headers: { 'X-Big': 'a'.repeat(64 * 1024) } }))
+    const statuses: Record<string, number> = {}
+    await Promise.all(Array.from({ length: 50 }, async () => {
+      const sock = await tcp(s!.port)
+      let got = ''
+      sock.on('data', (d: Buffer) => { got += d.toString('latin1') })
+      sock.write(big)
+      const t = await closedWithin(sock, 3000)
+      const status = t === undefined ? 'open' : /^HTTP\/1\.1 (\d+)/.exec(got)?.[1] ?? 'no answer'
+      statuses[status] = (statuses[status] ?? 0) + 1
+      sock.destroy()
+    }))
+    const endless = await tcp(s!.port)
+    endless.on('error', () => {})
+    endless.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n')
+    // 8 KiB per millisecond or so, each write flushed: bytes sent before the cut are close to what the server took
+    const lines = Buffer.concat(Array.from({ length: 8 }, () => Buffer.from(`X-More: ${'b'.repeat(1014)}\r\n`)))
+    let sent = 0
+    const t0 = Date.now()
+    while (!endless.destroyed && sent < 8 * MiB && Date.now() - t0 < 10_000) {
+      endless.write(lines)
+      sent += lines.length
+      if (!await flushed(endless, 2000)) break
+      await sleep(1)
+    }
+    const cut = await closedWithin(endless, 2000)
+    endless.destroy()
+    const f = { sent }
+    watch.stop()
+    const growth = watch.peak - base
+    const answered = (statuses['431'] ?? 0) + (statuses['400'] ?? 0)
+    return {
+      figure: `${Object.entries(statuses).map(([k, v]) => `${k}×${v}`).join(', ')}; endless headers ${cut !== undefined ? 'cut' : 'not cut'} after ${(f.sent / 1024).toFixed(0)} KiB; RSS +${mb(growth)}`,
+      pass: answered === 50 && cut !== undefined && f.sent < MiB && growth < 16 * MiB
+    }
+  }
+}
+
+const concurrent: Scenario = {
+  name: '10,000 concurrent connections',
+  does: 'Open 10,000 connections (quick: 2,000), 100 at a time, each echoing one message, and hold them; a fresh client echoes; then all close with 1000.',
+  rule: 'failures 0; the fresh client echoes; server fds back to baseline within 15 s of the closes',
+  server: (kind) => demoOr(kind),
+  async run (s, ctx) {
+    const want = Math.min(q(ctx, 2000, 10_000), Math.max(0, ctx.fdLimit - 600))
+    const base = await s!.probe()
+    const clients: RawClient[] = []
+    const start = performance.now()
+    const r = await pool(want, 100, Date.now() + q(ctx, 60_000, 150_000), async () => {
+      const c = await RawClient.connect(s!.port, {})
+      clients.push(c)
+      c.send(encodeMaskedFrame(OP_TEXT, Buffer.from('hold'), mask()))
+      const f = await c.nextFrame(10_000)
+      if (f?.opcode !== 1) throw new Error('no echo')
+    })
+    const openSecs = (performance.now() - start) / 1000
+    const fresh = await freshEcho(s!.port)
+    const held = await s!.probe()
+    for (const c of clients) c.send(CLOSE_1000)
+    const back = await waitFor(() => s!.fds() <= base.fds, 15_000)
+    for (const c of clients) c.destroy()
+    const failures = r.failures + (want - r.started)
+    const perConn = (held.rss - base.rss) / Math.max(1, clients.length)
+    return {
+      figure: `${want < q(ctx, 2000, 10_000) ? `(ulimit -n ${ctx.fdLimit}: only ${want} tried) ` : ''}${clients.length - r.failures} open in ${openSecs.toFixed(1)} s, ${failures} failures${r.errors.length > 0 ? ` (${r.errors[0]})` : ''}; RSS ${(perConn / 1024).toFixed(1)} KiB/conn; fresh echo ${fresh ? 'ok' : 'FAILED'}; fds back ${back === undefined ? 'not within 15 s' : `in ${s1(back)}`}`,
+      pass: failures === 0 && fresh && back !== undefined
+    }
+  }
+}
+
+function tinyMessages (size: 0 | 1): Scenario {
+  const wire = 6 + size
+  return {
+    name: size === 0 ? 'defect 1a: empty messages, peer never reads' : 'defect 1b: 1-byte messages, peer never reads',
+    does: `One client sends ${size === 0 ? 'empty' : '1-byte'} binary frames (${wire} bytes each on the wire) to the echo handler and never reads the echoes: up to 12 M frames or 20 s (quick: 6 M, 8 s).`,
+    rule: 'server RSS grows by < 64 MiB (the queues\' documented limits, counted at their real cost)',
+    server: (kind) => demoOr(kind),
+    async run (s, ctx) {
+      const c = await RawClient.connect(s!.port)
+      c.socket.pause()
+      const base = await s!.probe()
+      const watch = watchRss(s!, RSS_STOP)
+      const frame = encodeMaskedFrame(OP_BINARY, new Uint8Array(size).fill(0x61), 0x0badf00d)
+      const frames = q(ctx, 6e6, 12e6)
+      const f = await flood(c.socket, repeatFrame(frame, 10_000), { maxBytes: frames * wire, maxMs: q(ctx, 8000, 20_000), stallMs: 2000, stop: () => watch.over })
+      await sleep(300)
+      watch.stop()
+      const held = await s!.probe()
+      c.destroy()
+      const growth = watch.peak - base.rss
+      return {
+        figure: `RSS +${mb(growth)}, heap ${mb(held.heapUsed)} after GC; ${(f.sent / wire / 1e6).toFixed(2)} M frames sent; ${f.stalled ? 'reading stopped' : f.closed ? 'dropped' : watch.over ? 'stopped at RSS limit' : 'still reading'}`,
+        pass: growth < 64 * MiB
+      }
+    }
+  }
+}
+
+/** 7 + 500 × 131 + 29 = 65,536 bytes: a 1-byte frame padded with unsolicited pongs fills one 64 KiB read. */
+function padded (frame: Uint8Array): Buffer {
+  const pongs = [...Array.from({ length: 500 }, () => encodeFrame({ opcode: OP.PONG, payload: Buffer.alloc(125) })), encodeFrame({ opcode: OP.PONG, payload: Buffer.alloc(23) })]
+  return Buffer.concat([frame, ...pongs])
+}
+
+/** Write each chunk as its own write, one per event-loop turn and flushed, so that each tends to land in a read of its own. */
+async function writeApart (socket: import('node:net').Socket, chunks: (i: number) => Uint8Array, count: number, stop: () => boolean, gapMs = 0): Promise<{ writes: number, bytes: number }> {
+  let writes = 0
+  let bytes = 0
+  for (let i = 0; i < count && !socket.destroyed && !stop(); i++) {
+    const chunk = chunks(i)
+    socket.write(chunk)
+    if (!await flushed(socket, 3000)) break
+    writes++
+    bytes += chunk.length
+    if (gapMs > 0) await sleep(gapMs)
+    else await new Promise<void>((resolve) => setImmediate(resolve))
+  }
+  return { writes, bytes }
+}
+
+function pinnedReads (what: 'fragments' | 'messages'): Scenario {
+  return {
+    name: what === 'fragments' ? 'defect 2a: 1-byte fragments pinning 64 KiB reads' : 'defect 2b: queued 1-byte messages pinning 64 KiB reads',
+    does: what === 'fragments'
+      ? '3,000 one-byte fragments of an unfinished message to the echo handler, each in its own 64 KiB write padded with unsolicited pongs (187.5 MiB on the wire).'
+      : '3,000 one-byte messages to a handler that never reads (wspipe: awaits `conn.closed`; ws: no message listener), each in its own 64 KiB write padded with unsolicited pongs.',
+    rule: 'heap + external memory held after GC grows by < 16 MiB (a small constant × the 3,000 bytes counted)',
+    server: (kind) => what === 'fragments' ? demoOr(kind) : kind === 'ws' ? { script: 'ws', handler: 'idle' } : { script: 'wspipe', handler: 'idle' },
+    async run (s) {
+      const c = await RawClient.connect(s!.port)
+      const base = await s!.probe()
+      const watch = watchRss(s!, RSS_STOP)
+      const first = padded(encodeFrame({ opcode: OP.BINARY, payload: Buffer.from('x'), fin: what === 'messages' }))
+      const next = what === 'messages' ? first : padded(encodeFrame({ opcode: OP.CONT, payload: Buffer.from('x'), fin: false }))
+      const w = await writeApart(c.socket, (i) => i === 0 ? first : next, 3000, () => watch.over)
+      await sleep(500)
+      watch.stop()
+      const held = await s!.probe()
+      const code = await closeCode(c, 100)
+      c.destroy()
+      const growth = (held.heapUsed + held.external) - (base.heapUsed + base.external)
+      return {
+        figure: `${w.writes} ${what} sent; held +${mb(growth)} after GC (RSS peak +${mb(watch.peak - base.rss)})${code !== undefined ? `; closed ${code}` : ''}`,
+        pass: growth < 16 * MiB
+      }
+    }
+  }
+}
+
+const dribbledFrame: Scenario = {
+  name: 'defect 2c: a 16 MiB frame dribbled in 1 B + 4 KiB writes',
+  does: 'One client sends the header of a 16 MiB binary frame, then 8 MiB of its payload (quick: 4 MiB) as alternating 1-byte and 4,096-byte writes, each flushed and 1 ms apart, and stops.',
+  rule: 'heap + external memory held after GC grows by < 2 × the payload bytes sent + 4 MiB',
+  server: (kind) => demoOr(kind),
+  async run (s, ctx) {
+    const c = await RawClient.connect(s!.port)
+    const base = await s!.probe()
+    const watch = watchRss(s!, RSS_STOP)
+    c.socket.write(frameHeader(OP.BINARY, 16 * MiB, true, 0, new Uint8Array(4)))
+    const one = Buffer.alloc(1)
+    const page = Buffer.alloc(4096)
+    const pairs = q(ctx, 1024, 2048) // 4 MiB or 8 MiB of payload
+    const w = await writeApart(c.socket, (i) => i % 2 === 0 ? one : page, pairs * 2, () => watch.over, 1)
+    await sleep(500)
+    watch.stop()
+    const held = await s!.probe()
+    const code = await closeCode(c, 100)
+    c.destroy()
+    const growth = (held.heapUsed + held.external) - (base.heapUsed + base.external)
+    return {
+      figure: `${mb(w.bytes)} of payload in ${w.writes} writes; held +${mb(growth)} after GC (${(growth / Math.max(1, w.bytes)).toFixed(1)}× the bytes sent)${code !== undefined ? `; closed ${code}` : ''}`,
+      pass: growth < 2 * w.bytes + 4 * MiB
+    }
+  }
+}
+
+const closeBehindPause: Scenario = {
+  name: 'defect 3a: close frame behind paused reading',
+  does: 'A handler that never reads (awaits `conn.closed`); the client sends 1.2 MB in 100 KiB messages, waits 300 ms, sends a close frame, and waits. wspipe: `heartbeat: { interval: 1000, timeout: 1000 }`.',
+  rule: 'the server ends the connection within interval + timeout + 1.5 s (3.5 s)',
+  server: (kind) => kind === 'ws' ? { script: 'ws', handler: 'idle' } : { script: 'wspipe', handler: 'idle', options: { heartbeat: { interval: 1000, timeout: 1000 } } },
+  async run (s, ctx) {
+    const c = await RawClient.connect(s!.port)
+    const msg = encodeMaskedFrame(OP_BINARY, Buffer.alloc(100 * 1024, 1), mask())
+    for (let i = 0; i < 12; i++) c.socket.write(msg)
+    // let the server read it all and pause, so the close frame waits behind the paused socket
+    await flushed(c.socket, 2000)
+    await sleep(300)
+    c.socket.write(CLOSE_1000)
+    const t0 = performance.now()
+    const bound = q(ctx, 5000, 15_000)
+    const t = await closedWithin(c.socket, bound, t0)
+    c.destroy()
+    return { figure: t === undefined ? `still open after ${s1(bound)}` : `ended after ${s1(t)}`, pass: t !== undefined && t <= 3500 }
+  }
+}
+
+const floodThenSilence: Scenario = {
+  name: 'defect 3b: flood, then silence',
+  does: 'The client floods 16 KiB messages to the echo handler without reading until its writes block (or 256 MiB; quick: 128 MiB), then goes silent. wspipe: `heartbeat: { interval: 500, timeout: 500 }`.',
+  rule: 'the server drops the connection within interval + timeout + 1.5 s (2.5 s) of the silence',
+  server: (kind) => kind === 'ws' ? { script: 'ws' } : { script: 'wspipe', options: { heartbeat: { interval: 500, timeout: 500 } } },
+  async run (s, ctx) {
+    const base = s!.fds()
+    const c = await RawClient.connect(s!.port)
+    c.socket.pause()
+    const watch = watchRss(s!, RSS_STOP)
+    const msg = encodeMaskedFrame(OP_BINARY, Buffer.alloc(16 * 1024, 2), mask())
+    const f = await flood(c.socket, repeatFrame(msg, 8), { maxBytes: q(ctx, 128, 256) * MiB, maxMs: 15_000, stallMs: 1500, stop: () => watch.over })
+    watch.stop()
+    const bound = q(ctx, 4000, 10_000)
+    const t = await serverDropped(s!, base, bound)
+    c.destroy()
+    return {
+      figure: `${mb(f.sent)} sent${f.stalled ? ' until writes blocked' : ''}; ${t === undefined ? `still open ${s1(bound)} later` : `dropped ${s1(t)} later`}`,
+      pass: t !== undefined && t <= 2500
+    }
+  }
+}
+
+const pingPromises: Scenario = {
+  name: 'defect 4: every ping() settles',
+  does: 'The handler calls `ping("a")` then `ping("b")`; the client answers only "b" (RFC 6455 §5.5.3 allows it); the handler reports how both promises settled within 2 s.',
+  rule: 'both promises resolved',
+  server: (kind) => kind === 'ws' ? 'n/a' : { script: 'wspipe', handler: 'ping' },
+  async run (s) {
+    const c = await RawClient.connect(s!.port)
+    try {
+      const pings: string[] = []
+      let report: string | undefined
+      const deadline = Date.now() + 6000
+      while (report === undefined && Date.now() < deadline) {
+        const f = await c.nextFrame(Math.max(1, deadline - Date.now()))
+        if (f === undefined) break
+        if (f.opcode === 9) {
+          pings.push(f.payload.toString())
+          if (pings.length === 2) c.send(Buffer.from(encodeFrame({ opcode: OP.PONG, payload: Buffer.from('b') })))
+        } else if (f.opcode === 1) report = f.payload.toString()
+      }
+      c.send(CLOSE_1000)
+      return { figure: report === undefined ? `no report (pings seen: ${pings.join(',')})` : `ping a: ${report.split(',')[0]}, ping b: ${report.split(',')[1]}`, pass: report === 'resolved,resolved' }
+    } finally {
+      c.destroy()
+    }
+  }
+}
+
+const segmentation: Scenario = {
+  name: 'defect 5: frames in the upgrade request\'s segment',
+  does: 'Upgrade request + a text frame + a close frame: in one write, and split at 20 points inside the request (the rest of the request and the frames in the second write).',
+  rule: 'all 21 echoed',
+  server: (kind) => demoOr(kind),
+  async run (s) {
+    let echoed = 0
+    const trials = 21
+    for (let k = 0; k < trials; k++) {
+      const request = Buffer.from(upgradeRequest())
+      const text = `seg-${k}-${Math.random().toString(36).slice(2)}`
+      const frames = Buffer.concat([encodeMaskedFrame(OP_TEXT, Buffer.from(text), mask()), CLOSE_1000])
+      const split = k === 0 ? 0 : Math.floor(request.length * k / trials)
+      const sock = await tcp(s!.port)
+      let got = ''
+      sock.on('data', (d: Buffer) => { got += d.toString('latin1') })
+      if (split > 0) {
+        sock.write(request.subarray(0, split))
+        await flushed(sock, 1000)
+        await sleep(20)
+      }
+      sock.write(Buffer.concat([request.subarray(split), frames]))
+      await closedWithin(sock, 3000)
+      sock.destroy()
+      if (got.includes(text)) echoed++
+    }
+    return { figure: `${echoed}/${trials} echoed`, pass: echoed === trials }
+  }
+}
+
+const budget: Scenario = {
+  name: 'memory budget: 48 × 15.5 MiB of a 16 MiB frame',
+  does: '48 clients each send the header of a 16 MiB binary frame and 15.5 MiB of its payload, then stop (744 MiB in all); then a fresh client echoes. wspipe with default options (test/reliability/wspipe-server.ts, which exposes `server.stats()`: the budget is read from it, 256 MiB assumed without it).',
+  rule: 'server RSS grows by < budget + 64 MiB; the fresh client echoes (the attackers may get 1013)',
+  server: (kind) => kind === 'ws' ? { script: 'ws' } : { script: 'wspipe' },
+  async run (s, ctx) {
+    const base = await s!.probe()
+    const stats = base.stats as { memoryBudget?: number } | undefined
+    const budgetBytes = stats?.memoryBudget ?? 256 * MiB
+    const watch = watchRss(s!, RSS_STOP)
+    const header = frameHeader(OP.BINARY, 16 * MiB, true, 0, new Uint8Array(4)) // a zero mask: the payload is sent as is
+    const chunk = Buffer.alloc(MiB / 2) // 31 of them: 15.5 MiB, the frame stays unfinished
+    const peers = await Promise.all(Array.from({ length: 48 }, async () => await RawClient.connect(s!.port)))
+    const floods = await Promise.all(peers.map(async (p) => {
+      p.socket.write(header)
+      return await flood(p.socket, chunk, { maxBytes: 15.5 * MiB, maxMs: 60_000, stallMs: 3000, stop: () => watch.over })
+    }))
+    await sleep(1000)
+    const during = await s!.probe(false)
+    const held = (during.stats as { heldBytes?: number } | undefined)?.heldBytes
+    const fresh = await freshEcho(s!.port)
+    watch.stop()
+    const codes = await Promise.all(peers.map(async (p) => await closeCode(p, 200)))
+    for (const p of peers) p.destroy()
+    const c1013 = codes.filter((c) => c === 1013).length
+    const growth = watch.peak - base.rss
+    const sent = floods.reduce((a, f) => a + f.sent, 0)
+    return {
+      figure: `RSS +${mb(growth)} (${ctx.kind === 'ws' ? 'ws has no budget; rule with 256 MiB' : stats?.memoryBudget === undefined ? 'budget 256 MiB assumed: no server.stats()' : `budget ${mb(budgetBytes)}, heldBytes ${held === undefined ? '?' : mb(held)}`}); ${mb(sent)} sent; ${c1013}/48 got 1013; fresh echo ${fresh ? 'ok' : 'FAILED'}${watch.over ? '; stopped at RSS limit' : ''}`,
+      pass: growth < budgetBytes + 64 * MiB && fresh
+    }
+  }
+}
+
+const require = createRequire(import.meta.url)
+const tsxLoader = pathToFileURL(require.resolve('tsx')).href
+
+const leak: Scenario = {
+  name: 'leak: every ending',
+  does: '10,000 connections (quick: 700), 1/7 through each ending: 1000, 1011 from a throwing handler, client reset, close timeout, heartbeat drop, protocol error (1002), budget 1013. In its own process (test/reliability/leak-main.ts); `npm test` runs 280 (test/server/leak.test.ts).',
+  rule: 'each ending closes with its code; heap after GC ≤ baseline + 2 MiB; every connection object collected; no handle or listener left',
+  server: (kind) => kind === 'ws' ? 'n/a' : 'none',
+  async run (_s, ctx) {
+    const perEnding = q(ctx, 100, 1429)
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--expose-gc', '--import', tsxLoader, 'test/reliability/leak-main.ts', '--per-ending', String(perEnding)], { cwd: fileURLToPath(new URL('../../', import.meta.url)), stdio: ['ignore', 'pipe', 'inherit'] })
+      const killChild = (): void => { child.kill('SIGKILL') }
+      process.once('exit', killChild)
+      let text = ''
+      child.stdout.on('data', (d: Buffer) => { text += d.toString() })
+      const timer = setTimeout(() => { child.kill('SIGKILL') }, 280_000)
+      child.once('exit', (code) => {
+        clearTimeout(timer)
+        process.off('exit', killChild)
+        if (code === 0) resolve(text)
+        else reject(new Error(`leak-main exited ${code}`))
+      })
+    })
+    const report = JSON.parse(out.trim().split('\n').at(-1)!) as LeakReport
+    const problems = leakProblems(report)
+    const total = Object.values(report.endings).reduce((a, e) => a + e.connections, 0)
+    const heap = report.heapAfter - report.heapBaseline
+    return {
+      figure: `${total.toLocaleString('en')} conns in ${report.seconds.toFixed(0)} s; heap ${heap >= 0 ? '+' : ''}${(heap / 1024).toFixed(0)} KiB; ${report.uncollected} uncollected; ${problems.length === 0 ? 'nothing left' : problems.join('; ')}`,
+      pass: problems.length === 0
+    }
+  }
+}
+
+export const SCENARIOS: Scenario[] = [
+  churn, resets('frame'), resets('handshake'), halfOpen, silentPeer, slowloris, millionFragments, pingFlood,
+  oversizedHeaders, concurrent, tinyMessages(0), tinyMessages(1), pinnedReads('fragments'), pinnedReads('messages'), dribbledFrame, closeBehindPause, floodThenSilence, pingPromises,
+  segmentation, budget, leak
+]
