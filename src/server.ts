@@ -18,7 +18,8 @@ import type { AddressInfo } from 'node:net'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import type { SecureContextOptions } from 'node:tls'
 import { acceptFor } from './crypto.js'
-import { buildAcceptResponse, buildRejectResponse, HandshakeError, noHandlerReason, originForm, rejectBody, selectProtocol, validateUpgradeRequest } from './handshake.js'
+import { acceptDeflateOffer, buildAcceptResponse, buildRejectResponse, HandshakeError, noHandlerReason, originForm, rejectBody, selectProtocol, validateUpgradeRequest, type DeflateParams } from './handshake.js'
+import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions, type ResolvedDeflateOptions } from './extensions/permessage-deflate.js'
 import { CloseCode } from './protocol/close-codes.js'
 import { DEFAULT_MEMORY_BUDGET, finishHandler, MemoryBudget, resolveLimits, WebSocketConnection, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger } from './driver.js'
 
@@ -53,6 +54,12 @@ export interface WebSocketServerOptions extends ConnectionLimits {
    * growth finds it spent fails with 1013 (Try Again Later); the others carry on. Default 256 MiB.
    */
   memoryBudget?: number
+  /**
+   * permessage-deflate (RFC 7692): `true` for the defaults, or options. The first acceptable
+   * offer of the client is accepted. Default false: compression costs CPU on every message
+   * (docs/server.md gives the figures); turn it on where bandwidth is dearer.
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions
 }
 
 /** The server's counters ({@link WebSocketServer.stats}). */
@@ -106,6 +113,7 @@ export class WebSocketServer {
   private httpServer: HttpServer | HttpsServer | undefined
   private readonly resolved: ResolvedLimits
   private readonly budget: MemoryBudget
+  private readonly deflate: ResolvedDeflateOptions | undefined
   private readonly forget = (conn: WebSocketConnection): void => { this.connections.delete(conn) }
   /** `open` until `close()`; `closed` once it resolved, until `listen` or `attach` opens it again. */
   private state: 'open' | 'closing' | 'closed' = 'open'
@@ -120,6 +128,7 @@ export class WebSocketServer {
     this.logger = options.logger ?? stderrLogger
     this.resolved = resolveLimits(options)
     this.budget = new MemoryBudget(options.memoryBudget ?? DEFAULT_SERVER_OPTIONS.memoryBudget)
+    this.deflate = resolveDeflateOptions(options.perMessageDeflate)
   }
 
   /** Serve `protocol` with `handler`. `''` serves clients that offer no subprotocol. */
@@ -245,6 +254,7 @@ export class WebSocketServer {
     let protocol: string | undefined
     let key: string
     let url: string
+    let deflate: { params: DeflateParams, header: string } | undefined
     try {
       const upgrade = validateUpgradeRequest(req)
       key = upgrade.key
@@ -257,6 +267,8 @@ export class WebSocketServer {
       if (protocol === undefined) {
         throw new HandshakeError(400, noHandlerReason(upgrade.protocols))
       }
+      // The shared compressor never keeps our context: say so (RFC 7692 §7.1.1.1).
+      if (this.deflate !== undefined) deflate = acceptDeflateOffer(upgrade.extensions, this.deflate.sharedCompressor ? { ...this.deflate.request, serverNoContextTakeover: true } : this.deflate.request)
     } catch (err) {
       this.reject(socket, err instanceof HandshakeError ? err : new HandshakeError(400, 'bad upgrade request'))
       return
@@ -264,7 +276,7 @@ export class WebSocketServer {
     const chosen = protocol
     const authorize = this.options.authorize
     if (authorize === undefined) {
-      this.accept(req, socket, head, key, chosen, url)
+      this.accept(req, socket, head, key, chosen, url, deflate)
       return
     }
     // The handshake timer runs again while authorization is pending.
@@ -273,7 +285,7 @@ export class WebSocketServer {
       this.clearHandshakeTimer(socket)
       if (socket.destroyed) return
       if (result === true) {
-        this.accept(req, socket, head, key, chosen, url)
+        this.accept(req, socket, head, key, chosen, url, deflate)
       } else if (result === false) {
         this.reject(socket, new HandshakeError(403, 'forbidden'))
       } else if (typeof result === 'object' && result !== null && (result.status === 401 || result.status === 403)) {
@@ -291,13 +303,13 @@ export class WebSocketServer {
   }
 
   /** Answer 101 and start the handler; `url` is the target in origin-form. */
-  private accept (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array, key: string, protocol: string, url: string): void {
+  private accept (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array, key: string, protocol: string, url: string, deflate: { params: DeflateParams, header: string } | undefined): void {
     if (this.state !== 'open' || socket.destroyed) {
       socket.destroy()
       return
     }
     const handler = this.handlers.get(protocol)!
-    socket.write(buildAcceptResponse(acceptFor(key), protocol))
+    socket.write(buildAcceptResponse(acceptFor(key), protocol, deflate === undefined ? undefined : { 'Sec-WebSocket-Extensions': deflate.header }))
     socket.off('error', ignoreError)
     const conn = new WebSocketConnection(socket, {
       role: 'server',
@@ -308,7 +320,8 @@ export class WebSocketServer {
       head,
       limits: this.options,
       resolved: this.resolved,
-      budget: this.budget
+      budget: this.budget,
+      compression: deflate === undefined ? undefined : new PerMessageDeflate('server', deflate.params, this.deflate!)
     })
     this.connections.add(conn)
     conn.onClosed = this.forget
