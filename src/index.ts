@@ -16,6 +16,7 @@
 export { WebSocketServer, DEFAULT_SERVER_OPTIONS, type Handler, type ServerStats, type WebSocketServerOptions, type ListenOptions, type AuthorizeResult } from './server.js'
 export { isText, asText, DEFAULT_LIMITS, type Connection, type CloseInfo, type ConnectionLimits, type ConnectionStats, type HeartbeatOptions, type Logger, type OutgoingMessage } from './driver.js'
 export { connect, type ConnectOptions } from './client.js'
+export { DEFAULT_DEFLATE_OPTIONS, type PerMessageDeflateOptions } from './extensions/permessage-deflate.js'
 export { ConnectionClosedError, UpgradeError } from './errors.js'
 export { HandshakeError } from './handshake.js'
 export { CloseCode, ProtocolError } from './protocol/index.js'
