@@ -35,7 +35,7 @@ const CASES: Array<[PerMessageDeflateOptions, string]> = [
 ]
 
 for (const [options, expected] of CASES) {
-  test.serial(`chromium ↔ our server ${JSON.stringify(options)}: extensions "${expected}", echoes intact`, async (t) => {
+  test(`chromium ↔ our server ${JSON.stringify(options)}: extensions "${expected}", echoes intact`, async (t) => {
     t.timeout(60_000)
     const { url } = await startServer(t, { '': echo }, { perMessageDeflate: { threshold: 0, ...options } })
     const page = await browser!.newPage()
@@ -54,7 +54,7 @@ for (const [options, expected] of CASES) {
         return queue.shift()!
       }
       const json = JSON.stringify(Array.from({ length: 20_000 }, (_, i) => ({ id: i, name: `n${i % 7}`, ok: i % 2 === 0 })))
-      const sent: Array<string | Uint8Array> = ['héllo ☃', '', new Uint8Array(0), new Uint8Array(256).map((_, i) => i), json.slice(0, 2000), json.slice(0, 2000), json]
+      const sent: Array<string | Uint8Array<ArrayBuffer>> = ['héllo ☃', '', new Uint8Array(0), new Uint8Array(256).map((_, i) => i), json.slice(0, 2000), json.slice(0, 2000), json]
       for (const m of sent) ws.send(m)
       const same: boolean[] = []
       for (const m of sent) {
