@@ -316,7 +316,16 @@ export interface DeflateParams {
 }
 
 /** What one side asks for; anything unset leaves the choice to the peer (windows: 15). */
-export type DeflateRequest = Partial<DeflateParams>
+export interface DeflateRequest {
+  /** Ask that the server reset its context after each message. */
+  serverNoContextTakeover?: boolean
+  /** Ask that the client reset its context after each message. */
+  clientNoContextTakeover?: boolean
+  /** The largest server window wanted (8–15). */
+  serverMaxWindowBits?: number
+  /** The largest client window wanted (8–15). */
+  clientMaxWindowBits?: number
+}
 
 /** `8`…`15` in decimal without leading zeros (§7.1.2.1), or undefined. */
 function windowBits (value: string | true): number | undefined {

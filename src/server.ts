@@ -128,7 +128,7 @@ export class WebSocketServer {
     this.logger = options.logger ?? stderrLogger
     this.resolved = resolveLimits(options)
     this.budget = new MemoryBudget(options.memoryBudget ?? DEFAULT_SERVER_OPTIONS.memoryBudget)
-    this.deflate = resolveDeflateOptions(options.perMessageDeflate)
+    this.deflate = resolveDeflateOptions(options.perMessageDeflate, 'server')
   }
 
   /** Serve `protocol` with `handler`. `''` serves clients that offer no subprotocol. */

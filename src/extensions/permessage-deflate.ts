@@ -25,6 +25,22 @@ import type { Role } from '../protocol/frame-parser.js'
 
 /** Options of permessage-deflate, for the server and the client (`perMessageDeflate`). */
 export interface PerMessageDeflateOptions extends DeflateRequest {
+  /**
+   * The server's LZ77 window (8–15): the server compresses with at most 2^bits bytes of history
+   * and says so in its answer (RFC 7692 §7.1.2.1). The history kept per connection is this big.
+   * Server default 12 (4 KiB); a client requests it from the server only when set.
+   */
+  serverMaxWindowBits?: number
+  /**
+   * The client's LZ77 window (8–15). A server limits a client to it when the client's offer has
+   * `client_max_window_bits` (browsers', `ws`'s and Python's do; §7.1.2.2); the history kept per
+   * connection to read the client is this big. Server default 12 (4 KiB); a client asks for it only when set.
+   */
+  clientMaxWindowBits?: number
+  /** The server resets its compression context after each message (`server_no_context_takeover`, §7.1.1.1). Default false. */
+  serverNoContextTakeover?: boolean
+  /** The client resets its compression context after each message (`client_no_context_takeover`, §7.1.1.2). Default false. */
+  clientNoContextTakeover?: boolean
   /** Messages shorter than this many bytes are sent uncompressed. Default 1,024. */
   threshold?: number
   /** zlib compression level, 0 (none) to 9 (smallest). Default 6. */
@@ -41,6 +57,10 @@ export interface PerMessageDeflateOptions extends DeflateRequest {
 
 /** Defaults of {@link PerMessageDeflateOptions}. */
 export const DEFAULT_DEFLATE_OPTIONS = {
+  /** {@link PerMessageDeflateOptions.serverMaxWindowBits} of a server: 12 (4 KiB of history). */
+  serverMaxWindowBits: 12,
+  /** {@link PerMessageDeflateOptions.clientMaxWindowBits} of a server: 12, where the client lets it be limited. */
+  clientMaxWindowBits: 12,
   /** {@link PerMessageDeflateOptions.threshold}: 1 KiB. */
   threshold: 1024,
   /** {@link PerMessageDeflateOptions.level}: zlib's default, 6. */
@@ -63,8 +83,12 @@ function checkInt (name: string, value: number | undefined, min: number, max: nu
   if (value !== undefined && !(Number.isInteger(value) && value >= min && value <= max)) throw new RangeError(`perMessageDeflate.${name} must be an integer from ${min} to ${max}`)
 }
 
-/** Check `option` (`true` for the defaults) and fill in the defaults; `undefined` when off. */
-export function resolveDeflateOptions (option: boolean | PerMessageDeflateOptions | undefined): ResolvedDeflateOptions | undefined {
+/**
+ * Check `option` (`true` for the defaults) and fill in the defaults; `undefined` when off. A
+ * server (`role` `'server'`) asks for 12-bit windows unless told otherwise; a client asks for
+ * nothing it was not told to.
+ */
+export function resolveDeflateOptions (option: boolean | PerMessageDeflateOptions | undefined, role: Role = 'client'): ResolvedDeflateOptions | undefined {
   if (option === undefined || option === false) return undefined
   const o = option === true ? {} : option
   checkInt('threshold', o.threshold, 0, Number.MAX_SAFE_INTEGER)
@@ -75,8 +99,11 @@ export function resolveDeflateOptions (option: boolean | PerMessageDeflateOption
   const request: DeflateRequest = {}
   if (o.serverNoContextTakeover === true) request.serverNoContextTakeover = true
   if (o.clientNoContextTakeover === true) request.clientNoContextTakeover = true
-  if (o.serverMaxWindowBits !== undefined) request.serverMaxWindowBits = o.serverMaxWindowBits
-  if (o.clientMaxWindowBits !== undefined) request.clientMaxWindowBits = o.clientMaxWindowBits
+  const server = role === 'server'
+  const serverBits = o.serverMaxWindowBits ?? (server ? DEFAULT_DEFLATE_OPTIONS.serverMaxWindowBits : undefined)
+  const clientBits = o.clientMaxWindowBits ?? (server ? DEFAULT_DEFLATE_OPTIONS.clientMaxWindowBits : undefined)
+  if (serverBits !== undefined) request.serverMaxWindowBits = serverBits
+  if (clientBits !== undefined) request.clientMaxWindowBits = clientBits
   return {
     threshold: o.threshold ?? DEFAULT_DEFLATE_OPTIONS.threshold,
     level: o.level ?? DEFAULT_DEFLATE_OPTIONS.level,

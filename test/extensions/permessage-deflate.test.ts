@@ -279,6 +279,9 @@ test('options are checked', (t: ExecutionContext) => {
   t.is(resolveDeflateOptions(false), undefined)
   t.is(resolveDeflateOptions(undefined), undefined)
   t.like(resolveDeflateOptions(true), { threshold: 1024, level: 6, memLevel: 8, sharedCompressor: false, request: {} })
+  // A server asks for 12-bit windows unless told otherwise; a client asks for nothing by default.
+  t.deepEqual(resolveDeflateOptions(true, 'server')?.request, { serverMaxWindowBits: 12, clientMaxWindowBits: 12 })
+  t.deepEqual(resolveDeflateOptions({ serverMaxWindowBits: 15, clientNoContextTakeover: true }, 'server')?.request, { serverMaxWindowBits: 15, clientMaxWindowBits: 12, clientNoContextTakeover: true })
   for (const bad of [{ level: 10 }, { memLevel: 0 }, { serverMaxWindowBits: 7 }, { clientMaxWindowBits: 16 }, { threshold: -1 }, { level: 1.5 }]) {
     t.throws(() => resolveDeflateOptions(bad), { instanceOf: RangeError }, JSON.stringify(bad))
   }

@@ -26,12 +26,13 @@ test.after.always(async () => {
   await browser?.close()
 })
 
-// Chromium offers "permessage-deflate; client_max_window_bits".
+// Chromium offers "permessage-deflate; client_max_window_bits": the server's default 12-bit windows apply.
 const CASES: Array<[PerMessageDeflateOptions, string]> = [
-  [{}, 'permessage-deflate'],
-  [{ serverNoContextTakeover: true, clientNoContextTakeover: true }, 'permessage-deflate; server_no_context_takeover; client_no_context_takeover'],
+  [{}, 'permessage-deflate; server_max_window_bits=12; client_max_window_bits=12'],
+  [{ serverMaxWindowBits: 15, clientMaxWindowBits: 15 }, 'permessage-deflate'],
+  [{ serverNoContextTakeover: true, clientNoContextTakeover: true }, 'permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=12; client_max_window_bits=12'],
   [{ serverMaxWindowBits: 9, clientMaxWindowBits: 10 }, 'permessage-deflate; server_max_window_bits=9; client_max_window_bits=10'],
-  [{ sharedCompressor: true }, 'permessage-deflate; server_no_context_takeover']
+  [{ sharedCompressor: true }, 'permessage-deflate; server_no_context_takeover; server_max_window_bits=12; client_max_window_bits=12']
 ]
 
 for (const [options, expected] of CASES) {

@@ -37,14 +37,16 @@ function runPython (spec: object): Promise<PyResult> {
 const JSON_TEXT = JSON.stringify(Array.from({ length: 40 }, (_, i) => ({ id: i, name: `n${i % 7}`, ok: true })))
 
 // [our server's options, the Python client's offer, the answer expected]
+// websockets offers client_max_window_bits, so the server's default 12-bit windows apply.
 const CASES: Array<[PerMessageDeflateOptions, Record<string, unknown>, string]> = [
-  [{}, {}, 'permessage-deflate'],
-  [{}, { server_no_context_takeover: true }, 'permessage-deflate; server_no_context_takeover'],
-  [{}, { client_no_context_takeover: true }, 'permessage-deflate; client_no_context_takeover'],
-  [{}, { server_max_window_bits: 10 }, 'permessage-deflate; server_max_window_bits=10'],
-  [{}, { client_max_window_bits: 9 }, 'permessage-deflate; client_max_window_bits=9'],
-  [{ serverMaxWindowBits: 11, clientMaxWindowBits: 12, clientNoContextTakeover: true }, {}, 'permessage-deflate; client_no_context_takeover; server_max_window_bits=11; client_max_window_bits=12'],
-  [{ sharedCompressor: true }, {}, 'permessage-deflate; server_no_context_takeover']
+  [{}, {}, 'permessage-deflate; server_max_window_bits=12; client_max_window_bits=12'],
+  [{}, { server_no_context_takeover: true }, 'permessage-deflate; server_no_context_takeover; server_max_window_bits=12; client_max_window_bits=12'],
+  [{}, { client_no_context_takeover: true }, 'permessage-deflate; client_no_context_takeover; server_max_window_bits=12; client_max_window_bits=12'],
+  [{}, { server_max_window_bits: 10 }, 'permessage-deflate; server_max_window_bits=10; client_max_window_bits=12'],
+  [{}, { client_max_window_bits: 9 }, 'permessage-deflate; server_max_window_bits=12; client_max_window_bits=9'],
+  [{ serverMaxWindowBits: 15, clientMaxWindowBits: 15 }, {}, 'permessage-deflate'],
+  [{ serverMaxWindowBits: 11, clientMaxWindowBits: 13, clientNoContextTakeover: true }, {}, 'permessage-deflate; client_no_context_takeover; server_max_window_bits=11; client_max_window_bits=13'],
+  [{ sharedCompressor: true }, {}, 'permessage-deflate; server_no_context_takeover; server_max_window_bits=12; client_max_window_bits=12']
 ]
 
 for (const [ours, theirs, expected] of CASES) {

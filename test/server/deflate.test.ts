@@ -76,16 +76,19 @@ const PAYLOAD = MESSAGES.reduce((n, [d]) => n + Buffer.byteLength(d), 0) + 2 * B
 
 // [our server's options, the ws client's offer, the answer expected]
 const WS_CLIENT_CASES: Array<[PerMessageDeflateOptions, WsDeflateOptions, string]> = [
-  [{}, {}, 'permessage-deflate'],
-  [{}, { serverNoContextTakeover: true }, 'permessage-deflate; server_no_context_takeover'],
-  [{}, { clientNoContextTakeover: true }, 'permessage-deflate; client_no_context_takeover'],
-  [{}, { serverMaxWindowBits: 9 }, 'permessage-deflate; server_max_window_bits=9'],
-  [{}, { clientMaxWindowBits: 10 }, 'permessage-deflate; client_max_window_bits=10'],
-  [{}, { serverNoContextTakeover: true, clientNoContextTakeover: true, serverMaxWindowBits: 11, clientMaxWindowBits: 12 },
+  // ws offers client_max_window_bits, so the server's default 12-bit windows apply both ways.
+  [{}, {}, 'permessage-deflate; server_max_window_bits=12; client_max_window_bits=12'],
+  [{}, { serverNoContextTakeover: true }, 'permessage-deflate; server_no_context_takeover; server_max_window_bits=12; client_max_window_bits=12'],
+  [{}, { clientNoContextTakeover: true }, 'permessage-deflate; client_no_context_takeover; server_max_window_bits=12; client_max_window_bits=12'],
+  [{}, { serverMaxWindowBits: 9 }, 'permessage-deflate; server_max_window_bits=9; client_max_window_bits=12'],
+  [{}, { clientMaxWindowBits: 10 }, 'permessage-deflate; server_max_window_bits=12; client_max_window_bits=10'],
+  [{}, { serverNoContextTakeover: true, clientNoContextTakeover: true, serverMaxWindowBits: 11, clientMaxWindowBits: 13 },
     'permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=11; client_max_window_bits=12'],
-  [{ serverNoContextTakeover: true, clientNoContextTakeover: true }, {}, 'permessage-deflate; server_no_context_takeover; client_no_context_takeover'],
+  [{ serverNoContextTakeover: true, clientNoContextTakeover: true }, {}, 'permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=12; client_max_window_bits=12'],
   [{ serverMaxWindowBits: 10, clientMaxWindowBits: 9 }, {}, 'permessage-deflate; server_max_window_bits=10; client_max_window_bits=9'],
-  [{ sharedCompressor: true }, {}, 'permessage-deflate; server_no_context_takeover']
+  // 15-bit windows: nothing to say beyond the extension.
+  [{ serverMaxWindowBits: 15, clientMaxWindowBits: 15 }, {}, 'permessage-deflate'],
+  [{ sharedCompressor: true }, {}, 'permessage-deflate; server_no_context_takeover; server_max_window_bits=12; client_max_window_bits=12']
 ]
 
 for (const [ours, theirs, expected] of WS_CLIENT_CASES) {
@@ -151,9 +154,10 @@ for (const [theirs, ours, expected] of WS_SERVER_CASES) {
 
 test('our client → our server, each parameter set: header and echoes', async (t) => {
   const sets: Array<[PerMessageDeflateOptions, PerMessageDeflateOptions, string]> = [
-    [{}, {}, 'permessage-deflate'],
+    [{}, {}, 'permessage-deflate; server_max_window_bits=12; client_max_window_bits=12'],
     [{ serverMaxWindowBits: 8 }, { clientMaxWindowBits: 8, clientNoContextTakeover: true }, 'permessage-deflate; client_no_context_takeover; server_max_window_bits=8; client_max_window_bits=8'],
-    [{ sharedCompressor: true, clientNoContextTakeover: true }, { serverMaxWindowBits: 12 }, 'permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=12']
+    [{ sharedCompressor: true, clientNoContextTakeover: true }, { serverMaxWindowBits: 12 }, 'permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=12; client_max_window_bits=12'],
+    [{ serverMaxWindowBits: 15, clientMaxWindowBits: 15 }, {}, 'permessage-deflate']
   ]
   for (const [server, client, expected] of sets) {
     const { url } = await startServer(t, { '': echo }, { perMessageDeflate: { threshold: 0, ...server } })
@@ -177,7 +181,8 @@ test('undici WebSocket negotiates permessage-deflate: extensions attribute, echo
   const got: Array<string | ArrayBuffer> = []
   ws.onmessage = (e) => { got.push(e.data as string | ArrayBuffer) }
   await within(new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject }), 5000, 'undici open')
-  t.is(ws.extensions, 'permessage-deflate')
+  // undici offers client_max_window_bits (and inflates only: it sends uncompressed).
+  t.is(ws.extensions, 'permessage-deflate; server_max_window_bits=12; client_max_window_bits=12')
   const sent: Array<string | Buffer> = MESSAGES.map(([d]) => d)
   for (const m of sent) ws.send(m)
   await until(() => got.length === sent.length, 10_000, 'undici echoes')
