@@ -20,7 +20,8 @@ import { deflateRawSync, constants } from 'node:zlib'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
-import { spawnTs, nextMessage, request, stop, sleep, median, rssOf, cpuSecondsOf, machineInfo } from './lib/proc.js'
+import { execFileSync } from 'node:child_process'
+import { spawnTs, nextMessage, request, stop, sleep, median, rssOf, cpuSecondsOf, machineInfo, tasksetAvailable } from './lib/proc.js'
 import { prng } from './lib/frames.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -261,11 +262,15 @@ async function main (): Promise<void> {
   const chat = chatMessages(4096)
   const frames = chat.map(m => maskedFrame(compressed(m), true))
   console.log(`JSON chat messages: ${SIZE} B each, ${(frames.reduce((n, f) => n + f.length, 0) / frames.length).toFixed(0)} B per client frame compressed (no context)`)
+  // Servers on core 0 (with their threads: ws's zlib pool too), this client on core 1.
+  if (tasksetAvailable()) execFileSync('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' })
   const rows: string[] = []
   const base = new Map<string, number>()
+  const all = new Map<string, Throughput[]>(SERVERS.map(d => [d.name, []]))
+  // Rounds interleave the servers, so a busy moment on the machine does not fall on one of them.
+  for (let r = 0; r < ROUNDS; r++) for (const def of SERVERS) all.get(def.name)!.push(await throughput(def, frames))
   for (const def of SERVERS) {
-    const runs: Throughput[] = []
-    for (let r = 0; r < ROUNDS; r++) runs.push(await throughput(def, frames))
+    const runs = all.get(def.name)!
     const msgs = median(runs.map(x => x.msgs))
     base.set(def.name, msgs)
     const t = runs[0]
