@@ -15,7 +15,7 @@ import WebSocket, { WebSocketServer as WsServer, type PerMessageDeflateOptions a
 import { WebSocket as UndiciWebSocket } from 'undici'
 import { connect, type Connection, type PerMessageDeflateOptions } from '../../src/index.js'
 import { deflateCounters } from '../../src/extensions/permessage-deflate.js'
-import { clientFrame, echo, RawClient, startServer, until, within } from './helpers.js'
+import { clientFrame, echo, rawRequest, RawClient, startServer, until, upgradeRequest, within } from './helpers.js'
 
 /** Compressible JSON text of about `n` bytes. */
 function json (n: number, seed = 0): string {
@@ -251,4 +251,20 @@ test('mass disconnect while compressed messages are in flight: no zlib handle, j
   t.is(server.stats().heldBytes, 0)
   const zlib = process.getActiveResourcesInfo().filter((r) => /zlib/i.test(r))
   t.deepEqual(zlib, [], 'no zlib handle is alive')
+})
+
+test('the server\'s answer over the wire: first acceptable offer; malformed offers declined (101, no extension); bad syntax 400; off: no answer', async (t) => {
+  const { port } = await startServer(t, { '': echo }, { perMessageDeflate: true })
+  const ask = async (offer: string): Promise<{ status: number, answer: string | undefined }> => {
+    const res = await rawRequest(port, upgradeRequest({ headers: { 'Sec-WebSocket-Extensions': offer } }))
+    return { status: res.status, answer: res.headers['sec-websocket-extensions'] }
+  }
+  t.deepEqual(await ask('permessage-deflate; server_max_window_bits=20, permessage-deflate; server_no_context_takeover'), { status: 101, answer: 'permessage-deflate; server_no_context_takeover; server_max_window_bits=12' })
+  t.deepEqual(await ask('permessage-deflate; bogus'), { status: 101, answer: undefined })
+  t.deepEqual(await ask('permessage-deflate; client_max_window_bits=99'), { status: 101, answer: undefined })
+  t.deepEqual(await ask('foo, permessage-deflate; client_max_window_bits'), { status: 101, answer: 'permessage-deflate; server_max_window_bits=12; client_max_window_bits=12' })
+  t.is((await ask('permessage-deflate; client_max_window_bits=')).status, 400)
+  const off = await startServer(t, { '': echo })
+  const res = await rawRequest(off.port, upgradeRequest({ headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate' } }))
+  t.deepEqual([res.status, res.headers['sec-websocket-extensions']], [101, undefined])
 })
