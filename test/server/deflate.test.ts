@@ -15,6 +15,7 @@ import WebSocket, { WebSocketServer as WsServer, type PerMessageDeflateOptions a
 import { WebSocket as UndiciWebSocket } from 'undici'
 import { connect, type Connection, type PerMessageDeflateOptions } from '../../src/index.js'
 import { deflateCounters } from '../../src/extensions/permessage-deflate.js'
+import { startDemo } from '../../examples/echo-server.js'
 import { clientFrame, echo, rawRequest, RawClient, startServer, until, upgradeRequest, within } from './helpers.js'
 
 /** Compressible JSON text of about `n` bytes. */
@@ -267,4 +268,16 @@ test('the server\'s answer over the wire: first acceptable offer; malformed offe
   const off = await startServer(t, { '': echo })
   const res = await rawRequest(off.port, upgradeRequest({ headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate' } }))
   t.deepEqual([res.status, res.headers['sec-websocket-extensions']], [101, undefined])
+})
+
+test('the demo (npm start) negotiates permessage-deflate with a browser-like offer', async (t) => {
+  const demo = await startDemo(0)
+  t.teardown(() => demo.close())
+  const ws = new WebSocket(demo.wsUrl, { perMessageDeflate: true })
+  let header: string | undefined
+  ws.on('upgrade', (res) => { header = res.headers['sec-websocket-extensions'] })
+  await within(once(ws, 'open'), 5000, 'ws open')
+  t.is(header, 'permessage-deflate; server_max_window_bits=12; client_max_window_bits=12')
+  ws.close()
+  await within(once(ws, 'close'), 5000, 'ws close')
 })
