@@ -1,7 +1,7 @@
 // permessage-deflate benchmark (issue 12): wspipe beside ws, both with deflate on.
 //
 //   npm run bench:deflate                 # about 2 minutes
-//   options: --rounds=N  --conns=2000 (memory scenario)  --markdown
+//   options: --rounds=N  --conns=2000 (memory scenario)  --servers=wspipe,ws  --memory-only
 //
 // Throughput, "JSON chat": 16 connections, each keeping 16 messages of 1 KiB JSON in flight to an
 // echo server; messages/s and the bytes on the wire per message each way. The client is this
@@ -29,6 +29,8 @@ const args = process.argv.slice(2)
 const flag = (name: string): string | undefined => args.find(a => a.startsWith(`--${name}=`))?.split('=')[1]
 const ROUNDS = Number(flag('rounds') ?? 3)
 const IDLE_CONNS = Number(flag('conns') ?? 2000)
+const ONLY = flag('servers')?.split(',')
+const MEMORY_ONLY = args.includes('--memory-only')
 const DURATION_MS = 3000
 const WARMUP_MS = 1000
 const CONNS = 16
@@ -41,7 +43,7 @@ const SERVERS: ServerDef[] = [
   { name: 'wspipe shared', args: ['--impl', 'wspipe', '--mode', 'shared'] },
   { name: 'wspipe no-context', args: ['--impl', 'wspipe', '--mode', 'no-context'] },
   { name: 'ws', args: ['--impl', 'ws'] }
-]
+].filter(d => ONLY === undefined || ONLY.includes(d.name))
 
 /** `n` distinct JSON chat messages of exactly SIZE bytes. */
 function chatMessages (n: number): Buffer[] {
@@ -268,8 +270,8 @@ async function main (): Promise<void> {
   const base = new Map<string, number>()
   const all = new Map<string, Throughput[]>(SERVERS.map(d => [d.name, []]))
   // Rounds interleave the servers, so a busy moment on the machine does not fall on one of them.
-  for (let r = 0; r < ROUNDS; r++) for (const def of SERVERS) all.get(def.name)!.push(await throughput(def, frames))
-  for (const def of SERVERS) {
+  for (let r = 0; r < (MEMORY_ONLY ? 0 : ROUNDS); r++) for (const def of SERVERS) all.get(def.name)!.push(await throughput(def, frames))
+  for (const def of MEMORY_ONLY ? [] : SERVERS) {
     const runs = all.get(def.name)!
     const msgs = median(runs.map(x => x.msgs))
     base.set(def.name, msgs)
@@ -281,8 +283,8 @@ async function main (): Promise<void> {
   console.log('| server | messages/s | bytes/msg server→client | bytes/msg client→server | server CPU | answer |')
   console.log('|---|---:|---:|---:|---:|---|')
   for (const r of rows) console.log(r)
-  const ws = base.get('ws')!
-  console.log(`\nwspipe / ws: ${(base.get('wspipe')! / ws).toFixed(2)}×; shared / ws: ${(base.get('wspipe shared')! / ws).toFixed(2)}×`)
+  const ws = base.get('ws')
+  if (ws !== undefined) console.log(`\nwspipe / ws: ${((base.get('wspipe') ?? NaN) / ws).toFixed(2)}×; shared / ws: ${((base.get('wspipe shared') ?? NaN) / ws).toFixed(2)}×`)
 
   const mem: string[] = []
   for (const def of [...SERVERS, { name: 'wspipe, deflate off', args: ['--impl', 'wspipe-off'] }]) {

@@ -261,6 +261,9 @@ export class PerMessageDeflate implements MessageCompression {
     deflateCounters.inFlight++
     try {
       out = inflateRawSync(input, {
+        // Output buffers sized to the message, not zlib's 16 KiB: small messages leave no
+        // large short-lived holes between the connections' long-lived allocations.
+        chunkSize: Math.max(1024, Math.min(16384, size * 4)),
         windowBits: this.receiveBits,
         dictionary: window?.bytes,
         finishFlush: constants.Z_SYNC_FLUSH,
@@ -285,7 +288,7 @@ function deflate (data: Uint8Array, bits: number, level: number, memLevel: numbe
   deflateCounters.inFlight++
   let out: Buffer
   try {
-    out = deflateRawSync(data, { windowBits: bits, level, memLevel, dictionary, finishFlush: constants.Z_SYNC_FLUSH })
+    out = deflateRawSync(data, { windowBits: bits, level, memLevel, dictionary, finishFlush: constants.Z_SYNC_FLUSH, chunkSize: Math.max(256, Math.min(16384, data.length + 64)) })
   } finally {
     deflateCounters.inFlight--
   }
