@@ -17,6 +17,7 @@ export { WebSocketServer, DEFAULT_SERVER_OPTIONS, type Handler, type ServerStats
 export { isText, asText, DEFAULT_LIMITS, type Connection, type CloseInfo, type ConnectionLimits, type ConnectionStats, type HeartbeatOptions, type Logger, type OutgoingMessage } from './driver.js'
 export { connect, type ConnectOptions } from './client.js'
 export { Topics, Subscription, SlowSubscriberError, DEFAULT_TOPICS_OPTIONS, RedisAdapter, type TopicsOptions, type SlowSubscriberPolicy, type TopicsAdapter, type RemoteDelivery, type RedisAdapterOptions } from './topics/index.js'
+export { DEFAULT_DEFLATE_OPTIONS, type PerMessageDeflateOptions } from './extensions/permessage-deflate.js'
 export { ConnectionClosedError, UpgradeError } from './errors.js'
 export { HandshakeError } from './handshake.js'
 export { CloseCode, ProtocolError } from './protocol/index.js'
