@@ -7,7 +7,8 @@
  *
  *   npm start -- --port 8080
  *
- * The server keeps wspipe's default limits. `--max-message-size` and `--max-fragments` exist for
+ * permessage-deflate is on (with its defaults), so a browser negotiates it. The server keeps
+ * wspipe's default limits. `--max-message-size` and `--max-fragments` exist for
  * the conformance runner, whose full-size cases need wider ones.
  */
 import { readFile } from 'node:fs/promises'
@@ -30,7 +31,8 @@ export interface Demo {
 
 export async function startDemo (port = 8080, host = '127.0.0.1', options: WebSocketServerOptions = {}): Promise<Demo> {
   const echo: Handler = ({ source, sink }) => sink(source)
-  const server = new WebSocketServer(options)
+  // permessage-deflate on, so browsers (which all offer it) negotiate it here.
+  const server = new WebSocketServer({ perMessageDeflate: true, ...options })
   server
     .register('echo', echo)
     .register('', echo)

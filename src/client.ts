@@ -16,7 +16,8 @@ import { request as httpsRequest } from 'node:https'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls'
 import { acceptFor, newKey } from './crypto.js'
-import { HandshakeError, parseProtocols, validateUpgradeResponse } from './handshake.js'
+import { checkDeflateAnswer, deflateOffer, HandshakeError, parseProtocols, PERMESSAGE_DEFLATE, validateUpgradeResponse, type DeflateParams } from './handshake.js'
+import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions } from './extensions/permessage-deflate.js'
 import { CloseCode } from './protocol/close-codes.js'
 import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger } from './driver.js'
 import { UpgradeError } from './errors.js'
@@ -37,6 +38,12 @@ export interface ConnectOptions extends ConnectionLimits {
   maxRefusalBody?: number
   /** pino-shaped logger for the connection's diagnostics. Default: none. */
   logger?: Logger
+  /**
+   * Offer permessage-deflate (RFC 7692): `true` for the defaults, or options (`serverNoContextTakeover`,
+   * `serverMaxWindowBits`, … are requested from the server). An answer that breaks RFC 7692 §7
+   * fails the handshake with an {@link UpgradeError}. Default false.
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions
 }
 
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
@@ -72,6 +79,12 @@ export function connect (url: string | URL, options: ConnectOptions = {}): Promi
   }
   const signal = options.signal
   if (signal?.aborted === true) return Promise.reject(signal.reason)
+  let deflate: ReturnType<typeof resolveDeflateOptions>
+  try {
+    deflate = resolveDeflateOptions(options.perMessageDeflate)
+  } catch (err) {
+    return Promise.reject(err)
+  }
 
   const key = newKey()
   const headers: Record<string, string> = {
@@ -82,6 +95,7 @@ export function connect (url: string | URL, options: ConnectOptions = {}): Promi
     'Sec-WebSocket-Version': '13'
   }
   if (offered.length > 0) headers['Sec-WebSocket-Protocol'] = offered.join(', ')
+  if (deflate !== undefined) headers['Sec-WebSocket-Extensions'] = deflateOffer(deflate.request)
   const request = secure ? httpsRequest : httpRequest
   const req = request({
     ...(secure ? options.tls : {}),
@@ -95,9 +109,10 @@ export function connect (url: string | URL, options: ConnectOptions = {}): Promi
   })
 
   /** The 101's checks (§4.1); throws an {@link UpgradeError} saying what is wrong. */
-  const checkResponse = (res: IncomingMessage): string => {
+  const checkResponse = (res: IncomingMessage): { protocol: string, deflate: DeflateParams | undefined } => {
     try {
-      return validateUpgradeResponse({ statusCode: res.statusCode ?? 0, headers: res.headers }, acceptFor(key), offered).protocol
+      const { protocol, extensions } = validateUpgradeResponse({ statusCode: res.statusCode ?? 0, headers: res.headers }, acceptFor(key), offered, deflate === undefined ? [] : [PERMESSAGE_DEFLATE])
+      return { protocol, deflate: deflate === undefined ? undefined : checkDeflateAnswer(extensions, deflate.request) }
     } catch (err) {
       const e = err as HandshakeError
       throw new UpgradeError(`invalid handshake response: ${e.message}`, e.status ?? 101, e.message)
@@ -156,9 +171,9 @@ export function connect (url: string | URL, options: ConnectOptions = {}): Promi
         socket.destroy()
         return
       }
-      let protocol: string
+      let checked: { protocol: string, deflate: DeflateParams | undefined }
       try {
-        protocol = checkResponse(res)
+        checked = checkResponse(res)
       } catch (err) {
         socket.destroy()
         fail(err)
@@ -168,12 +183,13 @@ export function connect (url: string | URL, options: ConnectOptions = {}): Promi
       cleanup()
       const conn = new WebSocketConnection(socket, {
         role: 'client',
-        protocol,
+        protocol: checked.protocol,
         url: target.pathname + target.search,
         headers: res.headers,
         logger: options.logger,
         head,
-        limits: options
+        limits: options,
+        compression: checked.deflate === undefined ? undefined : new PerMessageDeflate('client', checked.deflate, deflate!)
       })
       conn.start()
       if (signal !== undefined) {

@@ -18,7 +18,8 @@ import type { AddressInfo } from 'node:net'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import type { SecureContextOptions } from 'node:tls'
 import { acceptFor } from './crypto.js'
-import { buildAcceptResponse, buildRejectResponse, HandshakeError, noHandlerReason, originForm, rejectBody, selectProtocol, validateUpgradeRequest } from './handshake.js'
+import { acceptDeflateOffer, buildAcceptResponse, buildRejectResponse, HandshakeError, noHandlerReason, originForm, rejectBody, selectProtocol, validateUpgradeRequest, type DeflateParams } from './handshake.js'
+import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions, type ResolvedDeflateOptions } from './extensions/permessage-deflate.js'
 import { CloseCode } from './protocol/close-codes.js'
 import { Topics, type TopicsOptions } from './topics/topics.js'
 import { DEFAULT_MEMORY_BUDGET, finishHandler, MemoryBudget, resolveLimits, WebSocketConnection, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger } from './driver.js'
@@ -66,6 +67,12 @@ export interface WebSocketServerOptions extends ConnectionLimits {
    * and the header is ignored, since any client can send it.
    */
   trustProxy?: boolean | number
+  /**
+   * permessage-deflate (RFC 7692): `true` for the defaults, or options. The first acceptable
+   * offer of the client is accepted. Default false: compression costs CPU on every message
+   * (docs/server.md gives the figures); turn it on where bandwidth is dearer.
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions
 }
 
 /** The server's counters ({@link WebSocketServer.stats}). */
@@ -119,6 +126,7 @@ export class WebSocketServer {
   private httpServer: HttpServer | HttpsServer | undefined
   private readonly resolved: ResolvedLimits
   private readonly budget: MemoryBudget
+  private readonly deflate: ResolvedDeflateOptions | undefined
   private readonly forget = (conn: WebSocketConnection): void => { this.connections.delete(conn) }
   private ownTopics: Topics | undefined
   private readonly trustedProxies: number
@@ -135,6 +143,7 @@ export class WebSocketServer {
     this.logger = options.logger ?? stderrLogger
     this.resolved = resolveLimits(options)
     this.budget = new MemoryBudget(options.memoryBudget ?? DEFAULT_SERVER_OPTIONS.memoryBudget)
+    this.deflate = resolveDeflateOptions(options.perMessageDeflate, 'server')
     const trust = options.trustProxy ?? false
     this.trustedProxies = trust === true ? 1 : trust === false ? 0 : trust
     if (!Number.isInteger(this.trustedProxies) || this.trustedProxies < 0) throw new RangeError('trustProxy must be a boolean or a count of proxies')
@@ -275,6 +284,7 @@ export class WebSocketServer {
     let protocol: string | undefined
     let key: string
     let url: string
+    let deflate: { params: DeflateParams, header: string } | undefined
     try {
       const upgrade = validateUpgradeRequest(req)
       key = upgrade.key
@@ -287,6 +297,8 @@ export class WebSocketServer {
       if (protocol === undefined) {
         throw new HandshakeError(400, noHandlerReason(upgrade.protocols))
       }
+      // The shared compressor never keeps our context: say so (RFC 7692 §7.1.1.1).
+      if (this.deflate !== undefined) deflate = acceptDeflateOffer(upgrade.extensions, this.deflate.sharedCompressor ? { ...this.deflate.request, serverNoContextTakeover: true } : this.deflate.request)
     } catch (err) {
       this.reject(socket, err instanceof HandshakeError ? err : new HandshakeError(400, 'bad upgrade request'))
       return
@@ -294,7 +306,7 @@ export class WebSocketServer {
     const chosen = protocol
     const authorize = this.options.authorize
     if (authorize === undefined) {
-      this.accept(req, socket, head, key, chosen, url)
+      this.accept(req, socket, head, key, chosen, url, deflate)
       return
     }
     // The handshake timer runs again while authorization is pending.
@@ -303,7 +315,7 @@ export class WebSocketServer {
       this.clearHandshakeTimer(socket)
       if (socket.destroyed) return
       if (result === true) {
-        this.accept(req, socket, head, key, chosen, url)
+        this.accept(req, socket, head, key, chosen, url, deflate)
       } else if (result === false) {
         this.reject(socket, new HandshakeError(403, 'forbidden'))
       } else if (typeof result === 'object' && result !== null && (result.status === 401 || result.status === 403)) {
@@ -321,13 +333,13 @@ export class WebSocketServer {
   }
 
   /** Answer 101 and start the handler; `url` is the target in origin-form. */
-  private accept (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array, key: string, protocol: string, url: string): void {
+  private accept (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array, key: string, protocol: string, url: string, deflate: { params: DeflateParams, header: string } | undefined): void {
     if (this.state !== 'open' || socket.destroyed) {
       socket.destroy()
       return
     }
     const handler = this.handlers.get(protocol)!
-    socket.write(buildAcceptResponse(acceptFor(key), protocol))
+    socket.write(buildAcceptResponse(acceptFor(key), protocol, deflate === undefined ? undefined : { 'Sec-WebSocket-Extensions': deflate.header }))
     socket.off('error', ignoreError)
     const conn = new WebSocketConnection(socket, {
       role: 'server',
@@ -339,7 +351,8 @@ export class WebSocketServer {
       head,
       limits: this.options,
       resolved: this.resolved,
-      budget: this.budget
+      budget: this.budget,
+      compression: deflate === undefined ? undefined : new PerMessageDeflate('server', deflate.params, this.deflate!)
     })
     this.connections.add(conn)
     conn.onClosed = this.forget

@@ -122,7 +122,8 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
       isUtf8,
       mask: fillMask,
       alloc: allocUnsafe,
-      deferClose: true
+      deferClose: true,
+      compression: options.compression
     })
     this.source = new MessageSource(this, this.config.receiveHigh, this.config.receiveLow)
     this.sink = this.sink.bind(this)

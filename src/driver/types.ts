@@ -7,6 +7,7 @@
 
 import type { Duplex, Source } from 'it-stream-types'
 import type { Role } from '../protocol/frame-parser.js'
+import type { MessageCompression } from '../protocol/extension.js'
 import type { MemoryBudget } from './budget.js'
 
 /** A message as a handler may send it: a string goes as text, bytes as binary (unless received as text). */
@@ -204,5 +205,7 @@ export interface DriverOptions {
   remoteAddress?: string
   /** The server-wide budget this connection's memory counts against (none for a client). */
   budget?: MemoryBudget
+  /** The negotiated per-message compression (permessage-deflate), if any. */
+  compression?: MessageCompression
 }
 

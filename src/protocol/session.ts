@@ -20,6 +20,7 @@
 import { CloseCode, isValidCloseCode } from './close-codes.js'
 import { frameHeaderSize, writeFrameHeader, type MaskSource } from './encode.js'
 import { ProtocolError } from './errors.js'
+import type { MessageCompression } from './extension.js'
 import { Gatherer } from './gather.js'
 import { DEFAULT_MAX_FRAME_SIZE, FrameParser, type Frame, type IncompleteFrame, type Role } from './frame-parser.js'
 import { applyMask } from './mask.js'
@@ -49,6 +50,11 @@ export interface SessionOptions {
    * close). Default false: the close is queued at once.
    */
   deferClose?: boolean
+  /**
+   * A negotiated per-message compression extension (RFC 7692 permessage-deflate): RSV1 is then
+   * allowed on the first frame of a data message, and such messages pass through it. Default: none.
+   */
+  compression?: MessageCompression
 }
 
 /** Default of {@link SessionOptions.maxMessageSize}. */
@@ -133,6 +139,7 @@ export class Session {
   private readonly mask: MaskSource | undefined
   private readonly alloc: (size: number) => Uint8Array
   private readonly masked: boolean
+  private readonly compression: MessageCompression | undefined
 
   private closeSent = false
   private closeReceived = false
@@ -147,6 +154,8 @@ export class Session {
   private messageText = false
   private messageBytes = 0
   private messageFragments = 0
+  /** The open message's first frame had RSV1: it is inflated once whole (RFC 7692 §6.2). */
+  private messageCompressed = false
   /** The fragments of the open message, joined once when it is complete (small ones copied, so none pins its read). */
   private messageParts: Gatherer | undefined
   /** Made when first needed: only fragmented or still-arriving text uses it. */
@@ -172,8 +181,11 @@ export class Session {
     this.parser = new FrameParser({
       role: options.role,
       maxFrameSize: Math.min(options.maxFrameSize ?? this.maxMessageSize, this.maxMessageSize),
-      alloc: options.alloc
+      alloc: options.alloc,
+      // RFC 7692 §6: permessage-deflate takes RSV1; where it may appear is checked per frame below.
+      allowedReservedBits: options.compression === undefined ? 0 : 0x40
     })
+    this.compression = options.compression
     this.isUtf8 = options.isUtf8 ?? jsIsUtf8
     this.mask = options.mask
     this.masked = options.role === 'client'
@@ -240,7 +252,7 @@ export class Session {
    * holding it costs (room in copies, pinned reads, per-part overhead). What a memory budget should count.
    */
   get heldBytes (): number {
-    return this.parser.heldBytes + (this.messageParts?.held ?? 0)
+    return this.parser.heldBytes + (this.messageParts?.held ?? 0) + (this.compression?.heldBytes ?? 0)
   }
 
   /** Bytes queued for {@link Session.takeOutput}. */
@@ -284,20 +296,28 @@ export class Session {
 
   /** Queue a text message (a string is encoded as UTF-8; bytes are sent as they are). Returns false after our close. */
   sendText (data: string | Uint8Array): boolean {
-    return this.sendFrame(Opcode.Text, typeof data === 'string' ? encoder.encode(data) : data, true)
+    return this.sendMessage(Opcode.Text, typeof data === 'string' ? encoder.encode(data) : data)
   }
 
   /** Queue a binary message. Returns false after our close. */
   sendBinary (data: Uint8Array): boolean {
-    return this.sendFrame(Opcode.Binary, data, true)
+    return this.sendMessage(Opcode.Binary, data)
   }
 
-  /** Queue a message of either type. Returns false after our close. */
+  /** Queue a message of either type (compressed when an extension was negotiated and takes it). Returns false after our close. */
   send (data: Uint8Array, binary: boolean): boolean {
-    return this.sendFrame(binary ? Opcode.Binary : Opcode.Text, data, true)
+    return this.sendMessage(binary ? Opcode.Binary : Opcode.Text, data)
   }
 
-  /** Queue one fragment of a message (§5.4): the first with `Opcode.Text`/`Binary`, later ones with `Opcode.Continuation`. */
+  private sendMessage (opcode: number, data: Uint8Array): boolean {
+    if (this.closeSent) return false
+    const compressed = this.compression?.compress(data)
+    // RFC 7692 §6.1: RSV1 marks the (first) frame of a compressed message.
+    if (compressed !== undefined) return this.sendFrame(opcode, compressed, true, true)
+    return this.sendFrame(opcode, data, true)
+  }
+
+  /** Queue one fragment of a message (§5.4): the first with `Opcode.Text`/`Binary`, later ones with `Opcode.Continuation`. Fragments are never compressed. */
   sendFragment (opcode: number, data: Uint8Array, fin: boolean): boolean {
     return this.sendFrame(opcode, data, fin)
   }
@@ -309,7 +329,7 @@ export class Session {
    * encodes such messages per connection.
    */
   get acceptsEncoded (): boolean {
-    return !this.masked
+    return !this.masked && this.compression === undefined
   }
 
   /**
@@ -409,7 +429,7 @@ export class Session {
     return out
   }
 
-  private sendFrame (opcode: number, payload: Uint8Array, fin: boolean): boolean {
+  private sendFrame (opcode: number, payload: Uint8Array, fin: boolean, rsv1 = false): boolean {
     if (this.closeSent) return false
     const length = payload.length
     const headerLen = frameHeaderSize(length, this.masked)
@@ -417,7 +437,7 @@ export class Session {
       // Small frame: header and payload copied into the slab, so many frames leave in one write.
       if (this.slabUsed + headerLen + length > this.slab.length) this.newSlab(headerLen + length)
       const slab = this.slab
-      let at = writeFrameHeader(slab, this.slabUsed, opcode, length, fin, false, this.masked)
+      let at = writeFrameHeader(slab, this.slabUsed, opcode, length, fin, rsv1, this.masked)
       if (this.masked) at = this.writeMaskKey(slab, at)
       slab.set(payload, at)
       if (this.masked && length > 0) {
@@ -429,7 +449,7 @@ export class Session {
     }
     // Large frame: a header in the slab, then the payload by reference (a masked copy for a client).
     if (this.slabUsed + 14 > this.slab.length) this.newSlab(14)
-    let at = writeFrameHeader(this.slab, this.slabUsed, opcode, length, fin, false, this.masked)
+    let at = writeFrameHeader(this.slab, this.slabUsed, opcode, length, fin, rsv1, this.masked)
     if (this.masked) at = this.writeMaskKey(this.slab, at)
     this.slabUsed = at
     this.flushSlab()
@@ -471,6 +491,9 @@ export class Session {
 
   private onFrame (frame: Frame, skip: number, events: SessionEvent[]): void {
     const opcode = frame.opcode
+    // RFC 7692 §6: RSV1 only on the first frame of a data message (the parser let it through
+    // only because an extension was negotiated); on a control frame or a continuation it is 1002.
+    if (frame.rsv1 && (opcode >= Opcode.Close || opcode === Opcode.Continuation)) throw new ProtocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 is only for the first frame of a message (RFC 7692 §6)')
     if (opcode >= Opcode.Close) {
       this.onControlFrame(frame, events)
       return
@@ -483,18 +506,33 @@ export class Session {
       // §5.4: "fragments of one message MUST NOT be interleaved" with another message.
       if (this.messageOpen) throw new ProtocolError('WS_ERR_EXPECTED_CONTINUATION')
       if (frame.fin) {
-        this.onWholeMessage(frame, skip, events)
+        if (frame.rsv1) this.onCompressedMessage(opcode, [payload], events)
+        else this.onWholeMessage(frame, skip, events)
         return
       }
       this.messageOpen = true
       this.messageText = opcode === Opcode.Text
+      this.messageCompressed = frame.rsv1
       this.messageBytes = 0
       this.messageFragments = 0
-      if (this.messageText && skip === 0) this.validator().reset()
+      if (this.messageText && !this.messageCompressed && skip === 0) this.validator().reset()
     }
     this.messageBytes += payload.length
     if (this.messageBytes > this.maxMessageSize) throw new ProtocolError('WS_ERR_MESSAGE_TOO_BIG')
     if (++this.messageFragments > this.maxFragments) throw new ProtocolError('WS_ERR_TOO_MANY_FRAGMENTS')
+    if (this.messageCompressed) {
+      // Compressed fragments are held (and counted in heldBytes) until the message is whole.
+      if (!frame.fin) {
+        if (payload.length > 0) (this.messageParts ??= new Gatherer()).append(payload)
+        return
+      }
+      const parts = this.messageParts?.parts ?? []
+      if (payload.length > 0) parts.push(payload)
+      const text = opcode === Opcode.Continuation ? this.messageText : opcode === Opcode.Text
+      this.dropMessage()
+      this.onCompressedMessage(text ? Opcode.Text : Opcode.Binary, parts, events)
+      return
+    }
     // §8.1: fail on the fragment that breaks UTF-8, not at the end of the message.
     if (this.messageText && !this.validator().push(payload, skip)) throw new ProtocolError('WS_ERR_INVALID_UTF8')
     if (!frame.fin) {
@@ -520,6 +558,14 @@ export class Session {
       if (!ok) throw new ProtocolError('WS_ERR_INVALID_UTF8')
     }
     events.push({ type: 'message', data: payload, binary })
+  }
+
+  /** A whole compressed message: inflated within `maxMessageSize`, then checked like any other (RFC 7692 §6.2). */
+  private onCompressedMessage (opcode: number, parts: Uint8Array[], events: SessionEvent[]): void {
+    const data = this.compression!.decompress(parts, this.maxMessageSize)
+    const binary = opcode === Opcode.Binary
+    if (!binary && !this.isUtf8(data)) throw new ProtocolError('WS_ERR_INVALID_UTF8')
+    events.push({ type: 'message', data, binary })
   }
 
   private onControlFrame (frame: Frame, events: SessionEvent[]): void {
@@ -549,8 +595,10 @@ export class Session {
 
   /** Check the start of a frame still arriving: size limits now, and UTF-8 as far as it goes (fail fast). */
   private checkIncomplete (frame: Omit<IncompleteFrame, 'parts'>): void {
-    if (frame.opcode >= Opcode.Close) return
     const continuation = frame.opcode === Opcode.Continuation
+    // RFC 7692 §6: known from the header, so fail before the payload is buffered.
+    if (frame.rsv1 && (frame.opcode >= Opcode.Close || continuation)) throw new ProtocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 is only for the first frame of a message (RFC 7692 §6)')
+    if (frame.opcode >= Opcode.Close) return
     // §5.4 sequencing is known from the header: fail now rather than buffer a doomed frame.
     if (continuation && !this.messageOpen) throw new ProtocolError('WS_ERR_UNEXPECTED_CONTINUATION')
     if (!continuation && this.messageOpen) throw new ProtocolError('WS_ERR_EXPECTED_CONTINUATION')
@@ -558,7 +606,8 @@ export class Session {
     if (total > this.maxMessageSize) throw new ProtocolError('WS_ERR_MESSAGE_TOO_BIG')
     if (continuation && this.messageFragments + 1 > this.maxFragments) throw new ProtocolError('WS_ERR_TOO_MANY_FRAGMENTS')
     const text = continuation ? this.messageText : frame.opcode === Opcode.Text
-    if (!text) return
+    // Compressed text is checked once inflated.
+    if (!text || (continuation ? this.messageCompressed : frame.rsv1)) return
     if (frame !== this.validatingFrame) {
       this.validatingFrame = frame
       this.validatedBytes = 0
@@ -592,6 +641,7 @@ export class Session {
 
   private dropMessage (): void {
     this.messageOpen = false
+    this.messageCompressed = false
     this.messageParts = undefined
     this.messageBytes = 0
     this.messageFragments = 0

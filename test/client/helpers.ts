@@ -119,9 +119,9 @@ export async function startWssServer (cert: Certificate): Promise<Peer> {
 const PYTHON = '/usr/bin/python3'
 const PYTHON_FIXTURE = fileURLToPath(new URL('./fixtures/python_echo_server.py', import.meta.url))
 
-/** Python's `websockets` echo server in a child process; it exits when we close its stdin. */
-export async function startPythonServer (): Promise<Peer> {
-  const child = spawn(PYTHON, [PYTHON_FIXTURE], { stdio: ['pipe', 'pipe', 'inherit'] })
+/** Python's `websockets` echo server in a child process (`--deflate`: with permessage-deflate); it exits when we close its stdin. */
+export async function startPythonServer (args: string[] = []): Promise<Peer> {
+  const child = spawn(PYTHON, [PYTHON_FIXTURE, ...args], { stdio: ['pipe', 'pipe', 'inherit'] })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   const lines = createInterface({ input: child.stdout })
   const port = await within(new Promise<string>((resolve, reject) => {

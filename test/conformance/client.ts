@@ -19,6 +19,7 @@ import {
   repeatTo,
   utf8,
 } from './wire.js'
+import { ClientDeflate, type DeflateAgreement, type Offer, offerHeader, readAnswer } from './deflate.js'
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11' // RFC 6455 §1.3
 
@@ -84,6 +85,15 @@ export class FuzzClient {
   readonly trace: string[] = []
   /** Fragment size for sendMessage() when none is given (Autobahn autoFragmentSize; 0 = off). */
   autoFragmentSize = 0
+  /** permessage-deflate offers to make in the handshake (sections 12 and 13); none by default. */
+  deflateOffers: Offer[] = []
+  /** What the server agreed to, if it accepted an offer. */
+  deflate: DeflateAgreement | null = null
+  private codec: ClientDeflate | null = null
+  /** Compressed messages go through zlib in order: received ones, and sent ones. */
+  private rxChain: Promise<void> = Promise.resolve()
+  private txChain: Promise<void> = Promise.resolve()
+  private msgCompressed = false
 
   private sock!: net.Socket
   private readonly t0 = Date.now()
@@ -248,6 +258,10 @@ export class FuzzClient {
    */
   sendMessage(payload: Uint8Array, binary = false, fragmentSize?: number, sync = false): void {
     if (this.state !== 'OPEN') return
+    if (this.codec !== null) {
+      this.sendCompressed(this.codec, payload, binary, fragmentSize)
+      return
+    }
     const opcode = binary ? OP.BINARY : OP.TEXT
     const pfs = fragmentSize ?? (this.autoFragmentSize > 0 ? this.autoFragmentSize : undefined)
     if (pfs === undefined || payload.length <= pfs) {
@@ -273,6 +287,30 @@ export class FuzzClient {
     this.note(`TX message ${binary ? 'binary' : 'text'} len=${n} in ${frames.length} frames of <=${pfs}`)
     if (sync) for (const f of frames) this.sendData(f, true)
     else this.sendData(concat(frames)) // same octets as one write per frame; fewer syscalls
+  }
+
+  /**
+   * RFC 7692 §6.1: compress the whole message, then frame the compressed octets (fragmented by
+   * `fragmentSize` or autoFragmentSize), RSV1 on the first frame only. In order, after zlib.
+   */
+  private sendCompressed(codec: ClientDeflate, payload: Uint8Array, binary: boolean, fragmentSize?: number): void {
+    const pfs = fragmentSize ?? (this.autoFragmentSize > 0 ? this.autoFragmentSize : undefined)
+    this.txChain = this.txChain.then(async () => {
+      const body = await codec.compress(payload)
+      if (this.state !== 'OPEN') return
+      const frames: Uint8Array[] = []
+      const n = body.length
+      const step = pfs ?? Math.max(n, 1)
+      for (let i = 0; ; i += step) {
+        const j = Math.min(n, i + step)
+        const op = i === 0 ? (binary ? OP.BINARY : OP.TEXT) : OP.CONT
+        this.countTx(op)
+        frames.push(encodeFrame({ opcode: op, payload: body.subarray(i, j), fin: j >= n, rsv: i === 0 ? 4 : 0 }))
+        if (j >= n) break
+      }
+      this.note(`TX compressed message ${binary ? 'binary' : 'text'} len=${payload.length} -> ${n} in ${frames.length} frames`)
+      this.sendData(concat(frames))
+    }, (e: unknown) => this.note(`compress failed: ${String(e)}`))
   }
 
   /** Autobahn beginMessage: start a streamed message (frames follow via beginMessageFrame). */
@@ -379,6 +417,7 @@ export class FuzzClient {
     if (this.closeHandshakeTimer) clearTimeout(this.closeHandshakeTimer)
     for (const t of this.timers) clearTimeout(t)
     this.timers.clear()
+    this.codec?.close()
     this.state = 'CLOSED'
     if (!this.connectionWasOpen && this.handshakeError === null) this.handshakeError = 'connection closed before the handshake completed'
     if (!this.wasClean && !this.droppedByMe && this.wasNotCleanReason === null) {
@@ -412,6 +451,7 @@ export class FuzzClient {
       `Pragma: no-cache\r\n` +
       `Cache-Control: no-cache\r\n` +
       `Sec-WebSocket-Key: ${this.handshakeKey}\r\n` +
+      (this.deflateOffers.length > 0 ? `Sec-WebSocket-Extensions: ${offerHeader(this.deflateOffers)}\r\n` : '') +
       `Sec-WebSocket-Version: 13\r\n\r\n`
     this.sock.write(req)
   }
@@ -457,8 +497,16 @@ export class FuzzClient {
     if (!(headers.get('connection') ?? '').toLowerCase().split(/\s*,\s*/).includes('upgrade')) return 'missing "Connection: Upgrade"'
     const accept = createHash('sha1').update(this.handshakeKey + WS_GUID).digest('base64')
     if (headers.get('sec-websocket-accept') !== accept) return 'wrong Sec-WebSocket-Accept'
-    // We offered no extension and no subprotocol (RFC 6455 §4.1, client steps 5 and 6).
-    if (headers.get('sec-websocket-extensions')) return 'server accepted an extension that was not offered'
+    // No subprotocol offered, and an extension only if offered (RFC 6455 §4.1, client steps 5 and 6).
+    const extensions = headers.get('sec-websocket-extensions')
+    if (extensions) {
+      if (this.deflateOffers.length === 0) return 'server accepted an extension that was not offered'
+      const answer = readAnswer(extensions, this.deflateOffers)
+      if (typeof answer === 'string') return `invalid permessage-deflate answer: ${answer}`
+      this.deflate = answer
+      this.codec = new ClientDeflate(answer)
+      this.note(`permessage-deflate: ${extensions}`)
+    }
     if (headers.get('sec-websocket-protocol')) return 'server chose a subprotocol that was not offered'
     return null
   }
@@ -507,7 +555,9 @@ export class FuzzClient {
     const hlen = 2 + (len1 === 126 ? 2 : len1 === 127 ? 8 : 0) + (masked ? 4 : 0)
     if (b.length < hlen) return false
     // Autobahn (failByDrop=false) reports each violation and still processes the frame.
-    if (rsv !== 0) this.protocolViolation(`RSV = ${rsv} and no extension negotiated`)
+    // RFC 7692 §6: with permessage-deflate, RSV1 (4 here) on the first frame of a data message.
+    const compressedStart = rsv === 4 && this.codec !== null && (opcode === OP.TEXT || opcode === OP.BINARY)
+    if (rsv !== 0 && !compressedStart) this.protocolViolation(`RSV = ${rsv} and no extension negotiated for it`)
     if (masked) this.protocolViolation('masked server-to-client frame') // RFC 6455 §5.1
     if (opcode > 7) {
       if (!fin) this.protocolViolation('fragmented control frame') // §5.5
@@ -555,7 +605,9 @@ export class FuzzClient {
       this.insideMessage = true
       this.msgBinary = f.opcode === OP.BINARY
       this.msgChunks = []
-      this.validateUtf8 = f.opcode === OP.TEXT
+      this.msgCompressed = f.rsv === 4
+      // Compressed text is checked once inflated.
+      this.validateUtf8 = f.opcode === OP.TEXT && !this.msgCompressed
       if (this.validateUtf8) this.utf8v.reset()
     }
   }
@@ -589,7 +641,32 @@ export class FuzzClient {
     this.insideMessage = false
     const payload = concat(this.msgChunks)
     this.msgChunks = []
-    if (!this.failedByMe) this.hooks.onMessage(payload, this.msgBinary)
+    if (this.failedByMe) return
+    const binary = this.msgBinary
+    if (this.codec === null) {
+      this.hooks.onMessage(payload, binary)
+      return
+    }
+    // With the extension every message waits its turn behind the ones being inflated.
+    const codec = this.codec
+    const compressed = this.msgCompressed
+    this.rxChain = this.rxChain.then(async () => {
+      let data = payload
+      if (compressed) {
+        try {
+          data = await codec.decompress(payload)
+        } catch (e) {
+          this.invalidPayload(`message does not inflate: ${String(e)}`)
+          return
+        }
+        const v = new Utf8Validator()
+        if (!binary && !(v.feed(data) && v.complete())) {
+          this.invalidPayload('invalid UTF-8 in inflated text message')
+          return
+        }
+      }
+      if (!this.failedByMe && !this.isClosed()) this.hooks.onMessage(data, binary)
+    })
   }
 
   private controlFrame(opcode: number, payload: Uint8Array): void {

@@ -3,6 +3,7 @@
 // (case.py: finishWhenDone + onConnectionLost).
 
 import { FuzzClient } from './client.js'
+import type { Offer } from './deflate.js'
 import { bytesEqual, isValidUtf8, utf8 } from './wire.js'
 
 // Autobahn's outcome names, verbatim.
@@ -57,6 +58,10 @@ export interface CaseDef {
   reportTime?: boolean
   /** Hard bound for the whole case (engine safety net; Autobahn has none). */
   timeoutMs?: number
+  /** permessage-deflate offers for the handshake (sections 12 and 13). */
+  deflate?: Offer[]
+  /** Autobahn autoFragmentSize: fragment every message sent into frames of this many octets. */
+  autoFragmentSize?: number
 }
 
 export interface CaseCtx {
@@ -303,6 +308,8 @@ export function runCase(def: CaseDef, target: Target): Promise<CaseResult> {
       })
     }
     ;(c as { conn: FuzzClient }).conn = conn
+    if (def.deflate) conn.deflateOffers = def.deflate
+    if (def.autoFragmentSize) conn.autoFragmentSize = def.autoFragmentSize
     // Safety net so a wedged peer cannot hang the run; Autobahn itself would wait forever.
     let lastResort: NodeJS.Timeout | undefined
     const guard = setTimeout(() => {

@@ -12,7 +12,7 @@ const wss = new WebSocketServer({
   host: '127.0.0.1',
   port,
   maxPayload: 64 * 1024 * 1024, // above the largest 9.x message (16 MiB)
-  perMessageDeflate: false, // 12.x/13.x are out of scope
+  perMessageDeflate: true, // sections 12 and 13
   // ws >= 8.19 caps fragments per message at 16384 (closes 1008). Autobahn 9.3.1/9.4.1
   // send 4 MiB in 64-octet fragments (65537 frames), so lift the cap for the reference run.
   maxFragments: 1 << 17,

@@ -208,7 +208,7 @@ export class RawClient {
   }
 
   /** Connect and complete the opening handshake; rejects unless the answer is 101. */
-  static connect (port: number, options: { path?: string, protocol?: string, head?: Buffer, tls?: tls.ConnectionOptions } = {}): Promise<RawClient> {
+  static connect (port: number, options: { path?: string, protocol?: string, head?: Buffer, tls?: tls.ConnectionOptions, headers?: Record<string, string> } = {}): Promise<RawClient> {
     return within(new Promise<RawClient>((resolve, reject) => {
       const socket = options.tls !== undefined ? tls.connect({ host: '127.0.0.1', port, ...options.tls }) : net.connect(port, '127.0.0.1')
       socket.setNoDelay(true)
@@ -229,7 +229,7 @@ export class RawClient {
       }
       socket.on('data', onData)
       socket.on('error', reject)
-      const headers: Record<string, string> = {}
+      const headers: Record<string, string> = { ...options.headers }
       if (options.protocol !== undefined) headers['Sec-WebSocket-Protocol'] = options.protocol
       const request = Buffer.from(upgradeRequest({ path: options.path, headers }))
       socket.write(options.head === undefined ? request : Buffer.concat([request, options.head]))

@@ -11,6 +11,7 @@ import { connect, isText, SlowSubscriberError, Topics, WebSocketServer, type Web
 import { prepareMessage, preparedFrame } from '../../src/driver/prepared.js'
 import { encodeFrame, Session } from '../../src/protocol/index.js'
 import { collect, take, text } from '../../src/testing.js'
+import { RawClient } from '../server/helpers.js'
 
 /** A server whose `room` handler subscribes each member to `room` and publishes what it sends. */
 async function roomServer (options: WebSocketServerOptions = {}): Promise<{ server: WebSocketServer, url: string }> {
@@ -211,4 +212,28 @@ test('a subscription is a plain async iterable: it-merge takes it, and without a
   const d = topics.subscribe('d')
   t.is(await topics.publish('d', ['x', 'y']), 2)
   t.deepEqual(text(await take(d, 2)), ['x', 'y'])
+})
+
+test('a subscriber that negotiated permessage-deflate gets publishes compressed per connection, beside one that did not', async (t) => {
+  const { server, url } = await roomServer({ perMessageDeflate: { threshold: 0 } })
+  try {
+    const plain = await connect(url, { protocols: ['room'] })
+    const deflated = await connect(url, { protocols: ['room'], perMessageDeflate: true })
+    t.regex(String(deflated.headers['sec-websocket-extensions']), /permessage-deflate/)
+    await until(() => server.topics.count('room') === 2, 'two subscribers')
+    // A raw peer sees the bytes on the wire: its copy is compressed (smaller), not the shared frame.
+    const raw = await RawClient.connect(Number(new URL(url).port), { protocol: 'room', headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate' } })
+    await until(() => server.topics.count('room') === 3, 'three subscribers')
+    const long = 'compress me '.repeat(200)
+    t.is(server.topics.publish('room', long), 3)
+    for (const m of [plain, deflated]) t.deepEqual(text(await take(m.source, 1)), [long])
+    const frame = await raw.nextFrame()
+    t.true(frame!.payload.length < long.length / 4, `${frame!.payload.length} bytes on the wire`)
+    raw.destroy()
+    plain.close()
+    deflated.close()
+    await Promise.all([plain.closed, deflated.closed])
+  } finally {
+    await server.close()
+  }
 })

@@ -1,5 +1,5 @@
-// The case table: every Autobahn fuzzingclient case of sections 1-7, 9 and 10,
-// in Autobahn's order. (Section 8 does not exist; 12/13 are permessage-deflate, out of scope.)
+// The case table: every Autobahn fuzzingclient case of sections 1-7, 9, 10, 12 and 13, in
+// Autobahn's order. (Section 8 does not exist; 12 and 13 are permessage-deflate.)
 
 import type { CaseDef } from '../engine.js'
 import { cases as s1 } from './s1-framing.js'
@@ -11,6 +11,7 @@ import { cases as s5 } from './s5-fragmentation.js'
 import { cases as s6 } from './s6-utf8.js'
 import { cases as s7 } from './s7-close.js'
 import { cases as s9 } from './s9-limits.js'
+import { section12, section13 } from './s12-s13-deflate.js'
 
 export const SECTIONS: Record<string, string> = {
   '1': 'Framing',
@@ -22,10 +23,12 @@ export const SECTIONS: Record<string, string> = {
   '7': 'Close Handling',
   '9': 'Limits/Performance',
   '10': 'Misc',
+  '12': 'Compression: payloads',
+  '13': 'Compression: parameters',
 }
 
 export function allCases(o: { full: boolean }): CaseDef[] {
-  return [...s1, ...s2, ...s3, ...s4, ...s5, ...s6, ...s7, ...s9(o), ...s10]
+  return [...s1, ...s2, ...s3, ...s4, ...s5, ...s6, ...s7, ...s9(o), ...s10, ...section12(o), ...section13(o)]
 }
 
 /**
