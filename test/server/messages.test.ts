@@ -109,3 +109,24 @@ test('a frame split across reads, a fragmented message and a queued small messag
   t.is(got[2].buffer.byteLength, 1)
   t.is(got[3].buffer.byteLength, 1)
 })
+
+test('with permessage-deflate, decompressed messages are plain bytes too, on both sides', async (t) => {
+  let got: Uint8Array[] = []
+  const { url } = await startServer(t, {
+    '': async ({ source, sink }) => {
+      got = await take(source, 2)
+      await sink(got)
+    }
+  }, { perMessageDeflate: true })
+  const conn = await connect(url, { perMessageDeflate: true })
+  const big = 'compress me '.repeat(500)
+  await conn.sink([big, new Uint8Array(3000).fill(7)])
+  const back = await within(take(conn.source, 2), 5000, 'two echoes')
+  for (const [side, [text, binary]] of [['server', got], ['client', back]] as const) {
+    assertPlain(t, text, utf8(big), `${side}: text`)
+    assertPlain(t, binary, new Uint8Array(3000).fill(7), `${side}: binary`)
+    t.deepEqual([isText(text), isText(binary)], [true, false], `${side}: text stays text`)
+  }
+  conn.close()
+  await conn.closed
+})
