@@ -26,6 +26,7 @@ import { CloseCode } from './protocol/close-codes.js'
 
 /** A message that is not valid UTF-8 JSON; `cause` is the parser's error. */
 export class JsonDecodeError extends Error {
+  /** Always `'JsonDecodeError'`. */
   override name = 'JsonDecodeError'
   /** A stable code, as wspipe's other errors have. */
   readonly code = 'WS_ERR_JSON_DECODE'
@@ -54,4 +55,9 @@ async function * encode (source: AsyncIterable<unknown> | Iterable<unknown>): As
 }
 
 /** The JSON codec: two transforms, `decode` (messages to values) and `encode` (values to text messages). */
-export const json = { decode, encode }
+export const json = {
+  /** Messages in, values out: each message parsed as UTF-8 JSON; throws {@link JsonDecodeError} for one that is not. */
+  decode,
+  /** Values in, text messages out (`JSON.stringify`). */
+  encode
+}
