@@ -337,6 +337,10 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
     this.pump?.pump()
   }
 
+  offerToSink (message: Uint8Array, text: boolean): boolean {
+    return this.pump?.offer(message, text) ?? false
+  }
+
   queueFull (full: boolean): void {
     this.pausedForQueue = full
     this.updateReading()

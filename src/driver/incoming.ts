@@ -22,6 +22,8 @@ export interface IncomingOwner {
   onSourceReturned: () => void
   /** The connection's own sink waits for a message or the end: wake it. */
   wakeSink: () => void
+  /** The connection's own sink waits for a message: may it take this one at once (an echo)? False: queue it. */
+  offerToSink: (message: Uint8Array, text: boolean) => boolean
   /** The queue shrank to nothing: a moment to report freed memory. */
   onQueueEmptied: () => void
 }
@@ -85,6 +87,11 @@ export class MessageSource implements AsyncIterableIterator<Uint8Array> {
       this.waiter = undefined
       if (text) markNew(message)
       waiter.resolve({ done: false, value: message })
+      return
+    }
+    // An echo's sink waits for exactly this: hand the message over without queueing it.
+    if (this.sinkWaiting && this.head === this.queue.length && this.owner.offerToSink(message, text)) {
+      this.taken++
       return
     }
     const cost = message.length + ITEM_OVERHEAD

@@ -102,6 +102,18 @@ export class SinkPump {
     }
   }
 
+  /**
+   * The connection's own source has a message while this sink waits for one (an echo): send it
+   * now, as the loop would, and keep waiting. False when the sink cannot take it at once.
+   */
+  offer (message: Uint8Array, text: boolean): boolean {
+    if (this.phase !== WAITING || !this.own || this.pumping) return false
+    const owner = this.owner
+    if (owner.sendingStopped || owner.outputFull()) return false
+    owner.queueEcho(message, text)
+    return true
+  }
+
   /** Pull and send until the sink must wait. */
   pump (): void {
     if (this.pumping || (this.phase !== RUNNING && this.phase !== WAITING)) return

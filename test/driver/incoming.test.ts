@@ -13,6 +13,7 @@ function owner (): IncomingOwner & { log: string[], dropWhenFull: boolean } {
     onSourceDrained: () => { log.push('drained') },
     onSourceReturned: () => { log.push('returned') },
     wakeSink: () => { log.push('wake') },
+    offerToSink: () => false,
     onQueueEmptied: () => { log.push('emptied') }
   }
 }
@@ -90,4 +91,17 @@ test('return() empties the queue, releases the pause and ends the source', async
   t.true(o.log.includes('room'))
   t.true(o.log.includes('returned'), 'the owner learns the consumer is done reading')
   t.deepEqual(await q.next(), { done: true, value: undefined })
+})
+
+test('an echo: while the own sink waits, a message is offered to it and never queued', (t) => {
+  const offered: Uint8Array[] = []
+  const o = { ...owner(), offerToSink: (m: Uint8Array) => { offered.push(m); return true } }
+  const q = new MessageSource(o, 1 << 20, 1 << 18)
+  t.is(q.poll(), WAIT)
+  q.push(new Uint8Array([1]), false)
+  q.push(new Uint8Array([2]), false)
+  t.deepEqual(offered.map((m) => m[0]), [1, 2])
+  t.is(q.length, 0)
+  t.is(q.cost, 0)
+  t.is(q.taken, 2)
 })

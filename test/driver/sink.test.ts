@@ -29,7 +29,7 @@ function fake (): Fake {
     onHandlerSettled: (e) => { o.settled.push(e) },
     onSinkEnded: () => {}
   }
-  ;(o as { source: MessageSource }).source = new MessageSource({ queueFull: () => {}, dropWhenFull: false, onSourceDrained: () => {}, onSourceReturned: () => {}, wakeSink: () => { o.pump?.pump() }, onQueueEmptied: () => {} }, 1 << 20, 1 << 18)
+  ;(o as { source: MessageSource }).source = new MessageSource({ queueFull: () => {}, dropWhenFull: false, onSourceDrained: () => {}, onSourceReturned: () => {}, wakeSink: () => { o.pump?.pump() }, offerToSink: (m, text) => o.pump?.offer(m, text) ?? false, onQueueEmptied: () => {} }, 1 << 20, 1 << 18)
   return o
 }
 
