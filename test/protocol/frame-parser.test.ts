@@ -165,6 +165,41 @@ for (const role of ROLES) {
     t.is(parser.incomplete, undefined)
   })
 
+  test(`a large frame split across chunks (gathered straight into its final buffer) is whole and unmasked, and incomplete shows its prefix (${role})`, (t) => {
+    const payload = Uint8Array.from({ length: 300 * 1024 + 3 }, (_, i) => (i * 131 + (i >>> 9)) & 0xff)
+    const bytes = peerFrame(role, { opcode: Opcode.Binary, payload })
+    const headerLen = role === 'server' ? 14 : 10
+    // Odd cut points: parts before the final buffer is made (under 1/32 of the frame), the part
+    // that makes it, later parts at every key offset, and a final part followed by another frame.
+    const cuts = [5, headerLen + 1000, headerLen + 9001, headerLen + 9002, headerLen + 70000, headerLen + 200003, bytes.length - 1]
+    const parser = new FrameParser({ role, maxFrameSize: 1 << 20 })
+    let from = 0
+    for (const cut of cuts) {
+      t.deepEqual(parser.push(bytes.slice(from, cut)), [])
+      const got = Math.max(0, cut - headerLen)
+      if (got > 0) {
+        t.is(parser.incomplete?.received, got)
+        t.deepEqual(concat(parser.incomplete?.parts ?? []), payload.subarray(0, got))
+        t.true(parser.heldBytes >= payload.length)
+      }
+      from = cut
+    }
+    const frames = parser.push(concat([bytes.slice(from), peerFrame(role, { opcode: Opcode.Text, payload: utf8('next') })]))
+    t.is(frames.length, 2)
+    t.deepEqual(frames[0].payload, payload)
+    t.deepEqual(frames[1].payload, utf8('next'))
+    t.is(parser.incomplete, undefined)
+    // The same frame in 64 KiB and 4 KiB reads, never asking for incomplete: with 4 KiB, parts
+    // gathered still masked are moved into the final buffer and unmasked there.
+    for (const read of [65536, 4096]) {
+      const again = new FrameParser({ role, maxFrameSize: 1 << 20 })
+      const out = []
+      for (let at = 0; at < bytes.length; at += read) out.push(...again.push(bytes.slice(at, at + read)))
+      t.is(out.length, 1)
+      t.deepEqual(out[0].payload, payload)
+    }
+  })
+
   test(`empty chunks are harmless at every point of a frame (${role})`, (t) => {
     const bytes = peerFrame(role, { opcode: Opcode.Text, payload: utf8('hello world') })
     const parser = new FrameParser({ role })
