@@ -7,6 +7,10 @@
 //   npm run bench -- --quick           # about 2 minutes
 //   options: --markdown  --servers=wspipe,ws  --scenarios=a,b,mem,slow  --rounds=N
 //            --profile (servers write V8 CPU profiles to bench/profiles/<server>/; see bench/profile-summary.ts)
+//
+// Every run reports both time bases: throughput per wall-clock second of the measured window
+// (the first table; its ratios are wall-clock ratios) and the server's CPU time per message or MB
+// (read from /proc; the second table; its ratios are CPU-time ratios).
 import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
@@ -267,7 +271,8 @@ async function main (): Promise<void> {
     for (const r of rs) console.log('| ' + r.join(' | ') + ' |')
   }
 
-  console.log(`\nMedians over ${cfg.rounds} rounds (idle memory: ${cfg.memRounds}); (×) = ratio to ${BASELINE} (plain JS) from this run. ` +
+  console.log(`\nWall clock: medians over ${cfg.rounds} rounds (idle memory: ${cfg.memRounds}) of throughput per wall-clock second of the measured window; ` +
+    `(×) = ratio to ${BASELINE} (plain JS) of these wall-clock medians, from this run. ` +
     'MB/s counts echoed payload bytes, one direction. Higher is better except latency and memory.')
   for (const sc of scenarios) console.log(`  ${sc.id}: ${sc.title}`)
   if (wantScenario('mem')) console.log(`  idle: ${IDLE_CONNS} open idle connections, server RSS (and V8 heap+external) delta after GC, per connection`)
@@ -296,7 +301,7 @@ async function main (): Promise<void> {
     return fmtNum(v, sc.unit === 'MB/s' ? 2 : 2) + ratio(v, cost(sc, BASELINE))
   })])
   if (scenarios.length > 0) {
-    console.log('\nServer CPU time per echoed message (or MB), lower is better; (×) = ratio to ws:\n')
+    console.log('\nCPU time: the server\'s CPU time (user + system, from /proc) per echoed message (or MB), lower is better; (×) = ratio to ws of these CPU-time medians:\n')
     printTable(costHead, costRows)
     console.log('\nCPU during the measured window, % of one core: server (core 0) / load generator (core 1) / irq+softirq / other processes:\n')
     printTable(cpuHead, cpuRows)
@@ -307,8 +312,14 @@ async function main (): Promise<void> {
 
   if (args.includes('--markdown')) {
     console.log(`\n<!-- ${info.date}; ${info.nproc} cores, ${info.cpu}; node ${info.node}; linux ${info.kernel}; src ${srcVersion()}; ${quick ? '--quick' : 'full run'} -->\n`)
+    console.log('Wall clock (ratios of wall-clock throughput):\n')
     printMarkdown(head, rows)
-    if (scenarios.length > 0) { console.log(''); printMarkdown(costHead, costRows); console.log(''); printMarkdown(cpuHead, cpuRows) }
+    if (scenarios.length > 0) {
+      console.log('\nCPU time (ratios of server CPU time per message or MB):\n')
+      printMarkdown(costHead, costRows)
+      console.log('\nCPU during the window, % of one core:\n')
+      printMarkdown(cpuHead, cpuRows)
+    }
   }
   console.log(`\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s; load average at the end ${loadAverage()}`)
 }
