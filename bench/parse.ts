@@ -20,6 +20,13 @@ import { buildStream, sumBytes, type FrameStream } from './lib/frames.js'
 import { spawnTs, request, nextMessage, kill, median, machineInfo, tasksetAvailable, loadAverage, srcVersion } from './lib/proc.js'
 
 const SIZES = [16, 125, 1024, 64 * 1024, 1024 * 1024]
+/**
+ * The sizes as run: each fed as 64 KiB views of one large buffer, and 1 MiB also as 64 KiB
+ * reads that each own their memory, as socket reads do (a parser may keep such a read by
+ * reference, but must copy out of a view that pins a larger buffer).
+ */
+interface Case { key: string, size: number, owned: boolean }
+const CASES: Case[] = [...SIZES.map(size => ({ key: String(size), size, owned: false })), { key: 'own', size: 1024 * 1024, owned: true }]
 const MIN_WIRE_BYTES = 64 * 1024 * 1024
 const CHUNK = 64 * 1024
 const MAX_FRAME = 64 * 1024 * 1024
@@ -38,7 +45,7 @@ interface RunResult { type: 'result', cpuMbps: number, wallMbps: number, frames:
 // ---------------------------------------------------------------- worker
 
 /** Decodes every chunk of `work`; returns frames and payload bytes seen. */
-type Decoder = (work: Buffer) => { frames: number, payloadBytes: number }
+type Decoder = (chunks: readonly Buffer[], work: Buffer) => { frames: number, payloadBytes: number }
 
 async function makeDecoder (variant: Variant, verify: (p: Uint8Array) => void): Promise<Decoder | string> {
   if (variant === 'wspipe') {
@@ -51,12 +58,12 @@ async function makeDecoder (variant: Variant, verify: (p: Uint8Array) => void): 
     }
     if (typeof mod.FrameParser !== 'function') return 'src/protocol/index.js does not export FrameParser'
     const FrameParser = mod.FrameParser
-    return (work) => {
+    return (chunks) => {
       const parser = new FrameParser({ role: 'server', maxFrameSize: MAX_FRAME })
       let frames = 0
       let payloadBytes = 0
-      for (let off = 0; off < work.length; off += CHUNK) {
-        const out = parser.push(work.subarray(off, off + CHUNK))
+      for (let c = 0; c < chunks.length; c++) {
+        const out = parser.push(chunks[c])
         for (let i = 0; i < out.length; i++) {
           payloadBytes += out[i].payload.length
           verify(out[i].payload)
@@ -74,18 +81,18 @@ async function makeDecoder (variant: Variant, verify: (p: Uint8Array) => void): 
     const loaded = Object.keys(require.cache).some(k => k.includes('/node_modules/bufferutil/'))
     if (variant === 'ws-js' && loaded) return 'bufferutil got loaded although WS_NO_BUFFER_UTIL=1'
     if (variant === 'ws-bufferutil' && !loaded) return 'bufferutil did not load'
-    return (work) => {
+    return (chunks) => {
       let frames = 0
       let payloadBytes = 0
       const r = new Receiver({ isServer: true, maxPayload: MAX_FRAME, skipUTF8Validation: true })
       r.on('message', (data: Buffer) => { frames++; payloadBytes += data.length; verify(data) })
       r.on('error', (err: Error) => { throw err })
       // _write calls back synchronously, so write() never buffers and messages fire in this loop
-      for (let off = 0; off < work.length; off += CHUNK) r.write(work.subarray(off, off + CHUNK))
+      for (let c = 0; c < chunks.length; c++) r.write(chunks[c])
       return { frames, payloadBytes }
     }
   }
-  return (work) => {
+  return (_chunks, work) => {
     // the same bytes XOR-ed with one fixed key through a Uint32Array, four words a round (V8
     // runs that unrolled loop ~1.5x faster than one word a round): the cost of touching them in JS
     const words = new Uint32Array(work.buffer, work.byteOffset, work.length >>> 2)
@@ -117,6 +124,12 @@ async function worker (variant: Variant): Promise<void> {
   }
   process.send!({ type: 'ready' })
   let cached: { size: number, stream: FrameStream, work: Buffer } | undefined
+  // the chunks of one pass, made outside the timed region: views of `work`, or owned copies
+  const chunksOf = (work: Buffer, owned: boolean): Buffer[] => {
+    const chunks: Buffer[] = []
+    for (let off = 0; off < work.length; off += CHUNK) chunks.push(owned ? Buffer.from(work.subarray(off, off + CHUNK)) : work.subarray(off, off + CHUNK))
+    return chunks
+  }
   process.on('message', (msg: any) => {
     if (msg.cmd !== 'run') return
     try {
@@ -130,7 +143,7 @@ async function worker (variant: Variant): Promise<void> {
           // untimed check that everything was decoded and really unmasked
           work.set(stream.bytes)
           checking = true; checksum = 0
-          const r = decoder(work)
+          const r = decoder(chunksOf(work, msg.owned === true), work)
           checking = false
           if (r.frames !== stream.frames || r.payloadBytes !== stream.payloadBytes || checksum !== stream.checksum) {
             throw new Error(`${variant} size ${msg.size}: decoded ${r.frames} frames / ${r.payloadBytes} B / sum ${checksum}, ` +
@@ -146,9 +159,10 @@ async function worker (variant: Variant): Promise<void> {
       let payloadBytes = 0
       while (passes < msg.minPasses || ns < BigInt(msg.targetMs) * 1_000_000n) {
         work.set(stream.bytes) // fresh masked copy, outside the timed region
+        const chunks = chunksOf(work, msg.owned === true)
         const c0 = process.cpuUsage()
         const t0 = process.hrtime.bigint()
-        const r = decoder(work)
+        const r = decoder(chunks, work)
         ns += process.hrtime.bigint() - t0
         const c1 = process.cpuUsage(c0)
         cpuUs += c1.user + c1.system
@@ -206,14 +220,14 @@ async function main (): Promise<void> {
     const results = new Map<string, number[]>()
     const frameCounts = new Map<number, number>()
     for (let round = 0; round < rounds; round++) {
-      for (const size of SIZES) {
+      for (const { key: ck, size, owned } of CASES) {
         // rotate the order each round so no decoder always runs first
         const order = [...workers.keys()]
         for (let i = 0; i < round % order.length; i++) order.push(order.shift()!)
         for (const v of order) {
-          const r = await request<RunResult>(workers.get(v)!, { cmd: 'run', size, targetMs, minPasses: 1 }, 'result', 300_000)
+          const r = await request<RunResult>(workers.get(v)!, { cmd: 'run', size, owned, targetMs, minPasses: 1 }, 'result', 300_000)
           for (const [base, mbps] of [['cpu', r.cpuMbps], ['wall', r.wallMbps]] as const) {
-            const key = `${base}:${v}:${size}`
+            const key = `${base}:${v}:${ck}`
             results.set(key, [...(results.get(key) ?? []), mbps])
           }
           if (v !== 'xor-u32') {
@@ -230,13 +244,13 @@ async function main (): Promise<void> {
     const ratio = (a: number, b: number): string => Number.isFinite(a) && Number.isFinite(b) ? `${(a / b).toFixed(2)}×` : 'n/a'
     const head = ['payload', 'frames/pass', 'wspipe MB/s', 'ws (JS) MB/s', 'ws+bufferutil MB/s', 'ceiling MB/s', 'wspipe / ws (JS)', 'wspipe / ws+bufferutil']
     for (const base of ['cpu', 'wall'] as const) {
-      const med = (v: Variant, size: number): number => median(results.get(`${base}:${v}:${size}`) ?? [])
+      const med = (v: Variant, ck: string): number => median(results.get(`${base}:${v}:${ck}`) ?? [])
       const rows: string[][] = []
-      for (const size of SIZES) {
-        const ours = med('wspipe', size)
-        const js = med('ws-js', size)
-        const bu = med('ws-bufferutil', size)
-        rows.push([fmtSize(size), String(frameCounts.get(size) ?? ''), f(ours), f(js), f(bu), f(med('xor-u32', size)), ratio(ours, js), ratio(ours, bu)])
+      for (const { key: ck, size, owned } of CASES) {
+        const ours = med('wspipe', ck)
+        const js = med('ws-js', ck)
+        const bu = med('ws-bufferutil', ck)
+        rows.push([fmtSize(size) + (owned ? ', own reads' : ''), String(frameCounts.get(size) ?? ''), f(ours), f(js), f(bu), f(med('xor-u32', ck)), ratio(ours, js), ratio(ours, bu)])
       }
       console.log(`\nMedian wire-byte throughput per ${base === 'cpu' ? 'CPU second of the worker (process.cpuUsage)' : 'wall-clock second (hrtime)'} ` +
         `(MB = 10^6 bytes); the ratios are of these ${base === 'cpu' ? 'CPU-time' : 'wall-clock'} medians:\n`)
