@@ -13,7 +13,7 @@
 
 import { ProtocolError } from './errors.js'
 import { Gatherer } from './gather.js'
-import { applyMask } from './mask.js'
+import { applyMask, copyUnmasked } from './mask.js'
 import { isControlOpcode, isKnownOpcode } from './opcode.js'
 
 /** Which end of the connection this parser sits on: it decides the masking rule of §5.1. */
@@ -337,11 +337,12 @@ export class FrameParser {
     const out = this.alloc(cur.length)
     let pos = 0
     for (const part of parts) {
-      out.set(part, pos)
       const end = pos + part.length
-      if (masked && end > cur.unmasked) {
-        const from = Math.max(pos, cur.unmasked)
-        applyMask(out.subarray(from, end), cur.m0, cur.m1, cur.m2, cur.m3, from)
+      if (masked && pos >= cur.unmasked) {
+        copyUnmasked(out, pos, part, cur.m0, cur.m1, cur.m2, cur.m3, pos)
+      } else {
+        out.set(part, pos)
+        if (masked && end > cur.unmasked) applyMask(out.subarray(cur.unmasked, end), cur.m0, cur.m1, cur.m2, cur.m3, cur.unmasked)
       }
       pos = end
     }
@@ -403,9 +404,9 @@ export class FrameParser {
 function copyIn (cur: Gathering, part: Uint8Array, masked: boolean): void {
   const out = cur.direct!
   const at = cur.received
-  out.set(part, at)
+  if (masked) copyUnmasked(out, at, part, cur.m0, cur.m1, cur.m2, cur.m3, at)
+  else out.set(part, at)
   const end = at + part.length
-  if (masked) applyMask(out.subarray(at, end), cur.m0, cur.m1, cur.m2, cur.m3, at)
   cur.received = cur.unmasked = end
   cur.parts[0] = out.subarray(0, end)
 }

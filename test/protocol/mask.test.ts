@@ -6,6 +6,7 @@
 import test from 'ava'
 import fc from 'fast-check'
 import { applyMask } from '../../src/protocol/index.js'
+import { copyUnmasked, simdUnmask } from '../../src/protocol/mask.js'
 import { naiveMask, RFC_KEY, hex } from './helpers.js'
 
 /** Mask `data` placed at `align` bytes into a fresh buffer, so byteOffset % 4 === align. */
@@ -66,3 +67,23 @@ test('property: random data, alignment, key and key offset match the byte loop',
     }), { numRuns: 1000 })
   t.pass()
 })
+
+test('copyUnmasked equals the naive loop at every key offset, around the kernel threshold and block size, leaving the source and the bytes around the destination alone', (t) => {
+  // Node 20 has WebAssembly SIMD, so the kernel is what large parts go through here.
+  t.true(simdUnmask)
+  const key = [0x9a, 0x01, 0xfe, 0x37] as const
+  for (const n of [0, 1, 3, 63, 2047, 2048, 2049, 4099, 65535, 65536, 65537, 200003]) {
+    const src = Uint8Array.from({ length: n }, (_, i) => (i * 13 + (i >>> 8)) & 0xff)
+    const before = src.slice()
+    for (let offset = 0; offset < 4; offset++) {
+      for (const at of [0, 3]) {
+        const dst = new Uint8Array(at + n + 5).fill(0xee)
+        copyUnmasked(dst, at, src, key[0], key[1], key[2], key[3], offset)
+        t.deepEqual(dst.subarray(at, at + n), naiveMask(src, key, offset), `n ${n}, offset ${offset}, at ${at}`)
+        t.true(dst.subarray(0, at).every(b => b === 0xee) && dst.subarray(at + n).every(b => b === 0xee))
+      }
+    }
+    t.deepEqual(src, before)
+  }
+})
+
