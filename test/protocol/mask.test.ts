@@ -68,7 +68,7 @@ test('property: random data, alignment, key and key offset match the byte loop',
   t.pass()
 })
 
-test('copyUnmasked equals the naive loop at every key offset, around the kernel threshold and block size, leaving the source and the bytes around the destination alone', (t) => {
+test('copyUnmasked and applyMask equal the naive loop at every key offset, around the kernel threshold and block size, leaving the source and the bytes around the destination alone', (t) => {
   // Node 20 has WebAssembly SIMD, so the kernel is what large parts go through here.
   t.true(simdUnmask)
   const key = [0x9a, 0x01, 0xfe, 0x37] as const
@@ -81,6 +81,8 @@ test('copyUnmasked equals the naive loop at every key offset, around the kernel 
         copyUnmasked(dst, at, src, key[0], key[1], key[2], key[3], offset)
         t.deepEqual(dst.subarray(at, at + n), naiveMask(src, key, offset), `n ${n}, offset ${offset}, at ${at}`)
         t.true(dst.subarray(0, at).every(b => b === 0xee) && dst.subarray(at + n).every(b => b === 0xee))
+        // applyMask in place (large lengths go through the kernel as well)
+        t.deepEqual(maskAt(src, key, at, offset), naiveMask(src, key, offset), `in place: n ${n}, offset ${offset}, align ${at}`)
       }
     }
     t.deepEqual(src, before)
