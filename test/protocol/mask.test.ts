@@ -7,6 +7,8 @@ import test from 'ava'
 import fc from 'fast-check'
 import { applyMask } from '../../src/protocol/index.js'
 import { copyUnmasked, simdUnmask } from '../../src/protocol/mask.js'
+import { execFileSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { naiveMask, RFC_KEY, hex } from './helpers.js'
 
 /** Mask `data` placed at `align` bytes into a fresh buffer, so byteOffset % 4 === align. */
@@ -87,5 +89,22 @@ test('copyUnmasked and applyMask equal the naive loop at every key offset, aroun
     }
     t.deepEqual(src, before)
   }
+})
+
+test('without WebAssembly (node --jitless) the plain-JavaScript path unmasks large parts the same', (t) => {
+  const mask = fileURLToPath(new URL('../../src/protocol/mask.ts', import.meta.url))
+  const script = `
+    const m = await import(${JSON.stringify(mask)})
+    const key = [0x9a, 0x01, 0xfe, 0x37]
+    let bad = 0
+    for (const n of [2048, 4099, 70001]) for (let off = 0; off < 4; off++) {
+      const src = Uint8Array.from({ length: n }, (_, i) => (i * 7) & 0xff)
+      const a = new Uint8Array(n + 1); m.copyUnmasked(a, 1, src, ...key, off)
+      const b = src.slice(); m.applyMask(b, ...key, off)
+      for (let i = 0; i < n; i++) { const e = src[i] ^ key[(i + off) & 3]; if (a[i + 1] !== e || b[i] !== e) bad++ }
+    }
+    console.log(JSON.stringify({ simd: m.simdUnmask, wasm: typeof WebAssembly, bad }))`
+  const out = execFileSync(process.execPath, ['--jitless', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'ignore'] })
+  t.deepEqual(JSON.parse(out.trim().split('\n').pop()!), { simd: false, wasm: 'undefined', bad: 0 })
 })
 
