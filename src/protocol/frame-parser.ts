@@ -85,11 +85,11 @@ const NO_HEADER = new Uint8Array(0)
  */
 const DIRECT_MIN = 64 * 1024
 /**
- * The final buffer is made only once this fraction (1/32) of the frame has arrived, so a bare
- * header cannot make the parser allocate its declared length (the bytes held stay within 32x
- * of the bytes received; {@link FrameParser.heldBytes} counts the declared length anyway).
+ * The final buffer is made only once half of the frame has arrived, so a bare header cannot make
+ * the parser allocate its declared length: memory held stays within 2x the bytes received (the
+ * rule of DESIGN "Limits"; {@link FrameParser.heldBytes} counts the declared length for the budget).
  */
-const DIRECT_SHIFT = 5
+const DIRECT_SHIFT = 1
 
 interface Gathering extends IncompleteFrame {
   /** The payload so far: small parts copied out, so none pins the larger read it came in. */

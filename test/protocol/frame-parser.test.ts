@@ -169,7 +169,7 @@ for (const role of ROLES) {
     const payload = Uint8Array.from({ length: 300 * 1024 + 3 }, (_, i) => (i * 131 + (i >>> 9)) & 0xff)
     const bytes = peerFrame(role, { opcode: Opcode.Binary, payload })
     const headerLen = role === 'server' ? 14 : 10
-    // Odd cut points: parts before the final buffer is made (under 1/32 of the frame), the part
+    // Odd cut points: parts before the final buffer is made (under half of the frame), the part
     // that makes it, later parts at every key offset, and a final part followed by another frame.
     const cuts = [5, headerLen + 1000, headerLen + 9001, headerLen + 9002, headerLen + 70000, headerLen + 200003, bytes.length - 1]
     const parser = new FrameParser({ role, maxFrameSize: 1 << 20 })
