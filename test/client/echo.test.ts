@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import test, { type ExecutionContext } from 'ava'
 import { connect, isText, type Connection } from '../../src/index.js'
 import { peerTest, type Peer as SystemPeer } from '../peers.js'
-import { decoder, echo, sha256, startOurServer, startPythonServer, startWsServer, take, type Peer } from './helpers.js'
+import { decoder, echo, sha256, startOurServer, startPythonServer, startWsServer, take, withPeer, type Peer } from './helpers.js'
 
 const SERVERS: Record<string, () => Promise<Peer>> = {
   ws: () => startWsServer(),
@@ -21,18 +21,7 @@ const NEEDS: Record<string, SystemPeer[]> = { 'python websockets': ['python3-web
 
 /** Run `body` with a client connected to a fresh `server`; closes both afterwards. */
 async function withEcho (server: string, body: (conn: Connection) => Promise<void>): Promise<void> {
-  const peer = await SERVERS[server]()
-  try {
-    const conn = await connect(peer.url, { heartbeat: false, maxMessageSize: 8 * 1024 * 1024 })
-    try {
-      await body(conn)
-    } finally {
-      conn.close()
-      await conn.closed
-    }
-  } finally {
-    await peer.close()
-  }
+  await withPeer(await SERVERS[server](), body, { maxMessageSize: 8 * 1024 * 1024 })
 }
 
 /** Send `messages`, read as many back. */

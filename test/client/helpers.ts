@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { WebSocketServer as WsServer, type ServerOptions as WsServerOptions, type WebSocket as WsSocket } from 'ws'
-import { WebSocketServer, type Handler, type WebSocketServerOptions } from '../../src/index.js'
+import { connect, WebSocketServer, type Connection, type ConnectOptions, type Handler, type WebSocketServerOptions } from '../../src/index.js'
 
 export const decoder = new TextDecoder()
 export const encoder = new TextEncoder()
@@ -70,6 +70,21 @@ export async function within<T, F> (promise: Promise<T>, ms: number, fallback: F
 export interface Peer {
   url: string
   close: () => Promise<void>
+}
+
+/** Run `body` with a client connected to `peer` (heartbeat off); closes both afterwards. */
+export async function withPeer (peer: Peer, body: (conn: Connection) => Promise<void>, options: ConnectOptions = {}): Promise<void> {
+  try {
+    const conn = await connect(peer.url, { heartbeat: false, ...options })
+    try {
+      await body(conn)
+    } finally {
+      conn.close()
+      await conn.closed
+    }
+  } finally {
+    await peer.close()
+  }
 }
 
 /** A `ws` server; `onConnection` gets each socket (default: echo, text as text). */

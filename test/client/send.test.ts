@@ -8,21 +8,7 @@
 import test from 'ava'
 import { asText, connect, ConnectionClosedError, isText, type Connection } from '../../src/index.js'
 import { connectInMemory, text } from '../../src/testing.js'
-import { echo, eventually, startOurServer, startWsServer, within, type Peer } from './helpers.js'
-
-async function withPeer (peer: Peer, body: (conn: Connection) => Promise<void>): Promise<void> {
-  try {
-    const conn = await connect(peer.url, { heartbeat: false })
-    try {
-      await body(conn)
-    } finally {
-      conn.close()
-      await conn.closed
-    }
-  } finally {
-    await peer.close()
-  }
-}
+import { echo, eventually, startOurServer, startWsServer, within, withPeer } from './helpers.js'
 
 /** Send, await the reply, send again: no sink, no queue of one's own. */
 async function converse (conn: Connection, questions: string[]): Promise<string[]> {

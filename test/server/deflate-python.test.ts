@@ -4,16 +4,13 @@
  * server; the negotiated header checked, text, binary, empty and fragmented messages echoed.
  */
 
-import { execFile } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { connect, type PerMessageDeflateOptions } from '../../src/index.js'
 import { startPythonServer } from '../client/helpers.js'
 import { peerTest } from '../peers.js'
+import { runPythonClient } from './python-client.js'
 import { echo, startServer } from './helpers.js'
 
 const test = peerTest('python3-websockets')
-
-const SCRIPT = fileURLToPath(new URL('./fixtures/py_client.py', import.meta.url))
 
 interface PyResult {
   extensions?: string | null
@@ -22,16 +19,7 @@ interface PyResult {
 }
 
 function runPython (spec: object): Promise<PyResult> {
-  return new Promise((resolve, reject) => {
-    const child = execFile('/usr/bin/python3', [SCRIPT], { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err !== null) {
-        reject(new Error(`python client failed: ${err.message}\n${stderr}`))
-        return
-      }
-      resolve(JSON.parse(stdout) as PyResult)
-    })
-    child.stdin?.end(JSON.stringify(spec))
-  })
+  return runPythonClient<PyResult>(spec)
 }
 
 const JSON_TEXT = JSON.stringify(Array.from({ length: 40 }, (_, i) => ({ id: i, name: `n${i % 7}`, ok: true })))

@@ -4,17 +4,14 @@
  * fixtures/py_client.py, driven by a JSON spec on stdin, printing JSON.
  */
 
-import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { fileURLToPath } from 'node:url'
 import type { CloseInfo, Connection } from '../../src/index.js'
 import { allBytes, MULTIBYTE } from './clients.js'
 import { peerTest } from '../peers.js'
+import { runPythonClient } from './python-client.js'
 import { echo, startServer, within } from './helpers.js'
 
 const test = peerTest('python3-websockets')
-
-const SCRIPT = fileURLToPath(new URL('./fixtures/py_client.py', import.meta.url))
 
 interface PyResult {
   protocol?: string
@@ -26,20 +23,7 @@ interface PyResult {
 }
 
 function runPython (spec: object): Promise<PyResult> {
-  return new Promise((resolve, reject) => {
-    const child = execFile('/usr/bin/python3', [SCRIPT], { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err !== null) {
-        reject(new Error(`python client failed: ${err.message}\n${stderr}`))
-        return
-      }
-      try {
-        resolve(JSON.parse(stdout) as PyResult)
-      } catch {
-        reject(new Error(`python client printed no JSON: ${stdout}\n${stderr}`))
-      }
-    })
-    child.stdin?.end(JSON.stringify(spec))
-  })
+  return runPythonClient<PyResult>(spec)
 }
 
 /** The bytes fixtures/py_client.py sends for `{ pattern: n }`. */
