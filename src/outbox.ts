@@ -19,6 +19,7 @@
  */
 
 import type { OutgoingMessage } from './driver/types.js'
+import { Fifo } from './fifo.js'
 
 /** Default of the {@link Outbox} constructor's `limit`. */
 export const DEFAULT_OUTBOX_LIMIT = 256
@@ -35,8 +36,7 @@ const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined }
 export class Outbox<T = OutgoingMessage> implements AsyncIterable<T> {
   /** The most messages that may wait. */
   readonly limit: number
-  private queue: T[] = []
-  private head = 0
+  private readonly queue = new Fifo<T>()
   private done = false
   private waiter: ((result: IteratorResult<T>) => void) | undefined
   private taken = false
@@ -49,7 +49,7 @@ export class Outbox<T = OutgoingMessage> implements AsyncIterable<T> {
 
   /** Messages waiting to be read. */
   get size (): number {
-    return this.queue.length - this.head
+    return this.queue.size
   }
 
   /** {@link Outbox.end} was called, or the reader stopped: pushes are dropped. */
@@ -96,26 +96,14 @@ export class Outbox<T = OutgoingMessage> implements AsyncIterable<T> {
       return: () => {
         // The reader stopped (its connection is closing): nothing will read the rest.
         this.done = true
-        this.queue = []
-        this.head = 0
+        this.queue.clear()
         return Promise.resolve(DONE)
       }
     }
   }
 
   private next (): Promise<IteratorResult<T>> {
-    if (this.head < this.queue.length) {
-      const value = this.queue[this.head]
-      this.queue[this.head++] = undefined as T
-      if (this.head === this.queue.length) {
-        this.queue = []
-        this.head = 0
-      } else if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
-        this.queue = this.queue.slice(this.head)
-        this.head = 0
-      }
-      return Promise.resolve({ done: false, value })
-    }
+    if (this.queue.size > 0) return Promise.resolve({ done: false, value: this.queue.shift()! })
     if (this.done) return Promise.resolve(DONE)
     if (this.waiter !== undefined) return Promise.reject(new Error('Outbox: next() called while a previous call is pending'))
     return new Promise((resolve) => { this.waiter = resolve })

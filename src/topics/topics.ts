@@ -12,6 +12,7 @@ import { prepareMessage } from '../driver/prepared.js'
 import { asText, isText } from '../driver/text.js'
 import type { Connection, OutgoingMessage } from '../driver/types.js'
 import type { TopicsAdapter } from './adapter.js'
+import { Fifo } from '../fifo.js'
 
 /** What {@link Topics} does with a subscriber whose queue is full. */
 export type SlowSubscriberPolicy = 'close' | 'drop'
@@ -195,8 +196,7 @@ export class Subscription implements AsyncIterableIterator<Uint8Array> {
   dropped = 0
   private readonly owner: Topics
   private readonly conn: Connection | undefined
-  private queue: Uint8Array[] = []
-  private head = 0
+  private readonly queue = new Fifo<Uint8Array>()
   /** Bytes queued, as `maxQueuedBytes` counts them. */
   private bytes = 0
   private charged = 0
@@ -270,16 +270,8 @@ export class Subscription implements AsyncIterableIterator<Uint8Array> {
    * promise per message.
    */
   next (): Promise<IteratorResult<Uint8Array>> {
-    if (this.head < this.queue.length) {
-      const value = this.queue[this.head]
-      this.queue[this.head++] = undefined as unknown as Uint8Array
-      if (this.head === this.queue.length) {
-        this.queue = []
-        this.head = 0
-      } else if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
-        this.queue = this.queue.slice(this.head)
-        this.head = 0
-      }
+    if (this.queue.size > 0) {
+      const value = this.queue.shift()!
       const cost = value.length + ENTRY_OVERHEAD
       this.bytes -= cost
       this.release(cost)
@@ -312,8 +304,7 @@ export class Subscription implements AsyncIterableIterator<Uint8Array> {
   unsubscribe (): void {
     if (this.done) return
     this.end()
-    this.queue = []
-    this.head = 0
+    this.queue.clear()
     this.release(this.charged)
     this.bytes = 0
   }
