@@ -14,7 +14,7 @@
 import { ProtocolError } from './errors.js'
 import { Gatherer } from './gather.js'
 import { applyMask, copyUnmasked } from './mask.js'
-import { isControlOpcode, isKnownOpcode } from './opcode.js'
+import { isControlOpcode, isKnownOpcode, Opcode } from './opcode.js'
 
 /** Which end of the connection this parser sits on: it decides the masking rule of §5.1. */
 export type Role = 'server' | 'client'
@@ -54,6 +54,14 @@ export interface FrameParserOptions {
    * `Buffer.allocUnsafe` (no zero-fill: every byte is written). Default: `new Uint8Array`.
    */
   alloc?: (size: number) => Uint8Array
+  /**
+   * Hand out data frames (opcodes 0-2) split across chunks in pieces, one per chunk, rather than
+   * gather them: each piece is a {@link Frame} viewing its chunk, unmasked, the first with the
+   * frame's opcode and RSV1, later ones as continuations, and only the last with the frame's FIN.
+   * A frame then costs no memory however long it is, and its pieces read as the fragments of a
+   * message. Control frames are still gathered (at most 125 bytes). Default false.
+   */
+  streamData?: boolean
 }
 
 /** Default of {@link FrameParserOptions.maxFrameSize}. */
@@ -106,6 +114,19 @@ interface Gathering extends IncompleteFrame {
   direct: Uint8Array | undefined
 }
 
+/** A data frame handed out in pieces ({@link FrameParserOptions.streamData}). */
+interface Piece {
+  /** Its first header byte. */
+  b0: number
+  length: number
+  /** Payload bytes handed out so far: also where the masking key's cycle stands. */
+  done: number
+  m0: number
+  m1: number
+  m2: number
+  m3: number
+}
+
 /** Parses a stream of frames from chunks of any size, down to one byte. */
 export class FrameParser {
   private readonly masked: boolean
@@ -121,12 +142,16 @@ export class FrameParser {
 
   /** The frame whose payload is being gathered, if any. */
   private current: Gathering | undefined
+  private readonly streamData: boolean
+  /** The data frame being handed out in pieces ({@link FrameParserOptions.streamData}), if any. */
+  private piece: Piece | undefined
 
   constructor (options: FrameParserOptions) {
     this.masked = options.role === 'server'
     this.maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
     this.allowedRsv = options.allowedReservedBits ?? 0
     this.alloc = options.alloc ?? newBytes
+    this.streamData = options.streamData ?? false
   }
 
   /**
@@ -164,6 +189,7 @@ export class FrameParser {
   /** Drop whatever is buffered (the connection failed: nothing more will be parsed). */
   discard (): void {
     this.current = undefined
+    this.piece = undefined
     this.header = NO_HEADER
     this.headerLength = 0
   }
@@ -179,6 +205,10 @@ export class FrameParser {
     let off = 0
     const len = chunk.length
 
+    if (this.piece !== undefined) {
+      off = this.nextPiece(chunk, 0, frames)
+      if (off < 0) return frames
+    }
     if (this.current !== undefined) {
       off = this.continuePayload(chunk, frames)
       if (off < 0) return frames
@@ -228,6 +258,10 @@ export class FrameParser {
       if (this.masked && length > 0) applyMask(payload, m0, m1, m2, m3)
       frames.push(makeFrame(b0, payload))
       return end
+    }
+    if (this.streamData && (b0 & 0x08) === 0) {
+      this.piece = { b0, length, done: 0, m0, m1, m2, m3 }
+      return this.nextPiece(chunk, start, frames)
     }
     // A frame split across chunks stays masked until it completes (or a caller asks for its
     // bytes): unmasking the gathered payload in one pass while it is hot in cache is faster.
@@ -295,9 +329,44 @@ export class FrameParser {
     if (this.masked) {
       m0 = header[need - 4]; m1 = header[need - 3]; m2 = header[need - 2]; m3 = header[need - 1]
     }
+    if (this.streamData && (b0 & 0x08) === 0) {
+      this.piece = { b0, length, done: 0, m0, m1, m2, m3 }
+      // A frame with an empty payload is whole already.
+      if (length === 0) return this.emptyPiece(off, frames)
+      return this.nextPiece(chunk, off, frames)
+    }
     this.current = startGathering(b0, length, m0, m1, m2, m3)
     this.currentB0 = b0
     return this.continuePayload(chunk, frames, off)
+  }
+
+  /**
+   * Hand out the piece of the streamed frame that `chunk[off..]` holds, unmasked in place.
+   * Returns the offset after the frame once it is complete, or -1 when the chunk ran out first.
+   */
+  private nextPiece (chunk: Uint8Array, off: number, frames: Frame[]): number {
+    const piece = this.piece!
+    const want = piece.length - piece.done
+    const take = Math.min(want, chunk.length - off)
+    if (take === 0) return -1
+    const payload = new Uint8Array(chunk.buffer, chunk.byteOffset + off, take)
+    if (this.masked) applyMask(payload, piece.m0, piece.m1, piece.m2, piece.m3, piece.done)
+    const b0 = piece.b0
+    const last = take === want
+    // Pieces after the first continue the message; only the last keeps the frame's FIN.
+    const opcode = piece.done === 0 ? b0 & 0x4f : Opcode.Continuation
+    frames.push(makeFrame((last ? b0 & 0x80 : 0) | opcode, payload))
+    piece.done += take
+    if (!last) return -1
+    this.piece = undefined
+    return off + take
+  }
+
+  /** A streamed frame with an empty payload, whose header was split: whole at once. */
+  private emptyPiece (off: number, frames: Frame[]): number {
+    frames.push(makeFrame(this.piece!.b0, new Uint8Array(0)))
+    this.piece = undefined
+    return off
   }
 
   /** Validate the first two header bytes before the rest of the header has arrived. */

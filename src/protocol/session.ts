@@ -55,6 +55,14 @@ export interface SessionOptions {
    * allowed on the first frame of a data message, and such messages pass through it. Default: none.
    */
   compression?: MessageCompression
+  /**
+   * Stream messages instead of reassembling them: data arrives as {@link SessionChunkEvent}s,
+   * one per fragment or per read of a fragment, each checked (UTF-8 included) before it is
+   * handed out. No message or frame is held, so `maxFrameSize` and `maxFragments` do not apply
+   * to what is received; `maxMessageSize` still bounds the bytes of one message. Not with
+   * `compression`. Default false.
+   */
+  streamMessages?: boolean
 }
 
 /** Default of {@link SessionOptions.maxMessageSize}. */
@@ -70,6 +78,25 @@ export interface SessionMessageEvent {
   readonly data: Uint8Array
   /** Binary (opcode 2) rather than text (opcode 1). */
   readonly binary: boolean
+}
+
+/**
+ * Part of a message, with {@link SessionOptions.streamMessages}: its bytes as they arrived
+ * (unmasked; text checked as UTF-8 up to here). Every message starts with a chunk whose `first`
+ * is true and ends with one whose `last` is true (the same chunk when it came in one piece);
+ * only such chunks may be empty.
+ */
+export interface SessionChunkEvent {
+  /** The discriminant. */
+  readonly type: 'chunk'
+  /** The bytes: a view of the received bytes, valid until they are reused by the caller. */
+  readonly data: Uint8Array
+  /** The message is binary (opcode 2) rather than text (opcode 1). */
+  readonly binary: boolean
+  /** This chunk starts a message. */
+  readonly first: boolean
+  /** This chunk ends its message (text then ends on a character boundary). */
+  readonly last: boolean
 }
 
 /** A ping (the pong is already queued) or a pong from the peer. */
@@ -95,7 +122,7 @@ export interface SessionErrorEvent {
 }
 
 /** What {@link Session.receive} reports. */
-export type SessionEvent = SessionMessageEvent | SessionControlEvent | SessionCloseEvent | SessionErrorEvent
+export type SessionEvent = SessionMessageEvent | SessionChunkEvent | SessionControlEvent | SessionCloseEvent | SessionErrorEvent
 
 /** A close code with its reason. */
 export interface ClosePayload {
@@ -140,6 +167,8 @@ export class Session {
   private readonly alloc: (size: number) => Uint8Array
   private readonly masked: boolean
   private readonly compression: MessageCompression | undefined
+  /** {@link SessionOptions.streamMessages}. */
+  readonly streamMessages: boolean
 
   private closeSent = false
   private closeReceived = false
@@ -178,9 +207,13 @@ export class Session {
     this.role = options.role
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE
     this.maxFragments = options.maxFragments ?? DEFAULT_MAX_FRAGMENTS
+    this.streamMessages = options.streamMessages ?? false
+    if (this.streamMessages && options.compression !== undefined) throw new TypeError('streamed messages cannot be compressed: an extension transforms whole messages')
     this.parser = new FrameParser({
       role: options.role,
-      maxFrameSize: Math.min(options.maxFrameSize ?? this.maxMessageSize, this.maxMessageSize),
+      // A streamed frame is never held: only the message limit bounds it.
+      maxFrameSize: this.streamMessages ? this.maxMessageSize : Math.min(options.maxFrameSize ?? this.maxMessageSize, this.maxMessageSize),
+      streamData: this.streamMessages,
       alloc: options.alloc,
       // RFC 7692 §6: permessage-deflate takes RSV1; where it may appear is checked per frame below.
       allowedReservedBits: options.compression === undefined ? 0 : 0x40
@@ -505,6 +538,17 @@ export class Session {
     } else {
       // §5.4: "fragments of one message MUST NOT be interleaved" with another message.
       if (this.messageOpen) throw new ProtocolError('WS_ERR_EXPECTED_CONTINUATION')
+      if (this.streamMessages) {
+        this.messageText = opcode === Opcode.Text
+        this.messageBytes = 0
+        if (this.messageText) this.validator().reset()
+      }
+    }
+    if (this.streamMessages) {
+      this.onChunk(frame, opcode !== Opcode.Continuation, events)
+      return
+    }
+    if (opcode !== Opcode.Continuation) {
       if (frame.fin) {
         if (frame.rsv1) this.onCompressedMessage(opcode, [payload], events)
         else this.onWholeMessage(frame, skip, events)
@@ -545,6 +589,56 @@ export class Session {
     const binary = !this.messageText
     this.dropMessage()
     events.push({ type: 'message', data, binary })
+  }
+
+  /** A fragment, or a piece of one, in stream mode: checked, then handed out at once. */
+  private onChunk (frame: Frame, first: boolean, events: SessionEvent[]): void {
+    const data = frame.payload
+    const text = this.messageText
+    this.messageBytes += data.length
+    if (this.messageBytes > this.maxMessageSize) throw new ProtocolError('WS_ERR_MESSAGE_TOO_BIG')
+    // §8.1: fail on the chunk that breaks UTF-8, before it is handed out; the end of the message
+    // must fall on a character boundary.
+    if (text && data.length > 0 && !this.pushUtf8(data)) throw new ProtocolError('WS_ERR_INVALID_UTF8')
+    const last = frame.fin
+    if (last) {
+      if (text && !this.validator().complete) throw new ProtocolError('WS_ERR_INVALID_UTF8')
+      this.dropMessage()
+    } else {
+      this.messageOpen = true
+      // An empty fragment in the middle of a message says nothing.
+      if (data.length === 0 && !first) return
+    }
+    events.push({ type: 'chunk', data, binary: !text, first, last })
+  }
+
+  /**
+   * Check a chunk of text, carrying a character split across chunks over: the bytes up to the
+   * last character boundary go through the native whole-buffer check, the rest through the
+   * incremental validator.
+   */
+  private pushUtf8 (bytes: Uint8Array): boolean {
+    const v = this.validator()
+    const n = bytes.length
+    let i = 0
+    // Finish a character begun in the previous chunk (at most three bytes).
+    while (i < n && !v.complete) {
+      if (!v.push(bytes, i, i + 1)) return false
+      i++
+    }
+    if (i === n) return true
+    // Where the last character starts, if it is cut short: its lead byte is among the last four.
+    let end = n
+    let k = n - 1
+    const stop = Math.max(i, n - 4)
+    while (k >= stop && (bytes[k] & 0xc0) === 0x80) k--
+    if (k >= stop) {
+      const lead = bytes[k]
+      const size = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1
+      if (k + size > n) end = k
+    }
+    if (end > i && !this.isUtf8(i === 0 && end === n ? bytes : bytes.subarray(i, end))) return false
+    return v.push(bytes, end, n)
   }
 
   /** A message in one frame: the common case, validated in one native call when it arrived whole. */

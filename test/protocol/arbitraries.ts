@@ -108,6 +108,7 @@ export const normFrame = (f: Frame): string => `${f.opcode}/${f.fin ? 1 : 0}${f.
 export const normEvent = (e: SessionEvent): string => {
   switch (e.type) {
     case 'message': return `message/${e.binary ? 'bin' : 'text'}/${hexOf(e.data)}`
+    case 'chunk': return `chunk/${e.binary ? 'bin' : 'text'}/${e.first ? 'first' : ''}${e.last ? 'last' : ''}/${hexOf(e.data)}`
     case 'ping': case 'pong': return `${e.type}/${hexOf(e.data)}`
     case 'close': return `close/${e.code}/${e.reason}`
     case 'error': return `error/${e.error.code}`
