@@ -1,8 +1,10 @@
 /**
  * The demo behind `npm start`: a page at http://127.0.0.1:8080/ to try wspipe from a browser
  * (examples/demo/index.html), and on the same port the WebSocket endpoints it talks to: an echo
- * for clients offering the subprotocol `echo` and for clients offering none, and the chat rooms
- * of examples/chat-server.ts on `chat` (the page joins `/room/lobby`). GET /stats tells the page
+ * for clients offering the subprotocol `echo` and for clients offering none, a streaming echo on
+ * `echo-stream` (each message goes back chunk by chunk as it arrives, so a message of any size
+ * passes in bounded memory), and the chat rooms of examples/chat-server.ts on `chat` (the page
+ * joins `/room/lobby`). GET /stats tells the page
  * how many connections are open.
  *
  *   npm start -- --port 8080
@@ -15,7 +17,7 @@ import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { parseArgs } from 'node:util'
-import { WebSocketServer, type Handler, type WebSocketServerOptions } from '../src/index.js'
+import { WebSocketServer, type Handler, type StreamHandler, type WebSocketServerOptions } from '../src/index.js'
 import { chat } from './chat-server.js'
 import { isMain } from './run.js'
 
@@ -31,12 +33,17 @@ export interface Demo {
 
 export async function startDemo (port = 8080, host = '127.0.0.1', options: WebSocketServerOptions = {}): Promise<Demo> {
   const echo: Handler = ({ source, sink }) => sink(source)
+  // Stream mode: each message is `{ type, chunks }`, and the sink sends such a message as it
+  // reads its chunks, so this is an echo too, in memory bounded by the water marks.
+  const echoStream: StreamHandler = ({ source, sink }) => sink(source)
   // permessage-deflate on, so browsers (which all offer it) negotiate it here.
   const server = new WebSocketServer({ perMessageDeflate: true, ...options })
   server
     .register('echo', echo)
     .register('', echo)
     .register('chat', chat(server.topics))
+    // No size limit: a streamed message is never held, whatever its size.
+    .register('echo-stream', echoStream, { messages: 'stream', maxMessageSize: Infinity })
 
   const http = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname

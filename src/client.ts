@@ -19,7 +19,8 @@ import { acceptFor, newKey } from './crypto.js'
 import { checkDeflateAnswer, deflateOffer, HandshakeError, parseProtocols, PERMESSAGE_DEFLATE, validateUpgradeResponse, type DeflateParams } from './handshake.js'
 import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions } from './extensions/permessage-deflate.js'
 import { CloseCode } from './protocol/close-codes.js'
-import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger } from './driver.js'
+import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger, type StreamConnection } from './driver.js'
+import { DEFAULT_MAX_MESSAGE_SIZE } from './protocol/session.js'
 import { UpgradeError } from './errors.js'
 
 /** Options of {@link connect}. */
@@ -44,6 +45,18 @@ export interface ConnectOptions extends ConnectionLimits {
    * fails the handshake with an {@link UpgradeError}. Default false.
    */
   perMessageDeflate?: boolean | PerMessageDeflateOptions
+  /** `'whole'` (the default): each message is one `Uint8Array`. See {@link StreamConnectOptions} for `'stream'`. */
+  messages?: 'whole'
+}
+
+/**
+ * Options of {@link connect} in stream mode: `source` yields each message as a `ReceivedStream`
+ * (its type, and its bytes as they arrive), and `maxMessageSize` is the streamed limit.
+ * permessage-deflate is not offered (it inflates whole messages).
+ */
+export interface StreamConnectOptions extends Omit<ConnectOptions, 'messages' | 'perMessageDeflate'> {
+  /** `'stream'`. */
+  messages: 'stream'
 }
 
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
@@ -58,7 +71,9 @@ const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
  * handshake timeout (status 0); `signal.reason` when `signal` aborts first; and, unwrapped,
  * Node's own error when the TCP or TLS connection fails (e.g. `code` `ECONNREFUSED`).
  */
-export function connect (url: string | URL, options: ConnectOptions = {}): Promise<Connection> {
+export function connect (url: string | URL, options: StreamConnectOptions): Promise<StreamConnection>
+export function connect (url: string | URL, options?: ConnectOptions): Promise<Connection>
+export function connect (url: string | URL, options: ConnectOptions | StreamConnectOptions = {}): Promise<Connection | StreamConnection> {
   let target: URL
   try {
     target = new URL(url)
@@ -80,8 +95,14 @@ export function connect (url: string | URL, options: ConnectOptions = {}): Promi
   const signal = options.signal
   if (signal?.aborted === true) return Promise.reject(signal.reason)
   let deflate: ReturnType<typeof resolveDeflateOptions>
+  const mode: unknown = options.messages
+  const streaming = mode === 'stream'
+  if (!streaming && mode !== undefined && mode !== 'whole') return Promise.reject(new TypeError(`messages must be 'whole' or 'stream', not ${String(mode)}`))
+  const deflateOption = (options as ConnectOptions).perMessageDeflate
+  // permessage-deflate inflates whole messages; a streamed one never is.
+  if (streaming && deflateOption !== undefined && deflateOption !== false) return Promise.reject(new TypeError("perMessageDeflate cannot be used with messages: 'stream'"))
   try {
-    deflate = resolveDeflateOptions(options.perMessageDeflate)
+    deflate = resolveDeflateOptions(deflateOption)
   } catch (err) {
     return Promise.reject(err)
   }
@@ -119,7 +140,7 @@ export function connect (url: string | URL, options: ConnectOptions = {}): Promi
     }
   }
 
-  return new Promise<Connection>((resolve, reject) => {
+  return new Promise<Connection | StreamConnection>((resolve, reject) => {
     let settled = false
     const fail = (err: unknown): void => {
       if (settled) return
@@ -189,7 +210,8 @@ export function connect (url: string | URL, options: ConnectOptions = {}): Promi
         logger: options.logger,
         head,
         limits: options,
-        compression: checked.deflate === undefined ? undefined : new PerMessageDeflate('client', checked.deflate, deflate!)
+        compression: checked.deflate === undefined ? undefined : new PerMessageDeflate('client', checked.deflate, deflate!),
+        stream: streaming ? { maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE } : undefined
       })
       conn.start()
       if (signal !== undefined) {
@@ -197,7 +219,8 @@ export function connect (url: string | URL, options: ConnectOptions = {}): Promi
         signal.addEventListener('abort', close, { once: true })
         void conn.closed.then(() => signal.removeEventListener('abort', close))
       }
-      resolve(conn)
+      // Whichever duplex the options asked for.
+      resolve(conn as unknown as Connection | StreamConnection)
     })
     req.end()
   })

@@ -9,4 +9,4 @@
 export { WebSocketConnection, finishHandler } from './driver/connection.js'
 export { MemoryBudget, DEFAULT_MEMORY_BUDGET } from './driver/budget.js'
 export { isText, asText } from './driver/text.js'
-export { DEFAULT_LIMITS, resolveLimits, type CloseInfo, type Connection, type ConnectionLimits, type ConnectionStats, type DriverOptions, type HeartbeatOptions, type Logger, type OutgoingMessage, type ResolvedLimits } from './driver/types.js'
+export { DEFAULT_LIMITS, resolveLimits, type CloseInfo, type Connection, type ConnectionLimits, type ConnectionStats, type DriverOptions, type HeartbeatOptions, type Logger, type OutgoingMessage, type ReceivedStream, type ResolvedLimits, type StreamConnection, type StreamedMessage, type StreamModeOptions } from './driver/types.js'

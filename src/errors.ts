@@ -36,3 +36,18 @@ export class UpgradeError extends Error {
     this.reason = reason
   }
 }
+
+/**
+ * A streamed message's `chunks` were read after `source` moved on to the next message, which
+ * abandoned the rest of this one (stream mode: one message at a time).
+ */
+export class MessageAbandonedError extends Error {
+  /** `'MessageAbandonedError'`. */
+  override name = 'MessageAbandonedError'
+  /** The stable code `WS_ERR_MESSAGE_ABANDONED`. */
+  readonly code = 'WS_ERR_MESSAGE_ABANDONED'
+
+  constructor () {
+    super('the message was abandoned: source moved on to the next message before its chunks were read')
+  }
+}

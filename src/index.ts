@@ -13,14 +13,14 @@
  * @packageDocumentation
  */
 
-export { WebSocketServer, DEFAULT_SERVER_OPTIONS, type Handler, type ServerStats, type WebSocketServerOptions, type ListenOptions, type AuthorizeResult } from './server.js'
-export { isText, asText, DEFAULT_LIMITS, type Connection, type CloseInfo, type ConnectionLimits, type ConnectionStats, type HeartbeatOptions, type Logger, type OutgoingMessage } from './driver.js'
-export { connect, type ConnectOptions } from './client.js'
+export { WebSocketServer, DEFAULT_SERVER_OPTIONS, type Handler, type StreamHandler, type WholeModeOptions, type ServerStats, type WebSocketServerOptions, type ListenOptions, type AuthorizeResult } from './server.js'
+export { isText, asText, DEFAULT_LIMITS, type Connection, type CloseInfo, type ConnectionLimits, type ConnectionStats, type HeartbeatOptions, type Logger, type OutgoingMessage, type ReceivedStream, type StreamConnection, type StreamedMessage, type StreamModeOptions } from './driver.js'
+export { connect, type ConnectOptions, type StreamConnectOptions } from './client.js'
 export { Outbox, DEFAULT_OUTBOX_LIMIT } from './outbox.js'
 export { json, JsonDecodeError } from './json.js'
 export { Topics, Subscription, SlowSubscriberError, DEFAULT_TOPICS_OPTIONS, RedisAdapter, type TopicsOptions, type SlowSubscriberPolicy, type TopicsAdapter, type RemoteDelivery, type RedisAdapterOptions } from './topics/index.js'
 export { DEFAULT_DEFLATE_OPTIONS, type PerMessageDeflateOptions } from './extensions/permessage-deflate.js'
-export { ConnectionClosedError, UpgradeError } from './errors.js'
+export { ConnectionClosedError, MessageAbandonedError, UpgradeError } from './errors.js'
 export { HandshakeError } from './handshake.js'
 export { CloseCode, ProtocolError } from './protocol/index.js'
 export { serveCluster, type ClusterOptions, type ClusterPrimary, type ClusterServer } from './cluster.js'

@@ -22,10 +22,27 @@ import { acceptDeflateOffer, buildAcceptResponse, buildRejectResponse, Handshake
 import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions, type ResolvedDeflateOptions } from './extensions/permessage-deflate.js'
 import { CloseCode } from './protocol/close-codes.js'
 import { Topics, type TopicsOptions } from './topics/topics.js'
-import { DEFAULT_MEMORY_BUDGET, finishHandler, MemoryBudget, resolveLimits, WebSocketConnection, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger } from './driver.js'
+import { DEFAULT_MEMORY_BUDGET, finishHandler, MemoryBudget, resolveLimits, WebSocketConnection, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver.js'
+import { DEFAULT_MAX_MESSAGE_SIZE } from './protocol/session.js'
 
 /** A handler serves one connection; its promise settling closes it (1000, or 1011 if it threw). */
 export type Handler = (connection: Connection) => void | Promise<void>
+
+/** A handler in stream mode: its connection's `source` yields each message as a stream of chunks. */
+export type StreamHandler = (connection: StreamConnection) => void | Promise<void>
+
+/** Options of {@link WebSocketServer.register} for whole messages (the default). */
+export interface WholeModeOptions {
+  /** `'whole'`: each message is one `Uint8Array`, reassembled within `maxMessageSize`. */
+  messages?: 'whole'
+}
+
+/** A registered handler and how its messages come. */
+interface Registration {
+  handler: Handler | StreamHandler
+  /** Stream mode's message limit; undefined for whole messages. */
+  stream: { maxMessageSize: number } | undefined
+}
 
 /** What `authorize` may answer: true to accept, false for a 403, or a status and reason. */
 export type AuthorizeResult = boolean | {
@@ -115,7 +132,7 @@ const stderrLogger: Logger = {
 /** A WebSocket server in which every connection is an async-iterable duplex. */
 export class WebSocketServer {
   private readonly options: WebSocketServerOptions
-  private readonly handlers = new Map<string, Handler>()
+  private readonly handlers = new Map<string, Registration>()
   private readonly connections = new Set<WebSocketConnection>()
   /** Sockets that have connected but not finished the handshake, with their timers. */
   private readonly pending = new Map<NodeDuplex, NodeJS.Timeout>()
@@ -161,15 +178,34 @@ export class WebSocketServer {
     return this.ownTopics
   }
 
-  /** Serve `protocol` with `handler`. `''` serves clients that offer no subprotocol. */
-  register (protocol: string, handler: Handler): this {
-    this.handlers.set(protocol, handler)
+  /**
+   * Serve `protocol` with `handler`. `''` serves clients that offer no subprotocol.
+   *
+   * With `{ messages: 'stream' }` the handler's `source` yields each message as a
+   * {@link ReceivedStream} (its type, and its bytes as they arrive), so a message far larger than
+   * memory passes through: `maxMessageSize` there is the streamed limit (default: the server's).
+   * Connections of a stream-mode handler do not negotiate permessage-deflate (it inflates whole
+   * messages).
+   */
+  register (protocol: string, handler: StreamHandler, options: StreamModeOptions): this
+  register (protocol: string, handler: Handler, options?: WholeModeOptions): this
+  register (protocol: string, handler: Handler | StreamHandler, options: WholeModeOptions | StreamModeOptions = {}): this {
+    if (typeof handler !== 'function') throw new TypeError('a handler must be a function')
+    const mode = options.messages ?? 'whole'
+    if (mode !== 'whole' && mode !== 'stream') throw new TypeError(`messages must be 'whole' or 'stream', not ${String(mode)}`)
+    let stream: Registration['stream']
+    if (mode === 'stream') {
+      const max = (options as StreamModeOptions).maxMessageSize ?? this.options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE
+      if (!(max > 0)) throw new RangeError('maxMessageSize must be a positive number of bytes (or Infinity)')
+      stream = { maxMessageSize: max }
+    }
+    this.handlers.set(protocol, { handler, stream })
     return this
   }
 
-  /** Open connections. */
-  get clients (): ReadonlySet<Connection> {
-    return this.connections
+  /** Open connections (a stream-mode handler's are {@link StreamConnection}s). */
+  get clients (): ReadonlySet<Connection | StreamConnection> {
+    return this.connections as ReadonlySet<unknown> as ReadonlySet<Connection | StreamConnection>
   }
 
   /** Open connections and the memory held for them. */
@@ -297,8 +333,9 @@ export class WebSocketServer {
       if (protocol === undefined) {
         throw new HandshakeError(400, noHandlerReason(upgrade.protocols))
       }
-      // The shared compressor never keeps our context: say so (RFC 7692 §7.1.1.1).
-      if (this.deflate !== undefined) deflate = acceptDeflateOffer(upgrade.extensions, this.deflate.sharedCompressor ? { ...this.deflate.request, serverNoContextTakeover: true } : this.deflate.request)
+      // The shared compressor never keeps our context: say so (RFC 7692 §7.1.1.1). A streamed
+      // message is never whole, and permessage-deflate inflates whole messages: not offered then.
+      if (this.deflate !== undefined && this.handlers.get(protocol)!.stream === undefined) deflate = acceptDeflateOffer(upgrade.extensions, this.deflate.sharedCompressor ? { ...this.deflate.request, serverNoContextTakeover: true } : this.deflate.request)
     } catch (err) {
       this.reject(socket, err instanceof HandshakeError ? err : new HandshakeError(400, 'bad upgrade request'))
       return
@@ -338,7 +375,7 @@ export class WebSocketServer {
       socket.destroy()
       return
     }
-    const handler = this.handlers.get(protocol)!
+    const { handler, stream } = this.handlers.get(protocol)!
     socket.write(buildAcceptResponse(acceptFor(key), protocol, deflate === undefined ? undefined : { 'Sec-WebSocket-Extensions': deflate.header }))
     socket.off('error', ignoreError)
     const conn = new WebSocketConnection(socket, {
@@ -352,7 +389,8 @@ export class WebSocketServer {
       limits: this.options,
       resolved: this.resolved,
       budget: this.budget,
-      compression: deflate === undefined ? undefined : new PerMessageDeflate('server', deflate.params, this.deflate!)
+      compression: deflate === undefined ? undefined : new PerMessageDeflate('server', deflate.params, this.deflate!),
+      stream
     })
     this.connections.add(conn)
     conn.onClosed = this.forget
@@ -453,10 +491,11 @@ export class WebSocketServer {
 const attachedPaths = new WeakMap<(...args: any[]) => void, string | undefined>()
 
 /** Run a handler: its settling closes the connection, 1000 or (after logging) 1011. */
-export function runHandler (handler: Handler, conn: WebSocketConnection, logger: Logger): void {
+export function runHandler (handler: Handler | StreamHandler, conn: WebSocketConnection, logger: Logger): void {
   let result: void | PromiseLike<void>
   try {
-    result = handler(conn)
+    // The connection is whichever duplex the handler was registered for.
+    result = (handler as (c: unknown) => void | PromiseLike<void>)(conn)
   } catch (err) {
     finishHandler(conn, err, logger)
     return

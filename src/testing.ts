@@ -23,8 +23,9 @@
 import { Buffer } from 'node:buffer'
 import { Duplex as NodeDuplex } from 'node:stream'
 import type { Duplex, Source } from 'it-stream-types'
-import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger } from './driver.js'
-import { runHandler, type Handler } from './server.js'
+import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger, type StreamModeOptions } from './driver.js'
+import { DEFAULT_MAX_MESSAGE_SIZE } from './protocol/session.js'
+import { runHandler, type Handler, type StreamHandler } from './server.js'
 
 /** Options of {@link connectInMemory}. */
 export interface InMemoryOptions extends ConnectionLimits {
@@ -36,6 +37,8 @@ export interface InMemoryOptions extends ConnectionLimits {
   headers?: Record<string, string>
   /** Also receives what the server side logs. The handler's errors are kept in {@link InMemoryClient.errors} either way. */
   logger?: Logger
+  /** `'stream'` runs the handler in stream mode (see `register`); the client end takes whole messages. Default `'whole'`. */
+  messages?: 'whole' | 'stream'
 }
 
 /** The client end of {@link connectInMemory}: a normal {@link Connection}, plus what the server side logged. */
@@ -118,7 +121,9 @@ function socketPair (): [MemorySocket, MemorySocket] {
  * Run `handler` against an in-memory client, through the real framing, masking and closing
  * code (no HTTP handshake). Returns the client's end.
  */
-export async function connectInMemory (handler: Handler, options: InMemoryOptions = {}): Promise<InMemoryClient> {
+export async function connectInMemory (handler: StreamHandler, options: InMemoryOptions & StreamModeOptions): Promise<InMemoryClient>
+export async function connectInMemory (handler: Handler, options?: InMemoryOptions & { messages?: 'whole' }): Promise<InMemoryClient>
+export async function connectInMemory (handler: Handler | StreamHandler, options: InMemoryOptions = {}): Promise<InMemoryClient> {
   const [serverSocket, clientSocket] = socketPair()
   const errors: unknown[] = []
   const forward = options.logger
@@ -134,8 +139,9 @@ export async function connectInMemory (handler: Handler, options: InMemoryOption
   // In memory the heartbeat is off unless asked for: a test should not race a ping.
   const limits: ConnectionLimits = { ...options, heartbeat: options.heartbeat ?? false }
   const common = { protocol: options.protocol ?? '', url: options.url ?? '/', headers: options.headers ?? {}, limits }
-  const server = new WebSocketConnection(serverSocket, { ...common, role: 'server', logger })
-  const client = new WebSocketConnection(clientSocket, { ...common, role: 'client' }) as WebSocketConnection & { server: Connection, errors: unknown[] }
+  const stream = options.messages === 'stream' ? { maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE } : undefined
+  const server = new WebSocketConnection(serverSocket, { ...common, role: 'server', logger, stream })
+  const client = new WebSocketConnection(clientSocket, { ...common, role: 'client' }) as unknown as InMemoryClient
   Object.defineProperty(client, 'server', { value: server })
   Object.defineProperty(client, 'errors', { value: errors })
   runHandler(handler, server, logger)

@@ -20,10 +20,12 @@ import { ConnectionClosedError } from '../errors.js'
 import type { MemoryBudget } from './budget.js'
 import { heartbeatSweeper, judge } from './heartbeat.js'
 import { MessageSource, type IncomingOwner } from './incoming.js'
-import { SinkPump, type SinkOwner } from './sink.js'
+import { SinkPump, isStreamedMessage, type SinkOwner } from './sink.js'
+import { StreamSource, type StreamOwner } from './streamed.js'
 import { preparedFrame } from './prepared.js'
 import { isText } from './text.js'
-import { resolveLimits, type CloseInfo, type Connection, type ConnectionStats, type DriverOptions, type Logger, type OutgoingMessage, type ResolvedLimits } from './types.js'
+import { resolveLimits, type CloseInfo, type ConnectionStats, type DriverOptions, type Logger, type OutgoingMessage, type ResolvedLimits, type StreamedMessage } from './types.js'
+import { DEFAULT_MAX_MESSAGE_SIZE } from '../protocol/session.js'
 
 function allocUnsafe (size: number): Uint8Array {
   return Buffer.allocUnsafe(size)
@@ -31,15 +33,20 @@ function allocUnsafe (size: number): Uint8Array {
 
 const encoder = new TextEncoder()
 const RESOLVED = Promise.resolve()
+const EMPTY = new Uint8Array(0)
+function noop (): void {}
 
-/** The driver: one per socket. Implements {@link Connection}. */
-export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner {
+/**
+ * The driver: one per socket. Implements {@link Connection}, or in stream mode
+ * {@link StreamConnection} (its `source` is then a {@link StreamSource}).
+ */
+export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwner {
   readonly protocol: string
   readonly url: string
   readonly headers: Record<string, string | string[] | undefined>
   readonly remoteAddress: string | undefined
   readonly remotePort: number | undefined
-  readonly source: MessageSource
+  readonly source: MessageSource | StreamSource
   /** Called once the connection is gone (the server's bookkeeping; no promise needed). */
   onClosed: ((conn: WebSocketConnection) => void) | undefined
 
@@ -76,6 +83,11 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
   /** `send()` was used: `sink` may not be. */
   private sending = false
   private sendWaiters: Array<{ resolve: () => void, reject: (e: unknown) => void }> | undefined
+  /** Settles when the streamed messages given to `send()` so far are sent: later sends wait for it. */
+  private sendChain: Promise<void> | undefined
+  private boundSend: ((message: OutgoingMessage) => Promise<void>) | undefined
+  /** Largest fragment of a streamed message we send. */
+  private readonly maxOutFrame: number
   private handlerLogger: Logger | undefined
   private pings: Array<{ data: Uint8Array, sentAt: number, resolve: (rtt: number) => void, reject: (e: unknown) => void }> | undefined
   /** Write callback of a flush that left the queue above `sendHigh` (made when first needed). */
@@ -114,18 +126,23 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
     const limits = options.limits
     this.config = options.resolved ?? resolveLimits(limits)
     this.budget = options.budget
+    const stream = options.stream
     this.session = new Session({
       role: options.role,
-      maxMessageSize: limits.maxMessageSize,
+      maxMessageSize: stream?.maxMessageSize ?? limits.maxMessageSize,
       maxFrameSize: limits.maxFrameSize,
       maxFragments: limits.maxFragments,
       isUtf8,
       mask: fillMask,
       alloc: allocUnsafe,
       deferClose: true,
-      compression: options.compression
+      compression: options.compression,
+      streamMessages: stream !== undefined
     })
-    this.source = new MessageSource(this, this.config.receiveHigh, this.config.receiveLow)
+    this.maxOutFrame = limits.maxFrameSize ?? limits.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE
+    this.source = stream !== undefined
+      ? new StreamSource(this, this.config.receiveHigh, this.config.receiveLow)
+      : new MessageSource(this, this.config.receiveHigh, this.config.receiveLow)
     this.sink = this.sink.bind(this)
     this.head = options.head !== undefined && options.head.length > 0 ? options.head : undefined
 
@@ -288,6 +305,7 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
     })
   }
 
+  /** `sink`: sends each message of `source` (see {@link OutgoingMessage}); resolves when it ends. */
   sink (source: Source<OutgoingMessage>): Promise<void> {
     if (this.pump !== undefined) return Promise.reject(new Error('sink can be called only once per connection'))
     if (this.sending) return Promise.reject(new Error('sink cannot be called on a connection that send() was used on'))
@@ -341,6 +359,11 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
     return this.pump?.offer(message, text) ?? false
   }
 
+  /** The connection's own source, when the sink may poll it (whole messages only). */
+  get ownMessages (): MessageSource | undefined {
+    return this.source instanceof MessageSource ? this.source : undefined
+  }
+
   queueFull (full: boolean): void {
     this.pausedForQueue = full
     this.updateReading()
@@ -357,10 +380,29 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
    * `sendHighWaterMark` (at once, usually; else when the socket drains). Exclusive with `sink`:
    * one way of sending per connection, so the order of messages is never in question.
    */
-  send (message: OutgoingMessage): Promise<void> {
+  get send (): (message: OutgoingMessage) => Promise<void> {
+    // Bound, like `sink`, so `({ source, send })` works; made on first use.
+    return (this.boundSend ??= (message) => this.sendMessage(message))
+  }
+
+  private sendMessage (message: OutgoingMessage): Promise<void> {
     if (this.pump !== undefined) return Promise.reject(new Error('send() cannot be used on a connection whose sink was called: send through the sink\'s iterable (an Outbox, say)'))
     if (this.sendingStopped) return Promise.reject(this.closingError())
     this.sending = true
+    if (this.sendChain !== undefined || isStreamedMessage(message)) {
+      // A streamed message is sent over many turns: whatever is sent after it waits its turn.
+      const p = (this.sendChain ?? RESOLVED).then(() => isStreamedMessage(message) ? this.sendStream(message) : this.sendWhole(message))
+      const tail = p.then(noop, noop)
+      this.sendChain = tail
+      void tail.then(() => { if (this.sendChain === tail) this.sendChain = undefined })
+      return p
+    }
+    return this.sendWhole(message)
+  }
+
+  /** `send()` of a whole message, its turn come. */
+  private sendWhole (message: Uint8Array | string): Promise<void> {
+    if (this.sendingStopped) return Promise.reject(this.closingError())
     try {
       this.queueMessage(message)
     } catch (err) {
@@ -370,8 +412,72 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
     return new Promise((resolve, reject) => { (this.sendWaiters ??= []).push({ resolve, reject }) })
   }
 
+  /** `send()` of a streamed message: each chunk as it comes, waiting for room in between. */
+  private async sendStream (message: StreamedMessage): Promise<void> {
+    if (this.sendingStopped) throw this.closingError()
+    const text = checkStreamedMessage(message)
+    let started = false
+    try {
+      for await (const chunk of message.chunks) {
+        if (this.sendingStopped) throw this.closingError()
+        if (this.queueChunk(chunk, text, started)) started = true
+        if (this.outputFull()) await this.waitForRoom()
+      }
+    } catch (err) {
+      // Half a message cannot be taken back: the connection closes (§7.4.1 1011).
+      if (!(err instanceof ConnectionClosedError)) this.failStream(err)
+      throw err
+    }
+    if (this.sendingStopped) throw this.closingError()
+    this.endStream(text, started)
+    if (this.outputFull()) await this.waitForRoom()
+  }
+
+  private waitForRoom (): Promise<void> {
+    return new Promise((resolve, reject) => { (this.sendWaiters ??= []).push({ resolve, reject }) })
+  }
+
+  /**
+   * Queue one chunk of a streamed message as fragments of at most `maxFrameSize` (§5.4), the
+   * first of the message with its opcode. Returns false for an empty chunk (nothing sent).
+   * @throws TypeError for anything but bytes or a string.
+   */
+  queueChunk (chunk: Uint8Array | string, text: boolean, started: boolean, last = false): boolean {
+    const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+    if (!(data instanceof Uint8Array)) throw new TypeError('a chunk of a streamed message must be a Uint8Array or a string')
+    if (data.length === 0 && !last) return false
+    const max = this.maxOutFrame
+    let opcode = started ? 0 : text ? 1 : 2
+    let at = 0
+    do {
+      const end = Math.min(data.length, at + max)
+      this.session.sendFragment(opcode, at === 0 && end === data.length ? data : data.subarray(at, end), last && end === data.length)
+      opcode = 0
+      at = end
+    } while (at < data.length)
+    this.queued()
+    return true
+  }
+
+  /** The type of a streamed message to send: true for text. @throws TypeError for a malformed one. */
+  streamIsText (message: StreamedMessage): boolean {
+    return checkStreamedMessage(message)
+  }
+
+  /** End a streamed message: an empty final fragment (the chunks' end is known only after the last). */
+  endStream (text: boolean, started: boolean): void {
+    this.session.sendFragment(started ? 0 : text ? 1 : 2, EMPTY, true)
+    this.queued()
+  }
+
+  /** A streamed message's chunks threw: it cannot be finished, so the connection closes with 1011. */
+  failStream (err: unknown): void {
+    this.logger?.debug({ err, protocol: this.protocol, remoteAddress: this.remoteAddress }, 'a streamed message failed part-way: closing the connection (1011)')
+    if (!this.sendingStopped) this.close(CloseCode.InternalError)
+  }
+
   /** What `send()` and `ping()` reject with once the connection is closing. */
-  private closingError (): ConnectionClosedError {
+  closingError (): ConnectionClosedError {
     // The code `closed` settles with: the side that closed first.
     const code = this.closeInfo?.code ?? (this.closedFirstByUs ? this.ourClose?.code : this.peerClose?.code) ?? this.ourClose?.code ?? CloseCode.Abnormal
     return new ConnectionClosedError('the connection is closing', code)
@@ -525,9 +631,12 @@ export class WebSocketConnection implements Connection, IncomingOwner, SinkOwner
         // A message joined from parts or frames lies in a buffer from `alloc` (a Buffer, for
         // the output's sake): hand out a plain view of it.
         if (data instanceof Buffer) data = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-        this.source.push(data, !event.binary)
+        ;(this.source as MessageSource).push(data, !event.binary)
         return
       }
+      case 'chunk':
+        (this.source as StreamSource).push(event.data, !event.binary, event.first, event.last)
+        return
       case 'ping':
         return
       case 'pong':
@@ -764,6 +873,15 @@ function flushLater (conn: WebSocketConnection): void { conn.flush() }
 function timerFired (conn: WebSocketConnection): void { conn.onTimer() }
 function replyLater (conn: WebSocketConnection): void { conn.sendOwedClose() }
 function doneCheck (conn: WebSocketConnection): void { conn.closeIfDone() }
+
+/** The type of a streamed message to send. @throws TypeError for anything but 'text' or 'binary'. */
+export function checkStreamedMessage (message: StreamedMessage): boolean {
+  const type = message.type
+  if (type !== 'text' && type !== 'binary') throw new TypeError(`a streamed message's type must be 'text' or 'binary', not ${String(type)}`)
+  const chunks = message.chunks as unknown as Record<symbol, unknown> | null
+  if (chunks === null || typeof chunks !== 'object' || (typeof chunks[Symbol.asyncIterator] !== 'function' && typeof chunks[Symbol.iterator] !== 'function')) throw new TypeError('a streamed message\'s chunks must be an iterable or an async iterable')
+  return type === 'text'
+}
 
 /** How long the close owed to a peer waits for the handler to read what came before it. */
 const REPLY_GRACE = 1000

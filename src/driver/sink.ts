@@ -9,17 +9,25 @@
 
 import type { Source } from 'it-stream-types'
 import { END, WAIT, type MessageSource } from './incoming.js'
-import type { OutgoingMessage } from './types.js'
+import { lastChunkTaken } from './streamed.js'
+import type { OutgoingMessage, StreamedMessage } from './types.js'
 
 /** What the pump needs from its connection. */
 export interface SinkOwner {
-  readonly source: MessageSource
+  /** The connection's own source, which an echo polls: whole messages only. */
+  readonly ownMessages: MessageSource | undefined
   /** Our close is sent or the socket is gone: nothing more may be sent. */
   readonly sendingStopped: boolean
   /** Output is at the send mark even after a flush: wait for {@link SinkPump.onDrain}. */
   outputFull: () => boolean
   /** Queue one message for sending. Throws a TypeError for anything but a string or bytes. */
   queueMessage: (message: OutgoingMessage) => void
+  /** Queue a chunk of a streamed message; false for an empty one (nothing sent). Throws a TypeError for anything but bytes or a string. */
+  queueChunk: (chunk: Uint8Array | string, text: boolean, started: boolean, last?: boolean) => boolean
+  /** End a streamed message with an empty final fragment. */
+  endStream: (text: boolean, started: boolean) => void
+  /** The type of a streamed message; throws a TypeError for a malformed one. */
+  streamIsText: (message: StreamedMessage) => boolean
   /** Queue a message polled from the connection's own source, as text if it came as text. */
   queueEcho: (message: Uint8Array, text: boolean) => void
   flush: () => void
@@ -37,6 +45,20 @@ const ENDED = 4
 
 function ignore (): void {}
 
+/** Is `value` a {@link StreamedMessage} (an object with `chunks`) rather than bytes or a string? */
+export function isStreamedMessage (value: unknown): value is StreamedMessage {
+  return typeof value === 'object' && value !== null && !(value instanceof Uint8Array) && 'chunks' in value
+}
+
+/** Call `return()` on an iterator we stop pulling, ignoring what it says. */
+function stopIterator (iterator: Iterator<unknown> | AsyncIterator<unknown>): void {
+  if (typeof iterator.return !== 'function') return
+  try {
+    const r = iterator.return()
+    if (typeof (r as PromiseLike<unknown>)?.then === 'function') (r as Promise<unknown>).then(undefined, ignore)
+  } catch {}
+}
+
 /** One per connection whose `sink` was called. */
 export class SinkPump {
   private readonly owner: SinkOwner
@@ -53,13 +75,20 @@ export class SinkPump {
   private error: unknown
   /** The handler returned {@link SinkPump.promise}: the sink's end settles the handler. */
   private adopted = false
+  /** The chunks of the streamed message being sent, if one is. */
+  private chunks: Iterator<Uint8Array | string> | AsyncIterator<Uint8Array | string> | undefined
+  private chunksText = false
+  /** A fragment of the streamed message has gone out (the rest are continuations). */
+  private chunksStarted = false
+  private onChunk: ((result: IteratorResult<Uint8Array | string>) => void) | undefined
+  private onChunkError: ((err: unknown) => void) | undefined
 
   constructor (owner: SinkOwner, source: Source<OutgoingMessage>) {
     this.owner = owner
     // Throws for a non-iterable: the caller turns that into a rejected promise.
     const iterator = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]()
     this.iterator = iterator
-    this.own = iterator === owner.source
+    this.own = iterator === owner.ownMessages
     this.promise = new Promise<void>((resolve, reject) => {
       this.resolve = resolve
       this.reject = reject
@@ -135,11 +164,15 @@ export class SinkPump {
         this.phase = BLOCKED
         return
       }
+      if (this.chunks !== undefined) {
+        if (!this.pullChunk()) return
+        continue
+      }
       let value: OutgoingMessage
       if (this.own) {
         let m: Uint8Array | typeof WAIT | typeof END
         try {
-          m = owner.source.poll()
+          m = owner.ownMessages!.poll()
         } catch (err) {
           return this.end(true, err)
         }
@@ -149,7 +182,7 @@ export class SinkPump {
         }
         if (m === END) return this.end(true)
         // Bytes from our own source cannot be a bad message: no try needed.
-        owner.queueEcho(m, owner.source.lastText)
+        owner.queueEcho(m, owner.ownMessages!.lastText)
         continue
       } else {
         let r: IteratorResult<OutgoingMessage> | PromiseLike<IteratorResult<OutgoingMessage>>
@@ -169,12 +202,73 @@ export class SinkPump {
         if (result.done === true) return this.end(true)
         value = result.value
       }
-      try {
-        owner.queueMessage(value)
-      } catch (err) {
-        return this.end(false, err)
-      }
+      if (!this.send(value)) return
     }
+  }
+
+  /** Queue a message, or start streaming one out. False when that failed and the sink ended. */
+  private send (value: OutgoingMessage): boolean {
+    try {
+      if (isStreamedMessage(value)) {
+        this.chunksText = this.owner.streamIsText(value)
+        const chunks = value.chunks
+        this.chunks = Symbol.asyncIterator in chunks ? chunks[Symbol.asyncIterator]() : chunks[Symbol.iterator]()
+        this.chunksStarted = false
+      } else {
+        this.owner.queueMessage(value)
+      }
+      return true
+    } catch (err) {
+      this.end(false, err)
+      return false
+    }
+  }
+
+  /** Pull the next chunk of the streamed message. False when the pump must wait or ended. */
+  private pullChunk (): boolean {
+    let r: IteratorResult<Uint8Array | string> | PromiseLike<IteratorResult<Uint8Array | string>>
+    try {
+      r = this.chunks!.next()
+    } catch (err) {
+      this.end(false, err)
+      return false
+    }
+    if (typeof (r as PromiseLike<unknown>).then === 'function') {
+      this.phase = WAITING
+      ;(r as PromiseLike<IteratorResult<Uint8Array | string>>).then(
+        this.onChunk ??= (result) => { this.chunkPulled(result) },
+        this.onChunkError ??= (err: unknown) => { if (this.phase === WAITING) this.end(false, err) })
+      return false
+    }
+    return this.sendChunk(r as IteratorResult<Uint8Array | string>)
+  }
+
+  /** Send one chunk, or end the streamed message. False when the sink ended. */
+  private sendChunk (result: IteratorResult<Uint8Array | string>): boolean {
+    const owner = this.owner
+    try {
+      if (result.done === true) {
+        this.chunks = undefined
+        owner.endStream(this.chunksText, this.chunksStarted)
+        return true
+      }
+      // A received message tells when its last chunk is out: that chunk then carries FIN.
+      const last = lastChunkTaken(this.chunks!)
+      if (owner.queueChunk(result.value, this.chunksText, this.chunksStarted, last)) this.chunksStarted = true
+      if (last) this.chunks = undefined
+      return true
+    } catch (err) {
+      this.end(false, err)
+      return false
+    }
+  }
+
+  /** A chunk iterator's promise settled with `result`. */
+  private chunkPulled (result: IteratorResult<Uint8Array | string>): void {
+    if (this.phase !== WAITING) return
+    if (this.owner.sendingStopped) return this.end(false)
+    this.phase = RUNNING
+    if (this.sendChunk(result)) this.pump()
   }
 
   /** A foreign iterator's promise settled with `result`. */
@@ -183,12 +277,8 @@ export class SinkPump {
     if (this.phase !== WAITING) return
     if (this.owner.sendingStopped) return this.end(false)
     if (result.done === true) return this.end(true)
-    try {
-      this.owner.queueMessage(result.value)
-    } catch (err) {
-      return this.end(false, err)
-    }
-    this.pump()
+    this.phase = RUNNING
+    if (this.send(result.value)) this.pump()
   }
 
   /** The sink is done: `finished` when its iterable ended (or threw) by itself. */
@@ -200,13 +290,11 @@ export class SinkPump {
     this.owner.flush()
     const iterator = this.iterator
     this.iterator = undefined
-    // "Stops": the handler's generators run their finally blocks.
-    if (!finished && iterator !== undefined && typeof iterator.return === 'function') {
-      try {
-        const r = iterator.return()
-        if (typeof (r as PromiseLike<unknown>)?.then === 'function') (r as Promise<unknown>).then(undefined, ignore)
-      } catch {}
-    }
+    const chunks = this.chunks
+    this.chunks = undefined
+    // "Stops": the handler's generators (and a streamed message's chunks) run their finally blocks.
+    if (chunks !== undefined) stopIterator(chunks)
+    if (!finished && iterator !== undefined) stopIterator(iterator)
     if (error !== undefined) this.reject(error)
     else this.resolve()
     if (this.adopted) this.settleHandler()

@@ -10,8 +10,43 @@ import type { Role } from '../protocol/frame-parser.js'
 import type { MessageCompression } from '../protocol/extension.js'
 import type { MemoryBudget } from './budget.js'
 
-/** A message as a handler may send it: a string goes as text, bytes as binary (unless received as text). */
-export type OutgoingMessage = Uint8Array | string
+/**
+ * A message sent as a stream: its type, and its bytes as chunks (bytes, or strings sent as
+ * UTF-8), sync or async. `sink` and `send` send each chunk as it comes, as fragments of at most
+ * `maxFrameSize`, so the message is never held whole. A message received in stream mode is one
+ * too, so `sink(source)` echoes a stream. If `chunks` throws, the message cannot be finished and
+ * the connection closes with 1011.
+ */
+export interface StreamedMessage {
+  /** Text (opcode 1) or binary (opcode 2). The chunks of a text message must together be UTF-8. */
+  readonly type: 'text' | 'binary'
+  /** The bytes, in order. A string chunk must not end in half of a surrogate pair. */
+  readonly chunks: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>
+}
+
+/**
+ * A message as stream mode's `source` hands it out (`register(protocol, handler, { messages:
+ * 'stream' })`): `chunks` yields its bytes as they arrive, unmasked and, for text, checked as
+ * UTF-8 (a character may be split between chunks). Reading the chunks slowly slows the peer:
+ * they wait in the receive queue, and past `receiveHighWaterMark` the socket stops being read.
+ *
+ * One message at a time: asking `source` for the next message abandons the rest of this one
+ * (its chunks then throw a `MessageAbandonedError`), and so does leaving the `chunks` loop
+ * early; the rest of its bytes are dropped as they arrive. If the connection fails or closes
+ * before the message ends, `chunks` throws (the `source` error, e.g. a 1007 for invalid UTF-8,
+ * or a `ConnectionClosedError`).
+ */
+export interface ReceivedStream extends StreamedMessage {
+  /** Text or binary, known from the message's first frame. */
+  readonly type: 'text' | 'binary'
+  /** The bytes as they arrive: read once. */
+  readonly chunks: AsyncIterableIterator<Uint8Array>
+  /** Bytes read from `chunks` so far. */
+  readonly received: number
+}
+
+/** A message as a handler may send it: a string goes as text, bytes as binary (unless received as text), a {@link StreamedMessage} chunk by chunk. */
+export type OutgoingMessage = Uint8Array | string | StreamedMessage
 
 /** How a connection ended. */
 export interface CloseInfo {
@@ -163,6 +198,29 @@ export interface Connection extends Duplex<AsyncIterableIterator<Uint8Array>, So
   stats: () => ConnectionStats
 }
 
+/**
+ * A connection in stream mode: the same duplex as {@link Connection}, but `source` yields each
+ * message as a {@link ReceivedStream} whose bytes come as they arrive, so a message of any size
+ * passes in bounded memory. See `register(protocol, handler, { messages: 'stream' })` and
+ * `connect(url, { messages: 'stream' })`.
+ */
+export interface StreamConnection extends Omit<Connection, 'source'> {
+  /** One {@link ReceivedStream} per message; asking for the next abandons the rest of the current one. */
+  readonly source: AsyncIterableIterator<ReceivedStream>
+}
+
+/** Options of stream mode, for a handler (`register`) or a client (`connect`). */
+export interface StreamModeOptions {
+  /** `'stream'`: messages come as {@link ReceivedStream}s. `'whole'` (the default): as whole `Uint8Array`s. */
+  messages: 'stream'
+  /**
+   * Largest message received in stream mode, in bytes: since a streamed message is never held,
+   * it may be far above the whole-message limit. Default: the connection's `maxMessageSize`.
+   * `Infinity` for no limit. Over it: 1009, once the bytes pass it.
+   */
+  maxMessageSize?: number
+}
+
 /** {@link ConnectionLimits} with every default filled in: resolved once, shared by connections. */
 export interface ResolvedLimits {
   readonly receiveHigh: number
@@ -207,5 +265,7 @@ export interface DriverOptions {
   budget?: MemoryBudget
   /** The negotiated per-message compression (permessage-deflate), if any. */
   compression?: MessageCompression
+  /** Stream mode, with its message limit: `source` yields {@link ReceivedStream}s. */
+  stream?: { maxMessageSize: number }
 }
 

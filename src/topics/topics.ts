@@ -10,7 +10,10 @@
 import { CloseCode } from '../protocol/close-codes.js'
 import { prepareMessage } from '../driver/prepared.js'
 import { asText, isText } from '../driver/text.js'
-import type { Connection, OutgoingMessage } from '../driver/types.js'
+import type { Connection } from '../driver/types.js'
+
+/** What a topic carries: whole messages (a string as text, bytes as binary unless marked with `asText`). */
+type TopicMessage = Uint8Array | string
 import type { TopicsAdapter } from './adapter.js'
 import { Fifo } from '../fifo.js'
 
@@ -125,14 +128,14 @@ export class Topics {
    * in the others. A single message returns how many subscribers here took it; an iterable
    * returns a promise of the messages published, settling when it ends (rejecting if it throws).
    */
-  publish (topic: string, message: OutgoingMessage): number
-  publish (topic: string, messages: Iterable<OutgoingMessage> | AsyncIterable<OutgoingMessage>): Promise<number>
-  publish (topic: string, what: OutgoingMessage | Iterable<OutgoingMessage> | AsyncIterable<OutgoingMessage>): number | Promise<number> {
+  publish (topic: string, message: TopicMessage): number
+  publish (topic: string, messages: Iterable<TopicMessage> | AsyncIterable<TopicMessage>): Promise<number>
+  publish (topic: string, what: TopicMessage | Iterable<TopicMessage> | AsyncIterable<TopicMessage>): number | Promise<number> {
     if (typeof what === 'string' || what instanceof Uint8Array) return this.publishOne(topic, what)
     return this.publishAll(topic, what)
   }
 
-  private async publishAll (topic: string, messages: Iterable<OutgoingMessage> | AsyncIterable<OutgoingMessage>): Promise<number> {
+  private async publishAll (topic: string, messages: Iterable<TopicMessage> | AsyncIterable<TopicMessage>): Promise<number> {
     let n = 0
     for await (const message of messages) {
       this.publishOne(topic, message)
@@ -143,7 +146,7 @@ export class Topics {
     return n
   }
 
-  private publishOne (topic: string, message: OutgoingMessage): number {
+  private publishOne (topic: string, message: TopicMessage): number {
     if (typeof topic !== 'string') throw new TypeError('a topic is a string')
     // Encoded once: every subscriber's connection writes these same frame bytes.
     const prepared = prepareMessage(message)

@@ -20,7 +20,10 @@ function fake (): Fake {
     stopped: false,
     settled: [],
     pump: undefined,
-    source: undefined as unknown as MessageSource,
+    ownMessages: undefined as unknown as MessageSource,
+    queueChunk: () => { throw new Error('not in these tests') },
+    endStream: () => {},
+    streamIsText: (m) => m.type === 'text',
     get sendingStopped () { return o.stopped },
     outputFull: () => o.full,
     queueMessage: (m) => { if (typeof m !== 'string' && !(m instanceof Uint8Array)) throw new TypeError('bad'); o.sent.push(m) },
@@ -29,7 +32,7 @@ function fake (): Fake {
     onHandlerSettled: (e) => { o.settled.push(e) },
     onSinkEnded: () => {}
   }
-  ;(o as { source: MessageSource }).source = new MessageSource({ queueFull: () => {}, dropWhenFull: false, onSourceDrained: () => {}, onSourceReturned: () => {}, wakeSink: () => { o.pump?.pump() }, offerToSink: (m, text) => o.pump?.offer(m, text) ?? false, onQueueEmptied: () => {} }, 1 << 20, 1 << 18)
+  ;(o as { ownMessages: MessageSource }).ownMessages = new MessageSource({ queueFull: () => {}, dropWhenFull: false, onSourceDrained: () => {}, onSourceReturned: () => {}, wakeSink: () => { o.pump?.pump() }, offerToSink: (m, text) => o.pump?.offer(m, text) ?? false, onQueueEmptied: () => {} }, 1 << 20, 1 << 18)
   return o
 }
 
@@ -80,10 +83,10 @@ test('a bad message rejects the sink with its TypeError', async (t) => {
 
 test('echo from the own source: polled without promises', (t) => {
   const o = fake()
-  const pump = new SinkPump(o, o.source)
+  const pump = new SinkPump(o, o.ownMessages!)
   o.pump = pump
   pump.pump()
-  o.source.push(new Uint8Array([1]), false)
-  o.source.push(new Uint8Array([2]), false)
+  o.ownMessages!.push(new Uint8Array([1]), false)
+  o.ownMessages!.push(new Uint8Array([2]), false)
   t.is(o.sent.length, 2)
 })

@@ -1,0 +1,311 @@
+/**
+ * Stream mode's `source`: each item is a message whose bytes are an async iterable of chunks
+ * handed out as they arrive, so a message of any size passes through a bounded queue. The
+ * chunks of every message wait in one queue, which costs their bytes plus {@link ITEM_OVERHEAD}
+ * each and pauses reading past the receive high-water mark, exactly as whole messages do
+ * (TCP backpressure reaches the peer while the handler has not read the chunks).
+ *
+ * Messages come one at a time: asking `source` for the next one abandons the rest of the
+ * current one, and so does `return()` on its `chunks` (a `break` out of their loop). The bytes
+ * of an abandoned message are dropped as they arrive, without pausing reading.
+ *
+ * @packageDocumentation
+ */
+
+import { ITEM_OVERHEAD } from '../protocol/gather.js'
+import { MessageAbandonedError, type ConnectionClosedError } from '../errors.js'
+import type { IncomingOwner } from './incoming.js'
+import type { ReceivedStream } from './types.js'
+
+/** What the stream source needs from its connection, besides what the message queue needs. */
+export interface StreamOwner extends Pick<IncomingOwner, 'queueFull' | 'dropWhenFull' | 'onSourceDrained' | 'onSourceReturned' | 'onQueueEmptied'> {
+  /** The error a message cut short by a clean close reports (the connection's close code). */
+  closingError: () => ConnectionClosedError
+}
+
+interface Chunk {
+  data: Uint8Array
+  first: boolean
+  last: boolean
+  text: boolean
+}
+
+type Waiter<T> = { resolve: (r: IteratorResult<T>) => void, reject: (e: unknown) => void }
+
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined }
+const DONE_PROMISE = Promise.resolve(DONE)
+const NO_CHUNKS: Chunk[] = []
+
+/** One received message in stream mode: its type, and its bytes as they come. */
+class StreamedIncoming implements ReceivedStream, AsyncIterableIterator<Uint8Array> {
+  readonly type: 'text' | 'binary'
+  /** Bytes handed out so far. */
+  received = 0
+  /** Its last chunk was taken, or it was abandoned: nothing more comes out. */
+  finished = false
+  /** Abandoned because `source` moved on: reading on is an error, not a quiet end. */
+  movedOn = false
+  private readonly from: StreamSource
+
+  constructor (from: StreamSource, text: boolean) {
+    this.from = from
+    this.type = text ? 'text' : 'binary'
+  }
+
+  get chunks (): AsyncIterableIterator<Uint8Array> {
+    return this
+  }
+
+  next (): Promise<IteratorResult<Uint8Array>> {
+    return this.from.nextChunk(this)
+  }
+
+  /** Done with this message: the rest of its bytes are dropped as they arrive. */
+  return (): Promise<IteratorResult<Uint8Array>> {
+    this.from.abandon(this, false)
+    return DONE_PROMISE
+  }
+
+  [Symbol.asyncIterator] (): this {
+    return this
+  }
+}
+
+/** Is `chunks` a received message whose last chunk has just been taken? (An echo can then send that chunk with FIN.) */
+export function lastChunkTaken (chunks: object): boolean {
+  return chunks instanceof StreamedIncoming && chunks.finished && !chunks.movedOn
+}
+
+/** `source` in stream mode. */
+export class StreamSource implements AsyncIterableIterator<ReceivedStream> {
+  private readonly owner: StreamOwner
+  private readonly high: number
+  private readonly low: number
+  private queue: Chunk[] = NO_CHUNKS
+  private head = 0
+  /** Queue index from which chunks arrived since the last {@link StreamSource.settle}. */
+  private fresh = 0
+  /** The message handed out last; its chunks are at the front of the queue until it is finished. */
+  private current: StreamedIncoming | undefined
+  /** Drop arriving chunks up to the end of an abandoned message. */
+  private discarding = false
+  private messageWaiter: Waiter<ReceivedStream> | undefined
+  private chunkWaiter: Waiter<Uint8Array> | undefined
+  private ended = false
+  private error: Error | undefined
+  private full = false
+  /** The consumer called `return()`: done reading. */
+  detached = false
+  /** What the queued chunks cost: bytes plus {@link ITEM_OVERHEAD} each. */
+  cost = 0
+  /** The most {@link StreamSource.cost} has been. */
+  peak = 0
+  /** Chunks and messages the consumer has taken: the heartbeat's sign of progress. */
+  taken = 0
+
+  constructor (owner: StreamOwner, high: number, low: number) {
+    this.owner = owner
+    this.high = high
+    this.low = low
+  }
+
+  /** A chunk of the message arriving (see {@link SessionChunkEvent}). */
+  push (data: Uint8Array, text: boolean, first: boolean, last: boolean): void {
+    if (this.detached) return
+    if (this.discarding) {
+      if (last) this.discarding = false
+      return
+    }
+    const cost = data.length + ITEM_OVERHEAD
+    // After our close, reading goes on until the peer's close: past the mark, chunks are dropped.
+    if (this.owner.dropWhenFull && this.cost + cost > this.high) return
+    if (this.queue === NO_CHUNKS) this.queue = []
+    this.queue.push({ data, first, last, text })
+    this.cost += cost
+    if (this.cost > this.peak) this.peak = this.cost
+    if (this.cost > this.high && !this.full && !this.owner.dropWhenFull) {
+      this.full = true
+      this.owner.queueFull(true)
+    }
+    this.wake()
+  }
+
+  /** Serve whoever waits: the current message's reader, or the reader of `source`. */
+  private wake (): void {
+    const cw = this.chunkWaiter
+    if (cw !== undefined) {
+      const cur = this.current!
+      const value = this.take(cur)
+      if (value !== undefined) {
+        this.chunkWaiter = undefined
+        cw.resolve(value === null ? DONE : { done: false, value })
+      }
+      return
+    }
+    const mw = this.messageWaiter
+    if (mw !== undefined && this.head < this.queue.length) {
+      this.messageWaiter = undefined
+      mw.resolve({ done: false, value: this.open() })
+    }
+  }
+
+  /** The queued chunks that are small views of a larger read are copied out, so they do not pin it. */
+  settle (): void {
+    const queue = this.queue
+    for (let i = Math.max(this.fresh, this.head); i < queue.length; i++) {
+      const c = queue[i]
+      if (c.data.length * 2 < c.data.buffer.byteLength) c.data = c.data.slice()
+    }
+    this.fresh = queue.length
+  }
+
+  /** Reading may go on past the mark: our close is sent and the peer's answer must be read. */
+  release (): void {
+    if (this.full) {
+      this.full = false
+      this.owner.queueFull(false)
+    }
+  }
+
+  /** No more chunks: the queue drains, then `source` ends (or throws `error`). */
+  end (error?: Error): void {
+    if (this.ended) return
+    this.ended = true
+    this.error = error
+    const cw = this.chunkWaiter
+    if (cw !== undefined && this.head === this.queue.length) {
+      this.chunkWaiter = undefined
+      cw.reject(this.cutShort())
+    }
+    const mw = this.messageWaiter
+    if (mw !== undefined && this.head === this.queue.length) {
+      this.messageWaiter = undefined
+      this.owner.onSourceDrained()
+      if (error !== undefined) mw.reject(error)
+      else mw.resolve(DONE)
+    }
+  }
+
+  /** What reading a message cut short by the end of the connection throws. */
+  private cutShort (): Error {
+    return this.error ?? this.owner.closingError()
+  }
+
+  next (): Promise<IteratorResult<ReceivedStream>> {
+    const cur = this.current
+    if (cur !== undefined && !cur.finished) this.abandon(cur, true)
+    this.current = undefined
+    if (this.head < this.queue.length) return Promise.resolve({ done: false, value: this.open() })
+    if (this.ended) {
+      this.owner.onSourceDrained()
+      if (this.error !== undefined) {
+        const error = this.error
+        this.error = undefined
+        return Promise.reject(error)
+      }
+      return DONE_PROMISE
+    }
+    if (this.messageWaiter !== undefined) return Promise.reject(new Error('source.next() called while a previous call is pending'))
+    return new Promise((resolve, reject) => { this.messageWaiter = { resolve, reject } })
+  }
+
+  /** Done reading: the connection closes once its sink is done too (see the owner). */
+  return (): Promise<IteratorResult<ReceivedStream>> {
+    if (this.detached) return DONE_PROMISE
+    const cur = this.current
+    if (cur !== undefined && !cur.finished) this.abandon(cur, true)
+    this.detached = true
+    this.discarding = false
+    this.clear()
+    this.release()
+    this.owner.onQueueEmptied()
+    this.ended = true
+    this.error = undefined
+    this.owner.onSourceDrained()
+    this.owner.onSourceReturned()
+    return DONE_PROMISE
+  }
+
+  [Symbol.asyncIterator] (): this {
+    return this
+  }
+
+  /** The message whose first chunk is at the front of the queue. */
+  private open (): StreamedIncoming {
+    const msg = new StreamedIncoming(this, this.queue[this.head].text)
+    this.current = msg
+    this.taken++
+    return msg
+  }
+
+  /** The next chunk of `msg`. */
+  nextChunk (msg: StreamedIncoming): Promise<IteratorResult<Uint8Array>> {
+    if (msg.finished) return msg.movedOn ? Promise.reject(new MessageAbandonedError()) : DONE_PROMISE
+    const value = this.take(msg)
+    if (value === null) return DONE_PROMISE
+    if (value !== undefined) return Promise.resolve({ done: false, value })
+    if (this.ended) return Promise.reject(this.cutShort())
+    if (this.chunkWaiter !== undefined) return Promise.reject(new Error('chunks.next() called while a previous call is pending'))
+    return new Promise((resolve, reject) => { this.chunkWaiter = { resolve, reject } })
+  }
+
+  /** Take the next non-empty chunk of `msg`: `null` once its last is taken, `undefined` when none is queued yet. */
+  private take (msg: StreamedIncoming): Uint8Array | null | undefined {
+    while (this.head < this.queue.length) {
+      const c = this.dequeue()
+      if (c.last) msg.finished = true
+      msg.received += c.data.length
+      this.taken++
+      if (c.data.length > 0) return c.data
+      if (c.last) return null
+    }
+    return undefined
+  }
+
+  private dequeue (): Chunk {
+    const c = this.queue[this.head]
+    this.queue[this.head++] = undefined as unknown as Chunk
+    this.cost -= c.data.length + ITEM_OVERHEAD
+    if (this.head === this.queue.length) {
+      this.queue = NO_CHUNKS
+      this.head = 0
+      this.fresh = 0
+    } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head)
+      this.fresh = Math.max(0, this.fresh - this.head)
+      this.head = 0
+    }
+    if (this.full && this.cost <= this.low) {
+      this.full = false
+      this.owner.queueFull(false)
+    }
+    if (this.queue === NO_CHUNKS) this.owner.onQueueEmptied()
+    return c
+  }
+
+  /**
+   * Drop the rest of `msg`: its queued chunks now, the ones still to come as they arrive.
+   * `movedOn`: `source` asked for the next message, so a reader of these chunks gets an error.
+   */
+  abandon (msg: StreamedIncoming, movedOn: boolean): void {
+    if (msg.finished || msg !== this.current) return
+    msg.finished = true
+    msg.movedOn = movedOn
+    let sawLast = false
+    while (this.head < this.queue.length && !sawLast) sawLast = this.dequeue().last
+    if (!sawLast) this.discarding = true
+    const cw = this.chunkWaiter
+    if (cw !== undefined) {
+      this.chunkWaiter = undefined
+      if (movedOn) cw.reject(new MessageAbandonedError())
+      else cw.resolve(DONE)
+    }
+  }
+
+  private clear (): void {
+    this.queue = NO_CHUNKS
+    this.head = 0
+    this.fresh = 0
+    this.cost = 0
+  }
+}
