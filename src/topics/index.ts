@@ -5,6 +5,6 @@
  * @packageDocumentation
  */
 
-export { Topics, Subscription, SlowSubscriberError, DEFAULT_TOPICS_OPTIONS, type TopicsOptions, type SlowSubscriberPolicy } from './topics.js'
+export { Topics, Subscription, SlowSubscriberError, DEFAULT_TOPICS_OPTIONS, type TopicsOptions, type SlowSubscriberPolicy, type TopicMessage } from './topics.js'
 export type { TopicsAdapter, RemoteDelivery } from './adapter.js'
 export { RedisAdapter, type RedisAdapterOptions } from './redis.js'

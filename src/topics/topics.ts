@@ -13,7 +13,7 @@ import { asText, isText } from '../driver/text.js'
 import type { Connection } from '../driver/types.js'
 
 /** What a topic carries: whole messages (a string as text, bytes as binary unless marked with `asText`). */
-type TopicMessage = Uint8Array | string
+export type TopicMessage = Uint8Array | string
 import type { TopicsAdapter } from './adapter.js'
 import { Fifo } from '../fifo.js'
 

@@ -21,7 +21,8 @@ const REQUIRED = [
   'examples/uppercase.ts',
   'examples/json.ts',
   'examples/chat-server.ts',
-  'examples/file-stream.ts'
+  'examples/file-stream.ts',
+  'examples/upload.ts'
 ]
 
 if (process.env.WSPIPE_SYNC_DOCS === '1') {
