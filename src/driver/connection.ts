@@ -47,6 +47,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   readonly remoteAddress: string | undefined
   readonly remotePort: number | undefined
   readonly source: MessageSource | StreamSource
+  /** The connection's own source, when the sink may poll it (whole messages only). */
+  readonly ownMessages: MessageSource | undefined
   /** Called once the connection is gone (the server's bookkeeping; no promise needed). */
   onClosed: ((conn: WebSocketConnection) => void) | undefined
 
@@ -140,9 +142,12 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
       streamMessages: stream !== undefined
     })
     this.maxOutFrame = limits.maxFrameSize ?? limits.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE
-    this.source = stream !== undefined
-      ? new StreamSource(this, this.config.receiveHigh, this.config.receiveLow)
-      : new MessageSource(this, this.config.receiveHigh, this.config.receiveLow)
+    if (stream !== undefined) {
+      this.source = new StreamSource(this, this.config.receiveHigh, this.config.receiveLow)
+      this.ownMessages = undefined
+    } else {
+      this.source = this.ownMessages = new MessageSource(this, this.config.receiveHigh, this.config.receiveLow)
+    }
     this.sink = this.sink.bind(this)
     this.head = options.head !== undefined && options.head.length > 0 ? options.head : undefined
 
@@ -359,10 +364,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     return this.pump?.offer(message, text) ?? false
   }
 
-  /** The connection's own source, when the sink may poll it (whole messages only). */
-  get ownMessages (): MessageSource | undefined {
-    return this.source instanceof MessageSource ? this.source : undefined
-  }
+
 
   queueFull (full: boolean): void {
     this.pausedForQueue = full

@@ -111,14 +111,19 @@ export class StreamSource implements AsyncIterableIterator<ReceivedStream> {
 
   /** A chunk of the message arriving (see {@link SessionChunkEvent}). */
   push (data: Uint8Array, text: boolean, first: boolean, last: boolean): void {
-    if (this.detached) return
+    if (this.detached || this.ended) return
     if (this.discarding) {
       if (last) this.discarding = false
       return
     }
     const cost = data.length + ITEM_OVERHEAD
-    // After our close, reading goes on until the peer's close: past the mark, chunks are dropped.
-    if (this.owner.dropWhenFull && this.cost + cost > this.high) return
+    // After our close, reading goes on until the peer's close. Past the mark nothing more is
+    // queued; a dropped chunk would silently cut a message, so the source ends here instead
+    // (the message being read then throws, as one cut short by the close does).
+    if (this.owner.dropWhenFull && this.cost + cost > this.high) {
+      this.end()
+      return
+    }
     if (this.queue === NO_CHUNKS) this.queue = []
     this.queue.push({ data, first, last, text })
     this.cost += cost
@@ -175,6 +180,8 @@ export class StreamSource implements AsyncIterableIterator<ReceivedStream> {
     const cw = this.chunkWaiter
     if (cw !== undefined && this.head === this.queue.length) {
       this.chunkWaiter = undefined
+      // The reader has seen the end: the close owed to the peer may go now.
+      this.owner.onSourceDrained()
       cw.reject(this.cutShort())
     }
     const mw = this.messageWaiter
@@ -244,7 +251,10 @@ export class StreamSource implements AsyncIterableIterator<ReceivedStream> {
     const value = this.take(msg)
     if (value === null) return DONE_PROMISE
     if (value !== undefined) return Promise.resolve({ done: false, value })
-    if (this.ended) return Promise.reject(this.cutShort())
+    if (this.ended) {
+      this.owner.onSourceDrained()
+      return Promise.reject(this.cutShort())
+    }
     if (this.chunkWaiter !== undefined) return Promise.reject(new Error('chunks.next() called while a previous call is pending'))
     return new Promise((resolve, reject) => { this.chunkWaiter = { resolve, reject } })
   }
