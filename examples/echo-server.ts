@@ -11,7 +11,8 @@
  *
  * permessage-deflate is on (with its defaults), so a browser negotiates it. The server keeps
  * wspipe's default limits. `--max-message-size` and `--max-fragments` exist for
- * the conformance runner, whose full-size cases need wider ones.
+ * the conformance runner, whose full-size cases need wider ones; `--stream` (also for it) makes
+ * the echo for no subprotocol the streaming one.
  */
 import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
@@ -31,7 +32,7 @@ export interface Demo {
   close: () => Promise<void>
 }
 
-export async function startDemo (port = 8080, host = '127.0.0.1', options: WebSocketServerOptions = {}): Promise<Demo> {
+export async function startDemo (port = 8080, host = '127.0.0.1', options: WebSocketServerOptions = {}, streamDefault = false): Promise<Demo> {
   const echo: Handler = ({ source, sink }) => sink(source)
   // Stream mode: each message is `{ type, chunks }`, and the sink sends such a message as it
   // reads its chunks, so this is an echo too, in memory bounded by the water marks.
@@ -44,6 +45,7 @@ export async function startDemo (port = 8080, host = '127.0.0.1', options: WebSo
     .register('chat', chat(server.topics))
     // No size limit: a streamed message is never held, whatever its size.
     .register('echo-stream', echoStream, { messages: 'stream', maxMessageSize: Infinity })
+  if (streamDefault) server.register('', echoStream, { messages: 'stream', maxMessageSize: options.maxMessageSize })
 
   const http = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname
@@ -85,13 +87,14 @@ if (isMain(import.meta.url)) {
       port: { type: 'string', default: '8080' },
       host: { type: 'string', default: '127.0.0.1' },
       'max-message-size': { type: 'string' },
-      'max-fragments': { type: 'string' }
+      'max-fragments': { type: 'string' },
+      stream: { type: 'boolean', default: false }
     }
   })
   const limits: WebSocketServerOptions = {}
   if (values['max-message-size'] !== undefined) limits.maxMessageSize = Number(values['max-message-size'])
   if (values['max-fragments'] !== undefined) limits.maxFragments = Number(values['max-fragments'])
-  const demo = await startDemo(Number(values.port), values.host, limits)
+  const demo = await startDemo(Number(values.port), values.host, limits, values.stream)
   console.log(demo.pageUrl)
   console.log(demo.wsUrl)
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -2,7 +2,7 @@
 // Autobahn-equivalent fuzzing cases one connection at a time, prints per-section
 // verdict counts and every non-OK case, writes a JSON report.
 //
-//   npx tsx test/conformance/run.ts [--server wspipe|ws] [--url ws://127.0.0.1:N/]
+//   npx tsx test/conformance/run.ts [--server wspipe|wspipe-stream|ws] [--url ws://127.0.0.1:N/]
 //       [--cases 1.*,6.4.*] [--full] [--lenient] [--report path.json] [--list]
 
 import { type ChildProcess, spawn } from 'node:child_process'
@@ -20,7 +20,7 @@ const VERDICTS: Behavior[] = ['OK', 'NON-STRICT', 'INFORMATIONAL', 'UNIMPLEMENTE
 const SERVER_START_TIMEOUT_MS = 20_000
 
 interface Args {
-  server: 'wspipe' | 'ws'
+  server: 'wspipe' | 'wspipe-stream' | 'ws'
   url?: string
   cases?: string[]
   full: boolean
@@ -32,7 +32,7 @@ interface Args {
 function usage(msg?: string): never {
   if (msg) console.error(`error: ${msg}`)
   console.error(
-    'usage: tsx test/conformance/run.ts [--server wspipe|ws] [--url ws://127.0.0.1:PORT/path]\n' +
+    'usage: tsx test/conformance/run.ts [--server wspipe|wspipe-stream|ws] [--url ws://127.0.0.1:PORT/path]\n' +
       '         [--cases 1.*,6.4.*] [--full] [--lenient] [--report conformance-report.json] [--list]',
   )
   process.exit(2)
@@ -49,7 +49,7 @@ function parseArgs(argv: string[]): Args {
     }
     if (k === '--server') {
       const v = val()
-      if (v !== 'wspipe' && v !== 'ws') usage(`--server must be wspipe or ws, not ${v}`)
+      if (v !== 'wspipe' && v !== 'wspipe-stream' && v !== 'ws') usage(`--server must be wspipe, wspipe-stream (the demo's echo in stream mode) or ws, not ${v}`)
       a.server = v
     } else if (k === '--url') a.url = val()
     else if (k === '--cases') a.cases = val().split(',').map((s) => s.trim()).filter(Boolean)
@@ -103,13 +103,14 @@ interface Spawned {
  */
 const FULL_SIZE_LIMITS = ['--max-message-size', String(64 * 1024 * 1024), '--max-fragments', String(1 << 17)]
 
-async function spawnServer(kind: 'wspipe' | 'ws', full: boolean): Promise<Spawned> {
+async function spawnServer(kind: 'wspipe' | 'wspipe-stream' | 'ws', full: boolean): Promise<Spawned> {
   const script = kind === 'ws' ? 'test/conformance/ws-echo-server.ts' : 'examples/echo-server.ts'
   if (!existsSync(path.join(ROOT, script))) {
     usage(`${script} does not exist (yet); run with --server ws, or start a server yourself and pass --url`)
   }
   const port = await freePort()
-  const limits = kind === 'wspipe' && full ? FULL_SIZE_LIMITS : []
+  const limits = kind !== 'ws' && full ? FULL_SIZE_LIMITS : []
+  if (kind === 'wspipe-stream') limits.push('--stream')
   const child = spawn(process.execPath, ['--import=tsx', script, '--port', String(port), ...limits], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
