@@ -34,6 +34,8 @@ function allocUnsafe (size: number): Uint8Array {
 const encoder = new TextEncoder()
 const RESOLVED = Promise.resolve()
 const EMPTY = new Uint8Array(0)
+/** What a streamed `send()` sees when the connection starts closing while it waits for a chunk. */
+const ABORTED = Symbol('aborted')
 function noop (): void {}
 
 /**
@@ -88,6 +90,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   /** Settles when the streamed messages given to `send()` so far are sent: later sends wait for it. */
   private sendChain: Promise<void> | undefined
   private boundSend: ((message: OutgoingMessage) => Promise<void>) | undefined
+  private boundClose: ((code?: number, reason?: string) => void) | undefined
+  private boundPing: ((data?: Uint8Array | string) => Promise<number>) | undefined
   /** Largest fragment of a streamed message we send. */
   private readonly maxOutFrame: number
   private handlerLogger: Logger | undefined
@@ -213,7 +217,17 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     }
   }
 
-  close (code: number = CloseCode.Normal, reason = ''): void {
+  /** `close`, bound (like `sink` and `send`), so `({ close })` works; made on first use. */
+  get close (): (code?: number, reason?: string) => void {
+    return (this.boundClose ??= (code, reason) => { this.closeWith(code, reason) })
+  }
+
+  /** `ping`, bound; made on first use. */
+  get ping (): (data?: Uint8Array | string) => Promise<number> {
+    return (this.boundPing ??= (data) => this.sendPingFrame(data))
+  }
+
+  private closeWith (code: number = CloseCode.Normal, reason = ''): void {
     // A programmer's mistake is reported whatever the state (§7.4: only some codes may be sent).
     if (!Number.isInteger(code)) throw new TypeError(`a close code must be an integer, not ${typeof code === 'string' ? `the string '${code}'` : String(code)}`)
     if (!isValidCloseCode(code)) throw new RangeError(`close code ${code} may not be sent: use 1000, 1001-1003, 1007-1014 or 3000-4999 (RFC 6455 §7.4)`)
@@ -269,8 +283,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     this.doneCheckScheduled = false
     const pump = this.pump
     if (!this.source.detached || this.sendingStopped) return
-    if (pump === undefined) this.close(CloseCode.Normal)
-    else if (pump.ended) this.close(pump.failed ? CloseCode.InternalError : CloseCode.Normal)
+    if (pump === undefined) this.closeWith(CloseCode.Normal)
+    else if (pump.ended) this.closeWith(pump.failed ? CloseCode.InternalError : CloseCode.Normal)
   }
 
   /** Send the close frame owed to the peer, if any. */
@@ -293,7 +307,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     if (!this.socketClosed) this.socket.destroy()
   }
 
-  ping (data: Uint8Array | string = new Uint8Array(0)): Promise<number> {
+  private sendPingFrame (data: Uint8Array | string = new Uint8Array(0)): Promise<number> {
     let payload: Uint8Array
     if (typeof data === 'string') payload = encoder.encode(data)
     else if (data instanceof Uint8Array) payload = data
@@ -339,7 +353,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
 
   onHandlerSettled (error: unknown): void {
     if (error !== undefined) finishHandler(this, error, this.handlerLogger!)
-    else this.close(CloseCode.Normal)
+    else this.closeWith(CloseCode.Normal)
   }
 
   get sendingStopped (): boolean {
@@ -414,21 +428,54 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     return new Promise((resolve, reject) => { (this.sendWaiters ??= []).push({ resolve, reject }) })
   }
 
-  /** `send()` of a streamed message: each chunk as it comes, waiting for room in between. */
+  /**
+   * `send()` of a streamed message: each chunk as it comes, waiting for room in between. A
+   * chunk source that stalls does not hold the call past the connection's close.
+   */
   private async sendStream (message: StreamedMessage): Promise<void> {
     if (this.sendingStopped) throw this.closingError()
     const text = checkStreamedMessage(message)
+    const chunks = message.chunks
+    const iterator = Symbol.asyncIterator in chunks ? chunks[Symbol.asyncIterator]() : chunks[Symbol.iterator]()
+    const signal = this.signal
+    let onAbort!: () => void
+    const aborted = new Promise<typeof ABORTED>((resolve) => { onAbort = () => { resolve(ABORTED) } })
+    if (signal.aborted) onAbort()
+    else signal.addEventListener('abort', onAbort, { once: true })
     let started = false
     try {
-      for await (const chunk of message.chunks) {
-        if (this.sendingStopped) throw this.closingError()
-        if (this.queueChunk(chunk, text, started)) started = true
-        if (this.outputFull()) await this.waitForRoom()
+      for (;;) {
+        let result: IteratorResult<Uint8Array | string> | typeof ABORTED
+        try {
+          result = await Promise.race([iterator.next(), aborted])
+        } catch (err) {
+          // Half a message cannot be taken back: the connection closes (§7.4.1 1011).
+          this.failStream(err)
+          throw err
+        }
+        if (result === ABORTED || this.sendingStopped) {
+          stopIterator(iterator)
+          throw this.closingError()
+        }
+        if (result.done === true) break
+        try {
+          if (this.queueChunk(result.value, text, started)) started = true
+        } catch (err) {
+          stopIterator(iterator)
+          this.failStream(err)
+          throw err
+        }
+        if (this.outputFull()) {
+          try {
+            await this.waitForRoom()
+          } catch (err) {
+            stopIterator(iterator)
+            throw err
+          }
+        }
       }
-    } catch (err) {
-      // Half a message cannot be taken back: the connection closes (§7.4.1 1011).
-      if (!(err instanceof ConnectionClosedError)) this.failStream(err)
-      throw err
+    } finally {
+      signal.removeEventListener('abort', onAbort)
     }
     if (this.sendingStopped) throw this.closingError()
     this.endStream(text, started)
@@ -475,7 +522,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   /** A streamed message's chunks threw: it cannot be finished, so the connection closes with 1011. */
   failStream (err: unknown): void {
     this.logger?.debug({ err, protocol: this.protocol, remoteAddress: this.remoteAddress }, 'a streamed message failed part-way: closing the connection (1011)')
-    if (!this.sendingStopped) this.close(CloseCode.InternalError)
+    if (!this.sendingStopped) this.closeWith(CloseCode.InternalError)
   }
 
   /** What `send()` and `ping()` reject with once the connection is closing. */
@@ -875,6 +922,15 @@ function flushLater (conn: WebSocketConnection): void { conn.flush() }
 function timerFired (conn: WebSocketConnection): void { conn.onTimer() }
 function replyLater (conn: WebSocketConnection): void { conn.sendOwedClose() }
 function doneCheck (conn: WebSocketConnection): void { conn.closeIfDone() }
+
+/** Call `return()` on an iterator we stop pulling, ignoring what it says. */
+function stopIterator (iterator: Iterator<unknown> | AsyncIterator<unknown>): void {
+  if (typeof iterator.return !== 'function') return
+  try {
+    const r = iterator.return()
+    if (typeof (r as PromiseLike<unknown>)?.then === 'function') (r as Promise<unknown>).then(undefined, noop)
+  } catch {}
+}
 
 /** The type of a streamed message to send. @throws TypeError for anything but 'text' or 'binary'. */
 export function checkStreamedMessage (message: StreamedMessage): boolean {

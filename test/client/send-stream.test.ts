@@ -1,0 +1,85 @@
+/**
+ * `send()` of a streamed message on the client: it does not outlive the connection when its
+ * chunk source stalls, and a chunk source's error closes the connection with 1011.
+ */
+
+import test from 'ava'
+import { connect, ConnectionClosedError, WebSocketServer } from '../../src/index.js'
+
+async function server (t: import('ava').ExecutionContext, handler: Parameters<WebSocketServer['register']>[1]): Promise<string> {
+  const s = new WebSocketServer({ logger: { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} } })
+  s.register('', handler)
+  const { port } = await s.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => s.close())
+  return `ws://127.0.0.1:${port}/`
+}
+
+test('a chunk source that stalls: send() rejects once the server closes, and the source is stopped', async (t) => {
+  // The server closes after a little of the message has arrived.
+  // `close` destructured: bound, like `sink` and `send`.
+  const url = await server(t, async ({ source, close }) => {
+    void source.next()
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    close(4000, 'enough')
+  })
+  const conn = await connect(url)
+  // An iterator whose second chunk never comes, which records being stopped.
+  let pulls = 0
+  let returned = false
+  const stalls: AsyncIterableIterator<Uint8Array> = {
+    next: () => ++pulls === 1 ? Promise.resolve({ done: false, value: new Uint8Array(1000) }) : new Promise(() => {}),
+    return: () => {
+      returned = true
+      return Promise.resolve({ done: true, value: undefined })
+    },
+    [Symbol.asyncIterator] () { return this }
+  }
+  const error = await t.throwsAsync(conn.send({ type: 'binary', chunks: stalls }), { instanceOf: ConnectionClosedError })
+  t.is(error?.closeCode, 4000)
+  t.is((await conn.closed).code, 4000)
+  t.is(pulls, 2)
+  t.true(returned, 'the stalled source was stopped')
+})
+
+test('a chunk source that throws part-way: send() rejects with its error and the connection closes with 1011', async (t) => {
+  const url = await server(t, async ({ source }) => { for await (const _ of source) { /* read everything */ } })
+  const conn = await connect(url)
+  async function * breaks (): AsyncGenerator<string> {
+    yield 'part of a message'
+    throw new Error('the source broke')
+  }
+  await t.throwsAsync(conn.send({ type: 'text', chunks: breaks() }), { message: 'the source broke' })
+  await t.throwsAsync(conn.send('after'), { instanceOf: ConnectionClosedError })
+  t.is((await conn.closed).code, 1011)
+})
+
+test('send() keeps the order of whole and streamed messages', async (t) => {
+  const url = await server(t, ({ source, sink }) => sink(source))
+  const conn = await connect(url)
+  async function * slow (): AsyncGenerator<string> {
+    for (const part of ['b1', 'b2', 'b3']) {
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      yield part
+    }
+  }
+  const sends = [conn.send('a'), conn.send({ type: 'text', chunks: slow() }), conn.send('c'), conn.send({ type: 'binary', chunks: [new Uint8Array([1]), new Uint8Array([2])] }), conn.send('d')]
+  await Promise.all(sends)
+  const got: string[] = []
+  for (let i = 0; i < 5; i++) got.push(Buffer.from((await conn.source.next()).value!).toString('hex'))
+  t.deepEqual(got, ['a', 'b1b2b3', 'c'].map((s) => Buffer.from(s).toString('hex')).concat(['0102', Buffer.from('d').toString('hex')]))
+  conn.close()
+})
+
+test('close, ping and send destructured from the connection work (they were unbound: close threw a TypeError, so the handler failed with 1011)', async (t) => {
+  const url = await server(t, async ({ source, send, ping, close }) => {
+    const rtt = await ping('are you there')
+    await send(`rtt is a number: ${typeof rtt === 'number'}`)
+    await source.next()
+    close(4001, 'bye')
+  })
+  const conn = await connect(url)
+  t.is(Buffer.from((await conn.source.next()).value!).toString(), 'rtt is a number: true')
+  const { send } = conn
+  await send('ok')
+  t.deepEqual(await conn.closed, { code: 4001, reason: 'bye', wasClean: true })
+})
