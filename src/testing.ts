@@ -23,7 +23,7 @@
 import { Buffer } from 'node:buffer'
 import { Duplex as NodeDuplex } from 'node:stream'
 import type { Duplex, Source } from 'it-stream-types'
-import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger, type StreamModeOptions } from './driver.js'
+import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver.js'
 import { DEFAULT_MAX_MESSAGE_SIZE } from './protocol/session.js'
 import { runHandler, type Handler, type StreamHandler } from './server.js'
 
@@ -41,10 +41,13 @@ export interface InMemoryOptions extends ConnectionLimits {
   messages?: 'whole' | 'stream'
 }
 
-/** The client end of {@link connectInMemory}: a normal {@link Connection}, plus what the server side logged. */
-export interface InMemoryClient extends Connection {
+/**
+ * The client end of {@link connectInMemory}: a normal {@link Connection}, plus what the server
+ * side logged. `Server` is the handler's side: a `StreamConnection` for a stream-mode handler.
+ */
+export interface InMemoryClient<Server = Connection> extends Connection {
   /** The server side's connection, as the handler sees it. */
-  readonly server: Connection
+  readonly server: Server
   /** Errors the handler threw, as logged by the server side. */
   readonly errors: unknown[]
 }
@@ -121,9 +124,9 @@ function socketPair (): [MemorySocket, MemorySocket] {
  * Run `handler` against an in-memory client, through the real framing, masking and closing
  * code (no HTTP handshake). Returns the client's end.
  */
-export async function connectInMemory (handler: StreamHandler, options: InMemoryOptions & StreamModeOptions): Promise<InMemoryClient>
+export async function connectInMemory (handler: StreamHandler, options: InMemoryOptions & StreamModeOptions): Promise<InMemoryClient<StreamConnection>>
 export async function connectInMemory (handler: Handler, options?: InMemoryOptions & { messages?: 'whole' }): Promise<InMemoryClient>
-export async function connectInMemory (handler: Handler | StreamHandler, options: InMemoryOptions = {}): Promise<InMemoryClient> {
+export async function connectInMemory (handler: Handler | StreamHandler, options: InMemoryOptions = {}): Promise<InMemoryClient<Connection | StreamConnection>> {
   const [serverSocket, clientSocket] = socketPair()
   const errors: unknown[] = []
   const forward = options.logger
@@ -141,7 +144,7 @@ export async function connectInMemory (handler: Handler | StreamHandler, options
   const common = { protocol: options.protocol ?? '', url: options.url ?? '/', headers: options.headers ?? {}, limits }
   const stream = options.messages === 'stream' ? { maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE } : undefined
   const server = new WebSocketConnection(serverSocket, { ...common, role: 'server', logger, stream })
-  const client = new WebSocketConnection(clientSocket, { ...common, role: 'client' }) as unknown as InMemoryClient
+  const client = new WebSocketConnection(clientSocket, { ...common, role: 'client' }) as unknown as InMemoryClient<Connection | StreamConnection>
   Object.defineProperty(client, 'server', { value: server })
   Object.defineProperty(client, 'errors', { value: errors })
   runHandler(handler, server, logger)
