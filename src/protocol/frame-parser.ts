@@ -121,6 +121,8 @@ interface Piece {
   length: number
   /** Payload bytes handed out so far: also where the masking key's cycle stands. */
   done: number
+  /** The first piece (with the frame's opcode) is out: it goes at once, even empty, so the header is judged at once. */
+  started: boolean
   m0: number
   m1: number
   m2: number
@@ -260,7 +262,7 @@ export class FrameParser {
       return end
     }
     if (this.streamData && (b0 & 0x08) === 0) {
-      this.piece = { b0, length, done: 0, m0, m1, m2, m3 }
+      this.piece = { b0, length, done: 0, started: false, m0, m1, m2, m3 }
       return this.nextPiece(chunk, start, frames)
     }
     // A frame split across chunks stays masked until it completes (or a caller asks for its
@@ -330,7 +332,7 @@ export class FrameParser {
       m0 = header[need - 4]; m1 = header[need - 3]; m2 = header[need - 2]; m3 = header[need - 1]
     }
     if (this.streamData && (b0 & 0x08) === 0) {
-      this.piece = { b0, length, done: 0, m0, m1, m2, m3 }
+      this.piece = { b0, length, done: 0, started: false, m0, m1, m2, m3 }
       // A frame with an empty payload is whole already.
       if (length === 0) return this.emptyPiece(off, frames)
       return this.nextPiece(chunk, off, frames)
@@ -348,18 +350,25 @@ export class FrameParser {
     const piece = this.piece!
     const want = piece.length - piece.done
     const take = Math.min(want, chunk.length - off)
-    if (take === 0) return -1
+    if (take === 0 && piece.started) return -1
     const payload = new Uint8Array(chunk.buffer, chunk.byteOffset + off, take)
-    if (this.masked) applyMask(payload, piece.m0, piece.m1, piece.m2, piece.m3, piece.done)
+    if (this.masked && take > 0) applyMask(payload, piece.m0, piece.m1, piece.m2, piece.m3, piece.done)
     const b0 = piece.b0
     const last = take === want
     // Pieces after the first continue the message; only the last keeps the frame's FIN.
-    const opcode = piece.done === 0 ? b0 & 0x4f : Opcode.Continuation
+    const opcode = piece.started ? Opcode.Continuation : b0 & 0x4f
+    piece.started = true
     frames.push(makeFrame((last ? b0 & 0x80 : 0) | opcode, payload))
     piece.done += take
     if (!last) return -1
     this.piece = undefined
     return off + take
+  }
+
+  /** Payload bytes still to come of the frame being handed out in pieces (0 when none is). */
+  get pieceRemaining (): number {
+    const piece = this.piece
+    return piece === undefined ? 0 : piece.length - piece.done
   }
 
   /** A streamed frame with an empty payload, whose header was split: whole at once. */

@@ -169,6 +169,8 @@ export class Session {
   private readonly compression: MessageCompression | undefined
   /** {@link SessionOptions.streamMessages}. */
   readonly streamMessages: boolean
+  /** Stream mode: bytes still to come of the frame whose piece is being handled. */
+  private pieceRest = 0
 
   private closeSent = false
   private closeReceived = false
@@ -277,7 +279,8 @@ export class Session {
 
   /** Bytes received but not yet part of a delivered message (partial frames and fragments). */
   get bufferedBytes (): number {
-    return this.parser.bufferedBytes + (this.messageOpen ? this.messageBytes : 0)
+    // A streamed message's bytes are handed out as they come: none are held.
+    return this.parser.bufferedBytes + (this.messageOpen && !this.streamMessages ? this.messageBytes : 0)
   }
 
   /**
@@ -313,7 +316,10 @@ export class Session {
         skip = this.validatedBytes
         this.validatingFrame = undefined
       }
+      // Stream mode: what is still to come of the frame the chunk ended in (its last piece here).
+      const rest = this.streamMessages ? this.parser.pieceRemaining : 0
       for (let i = 0; i < frames.length; i++) {
+        if (rest > 0) this.pieceRest = i === frames.length - 1 ? rest : 0
         this.onFrame(frames[i], i === 0 ? skip : 0, events)
         if (this.closeReceived) return events
       }
@@ -596,7 +602,9 @@ export class Session {
     const data = frame.payload
     const text = this.messageText
     this.messageBytes += data.length
-    if (this.messageBytes > this.maxMessageSize) throw new ProtocolError('WS_ERR_MESSAGE_TOO_BIG')
+    // A frame that cannot fit is refused from its header, before its bytes are judged (as whole).
+    if (this.messageBytes + this.pieceRest > this.maxMessageSize) throw new ProtocolError('WS_ERR_MESSAGE_TOO_BIG')
+    this.pieceRest = 0
     // §8.1: fail on the chunk that breaks UTF-8, before it is handed out; the end of the message
     // must fall on a character boundary.
     if (text && data.length > 0 && !this.pushUtf8(data)) throw new ProtocolError('WS_ERR_INVALID_UTF8')

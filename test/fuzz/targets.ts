@@ -213,7 +213,7 @@ function apply (session: Session, action: Action): void {
 interface SessionRun { events: string[], output: Uint8Array }
 
 /** How a session is built: small limits or the defaults, the close held back or not, the UTF-8 check the driver uses or the plain-JS one. */
-interface SessionSetup { limits: Limits | undefined, deferClose: boolean, nativeUtf8: boolean }
+interface SessionSetup { limits: Limits | undefined, deferClose: boolean, nativeUtf8: boolean, stream: boolean }
 
 /**
  * Feed a session chunk by chunk, with local actions in between, and check everything it says:
@@ -221,8 +221,10 @@ interface SessionSetup { limits: Limits | undefined, deferClose: boolean, native
  * and nothing follows it; the close frame owed is the right one; buffering stays bounded; and
  * the bytes it writes are valid frames for its peer.
  */
-function runSession (role: Role, chunks: readonly Uint8Array[], { limits, deferClose, nativeUtf8 }: SessionSetup, actions: ReadonlyArray<{ before: number, action: Action }>): SessionRun {
-  const session = new Session({ role, mask: rfcMask, deferClose, alloc: dirtyAlloc, ...(nativeUtf8 ? { isUtf8: nodeIsUtf8 } : {}), ...limits })
+function runSession (role: Role, chunks: readonly Uint8Array[], { limits, deferClose, nativeUtf8, stream }: SessionSetup, actions: ReadonlyArray<{ before: number, action: Action }>): SessionRun {
+  const session = new Session({ role, mask: rfcMask, deferClose, alloc: dirtyAlloc, ...(nativeUtf8 ? { isUtf8: nodeIsUtf8 } : {}), ...limits, streamMessages: stream })
+  // Stream mode: a message's chunks, joined when its last comes (so events compare across splits).
+  let parts: Uint8Array[] | undefined
   const maxMessageSize = limits?.maxMessageSize ?? 16 * 1024 * 1024
   const frameLimit = Math.min(limits?.maxFrameSize ?? maxMessageSize, maxMessageSize)
   const events: string[] = []
@@ -240,6 +242,19 @@ function runSession (role: Role, chunks: readonly Uint8Array[], { limits, deferC
     }
     if (ended) assert.deepEqual(got, [], 'nothing after an error or a close')
     got.forEach((e, i) => {
+      if (e.type === 'chunk') {
+        assert.ok(stream, 'a chunk event without streamMessages')
+        assert.equal(e.first, parts === undefined, 'a message starts with its first chunk, once')
+        if (e.data.length === 0) assert.ok(e.first || e.last, 'an empty chunk in the middle of a message')
+        parts = [...(parts ?? []), e.data.slice()]
+        if (!e.last) return
+        const data = concat(parts)
+        parts = undefined
+        assert.ok(data.length <= maxMessageSize, 'streamed message over maxMessageSize')
+        if (!e.binary) assert.ok(nodeIsUtf8(data), 'streamed text not UTF-8')
+        events.push(normEvent({ type: 'message', data, binary: e.binary }))
+        return
+      }
       events.push(normEvent(e))
       switch (e.type) {
         case 'message':
@@ -320,6 +335,7 @@ const sessionInputArb = fc.record({
   limits: fc.option(limitsArb, { nil: undefined, freq: 4 }),
   deferClose: fc.boolean(),
   nativeUtf8: fc.boolean(),
+  stream: fc.boolean(),
   dribble: dribbleArb,
   actions: fc.oneof({ weight: 3, arbitrary: fc.constant([]) }, { weight: 1, arbitrary: fc.array(actionArb, { maxLength: 4 }) })
 })
@@ -576,7 +592,7 @@ export const TARGETS: readonly FuzzTarget[] = [
   },
   {
     name: 'session',
-    summary: 'Session, both roles, small limits, deferClose on/off, local sends between chunks: receive() never throws, events well-formed, nothing after an error, output valid for the peer, split = whole',
+    summary: 'Session, both roles, small limits, deferClose on/off, whole or streamed messages, local sends between chunks: receive() never throws, events well-formed, nothing after an error, output valid for the peer, split = whole',
     property: sessionProperty,
     ciRuns: 2000
   },

@@ -176,3 +176,32 @@ test('masking keys stay in phase across pieces of odd sizes', (t) => {
 test('streamMessages refuses compression', (t) => {
   t.throws(() => new Session({ role: 'server', streamMessages: true, compression: { heldBytes: 0, compress: () => undefined, decompress: (p) => p[0] } }), { instanceOf: TypeError })
 })
+
+test('from the header of a frame whose payload has not arrived: a data frame inside an open message is 1002, a continuation that cannot fit the limit is 1009', (t) => {
+  // Found by the hostile-input property: the header of a frame still arriving was not judged
+  // until its first payload byte came.
+  const open = new Session({ role: 'server', streamMessages: true })
+  const started = open.receive(clientFrame(Opcode.Text, utf8('abc'), false))
+  t.deepEqual(started.map((e) => e.type), ['chunk'])
+  const header = clientFrame(Opcode.Text, utf8('d')).subarray(0, 6)
+  const events = open.receive(header)
+  t.deepEqual(events.map((e) => e.type), ['error'])
+  t.is((events[0] as Extract<SessionEvent, { type: 'error' }>).error.closeCode, 1002)
+
+  const limited = new Session({ role: 'server', streamMessages: true, maxMessageSize: 100 })
+  limited.receive(clientFrame(Opcode.Binary, new Uint8Array(60), false))
+  const tooBig = limited.receive(clientFrame(Opcode.Continuation, new Uint8Array(41)).subarray(0, 6))
+  t.deepEqual(tooBig.map((e) => e.type), ['error'])
+  t.is((tooBig[0] as Extract<SessionEvent, { type: 'error' }>).error.closeCode, 1009)
+})
+
+test('a piece of a frame that cannot fit is 1009 before its bytes are checked as UTF-8, however the input is cut', (t) => {
+  // Found by `npm run fuzz` (session target): split, the piece's bad UTF-8 was judged first (1007).
+  const bytes = concat([clientFrame(Opcode.Text, new Uint8Array([0xe2]), false), clientFrame(Opcode.Continuation, new Uint8Array([0xa5, 0xba, 0xa1, 0xf9, 0xb3, 0xb5, 0x9c, 0xfa]), false)])
+  for (let cut = 0; cut <= bytes.length; cut++) {
+    const session = new Session({ role: 'server', streamMessages: true, maxMessageSize: 8 })
+    const events = [...session.receive(bytes.slice(0, cut)), ...session.receive(bytes.slice(cut))]
+    const error = events.find((e) => e.type === 'error') as Extract<SessionEvent, { type: 'error' }> | undefined
+    t.is(error?.error.closeCode, 1009, `cut at ${cut}`)
+  }
+})
