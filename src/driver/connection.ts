@@ -77,6 +77,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   private heartbeatPings = 0
   private pausedForQueue = false
   private pausedForWrite = false
+  /** Payload bytes of the last data message (or chunk) queued: the one that may have crossed sendHigh. */
+  private lastData = 0
   private readingPaused = false
 
   private flushScheduled = false
@@ -495,6 +497,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
     if (!(data instanceof Uint8Array)) throw new TypeError('a chunk of a streamed message must be a Uint8Array or a string')
     if (data.length === 0 && !last) return false
+    this.lastData = data.length
     const max = this.maxOutFrame
     let opcode = started ? 0 : text ? 1 : 2
     let at = 0
@@ -547,8 +550,11 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   /** Queue one message; flush at the end of the tick so a burst leaves in one write. */
   queueMessage (message: OutgoingMessage): void {
     if (typeof message === 'string') {
-      this.session.sendText(Buffer.from(message))
+      const data = Buffer.from(message)
+      this.session.sendText(data)
+      this.lastData = data.length
     } else if (message instanceof Uint8Array) {
+      this.lastData = message.length
       // A prepared message (a broadcast) carries its frame, encoded once for every connection.
       // A session that must transform each payload (an extension) encodes it here instead.
       const frame = preparedFrame(message)
@@ -562,6 +568,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
 
   /** Queue a message polled from this connection's own source (an echo), text if it came as text. */
   queueEcho (message: Uint8Array, text: boolean): void {
+    this.lastData = message.length
     this.session.send(message, !text)
     this.queued()
   }
@@ -604,8 +611,10 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     const queued = socket.writableLength
     if (queued > this.peakOut) this.peakOut = queued
     // A peer that does not read our output (pongs included) is not read from either. The sink
-    // already waits at sendHigh; this stop sits higher, so big messages still overlap.
-    if (queued >= this.config.sendHigh * READ_STOP_FACTOR && !this.pausedForWrite) {
+    // already waits at sendHigh, so data passes it by at most the message that crossed it; this
+    // stop sits above both, so only replies the sink does not make (pongs, close) reach it. Were
+    // a big message to count, two peers each sending one would stop reading each other: deadlock.
+    if (queued >= this.config.sendHigh * READ_STOP_FACTOR + this.lastData && !this.pausedForWrite) {
       this.pausedForWrite = true
       this.updateReading()
     }

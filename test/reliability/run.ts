@@ -95,7 +95,7 @@ for (const scenario of loaded !== undefined ? [] : scenarios) {
     const t0 = performance.now()
     try {
       if (spec !== 'none') server = await startServer(spec)
-      const bound = values.quick ? 90_000 : 300_000
+      const bound = scenario.bound ?? (values.quick ? 90_000 : 300_000)
       let timer: NodeJS.Timeout | undefined
       row[kind] = await Promise.race([
         scenario.run(server, { kind, quick: values.quick, fdLimit: fds }),

@@ -4,11 +4,14 @@
 import { spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { crc32 } from 'node:zlib'
+import { cpuSecondsOf } from '../../bench/lib/proc.js'
 import { encodeMaskedFrame, repeatFrame, OP_BINARY, OP_CLOSE, OP_TEXT } from '../../bench/lib/frames.js'
 import { encodeFrame, frameHeader, OP } from '../conformance/wire.js'
 import { closedWithin, flood, flushed, mb, MiB, pool, RawClient, sleep, tcp, upgradeRequest } from './peers.js'
 import { leakProblems, type LeakReport } from './leak.js'
 import { watchRss, type RunningServer, type ServerSpec } from './servers.js'
+import { connect } from '../../src/index.js'
 
 export type Kind = 'wspipe' | 'ws'
 
@@ -34,6 +37,8 @@ export interface Scenario {
   /** The server to start, 'none' when the scenario runs its own, 'n/a' when it does not apply. */
   server: (kind: Kind) => ServerSpec | 'none' | 'n/a'
   run: (server: RunningServer | undefined, ctx: Ctx) => Promise<Outcome>
+  /** How long the runner waits for `run` before failing it; default 90 s (quick) or 300 s. */
+  bound?: number
 }
 
 /** Attacks on memory stop once the server's RSS passes this (the machine is shared). */
@@ -601,6 +606,101 @@ const budget: Scenario = {
   }
 }
 
+const GiB = 1024 * MiB
+
+/**
+ * One message of `total` bytes sent as `chunk`-sized chunks of one reused buffer (our client
+ * masks each into a copy as it is queued, so the buffer is free again by the next pull), each
+ * stamped with its index so that a lost, repeated or reordered chunk changes the checksum.
+ */
+function* stampedChunks (total: number, chunk: number, sent: { bytes: number, crc: number }): Generator<Uint8Array> {
+  const buf = new Uint8Array(chunk)
+  for (let i = 0; i < chunk; i++) buf[i] = (i * 31 + 7) & 0xff
+  const view = new DataView(buf.buffer)
+  for (let i = 0; sent.bytes < total; i++) {
+    const piece = Math.min(chunk, total - sent.bytes)
+    view.setUint32(0, i)
+    const out = piece === chunk ? buf : buf.subarray(0, piece)
+    sent.crc = crc32(out, sent.crc)
+    sent.bytes += piece
+    yield out
+  }
+}
+
+const streamEcho: Scenario = {
+  name: '4 GiB message through echo-stream',
+  does: 'One client (our `connect(url, { messages: \'stream\', maxMessageSize: Infinity })`, in the suite\'s process) sends one 4 GiB binary message (4 × 2^30 bytes, 256 KiB chunks of one reused buffer, each stamped with its index, CRC-32 as it goes) to the demo\'s `echo-stream` subprotocol, and reads the echo at the same time, counting its bytes and its CRC-32. Bounded at 120 s. ws gets the same client with its defaults (`maxPayload` 100 MiB); a ws server with `maxPayload` raised would hold the whole message before echoing it, so that is not run.',
+  rule: 'the echo has 4 GiB and the same CRC-32; server RSS grows by < 64 MB; within 120 s',
+  server: (kind) => demoOr(kind),
+  // past the scenario's own 120 s, so that it reports how far it got
+  bound: 135_000,
+  async run (s, ctx) {
+    const total = 4 * GiB
+    const bound = 120_000
+    const conn = await connect(`ws://127.0.0.1:${s!.port}/`, { protocols: ['echo-stream'], messages: 'stream', maxMessageSize: Infinity })
+    await sleep(200)
+    const base = (await s!.probe()).rss
+    const watch = watchRss(s!, RSS_STOP)
+    const cpu0 = cpuSecondsOf(s!.pid)
+    const sent = { bytes: 0, crc: 0 }
+    const got = { bytes: 0, crc: 0 }
+    const t0 = performance.now()
+    let sentMs: number | undefined
+    let gotMs: number | undefined
+    let timedOut = false
+    let stopped = false
+    const timer = setTimeout(() => { timedOut = true; conn.close(1001, 'time bound') }, bound)
+    // The peak in each half of the message: bounded memory shows as the same peak in both.
+    const halves = [0, 0]
+    const guard = setInterval(() => {
+      const h = sent.bytes < total / 2 ? 0 : 1
+      halves[h] = Math.max(halves[h], s!.rss() - base)
+      // RSS_STOP: the machine is shared; over it, stop rather than let the server grow further
+      if (watch.over && !stopped) { stopped = true; conn.close(1001, 'RSS limit') }
+    }, 50)
+    const sending = conn.send({ type: 'binary', chunks: stampedChunks(total, 256 * 1024, sent) })
+      .then(() => { sentMs = performance.now() - t0 }, (err: unknown) => err)
+    const reading = (async () => {
+      const { value: msg, done } = await conn.source.next()
+      if (done === true) return new Error('no message came back')
+      if (msg.type !== 'binary') return new Error(`the echo came back as ${msg.type}`)
+      for await (const chunk of msg.chunks) {
+        got.crc = crc32(chunk, got.crc)
+        got.bytes += chunk.length
+      }
+      gotMs = performance.now() - t0
+      return undefined
+    })().catch((err: unknown) => err)
+    const [sendError, readError] = await Promise.all([sending, reading])
+    const cpu = cpuSecondsOf(s!.pid) - cpu0
+    clearTimeout(timer)
+    clearInterval(guard)
+    watch.stop()
+    // what the server still holds with the connection open, once its garbage is collected
+    const held = await s!.probe()
+    conn.close()
+    const info = await Promise.race([conn.closed, sleep(5000).then(() => undefined)])
+    const growth = watch.peak - base
+    const secs = (performance.now() - t0) / 1000
+    const rate = (bytes: number, ms: number | undefined): string => ms === undefined ? '–' : `${(bytes / 1e6 / (ms / 1000)).toFixed(0)} MB/s`
+    const complete = sendError === undefined && readError === undefined && got.bytes === total && sent.bytes === total
+    const same = complete && got.crc === sent.crc
+    const error = (readError ?? sendError) as Error | undefined
+    const code = info?.code ?? (error as { closeCode?: number } | undefined)?.closeCode
+    const ending = timedOut
+      ? `not done within ${bound / 1000} s`
+      : stopped
+        ? 'stopped at the RSS limit'
+        : !complete
+          ? code !== undefined ? `closed ${code}${info?.reason !== undefined && info.reason !== '' ? ` (${info.reason})` : ''}` : `failed: ${error?.message ?? 'short echo'}`
+          : same ? 'CRC-32 matches' : 'CRC-32 DIFFERS'
+    return {
+      figure: `${mb(sent.bytes)} sent, ${mb(got.bytes)} echoed in ${secs.toFixed(1)} s (${rate(sent.bytes, sentMs)} out, ${rate(got.bytes, gotMs)} back); ${ending}; RSS +${mb(growth)} (${(growth / 1e6).toFixed(1)} MB${sent.bytes > total / 2 ? `; first half +${mb(halves[0])}, second +${mb(halves[1])}` : ''}), heap + external ${mb(held.heapUsed + held.external)} after GC; server CPU ${cpu.toFixed(1)} s${ctx.kind === 'ws' ? ' (ws defaults: maxPayload 100 MiB)' : ''}`,
+      pass: same && !timedOut && growth < 64e6
+    }
+  }
+}
+
 const require = createRequire(import.meta.url)
 const tsxLoader = pathToFileURL(require.resolve('tsx')).href
 
@@ -639,5 +739,5 @@ const leak: Scenario = {
 export const SCENARIOS: Scenario[] = [
   churn, resets('frame'), resets('handshake'), halfOpen, silentPeer, slowloris, millionFragments, pingFlood,
   oversizedHeaders, concurrent, tinyMessages(0), tinyMessages(1), pinnedReads('fragments'), pinnedReads('messages'), dribbledFrame, closeBehindPause, floodThenSilence, pingPromises,
-  segmentation, budget, leak
+  segmentation, budget, streamEcho, leak
 ]

@@ -5,9 +5,9 @@
  */
 
 import test from 'ava'
-import type { Connection } from '../../src/index.js'
+import { connect, type Connection } from '../../src/index.js'
 import { ITEM_OVERHEAD } from '../../src/protocol/gather.js'
-import { clientFrame, RawClient, sleep, startServer, until, within, WsPeer } from './helpers.js'
+import { clientFrame, echo, RawClient, sleep, startServer, until, within, WsPeer } from './helpers.js'
 
 /** Wait until `value()` has not changed for `quietMs` (bounded by `ms`). */
 async function settled (value: () => number, quietMs: number, ms: number, what: string): Promise<number> {
@@ -180,3 +180,35 @@ test('a peer that pings but never reads the pongs is not read from: the pongs ow
   client.destroy()
   t.is((await within(conn!.closed, 5000, 'closed')).code, 1006)
 })
+
+test('two wspipe peers sending 16 MiB messages both ways at once both keep reading: a message the sink sends does not stop reading', async (t) => {
+  t.timeout(60_000)
+  // A message bigger than 4 × sendHighWaterMark (plus what the kernel buffers) sits in each side's
+  // output at once. Were that to stop reading, as pongs owed to a non-reader do, neither side would
+  // read the other's message and neither output would drain. The short heartbeat ends such a
+  // stall (1006) instead of letting the test hang.
+  const size = 16 * 1024 * 1024
+  const count = 6
+  const { url } = await startServer(t, { '': echo }, { heartbeat: { interval: 1000, timeout: 1000 } })
+  const conn = await connect(url, { heartbeat: { interval: 1000, timeout: 1000 } })
+  const message = new Uint8Array(size)
+  const sending = (async () => {
+    for (let i = 0; i < count; i++) await conn.send(message.fill(i + 1, 0, 4))
+  })()
+  let echoed = 0
+  try {
+    for (; echoed < count; echoed++) {
+      const { value, done } = await within(conn.source.next(), 30_000, `echo ${echoed}`)
+      if (done === true) break
+      t.is(value.length, size)
+      t.is(value[0], echoed + 1)
+    }
+  } catch (err) {
+    t.log(`after ${echoed} echoes: ${(err as Error).message}`)
+  }
+  t.is(echoed, count, 'every message echoed')
+  await sending.catch(() => {})
+  conn.close()
+  t.is((await within(conn.closed, 10_000, 'closed')).code, 1000)
+})
+
