@@ -93,7 +93,11 @@ export interface ConnectionLimits {
    * Default 1 MiB.
    */
   receiveHighWaterMark?: number
-  /** Bytes queued for sending above which `sink` waits for the socket to drain, and reading stops. Default 1 MiB. */
+  /**
+   * Bytes queued for sending above which `sink` (and `send()`) wait for the socket to drain.
+   * Above 4 × it plus the last message queued (so only what the sink does not send — pongs, a
+   * close — gets there), reading from the peer stops too. Default 1 MiB.
+   */
   sendHighWaterMark?: number
   /** How long to wait for the peer's close frame, then for TCP to end. Default 5,000 ms. */
   closeTimeout?: number
