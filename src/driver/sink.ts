@@ -26,6 +26,8 @@ export interface SinkOwner {
   queueChunk: (chunk: Uint8Array | string, text: boolean, started: boolean, last?: boolean) => boolean
   /** End a streamed message with an empty final fragment. */
   endStream: (text: boolean, started: boolean) => void
+  /** A streamed message failed part-way (its chunks threw, or yielded what cannot be sent): close with 1011. */
+  failStream: (err: unknown) => void
   /** The type of a streamed message; throws a TypeError for a malformed one. */
   streamIsText: (message: StreamedMessage) => boolean
   /** Queue a message polled from the connection's own source, as text if it came as text. */
@@ -294,6 +296,9 @@ export class SinkPump {
     this.chunks = undefined
     // "Stops": the handler's generators (and a streamed message's chunks) run their finally blocks.
     if (chunks !== undefined) stopIterator(chunks)
+    // Half a message cannot be taken back: whether or not the handler heeds the sink's
+    // rejection, the connection closes (§7.4.1 1011).
+    if (chunks !== undefined && error !== undefined) this.owner.failStream(error)
     if (!finished && iterator !== undefined) stopIterator(iterator)
     if (error !== undefined) this.reject(error)
     else this.resolve()

@@ -23,6 +23,7 @@ function fake (): Fake {
     ownMessages: undefined as unknown as MessageSource,
     queueChunk: () => { throw new Error('not in these tests') },
     endStream: () => {},
+    failStream: () => {},
     streamIsText: (m) => m.type === 'text',
     get sendingStopped () { return o.stopped },
     outputFull: () => o.full,
