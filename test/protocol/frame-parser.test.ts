@@ -130,6 +130,14 @@ for (const role of ROLES) {
     })
   }
 
+  test(`maxFrameSize bounds data frames only: with a limit of 10 a 125-byte ping and a close with a long reason still pass (${role})`, (t) => {
+    const parser = new FrameParser({ role, maxFrameSize: 10 })
+    const ping = parser.push(peerFrame(role, { opcode: Opcode.Ping, payload: new Uint8Array(125).fill(1) }))
+    t.deepEqual(ping.map((f) => [f.opcode, f.payload.length]), [[Opcode.Ping, 125]])
+    const close = parser.push(peerFrame(role, { opcode: Opcode.Close, payload: new Uint8Array(32).fill(0x61).fill(0x03, 0, 1).fill(0xf1, 1, 2) }))
+    t.deepEqual(close.map((f) => [f.opcode, f.payload.length]), [[Opcode.Close, 32]])
+  })
+
   test(`maxFrameSize default is 16 MiB: a header declaring 16 MiB + 1 fails at once, 2^53 too (${role})`, (t) => {
     t.is(DEFAULT_MAX_FRAME_SIZE, 16 * 1024 * 1024)
     assertParseError(t, () => new FrameParser({ role }).push(peerFrame(role, { opcode: Opcode.Binary, declaredLength: DEFAULT_MAX_FRAME_SIZE + 1 })), 'WS_ERR_FRAME_TOO_BIG', 1009)

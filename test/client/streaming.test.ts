@@ -1,0 +1,123 @@
+/**
+ * connect(url, { messages: 'stream' }) against the `ws` server: messages arrive as chunks
+ * (a message far above the whole-message limit passes in pieces), the streamed limit fails with
+ * 1009, streamed sends go out as one message, and permessage-deflate cannot be combined with it.
+ */
+
+import { createHash } from 'node:crypto'
+import test from 'ava'
+import type { WebSocket as WsSocket } from 'ws'
+import { connect, type StreamConnection } from '../../src/index.js'
+import { decoder, sha256, startWsServer, within } from './helpers.js'
+
+const MiB = 1024 * 1024
+
+function patterned (size: number): Uint8Array {
+  const out = new Uint8Array(size)
+  for (let i = 0; i < size; i++) out[i] = (i * 13 + 1) & 0xff
+  return out
+}
+
+async function open (url: string, maxMessageSize?: number): Promise<StreamConnection> {
+  return await connect(url, { messages: 'stream', heartbeat: false, maxMessageSize })
+}
+
+test('messages: \'stream\' with perMessageDeflate, or an unknown mode, rejects with a TypeError', async (t) => {
+  await t.throwsAsync(connect('ws://127.0.0.1:1/', { messages: 'stream', perMessageDeflate: true } as any), { instanceOf: TypeError, message: /perMessageDeflate/ })
+  await t.throwsAsync(connect('ws://127.0.0.1:1/', { messages: 'stream', perMessageDeflate: {} } as any), { instanceOf: TypeError })
+  await t.throwsAsync(connect('ws://127.0.0.1:1/', { messages: 'chunks' } as any), { instanceOf: TypeError, message: /whole' or 'stream/ })
+})
+
+test('a 20 MiB message from ws arrives in chunks, byte-equal; text stays text', async (t) => {
+  t.timeout(60_000)
+  const big = patterned(20 * MiB)
+  const peer = await startWsServer((ws: WsSocket) => {
+    ws.send(big, { binary: true })
+    ws.send('grüße ✓', { binary: false })
+  })
+  t.teardown(() => peer.close())
+  const conn = await open(peer.url, Infinity)
+  t.teardown(() => conn.close())
+  const { value: a } = await within(conn.source.next(), 30_000, { value: undefined })
+  t.is(a?.type, 'binary')
+  const hash = createHash('sha256')
+  let chunks = 0
+  let total = 0
+  for await (const chunk of a!.chunks) {
+    hash.update(chunk)
+    total += chunk.length
+    chunks++
+  }
+  t.is(total, big.length)
+  t.is(a!.received, big.length)
+  t.true(chunks > 1, `${chunks} chunks`)
+  t.is(hash.digest('hex'), sha256(big))
+  const { value: b } = await within(conn.source.next(), 10_000, { value: undefined })
+  t.is(b?.type, 'text')
+  const parts: Uint8Array[] = []
+  for await (const chunk of b!.chunks) parts.push(chunk.slice())
+  t.is(decoder.decode(Buffer.concat(parts)), 'grüße ✓')
+})
+
+test('the client\'s streamed maxMessageSize: exactly it passes; one byte past fails with 1009 after the earlier chunks', async (t) => {
+  t.timeout(30_000)
+  let closeCode: number | undefined
+  const half = MiB / 2
+  const peer = await startWsServer((ws: WsSocket) => {
+    ws.on('close', (code) => { closeCode = code })
+    ws.send(new Uint8Array(half), { binary: true, fin: false })
+    ws.send(new Uint8Array(half), { binary: true, fin: true })
+    ws.send(new Uint8Array(half), { binary: true, fin: false })
+    ws.send(new Uint8Array(half + 1), { binary: true, fin: true })
+  })
+  t.teardown(() => peer.close())
+  const conn = await open(peer.url, MiB)
+  const { value: a } = await within(conn.source.next(), 10_000, { value: undefined })
+  let n = 0
+  for await (const chunk of a!.chunks) n += chunk.length
+  t.is(n, MiB)
+  const { value: b } = await within(conn.source.next(), 10_000, { value: undefined })
+  let before = 0
+  const err = await t.throwsAsync(async () => { for await (const chunk of b!.chunks) before += chunk.length })
+  t.true(before >= half, `${before} bytes came before the failure`)
+  t.is((err as { closeCode?: number }).closeCode, 1009)
+  const closed = await within(conn.closed, 10_000, undefined)
+  t.is(closed?.code, 1009)
+  for (let i = 0; i < 100 && closeCode === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.is(closeCode, 1009, 'the server saw 1009')
+})
+
+test('a single frame over the client\'s streamed limit is refused from its header: source rejects with 1009', async (t) => {
+  t.timeout(30_000)
+  const peer = await startWsServer((ws: WsSocket) => { ws.send(new Uint8Array(MiB + 1)) })
+  t.teardown(() => peer.close())
+  const conn = await open(peer.url, MiB)
+  const err = await t.throwsAsync(within(conn.source.next(), 10_000, undefined))
+  t.is((err as { closeCode?: number }).closeCode, 1009)
+  t.is((await within(conn.closed, 10_000, undefined))?.code, 1009)
+})
+
+test('a streamed send from a stream-mode client reaches ws as one message and comes back in chunks', async (t) => {
+  t.timeout(30_000)
+  const peer = await startWsServer()
+  t.teardown(() => peer.close())
+  const conn = await open(peer.url, Infinity)
+  t.teardown(() => conn.close())
+  const part = patterned(256 * 1024)
+  await conn.send({ type: 'binary', chunks: [part, part, part, part] })
+  await conn.send({ type: 'text', chunks: ['a', 'ü', '✓'] })
+  const { value: a } = await within(conn.source.next(), 10_000, { value: undefined })
+  const h = createHash('sha256')
+  let n = 0
+  for await (const chunk of a!.chunks) {
+    h.update(chunk)
+    n += chunk.length
+  }
+  t.is(n, 4 * part.length)
+  t.is(h.digest('hex'), sha256(part, part, part, part))
+  const { value: b } = await within(conn.source.next(), 10_000, { value: undefined })
+  const parts: Uint8Array[] = []
+  for await (const chunk of b!.chunks) parts.push(chunk.slice())
+  t.is(b!.type, 'text')
+  t.is(decoder.decode(Buffer.concat(parts)), 'aü✓')
+})
