@@ -290,7 +290,8 @@ export class FrameParser {
       length = hi * 0x100000000 + lo
       if (length < 65536) throw new ProtocolError('WS_ERR_INVALID_LENGTH')
     }
-    if (length > this.maxFrameSize) throw new ProtocolError('WS_ERR_FRAME_TOO_BIG', `${length} > ${this.maxFrameSize}`)
+    // A control frame is bounded by §5.5 (125 bytes), whatever the data limit: a peer's close must pass.
+    if (length > this.maxFrameSize && (b0 & 0x08) === 0) throw new ProtocolError('WS_ERR_FRAME_TOO_BIG', `${length} > ${this.maxFrameSize}`)
     return length
   }
 
