@@ -70,13 +70,14 @@ function checkFrame (f: Frame, maxFrameSize: number, allowedRsv: number): void {
   assert.ok([0x0, 0x1, 0x2, 0x8, 0x9, 0xa].includes(f.opcode), `opcode ${f.opcode}`)
   const rsv = (f.rsv1 ? 0x40 : 0) | (f.rsv2 ? 0x20 : 0) | (f.rsv3 ? 0x10 : 0)
   assert.equal(rsv & ~allowedRsv, 0, 'reserved bits not negotiated')
-  assert.ok(f.payload.length <= maxFrameSize, 'frame over maxFrameSize')
+  // maxFrameSize bounds data frames; control frames are bounded by §5.5 (125 bytes).
+  assert.ok(f.payload.length <= maxFrameSize || f.opcode >= 0x8, 'frame over maxFrameSize')
   if (f.opcode >= 0x8) assert.ok(f.fin && f.payload.length <= 125, 'control frame fragmented or long')
 }
 
 /**
  * Feed `chunks` to a fresh parser, checking after each push that frames are legal and buffering
- * stays within maxFrameSize + 14; `peek` gets the parser and the bytes fed so far. Stops at the
+ * stays within maxFrameSize (125 for a control frame) + 14; `peek` gets the parser and the bytes fed so far. Stops at the
  * first error, which must be a ProtocolError.
  */
 function feedParser (role: Role, chunks: readonly Uint8Array[], maxFrameSize: number, allowedRsv: number, peek?: (parser: FrameParser, fed: number) => void): ParseOutcome {
@@ -91,7 +92,7 @@ function feedParser (role: Role, chunks: readonly Uint8Array[], maxFrameSize: nu
       for (const f of frames) checkFrame(f, maxFrameSize, allowedRsv)
       return { frames: frames.map(normFrame), error: checkProtocolError(err).code, buffered: 0 }
     }
-    assert.ok(parser.bufferedBytes <= maxFrameSize + 14, `parser buffers ${parser.bufferedBytes}`)
+    assert.ok(parser.bufferedBytes <= Math.max(maxFrameSize, 125) + 14, `parser buffers ${parser.bufferedBytes}`)
     peek?.(parser, fed)
   }
   for (const f of frames) checkFrame(f, maxFrameSize, allowedRsv)
@@ -104,7 +105,7 @@ interface Partial { opcode: number, fin: boolean, length: number, received: Uint
 /**
  * A plain reading of RFC 6455 §5.2, for comparison: header rules in the order the first two
  * bytes decide them (reserved bits, opcode, mask bit, control-frame rules), then the length
- * encoding, then maxFrameSize; frames completed before an error are kept.
+ * encoding, then maxFrameSize (data frames only); frames completed before an error are kept.
  */
 export function referenceParse (role: Role, bytes: Uint8Array, maxFrameSize: number, allowedRsv: number): ParseOutcome & { partial: Partial | undefined } {
   const masked = role === 'server'
@@ -135,7 +136,7 @@ export function referenceParse (role: Role, bytes: Uint8Array, maxFrameSize: num
       for (let i = 2; i < 10; i++) length = length * 256 + bytes[off + i]
       if (length < 65536) return fail('WS_ERR_INVALID_LENGTH')
     }
-    if (length > maxFrameSize) return fail('WS_ERR_FRAME_TOO_BIG')
+    if (length > maxFrameSize && opcode < 0x8) return fail('WS_ERR_FRAME_TOO_BIG')
     const key = masked ? Array.from(bytes.subarray(off + headerLen - 4, off + headerLen)) : [0, 0, 0, 0]
     const start = off + headerLen
     const payload = naiveMask(bytes.subarray(start, Math.min(start + length, bytes.length)), key)
@@ -295,7 +296,8 @@ function runSession (role: Role, chunks: readonly Uint8Array[], { limits, deferC
         ended = true
       }
     })
-    assert.ok(session.bufferedBytes <= frameLimit + 14 + maxMessageSize, `session buffers ${session.bufferedBytes}`)
+    // A control frame (at most 125 bytes, §5.5) may be buffered whatever the data limit.
+    assert.ok(session.bufferedBytes <= Math.max(frameLimit, 125) + 14 + maxMessageSize, `session buffers ${session.bufferedBytes}`)
     output.push(...session.takeOutput())
   })
   if (session.pendingClose !== undefined) {
