@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto'
 import test, { type ExecutionContext } from 'ava'
 import { WebSocket as UndiciWebSocket } from 'undici'
 import { startDemo } from '../../examples/echo-server.js'
-import { connect, isText, MessageAbandonedError, ProtocolError, WebSocketServer, type Connection, type Handler, type StreamConnection, type StreamHandler, type WebSocketServerOptions } from '../../src/index.js'
+import { connect, ConnectionClosedError, isText, MessageAbandonedError, ProtocolError, WebSocketServer, type Connection, type Handler, type StreamConnection, type StreamHandler, type WebSocketServerOptions } from '../../src/index.js'
 import { ITEM_OVERHEAD } from '../../src/protocol/gather.js'
 import { peerTest } from '../peers.js'
 import { runPythonClient } from './python-client.js'
@@ -223,6 +223,27 @@ test('source.next() without reading the chunks abandons the message; its chunks 
   t.is(joined(reply.data).toString(), 'second whole')
   t.true(abandoned instanceof MessageAbandonedError, String(abandoned))
   t.is((abandoned as MessageAbandonedError).code, 'WS_ERR_MESSAGE_ABANDONED')
+  client.destroy()
+})
+
+test('a handler that never reads the chunks still gets every message, each abandoned by the next', async (t) => {
+  t.timeout(20_000)
+  const types: string[] = []
+  const { port } = await serve(t, {
+    '': async ({ source, send }) => {
+      for await (const message of source) {
+        types.push(message.type)
+        if (types.length === 50) await send(`${types.length}`)
+      }
+    }
+  })
+  const client = await RawClient.connect(port)
+  for (let i = 0; i < 50; i++) {
+    client.send(clientFrame(i % 2 === 0 ? 1 : 2, `m${i}`, { fin: false }))
+    client.send(clientFrame(0, ` part two of ${i}`, { fin: true }))
+  }
+  t.is(joined((await readMessage(client)).data).toString(), '50')
+  t.deepEqual(types, Array.from({ length: 50 }, (_, i) => i % 2 === 0 ? 'text' : 'binary'))
   client.destroy()
 })
 
@@ -576,6 +597,8 @@ test('ws: a 20 MiB binary and a 17 MiB text message (over the default maxMessage
   t.teardown(() => demo.close())
   const peer = await WsPeer.open(demo.wsUrl, 'echo-stream', { maxPayload: 64 * MiB })
   t.is(peer.ws.protocol, 'echo-stream')
+  // ws offers permessage-deflate and the demo takes it, but not for a stream-mode handler.
+  t.is(peer.ws.extensions, '')
   const binary = Buffer.from(patterned(20 * MiB, 3))
   const unit = 'ünïcødé ✓ '
   const text = unit.repeat(Math.ceil(17 * MiB / Buffer.byteLength(unit)))
@@ -685,8 +708,10 @@ test('256 MiB through echo-stream in bounded memory: the receive queue and the s
   t.log(`peak receive queue ${stats.peakQueuedInBytes} B, held at most ${maxHeld} B, peak output ${stats.peakQueuedOutBytes} B`)
 })
 
-// The same echo with a close frame sent by hand: a raw peer can also end it mid-stream.
-test('a peer that closes in the middle of a streamed message: the handler\'s chunks throw a ConnectionClosedError-like end and the close is clean', async (t) => {
+// ---------------------------------------------------------------------------------------------
+// The peer's close in the middle of a message
+
+test('a peer that closes in the middle of a streamed message: the handler\'s chunks throw a ConnectionClosedError with its code, and the close is answered', async (t) => {
   t.timeout(20_000)
   let error: unknown
   const { port } = await serve(t, {
@@ -705,6 +730,7 @@ test('a peer that closes in the middle of a streamed message: the handler\'s chu
   client.send(clientFrame(8, closePayload(1000)))
   t.is((await client.nextClose())?.code, 1000)
   await until(() => error !== undefined, 5000, 'the chunks loop throws')
-  t.is((error as Error).name, 'ConnectionClosedError')
+  t.true(error instanceof ConnectionClosedError, String(error))
+  t.is((error as ConnectionClosedError).closeCode, 1000)
   client.destroy()
 })
