@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto'
 import test from 'ava'
 import type { WebSocket as WsSocket } from 'ws'
 import { connect, type StreamConnection } from '../../src/index.js'
+import { ITEM_OVERHEAD } from '../../src/protocol/gather.js'
 import { decoder, sha256, startWsServer, within } from './helpers.js'
 
 const MiB = 1024 * 1024
@@ -120,4 +121,30 @@ test('a streamed send from a stream-mode client reaches ws as one message and co
   for await (const chunk of b!.chunks) parts.push(chunk.slice())
   t.is(b!.type, 'text')
   t.is(decoder.decode(Buffer.concat(parts)), 'aü✓')
+})
+
+test('a stream-mode client that reads slowly pauses its socket: the queue stays near receiveHighWaterMark, then all arrives', async (t) => {
+  t.timeout(60_000)
+  const big = patterned(16 * MiB)
+  const peer = await startWsServer((ws: WsSocket) => { ws.send(big) })
+  t.teardown(() => peer.close())
+  const conn = await connect(peer.url, { messages: 'stream', heartbeat: false, maxMessageSize: Infinity, receiveHighWaterMark: MiB })
+  t.teardown(() => conn.close())
+  const { value: message } = await within(conn.source.next(), 10_000, { value: undefined })
+  const it = message!.chunks
+  const first = await it.next()
+  // Not reading: wait (bounded) until reading has paused.
+  for (let i = 0; i < 500 && conn.stats().pauses === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  const stats = conn.stats()
+  t.true(stats.pauses > 0, `pauses ${stats.pauses}`)
+  // One socket read (64 KiB) may land past the mark, with a few chunks' overhead.
+  t.true(stats.peakQueuedInBytes <= MiB + 64 * 1024 + 4 * ITEM_OVERHEAD, `peak ${stats.peakQueuedInBytes}`)
+  const h = createHash('sha256').update(first.value!)
+  let n = first.value!.length
+  for (let r = await it.next(); r.done !== true; r = await it.next()) {
+    h.update(r.value)
+    n += r.value.length
+  }
+  t.is(n, big.length)
+  t.is(h.digest('hex'), sha256(big))
 })

@@ -734,3 +734,32 @@ test('a peer that closes in the middle of a streamed message: the handler\'s chu
   t.is((error as ConnectionClosedError).closeCode, 1000)
   client.destroy()
 })
+
+test('server.close() in the middle of a streamed message: the peer gets 1001, and the handler\'s chunks throw a ConnectionClosedError once the peer answers', async (t) => {
+  t.timeout(20_000)
+  const got: string[] = []
+  let error: unknown
+  const { port, server } = await serve(t, {
+    '': async ({ source }) => {
+      for await (const message of source) {
+        try {
+          for await (const chunk of message.chunks) got.push(decoder.decode(chunk))
+        } catch (err) {
+          error = err
+        }
+      }
+    }
+  })
+  const client = await RawClient.connect(port)
+  client.send(clientFrame(1, 'begun', { fin: false }))
+  await until(() => got.length === 1, 5000, 'the first chunk reaches the handler')
+  const closing = server.close()
+  t.is((await client.nextClose())?.code, 1001)
+  client.send(clientFrame(8, closePayload(1001)))
+  await within(closing, 10_000, 'server.close')
+  await until(() => error !== undefined, 5000, 'the chunks loop throws')
+  t.deepEqual(got, ['begun'])
+  t.true(error instanceof ConnectionClosedError, String(error))
+  t.is((error as ConnectionClosedError).closeCode, 1001)
+  client.destroy()
+})
