@@ -204,3 +204,19 @@ test('settle(): a small queued view of a large read is copied out, so it does no
   const large = (await m.chunks.next()).value!
   t.is(large.buffer, read.buffer, 'most of the read: handed out as a view')
 })
+
+test('after our close, past the mark the source ends rather than drop a chunk from the middle of a message', async (t) => {
+  const o = fake()
+  ;(o as { dropWhenFull: boolean }).dropWhenFull = true
+  const s = new StreamSource(o, 3000, 1000)
+  const kib = (): Uint8Array => new Uint8Array(1000)
+  s.push(kib(), false, true, false)
+  s.push(kib(), false, false, false)
+  s.push(kib(), false, false, false) // over the mark: the source ends here
+  s.push(new Uint8Array(10), false, false, true)
+  const m = (await s.next()).value!
+  t.is((await m.chunks.next()).value!.length, 1000)
+  t.is((await m.chunks.next()).value!.length, 1000)
+  await t.throwsAsync(m.chunks.next(), { instanceOf: ConnectionClosedError })
+  t.deepEqual(o.full, [], 'reading never paused: the peer\'s close must be read')
+})
