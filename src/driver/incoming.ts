@@ -8,14 +8,11 @@
  */
 
 import { ITEM_OVERHEAD } from '../protocol/gather.js'
+import { MarkedQueue, type MarksOwner } from './marks.js'
 import { markNew } from './text.js'
 
 /** What the queue needs from its connection. */
-export interface IncomingOwner {
-  /** The queue's cost crossed the high-water mark (true) or fell to the low one (false). */
-  queueFull: (full: boolean) => void
-  /** Our close is sent: past the high-water mark messages are dropped, since reading must go on until the peer's close. */
-  readonly dropWhenFull: boolean
+export interface IncomingOwner extends MarksOwner {
   /** The consumer has seen the end of `source`. */
   onSourceDrained: () => void
   /** The consumer called `return()` on `source` (a `break`, `first()`): it is done reading. */
@@ -37,10 +34,8 @@ export const WAIT = Symbol('wait')
 export const END = Symbol('end')
 
 /** `source`: a pull-based queue of whole messages, with a fast path when one is already queued. */
-export class MessageSource implements AsyncIterableIterator<Uint8Array> {
-  private readonly owner: IncomingOwner
-  private readonly high: number
-  private readonly low: number
+export class MessageSource extends MarkedQueue implements AsyncIterableIterator<Uint8Array> {
+  protected declare readonly owner: IncomingOwner
   /** A shared empty queue until the first message has to wait (most are taken at once). */
   private queue: Uint8Array[] = NO_MESSAGES
   /**
@@ -56,22 +51,11 @@ export class MessageSource implements AsyncIterableIterator<Uint8Array> {
   private waiter: { resolve: (r: IteratorResult<Uint8Array>) => void, reject: (e: unknown) => void } | undefined
   private ended = false
   private error: Error | undefined
-  private full = false
-  /** The consumer called `return()`: done reading; later messages are dropped until the close. */
-  detached = false
   /** The connection's own sink polled and found nothing: wake it on the next message or the end. */
   private sinkWaiting = false
-  /** What the queued messages cost: bytes plus {@link ITEM_OVERHEAD} each. */
-  cost = 0
-  /** The most {@link MessageSource.cost} has been. */
-  peak = 0
-  /** Messages the consumer has taken: the heartbeat's sign that a paused connection still moves. */
-  taken = 0
 
   constructor (owner: IncomingOwner, high: number, low: number) {
-    this.owner = owner
-    this.high = high
-    this.low = low
+    super(owner, high, low)
   }
 
   /** Messages queued. */
@@ -97,19 +81,14 @@ export class MessageSource implements AsyncIterableIterator<Uint8Array> {
     const cost = message.length + ITEM_OVERHEAD
     // After our close, reading must go on until the peer's close arrives: past the high-water
     // mark, messages are dropped rather than reading paused.
-    if (this.owner.dropWhenFull && this.cost + cost > this.high) return
+    if (this.refuses(cost)) return
     if (this.queue === NO_MESSAGES) {
       this.queue = []
       this.texts = []
     }
     this.queue.push(message)
     this.texts.push(text)
-    this.cost += cost
-    if (this.cost > this.peak) this.peak = this.cost
-    if (this.cost > this.high && !this.full && !this.owner.dropWhenFull) {
-      this.full = true
-      this.owner.queueFull(true)
-    }
+    this.added(cost)
     if (this.sinkWaiting) {
       this.sinkWaiting = false
       this.owner.wakeSink()
@@ -131,14 +110,6 @@ export class MessageSource implements AsyncIterableIterator<Uint8Array> {
       }
     }
     this.fresh = queue.length
-  }
-
-  /** Reading may go on past the mark: our close is sent and the peer's answer must be read. */
-  release (): void {
-    if (this.full) {
-      this.full = false
-      this.owner.queueFull(false)
-    }
   }
 
   /** No more messages: the queue drains, then the iterator ends (or throws `error`). */
@@ -197,12 +168,8 @@ export class MessageSource implements AsyncIterableIterator<Uint8Array> {
       this.fresh = Math.max(0, this.fresh - this.head)
       this.head = 0
     }
-    this.cost -= value.length + ITEM_OVERHEAD
     this.taken++
-    if (this.full && this.cost <= this.low) {
-      this.full = false
-      this.owner.queueFull(false)
-    }
+    this.removed(value.length + ITEM_OVERHEAD)
     if (this.queue === NO_MESSAGES) this.owner.onQueueEmptied()
     return value
   }

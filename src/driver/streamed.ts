@@ -15,6 +15,7 @@
 import { ITEM_OVERHEAD } from '../protocol/gather.js'
 import { MessageAbandonedError, type ConnectionClosedError } from '../errors.js'
 import type { IncomingOwner } from './incoming.js'
+import { MarkedQueue } from './marks.js'
 import type { ReceivedStream } from './types.js'
 
 /** What the stream source needs from its connection, besides what the message queue needs. */
@@ -77,10 +78,8 @@ export function lastChunkTaken (chunks: object): boolean {
 }
 
 /** `source` in stream mode. */
-export class StreamSource implements AsyncIterableIterator<ReceivedStream> {
-  private readonly owner: StreamOwner
-  private readonly high: number
-  private readonly low: number
+export class StreamSource extends MarkedQueue implements AsyncIterableIterator<ReceivedStream> {
+  protected declare readonly owner: StreamOwner
   private queue: Chunk[] = NO_CHUNKS
   private head = 0
   /** Queue index from which chunks arrived since the last {@link StreamSource.settle}. */
@@ -93,20 +92,9 @@ export class StreamSource implements AsyncIterableIterator<ReceivedStream> {
   private chunkWaiter: Waiter<Uint8Array> | undefined
   private ended = false
   private error: Error | undefined
-  private full = false
-  /** The consumer called `return()`: done reading. */
-  detached = false
-  /** What the queued chunks cost: bytes plus {@link ITEM_OVERHEAD} each. */
-  cost = 0
-  /** The most {@link StreamSource.cost} has been. */
-  peak = 0
-  /** Chunks and messages the consumer has taken: the heartbeat's sign of progress. */
-  taken = 0
 
   constructor (owner: StreamOwner, high: number, low: number) {
-    this.owner = owner
-    this.high = high
-    this.low = low
+    super(owner, high, low)
   }
 
   /** A chunk of the message arriving (see {@link SessionChunkEvent}). */
@@ -120,18 +108,13 @@ export class StreamSource implements AsyncIterableIterator<ReceivedStream> {
     // After our close, reading goes on until the peer's close. Past the mark nothing more is
     // queued; a dropped chunk would silently cut a message, so the source ends here instead
     // (the message being read then throws, as one cut short by the close does).
-    if (this.owner.dropWhenFull && this.cost + cost > this.high) {
+    if (this.refuses(cost)) {
       this.end()
       return
     }
     if (this.queue === NO_CHUNKS) this.queue = []
     this.queue.push({ data, first, last, text })
-    this.cost += cost
-    if (this.cost > this.peak) this.peak = this.cost
-    if (this.cost > this.high && !this.full && !this.owner.dropWhenFull) {
-      this.full = true
-      this.owner.queueFull(true)
-    }
+    this.added(cost)
     this.wake()
   }
 
@@ -162,14 +145,6 @@ export class StreamSource implements AsyncIterableIterator<ReceivedStream> {
       if (c.data.length * 2 < c.data.buffer.byteLength) c.data = c.data.slice()
     }
     this.fresh = queue.length
-  }
-
-  /** Reading may go on past the mark: our close is sent and the peer's answer must be read. */
-  release (): void {
-    if (this.full) {
-      this.full = false
-      this.owner.queueFull(false)
-    }
   }
 
   /** No more chunks: the queue drains, then `source` ends (or throws `error`). */
@@ -275,7 +250,6 @@ export class StreamSource implements AsyncIterableIterator<ReceivedStream> {
   private dequeue (): Chunk {
     const c = this.queue[this.head]
     this.queue[this.head++] = undefined as unknown as Chunk
-    this.cost -= c.data.length + ITEM_OVERHEAD
     if (this.head === this.queue.length) {
       this.queue = NO_CHUNKS
       this.head = 0
@@ -285,10 +259,7 @@ export class StreamSource implements AsyncIterableIterator<ReceivedStream> {
       this.fresh = Math.max(0, this.fresh - this.head)
       this.head = 0
     }
-    if (this.full && this.cost <= this.low) {
-      this.full = false
-      this.owner.queueFull(false)
-    }
+    this.removed(c.data.length + ITEM_OVERHEAD)
     if (this.queue === NO_CHUNKS) this.owner.onQueueEmptied()
     return c
   }
