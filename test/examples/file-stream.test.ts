@@ -4,14 +4,13 @@
  * as the client reads).
  */
 
-import { createHash, randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { createHash } from 'node:crypto'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import test from 'ava'
 import { connect, DEFAULT_LIMITS, isText, WebSocketServer, type Connection } from '../../src/index.js'
 import { download, streamFile } from '../../examples/file-stream.js'
-import { listen, runExample } from './helpers.js'
+import { listen, randomFile, runExample } from './helpers.js'
 
 const SIZE = 20 * 1024 * 1024 + 12345
 const CHUNK = 64 * 1024
@@ -20,11 +19,7 @@ let file: string
 let fileHash: string
 
 test.before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'wspipe-file-stream-'))
-  file = join(dir, 'big.bin')
-  const data = randomBytes(SIZE)
-  writeFileSync(file, data)
-  fileHash = createHash('sha256').update(data).digest('hex')
+  ;({ dir, file, hash: fileHash } = randomFile('wspipe-file-stream-', SIZE))
 })
 
 test.after.always(() => {

@@ -4,6 +4,10 @@
  */
 
 import { spawn } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { WebSocketServer } from '../../src/index.js'
@@ -39,4 +43,13 @@ export async function runExample (name: string, args: string[] = []): Promise<{ 
       return await exited
     }
   }
+}
+
+/** A file of `size` random bytes in a fresh temporary folder, with its SHA-256, for a test file's `before`. */
+export function randomFile (prefix: string, size: number): { dir: string, file: string, hash: string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  const file = join(dir, 'big.bin')
+  const data = randomBytes(size)
+  writeFileSync(file, data)
+  return { dir, file, hash: createHash('sha256').update(data).digest('hex') }
 }

@@ -6,13 +6,12 @@
 
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import test from 'ava'
 import { connect, DEFAULT_LIMITS, WebSocketServer, type StreamConnection } from '../../src/index.js'
 import { ITEM_OVERHEAD } from '../../src/protocol/gather.js'
 import { saveUploads, upload } from '../../examples/upload.js'
-import { listen, runExample } from './helpers.js'
+import { listen, randomFile, runExample } from './helpers.js'
 
 const SIZE = 40 * 1024 * 1024 + 4321
 let dir: string
@@ -20,11 +19,7 @@ let file: string
 let fileHash: string
 
 test.before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'wspipe-upload-'))
-  file = join(dir, 'big.bin')
-  const data = randomBytes(SIZE)
-  writeFileSync(file, data)
-  fileHash = createHash('sha256').update(data).digest('hex')
+  ;({ dir, file, hash: fileHash } = randomFile('wspipe-upload-', SIZE))
 })
 
 test.after.always(() => {
