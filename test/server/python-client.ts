@@ -22,3 +22,10 @@ export function runPythonClient<T> (spec: object): Promise<T> {
     child.stdin?.end(JSON.stringify(spec))
   })
 }
+
+/** The bytes fixtures/py_client.py sends for `{ pattern: n }`. */
+export function pattern (n: number): Buffer {
+  const out = Buffer.alloc(n)
+  for (let i = 0; i < n; i++) out[i] = (i % 256) % 251
+  return out
+}

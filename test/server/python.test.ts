@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto'
 import type { CloseInfo, Connection } from '../../src/index.js'
 import { allBytes, MULTIBYTE } from './clients.js'
 import { peerTest } from '../peers.js'
-import { runPythonClient } from './python-client.js'
+import { pattern, runPythonClient } from './python-client.js'
 import { echo, startServer, within } from './helpers.js'
 
 const test = peerTest('python3-websockets')
@@ -24,13 +24,6 @@ interface PyResult {
 
 function runPython (spec: object): Promise<PyResult> {
   return runPythonClient<PyResult>(spec)
-}
-
-/** The bytes fixtures/py_client.py sends for `{ pattern: n }`. */
-function pattern (n: number): Buffer {
-  const out = Buffer.alloc(n)
-  for (let i = 0; i < n; i++) out[i] = (i % 256) % 251
-  return out
 }
 
 test('python websockets: echo battery (UTF-8, 256 byte values, empty, 1,000 in order with types, 16 MiB)', async (t) => {

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto'
 import { startDemo } from '../../examples/echo-server.js'
 import { peerTest } from '../peers.js'
-import { runPythonClient } from './python-client.js'
+import { pattern, runPythonClient } from './python-client.js'
 
 const test = peerTest('python3-websockets')
 
@@ -15,13 +15,6 @@ interface PyResult {
   protocol?: string
   received?: Array<{ type: string, data?: string, hex?: string, len?: number, sha256?: string }>
   close_code?: number
-}
-
-/** The bytes fixtures/py_client.py sends for `{ pattern: n }`. */
-function pattern (n: number): Buffer {
-  const out = Buffer.alloc(n)
-  for (let i = 0; i < n; i++) out[i] = (i % 256) % 251
-  return out
 }
 
 test('python websockets: fragmented and large messages through echo-stream come back whole, text as text', async (t) => {
