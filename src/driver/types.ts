@@ -82,7 +82,11 @@ export interface Logger {
 export interface ConnectionLimits {
   /** Largest message after reassembly, in bytes. Default 16 MiB; over it the peer gets 1009. */
   maxMessageSize?: number
-  /** Largest single frame. Default: `maxMessageSize`; over it: 1009, refused from the header. */
+  /**
+   * Largest single data frame received (control frames: 125 bytes, §5.5), and the largest
+   * fragment a streamed message is sent in. Default: `maxMessageSize`; over it: 1009, refused
+   * from the header. Does not apply to frames received in stream mode, which are never held.
+   */
   maxFrameSize?: number
   /** Most fragments in one message. Default 65,536; over it: 1009. */
   maxFragments?: number

@@ -40,8 +40,9 @@ export interface FrameParserOptions {
   /** `'server'` expects masked frames, `'client'` unmasked ones (§5.1). */
   role: Role
   /**
-   * The largest payload accepted in one frame, in bytes; a larger declared length is refused
-   * with 1009 before any of it is buffered. Default: 16 MiB.
+   * The largest payload accepted in one data frame, in bytes; a larger declared length is
+   * refused with 1009 before any of it is buffered. Control frames are bounded by §5.5 (125
+   * bytes) whatever this is. Default: 16 MiB.
    */
   maxFrameSize?: number
   /**
