@@ -20,7 +20,7 @@ import { ConnectionClosedError } from '../errors.js'
 import type { MemoryBudget } from './budget.js'
 import { heartbeatSweeper, judge } from './heartbeat.js'
 import { MessageSource, type IncomingOwner } from './incoming.js'
-import { SinkPump, isStreamedMessage, type SinkOwner } from './sink.js'
+import { SinkPump, isStreamedMessage, openStream, stopIterator, type SinkOwner } from './sink.js'
 import { StreamSource, type StreamOwner } from './streamed.js'
 import { preparedFrame } from './prepared.js'
 import { isText } from './text.js'
@@ -380,8 +380,6 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     return this.pump?.offer(message, text) ?? false
   }
 
-
-
   queueFull (full: boolean): void {
     this.pausedForQueue = full
     this.updateReading()
@@ -436,9 +434,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
    */
   private async sendStream (message: StreamedMessage): Promise<void> {
     if (this.sendingStopped) throw this.closingError()
-    const text = checkStreamedMessage(message)
-    const chunks = message.chunks
-    const iterator = Symbol.asyncIterator in chunks ? chunks[Symbol.asyncIterator]() : chunks[Symbol.iterator]()
+    const { text, chunks: iterator } = openStream(message)
     const signal = this.signal
     let onAbort!: () => void
     const aborted = new Promise<typeof ABORTED>((resolve) => { onAbort = () => { resolve(ABORTED) } })
@@ -509,11 +505,6 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     } while (at < data.length)
     this.queued()
     return true
-  }
-
-  /** The type of a streamed message to send: true for text. @throws TypeError for a malformed one. */
-  streamIsText (message: StreamedMessage): boolean {
-    return checkStreamedMessage(message)
   }
 
   /** End a streamed message: an empty final fragment (the chunks' end is known only after the last). */
@@ -931,24 +922,6 @@ function flushLater (conn: WebSocketConnection): void { conn.flush() }
 function timerFired (conn: WebSocketConnection): void { conn.onTimer() }
 function replyLater (conn: WebSocketConnection): void { conn.sendOwedClose() }
 function doneCheck (conn: WebSocketConnection): void { conn.closeIfDone() }
-
-/** Call `return()` on an iterator we stop pulling, ignoring what it says. */
-function stopIterator (iterator: Iterator<unknown> | AsyncIterator<unknown>): void {
-  if (typeof iterator.return !== 'function') return
-  try {
-    const r = iterator.return()
-    if (typeof (r as PromiseLike<unknown>)?.then === 'function') (r as Promise<unknown>).then(undefined, noop)
-  } catch {}
-}
-
-/** The type of a streamed message to send. @throws TypeError for anything but 'text' or 'binary'. */
-export function checkStreamedMessage (message: StreamedMessage): boolean {
-  const type = message.type
-  if (type !== 'text' && type !== 'binary') throw new TypeError(`a streamed message's type must be 'text' or 'binary', not ${String(type)}`)
-  const chunks = message.chunks as unknown as Record<symbol, unknown> | null
-  if (chunks === null || typeof chunks !== 'object' || (typeof chunks[Symbol.asyncIterator] !== 'function' && typeof chunks[Symbol.iterator] !== 'function')) throw new TypeError('a streamed message\'s chunks must be an iterable or an async iterable')
-  return type === 'text'
-}
 
 /** How long the close owed to a peer waits for the handler to read what came before it. */
 const REPLY_GRACE = 1000

@@ -28,8 +28,6 @@ export interface SinkOwner {
   endStream: (text: boolean, started: boolean) => void
   /** A streamed message failed part-way (its chunks threw, or yielded what cannot be sent): close with 1011. */
   failStream: (err: unknown) => void
-  /** The type of a streamed message; throws a TypeError for a malformed one. */
-  streamIsText: (message: StreamedMessage) => boolean
   /** Queue a message polled from the connection's own source, as text if it came as text. */
   queueEcho: (message: Uint8Array, text: boolean) => void
   flush: () => void
@@ -53,12 +51,29 @@ export function isStreamedMessage (value: unknown): value is StreamedMessage {
 }
 
 /** Call `return()` on an iterator we stop pulling, ignoring what it says. */
-function stopIterator (iterator: Iterator<unknown> | AsyncIterator<unknown>): void {
+export function stopIterator (iterator: Iterator<unknown> | AsyncIterator<unknown>): void {
   if (typeof iterator.return !== 'function') return
   try {
     const r = iterator.return()
     if (typeof (r as PromiseLike<unknown>)?.then === 'function') (r as Promise<unknown>).then(undefined, ignore)
   } catch {}
+}
+
+/** A streamed message's chunks, opened. */
+export type ChunkIterator = Iterator<Uint8Array | string> | AsyncIterator<Uint8Array | string>
+
+/**
+ * Check a streamed message to send and open its chunks: whether it is text, and the iterator.
+ * @throws TypeError for a type other than 'text' or 'binary', or chunks that are not iterable.
+ */
+export function openStream (message: StreamedMessage): { text: boolean, chunks: ChunkIterator } {
+  const type = message.type
+  if (type !== 'text' && type !== 'binary') throw new TypeError(`a streamed message's type must be 'text' or 'binary', not ${String(type)}`)
+  const chunks = message.chunks as unknown as Record<symbol, unknown> | null
+  if (chunks === null || typeof chunks !== 'object') throw new TypeError('a streamed message\'s chunks must be an iterable or an async iterable')
+  if (typeof chunks[Symbol.asyncIterator] === 'function') return { text: type === 'text', chunks: (message.chunks as AsyncIterable<Uint8Array | string>)[Symbol.asyncIterator]() }
+  if (typeof chunks[Symbol.iterator] === 'function') return { text: type === 'text', chunks: (message.chunks as Iterable<Uint8Array | string>)[Symbol.iterator]() }
+  throw new TypeError('a streamed message\'s chunks must be an iterable or an async iterable')
 }
 
 /** One per connection whose `sink` was called. */
@@ -78,7 +93,7 @@ export class SinkPump {
   /** The handler returned {@link SinkPump.promise}: the sink's end settles the handler. */
   private adopted = false
   /** The chunks of the streamed message being sent, if one is. */
-  private chunks: Iterator<Uint8Array | string> | AsyncIterator<Uint8Array | string> | undefined
+  private chunks: ChunkIterator | undefined
   private chunksText = false
   /** A fragment of the streamed message has gone out (the rest are continuations). */
   private chunksStarted = false
@@ -212,9 +227,9 @@ export class SinkPump {
   private send (value: OutgoingMessage): boolean {
     try {
       if (isStreamedMessage(value)) {
-        this.chunksText = this.owner.streamIsText(value)
-        const chunks = value.chunks
-        this.chunks = Symbol.asyncIterator in chunks ? chunks[Symbol.asyncIterator]() : chunks[Symbol.iterator]()
+        const { text, chunks } = openStream(value)
+        this.chunksText = text
+        this.chunks = chunks
         this.chunksStarted = false
       } else {
         this.owner.queueMessage(value)

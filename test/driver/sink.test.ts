@@ -24,7 +24,6 @@ function fake (): Fake {
     queueChunk: () => { throw new Error('not in these tests') },
     endStream: () => {},
     failStream: () => {},
-    streamIsText: (m) => m.type === 'text',
     get sendingStopped () { return o.stopped },
     outputFull: () => o.full,
     queueMessage: (m) => { if (typeof m !== 'string' && !(m instanceof Uint8Array)) throw new TypeError('bad'); o.sent.push(m) },
