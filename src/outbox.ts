@@ -94,9 +94,13 @@ export class Outbox<T = OutgoingMessage> implements AsyncIterable<T> {
     return {
       next: () => this.next(),
       return: () => {
-        // The reader stopped (its connection is closing): nothing will read the rest.
+        // The reader stopped (its connection is closing): nothing will read the rest, and a
+        // pending next() ends now rather than hold the reader until the next push.
         this.done = true
         this.queue.clear()
+        const waiter = this.waiter
+        this.waiter = undefined
+        waiter?.(DONE)
         return Promise.resolve(DONE)
       }
     }

@@ -285,7 +285,10 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     this.doneCheckScheduled = false
     const pump = this.pump
     if (!this.source.detached || this.sendingStopped) return
-    if (pump === undefined) this.closeWith(CloseCode.Normal)
+    // A streamed message being sent by send() is finished first; its end checks again.
+    if (pump === undefined) {
+      if (this.sendChain === undefined) this.closeWith(CloseCode.Normal)
+    }
     else if (pump.ended) this.closeWith(pump.failed ? CloseCode.InternalError : CloseCode.Normal)
   }
 
@@ -410,7 +413,11 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
       const p = (this.sendChain ?? RESOLVED).then(() => isStreamedMessage(message) ? this.sendStream(message) : this.sendWhole(message))
       const tail = p.then(noop, noop)
       this.sendChain = tail
-      void tail.then(() => { if (this.sendChain === tail) this.sendChain = undefined })
+      void tail.then(() => {
+        if (this.sendChain !== tail) return
+        this.sendChain = undefined
+        if (this.source.detached) this.scheduleDoneCheck()
+      })
       return p
     }
     return this.sendWhole(message)

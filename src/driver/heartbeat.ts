@@ -98,11 +98,4 @@ export function heartbeatSweeper (period: number): HeartbeatSweeper {
   return sweeper
 }
 
-/** Connections watched by all sweepers (for leak checks). */
-export function watchedConnections (): number {
-  let n = 0
-  for (const s of sweepers.values()) n += s.size
-  return n
-}
-
 function sweep (sweeper: HeartbeatSweeper): void { sweeper.sweep() }

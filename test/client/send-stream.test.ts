@@ -83,3 +83,21 @@ test('close, ping and send destructured from the connection work (they were unbo
   await send('ok')
   t.deepEqual(await conn.closed, { code: 4001, reason: 'bye', wasClean: true })
 })
+
+test('a handler that stops reading, then streams a reply with send(): the message is finished before the done-reading close', async (t) => {
+  // The done-reading rule closed one turn later, in the middle of the streamed send().
+  const url = await server(t, async ({ source, send }) => {
+    await source.return!()
+    async function * slow (): AsyncGenerator<string> {
+      for (const part of ['one ', 'two ', 'three']) {
+        await new Promise((resolve) => setTimeout(resolve, 20))
+        yield part
+      }
+    }
+    await send({ type: 'text', chunks: slow() })
+    await new Promise(() => {}) // the handler itself never ends: the rule must close
+  })
+  const conn = await connect(url)
+  t.is(Buffer.from((await conn.source.next()).value!).toString(), 'one two three')
+  t.deepEqual(await conn.closed, { code: 1000, reason: '', wasClean: true })
+})

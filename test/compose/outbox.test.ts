@@ -70,3 +70,11 @@ test('when the connection closes, the sink stops and the outbox ends, dropping w
   t.true(outbox.push('late'))
   t.is(outbox.size, 0)
 })
+
+test('return() while a next() waits ends that next() at once (it held its reader until the next push)', async (t) => {
+  const outbox = new Outbox<number>(10)
+  const iterator = outbox[Symbol.asyncIterator]()
+  const pending = iterator.next()
+  await iterator.return!()
+  t.deepEqual(await pending, { done: true, value: undefined })
+})
