@@ -154,6 +154,9 @@ async function runPrimary (options: ClusterOptions): Promise<ClusterPrimary> {
 
   const close = async (): Promise<void> => {
     closing = true
+    // A rolling restart may be forking a worker right now: let it finish (it stops at `closing`)
+    // so that worker is in `serving` and is stopped too, not left running.
+    await restarting
     await Promise.all([...serving].map(stop))
   }
 

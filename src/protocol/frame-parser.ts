@@ -94,11 +94,16 @@ const NO_HEADER = new Uint8Array(0)
  */
 const DIRECT_MIN = 64 * 1024
 /**
- * The final buffer is made only once half of the frame has arrived, so a bare header cannot make
- * the parser allocate its declared length: memory held stays within 2x the bytes received (the
- * rule of DESIGN "Limits"; {@link FrameParser.heldBytes} counts the declared length for the budget).
+ * Whether a split frame of `length` bytes, `received` of them arrived, goes into its final buffer
+ * now: once it is at least {@link DIRECT_MIN} and half of it has arrived, so a bare header cannot
+ * make the parser allocate its declared length and memory held stays within 2x the bytes received
+ * (the rule of DESIGN "Limits"; {@link FrameParser.heldBytes} counts the declared length for the
+ * budget). Plain arithmetic, not a shift: lengths pass 2^31 (a 32-bit shift turned negative there
+ * and kept frames over 1 GiB in parts).
  */
-const DIRECT_SHIFT = 1
+export function goesDirect (length: number, received: number): boolean {
+  return length >= DIRECT_MIN && received * 2 >= length
+}
 
 interface Gathering extends IncompleteFrame {
   /** The payload so far: small parts copied out, so none pins the larger read it came in. */
@@ -335,8 +340,7 @@ export class FrameParser {
     }
     if (this.streamData && (b0 & 0x08) === 0) {
       this.piece = { b0, length, done: 0, started: false, m0, m1, m2, m3 }
-      // A frame with an empty payload is whole already.
-      if (length === 0) return this.emptyPiece(off, frames)
+      // A frame with an empty payload comes out whole, as its one (empty, first) piece.
       return this.nextPiece(chunk, off, frames)
     }
     this.current = startGathering(b0, length, m0, m1, m2, m3)
@@ -371,13 +375,6 @@ export class FrameParser {
   get pieceRemaining (): number {
     const piece = this.piece
     return piece === undefined ? 0 : piece.length - piece.done
-  }
-
-  /** A streamed frame with an empty payload, whose header was split: whole at once. */
-  private emptyPiece (off: number, frames: Frame[]): number {
-    frames.push(makeFrame(this.piece!.b0, new Uint8Array(0)))
-    this.piece = undefined
-    return off
   }
 
   /** Validate the first two header bytes before the rest of the header has arrived. */
@@ -461,7 +458,7 @@ export class FrameParser {
   /** Add a part that does not complete the frame: held by the gatherer, or copied into the final buffer. */
   private addPart (cur: Gathering, part: Uint8Array): void {
     if (cur.direct === undefined) {
-      if (cur.length < DIRECT_MIN || (cur.received + part.length) << DIRECT_SHIFT < cur.length) {
+      if (!goesDirect(cur.length, cur.received + part.length)) {
         cur.gatherer.append(part, cur.length - cur.received)
         cur.received += part.length
         return

@@ -76,8 +76,10 @@ interface Budget {
  */
 export class Topics {
   private readonly subscribers = new Map<string, Set<Subscription>>()
-  private readonly maxQueued: number
-  private readonly policy: SlowSubscriberPolicy
+  /** @internal The per-subscriber bound, read by each subscription on every delivery. */
+  readonly maxQueued: number
+  /** @internal What happens past it. */
+  readonly policy: SlowSubscriberPolicy
   private readonly adapter: TopicsAdapter | undefined
   /** @internal The server's budget, when these are `server.topics`. */
   budget: Budget | undefined
@@ -171,10 +173,6 @@ export class Topics {
     this.adapter?.unsubscribe(sub.topic)
   }
 
-  /** @internal */
-  get limits (): { maxQueued: number, policy: SlowSubscriberPolicy } {
-    return { maxQueued: this.maxQueued, policy: this.policy }
-  }
 }
 
 /** Thrown by a subscription without a connection that fell past its bound under the `'close'` policy. */
@@ -247,7 +245,8 @@ export class Subscription implements AsyncIterableIterator<Uint8Array> {
       return true
     }
     const cost = message.length + ENTRY_OVERHEAD
-    const { maxQueued, policy } = this.owner.limits
+    // Read from the fields: an object made per delivery would cost one per subscriber per publish.
+    const { maxQueued, policy } = this.owner
     if (this.bytes + cost > maxQueued) {
       if (policy === 'drop') {
         this.dropped++

@@ -5,6 +5,7 @@
 
 import test from 'ava'
 import { DEFAULT_MAX_FRAME_SIZE, FrameParser, Opcode, ProtocolError, type ProtocolErrorCode, type Role } from '../../src/protocol/index.js'
+import { goesDirect } from '../../src/protocol/frame-parser.js'
 import { TEST_KEY, assertParseError, concat, hex, oneByteAtATime, parseAll, peerFrame, rawFrame, utf8 } from './helpers.js'
 
 const ROLES: Role[] = ['server', 'client']
@@ -259,4 +260,14 @@ test('a header split at every byte is parsed the same (all header forms, both ro
       if (n <= 300) t.deepEqual(parseAll(new FrameParser({ role }), oneByteAtATime(bytes))[0].payload, payload)
     }
   }
+})
+
+test('goesDirect: a split frame goes into its final buffer from 64 KiB and half arrived, also past 2^31 bytes (a 32-bit shift went negative there)', (t) => {
+  t.false(goesDirect(65535, 65535), 'under 64 KiB: gathered')
+  t.false(goesDirect(65536, 32767))
+  t.true(goesDirect(65536, 32768))
+  // (1.6 GiB << 1) is negative in 32-bit arithmetic: frames over 1 GiB never went direct.
+  t.true(((1.6 * 2 ** 30) << 1) < 0)
+  t.true(goesDirect(3 * 2 ** 30, 1.6 * 2 ** 30))
+  t.false(goesDirect(3 * 2 ** 30, 1.4 * 2 ** 30))
 })
