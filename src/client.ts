@@ -20,7 +20,6 @@ import { checkDeflateAnswer, deflateOffer, HandshakeError, parseProtocols, PERME
 import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions } from './extensions/permessage-deflate.js'
 import { CloseCode } from './protocol/close-codes.js'
 import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger, type StreamConnection } from './driver.js'
-import { DEFAULT_MAX_MESSAGE_SIZE } from './protocol/session.js'
 import { UpgradeError } from './errors.js'
 
 /** Options of {@link connect}. */
@@ -211,7 +210,8 @@ export function connect (url: string | URL, options: ConnectOptions | StreamConn
         head,
         limits: options,
         compression: checked.deflate === undefined ? undefined : new PerMessageDeflate('client', checked.deflate, deflate!),
-        stream: streaming ? { maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE } : undefined
+        // In stream mode `maxMessageSize` is the streamed limit, which the driver reads from `limits`.
+        stream: streaming ? {} : undefined
       })
       conn.start()
       if (signal !== undefined) {

@@ -23,7 +23,6 @@ import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions
 import { CloseCode } from './protocol/close-codes.js'
 import { Topics, type TopicsOptions } from './topics/topics.js'
 import { DEFAULT_MEMORY_BUDGET, finishHandler, MemoryBudget, resolveLimits, WebSocketConnection, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver.js'
-import { DEFAULT_MAX_MESSAGE_SIZE } from './protocol/session.js'
 
 /** A handler serves one connection; its promise settling closes it (1000, or 1011 if it threw). */
 export type Handler = (connection: Connection) => void | Promise<void>
@@ -40,8 +39,8 @@ export interface WholeModeOptions {
 /** A registered handler and how its messages come. */
 interface Registration {
   handler: Handler | StreamHandler
-  /** Stream mode's message limit; undefined for whole messages. */
-  stream: { maxMessageSize: number } | undefined
+  /** Stream mode, with its own message limit if given (else the server's); undefined for whole messages. */
+  stream: { maxMessageSize?: number } | undefined
 }
 
 /** What `authorize` may answer: true to accept, false for a 403, or a status and reason. */
@@ -195,8 +194,9 @@ export class WebSocketServer {
     if (mode !== 'whole' && mode !== 'stream') throw new TypeError(`messages must be 'whole' or 'stream', not ${String(mode)}`)
     let stream: Registration['stream']
     if (mode === 'stream') {
-      const max = (options as StreamModeOptions).maxMessageSize ?? this.options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE
-      if (!(max > 0)) throw new RangeError('maxMessageSize must be a positive number of bytes (or Infinity)')
+      const max = (options as StreamModeOptions).maxMessageSize
+      if (max !== undefined && !(max > 0)) throw new RangeError('maxMessageSize must be a positive number of bytes (or Infinity)')
+      // Without one, the driver falls back to the server's maxMessageSize.
       stream = { maxMessageSize: max }
     }
     this.handlers.set(protocol, { handler, stream })

@@ -24,7 +24,6 @@ import { Buffer } from 'node:buffer'
 import { Duplex as NodeDuplex } from 'node:stream'
 import type { Duplex, Source } from 'it-stream-types'
 import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver.js'
-import { DEFAULT_MAX_MESSAGE_SIZE } from './protocol/session.js'
 import { runHandler, type Handler, type StreamHandler } from './server.js'
 
 /** Options of {@link connectInMemory}. */
@@ -142,7 +141,7 @@ export async function connectInMemory (handler: Handler | StreamHandler, options
   // In memory the heartbeat is off unless asked for: a test should not race a ping.
   const limits: ConnectionLimits = { ...options, heartbeat: options.heartbeat ?? false }
   const common = { protocol: options.protocol ?? '', url: options.url ?? '/', headers: options.headers ?? {}, limits }
-  const stream = options.messages === 'stream' ? { maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE } : undefined
+  const stream = options.messages === 'stream' ? {} : undefined
   const server = new WebSocketConnection(serverSocket, { ...common, role: 'server', logger, stream })
   const client = new WebSocketConnection(clientSocket, { ...common, role: 'client' }) as unknown as InMemoryClient<Connection | StreamConnection>
   Object.defineProperty(client, 'server', { value: server })

@@ -273,7 +273,7 @@ export interface DriverOptions {
   budget?: MemoryBudget
   /** The negotiated per-message compression (permessage-deflate), if any. */
   compression?: MessageCompression
-  /** Stream mode, with its message limit: `source` yields {@link ReceivedStream}s. */
-  stream?: { maxMessageSize: number }
+  /** Stream mode: `source` yields {@link ReceivedStream}s; its message limit defaults to `limits.maxMessageSize` (then 16 MiB). */
+  stream?: { maxMessageSize?: number }
 }
 
