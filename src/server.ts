@@ -143,13 +143,22 @@ export class WebSocketServer {
   private readonly resolved: ResolvedLimits
   private readonly budget: MemoryBudget
   private readonly deflate: ResolvedDeflateOptions | undefined
-  private readonly forget = (conn: WebSocketConnection): void => { this.connections.delete(conn) }
+  private readonly forget = (conn: WebSocketConnection): void => {
+    this.connections.delete(conn)
+    this.wakeDrain?.()
+  }
   private ownTopics: Topics | undefined
   private readonly trustedProxies: number
-  /** `open` until `close()`; `closed` once it resolved, until `listen` or `attach` opens it again. */
-  private state: 'open' | 'closing' | 'closed' = 'open'
+  /**
+   * `open` until `close()`; `draining` while handshakes already under way may still finish;
+   * `closing` once what is left is being dropped; `closed` once `close()` resolved, until
+   * `listen` or `attach` opens it again.
+   */
+  private state: 'open' | 'draining' | 'closing' | 'closed' = 'open'
   /** The `close()` under way, which a second call joins. */
   private closing: Promise<void> | undefined
+  /** Wakes `close()` when a connection or a pending handshake is gone. */
+  private wakeDrain: (() => void) | undefined
 
   constructor (options: WebSocketServerOptions = {}) {
     this.options = options
@@ -294,7 +303,8 @@ export class WebSocketServer {
       }
       this.handleUpgrade(req, socket, head)
     }
-    const connectionListener = (socket: NodeDuplex): void => { this.startHandshakeTimer(socket) }
+    // While closing, a new socket is not one whose handshake was under way: its upgrade gets 503.
+    const connectionListener = (socket: NodeDuplex): void => { if (this.state === 'open') this.startHandshakeTimer(socket) }
     // A plain HTTP request on the connection is the host server's to serve, for as long as it
     // takes: the handshake timer no longer applies to that socket.
     const requestListener = (req: IncomingMessage): void => { this.clearHandshakeTimer(req.socket) }
@@ -311,9 +321,12 @@ export class WebSocketServer {
    * Fastify, plain `http`): validates it, answers 101 or an HTTP error, and runs the handler.
    */
   handleUpgrade (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array = new Uint8Array(0)): void {
+    // A socket accepted before close() may still finish its handshake: it then gets 1001 like
+    // every other connection, not a reset. A new one while closing is refused.
+    const underWay = this.pending.has(socket)
     this.clearHandshakeTimer(socket)
     socket.on('error', ignoreError)
-    if (this.state !== 'open') {
+    if (this.state !== 'open' && !(this.state === 'draining' && underWay)) {
       this.reject(socket, new HandshakeError(503, 'the server is shutting down'))
       return
     }
@@ -371,8 +384,9 @@ export class WebSocketServer {
 
   /** Answer 101 and start the handler; `url` is the target in origin-form. */
   private accept (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array, key: string, protocol: string, url: string, deflate: { params: DeflateParams, header: string } | undefined): void {
-    if (this.state !== 'open' || socket.destroyed) {
-      socket.destroy()
+    if (socket.destroyed) return
+    if (this.state !== 'open' && this.state !== 'draining') {
+      this.reject(socket, new HandshakeError(503, 'the server is shutting down'))
       return
     }
     const { handler, stream } = this.handlers.get(protocol)!
@@ -397,6 +411,7 @@ export class WebSocketServer {
     runHandler(handler, conn, this.logger)
     // Frames that came with the request are read once the handler is in place, as later ones are.
     conn.start()
+    if (this.state === 'draining') conn.close(CloseCode.GoingAway, 'server shutting down')
   }
 
   private reject (socket: NodeDuplex, error: HandshakeError): void {
@@ -413,6 +428,7 @@ export class WebSocketServer {
     const timer = setTimeout(() => {
       this.pending.delete(socket)
       socket.destroy()
+      this.wakeDrain?.()
     }, ms)
     const previous = this.pending.get(socket)
     if (previous !== undefined) clearTimeout(previous)
@@ -426,6 +442,7 @@ export class WebSocketServer {
       clearTimeout(timer)
       this.pending.delete(socket)
       socket.off('close', this.pendingSocketClosed)
+      this.wakeDrain?.()
     }
   }
 
@@ -444,7 +461,10 @@ export class WebSocketServer {
 
   /**
    * Stop accepting, close every connection with 1001 (going away), wait up to `closeTimeout`,
-   * then drop what is left. Resolves when every connection is gone.
+   * then drop what is left. Resolves when every connection is gone. A handshake already under
+   * way (its socket accepted, its request or `authorize` not yet done) may finish within
+   * `closeTimeout`: its connection is then closed with 1001 at once. A new upgrade meanwhile
+   * gets 503.
    */
   close (): Promise<void> {
     this.closing ??= this.shutdown().finally(() => {
@@ -456,31 +476,38 @@ export class WebSocketServer {
 
   /** `listen` and `attach` open a closed server again, but not one still closing. */
   private reopen (): void {
-    if (this.state === 'closing') throw new Error('the server is closing: await close() before listening or attaching again')
+    if (this.state === 'draining' || this.state === 'closing') throw new Error('the server is closing: await close() before listening or attaching again')
     this.state = 'open'
   }
 
   private async shutdown (): Promise<void> {
-    this.state = 'closing'
-    for (const { server } of [...this.attached]) this.detach(server)
+    this.state = 'draining'
     const own = this.httpServer
+    // Stop accepting. The upgrade listeners stay until the end, to answer what is under way.
     const stopped = own === undefined ? Promise.resolve() : new Promise<void>((resolve) => own.close(() => resolve()))
-    for (const [socket, timer] of this.pending) {
-      clearTimeout(timer)
+    for (const conn of this.connections) conn.close(CloseCode.GoingAway, 'server shutting down')
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      this.wakeDrain?.()
+    }, this.options.closeTimeout ?? 5000)
+    // Re-checked after each wake: a handshake that ends its pending state adds its connection
+    // in the same turn.
+    while (!timedOut && (this.connections.size > 0 || this.pending.size > 0)) {
+      await new Promise<void>((resolve) => { this.wakeDrain = resolve })
+    }
+    this.wakeDrain = undefined
+    clearTimeout(timer)
+    this.state = 'closing'
+    for (const [socket, pendingTimer] of this.pending) {
+      clearTimeout(pendingTimer)
       socket.destroy()
     }
     this.pending.clear()
-    const all = [...this.connections]
-    for (const conn of all) conn.close(CloseCode.GoingAway, 'server shutting down')
-    const timeout = this.options.closeTimeout ?? 5000
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([
-      Promise.all(all.map((c) => c.closed)),
-      new Promise<void>((resolve) => { timer = setTimeout(resolve, timeout) })
-    ])
-    clearTimeout(timer)
-    for (const conn of all) conn.terminate()
-    await Promise.all(all.map((c) => c.closed))
+    const left = [...this.connections]
+    for (const conn of left) conn.terminate()
+    await Promise.all(left.map((c) => c.closed))
+    for (const { server } of [...this.attached]) this.detach(server)
     own?.closeAllConnections()
     await stopped
     this.httpServer = undefined

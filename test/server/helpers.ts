@@ -209,8 +209,13 @@ export class RawClient {
 
   /** Connect and complete the opening handshake; rejects unless the answer is 101. */
   static connect (port: number, options: { path?: string, protocol?: string, head?: Buffer, tls?: tls.ConnectionOptions, headers?: Record<string, string> } = {}): Promise<RawClient> {
+    const socket = options.tls !== undefined ? tls.connect({ host: '127.0.0.1', port, ...options.tls }) : net.connect(port, '127.0.0.1')
+    return RawClient.handshake(socket, options)
+  }
+
+  /** Send the upgrade request on `socket` (connected or connecting); rejects unless the answer is 101. */
+  static handshake (socket: net.Socket, options: { path?: string, protocol?: string, head?: Buffer, headers?: Record<string, string> } = {}): Promise<RawClient> {
     return within(new Promise<RawClient>((resolve, reject) => {
-      const socket = options.tls !== undefined ? tls.connect({ host: '127.0.0.1', port, ...options.tls }) : net.connect(port, '127.0.0.1')
       socket.setNoDelay(true)
       let got = Buffer.alloc(0)
       const onData = (c: Buffer): void => {
@@ -229,6 +234,7 @@ export class RawClient {
       }
       socket.on('data', onData)
       socket.on('error', reject)
+      socket.once('close', () => reject(new Error('the server closed the socket before answering')))
       const headers: Record<string, string> = { ...options.headers }
       if (options.protocol !== undefined) headers['Sec-WebSocket-Protocol'] = options.protocol
       const request = Buffer.from(upgradeRequest({ path: options.path, headers }))

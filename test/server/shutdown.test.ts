@@ -8,7 +8,7 @@ import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import test, { type ExecutionContext } from 'ava'
 import { WebSocketServer, type Connection } from '../../src/index.js'
-import { captureLogger, echo, rawRequest, sleep, startServer, upgradeRequest, within, WsPeer } from './helpers.js'
+import { captureLogger, clientFrame, closePayload, echo, RawClient, rawRequest, sleep, startServer, until, upgradeRequest, within, WsPeer } from './helpers.js'
 
 async function plainHttpServer (t: ExecutionContext, onRequest: http.RequestListener = (_req, res) => { res.end('hello from http\n') }): Promise<{ server: http.Server, port: number }> {
   const server = http.createServer(onRequest)
@@ -55,7 +55,6 @@ test('server.close() with 100 open connections: every client sees 1001, it resol
 test('server.close() drops, after closeTimeout, a client that never answers the close', async (t) => {
   t.timeout(30_000)
   const { server, port } = await startServer(t, { '': echo }, { closeTimeout: 300 })
-  const { RawClient } = await import('./helpers.js')
   const client = await RawClient.connect(port)
   const closing = server.close()
   t.deepEqual(await client.nextClose(), { code: 1001, reason: 'server shutting down' })
@@ -64,9 +63,9 @@ test('server.close() drops, after closeTimeout, a client that never answers the 
   t.pass()
 })
 
-test('server.close() also ends connections still in the handshake', async (t) => {
+test('server.close() drops, after closeTimeout, a handshake whose request never completes', async (t) => {
   t.timeout(30_000)
-  const { server, port } = await startServer(t, { '': echo })
+  const { server, port } = await startServer(t, { '': echo }, { closeTimeout: 300 })
   const socket = net.connect(port, '127.0.0.1')
   socket.on('error', () => {})
   await once(socket, 'connect')
@@ -76,6 +75,62 @@ test('server.close() also ends connections still in the handshake', async (t) =>
   await within(server.close(), 10_000, 'server.close')
   await within(closed, 5000, 'the half-open handshake is dropped')
   t.pass()
+})
+
+// A defect seen in CI: a rolling restart's old worker had accepted a TCP connection just before
+// its close(), and close() destroyed it mid-handshake: the client saw ECONNRESET.
+test('server.close() lets a handshake under way finish: 101, then close 1001, never a reset', async (t) => {
+  t.timeout(30_000)
+  let ran = 0
+  const { server, port } = await startServer(t, { '': async (c) => { ran++; await echo(c) } })
+  // The socket is accepted now; its request is sent only after close() was called.
+  const socket = net.connect(port, '127.0.0.1')
+  socket.on('error', () => {})
+  await once(socket, 'connect')
+  await sleep(50)
+  const closing = server.close()
+  const raw = await RawClient.handshake(socket)
+  t.deepEqual(await raw.nextClose(), { code: 1001, reason: 'server shutting down' })
+  raw.send(clientFrame(8, closePayload(1001)))
+  await within(closing, 10_000, 'server.close resolves')
+  await raw.waitClosed()
+  t.is(ran, 1, 'the handler ran for it')
+})
+
+test('server.close() while authorize is pending: a yes still gets 101 then 1001, a no still gets 403', async (t) => {
+  t.timeout(30_000)
+  const decisions: Array<(ok: boolean) => void> = []
+  const { server, port } = await startServer(t, { '': echo }, {
+    authorize: async () => await new Promise<boolean>((resolve) => decisions.push(resolve))
+  })
+  const yes = RawClient.connect(port)
+  const no = rawRequest(port, upgradeRequest())
+  await until(() => decisions.length === 2, 5000, 'both authorize calls')
+  const closing = server.close()
+  decisions[1](false)
+  decisions[0](true)
+  const raw = await yes
+  t.deepEqual(await raw.nextClose(), { code: 1001, reason: 'server shutting down' })
+  raw.send(clientFrame(8, closePayload(1001)))
+  t.is((await no).status, 403)
+  await within(closing, 10_000, 'server.close resolves')
+})
+
+test('attach: an upgrade on a new connection while close() is under way gets 503', async (t) => {
+  t.timeout(30_000)
+  const { server: httpServer, port } = await plainHttpServer(t)
+  const wss = new WebSocketServer({ logger: captureLogger().logger, closeTimeout: 2000 })
+  wss.register('', echo)
+  wss.attach(httpServer)
+  // An open client that does not answer the close keeps close() under way.
+  const held = await RawClient.connect(port)
+  const closing = wss.close()
+  t.deepEqual(await held.nextClose(), { code: 1001, reason: 'server shutting down' })
+  const res = await rawRequest(port, upgradeRequest())
+  t.is(res.status, 503)
+  held.send(clientFrame(8, closePayload(1001)))
+  await within(closing, 10_000, 'server.close resolves')
+  await held.waitClosed()
 })
 
 test('attach(httpServer, { path }): upgrades on the path, plain HTTP still served, other paths 404', async (t) => {
