@@ -135,6 +135,11 @@ export class WebSocketServer {
   private readonly connections = new Set<WebSocketConnection>()
   /** Sockets that have connected but not finished the handshake, with their timers. */
   private readonly pending = new Map<NodeDuplex, NodeJS.Timeout>()
+  /**
+   * TCP sockets of our own HTTPS server still in the TLS handshake, by remote address and port
+   * (the TLS socket made from one has the same): `close()` lets them finish too.
+   */
+  private readonly tlsHandshakes = new Map<string, NodeDuplex>()
   /** One 'close' listener shared by every pending socket, removed once its handshake is over. */
   private readonly pendingSocketClosed: (this: NodeDuplex) => void
   private readonly logger: Logger
@@ -252,6 +257,19 @@ export class WebSocketServer {
       res.end(body)
     })
     this.httpServer = server
+    if (options.tls !== undefined) {
+      server.on('connection', (raw: NodeDuplex) => {
+        const key = remoteKey(raw)
+        if (key === undefined) return
+        this.tlsHandshakes.set(key, raw)
+        raw.once('close', () => {
+          if (this.tlsHandshakes.get(key) === raw) {
+            this.tlsHandshakes.delete(key)
+            this.wakeDrain?.()
+          }
+        })
+      })
+    }
     this.attach(server)
     try {
       await new Promise<void>((resolve, reject) => {
@@ -303,8 +321,15 @@ export class WebSocketServer {
       }
       this.handleUpgrade(req, socket, head)
     }
-    // While closing, a new socket is not one whose handshake was under way: its upgrade gets 503.
-    const connectionListener = (socket: NodeDuplex): void => { if (this.state === 'open') this.startHandshakeTimer(socket) }
+    // While closing, a socket of an attached server is new: its upgrade gets 503. One of our own
+    // server was accepted before close() (it stopped listening then): its handshake may finish.
+    const connectionListener = (socket: NodeDuplex): void => {
+      if (this.tlsHandshakes.size > 0) {
+        const key = remoteKey(socket)
+        if (key !== undefined && this.tlsHandshakes.delete(key)) this.wakeDrain?.()
+      }
+      if (this.state === 'open' || (this.state === 'draining' && server === this.httpServer)) this.startHandshakeTimer(socket)
+    }
     // A plain HTTP request on the connection is the host server's to serve, for as long as it
     // takes: the handshake timer no longer applies to that socket.
     const requestListener = (req: IncomingMessage): void => { this.clearHandshakeTimer(req.socket) }
@@ -462,7 +487,7 @@ export class WebSocketServer {
   /**
    * Stop accepting, close every connection with 1001 (going away), wait up to `closeTimeout`,
    * then drop what is left. Resolves when every connection is gone. A handshake already under
-   * way (its socket accepted, its request or `authorize` not yet done) may finish within
+   * way (its TCP connection accepted; TLS, request or `authorize` not yet done) may finish within
    * `closeTimeout`: its connection is then closed with 1001 at once. A new upgrade meanwhile
    * gets 503.
    */
@@ -493,7 +518,7 @@ export class WebSocketServer {
     }, this.options.closeTimeout ?? 5000)
     // Re-checked after each wake: a handshake that ends its pending state adds its connection
     // in the same turn.
-    while (!timedOut && (this.connections.size > 0 || this.pending.size > 0)) {
+    while (!timedOut && (this.connections.size > 0 || this.pending.size > 0 || this.tlsHandshakes.size > 0)) {
       await new Promise<void>((resolve) => { this.wakeDrain = resolve })
     }
     this.wakeDrain = undefined
@@ -504,6 +529,8 @@ export class WebSocketServer {
       socket.destroy()
     }
     this.pending.clear()
+    for (const raw of this.tlsHandshakes.values()) raw.destroy()
+    this.tlsHandshakes.clear()
     const left = [...this.connections]
     for (const conn of left) conn.terminate()
     await Promise.all(left.map((c) => c.closed))
@@ -512,6 +539,12 @@ export class WebSocketServer {
     await stopped
     this.httpServer = undefined
   }
+}
+
+/** A live TCP connection's remote end, which its TLS socket shares. */
+function remoteKey (socket: NodeDuplex): string | undefined {
+  const { remoteAddress, remotePort } = socket as { remoteAddress?: string, remotePort?: number }
+  return remoteAddress === undefined || remotePort === undefined ? undefined : `${remoteAddress}|${remotePort}`
 }
 
 /** The upgrade listeners `attach` installed, with the path each serves (`undefined`: every path). */

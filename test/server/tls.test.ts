@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import https from 'node:https'
+import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -130,4 +131,23 @@ test('wss:// a peer that sends its close and then ends TCP still gets the close 
   client.send(clientFrame(8, closePayload(4006, 'tls half')))
   client.socket.end()
   t.deepEqual(await client.nextClose(), { code: 4006, reason: '' })
+})
+
+test('wss:// server.close() while a client is still in the TLS handshake: it finishes, gets 101, then 1001', async (t) => {
+  t.timeout(30_000)
+  const server = new WebSocketServer({ logger: captureLogger().logger })
+  server.register('', echo)
+  const { port } = await server.listen({ port: 0, tls: { key, cert } })
+  t.teardown(() => within(server.close(), 15_000, 'server.close'))
+  // TCP is accepted before close(); TLS and the upgrade request come after it.
+  const tcp = net.connect(port, '127.0.0.1')
+  tcp.on('error', () => {})
+  await once(tcp, 'connect')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const closing = server.close()
+  const secure = tls.connect({ socket: tcp, ca: cert, servername: 'localhost' })
+  const client = await RawClient.handshake(secure)
+  t.deepEqual(await client.nextClose(), { code: 1001, reason: 'server shutting down' })
+  client.send(clientFrame(8, closePayload(1001)))
+  await within(closing, 10_000, 'server.close resolves')
 })
