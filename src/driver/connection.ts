@@ -21,7 +21,7 @@ import type { MemoryBudget } from './budget.js'
 import { heartbeatSweeper, judge } from './heartbeat.js'
 import { MessageSource, type IncomingOwner } from './incoming.js'
 import { SinkPump, isStreamedMessage, openStream, stopIterator, type SinkOwner } from './sink.js'
-import { StreamSource, type StreamOwner } from './streamed.js'
+import { lastChunkTaken, StreamSource, type StreamOwner } from './streamed.js'
 import { preparedFrame } from './prepared.js'
 import { isText } from './text.js'
 import { resolveLimits, type CloseInfo, type ConnectionStats, type DriverOptions, type Logger, type OutgoingMessage, type ResolvedLimits, type StreamedMessage } from './types.js'
@@ -448,6 +448,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     if (signal.aborted) onAbort()
     else signal.addEventListener('abort', onAbort, { once: true })
     let started = false
+    let finished = false
     try {
       for (;;) {
         let result: IteratorResult<Uint8Array | string> | typeof ABORTED
@@ -463,12 +464,18 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
           throw this.closingError()
         }
         if (result.done === true) break
+        // A received message tells when its last chunk is out: that chunk then carries FIN.
+        const last = lastChunkTaken(iterator)
         try {
-          if (this.queueChunk(result.value, text, started)) started = true
+          if (this.queueChunk(result.value, text, started, last)) started = true
         } catch (err) {
           stopIterator(iterator)
           this.failStream(err)
           throw err
+        }
+        if (last) {
+          finished = true
+          break
         }
         if (this.outputFull()) {
           try {
@@ -483,7 +490,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
       signal.removeEventListener('abort', onAbort)
     }
     if (this.sendingStopped) throw this.closingError()
-    this.endStream(text, started)
+    if (!finished) this.endStream(text, started)
     if (this.outputFull()) await this.waitForRoom()
   }
 

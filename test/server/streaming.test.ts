@@ -168,6 +168,26 @@ test('pings and pongs between fragments: the pongs come back, the chunks arrive 
   echo.destroy()
 })
 
+test('an echo of a received stream, through sink or send(), sets FIN on the last chunk\'s frame: no empty frame is added', async (t) => {
+  t.timeout(20_000)
+  const { port } = await serve(t, {
+    sink: ({ source, sink }) => sink(source),
+    send: async ({ source, send }) => {
+      for await (const message of source) await send(message)
+    }
+  })
+  for (const protocol of ['sink', 'send']) {
+    const client = await RawClient.connect(port, { protocol })
+    client.send(clientFrame(2, 'ab', { fin: false }))
+    client.send(clientFrame(0, 'cd', { fin: true }))
+    const back = await readMessage(client)
+    t.is(joined(back.data).toString(), 'abcd', protocol)
+    t.is(back.data[0].opcode, 2, protocol)
+    t.true(back.data.every((f) => f.payload.length > 0), `${protocol}: ${back.data.map((f) => f.payload.length).join(',')}`)
+    client.destroy()
+  }
+})
+
 // ---------------------------------------------------------------------------------------------
 // 3. Abandoning a message
 
