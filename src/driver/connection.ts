@@ -447,7 +447,6 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     const aborted = new Promise<typeof ABORTED>((resolve) => { onAbort = () => { resolve(ABORTED) } })
     if (signal.aborted) onAbort()
     else signal.addEventListener('abort', onAbort, { once: true })
-    let started = false
     let finished = false
     try {
       for (;;) {
@@ -467,7 +466,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
         // A received message tells when its last chunk is out: that chunk then carries FIN.
         const last = lastChunkTaken(iterator)
         try {
-          if (this.queueChunk(result.value, text, started, last)) started = true
+          this.queueChunk(result.value, text, last)
         } catch (err) {
           stopIterator(iterator)
           this.failStream(err)
@@ -490,7 +489,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
       signal.removeEventListener('abort', onAbort)
     }
     if (this.sendingStopped) throw this.closingError()
-    if (!finished) this.endStream(text, started)
+    if (!finished) this.endStream(text)
     if (this.outputFull()) await this.waitForRoom()
   }
 
@@ -499,31 +498,28 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   }
 
   /**
-   * Queue one chunk of a streamed message as fragments of at most `maxFrameSize` (§5.4), the
-   * first of the message with its opcode. Returns false for an empty chunk (nothing sent).
+   * Queue one chunk of a streamed message as fragments of at most `maxFrameSize` (§5.4); the
+   * session picks each one's opcode. An empty chunk sends nothing unless it is the `last`.
    * @throws TypeError for anything but bytes or a string.
    */
-  queueChunk (chunk: Uint8Array | string, text: boolean, started: boolean, last = false): boolean {
+  queueChunk (chunk: Uint8Array | string, text: boolean, last = false): void {
     const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
     if (!(data instanceof Uint8Array)) throw new TypeError('a chunk of a streamed message must be a Uint8Array or a string')
-    if (data.length === 0 && !last) return false
+    if (data.length === 0 && !last) return
     this.lastData = data.length
     const max = this.maxOutFrame
-    let opcode = started ? 0 : text ? 1 : 2
     let at = 0
     do {
       const end = Math.min(data.length, at + max)
-      this.session.sendFragment(opcode, at === 0 && end === data.length ? data : data.subarray(at, end), last && end === data.length)
-      opcode = 0
+      this.session.sendChunk(at === 0 && end === data.length ? data : data.subarray(at, end), !text, last && end === data.length)
       at = end
     } while (at < data.length)
     this.queued()
-    return true
   }
 
   /** End a streamed message: an empty final fragment (the chunks' end is known only after the last). */
-  endStream (text: boolean, started: boolean): void {
-    this.session.sendFragment(started ? 0 : text ? 1 : 2, EMPTY, true)
+  endStream (text: boolean): void {
+    this.session.sendChunk(EMPTY, !text, true)
     this.queued()
   }
 

@@ -22,10 +22,10 @@ export interface SinkOwner {
   outputFull: () => boolean
   /** Queue one message for sending. Throws a TypeError for anything but a string or bytes. */
   queueMessage: (message: OutgoingMessage) => void
-  /** Queue a chunk of a streamed message; false for an empty one (nothing sent). Throws a TypeError for anything but bytes or a string. */
-  queueChunk: (chunk: Uint8Array | string, text: boolean, started: boolean, last?: boolean) => boolean
+  /** Queue a chunk of a streamed message (an empty one only if it is the last). Throws a TypeError for anything but bytes or a string. */
+  queueChunk: (chunk: Uint8Array | string, text: boolean, last?: boolean) => void
   /** End a streamed message with an empty final fragment. */
-  endStream: (text: boolean, started: boolean) => void
+  endStream: (text: boolean) => void
   /** A streamed message failed part-way (its chunks threw, or yielded what cannot be sent): close with 1011. */
   failStream: (err: unknown) => void
   /** Queue a message polled from the connection's own source, as text if it came as text. */
@@ -95,8 +95,6 @@ export class SinkPump {
   /** The chunks of the streamed message being sent, if one is. */
   private chunks: ChunkIterator | undefined
   private chunksText = false
-  /** A fragment of the streamed message has gone out (the rest are continuations). */
-  private chunksStarted = false
   private onChunk: ((result: IteratorResult<Uint8Array | string>) => void) | undefined
   private onChunkError: ((err: unknown) => void) | undefined
 
@@ -230,7 +228,6 @@ export class SinkPump {
         const { text, chunks } = openStream(value)
         this.chunksText = text
         this.chunks = chunks
-        this.chunksStarted = false
       } else {
         this.owner.queueMessage(value)
       }
@@ -266,12 +263,12 @@ export class SinkPump {
     try {
       if (result.done === true) {
         this.chunks = undefined
-        owner.endStream(this.chunksText, this.chunksStarted)
+        owner.endStream(this.chunksText)
         return true
       }
       // A received message tells when its last chunk is out: that chunk then carries FIN.
       const last = lastChunkTaken(this.chunks!)
-      if (owner.queueChunk(result.value, this.chunksText, this.chunksStarted, last)) this.chunksStarted = true
+      owner.queueChunk(result.value, this.chunksText, last)
       if (last) this.chunks = undefined
       return true
     } catch (err) {

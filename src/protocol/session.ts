@@ -187,6 +187,8 @@ export class Session {
   private messageFragments = 0
   /** The open message's first frame had RSV1: it is inflated once whole (RFC 7692 §6.2). */
   private messageCompressed = false
+  /** A fragmented message of ours is under way: its next frame is a continuation (§5.4). */
+  private sendingFragments = false
   /** The fragments of the open message, joined once when it is complete (small ones copied, so none pins its read). */
   private messageParts: Gatherer | undefined
   /** Made when first needed: only fragmented or still-arriving text uses it. */
@@ -350,15 +352,45 @@ export class Session {
 
   private sendMessage (opcode: number, data: Uint8Array): boolean {
     if (this.closeSent) return false
+    this.checkNoFragments()
     const compressed = this.compression?.compress(data)
     // RFC 7692 §6.1: RSV1 marks the (first) frame of a compressed message.
     if (compressed !== undefined) return this.sendFrame(opcode, compressed, true, true)
     return this.sendFrame(opcode, data, true)
   }
 
-  /** Queue one fragment of a message (§5.4): the first with `Opcode.Text`/`Binary`, later ones with `Opcode.Continuation`. Fragments are never compressed. */
+  /**
+   * Queue one fragment of a message (§5.4): the first with `Opcode.Text`/`Binary`, later ones with
+   * `Opcode.Continuation`, the last with `fin`. Fragments are never compressed. Returns false
+   * after our close.
+   * @throws Error for a continuation with no message under way, or a new message while one is
+   * (§5.4: the fragments of one message are not interleaved with another's).
+   */
   sendFragment (opcode: number, data: Uint8Array, fin: boolean): boolean {
+    if (this.closeSent) return false
+    if (opcode === Opcode.Continuation) {
+      if (!this.sendingFragments) throw new Error('a continuation fragment with no message under way (RFC 6455 §5.4)')
+    } else if (opcode === Opcode.Text || opcode === Opcode.Binary) {
+      this.checkNoFragments()
+    } else {
+      throw new TypeError(`a fragment's opcode is Text, Binary or Continuation, not ${opcode}`)
+    }
+    this.sendingFragments = !fin
     return this.sendFrame(opcode, data, fin)
+  }
+
+  /**
+   * Queue the next piece of a message sent as it comes: the first piece opens it (text or
+   * binary), later ones continue it, and the one with `fin` ends it (§5.4). Returns false after
+   * our close.
+   */
+  sendChunk (data: Uint8Array, binary: boolean, fin: boolean): boolean {
+    return this.sendFragment(this.sendingFragments ? Opcode.Continuation : binary ? Opcode.Binary : Opcode.Text, data, fin)
+  }
+
+  /** §5.4: no other data frame while one of our fragmented messages is under way. */
+  private checkNoFragments (): void {
+    if (this.sendingFragments) throw new Error('a message cannot start while a fragmented one is under way (RFC 6455 §5.4)')
   }
 
   /**
@@ -382,6 +414,7 @@ export class Session {
   sendEncoded (frame: Uint8Array): boolean {
     if (!this.acceptsEncoded) throw new TypeError('this session cannot send frames encoded elsewhere')
     if (this.closeSent) return false
+    this.checkNoFragments()
     const length = frame.length
     if (this.slabUsed > this.slabStart) this.flushSlab()
     ;(this.output ??= []).push(frame)

@@ -205,3 +205,26 @@ test('a piece of a frame that cannot fit is 1009 before its bytes are checked as
     t.is(error?.error.closeCode, 1009, `cut at ${cut}`)
   }
 })
+
+test('sendChunk: the session picks each frame\'s opcode (§5.4): the first opens the message, the rest continue it, FIN ends it; a whole message meanwhile throws', (t) => {
+  const s = new Session({ role: 'server' })
+  t.true(s.sendChunk(utf8('ab'), true, false))
+  t.true(s.sendPing(utf8('p')))
+  t.throws(() => s.sendText('interleaved'), { message: /§5\.4/ })
+  t.throws(() => s.sendFragment(Opcode.Binary, utf8('x'), true), { message: /§5\.4/ })
+  t.true(s.sendChunk(utf8('cd'), true, false))
+  t.true(s.sendChunk(new Uint8Array(0), true, true))
+  // The message has ended: a continuation now has nothing to continue; a new message may start.
+  t.throws(() => s.sendFragment(Opcode.Continuation, utf8('x'), true), { message: /§5\.4/ })
+  t.throws(() => s.sendFragment(Opcode.Ping, utf8('x'), true), { instanceOf: TypeError })
+  t.true(s.sendChunk(utf8('t'), false, true))
+  const parser = new FrameParser({ role: 'client' })
+  const frames = parser.push(concat(s.takeOutput()))
+  t.deepEqual(frames.map((f) => [f.opcode, f.fin, new TextDecoder().decode(f.payload)]), [
+    [Opcode.Binary, false, 'ab'],
+    [Opcode.Ping, true, 'p'],
+    [Opcode.Continuation, false, 'cd'],
+    [Opcode.Continuation, true, ''],
+    [Opcode.Text, true, 't']
+  ])
+})
