@@ -140,6 +140,8 @@ export class WebSocketServer {
    * (the TLS socket made from one has the same): `close()` lets them finish too.
    */
   private readonly tlsHandshakes = new Map<string, NodeDuplex>()
+  /** Pending sockets whose request is whole and `authorize` is deciding: past a timer they get 503. */
+  private readonly authorizing = new Set<NodeDuplex>()
   /** One 'close' listener shared by every pending socket, removed once its handshake is over. */
   private readonly pendingSocketClosed: (this: NodeDuplex) => void
   private readonly logger: Logger
@@ -257,6 +259,9 @@ export class WebSocketServer {
       res.end(body)
     })
     this.httpServer = server
+    // close() before the server listened cancels the listen silently: no 'listening', no 'error'.
+    const closedEarly = (): void => { server.emit('error', new Error('the server was closed before it listened')) }
+    server.once('close', closedEarly)
     if (options.tls !== undefined) {
       server.on('connection', (raw: NodeDuplex) => {
         const key = remoteKey(raw)
@@ -276,13 +281,15 @@ export class WebSocketServer {
         server.once('error', reject)
         server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
           server.off('error', reject)
+          server.off('close', closedEarly)
           resolve()
         })
       })
     } catch (err) {
       // E.g. EADDRINUSE: forget that server, so that listen() can be tried again.
+      server.off('close', closedEarly)
       this.detach(server)
-      this.httpServer = undefined
+      if (this.httpServer === server) this.httpServer = undefined
       throw err
     }
     return server.address() as AddressInfo
@@ -321,14 +328,16 @@ export class WebSocketServer {
       }
       this.handleUpgrade(req, socket, head)
     }
-    // While closing, a socket of an attached server is new: its upgrade gets 503. One of our own
-    // server was accepted before close() (it stopped listening then): its handshake may finish.
+    // Only our own server's sockets are ours from accept: an attached host's serve pages too,
+    // under the host's own timeouts, and become ours at their upgrade request. One accepted
+    // before close() (our server stopped listening then) may still finish its handshake.
     const connectionListener = (socket: NodeDuplex): void => {
+      if (server !== this.httpServer) return
       if (this.tlsHandshakes.size > 0) {
         const key = remoteKey(socket)
         if (key !== undefined && this.tlsHandshakes.delete(key)) this.wakeDrain?.()
       }
-      if (this.state === 'open' || (this.state === 'draining' && server === this.httpServer)) this.startHandshakeTimer(socket)
+      if (this.state === 'open' || this.state === 'draining') this.startHandshakeTimer(socket)
     }
     // A plain HTTP request on the connection is the host server's to serve, for as long as it
     // takes: the handshake timer no longer applies to that socket.
@@ -386,9 +395,11 @@ export class WebSocketServer {
     }
     // The handshake timer runs again while authorization is pending.
     this.startHandshakeTimer(socket)
+    this.authorizing.add(socket)
     Promise.resolve().then(() => authorize(req)).then((result) => {
       this.clearHandshakeTimer(socket)
-      if (socket.destroyed) return
+      // Already answered (timed out, or the server closed) or gone.
+      if (socket.destroyed || socket.writableEnded) return
       if (result === true) {
         this.accept(req, socket, head, key, chosen, url, deflate)
       } else if (result === false) {
@@ -402,6 +413,7 @@ export class WebSocketServer {
       }
     }, (err: unknown) => {
       this.clearHandshakeTimer(socket)
+      if (socket.destroyed || socket.writableEnded) return
       this.logger.error({ err, remoteAddress: (socket as { remoteAddress?: string }).remoteAddress }, 'authorize threw')
       this.reject(socket, new HandshakeError(500, 'authorization failed'))
     })
@@ -451,6 +463,12 @@ export class WebSocketServer {
   private startHandshakeTimer (socket: NodeDuplex): void {
     const ms = this.options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout
     const timer = setTimeout(() => {
+      if (this.authorizing.has(socket)) {
+        // The client's request was whole; it is the server that is late: say so.
+        this.logger.warn({ remoteAddress: (socket as { remoteAddress?: string }).remoteAddress }, 'authorize did not settle within handshakeTimeout: answered 503')
+        this.reject(socket, new HandshakeError(503, 'authorization timed out'))
+        return
+      }
       this.pending.delete(socket)
       socket.destroy()
       this.wakeDrain?.()
@@ -466,6 +484,7 @@ export class WebSocketServer {
     if (timer !== undefined) {
       clearTimeout(timer)
       this.pending.delete(socket)
+      this.authorizing.delete(socket)
       socket.off('close', this.pendingSocketClosed)
       this.wakeDrain?.()
     }
@@ -524,7 +543,12 @@ export class WebSocketServer {
     this.wakeDrain = undefined
     clearTimeout(timer)
     this.state = 'closing'
-    for (const [socket, pendingTimer] of this.pending) {
+    for (const [socket, pendingTimer] of [...this.pending]) {
+      // A whole request awaiting authorize gets an answer; a request not yet whole, none.
+      if (this.authorizing.has(socket)) {
+        this.reject(socket, new HandshakeError(503, 'the server is shutting down'))
+        continue
+      }
       clearTimeout(pendingTimer)
       socket.destroy()
     }

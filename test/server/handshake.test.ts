@@ -248,15 +248,17 @@ test('handshakeTimeout does not apply once the connection is open', async (t) =>
   t.is((await conn!.closed).code, 1000)
 })
 
-test('handshakeTimeout also bounds a pending authorize', async (t) => {
+test('handshakeTimeout also bounds a pending authorize: the client, whose request was whole, gets 503 (not a silent drop), and the log says why', async (t) => {
   t.timeout(20_000)
-  const { port } = await startServer(t, { '': echo }, {
+  const { port, entries } = await startServer(t, { '': echo }, {
     handshakeTimeout: 300,
     authorize: () => new Promise<boolean>(() => {})
   })
   const res = await rawRequest(port, upgradeRequest(), 10_000)
   t.true(res.closed)
-  t.true(Number.isNaN(res.status), 'no 101 is sent')
+  t.is(res.status, 503)
+  t.is(res.body.trim(), 'authorization timed out')
+  t.true(entries.some((e) => e.level === 'warn' && /authorize/.test(e.msg ?? '')))
 })
 
 test('bytes sent right after the request (head) reach the handler', async (t) => {

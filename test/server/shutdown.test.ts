@@ -133,6 +133,64 @@ test('attach: an upgrade on a new connection while close() is under way gets 503
   await held.waitClosed()
 })
 
+test('server.close() while authorize is still pending at closeTimeout: the client gets 503, not a silent drop', async (t) => {
+  t.timeout(30_000)
+  const { server, port } = await startServer(t, { '': echo }, {
+    closeTimeout: 300,
+    authorize: async () => await new Promise<boolean>(() => {})
+  })
+  const answer = rawRequest(port, upgradeRequest(), 10_000)
+  await sleep(100)
+  await within(server.close(), 10_000, 'server.close')
+  const res = await answer
+  t.is(res.status, 503)
+  t.is(res.body.trim(), 'the server is shutting down')
+})
+
+test('listen() then close() at once: listen() rejects with a clear error (it never settled), and the server listens again afterwards', async (t) => {
+  const server = new WebSocketServer({ logger: captureLogger().logger }).register('', ({ sink }) => sink(['again']))
+  const listening = server.listen({ port: 0 })
+  const closing = server.close()
+  await t.throwsAsync(within(listening, 5000, 'listen settles'), { message: /closed before it listened/ })
+  await within(closing, 5000, 'close')
+  const { port } = await server.listen({ port: 0 })
+  t.teardown(() => server.close())
+  const peer = new WsPeer(`ws://127.0.0.1:${port}/`)
+  t.is((await peer.next()).data.toString(), 'again')
+})
+
+/** Send a plain GET on `socket` and read the whole response (the request asks the server to close). */
+async function getOn (socket: net.Socket, path: string): Promise<{ status: number, body: string }> {
+  const chunks: Buffer[] = []
+  socket.on('data', (c: Buffer) => chunks.push(c))
+  const ended = once(socket, 'close')
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`)
+  await within(ended, 5000, 'the response')
+  const text = Buffer.concat(chunks).toString()
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]), body: text.slice(text.indexOf('\r\n\r\n') + 4) }
+}
+
+test('attach: the host\'s sockets are not wspipe\'s: handshakeTimeout does not cut a preconnected plain-HTTP client, and close() neither waits for nor drops one', async (t) => {
+  t.timeout(30_000)
+  const { server: httpServer, port } = await plainHttpServer(t)
+  const wss = new WebSocketServer({ logger: captureLogger().logger, handshakeTimeout: 200, closeTimeout: 60_000 })
+  wss.register('', echo)
+  wss.attach(httpServer, { path: '/ws' })
+  // A browser's preconnect: TCP now, the request later.
+  const early = net.connect(port, '127.0.0.1')
+  early.on('error', () => {})
+  await once(early, 'connect')
+  await sleep(500)
+  t.deepEqual(await getOn(early, '/page'), { status: 200, body: 'hello from http\n' })
+  const idle = net.connect(port, '127.0.0.1')
+  idle.on('error', () => {})
+  await once(idle, 'connect')
+  await sleep(50)
+  // closeTimeout is a minute: close() must not be waiting on the host's idle socket.
+  await within(wss.close(), 10_000, 'close() without waiting for the host\'s socket')
+  t.deepEqual(await getOn(idle, '/after'), { status: 200, body: 'hello from http\n' })
+})
+
 test('attach(httpServer, { path }): upgrades on the path, plain HTTP still served, other paths 404', async (t) => {
   const { server: httpServer, port } = await plainHttpServer(t)
   const wss = new WebSocketServer({ logger: captureLogger().logger })
