@@ -21,7 +21,7 @@ import type { MemoryBudget } from './budget.js'
 import { heartbeatSweeper, judge } from './heartbeat.js'
 import { MessageSource, type IncomingOwner } from './incoming.js'
 import { SinkPump, isStreamedMessage, openStream, stopIterator, type SinkOwner } from './sink.js'
-import { lastChunkTaken, StreamSource, type StreamOwner } from './streamed.js'
+import { claimForSending, lastChunkTaken, StreamSource, type StreamOwner } from './streamed.js'
 import { preparedFrame } from './prepared.js'
 import { isText } from './text.js'
 import { resolveLimits, type CloseInfo, type ConnectionStats, type DriverOptions, type Logger, type OutgoingMessage, type ResolvedLimits, type StreamedMessage } from './types.js'
@@ -409,6 +409,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     if (this.sendingStopped) return Promise.reject(this.closingError())
     this.sending = true
     if (this.sendChain !== undefined || isStreamedMessage(message)) {
+      // Its chunks are read on a later turn: leaving `source` meanwhile must not abandon it.
+      if (isStreamedMessage(message)) claimForSending(message)
       // A streamed message is sent over many turns: whatever is sent after it waits its turn.
       const p = (this.sendChain ?? RESOLVED).then(() => isStreamedMessage(message) ? this.sendStream(message) : this.sendWhole(message))
       const tail = p.then(noop, noop)
@@ -425,7 +427,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
 
   /** `send()` of a whole message, its turn come. */
   private sendWhole (message: Uint8Array | string): Promise<void> {
-    if (this.sendingStopped) return Promise.reject(this.closingError())
+    // A streamed message cut off part-way (the connection is closing) cannot be followed (§5.4).
+    if (this.sendingStopped || this.session.fragmentsUnderWay) return Promise.reject(this.closingError())
     try {
       this.queueMessage(message)
     } catch (err) {
@@ -440,7 +443,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
    * chunk source that stalls does not hold the call past the connection's close.
    */
   private async sendStream (message: StreamedMessage): Promise<void> {
-    if (this.sendingStopped) throw this.closingError()
+    if (this.sendingStopped || this.session.fragmentsUnderWay) throw this.closingError()
     const { text, chunks: iterator } = openStream(message)
     const signal = this.signal
     let onAbort!: () => void
@@ -531,8 +534,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
 
   /** What `send()` and `ping()` reject with once the connection is closing. */
   closingError (): ConnectionClosedError {
-    // The code `closed` settles with: the side that closed first.
-    const code = this.closeInfo?.code ?? (this.closedFirstByUs ? this.ourClose?.code : this.peerClose?.code) ?? this.ourClose?.code ?? CloseCode.Abnormal
+    // The code `closed` settles with: the side that closed first (or the close owed to the peer).
+    const code = this.closeInfo?.code ?? (this.closedFirstByUs ? this.ourClose?.code : this.peerClose?.code) ?? this.ourClose?.code ?? this.session.pendingClose?.code ?? CloseCode.Abnormal
     return new ConnectionClosedError('the connection is closing', code)
   }
 

@@ -207,6 +207,14 @@ export class MessageSource extends MarkedQueue implements AsyncIterableIterator<
     this.error = undefined
     this.owner.onSourceDrained()
     this.owner.onSourceReturned()
+    // A next() or a sink waiting on this source sees its end (either would wait forever).
+    const waiter = this.waiter
+    this.waiter = undefined
+    waiter?.resolve(DONE)
+    if (this.sinkWaiting) {
+      this.sinkWaiting = false
+      this.owner.wakeSink()
+    }
     return DONE_PROMISE
   }
 

@@ -46,6 +46,8 @@ class StreamedIncoming implements ReceivedStream, AsyncIterableIterator<Uint8Arr
   finished = false
   /** Abandoned because `source` moved on: reading on is an error, not a quiet end. */
   movedOn = false
+  /** Its chunks are being read, or it was handed to `send()`: leaving `source` lets it finish. */
+  claimed = false
   private readonly from: StreamSource
 
   constructor (from: StreamSource, text: boolean) {
@@ -58,6 +60,7 @@ class StreamedIncoming implements ReceivedStream, AsyncIterableIterator<Uint8Arr
   }
 
   next (): Promise<IteratorResult<Uint8Array>> {
+    this.claimed = true
     return this.from.nextChunk(this)
   }
 
@@ -70,6 +73,14 @@ class StreamedIncoming implements ReceivedStream, AsyncIterableIterator<Uint8Arr
   [Symbol.asyncIterator] (): this {
     return this
   }
+}
+
+/**
+ * `message` is about to be sent (its chunks will be read on a later turn): if it is a received
+ * one, leaving `source` meanwhile lets it finish rather than abandon it.
+ */
+export function claimForSending (message: object): void {
+  if (message instanceof StreamedIncoming) message.claimed = true
 }
 
 /** Is `chunks` a received message whose last chunk has just been taken? (An echo can then send that chunk with FIN.) */
@@ -92,6 +103,10 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
   private chunkWaiter: Waiter<Uint8Array> | undefined
   private ended = false
   private error: Error | undefined
+  /** `return()` came while the current message was claimed: it finishes, then the source detaches. */
+  private returning = false
+  /** While returning: the current message's last chunk is queued, so what follows is dropped. */
+  private pastCurrent = false
 
   constructor (owner: StreamOwner, high: number, low: number) {
     super(owner, high, low)
@@ -103,6 +118,10 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
     if (this.discarding) {
       if (last) this.discarding = false
       return
+    }
+    if (this.returning) {
+      if (this.pastCurrent) return
+      if (last) this.pastCurrent = true
     }
     const cost = data.length + ITEM_OVERHEAD
     // After our close, reading goes on until the peer's close. Past the mark nothing more is
@@ -174,6 +193,7 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
   }
 
   next (): Promise<IteratorResult<ReceivedStream>> {
+    if (this.returning) return DONE_PROMISE
     const cur = this.current
     if (cur !== undefined && !cur.finished) this.abandon(cur, true)
     this.current = undefined
@@ -191,11 +211,44 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
     return new Promise((resolve, reject) => { this.messageWaiter = { resolve, reject } })
   }
 
-  /** Done reading: the connection closes once its sink is done too (see the owner). */
+  /**
+   * Done reading: the connection closes once its sink is done too (see the owner). A current
+   * message still being read or sent (claimed) finishes first; the messages after it are dropped.
+   */
   return (): Promise<IteratorResult<ReceivedStream>> {
-    if (this.detached) return DONE_PROMISE
+    if (this.detached || this.returning) return DONE_PROMISE
+    // A next() waiting on this source sees its end (it would wait forever).
+    const mw = this.messageWaiter
+    this.messageWaiter = undefined
+    mw?.resolve(DONE)
     const cur = this.current
-    if (cur !== undefined && !cur.finished) this.abandon(cur, true)
+    if (cur !== undefined && !cur.finished) {
+      if (cur.claimed) {
+        this.returning = true
+        this.dropPastCurrent()
+        return DONE_PROMISE
+      }
+      this.abandon(cur, true)
+    }
+    this.detach()
+    return DONE_PROMISE
+  }
+
+  /** While returning: drop the queued chunks after the current message's last. */
+  private dropPastCurrent (): void {
+    const queue = this.queue
+    for (let i = this.head; i < queue.length; i++) {
+      if (!queue[i].last) continue
+      this.pastCurrent = true
+      for (let j = i + 1; j < queue.length; j++) this.removed(queue[j].data.length + ITEM_OVERHEAD)
+      queue.length = i + 1
+      return
+    }
+  }
+
+  /** Stop taking anything: what is queued is dropped, reading goes on unpaused. */
+  private detach (): void {
+    this.returning = false
     this.detached = true
     this.discarding = false
     this.clear()
@@ -205,7 +258,6 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
     this.error = undefined
     this.owner.onSourceDrained()
     this.owner.onSourceReturned()
-    return DONE_PROMISE
   }
 
   [Symbol.asyncIterator] (): this {
@@ -238,9 +290,13 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
   private take (msg: StreamedIncoming): Uint8Array | null | undefined {
     while (this.head < this.queue.length) {
       const c = this.dequeue()
-      if (c.last) msg.finished = true
       msg.received += c.data.length
       this.taken++
+      if (c.last) {
+        msg.finished = true
+        // Returned meanwhile: this was the message to finish.
+        if (this.returning) this.detach()
+      }
       if (c.data.length > 0) return c.data
       if (c.last) return null
     }
@@ -281,6 +337,7 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
       if (movedOn) cw.reject(new MessageAbandonedError())
       else cw.resolve(DONE)
     }
+    if (this.returning) this.detach()
   }
 
   private clear (): void {

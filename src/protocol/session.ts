@@ -388,6 +388,11 @@ export class Session {
     return this.sendFragment(this.sendingFragments ? Opcode.Continuation : binary ? Opcode.Binary : Opcode.Text, data, fin)
   }
 
+  /** A fragmented message of ours is under way: until its final fragment only control frames may be sent (§5.4). */
+  get fragmentsUnderWay (): boolean {
+    return this.sendingFragments
+  }
+
   /** §5.4: no other data frame while one of our fragmented messages is under way. */
   private checkNoFragments (): void {
     if (this.sendingFragments) throw new Error('a message cannot start while a fragmented one is under way (RFC 6455 §5.4)')

@@ -105,3 +105,14 @@ test('an echo: while the own sink waits, a message is offered to it and never qu
   t.is(q.cost, 0)
   t.is(q.taken, 2)
 })
+
+test('return() ends a pending next(), and wakes a sink waiting on the source, which then polls END', async (t) => {
+  const o = owner()
+  const q = new MessageSource(o, 1 << 20, 1 << 18)
+  const pending = q.next()
+  t.is(q.poll(), WAIT)
+  await q.return()
+  t.true((await pending).done)
+  t.true(o.log.includes('wake'), o.log.join(','))
+  t.is(q.poll(), END)
+})

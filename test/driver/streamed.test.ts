@@ -190,6 +190,60 @@ test('source.return() mid-message: done reading, later chunks ignored, the owner
   await t.throwsAsync(m.chunks.next(), { instanceOf: MessageAbandonedError })
 })
 
+test('source.return() while the current message is being read: it finishes, the messages after it are dropped, then the owner is told', async (t) => {
+  const o = fake()
+  const src = new StreamSource(o, 1 << 20, 1 << 18)
+  src.push(bytes('a'), false, true, false)
+  const m = (await src.next()).value!
+  t.is(str((await m.chunks.next()).value), 'a')
+  src.push(bytes('b'), false, false, false)
+  // Already queued: the rest of this message, then another message; dropped past this one's end.
+  src.push(bytes('c'), false, false, true)
+  src.push(bytes('later'), false, true, true)
+  await src.return()
+  t.is(o.returned, 0, 'not yet: the message is still being read')
+  t.true((await src.next()).done)
+  t.is(src.cost, 2 * (1 + ITEM_OVERHEAD))
+  src.push(bytes('more later'), true, true, true)
+  t.is(src.cost, 2 * (1 + ITEM_OVERHEAD), 'nothing past the message is queued')
+  t.deepEqual(await rest(m.chunks), ['b', 'c'])
+  t.is(o.returned, 1)
+  t.true(src.detached)
+  t.is(src.cost, 0)
+})
+
+test('source.return() while a message still arriving is claimed: its later chunks are queued up to its end, then the owner is told; a claimed message left by chunks.return() detaches too', async (t) => {
+  const o = fake()
+  const src = new StreamSource(o, 1 << 20, 1 << 18)
+  src.push(bytes('a'), false, true, false)
+  const m = (await src.next()).value!
+  const pending = m.chunks.next()
+  await src.return()
+  src.push(bytes('b'), false, false, true)
+  src.push(bytes('next'), false, true, true)
+  t.is(str((await pending).value), 'a')
+  t.deepEqual(await rest(m.chunks), ['b'])
+  t.is(o.returned, 1)
+
+  const o2 = fake()
+  const src2 = new StreamSource(o2, 1 << 20, 1 << 18)
+  src2.push(bytes('a'), false, true, false)
+  const m2 = (await src2.next()).value!
+  await m2.chunks.next()
+  await src2.return()
+  t.is(o2.returned, 0)
+  await m2.chunks.return!()
+  t.is(o2.returned, 1)
+  t.true(src2.detached)
+})
+
+test('source.return() while a next() is pending: that next() ends', async (t) => {
+  const src = new StreamSource(fake(), 1 << 20, 1 << 18)
+  const pending = src.next()
+  await src.return()
+  t.true((await pending).done)
+})
+
 test('settle(): a small queued view of a large read is copied out, so it does not pin the read', async (t) => {
   const src = new StreamSource(fake(), 1 << 20, 1 << 18)
   const read = new Uint8Array(65536)

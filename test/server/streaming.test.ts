@@ -783,3 +783,84 @@ test('server.close() in the middle of a streamed message: the peer gets 1001, an
   t.is((error as ConnectionClosedError).closeCode, 1001)
   client.destroy()
 })
+
+// ---------------------------------------------------------------------------------------------
+// Review findings: a streamed send() cut off, a returned source with a pending next(), and a
+// message being echoed when source is left
+
+test('a streamed send() cut off by the peer\'s protocol error: it and the send() queued behind it reject with ConnectionClosedError (the second threw a §5.4 Error), and the close is 1007', async (t) => {
+  t.timeout(20_000)
+  const results: unknown[] = []
+  let done!: () => void
+  const finished = new Promise<void>((resolve) => { done = resolve })
+  const { port, entries } = await serve(t, {}, {
+    whole: {
+      '': async ({ source, send }) => {
+        await source.next()
+        let release!: () => void
+        const stalled = new Promise<void>((resolve) => { release = resolve })
+        async function * chunks (): AsyncGenerator<Uint8Array> {
+          yield Uint8Array.of(1, 2, 3)
+          await stalled
+          yield Uint8Array.of(4)
+        }
+        const streamed = send({ type: 'binary', chunks: chunks() }).then(() => 'sent', (err: unknown) => err)
+        const after = send('reply').then(() => 'sent', (err: unknown) => err)
+        results.push(...await Promise.all([streamed, after]))
+        release()
+        done()
+      }
+    }
+  })
+  const client = await RawClient.connect(port)
+  client.send(clientFrame(1, 'go'))
+  await sleep(50)
+  client.send(clientFrame(1, Buffer.from([0xff])))
+  await within(finished, 10_000, 'both sends settled')
+  t.is(results.length, 2)
+  for (const r of results) t.true(r instanceof ConnectionClosedError, String(r))
+  t.is((await client.nextClose())?.code, 1007)
+  t.false(entries.some((e) => e.level === 'error'), JSON.stringify(entries.map((e) => e.msg)))
+  client.destroy()
+})
+
+for (const mode of ['whole', 'stream'] as const) {
+  test(`${mode} mode: source.return() while sink(source) waits on it ends the sink, and the connection closes with 1000`, async (t) => {
+    t.timeout(20_000)
+    const handler = async ({ source, sink }: { source: AsyncIterator<unknown> & AsyncIterable<unknown>, sink: (s: AsyncIterable<never>) => Promise<void> }): Promise<void> => {
+      const sinking = sink(source as AsyncIterable<never>)
+      await sleep(20)
+      void source.return?.()
+      await sinking
+    }
+    const { port } = mode === 'stream'
+      ? await serve(t, { '': handler as unknown as StreamHandler })
+      : await serve(t, {}, { whole: { '': handler as unknown as Handler } })
+    const client = await RawClient.connect(port)
+    t.deepEqual(await client.nextClose(5000), { code: 1000, reason: '' })
+    client.destroy()
+  })
+}
+
+test('send(m) of the message being received, then a break out of source: the whole message is echoed, then 1000 (it was abandoned: 1011)', async (t) => {
+  t.timeout(20_000)
+  let sent: Promise<unknown> | undefined
+  const { port } = await serve(t, {
+    '': async ({ source, send }) => {
+      for await (const message of source) {
+        sent = send(message).then(() => 'sent', (err: unknown) => String(err))
+        break
+      }
+      await sent
+    }
+  })
+  const client = await RawClient.connect(port)
+  client.send(clientFrame(2, Buffer.from([1, 2]), { fin: false }))
+  await sleep(50)
+  client.send(clientFrame(0, Buffer.from([3, 4]), { fin: true }))
+  const back = await readMessage(client)
+  t.deepEqual([...joined(back.data)], [1, 2, 3, 4])
+  t.deepEqual(await client.nextClose(), { code: 1000, reason: '' })
+  t.is(await sent, 'sent')
+  client.destroy()
+})
