@@ -24,7 +24,10 @@ export interface ClusterOptions {
   workers?: number
   /** Runs in each worker: make the server and listen (all workers may listen on the same port). */
   start: () => ClusterServer | Promise<ClusterServer>
-  /** Start a new worker when one exits without being asked to. Default true. */
+  /**
+   * Start a new worker when one exits without being asked to, after 0.5 s. Default true. A
+   * replacement that cannot start is tried again, the pause doubling up to 30 s.
+   */
   respawn?: boolean
   /**
    * The primary handles signals: SIGHUP starts a rolling restart, SIGTERM or SIGINT a shutdown
@@ -44,10 +47,14 @@ export interface ClusterPrimary {
   /**
    * Replace the workers one at a time: start a new one, wait until it serves, then ask the old
    * one to close (its server sends 1001 to each connection and drains) and wait for it to exit.
-   * Serving never stops. Resolves when every worker is new.
+   * Serving never stops. Resolves when every worker is new; rejects if a new worker cannot start
+   * (the old ones not yet replaced keep serving).
    */
   restart: () => Promise<void>
-  /** Ask every worker to close gracefully and wait for them all to exit. */
+  /**
+   * Ask every worker to close gracefully and wait for them all to exit, including workers still
+   * starting (a restart's, a replacement's). Never rejects.
+   */
   close: () => Promise<void>
 }
 
@@ -57,7 +64,8 @@ type ToWorker = { wspipe: 'stop' }
 
 /**
  * Run `start` in `workers` worker processes. In the primary, resolves once every worker serves,
- * with a {@link ClusterPrimary}; in a worker, runs `start` and resolves with undefined (the
+ * with a {@link ClusterPrimary} (if one cannot start, the others are stopped and this rejects);
+ * in a worker, runs `start` and resolves with undefined (the
  * worker then lives until it is asked to stop). Call it from the program's main module, which
  * `node:cluster` runs again in each worker.
  *
@@ -103,11 +111,23 @@ async function runPrimary (options: ClusterOptions): Promise<ClusterPrimary> {
   const serving: Worker[] = []
   /** Workers asked to stop: their exit is expected. */
   const stopping = new Set<Worker>()
+  /** Forks not yet serving (first start, restart, replacement): close() waits for them. */
+  const starting = new Set<Promise<Worker>>()
+  /** Replacements waiting for their pause: close() cancels them. */
+  const respawnTimers = new Set<NodeJS.Timeout>()
   let address: AddressInfo | undefined
   let closing = false
 
   /** Fork a worker; resolves once it serves, rejects if it exits first. */
-  const fork = async (): Promise<Worker> => {
+  const fork = (): Promise<Worker> => {
+    const started = startWorker()
+    starting.add(started)
+    const settled = (): void => { starting.delete(started) }
+    started.then(settled, settled)
+    return started
+  }
+
+  const startWorker = async (): Promise<Worker> => {
     const worker = cluster.fork()
     await new Promise<void>((resolve, reject) => {
       const onMessage = (message: ToPrimary): void => {
@@ -128,10 +148,26 @@ async function runPrimary (options: ClusterOptions): Promise<ClusterPrimary> {
       const i = serving.indexOf(worker)
       if (i >= 0) serving.splice(i, 1)
       if (stopping.delete(worker) || closing || !respawn) return
-      // An unexpected exit: a replacement, after a pause so a crash loop does not spin.
-      setTimeout(() => { if (!closing) fork().catch((err: unknown) => { console.error('wspipe cluster: respawn failed', err) }) }, 500).unref()
+      replace(500)
     })
     return worker
+  }
+
+  /**
+   * A worker exited unasked: fork a replacement after `pause` (so a crash loop does not spin);
+   * one that cannot start is tried again, the pause doubling up to 30 s.
+   */
+  const replace = (pause: number): void => {
+    // Not unref'd: with every worker gone, this timer is what keeps the primary alive.
+    const timer = setTimeout(() => {
+      respawnTimers.delete(timer)
+      if (closing) return
+      fork().catch((err: unknown) => {
+        console.error(`wspipe cluster: a replacement worker could not start; trying again in ${Math.min(pause * 2, 30_000)} ms`, err)
+        if (!closing) replace(Math.min(pause * 2, 30_000))
+      })
+    }, pause)
+    respawnTimers.add(timer)
   }
 
   /** Ask `worker` to close gracefully; resolves when it has exited. */
@@ -154,13 +190,22 @@ async function runPrimary (options: ClusterOptions): Promise<ClusterPrimary> {
 
   const close = async (): Promise<void> => {
     closing = true
-    // A rolling restart may be forking a worker right now: let it finish (it stops at `closing`)
-    // so that worker is in `serving` and is stopped too, not left running.
-    await restarting
+    for (const timer of respawnTimers) clearTimeout(timer)
+    respawnTimers.clear()
+    // Forks under way (a restart's, a replacement's) finish starting or fail: one that serves
+    // is then in `serving` and is stopped with the others, not left running. A failed restart
+    // is its caller's error, not close()'s.
+    while (starting.size > 0) await Promise.allSettled([...starting])
     await Promise.all([...serving].map(stop))
   }
 
-  await Promise.all(Array.from({ length: count }, fork))
+  const first = await Promise.allSettled(Array.from({ length: count }, fork))
+  const failed = first.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+  if (failed !== undefined) {
+    // No handle reaches the caller: the workers that did start are stopped here.
+    await close()
+    throw failed.reason
+  }
 
   if (options.signals ?? true) {
     process.on('SIGHUP', () => {
