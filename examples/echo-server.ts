@@ -47,7 +47,11 @@ export async function startDemo (port = 8080, host = '127.0.0.1', options: WebSo
     .register('echo-stream', echoStream, { messages: 'stream', maxMessageSize: Infinity })
   if (streamDefault) server.register('', echoStream, { messages: 'stream', maxMessageSize: options.maxMessageSize })
 
-  const http = createServer((req, res) => {
+  // The page's server is ours, not wspipe's: its own timeouts drop a client that dribbles or
+  // never finishes its request (an upgrade included), as wspipe's handshakeTimeout would.
+  // Node's defaults are 60 s, checked every 30 s; here handshakeTimeout, checked every 250 ms.
+  const handshakeTimeout = options.handshakeTimeout ?? 10_000
+  const http = createServer({ headersTimeout: handshakeTimeout, requestTimeout: Math.max(handshakeTimeout, 30_000), connectionsCheckingInterval: 250 }, (req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname
     if (req.method === 'GET' && path === '/') {
       // Read on each request, so that an edited page shows on reload.
