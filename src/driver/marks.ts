@@ -20,6 +20,8 @@ export abstract class MarkedQueue {
   private readonly high: number
   private readonly low: number
   private full = false
+  /** Reading is paused whatever the cost, until {@link MarkedQueue.release}. */
+  private held = false
   /** The consumer called `return()`: done reading; later items are dropped until the close. */
   detached = false
   /** What the queued items cost: bytes plus {@link ITEM_OVERHEAD} each. */
@@ -53,14 +55,25 @@ export abstract class MarkedQueue {
   /** An item costing `cost` left the queue: at the low mark, reading resumes. */
   protected removed (cost: number): void {
     this.cost -= cost
-    if (this.full && this.cost <= this.low) {
+    if (this.full && !this.held && this.cost <= this.low) {
       this.full = false
       this.owner.queueFull(false)
     }
   }
 
+  /** Pause reading until {@link MarkedQueue.release}, whatever the cost (not after our close). */
+  protected hold (): void {
+    if (this.owner.dropWhenFull) return
+    this.held = true
+    if (!this.full) {
+      this.full = true
+      this.owner.queueFull(true)
+    }
+  }
+
   /** Reading may go on past the mark: our close is sent and the peer's answer must be read. */
   release (): void {
+    this.held = false
     if (this.full) {
       this.full = false
       this.owner.queueFull(false)

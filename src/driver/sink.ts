@@ -9,7 +9,7 @@
 
 import type { Source } from 'it-stream-types'
 import { END, WAIT, type MessageSource } from './incoming.js'
-import { lastChunkTaken } from './streamed.js'
+import { claimForSending, lastChunkTaken } from './streamed.js'
 import type { OutgoingMessage, StreamedMessage } from './types.js'
 
 /** What the pump needs from its connection. */
@@ -225,6 +225,7 @@ export class SinkPump {
   private send (value: OutgoingMessage): boolean {
     try {
       if (isStreamedMessage(value)) {
+        claimForSending(value)
         const { text, chunks } = openStream(value)
         this.chunksText = text
         this.chunks = chunks

@@ -46,7 +46,7 @@ class StreamedIncoming implements ReceivedStream, AsyncIterableIterator<Uint8Arr
   finished = false
   /** Abandoned because `source` moved on: reading on is an error, not a quiet end. */
   movedOn = false
-  /** Its chunks are being read, or it was handed to `send()`: leaving `source` lets it finish. */
+  /** Handed to `send()` or a sink: leaving `source` lets it finish. */
   claimed = false
   private readonly from: StreamSource
 
@@ -60,7 +60,6 @@ class StreamedIncoming implements ReceivedStream, AsyncIterableIterator<Uint8Arr
   }
 
   next (): Promise<IteratorResult<Uint8Array>> {
-    this.claimed = true
     return this.from.nextChunk(this)
   }
 
@@ -103,7 +102,7 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
   private chunkWaiter: Waiter<Uint8Array> | undefined
   private ended = false
   private error: Error | undefined
-  /** `return()` came while the current message was claimed: it finishes, then the source detaches. */
+  /** `return()` came while the current message was being read or sent: it finishes, then the source detaches. */
   private returning = false
   /** While returning: the current message's last chunk is queued, so what follows is dropped. */
   private pastCurrent = false
@@ -121,7 +120,7 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
     }
     if (this.returning) {
       if (this.pastCurrent) return
-      if (last) this.pastCurrent = true
+      if (last) this.passCurrent()
     }
     const cost = data.length + ITEM_OVERHEAD
     // After our close, reading goes on until the peer's close. Past the mark nothing more is
@@ -213,7 +212,8 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
 
   /**
    * Done reading: the connection closes once its sink is done too (see the owner). A current
-   * message still being read or sent (claimed) finishes first; the messages after it are dropped.
+   * message with a chunk read pending, or handed to `send()` or a sink, finishes first; the
+   * messages after it are dropped. One merely peeked at is abandoned.
    */
   return (): Promise<IteratorResult<ReceivedStream>> {
     if (this.detached || this.returning) return DONE_PROMISE
@@ -223,7 +223,7 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
     mw?.resolve(DONE)
     const cur = this.current
     if (cur !== undefined && !cur.finished) {
-      if (cur.claimed) {
+      if (cur.claimed || this.chunkWaiter !== undefined) {
         this.returning = true
         this.dropPastCurrent()
         return DONE_PROMISE
@@ -239,11 +239,21 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
     const queue = this.queue
     for (let i = this.head; i < queue.length; i++) {
       if (!queue[i].last) continue
-      this.pastCurrent = true
       for (let j = i + 1; j < queue.length; j++) this.removed(queue[j].data.length + ITEM_OVERHEAD)
       queue.length = i + 1
+      this.passCurrent()
       return
     }
+  }
+
+  /**
+   * While returning, the current message has all arrived: reading pauses until it is taken, so a
+   * reader that stops here leaves the connection in the paused state, which has an end (the
+   * heartbeat), rather than reading and dropping forever.
+   */
+  private passCurrent (): void {
+    this.pastCurrent = true
+    this.hold()
   }
 
   /** Stop taking anything: what is queued is dropped, reading goes on unpaused. */

@@ -2,7 +2,7 @@
 // and its water marks, abandoning (return() and moving on), the end of the connection mid-message.
 import test from 'ava'
 import { ConnectionClosedError, MessageAbandonedError } from '../../src/errors.js'
-import { StreamSource, type StreamOwner } from '../../src/driver/streamed.js'
+import { claimForSending, StreamSource, type StreamOwner } from '../../src/driver/streamed.js'
 import { ITEM_OVERHEAD } from '../../src/protocol/gather.js'
 
 interface Fake extends StreamOwner {
@@ -190,11 +190,12 @@ test('source.return() mid-message: done reading, later chunks ignored, the owner
   await t.throwsAsync(m.chunks.next(), { instanceOf: MessageAbandonedError })
 })
 
-test('source.return() while the current message is being read: it finishes, the messages after it are dropped, then the owner is told', async (t) => {
+test('source.return() while the current message is being sent (claimForSending): it finishes, the messages after it are dropped, then the owner is told', async (t) => {
   const o = fake()
   const src = new StreamSource(o, 1 << 20, 1 << 18)
   src.push(bytes('a'), false, true, false)
   const m = (await src.next()).value!
+  claimForSending(m)
   t.is(str((await m.chunks.next()).value), 'a')
   src.push(bytes('b'), false, false, false)
   // Already queued: the rest of this message, then another message; dropped past this one's end.
@@ -212,23 +213,26 @@ test('source.return() while the current message is being read: it finishes, the 
   t.is(src.cost, 0)
 })
 
-test('source.return() while a message still arriving is claimed: its later chunks are queued up to its end, then the owner is told; a claimed message left by chunks.return() detaches too', async (t) => {
+test('source.return() while a read of a message still arriving is pending: its later chunks are queued up to its end, then the owner is told; one being sent and left by chunks.return() detaches too', async (t) => {
   const o = fake()
   const src = new StreamSource(o, 1 << 20, 1 << 18)
   src.push(bytes('a'), false, true, false)
   const m = (await src.next()).value!
+  t.is(str((await m.chunks.next()).value), 'a')
   const pending = m.chunks.next()
   await src.return()
-  src.push(bytes('b'), false, false, true)
+  src.push(bytes('b'), false, false, false)
+  src.push(bytes('c'), false, false, true)
   src.push(bytes('next'), false, true, true)
-  t.is(str((await pending).value), 'a')
-  t.deepEqual(await rest(m.chunks), ['b'])
+  t.is(str((await pending).value), 'b')
+  t.deepEqual(await rest(m.chunks), ['c'])
   t.is(o.returned, 1)
 
   const o2 = fake()
   const src2 = new StreamSource(o2, 1 << 20, 1 << 18)
   src2.push(bytes('a'), false, true, false)
   const m2 = (await src2.next()).value!
+  claimForSending(m2)
   await m2.chunks.next()
   await src2.return()
   t.is(o2.returned, 0)
@@ -273,4 +277,37 @@ test('after our close, past the mark the source ends rather than drop a chunk fr
   t.is((await m.chunks.next()).value!.length, 1000)
   await t.throwsAsync(m.chunks.next(), { instanceOf: ConnectionClosedError })
   t.deepEqual(o.full, [], 'reading never paused: the peer\'s close must be read')
+})
+
+test('source.return() while a chunk read is pending: once the message has all arrived, reading pauses until it is taken (a reader that stops then has the paused state\'s end)', async (t) => {
+  const o = fake()
+  const src = new StreamSource(o, 1 << 20, 1 << 18)
+  src.push(bytes('a'), false, true, false)
+  const m = (await src.next()).value!
+  t.is(str((await m.chunks.next()).value), 'a')
+  const pending = m.chunks.next()
+  await src.return()
+  t.deepEqual(o.full, [])
+  src.push(bytes('b'), false, false, false)
+  t.is(str((await pending).value), 'b')
+  src.push(bytes('c'), false, false, true)
+  t.deepEqual(o.full, [true], 'the message is all here: reading pauses')
+  src.push(bytes('next'), false, true, true)
+  t.is(src.cost, 1 + ITEM_OVERHEAD, 'what follows is dropped')
+  t.is(o.returned, 0)
+  t.deepEqual(await rest(m.chunks), ['c'])
+  t.deepEqual(o.full, [true, false], 'taken: reading resumes')
+  t.is(o.returned, 1)
+})
+
+test('source.return() with a message peeked but no read pending: it is abandoned at once', async (t) => {
+  const o = fake()
+  const src = new StreamSource(o, 1 << 20, 1 << 18)
+  src.push(bytes('a'), false, true, false)
+  const m = (await src.next()).value!
+  await m.chunks.next()
+  await src.return()
+  t.is(o.returned, 1)
+  t.true(src.detached)
+  await t.throwsAsync(m.chunks.next(), { instanceOf: MessageAbandonedError })
 })

@@ -864,3 +864,27 @@ test('send(m) of the message being received, then a break out of source: the who
   t.is(await sent, 'sent')
   client.destroy()
 })
+
+test('peek one chunk, then break out of source: done reading, so 1000 at once (a peeked message kept the connection open for good)', async (t) => {
+  t.timeout(20_000)
+  const { port, server } = await serve(t, {
+    '': async (conn) => {
+      for await (const message of conn.source) {
+        await message.chunks.next()
+        break
+      }
+      await conn.closed
+    }
+  })
+  const client = await RawClient.connect(port)
+  client.send(clientFrame(2, Buffer.alloc(10, 1), { fin: false }))
+  const close = client.nextClose(5000)
+  await sleep(100)
+  client.send(clientFrame(0, Buffer.alloc(100_000, 2), { fin: true }))
+  client.send(clientFrame(2, Buffer.alloc(10, 3)))
+  t.deepEqual(await close, { code: 1000, reason: '' })
+  client.send(clientFrame(8, closePayload(1000)))
+  await client.waitClosed()
+  await until(() => server.stats().heldBytes === 0, 5000, 'nothing held')
+  t.is(server.stats().heldBytes, 0)
+})
