@@ -59,7 +59,7 @@ export interface ClusterPrimary {
 }
 
 /** Messages between the primary and a worker. */
-type ToPrimary = { wspipe: 'ready', address: AddressInfo | undefined }
+type ToPrimary = { wspipe: 'starting' } | { wspipe: 'ready', address: AddressInfo | undefined }
 type ToWorker = { wspipe: 'stop' }
 
 /**
@@ -89,9 +89,11 @@ export async function serveCluster (options: ClusterOptions): Promise<ClusterPri
 }
 
 async function runWorker (options: ClusterOptions): Promise<void> {
-  const server = await options.start()
+  let server: ClusterServer | undefined = undefined
   let stopping: Promise<void> | undefined
   const stop = (): void => {
+    // Asked to stop while `start` runs (it may never finish): it has not served, so it just exits.
+    if (server === undefined) process.exit(0)
     stopping ??= server.close().then(() => { process.exit(0) }, (err: unknown) => {
       console.error('wspipe cluster: closing the worker failed', err)
       process.exit(1)
@@ -99,6 +101,9 @@ async function runWorker (options: ClusterOptions): Promise<void> {
   }
   process.on('message', (message: ToWorker) => { if (message?.wspipe === 'stop') stop() })
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, stop)
+  // From here a stop message is heard: the primary may send one.
+  process.send?.({ wspipe: 'starting' } satisfies ToPrimary)
+  server = await options.start()
   const address = server.address?.() ?? undefined
   process.send?.({ wspipe: 'ready', address } satisfies ToPrimary)
 }
@@ -113,6 +118,8 @@ async function runPrimary (options: ClusterOptions): Promise<ClusterPrimary> {
   const stopping = new Set<Worker>()
   /** Forks not yet serving (first start, restart, replacement): close() waits for them. */
   const starting = new Set<Promise<Worker>>()
+  /** Workers forked and not yet serving; `true` once they listen for a stop message. */
+  const startingWorkers = new Map<Worker, boolean>()
   /** Replacements waiting for their pause: close() cancels them. */
   const respawnTimers = new Set<NodeJS.Timeout>()
   let address: AddressInfo | undefined
@@ -129,14 +136,24 @@ async function runPrimary (options: ClusterOptions): Promise<ClusterPrimary> {
 
   const startWorker = async (): Promise<Worker> => {
     const worker = cluster.fork()
+    startingWorkers.set(worker, false)
     await new Promise<void>((resolve, reject) => {
       const onMessage = (message: ToPrimary): void => {
+        if (message?.wspipe === 'starting') {
+          startingWorkers.set(worker, true)
+          // Closing already: a worker still starting is not waited for.
+          if (closing) worker.send({ wspipe: 'stop' } satisfies ToWorker)
+          return
+        }
         if (message?.wspipe !== 'ready') return
         address ??= message.address
+        startingWorkers.delete(worker)
         worker.off('exit', onEarlyExit)
+        worker.off('message', onMessage)
         resolve()
       }
       const onEarlyExit = (code: number | null): void => {
+        startingWorkers.delete(worker)
         worker.off('message', onMessage)
         reject(new Error(`a worker exited with ${String(code)} before it served`))
       }
@@ -192,10 +209,14 @@ async function runPrimary (options: ClusterOptions): Promise<ClusterPrimary> {
     closing = true
     for (const timer of respawnTimers) clearTimeout(timer)
     respawnTimers.clear()
-    // Forks under way (a restart's, a replacement's) finish starting or fail: one that serves
-    // is then in `serving` and is stopped with the others, not left running. A failed restart
-    // is its caller's error, not close()'s.
+    // Workers still starting (a restart's, a replacement's; their `start` may never finish) are
+    // asked to stop, or will be once they listen; one that hangs before that is killed after
+    // 10 s. One that served meanwhile is in `serving` and stopped with the others. A failed
+    // restart is its caller's error, not close()'s.
+    for (const [worker, listening] of startingWorkers) if (listening) worker.send({ wspipe: 'stop' } satisfies ToWorker)
+    const kill = setTimeout(() => { for (const worker of startingWorkers.keys()) worker.process.kill('SIGKILL') }, 10_000)
     while (starting.size > 0) await Promise.allSettled([...starting])
+    clearTimeout(kill)
     await Promise.all([...serving].map(stop))
   }
 

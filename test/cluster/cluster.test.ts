@@ -40,7 +40,7 @@ test('close() after a rolling restart whose new worker cannot start: close() res
   t.timeout(40_000)
   const out = await scenario('close-after-failed-restart')
   t.is(out.close, 'resolved')
-  t.regex(String(out.restart), /^rejected: a worker exited with 1 before it served/)
+  t.regex(String(out.restart), /^rejected: a worker exited with \d+ before it served/)
   t.deepEqual(out.alive, [])
 })
 
@@ -55,5 +55,12 @@ test('a replacement that fails to start is tried again, later, until one serves'
   t.timeout(40_000)
   const out = await scenario('respawn-retries')
   t.is(out.serving, 1)
+  t.deepEqual(out.alive, [])
+})
+
+test('close() while a replacement\'s start never finishes: the worker is asked to stop and exits; close() resolves', async (t) => {
+  t.timeout(40_000)
+  const out = await scenario('close-while-start-hangs')
+  t.is(out.close, 'resolved')
   t.deepEqual(out.alive, [])
 })

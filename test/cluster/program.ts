@@ -2,7 +2,8 @@
  * A program for test/cluster/cluster.test.ts: `serveCluster` with workers that fail on cue, and
  * in the primary one scripted scenario (argv[2]) that prints its outcome as one JSON line.
  * A worker's `start` reads the file named by WSPIPE_FIXTURE_FLAG when it starts: `slow` makes it
- * take 1 s, `fail` makes it throw. Worker 2 fails whenever WSPIPE_FIXTURE_FAIL_SECOND is set.
+ * take 1 s, `fail` makes it throw, `hang` makes it never finish. Worker 2 fails whenever
+ * WSPIPE_FIXTURE_FAIL_SECOND is set.
  */
 import cluster from 'node:cluster'
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -24,6 +25,7 @@ const run = serveCluster({
   start: async () => {
     const cue = existsSync(flag) ? readFileSync(flag, 'utf8') : ''
     if (cue === 'slow') await sleep(1000)
+    if (cue === 'hang') await new Promise(() => {})
     if (cue === 'fail' || (process.env.WSPIPE_FIXTURE_FAIL_SECOND !== undefined && cluster.worker?.id === 2)) {
       await sleep(300)
       throw new Error('start failed on cue')
@@ -50,6 +52,13 @@ if (cluster.isPrimary) {
         await primary.close()
         out.pidsAfterClose = primary.pids
         await sleep(1500)
+      } else if (scenario === 'close-while-start-hangs') {
+        // The replacement of a crashed worker never finishes starting.
+        writeFileSync(flag, 'hang')
+        process.kill(primary.pids[0], 'SIGKILL')
+        await sleep(1500)
+        out.close = await Promise.race([primary.close().then(() => 'resolved'), sleep(8000).then(() => 'still pending after 8 s')])
+        await sleep(300)
       } else if (scenario === 'close-after-failed-restart') {
         writeFileSync(flag, 'fail')
         const restarted = primary.restart().then(() => 'resolved', (err: Error) => `rejected: ${err.message}`)
