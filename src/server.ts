@@ -535,6 +535,23 @@ export class WebSocketServer {
       timedOut = true
       this.wakeDrain?.()
     }, this.options.closeTimeout ?? 5000)
+    // A socket that has sent nothing a second into close() is a preconnect, not a client about
+    // to send its request: it is not worth the whole closeTimeout.
+    const idle = setTimeout(() => {
+      for (const socket of [...this.pending.keys()]) {
+        if (bytesReadOf(socket) === 0 && !this.authorizing.has(socket)) {
+          this.clearHandshakeTimer(socket)
+          socket.destroy()
+        }
+      }
+      for (const [key, raw] of [...this.tlsHandshakes]) {
+        if (bytesReadOf(raw) === 0) {
+          this.tlsHandshakes.delete(key)
+          raw.destroy()
+        }
+      }
+      this.wakeDrain?.()
+    }, Math.min(IDLE_GRACE, this.options.closeTimeout ?? 5000))
     // Re-checked after each wake: a handshake that ends its pending state adds its connection
     // in the same turn.
     while (!timedOut && (this.connections.size > 0 || this.pending.size > 0 || this.tlsHandshakes.size > 0)) {
@@ -542,6 +559,7 @@ export class WebSocketServer {
     }
     this.wakeDrain = undefined
     clearTimeout(timer)
+    clearTimeout(idle)
     this.state = 'closing'
     for (const [socket, pendingTimer] of [...this.pending]) {
       // A whole request awaiting authorize gets an answer; a request not yet whole, none.
@@ -563,6 +581,15 @@ export class WebSocketServer {
     await stopped
     this.httpServer = undefined
   }
+}
+
+/** How long `close()` waits for a socket that has sent nothing (capped by `closeTimeout`). */
+const IDLE_GRACE = 1000
+
+/** Bytes received on `socket` so far (Node's sockets count them; other duplexes: unknown, -1). */
+function bytesReadOf (socket: NodeDuplex): number {
+  const n = (socket as { bytesRead?: number }).bytesRead
+  return typeof n === 'number' ? n : -1
 }
 
 /** A live TCP connection's remote end, which its TLS socket shares. */

@@ -319,3 +319,16 @@ test('listen() on a port in use rejects, and listen() can then be tried again', 
   t.is((await peer.next()).data.toString(), 'second')
   await peer.close(1000)
 })
+
+test('server.close() does not wait closeTimeout for a socket that has sent nothing (a browser\'s preconnect): it goes after a second', async (t) => {
+  t.timeout(30_000)
+  const { server, port } = await startServer(t, { '': echo }, { closeTimeout: 60_000, handshakeTimeout: 60_000 })
+  const idle = net.connect(port, '127.0.0.1')
+  idle.on('error', () => {})
+  await once(idle, 'connect')
+  await sleep(50)
+  const closed = once(idle, 'close')
+  await within(server.close(), 10_000, 'close() without waiting a minute for the idle socket')
+  await within(closed, 5000, 'the idle socket is closed')
+  t.pass()
+})
