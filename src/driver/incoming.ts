@@ -13,16 +13,10 @@ import { markNew } from './text.js'
 
 /** What the queue needs from its connection. */
 export interface IncomingOwner extends MarksOwner {
-  /** The consumer has seen the end of `source`. */
-  onSourceDrained: () => void
-  /** The consumer called `return()` on `source` (a `break`, `first()`): it is done reading. */
-  onSourceReturned: () => void
   /** The connection's own sink waits for a message or the end: wake it. */
   wakeSink: () => void
   /** The connection's own sink waits for a message: may it take this one at once (an echo)? False: queue it. */
   offerToSink: (message: Uint8Array, text: boolean) => boolean
-  /** The queue shrank to nothing: a moment to report freed memory. */
-  onQueueEmptied: () => void
 }
 
 const NO_MESSAGES: Uint8Array[] = []
@@ -49,8 +43,6 @@ export class MessageSource extends MarkedQueue implements AsyncIterableIterator<
   /** Queue index from which messages arrived since the last {@link MessageSource.settle}. */
   private fresh = 0
   private waiter: { resolve: (r: IteratorResult<Uint8Array>) => void, reject: (e: unknown) => void } | undefined
-  private ended = false
-  private error: Error | undefined
   /** The connection's own sink polled and found nothing: wake it on the next message or the end. */
   private sinkWaiting = false
 
@@ -195,18 +187,11 @@ export class MessageSource extends MarkedQueue implements AsyncIterableIterator<
   /** Done reading: the connection closes once its sink is done too (see the owner). */
   return (): Promise<IteratorResult<Uint8Array>> {
     if (this.detached) return DONE_PROMISE
-    this.detached = true
     this.queue = NO_MESSAGES
     this.texts = NO_FLAGS
     this.head = 0
     this.fresh = 0
-    this.cost = 0
-    this.release()
-    this.owner.onQueueEmptied()
-    this.ended = true
-    this.error = undefined
-    this.owner.onSourceDrained()
-    this.owner.onSourceReturned()
+    this.detachQueue()
     // A next() or a sink waiting on this source sees its end (either would wait forever).
     const waiter = this.waiter
     this.waiter = undefined

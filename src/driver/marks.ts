@@ -12,6 +12,12 @@ export interface MarksOwner {
   queueFull: (full: boolean) => void
   /** Our close is sent: past the high-water mark items are dropped, since reading must go on until the peer's close. */
   readonly dropWhenFull: boolean
+  /** The consumer has seen the end of `source`. */
+  onSourceDrained: () => void
+  /** The consumer called `return()` on `source` (a `break`, `first()`): it is done reading. */
+  onSourceReturned: () => void
+  /** The queue shrank to nothing: a moment to report freed memory. */
+  onQueueEmptied: () => void
 }
 
 /** A queue's cost and water marks; the queues extend it. */
@@ -30,6 +36,9 @@ export abstract class MarkedQueue {
   peak = 0
   /** Items the consumer has taken: the heartbeat's sign that a paused connection still moves. */
   taken = 0
+  /** No more items will come: once the queue drains, `source` ends (or throws {@link MarkedQueue.error}). */
+  protected ended = false
+  protected error: Error | undefined
 
   constructor (owner: MarksOwner, high: number, low: number) {
     this.owner = owner
@@ -69,6 +78,21 @@ export abstract class MarkedQueue {
       this.full = true
       this.owner.queueFull(true)
     }
+  }
+
+  /**
+   * The consumer is done reading (`return()`): the subclass has dropped its items; reading goes
+   * on unpaused, and the owner is told.
+   */
+  protected detachQueue (): void {
+    this.detached = true
+    this.cost = 0
+    this.release()
+    this.owner.onQueueEmptied()
+    this.ended = true
+    this.error = undefined
+    this.owner.onSourceDrained()
+    this.owner.onSourceReturned()
   }
 
   /** Reading may go on past the mark: our close is sent and the peer's answer must be read. */

@@ -14,12 +14,11 @@
 
 import { ITEM_OVERHEAD } from '../protocol/gather.js'
 import { MessageAbandonedError, type ConnectionClosedError } from '../errors.js'
-import type { IncomingOwner } from './incoming.js'
-import { MarkedQueue } from './marks.js'
+import { MarkedQueue, type MarksOwner } from './marks.js'
 import type { ReceivedStream } from './types.js'
 
 /** What the stream source needs from its connection, besides what the message queue needs. */
-export interface StreamOwner extends Pick<IncomingOwner, 'queueFull' | 'dropWhenFull' | 'onSourceDrained' | 'onSourceReturned' | 'onQueueEmptied'> {
+export interface StreamOwner extends MarksOwner {
   /** The error a message cut short by a clean close reports (the connection's close code). */
   closingError: () => ConnectionClosedError
 }
@@ -100,8 +99,6 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
   private discarding = false
   private messageWaiter: Waiter<ReceivedStream> | undefined
   private chunkWaiter: Waiter<Uint8Array> | undefined
-  private ended = false
-  private error: Error | undefined
   /** `return()` came while the current message was being read or sent: it finishes, then the source detaches. */
   private returning = false
   /** While returning: the current message's last chunk is queued, so what follows is dropped. */
@@ -259,15 +256,9 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
   /** Stop taking anything: what is queued is dropped, reading goes on unpaused. */
   private detach (): void {
     this.returning = false
-    this.detached = true
     this.discarding = false
     this.clear()
-    this.release()
-    this.owner.onQueueEmptied()
-    this.ended = true
-    this.error = undefined
-    this.owner.onSourceDrained()
-    this.owner.onSourceReturned()
+    this.detachQueue()
   }
 
   [Symbol.asyncIterator] (): this {
