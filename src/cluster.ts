@@ -116,50 +116,47 @@ async function runPrimary (options: ClusterOptions): Promise<ClusterPrimary> {
   const serving: Worker[] = []
   /** Workers asked to stop: their exit is expected. */
   const stopping = new Set<Worker>()
-  /** Forks not yet serving (first start, restart, replacement): close() waits for them. */
-  const starting = new Set<Promise<Worker>>()
-  /** Workers forked and not yet serving; `true` once they listen for a stop message. */
-  const startingWorkers = new Map<Worker, boolean>()
+  /**
+   * Workers forked and not yet serving (first start, restart, replacement): whether they hear a
+   * stop message yet, and their start, which close() waits for.
+   */
+  const starting = new Map<Worker, { listening: boolean, ready?: Promise<void> }>()
   /** Replacements waiting for their pause: close() cancels them. */
   const respawnTimers = new Set<NodeJS.Timeout>()
   let address: AddressInfo | undefined
   let closing = false
 
   /** Fork a worker; resolves once it serves, rejects if it exits first. */
-  const fork = (): Promise<Worker> => {
-    const started = startWorker()
-    starting.add(started)
-    const settled = (): void => { starting.delete(started) }
-    started.then(settled, settled)
-    return started
-  }
-
-  const startWorker = async (): Promise<Worker> => {
+  const fork = async (): Promise<Worker> => {
     const worker = cluster.fork()
-    startingWorkers.set(worker, false)
-    await new Promise<void>((resolve, reject) => {
+    const entry: { listening: boolean, ready?: Promise<void> } = { listening: false }
+    entry.ready = new Promise<void>((resolve, reject) => {
       const onMessage = (message: ToPrimary): void => {
         if (message?.wspipe === 'starting') {
-          startingWorkers.set(worker, true)
+          entry.listening = true
           // Closing already: a worker still starting is not waited for.
           if (closing) worker.send({ wspipe: 'stop' } satisfies ToWorker)
           return
         }
         if (message?.wspipe !== 'ready') return
         address ??= message.address
-        startingWorkers.delete(worker)
         worker.off('exit', onEarlyExit)
         worker.off('message', onMessage)
         resolve()
       }
       const onEarlyExit = (code: number | null): void => {
-        startingWorkers.delete(worker)
         worker.off('message', onMessage)
         reject(new Error(`a worker exited with ${String(code)} before it served`))
       }
       worker.on('message', onMessage)
       worker.once('exit', onEarlyExit)
     })
+    starting.set(worker, entry)
+    try {
+      await entry.ready
+    } finally {
+      starting.delete(worker)
+    }
     serving.push(worker)
     worker.once('exit', () => {
       const i = serving.indexOf(worker)
@@ -213,9 +210,9 @@ async function runPrimary (options: ClusterOptions): Promise<ClusterPrimary> {
     // asked to stop, or will be once they listen; one that hangs before that is killed after
     // 10 s. One that served meanwhile is in `serving` and stopped with the others. A failed
     // restart is its caller's error, not close()'s.
-    for (const [worker, listening] of startingWorkers) if (listening) worker.send({ wspipe: 'stop' } satisfies ToWorker)
-    const kill = setTimeout(() => { for (const worker of startingWorkers.keys()) worker.process.kill('SIGKILL') }, 10_000)
-    while (starting.size > 0) await Promise.allSettled([...starting])
+    for (const [worker, { listening }] of starting) if (listening) worker.send({ wspipe: 'stop' } satisfies ToWorker)
+    const kill = setTimeout(() => { for (const worker of starting.keys()) worker.process.kill('SIGKILL') }, 10_000)
+    while (starting.size > 0) await Promise.allSettled([...starting.values()].map((e) => e.ready))
     clearTimeout(kill)
     await Promise.all([...serving].map(stop))
   }
