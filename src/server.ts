@@ -12,7 +12,7 @@
  * @packageDocumentation
  */
 
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http'
+import { createServer as createHttpServer, ServerResponse, type IncomingMessage, type Server as HttpServer } from 'node:http'
 import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { Duplex as NodeDuplex } from 'node:stream'
@@ -55,7 +55,11 @@ export type AuthorizeResult = boolean | {
 
 /** Options of {@link WebSocketServer}. Every one has a default. */
 export interface WebSocketServerOptions extends ConnectionLimits {
-  /** Time from TCP accept to a complete upgrade request, in ms; a client that stalls is dropped. Default 10,000. */
+  /**
+   * Time from TCP accept to a complete upgrade request, in ms; a client that stalls is dropped.
+   * Runs again for `authorize` (then 503) and while the host finishes responses to requests
+   * pipelined before the upgrade (then dropped). Default 10,000.
+   */
   handshakeTimeout?: number
   /** Most bytes of request line and headers (`listen` only; Node answers 431 past it). Default 16 KiB. */
   maxHeaderSize?: number
@@ -323,7 +327,10 @@ export class WebSocketServer {
           const p = attachedPaths.get(l)
           return p === undefined || p === path
         })
-        if (!taken && listeners.find((l) => attachedPaths.has(l)) === listener) this.reject(socket, new HandshakeError(404, 'no WebSocket endpoint at this path'))
+        if (!taken && listeners.find((l) => attachedPaths.has(l)) === listener) {
+          const refuse = (): void => this.reject(socket, new HandshakeError(404, 'no WebSocket endpoint at this path'))
+          if (!this.afterEarlierResponses(socket, refuse)) refuse()
+        }
         return
       }
       this.handleUpgrade(req, socket, head)
@@ -355,6 +362,8 @@ export class WebSocketServer {
    * Fastify, plain `http`): validates it, answers 101 or an HTTP error, and runs the handler.
    */
   handleUpgrade (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array = new Uint8Array(0)): void {
+    // Whatever the answer, it waits for the responses to requests pipelined before this one.
+    if (this.afterEarlierResponses(socket, () => this.handleUpgrade(req, socket, head))) return
     // A socket accepted before close() may still finish its handshake: it then gets 1001 like
     // every other connection, not a reset. A new one while closing is refused.
     const underWay = this.pending.has(socket)
@@ -458,6 +467,36 @@ export class WebSocketServer {
     socket.end(buildRejectResponse(error.status, error.message, error.headers))
     // Do not wait forever for the client to read the refusal.
     setTimeout(() => socket.destroy(), 1000).unref()
+  }
+
+  /**
+   * RFC 9112 §9.3.2: responses go out in the order of their requests, so nothing may be written
+   * for an upgrade while the host still owes a response to a request pipelined before it. If it
+   * does, this holds the socket (under the handshake timer), calls `then` once every such
+   * response is finished, and returns true. If one of them ends the connection (`Connection:
+   * close`), no request after it is answered: `then` is never called and the socket closes.
+   */
+  private afterEarlierResponses (socket: NodeDuplex, then: () => void): boolean {
+    const owed = earlierResponse(socket)
+    if (owed === undefined) return false
+    // Node's http server let go of the socket at the upgrade, and its error listener with it.
+    socket.on('error', ignoreError)
+    if (!this.pending.has(socket)) this.startHandshakeTimer(socket)
+    const finished = (): void => {
+      owed.off('finish', finished)
+      owed.off('close', finished)
+      socket.off('error', ignoreError)
+      // Node's own 'finish' listener, added first, has by now handed the socket to the next
+      // response or begun to end it. A socket ending or gone clears its timer as it closes.
+      if (socket.destroyed || socket.writableEnded) {
+        socket.on('error', ignoreError)
+        return
+      }
+      if (!this.afterEarlierResponses(socket, then)) then()
+    }
+    owed.on('finish', finished)
+    owed.on('close', finished)
+    return true
   }
 
   private startHandshakeTimer (socket: NodeDuplex): void {
@@ -590,6 +629,16 @@ const IDLE_GRACE = 1000
 function bytesReadOf (socket: NodeDuplex): number {
   const n = (socket as { bytesRead?: number }).bytesRead
   return typeof n === 'number' ? n : -1
+}
+
+/**
+ * The response Node's http server is writing on `socket` for a request before the upgrade, if
+ * any. Node hands a keep-alive socket to one response at a time (`socket._httpMessage`; the rest
+ * wait their turn) and to the next one when it finishes.
+ */
+function earlierResponse (socket: NodeDuplex): ServerResponse | undefined {
+  const owner = (socket as { _httpMessage?: unknown })._httpMessage
+  return owner instanceof ServerResponse ? owner : undefined
 }
 
 /** A live TCP connection's remote end, which its TLS socket shares. */
