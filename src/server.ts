@@ -14,7 +14,7 @@
 
 import { createServer as createHttpServer, ServerResponse, type IncomingMessage, type Server as HttpServer } from 'node:http'
 import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https'
-import type { AddressInfo } from 'node:net'
+import { isIP, type AddressInfo } from 'node:net'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import type { SecureContextOptions } from 'node:tls'
 import { acceptFor } from './crypto.js'
@@ -83,8 +83,9 @@ export interface WebSocketServerOptions extends ConnectionLimits {
    * received from, so with one proxy the last entry is the one the proxy saw connect). `true`
    * is 1. Entries further left were written by the client or by proxies not trusted, and are
    * ignored. A request with fewer entries than trusted proxies gets its leftmost one; a request
-   * without the header keeps the socket's address. Default `false` (0): the socket's address,
-   * and the header is ignored, since any client can send it.
+   * without the header, or whose entry is not an IP address (`[v6]` counts, with a port it does
+   * not), keeps the socket's address. Default `false` (0): the socket's address, and the header
+   * is ignored, since any client can send it.
    */
   trustProxy?: boolean | number
   /**
@@ -684,14 +685,20 @@ function applicationHeaders (headers: IncomingMessage['headers']): Record<string
 /**
  * The client's address by `X-Forwarded-For`, trusting the last `hops` proxies: each appends the
  * address it received the request from, so the entry `hops` from the end is the last one written
- * by a proxy we trust. Undefined (the socket's address) without the header.
+ * by a proxy we trust. Only an IP address counts (a bracketed IPv6 one without its brackets):
+ * anything else there, as no header at all, gives undefined (the socket's address). Its
+ * neighbours are not tried instead: those further left are anyone's to write.
  */
 export function forwardedFor (header: string | string[] | undefined, hops: number): string | undefined {
   if (header === undefined) return undefined
   // Several header lines form one list (RFC 9110 §5.3).
   const entries = (Array.isArray(header) ? header.join(',') : header).split(',').map((s) => s.trim()).filter((s) => s !== '')
   if (entries.length === 0) return undefined
-  return entries[Math.max(0, entries.length - hops)]
+  const entry = entries[Math.max(0, entries.length - hops)]
+  if (isIP(entry) !== 0) return entry
+  // `[2001:db8::1]`, as a URI writes an IPv6 host (RFC 3986 §3.2.2); never with a port.
+  if (entry.startsWith('[') && entry.endsWith(']') && isIP(entry.slice(1, -1)) === 6) return entry.slice(1, -1)
+  return undefined
 }
 
 function pathOf (url: string): string {
