@@ -142,9 +142,10 @@ export class WebSocketServer {
   private readonly pending = new Map<NodeDuplex, NodeJS.Timeout>()
   /**
    * TCP sockets of our own HTTPS server still in the TLS handshake, by remote address and port
-   * (the TLS socket made from one has the same): `close()` lets them finish too.
+   * (the TLS socket made from one has the same), with when they were accepted: the handshake
+   * timer runs from then, and `close()` lets them finish too.
    */
-  private readonly tlsHandshakes = new Map<string, NodeDuplex>()
+  private readonly tlsHandshakes = new Map<string, { raw: NodeDuplex, acceptedAt: number }>()
   /** Pending sockets whose request is whole and `authorize` is deciding: past a timer they get 503. */
   private readonly authorizing = new Set<NodeDuplex>()
   /** One 'close' listener shared by every pending socket, removed once its handshake is over. */
@@ -271,9 +272,9 @@ export class WebSocketServer {
       server.on('connection', (raw: NodeDuplex) => {
         const key = remoteKey(raw)
         if (key === undefined) return
-        this.tlsHandshakes.set(key, raw)
+        this.tlsHandshakes.set(key, { raw, acceptedAt: performance.now() })
         raw.once('close', () => {
-          if (this.tlsHandshakes.get(key) === raw) {
+          if (this.tlsHandshakes.get(key)?.raw === raw) {
             this.tlsHandshakes.delete(key)
             this.wakeDrain?.()
           }
@@ -341,11 +342,18 @@ export class WebSocketServer {
     // before close() (our server stopped listening then) may still finish its handshake.
     const connectionListener = (socket: NodeDuplex): void => {
       if (server !== this.httpServer) return
+      let spent = 0
       if (this.tlsHandshakes.size > 0) {
         const key = remoteKey(socket)
-        if (key !== undefined && this.tlsHandshakes.delete(key)) this.wakeDrain?.()
+        const tcp = key === undefined ? undefined : this.tlsHandshakes.get(key)
+        if (tcp !== undefined) {
+          // handshakeTimeout runs from TCP accept: what TLS took is spent.
+          spent = performance.now() - tcp.acceptedAt
+          this.tlsHandshakes.delete(key!)
+          this.wakeDrain?.()
+        }
       }
-      if (this.state === 'open' || this.state === 'draining') this.startHandshakeTimer(socket)
+      if (this.state === 'open' || this.state === 'draining') this.startHandshakeTimer(socket, spent)
     }
     // A plain HTTP request on the connection is the host server's to serve, for as long as it
     // takes: the handshake timer no longer applies to that socket.
@@ -500,8 +508,9 @@ export class WebSocketServer {
     return true
   }
 
-  private startHandshakeTimer (socket: NodeDuplex): void {
-    const ms = this.options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout
+  /** Start (or restart) `socket`'s handshake timer, `spent` ms of it already gone. */
+  private startHandshakeTimer (socket: NodeDuplex, spent = 0): void {
+    const ms = Math.max(0, (this.options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout) - spent)
     const timer = setTimeout(() => {
       if (this.authorizing.has(socket)) {
         // The client's request was whole; it is the server that is late: say so.
@@ -584,7 +593,7 @@ export class WebSocketServer {
           socket.destroy()
         }
       }
-      for (const [key, raw] of [...this.tlsHandshakes]) {
+      for (const [key, { raw }] of [...this.tlsHandshakes]) {
         if (bytesReadOf(raw) === 0) {
           this.tlsHandshakes.delete(key)
           raw.destroy()
@@ -611,7 +620,7 @@ export class WebSocketServer {
       socket.destroy()
     }
     this.pending.clear()
-    for (const raw of this.tlsHandshakes.values()) raw.destroy()
+    for (const { raw } of this.tlsHandshakes.values()) raw.destroy()
     this.tlsHandshakes.clear()
     const left = [...this.connections]
     for (const conn of left) conn.terminate()
