@@ -18,6 +18,19 @@ export interface ClusterServer {
   address?: () => AddressInfo | undefined | null
 }
 
+/** How {@link serveCluster} replaces workers that exit unasked (all in ms). */
+export interface RespawnOptions {
+  /** The pause before a first replacement. Default 500. */
+  delay?: number
+  /** The longest pause: each replacement that cannot start, or that exits before `resetAfter`, doubles it up to this. Default 30,000. */
+  maxDelay?: number
+  /** A worker that has served this long before exiting is replaced after `delay` again. Default 30,000. */
+  resetAfter?: number
+}
+
+/** Defaults of {@link RespawnOptions}. */
+export const DEFAULT_RESPAWN = { delay: 500, maxDelay: 30_000, resetAfter: 30_000 } as const
+
 /** Options of {@link serveCluster}. */
 export interface ClusterOptions {
   /** Worker processes. Default: `os.availableParallelism()`, one per core. */
@@ -26,14 +39,17 @@ export interface ClusterOptions {
   start: () => ClusterServer | Promise<ClusterServer>
   /**
    * Start a new worker when one exits without being asked to, after 0.5 s. Default true. A
-   * replacement that cannot start is tried again, the pause doubling up to 30 s.
+   * replacement that cannot start is tried again, and one that exits again before it has served
+   * 30 s is replaced again, the pause doubling each time up to 30 s, so a crash loop does not
+   * spin; a worker that served 30 s is replaced after 0.5 s again. Options change those times.
    */
-  respawn?: boolean
+  respawn?: boolean | RespawnOptions
   /**
    * The primary handles signals: SIGHUP starts a rolling restart, SIGTERM or SIGINT a shutdown
    * after which it exits 0. Default true; false leaves them to the caller (use the returned
    * {@link ClusterPrimary}). A worker always closes gracefully on SIGTERM or SIGINT (Ctrl-C
-   * reaches every process of the group).
+   * reaches every process of the group) and ignores SIGHUP (a hangup reaches the whole group
+   * too): replacing workers is the primary's rolling restart.
    */
   signals?: boolean
 }
@@ -101,6 +117,9 @@ async function runWorker (options: ClusterOptions): Promise<void> {
   }
   process.on('message', (message: ToWorker) => { if (message?.wspipe === 'stop') stop() })
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, stop)
+  // SIGHUP sent to the process group (a closed terminal, `kill -HUP -pgid`) would kill the worker
+  // with no 1001: the primary hears it too and replaces the workers gracefully.
+  process.on('SIGHUP', () => {})
   // From here a stop message is heard: the primary may send one.
   process.send?.({ wspipe: 'starting' } satisfies ToPrimary)
   server = await options.start()
@@ -112,6 +131,10 @@ async function runPrimary (options: ClusterOptions): Promise<ClusterPrimary> {
   const count = options.workers ?? availableParallelism()
   if (!Number.isInteger(count) || count < 1) throw new RangeError('workers must be a positive integer')
   const respawn = options.respawn ?? true
+  const { delay, maxDelay, resetAfter } = { ...DEFAULT_RESPAWN, ...(typeof respawn === 'object' ? respawn : {}) }
+  for (const [name, ms] of Object.entries({ delay, maxDelay, resetAfter })) {
+    if (!(ms >= 0) || ms === Infinity) throw new RangeError(`respawn.${name} must be a finite number of ms`)
+  }
   /** Workers serving, in the order they started. */
   const serving: Worker[] = []
   /** Workers asked to stop: their exit is expected. */
@@ -126,8 +149,11 @@ async function runPrimary (options: ClusterOptions): Promise<ClusterPrimary> {
   let address: AddressInfo | undefined
   let closing = false
 
-  /** Fork a worker; resolves once it serves, rejects if it exits first. */
-  const fork = async (): Promise<Worker> => {
+  /**
+   * Fork a worker; resolves once it serves, rejects if it exits first. `pause` is what its
+   * replacement, should it exit before `resetAfter`, waits twice of (0 for a first worker).
+   */
+  const fork = async (pause = 0): Promise<Worker> => {
     const worker = cluster.fork()
     const entry: { listening: boolean, ready?: Promise<void> } = { listening: false }
     entry.ready = new Promise<void>((resolve, reject) => {
@@ -158,27 +184,32 @@ async function runPrimary (options: ClusterOptions): Promise<ClusterPrimary> {
       starting.delete(worker)
     }
     serving.push(worker)
-    worker.once('exit', () => {
+    const servedAt = performance.now()
+    worker.once('exit', (code: number | null, signal: string | null) => {
       const i = serving.indexOf(worker)
       if (i >= 0) serving.splice(i, 1)
-      if (stopping.delete(worker) || closing || !respawn) return
-      replace(500)
+      if (stopping.delete(worker) || closing || respawn === false) return
+      // A crash loop backs off as failed starts do; a worker that stayed up starts it afresh.
+      const next = performance.now() - servedAt >= resetAfter ? delay : Math.min(Math.max(pause * 2, delay), maxDelay)
+      console.error(`wspipe cluster: worker ${String(worker.process.pid)} exited (${String(signal ?? code)}) unasked; replacing it in ${Math.round(next)} ms`)
+      replace(next)
     })
     return worker
   }
 
   /**
    * A worker exited unasked: fork a replacement after `pause` (so a crash loop does not spin);
-   * one that cannot start is tried again, the pause doubling up to 30 s.
+   * one that cannot start is tried again, the pause doubling up to `maxDelay`.
    */
   const replace = (pause: number): void => {
     // Not unref'd: with every worker gone, this timer is what keeps the primary alive.
     const timer = setTimeout(() => {
       respawnTimers.delete(timer)
       if (closing) return
-      fork().catch((err: unknown) => {
-        console.error(`wspipe cluster: a replacement worker could not start; trying again in ${Math.min(pause * 2, 30_000)} ms`, err)
-        if (!closing) replace(Math.min(pause * 2, 30_000))
+      fork(pause).catch((err: unknown) => {
+        const next = Math.min(Math.max(pause * 2, delay), maxDelay)
+        console.error(`wspipe cluster: a replacement worker could not start; trying again in ${Math.round(next)} ms`, err)
+        if (!closing) replace(next)
       })
     }, pause)
     respawnTimers.add(timer)
@@ -217,7 +248,7 @@ async function runPrimary (options: ClusterOptions): Promise<ClusterPrimary> {
     await Promise.all([...serving].map(stop))
   }
 
-  const first = await Promise.allSettled(Array.from({ length: count }, fork))
+  const first = await Promise.allSettled(Array.from({ length: count }, () => fork()))
   const failed = first.find((r): r is PromiseRejectedResult => r.status === 'rejected')
   if (failed !== undefined) {
     // No handle reaches the caller: the workers that did start are stopped here.

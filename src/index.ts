@@ -23,4 +23,4 @@ export { DEFAULT_DEFLATE_OPTIONS, type PerMessageDeflateOptions } from './extens
 export { ConnectionClosedError, MessageAbandonedError, UpgradeError } from './errors.js'
 export { HandshakeError } from './handshake.js'
 export { CloseCode, ProtocolError } from './protocol/index.js'
-export { serveCluster, type ClusterOptions, type ClusterPrimary, type ClusterServer } from './cluster.js'
+export { serveCluster, DEFAULT_RESPAWN, type ClusterOptions, type ClusterPrimary, type ClusterServer, type RespawnOptions } from './cluster.js'

@@ -12,9 +12,9 @@
  * @packageDocumentation
  */
 
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http'
+import { createServer as createHttpServer, ServerResponse, type IncomingMessage, type Server as HttpServer } from 'node:http'
 import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https'
-import type { AddressInfo } from 'node:net'
+import { isIP, type AddressInfo } from 'node:net'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import type { SecureContextOptions } from 'node:tls'
 import { acceptFor } from './crypto.js'
@@ -55,7 +55,11 @@ export type AuthorizeResult = boolean | {
 
 /** Options of {@link WebSocketServer}. Every one has a default. */
 export interface WebSocketServerOptions extends ConnectionLimits {
-  /** Time from TCP accept to a complete upgrade request, in ms; a client that stalls is dropped. Default 10,000. */
+  /**
+   * Time from TCP accept to a complete upgrade request, in ms; a client that stalls is dropped.
+   * Runs again for `authorize` (then 503) and while the host finishes responses to requests
+   * pipelined before the upgrade (then dropped). Default 10,000.
+   */
   handshakeTimeout?: number
   /** Most bytes of request line and headers (`listen` only; Node answers 431 past it). Default 16 KiB. */
   maxHeaderSize?: number
@@ -79,8 +83,9 @@ export interface WebSocketServerOptions extends ConnectionLimits {
    * received from, so with one proxy the last entry is the one the proxy saw connect). `true`
    * is 1. Entries further left were written by the client or by proxies not trusted, and are
    * ignored. A request with fewer entries than trusted proxies gets its leftmost one; a request
-   * without the header keeps the socket's address. Default `false` (0): the socket's address,
-   * and the header is ignored, since any client can send it.
+   * without the header, or whose entry is not an IP address (`[v6]` counts, with a port it does
+   * not), keeps the socket's address. Default `false` (0): the socket's address, and the header
+   * is ignored, since any client can send it.
    */
   trustProxy?: boolean | number
   /**
@@ -137,9 +142,10 @@ export class WebSocketServer {
   private readonly pending = new Map<NodeDuplex, NodeJS.Timeout>()
   /**
    * TCP sockets of our own HTTPS server still in the TLS handshake, by remote address and port
-   * (the TLS socket made from one has the same): `close()` lets them finish too.
+   * (the TLS socket made from one has the same), with when they were accepted: the handshake
+   * timer runs from then, and `close()` lets them finish too.
    */
-  private readonly tlsHandshakes = new Map<string, NodeDuplex>()
+  private readonly tlsHandshakes = new Map<string, { raw: NodeDuplex, acceptedAt: number }>()
   /** Pending sockets whose request is whole and `authorize` is deciding: past a timer they get 503. */
   private readonly authorizing = new Set<NodeDuplex>()
   /** One 'close' listener shared by every pending socket, removed once its handshake is over. */
@@ -266,9 +272,9 @@ export class WebSocketServer {
       server.on('connection', (raw: NodeDuplex) => {
         const key = remoteKey(raw)
         if (key === undefined) return
-        this.tlsHandshakes.set(key, raw)
+        this.tlsHandshakes.set(key, { raw, acceptedAt: performance.now() })
         raw.once('close', () => {
-          if (this.tlsHandshakes.get(key) === raw) {
+          if (this.tlsHandshakes.get(key)?.raw === raw) {
             this.tlsHandshakes.delete(key)
             this.wakeDrain?.()
           }
@@ -323,7 +329,10 @@ export class WebSocketServer {
           const p = attachedPaths.get(l)
           return p === undefined || p === path
         })
-        if (!taken && listeners.find((l) => attachedPaths.has(l)) === listener) this.reject(socket, new HandshakeError(404, 'no WebSocket endpoint at this path'))
+        if (!taken && listeners.find((l) => attachedPaths.has(l)) === listener) {
+          const refuse = (): void => this.reject(socket, new HandshakeError(404, 'no WebSocket endpoint at this path'))
+          if (!this.afterEarlierResponses(socket, refuse)) refuse()
+        }
         return
       }
       this.handleUpgrade(req, socket, head)
@@ -333,11 +342,18 @@ export class WebSocketServer {
     // before close() (our server stopped listening then) may still finish its handshake.
     const connectionListener = (socket: NodeDuplex): void => {
       if (server !== this.httpServer) return
+      let spent = 0
       if (this.tlsHandshakes.size > 0) {
         const key = remoteKey(socket)
-        if (key !== undefined && this.tlsHandshakes.delete(key)) this.wakeDrain?.()
+        const tcp = key === undefined ? undefined : this.tlsHandshakes.get(key)
+        if (tcp !== undefined) {
+          // handshakeTimeout runs from TCP accept: what TLS took is spent.
+          spent = performance.now() - tcp.acceptedAt
+          this.tlsHandshakes.delete(key!)
+          this.wakeDrain?.()
+        }
       }
-      if (this.state === 'open' || this.state === 'draining') this.startHandshakeTimer(socket)
+      if (this.state === 'open' || this.state === 'draining') this.startHandshakeTimer(socket, spent)
     }
     // A plain HTTP request on the connection is the host server's to serve, for as long as it
     // takes: the handshake timer no longer applies to that socket.
@@ -355,6 +371,8 @@ export class WebSocketServer {
    * Fastify, plain `http`): validates it, answers 101 or an HTTP error, and runs the handler.
    */
   handleUpgrade (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array = new Uint8Array(0)): void {
+    // Whatever the answer, it waits for the responses to requests pipelined before this one.
+    if (this.afterEarlierResponses(socket, () => this.handleUpgrade(req, socket, head))) return
     // A socket accepted before close() may still finish its handshake: it then gets 1001 like
     // every other connection, not a reset. A new one while closing is refused.
     const underWay = this.pending.has(socket)
@@ -460,8 +478,39 @@ export class WebSocketServer {
     setTimeout(() => socket.destroy(), 1000).unref()
   }
 
-  private startHandshakeTimer (socket: NodeDuplex): void {
-    const ms = this.options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout
+  /**
+   * RFC 9112 §9.3.2: responses go out in the order of their requests, so nothing may be written
+   * for an upgrade while the host still owes a response to a request pipelined before it. If it
+   * does, this holds the socket (under the handshake timer), calls `then` once every such
+   * response is finished, and returns true. If one of them ends the connection (`Connection:
+   * close`), no request after it is answered: `then` is never called and the socket closes.
+   */
+  private afterEarlierResponses (socket: NodeDuplex, then: () => void): boolean {
+    const owed = earlierResponse(socket)
+    if (owed === undefined) return false
+    // Node's http server let go of the socket at the upgrade, and its error listener with it.
+    socket.on('error', ignoreError)
+    if (!this.pending.has(socket)) this.startHandshakeTimer(socket)
+    const finished = (): void => {
+      owed.off('finish', finished)
+      owed.off('close', finished)
+      socket.off('error', ignoreError)
+      // Node's own 'finish' listener, added first, has by now handed the socket to the next
+      // response or begun to end it. A socket ending or gone clears its timer as it closes.
+      if (socket.destroyed || socket.writableEnded) {
+        socket.on('error', ignoreError)
+        return
+      }
+      if (!this.afterEarlierResponses(socket, then)) then()
+    }
+    owed.on('finish', finished)
+    owed.on('close', finished)
+    return true
+  }
+
+  /** Start (or restart) `socket`'s handshake timer, `spent` ms of it already gone. */
+  private startHandshakeTimer (socket: NodeDuplex, spent = 0): void {
+    const ms = Math.max(0, (this.options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout) - spent)
     const timer = setTimeout(() => {
       if (this.authorizing.has(socket)) {
         // The client's request was whole; it is the server that is late: say so.
@@ -544,7 +593,7 @@ export class WebSocketServer {
           socket.destroy()
         }
       }
-      for (const [key, raw] of [...this.tlsHandshakes]) {
+      for (const [key, { raw }] of [...this.tlsHandshakes]) {
         if (bytesReadOf(raw) === 0) {
           this.tlsHandshakes.delete(key)
           raw.destroy()
@@ -571,7 +620,7 @@ export class WebSocketServer {
       socket.destroy()
     }
     this.pending.clear()
-    for (const raw of this.tlsHandshakes.values()) raw.destroy()
+    for (const { raw } of this.tlsHandshakes.values()) raw.destroy()
     this.tlsHandshakes.clear()
     const left = [...this.connections]
     for (const conn of left) conn.terminate()
@@ -590,6 +639,16 @@ const IDLE_GRACE = 1000
 function bytesReadOf (socket: NodeDuplex): number {
   const n = (socket as { bytesRead?: number }).bytesRead
   return typeof n === 'number' ? n : -1
+}
+
+/**
+ * The response Node's http server is writing on `socket` for a request before the upgrade, if
+ * any. Node hands a keep-alive socket to one response at a time (`socket._httpMessage`; the rest
+ * wait their turn) and to the next one when it finishes.
+ */
+function earlierResponse (socket: NodeDuplex): ServerResponse | undefined {
+  const owner = (socket as { _httpMessage?: unknown })._httpMessage
+  return owner instanceof ServerResponse ? owner : undefined
 }
 
 /** A live TCP connection's remote end, which its TLS socket shares. */
@@ -635,14 +694,20 @@ function applicationHeaders (headers: IncomingMessage['headers']): Record<string
 /**
  * The client's address by `X-Forwarded-For`, trusting the last `hops` proxies: each appends the
  * address it received the request from, so the entry `hops` from the end is the last one written
- * by a proxy we trust. Undefined (the socket's address) without the header.
+ * by a proxy we trust. Only an IP address counts (a bracketed IPv6 one without its brackets):
+ * anything else there, as no header at all, gives undefined (the socket's address). Its
+ * neighbours are not tried instead: those further left are anyone's to write.
  */
 export function forwardedFor (header: string | string[] | undefined, hops: number): string | undefined {
   if (header === undefined) return undefined
   // Several header lines form one list (RFC 9110 §5.3).
   const entries = (Array.isArray(header) ? header.join(',') : header).split(',').map((s) => s.trim()).filter((s) => s !== '')
   if (entries.length === 0) return undefined
-  return entries[Math.max(0, entries.length - hops)]
+  const entry = entries[Math.max(0, entries.length - hops)]
+  if (isIP(entry) !== 0) return entry
+  // `[2001:db8::1]`, as a URI writes an IPv6 host (RFC 3986 §3.2.2); never with a port.
+  if (entry.startsWith('[') && entry.endsWith(']') && isIP(entry.slice(1, -1)) === 6) return entry.slice(1, -1)
+  return undefined
 }
 
 function pathOf (url: string): string {

@@ -2,12 +2,13 @@
  * A program for test/cluster/cluster.test.ts: `serveCluster` with workers that fail on cue, and
  * in the primary one scripted scenario (argv[2]) that prints its outcome as one JSON line.
  * A worker's `start` reads the file named by WSPIPE_FIXTURE_FLAG when it starts: `slow` makes it
- * take 1 s, `fail` makes it throw, `hang` makes it never finish. Worker 2 fails whenever
+ * take 1 s, `fail` makes it throw, `hang` makes it never finish, `crash N` (N > 0) makes it serve
+ * and then exit with 3 after 100 ms, leaving `crash N-1`. Worker 2 fails whenever
  * WSPIPE_FIXTURE_FAIL_SECOND is set.
  */
 import cluster from 'node:cluster'
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { serveCluster, WebSocketServer } from '../../src/index.js'
+import { connect, serveCluster, WebSocketServer } from '../../src/index.js'
 
 const flag = process.env.WSPIPE_FIXTURE_FLAG!
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
@@ -21,16 +22,24 @@ function alive (): number[] {
 
 const run = serveCluster({
   workers,
-  signals: false,
+  // The primary handles SIGHUP itself only where the scenario is about signals.
+  signals: scenario === 'group-sighup',
+  respawn: scenario === 'crash-loop' ? { delay: 400, maxDelay: 1200, resetAfter: 1500 } : true,
   start: async () => {
     const cue = existsSync(flag) ? readFileSync(flag, 'utf8') : ''
+    const crashes = /^crash (\d+)$/.exec(cue)
+    if (crashes !== null && Number(crashes[1]) > 0) {
+      writeFileSync(flag, `crash ${Number(crashes[1]) - 1}`)
+      setTimeout(() => process.exit(3), 100)
+    }
     if (cue === 'slow') await sleep(1000)
     if (cue === 'hang') await new Promise(() => {})
     if (cue === 'fail' || (process.env.WSPIPE_FIXTURE_FAIL_SECOND !== undefined && cluster.worker?.id === 2)) {
       await sleep(300)
       throw new Error('start failed on cue')
     }
-    const server = new WebSocketServer({ closeTimeout: 200 }).register('', async () => {})
+    // The '' handler holds its connection open until it closes.
+    const server = new WebSocketServer({ closeTimeout: 200 }).register('', async (conn) => { await conn.closed })
     await server.listen({ port: 0 })
     return server
   }
@@ -66,6 +75,42 @@ if (cluster.isPrimary) {
         out.close = await primary.close().then(() => 'resolved', (err: Error) => `rejected: ${err.message}`)
         out.restart = await restarted
         await sleep(300)
+      } else if (scenario === 'crash-loop') {
+        // Workers that crash soon after serving are replaced after pauses that double (400,
+        // 800, then 1200: capped); one that served past resetAfter is replaced after 400 again.
+        const forks: number[] = []
+        const exits: number[] = []
+        cluster.on('fork', () => forks.push(performance.now()))
+        cluster.on('exit', () => exits.push(performance.now()))
+        const serves = async (n: number): Promise<void> => {
+          for (let i = 0; i < 400 && !(forks.length === n && primary.pids.length === 1); i++) await sleep(50)
+          if (forks.length !== n || primary.pids.length !== 1) throw new Error(`replacement ${n} not serving within 20 s`)
+        }
+        writeFileSync(flag, 'crash 2')
+        process.kill(primary.pids[0], 'SIGKILL')
+        // Two replacements crash; the third serves.
+        await serves(3)
+        const stable = primary.pids[0]
+        await sleep(1700)
+        process.kill(stable, 'SIGKILL')
+        await serves(4)
+        out.pauses = forks.map((at, i) => Math.round(at - exits[i]))
+        out.forks = forks.length
+        await primary.close()
+      } else if (scenario === 'group-sighup') {
+        // SIGHUP to the whole process group (this primary leads it): the worker ignores it, the
+        // primary's rolling restart replaces it, and its connection gets 1001.
+        const old = primary.pids[0]
+        const oldExit = new Promise<string>((resolve) => {
+          cluster.on('exit', (worker, code, signal) => { if (worker.process.pid === old) resolve(`code ${String(code)}, signal ${String(signal)}`) })
+        })
+        const conn = await connect(`ws://127.0.0.1:${primary.address!.port}/`)
+        process.kill(-process.pid, 'SIGHUP')
+        out.closed = (await Promise.race([conn.closed, sleep(10_000).then(() => 'not closed after 10 s')]))
+        out.oldExit = await Promise.race([oldExit, sleep(10_000).then(() => 'no exit after 10 s')])
+        for (let i = 0; i < 200 && !(primary.pids.length === 1 && primary.pids[0] !== old); i++) await sleep(50)
+        out.replaced = primary.pids.length === 1 && primary.pids[0] !== old
+        await primary.close()
       } else if (scenario === 'respawn-retries') {
         // The first replacement fails to start; a later one, once the cue is gone, serves.
         writeFileSync(flag, 'fail')

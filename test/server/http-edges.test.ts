@@ -1,15 +1,16 @@
 /**
  * HTTP edges of the opening handshake, over raw sockets so the test controls every byte: the
  * absolute-form request target (RFC 7230 §5.3.2), a repeated Host (§5.4), malformed and
- * oversized subprotocol offers (RFC 6455 §4.1, §11.3.4), and listening again after close().
+ * oversized subprotocol offers (RFC 6455 §4.1, §11.3.4), requests pipelined before an upgrade
+ * (RFC 9112 §9.3.2), and listening again after close().
  */
 
 import { once } from 'node:events'
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
-import test from 'ava'
+import net, { type AddressInfo } from 'node:net'
+import test, { type ExecutionContext } from 'ava'
 import { WebSocketServer } from '../../src/index.js'
-import { captureLogger, echo, rawRequest, startServer, until, upgradeRequest, within, WsPeer } from './helpers.js'
+import { captureLogger, clientFrame, echo, parseResponse, rawRequest, startServer, until, upgradeRequest, within, WsPeer } from './helpers.js'
 
 /** A handler that records `url` and `path`, then echoes. */
 function recorder (): { seen: Array<{ url: string, path: string }>, handler: Parameters<WebSocketServer['register']>[1] } {
@@ -136,6 +137,148 @@ test('empty elements beside tokens are ignored (RFC 7230 §7): "a, , echo" selec
   const res = await rawRequest(port, upgradeRequest({ headers: { 'Sec-WebSocket-Protocol': ', a, , echo,' } }), 2000)
   t.is(res.status, 101, res.raw.toString('latin1'))
   t.is(res.headers['sec-websocket-protocol'], 'echo')
+})
+
+// ---------------------------------------------------------------------------------------------
+// Pipelined requests before an upgrade (RFC 9112 §9.3.2: responses go in the order of requests)
+
+interface Exchange {
+  /** Statuses of the HTTP responses, in the order they came, up to a 101. */
+  statuses: number[]
+  /** The first WebSocket frame after a 101 (undefined if none came). */
+  frame: { opcode: number, payload: string } | undefined
+  /** The server closed the connection. */
+  closed: boolean
+}
+
+/**
+ * Write `requests` (then, as the upgrade's first frame, a masked text "hi") in one go on a fresh
+ * socket and read what comes back: HTTP responses (bodies by Content-Length) until a 101, then
+ * one frame. Ends when that frame has come, when the server closes, or after `ms`.
+ */
+function pipelined (port: number, requests: string[], ms = 5000): Promise<Exchange> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1')
+    let got = Buffer.alloc(0)
+    let done = false
+    const parse = (): { statuses: number[], frame: Exchange['frame'] } => {
+      const statuses: number[] = []
+      let at = 0
+      for (;;) {
+        const end = got.indexOf('\r\n\r\n', at)
+        if (end < 0) return { statuses, frame: undefined }
+        const head = parseResponse(got.subarray(at, end + 4), false)
+        statuses.push(head.status)
+        at = end + 4
+        if (head.status === 101) break
+        const length = Number(head.headers['content-length'] ?? 0)
+        if (got.length < at + length) return { statuses, frame: undefined }
+        at += length
+      }
+      // A server frame: unmasked, short.
+      const rest = got.subarray(at)
+      if (rest.length < 2 || rest.length < 2 + (rest[1] & 0x7f)) return { statuses, frame: undefined }
+      return { statuses, frame: { opcode: rest[0] & 0x0f, payload: rest.subarray(2, 2 + (rest[1] & 0x7f)).toString('latin1') } }
+    }
+    const finish = (closed: boolean): void => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      socket.destroy()
+      resolve({ ...parse(), closed })
+    }
+    const timer = setTimeout(() => finish(false), ms)
+    socket.on('data', (c: Buffer) => {
+      got = Buffer.concat([got, c])
+      if (parse().frame !== undefined) finish(false)
+    })
+    socket.on('close', () => finish(true))
+    socket.on('error', (err) => { if (got.length > 0) finish(true); else if (!done) { done = true; clearTimeout(timer); reject(err) } })
+    socket.write(Buffer.concat([...requests.map((r) => Buffer.from(r, 'latin1')), clientFrame(1, 'hi')]))
+  })
+}
+
+const plainGet = (path: string, headers = ''): string => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}\r\n`
+
+/** An http server answering every request with `200 <path>` after `delay(path)` ms (-1: never); closed in teardown. */
+async function host (t: ExecutionContext, delay: (path: string) => number = () => 0, headers: Record<string, string> = {}): Promise<{ server: http.Server, port: number }> {
+  const server = http.createServer((req, res) => {
+    const body = `${req.url ?? ''}\n`
+    const answer = (): void => { res.writeHead(200, { 'Content-Length': Buffer.byteLength(body), ...headers }).end(body) }
+    const ms = delay(req.url ?? '')
+    if (ms === 0) answer()
+    else if (ms > 0) setTimeout(answer, ms)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(async () => {
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  return { server, port: (server.address() as AddressInfo).port }
+}
+
+test('attach: GET /a, GET /b and an upgrade in one write: 200, 200, then 101 and the WebSocket', async (t) => {
+  const { server, port } = await host(t)
+  const wss = new WebSocketServer({ logger: captureLogger().logger }).register('', echo)
+  wss.attach(server)
+  t.teardown(() => wss.close())
+  const out = await pipelined(port, [plainGet('/a'), plainGet('/b'), upgradeRequest()])
+  t.deepEqual(out.statuses, [200, 200, 101])
+  t.deepEqual(out.frame, { opcode: 1, payload: 'hi' }, 'the first bytes after the 101 are the echo, not an HTTP response')
+})
+
+test('attach({ path }): a host that answers the earlier request late: its 200 comes first, then the 101', async (t) => {
+  const { server, port } = await host(t, (path) => path === '/a' ? 200 : 0)
+  const wss = new WebSocketServer({ logger: captureLogger().logger }).register('', echo)
+  wss.attach(server, { path: '/ws' })
+  t.teardown(() => wss.close())
+  const out = await pipelined(port, [plainGet('/a'), upgradeRequest({ path: '/ws' })])
+  t.deepEqual(out.statuses, [200, 101])
+  t.deepEqual(out.frame, { opcode: 1, payload: 'hi' })
+})
+
+test('attach({ path }): an upgrade to another path after a late response gets its 404 after that response', async (t) => {
+  const { server, port } = await host(t, (path) => path === '/a' ? 200 : 0)
+  const wss = new WebSocketServer({ logger: captureLogger().logger }).register('', echo)
+  wss.attach(server, { path: '/ws' })
+  t.teardown(() => wss.close())
+  const out = await pipelined(port, [plainGet('/a'), upgradeRequest({ path: '/elsewhere' })])
+  t.deepEqual(out.statuses, [200, 404])
+  t.true(out.closed)
+})
+
+test('attach: an earlier response that closes the connection (Connection: close): the upgrade after it is never answered, its handler never runs', async (t) => {
+  const { server, port } = await host(t, () => 0, { Connection: 'close' })
+  let served = 0
+  const wss = new WebSocketServer({ logger: captureLogger().logger }).register('', async (c) => { served++; await echo(c) })
+  wss.attach(server)
+  t.teardown(() => wss.close())
+  const out = await pipelined(port, [plainGet('/a'), upgradeRequest()])
+  t.deepEqual(out.statuses, [200])
+  t.true(out.closed)
+  t.is(served, 0)
+})
+
+test('attach: a host that never answers the earlier request: the upgrade waits at most handshakeTimeout, then the socket is dropped', async (t) => {
+  const { server, port } = await host(t, (path) => path === '/a' ? -1 : 0)
+  let served = 0
+  const wss = new WebSocketServer({ logger: captureLogger().logger, handshakeTimeout: 300 }).register('', async (c) => { served++; await echo(c) })
+  wss.attach(server)
+  t.teardown(() => wss.close())
+  const out = await pipelined(port, [plainGet('/a'), upgradeRequest()], 5000)
+  t.deepEqual(out.statuses, [])
+  t.true(out.closed, 'dropped, not left open')
+  t.is(served, 0)
+})
+
+test('listen: a plain GET then an upgrade in one write: 426 and the connection closes; no 101, no handler', async (t) => {
+  let served = 0
+  const { port } = await startServer(t, { '': async (c) => { served++; await echo(c) } })
+  const out = await pipelined(port, [plainGet('/'), upgradeRequest()])
+  t.deepEqual(out.statuses, [426])
+  t.true(out.closed)
+  t.is(served, 0)
 })
 
 // ---------------------------------------------------------------------------------------------

@@ -151,3 +151,32 @@ test('wss:// server.close() while a client is still in the TLS handshake: it fin
   client.send(clientFrame(8, closePayload(1001)))
   await within(closing, 10_000, 'server.close resolves')
 })
+
+// Serial: the 16 MiB batteries running beside it could slow its TLS handshake past the timeout.
+test.serial('wss:// handshakeTimeout counts from TCP accept: a slow TLS handshake leaves the request only the rest of it', async (t) => {
+  t.timeout(20_000)
+  const { port } = await startTls(t, { handshakeTimeout: 3000 })
+  const tcp = net.connect(port, '127.0.0.1')
+  tcp.on('error', () => {})
+  await once(tcp, 'connect')
+  const accepted = performance.now()
+  // TLS begins 1.5 s after accept, then the request comes a header line at a time, never whole.
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  const secure = tls.connect({ socket: tcp, ca: cert, servername: 'localhost' })
+  secure.on('error', () => {})
+  await within(new Promise((resolve, reject) => { secure.once('secureConnect', resolve); secure.once('error', reject) }), 5000, 'TLS handshake')
+  // (node:events once() would reject on the reset that may come with the drop.)
+  const closed = new Promise((resolve) => secure.once('close', resolve))
+  secure.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n')
+  let lines = 0
+  const dribble = setInterval(() => { if (lines < 100 && !secure.destroyed) secure.write(`X-Line-${lines++}: y\r\n`) }, 100)
+  try {
+    await within(closed, 8000, 'the server drops the socket')
+  } finally {
+    clearInterval(dribble)
+  }
+  const elapsed = performance.now() - accepted
+  // Counted from TLS done instead, it would be 4.5 s or more.
+  t.true(elapsed < 3900, `dropped ${Math.round(elapsed)} ms after TCP accept, with handshakeTimeout 3000`)
+  t.true(elapsed > 2500, `not before the timeout: ${Math.round(elapsed)} ms`)
+})
