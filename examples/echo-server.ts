@@ -10,9 +10,9 @@
  *   npm start -- --port 8080
  *
  * permessage-deflate is on (with its defaults), so a browser negotiates it. The server keeps
- * wspipe's default limits. `--max-message-size` and `--max-fragments` exist for
- * the conformance runner, whose full-size cases need wider ones; `--stream` (also for it) makes
- * the echo for no subprotocol the streaming one.
+ * wspipe's default limits, and the conformance runner (npm run conformance) passes Autobahn's
+ * cases at full size against them; `--stream` (for the runner) makes the echo for no
+ * subprotocol the streaming one.
  */
 import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
@@ -90,15 +90,10 @@ if (isMain(import.meta.url)) {
     options: {
       port: { type: 'string', default: '8080' },
       host: { type: 'string', default: '127.0.0.1' },
-      'max-message-size': { type: 'string' },
-      'max-fragments': { type: 'string' },
       stream: { type: 'boolean', default: false }
     }
   })
-  const limits: WebSocketServerOptions = {}
-  if (values['max-message-size'] !== undefined) limits.maxMessageSize = Number(values['max-message-size'])
-  if (values['max-fragments'] !== undefined) limits.maxFragments = Number(values['max-fragments'])
-  const demo = await startDemo(Number(values.port), values.host, limits, values.stream)
+  const demo = await startDemo(Number(values.port), values.host, {}, values.stream)
   console.log(demo.pageUrl)
   console.log(demo.wsUrl)
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -88,7 +88,11 @@ export interface ConnectionLimits {
    * from the header. Does not apply to frames received in stream mode, which are never held.
    */
   maxFrameSize?: number
-  /** Most fragments in one message. Default 65,536; over it: 1009. */
+  /**
+   * Most fragments in one message; over it: 1009. Default: no limit, since a fragment costs only
+   * its bytes (bounded by `maxMessageSize` and counted in the memory budget): a million empty
+   * fragments hold nothing, a million 1-byte ones about 1 MB.
+   */
   maxFragments?: number
   /**
    * Received messages queued for a handler that is not reading, counted as their bytes plus a

@@ -35,7 +35,12 @@ export interface SessionOptions {
   maxMessageSize?: number
   /** Largest single frame, in bytes. Default: `maxMessageSize`. Over it: 1009, refused from the header. */
   maxFrameSize?: number
-  /** Most frames in one message: a million 1-byte fragments cost far more than 1 MB. Default 65,536. Over it: 1009. */
+  /**
+   * Most frames in one message; over it: 1009. Default: no limit. A fragment costs its bytes and
+   * no more (small ones are copied together, empty ones not kept), and those bytes are bounded by
+   * `maxMessageSize` and counted in {@link Session.heldBytes}, so the count guards no memory. It
+   * is for an application that wants to cap frames per message anyway.
+   */
   maxFragments?: number
   /** Whole-buffer UTF-8 check; the Node driver passes `buffer.isUtf8`. Default: a plain-JS check. */
   isUtf8?: (bytes: Uint8Array) => boolean
@@ -67,8 +72,11 @@ export interface SessionOptions {
 
 /** Default of {@link SessionOptions.maxMessageSize}. */
 export const DEFAULT_MAX_MESSAGE_SIZE = DEFAULT_MAX_FRAME_SIZE
-/** Default of {@link SessionOptions.maxFragments}. */
-export const DEFAULT_MAX_FRAGMENTS = 65536
+/**
+ * Default of {@link SessionOptions.maxFragments}: no limit. Autobahn's 9.3.1 alone sends 65,537
+ * frames (4 MiB in 64-byte fragments, then an empty final one).
+ */
+export const DEFAULT_MAX_FRAGMENTS = Infinity
 
 /** A whole message: fragments reassembled, text already checked as UTF-8. */
 export interface SessionMessageEvent {

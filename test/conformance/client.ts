@@ -31,6 +31,22 @@ export function isValidCloseCode(code: number): boolean {
   return true // 3000-4999: registered / private use
 }
 
+/**
+ * Autobahn's fragment loop (autobahn 0.10.9, `sendMessageHybi`), as [start, end, fin] ranges of
+ * an `n`-octet payload: one frame when there is no fragment size or the payload fits in one;
+ * otherwise fragments of `pfs` octets, and when `n` is a multiple of `pfs` the last full fragment
+ * goes without FIN and an empty FIN continuation follows (9.3.1: 65,536 + 1 frames).
+ */
+export function autobahnFragments(n: number, pfs: number | undefined): Array<[number, number, boolean]> {
+  if (pfs === undefined || n <= pfs) return [[0, n, true]]
+  const out: Array<[number, number, boolean]> = []
+  for (let i = 0; ; i += pfs) {
+    const done = i + pfs > n
+    out.push([i, done ? n : i + pfs, done])
+    if (done) return out
+  }
+}
+
 export type State = 'CONNECTING' | 'OPEN' | 'CLOSING' | 'CLOSED'
 
 export interface ClientTimeouts {
@@ -252,9 +268,8 @@ export class FuzzClient {
   }
 
   /**
-   * Autobahn sendMessage: one frame, or fragments of `fragmentSize` octets. Quirk kept on
-   * purpose: when the payload length is a multiple of the fragment size, an extra empty
-   * FIN continuation frame ends the message (this is what cases 6.2.3/6.2.4/9.3/9.4 put on the wire).
+   * Autobahn sendMessage: the payload framed by {@link autobahnFragments}, so the wire carries
+   * Autobahn's exact frames, the trailing empty FIN continuation included (6.2.3/6.2.4/9.3/9.4).
    */
   sendMessage(payload: Uint8Array, binary = false, fragmentSize?: number, sync = false): void {
     if (this.state !== 'OPEN') return
@@ -262,53 +277,39 @@ export class FuzzClient {
       this.sendCompressed(this.codec, payload, binary, fragmentSize)
       return
     }
-    const opcode = binary ? OP.BINARY : OP.TEXT
-    const pfs = fragmentSize ?? (this.autoFragmentSize > 0 ? this.autoFragmentSize : undefined)
-    if (pfs === undefined || payload.length <= pfs) {
-      this.sendFrame({ opcode, payload, sync })
+    const frames = this.messageFrames(payload, binary, fragmentSize, 0)
+    if (frames.length === 1) {
+      this.note(`TX frame op=${binary ? OP.BINARY : OP.TEXT} len=${payload.length}` + (sync ? ' sync' : ''))
+      this.sendData(frames[0], sync)
       return
     }
-    const frames: Uint8Array[] = []
-    const n = payload.length
-    let first = true
-    for (let i = 0; ; i += pfs) {
-      let j = i + pfs
-      let done = false
-      if (j > n) {
-        done = true
-        j = n
-      }
-      const op = first ? opcode : OP.CONT
-      first = false
-      this.countTx(op)
-      frames.push(encodeFrame({ opcode: op, payload: payload.subarray(i, j), fin: done }))
-      if (done) break
-    }
-    this.note(`TX message ${binary ? 'binary' : 'text'} len=${n} in ${frames.length} frames of <=${pfs}`)
+    this.note(`TX message ${binary ? 'binary' : 'text'} len=${payload.length} in ${frames.length} frames`)
     if (sync) for (const f of frames) this.sendData(f, true)
     else this.sendData(concat(frames)) // same octets as one write per frame; fewer syscalls
   }
 
+  /** One message's frames as Autobahn cuts them (`rsv` on the first frame only), counted as sent. */
+  private messageFrames(body: Uint8Array, binary: boolean, fragmentSize: number | undefined, rsv: number): Uint8Array[] {
+    const pfs = fragmentSize ?? (this.autoFragmentSize > 0 ? this.autoFragmentSize : undefined)
+    const frames: Uint8Array[] = []
+    for (const [i, j, fin] of autobahnFragments(body.length, pfs)) {
+      const op = i === 0 ? (binary ? OP.BINARY : OP.TEXT) : OP.CONT
+      this.countTx(op)
+      frames.push(encodeFrame({ opcode: op, payload: body.subarray(i, j), fin, rsv: i === 0 ? rsv : 0 }))
+    }
+    return frames
+  }
+
   /**
-   * RFC 7692 §6.1: compress the whole message, then frame the compressed octets (fragmented by
-   * `fragmentSize` or autoFragmentSize), RSV1 on the first frame only. In order, after zlib.
+   * RFC 7692 §6.1: compress the whole message, then frame the compressed octets as Autobahn does
+   * (fragmented by `fragmentSize` or autoFragmentSize), RSV1 on the first frame only. In order, after zlib.
    */
   private sendCompressed(codec: ClientDeflate, payload: Uint8Array, binary: boolean, fragmentSize?: number): void {
-    const pfs = fragmentSize ?? (this.autoFragmentSize > 0 ? this.autoFragmentSize : undefined)
     this.txChain = this.txChain.then(async () => {
       const body = await codec.compress(payload)
       if (this.state !== 'OPEN') return
-      const frames: Uint8Array[] = []
-      const n = body.length
-      const step = pfs ?? Math.max(n, 1)
-      for (let i = 0; ; i += step) {
-        const j = Math.min(n, i + step)
-        const op = i === 0 ? (binary ? OP.BINARY : OP.TEXT) : OP.CONT
-        this.countTx(op)
-        frames.push(encodeFrame({ opcode: op, payload: body.subarray(i, j), fin: j >= n, rsv: i === 0 ? 4 : 0 }))
-        if (j >= n) break
-      }
-      this.note(`TX compressed message ${binary ? 'binary' : 'text'} len=${payload.length} -> ${n} in ${frames.length} frames`)
+      const frames = this.messageFrames(body, binary, fragmentSize, 4)
+      this.note(`TX compressed message ${binary ? 'binary' : 'text'} len=${payload.length} -> ${body.length} in ${frames.length} frames`)
       this.sendData(concat(frames))
     }, (e: unknown) => this.note(`compress failed: ${String(e)}`))
   }

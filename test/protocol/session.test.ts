@@ -210,11 +210,62 @@ for (const role of ROLES) {
   })
 }
 
-test('limit defaults: 16 MiB messages, 65,536 fragments', (t) => {
+test('limit defaults: 16 MiB messages, no limit on fragments', (t) => {
   t.is(DEFAULT_MAX_MESSAGE_SIZE, 16 * 1024 * 1024)
-  t.is(DEFAULT_MAX_FRAGMENTS, 65536)
+  t.is(DEFAULT_MAX_FRAGMENTS, Infinity)
   const s = newSession('client')
   assertSessionFailed(t, s, s.receive(peerFrame('client', { opcode: Opcode.Binary, declaredLength: DEFAULT_MAX_MESSAGE_SIZE + 1 })), 'WS_ERR_FRAME_TOO_BIG', 1009)
+})
+
+/** One message of `count` fragments of `size` bytes and an empty final one, fed in reads of about 64 KiB; returns what was held just before the final fragment. */
+function manyFragments (session: Session, role: Role, count: number, size: number): { held: number, events: SessionEvent[] } {
+  const first = text(role, 'a'.repeat(size), false)
+  const next = cont(role, 'a'.repeat(size), false)
+  const perRead = Math.floor(65536 / next.length)
+  const events = session.receive(first.slice())
+  for (let sent = 1; sent < count; sent += perRead) {
+    const n = Math.min(perRead, count - sent)
+    const read = new Uint8Array(n * next.length)
+    for (let i = 0; i < n; i++) read.set(next, i * next.length)
+    events.push(...session.receive(read))
+  }
+  const held = session.heldBytes
+  events.push(...session.receive(cont(role, '', true)))
+  return { held, events }
+}
+
+for (const role of ROLES) {
+  test(`the default takes Autobahn 9.3.1's 65,537 frames: 4 MiB in 64-byte fragments, then the empty final one (${role})`, (t) => {
+    const { events } = manyFragments(newSession(role), role, 65_536, 64)
+    t.is(events.length, 1)
+    const [e] = events
+    t.true(e.type === 'message' && !e.binary && e.data.length === 4 * 1024 * 1024 && e.data.every((b) => b === 0x61))
+  })
+}
+
+// What the fragment count used to guard: each fragment costs its bytes and no more, so the byte
+// limits bound it (DESIGN "Limits": count the real cost). Real memory: the reliability scenario
+// "million-fragment flood".
+test('a million empty fragments hold nothing, a million 1-byte fragments about their bytes; each ends as one message', (t) => {
+  const empty = manyFragments(newSession('server'), 'server', 1_000_000, 0)
+  t.true(empty.held <= 64, `held ${empty.held}`)
+  t.deepEqual(messages(empty.events), [{ data: '', binary: false }])
+
+  const tiny = manyFragments(newSession('server'), 'server', 1_000_000, 1)
+  // The bytes, copied into tails of at most 64 KiB (each counted with its unused room and overhead).
+  t.true(tiny.held >= 1_000_000 && tiny.held <= 1_000_000 + 128 * 1024, `held ${tiny.held}`)
+  t.is(tiny.events.length, 1)
+  const [m] = tiny.events
+  t.true(m.type === 'message' && m.data.length === 1_000_000)
+})
+
+test('1-byte fragments are bounded by maxMessageSize: 100,000 of them pass at 100,000 bytes, one more byte → 1009', (t) => {
+  const { events } = manyFragments(newSession('server', { maxMessageSize: 100_000 }), 'server', 100_000, 1)
+  t.deepEqual(messages(events), [{ data: 'a'.repeat(100_000), binary: false }])
+  const over = newSession('server', { maxMessageSize: 100_000 })
+  receiveAll(over, [text('server', 'a', false), concat(Array.from({ length: 99_999 }, () => cont('server', 'a', false)))])
+  t.is(over.state, 'open')
+  assertSessionFailed(t, over, over.receive(cont('server', 'a', false)), 'WS_ERR_MESSAGE_TOO_BIG', 1009)
 })
 
 // ── §5.5.2 / §5.5.3 ping and pong ─────────────────────────────────────────────────────────────

@@ -10,7 +10,8 @@ import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
-import { sleep, within, WsPeer } from './helpers.js'
+import { startDemo } from '../../examples/echo-server.js'
+import { clientFrame, RawClient, sleep, within, WsPeer } from './helpers.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -76,4 +77,26 @@ test('npm start -- --port N prints http://127.0.0.1:N/ and ws://127.0.0.1:N/, se
   const closed = plain.closed
   await stop(child)
   t.is((await within(closed, 10_000, 'close')).code, 1001)
+})
+
+test('the demo\'s defaults echo Autobahn 9.3.1\'s frames: 4 MiB of text in 64-byte fragments and the empty final one Autobahn adds (65,537 frames)', async (t) => {
+  t.timeout(60_000)
+  const demo = await startDemo(0)
+  t.teardown(() => demo.close())
+  const client = await RawClient.connect(Number(new URL(demo.wsUrl).port))
+  t.teardown(() => client.destroy())
+  // Autobahn's fragment loop: when the length is a multiple of the fragment size, the last full
+  // fragment goes without FIN and an empty continuation with FIN ends the message.
+  const size = 4 * 1024 * 1024
+  const fragment = Buffer.alloc(64, '*')
+  const frames = [clientFrame(1, fragment, { fin: false })]
+  for (let i = 1; i < size / 64; i++) frames.push(clientFrame(0, fragment, { fin: false }))
+  frames.push(clientFrame(0, Buffer.alloc(0), { fin: true }))
+  t.is(frames.length, 65_537)
+  client.send(Buffer.concat(frames))
+  const echo = await client.nextFrame(30_000)
+  t.is(echo?.opcode, 1, echo?.opcode === 8 ? `closed ${echo.payload.readUInt16BE(0)} ${echo.payload.subarray(2).toString()}` : undefined)
+  t.true(echo?.fin)
+  t.is(echo?.payload.length, size)
+  t.true(echo?.payload.equals(Buffer.alloc(size, '*')))
 })

@@ -28,7 +28,7 @@ export const SECTIONS: Record<string, string> = {
 }
 
 export function allCases(o: { full: boolean }): CaseDef[] {
-  return [...s1, ...s2, ...s3, ...s4, ...s5, ...s6, ...s7, ...s9(o), ...s10, ...section12(o), ...section13(o)]
+  return [...s1, ...s2, ...s3, ...s4, ...s5, ...s6, ...s7, ...s9, ...s10, ...section12(o), ...section13(o)]
 }
 
 /**

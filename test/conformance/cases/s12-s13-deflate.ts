@@ -4,8 +4,9 @@
 // before the next is sent, and closes normally. Section 12 varies the payload (Autobahn uses
 // five files; here five generated corpora of the same kinds), section 13 the offers.
 //
-// Reduced mode (default): fewer messages per case (100 up to 1 KiB, 50 up to 16 KiB, 10
-// above); --full sends Autobahn's 1000 each.
+// Each message goes out in Autobahn's frames (its fragment loop on the compressed octets,
+// trailing empty FIN continuation included). Reduced mode (default): fewer messages per case
+// (100 up to 1 KiB, 50 up to 16 KiB, 10 above); --full sends Autobahn's 1000 each.
 
 import type { CaseCtx, CaseDef } from '../engine.js'
 import { CLOSE_NORMAL_BY_ME } from '../engine.js'
