@@ -74,6 +74,8 @@ export function decide (peers: Peer[], env: NodeJS.ProcessEnv = process.env): Pe
 /** The parts of ava's `test` that files needing a peer use. */
 export interface PeerTestFn {
   (title: string, implementation: Implementation<[]>): void
+  /** A test that runs alone, after the concurrent ones of its file (ava's `test.serial`). */
+  serial: (title: string, implementation: Implementation<[]>) => void
   before: (implementation: Implementation<[]>) => void
   after: { always: (implementation: Implementation<[]>) => void }
 }
@@ -91,5 +93,5 @@ export function peerTest (...peers: Peer[]): PeerTestFn {
   const stand = decision.action === 'skip'
     ? (title: string): void => { test.skip(`${title} — ${decision.message}`, () => {}) }
     : (title: string): void => { test(title, (t: ExecutionContext) => { t.fail(decision.message) }) }
-  return Object.assign(stand, { before: noHook, after: { always: noHook } })
+  return Object.assign(stand, { serial: stand, before: noHook, after: { always: noHook } })
 }
