@@ -34,12 +34,16 @@ export interface PageServer {
   readonly server: WebSocketServer
 }
 
-/** An HTTP server with a page at `/` that loads the browser build, and a WebSocketServer at `/ws`; closed in teardown. */
-export async function pageServer (t: ExecutionContext, handlers: Record<string, Handler>, options: WebSocketServerOptions = {}): Promise<PageServer> {
-  const code = await browserBundle()
+/**
+ * An HTTP server with a page at `/` that loads the browser build, and a WebSocketServer at `/ws`;
+ * closed in teardown. `scripts` are served too, by path (e.g. `{ '/app.js': code }`).
+ */
+export async function pageServer (t: ExecutionContext, handlers: Record<string, Handler>, options: WebSocketServerOptions = {}, scripts: Record<string, string> = {}): Promise<PageServer> {
+  const served: Record<string, string> = { ...scripts, '/wspipe.js': await browserBundle() }
   const httpServer = http.createServer((req, res) => {
-    if (req.url === '/wspipe.js') {
-      res.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8' }).end(code)
+    const script = served[req.url ?? '']
+    if (script !== undefined) {
+      res.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8' }).end(script)
     } else {
       res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end('<!doctype html><title>wspipe</title><script src="/wspipe.js"></script>')
     }
