@@ -305,7 +305,132 @@ for (const path of PATHS) {
     t.is(seen.received, count)
     t.true(seen.intact)
   })
+  test.serial(`${path}: close right after sink: every message it handed over arrives before the close frame`, async (t) => {
+    t.timeout(60_000)
+    const seen = newSeen()
+    const { page, srv } = await setup(t, path, {
+      count: async (conn) => {
+        for await (const m of conn.source) {
+          if (!isBlock(m, seen.received)) seen.intact = false
+          seen.received++
+        }
+        seen.closed = await conn.closed
+      }
+    })
+    const closed = await page.evaluate(async (url) => {
+      const conn = await wspipe.connect(url, { protocols: ['count'] })
+      await conn.sink((function * () {
+        for (let i = 0; i < 200; i++) {
+          const words = new Uint32Array(16384).fill(i * 2654435761 >>> 0)
+          words[0] = i
+          yield new Uint8Array(words.buffer)
+        }
+      })())
+      // Up to sendHighWaterMark may still be on its way: the close goes after it.
+      conn.close(4000, 'done')
+      return await conn.closed
+    }, srv.wsUrl)
+    t.deepEqual(closed, { code: 4000, reason: 'done', wasClean: true })
+    await until(() => seen.closed !== undefined, 10_000, 'the server saw the close')
+    t.is(seen.received, 200)
+    t.true(seen.intact)
+    t.deepEqual(seen.closed, { code: 4000, reason: 'done', wasClean: true })
+  })
+
+  test.serial(`${path}: a streamed message is gathered whole: up to maxMessageSize it goes as one message, one byte over rejects (RangeError, nothing sent), chunks that throw reject with their error, and the connection carries on`, async (t) => {
+    t.timeout(60_000)
+    const { page, srv } = await setup(t, path, {})
+    const result = await page.evaluate(async (url) => {
+      const conn = await wspipe.connect(url, { protocols: ['echo'], maxMessageSize: 1000 })
+      const outcome = (p: Promise<unknown>): Promise<string> => p.then(() => 'sent', (err: Error) => `${err.name}: ${err.message}`)
+      const exact = await outcome(conn.send({ type: 'binary', chunks: [new Uint8Array(600), new Uint8Array(400)] }))
+      const back = (await conn.source.next()).value as Uint8Array
+      const over = await outcome(conn.send({ type: 'binary', chunks: [new Uint8Array(600), new Uint8Array(401)] }))
+      const throwing = await outcome(conn.send({ type: 'text', chunks: (function * () { yield 'half'; throw new Error('no more') })() }))
+      const badChunk = await outcome(conn.send({ type: 'binary', chunks: [42 as unknown as Uint8Array] }))
+      const badType = await outcome(conn.send({ type: 'json' as 'text', chunks: ['x'] }))
+      await conn.send('still open')
+      const after = new TextDecoder().decode((await conn.source.next()).value as Uint8Array)
+      // Chunks that never come: the send ends with the connection, not after it.
+      const stalled = outcome(conn.send({ type: 'text', chunks: (async function * () { yield 'a'; await new Promise(() => {}) })() }))
+      conn.close()
+      return { exact, back: back.length, over, throwing, badChunk, badType, after, stalled: await stalled, closed: await conn.closed }
+    }, srv.wsUrl)
+    t.deepEqual(result, {
+      exact: 'sent',
+      back: 1000,
+      over: 'RangeError: a streamed message is gathered whole in the browser, and this one passed maxMessageSize (1000 bytes)',
+      throwing: 'Error: no more',
+      badChunk: 'TypeError: a chunk of a streamed message must be a Uint8Array or a string',
+      badType: "TypeError: a streamed message's type must be 'text' or 'binary', not json",
+      after: 'still open',
+      stalled: 'ConnectionClosedError: the connection is closing',
+      closed: { code: 1000, reason: '', wasClean: true }
+    })
+  })
+
+  test.serial(`${path}: a sink whose iterable throws after source was returned closes with 4011 (a page may not send 1011); the sink rejects with the error`, async (t) => {
+    t.timeout(60_000)
+    let serverSaw: CloseInfo | undefined
+    const { page, srv } = await setup(t, path, { listen: async (conn) => { serverSaw = await conn.closed } })
+    const result = await page.evaluate(async (url) => {
+      const conn = await wspipe.connect(url, { protocols: ['listen'] })
+      void conn.source.return?.()
+      const sunk = await conn.sink((async function * () {
+        yield 'one'
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        throw new Error('producer failed')
+      })()).then(() => 'resolved', (err: Error) => err.message)
+      return { sunk, closed: await conn.closed }
+    }, srv.wsUrl)
+    t.deepEqual(result, { sunk: 'producer failed', closed: { code: 4011, reason: '', wasClean: true } })
+    await until(() => serverSaw !== undefined, 10_000, 'the server saw the close')
+    t.is(serverSaw!.code, 4011)
+  })
 }
+
+test.serial('WebSocketStream: close() with writes the server does not take: after closeTimeout the rest is dropped and the close still goes, with its code', async (t) => {
+  t.timeout(60_000)
+  const seen = newSeen()
+  let go!: () => void
+  const started = new Promise<void>((resolve) => { go = resolve })
+  const { page, srv } = await setup(t, 'WebSocketStream', {
+    stall: async (conn) => {
+      await started
+      for await (const m of conn.source) {
+        if (!isBlock(m, seen.received)) seen.intact = false
+        seen.received++
+      }
+      seen.closed = await conn.closed
+    }
+  })
+  const sending = page.evaluate(async (url) => {
+    const conn = await wspipe.connect(url, { protocols: ['stall'], closeTimeout: 500 })
+    let handed = 0
+    const sleep = (ms: number): Promise<true> => new Promise((resolve) => setTimeout(() => resolve(true), ms))
+    for (let i = 0; i < 512; i++) {
+      const words = new Uint32Array(16384).fill(i * 2654435761 >>> 0)
+      words[0] = i
+      const sent = conn.send(new Uint8Array(words.buffer))
+      handed++
+      // Stop handing over once a send waits: the server is not reading.
+      if (await Promise.race([sent.then(() => false), sleep(500)])) break
+    }
+    conn.close(4000, 'bye')
+    // closeTimeout passes before the server reads again.
+    await sleep(1500)
+    return handed
+  }, srv.wsUrl)
+  const handed = await sending
+  go()
+  await until(() => seen.closed !== undefined, 20_000, 'the server saw the close')
+  t.log(`${handed} messages handed over, ${seen.received} arrived before the close`)
+  t.true(handed < 512, 'a send waited')
+  t.true(seen.received < handed, 'what was still queued after closeTimeout was dropped')
+  t.true(seen.intact)
+  t.deepEqual(seen.closed, { code: 4000, reason: 'bye', wasClean: true })
+  t.deepEqual(await page.evaluate(() => 'alive'), 'alive')
+})
 
 test.serial('WebSocketStream: a page that stops reading stops the server (its send waits), then reads all 32 MiB intact and in order', async (t) => {
   t.timeout(90_000)
