@@ -14,6 +14,14 @@ export default tseslint.config(
     }
   },
   {
+    files: ['src/browser/**/*.ts'],
+    rules: {
+      // The browser build: nothing from Node (test/browser/bundle.test.ts also checks what it imports).
+      'no-restricted-imports': ['error', { patterns: [{ group: ['node:*'], message: 'the browser build imports nothing from node:' }] }],
+      'no-restricted-globals': ['error', 'process', 'Buffer', 'setImmediate']
+    }
+  },
+  {
     files: ['src/protocol/**/*.ts', 'src/handshake.ts'],
     rules: {
       // The pure layers: nothing from Node, no timers (DESIGN.md, "Layers").

@@ -13,7 +13,7 @@ const protocolErrorFields = [...readFileSync(new URL('./src/protocol/errors.ts',
 /** @type {Partial<import('typedoc').TypeDocOptions>} */
 export default {
   name: 'wspipe',
-  entryPoints: ['src/index.ts', 'src/protocol/index.ts', 'src/testing.ts'],
+  entryPoints: ['src/index.ts', 'src/protocol/index.ts', 'src/testing.ts', 'src/browser/index.ts'],
   tsconfig: 'tsconfig.build.json',
   out: 'docs/api',
   readme: 'none',

@@ -9,6 +9,9 @@
  *
  *   npm start -- --port 8080
  *
+ * The page talks to them through wspipe's browser build (src/browser/), which esbuild bundles
+ * in memory on the first request for /wspipe.js: no build step.
+ *
  * permessage-deflate is on (with its defaults), so a browser negotiates it. The server keeps
  * wspipe's default limits, and the conformance runner (npm run conformance) passes Autobahn's
  * cases at full size against them; `--stream` (for the runner) makes the echo for no
@@ -20,6 +23,7 @@ import type { AddressInfo } from 'node:net'
 import { parseArgs } from 'node:util'
 import { WebSocketServer, type Handler, type StreamHandler, type WebSocketServerOptions } from '../src/index.js'
 import { chat } from './chat-server.js'
+import { bundleBrowserBuild } from './demo/bundle.js'
 import { isMain } from './run.js'
 
 const PAGE = new URL('./demo/index.html', import.meta.url)
@@ -51,6 +55,7 @@ export async function startDemo (port = 8080, host = '127.0.0.1', options: WebSo
   // never finishes its request (an upgrade included), as wspipe's handshakeTimeout would.
   // Node's defaults are 60 s, checked every 30 s; here handshakeTimeout, checked every 250 ms.
   const handshakeTimeout = options.handshakeTimeout ?? 10_000
+  let browserBuild: Promise<string> | undefined
   const http = createServer({ headersTimeout: handshakeTimeout, requestTimeout: Math.max(handshakeTimeout, 30_000), connectionsCheckingInterval: 250 }, (req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname
     if (req.method === 'GET' && path === '/') {
@@ -58,6 +63,14 @@ export async function startDemo (port = 8080, host = '127.0.0.1', options: WebSo
       readFile(PAGE).then((page) => {
         res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(page)
       }, (err: Error) => {
+        res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end(err.message)
+      })
+    } else if (req.method === 'GET' && path === '/wspipe.js') {
+      // The library itself, bundled once for the browser; a failed bundle is tried again next time.
+      (browserBuild ??= bundleBrowserBuild({ minify: true }).then((b) => b.code)).then((code) => {
+        res.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8' }).end(code)
+      }, (err: Error) => {
+        browserBuild = undefined
         res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end(err.message)
       })
     } else if (req.method === 'GET' && path === '/stats') {

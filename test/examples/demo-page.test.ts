@@ -2,7 +2,8 @@
  * The demo page of `npm start` (examples/demo/index.html) in headless Chromium (the system's
  * /usr/bin/chromium, driven by playwright-core), against the demo server started in this
  * process: the echo console by its ids, the chat room between two pages, the live count of
- * connections, and 1001 when the server shuts down.
+ * connections, 1001 when the server shuts down, and that the page runs on wspipe's browser build
+ * (served bundled at /wspipe.js) on either of its paths.
  *
  * `WSPIPE_SCREENSHOT=1 npx ava test/examples/demo-page.test.ts` also writes docs/img/demo.png.
  */
@@ -84,7 +85,8 @@ test('demo page: two pages chat through the room, and the live count sees both p
   if (process.env.WSPIPE_SCREENSHOT === '1') {
     await bob.fill('#chat-message', 'hello ann, how are you?')
     await bob.click('#chat-send')
-    await ann.locator('#chat-log li.received').waitFor(WAIT)
+    // Ann's log holds her own message too: wait for Bob's by its text.
+    await ann.locator('#chat-log li.received', { hasText: 'hello ann' }).waitFor(WAIT)
     await ann.fill('#message', 'hello, wörld ✓')
     await ann.click('#send')
     await ann.click('#send-binary')
@@ -102,4 +104,38 @@ test('demo page: when the server shuts down the page shows close code 1001 and i
   t.is(await page.textContent('#status'), 'closed 1001 server shutting down')
   t.is(await page.textContent('#chat-status'), 'closed 1001 server shutting down')
   t.deepEqual(await lines(page, '#log'), ['✕ closed: code 1001, reason "server shutting down"'])
+})
+
+test('demo page: it runs on wspipe\'s browser build, served bundled at /wspipe.js, over WebSocketStream, and over plain WebSocket where that is missing', async (t) => {
+  t.timeout(60_000)
+  const d = await demo(t)
+  const script = await fetch(new URL('/wspipe.js', d.pageUrl))
+  t.is(script.status, 200)
+  t.is(script.headers.get('content-type'), 'text/javascript; charset=utf-8')
+  t.regex(await script.text(), /\bconnect\b/)
+
+  for (const hide of [false, true]) {
+    const page = await browser!.newPage()
+    t.teardown(() => page.close())
+    const loaded: string[] = []
+    page.on('request', (r) => { loaded.push(new URL(r.url()).pathname) })
+    // Count the sockets of each kind the page makes; hide WebSocketStream for the second page.
+    await page.addInitScript({
+      content: `globalThis.__made = { WebSocketStream: 0, WebSocket: 0 }
+for (const name of ['WebSocketStream', 'WebSocket']) {
+  const Original = globalThis[name]
+  globalThis[name] = class extends Original { constructor (...args) { super(...args); globalThis.__made[name]++ } }
+}
+${hide ? 'delete globalThis.WebSocketStream' : ''}`
+    })
+    await page.goto(d.pageUrl)
+    await page.locator('#status', { hasText: /^open$/ }).waitFor(WAIT)
+    await page.locator('#chat-status', { hasText: /^open$/ }).waitFor(WAIT)
+    await page.fill('#message', 'via the build')
+    await page.click('#send')
+    await page.locator('#log li.received', { hasText: 'via the build' }).waitFor(WAIT)
+    t.true(loaded.includes('/wspipe.js'))
+    t.is(await page.textContent('#transport'), hide ? 'WebSocket' : 'WebSocketStream')
+    t.deepEqual(await page.evaluate(() => (globalThis as unknown as { __made: unknown }).__made), hide ? { WebSocketStream: 0, WebSocket: 2 } : { WebSocketStream: 2, WebSocket: 0 })
+  }
 })

@@ -1,0 +1,27 @@
+/**
+ * wspipe in the browser: `connect(url)` gives the same async-iterable duplex as on Node, over
+ * `WebSocketStream` where the browser has it (backpressure both ways) and plain `WebSocket`
+ * elsewhere. Bundlers pick this build through the package's `browser` condition; nothing in it
+ * needs Node. See docs/browser.md.
+ *
+ * @example
+ * ```ts
+ * import { pipe } from 'it-pipe'
+ * import { connect } from 'wspipe'
+ *
+ * const conn = await connect('/echo', { protocols: ['echo'] })
+ * await conn.send('hello')
+ * for await (const message of conn.source) console.log(new TextDecoder().decode(message))
+ * ```
+ *
+ * @packageDocumentation
+ */
+
+export { connect, DEFAULT_BROWSER_OPTIONS } from './connect.js'
+export type { Connection, ConnectOptions, StreamConnection, StreamConnectOptions, CloseInfo, OutgoingMessage, ReceivedStream, StreamedMessage } from './types.js'
+export { ReceiveQueueFullError, PageCloseCode } from './errors.js'
+export { isText, asText } from '../driver/text.js'
+export { Outbox, DEFAULT_OUTBOX_LIMIT } from '../outbox.js'
+export { json, JsonDecodeError } from '../json.js'
+export { ConnectionClosedError, MessageAbandonedError, UpgradeError } from '../errors.js'
+export { CloseCode } from '../protocol/close-codes.js'

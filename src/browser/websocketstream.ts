@@ -1,0 +1,201 @@
+/**
+ * The transport over `WebSocketStream` (Chromium 124 and later): messages are read from its
+ * readable only when `source` asks, so a page that does not read stops the browser reading
+ * (its buffers fill, then TCP pushes back on the server), and sends wait for the writer's writes
+ * to finish. Not in the WHATWG standard yet; typed here for what wspipe uses.
+ *
+ * @packageDocumentation
+ */
+
+import { ConnectionClosedError } from '../errors.js'
+import { CloseCode } from '../protocol/close-codes.js'
+import type { CloseInfo } from '../driver/types.js'
+import { handshakeFailed } from './websocket.js'
+import { toMessage, type Transport, type TransportLimits, type TransportOwner } from './transport.js'
+
+/** What `opened` gives: the two streams of one connection. */
+interface WebSocketStreamConnection {
+  readonly readable: ReadableStream<string | ArrayBuffer>
+  readonly writable: WritableStream<string | Uint8Array>
+  readonly protocol: string
+  readonly extensions: string
+}
+
+/** The part of `WebSocketStream` wspipe uses. */
+interface WebSocketStreamLike {
+  readonly opened: Promise<WebSocketStreamConnection>
+  /** Resolves on a clean close; rejects with a `WebSocketError` (`closeCode` 1006) otherwise. */
+  readonly closed: Promise<{ closeCode: number, reason: string }>
+  close: (info?: { closeCode?: number, reason?: string }) => void
+}
+
+type WebSocketStreamConstructor = new (url: string, options?: { protocols?: string[] }) => WebSocketStreamLike
+type WebSocketErrorConstructor = new (message: string, init: { closeCode: number, reason: string }) => Error
+
+interface WebSocketStreamGlobals {
+  WebSocketStream?: WebSocketStreamConstructor
+  WebSocketError?: WebSocketErrorConstructor
+}
+
+/** Does this browser have `WebSocketStream`? */
+export function hasWebSocketStream (): boolean {
+  return typeof (globalThis as WebSocketStreamGlobals).WebSocketStream === 'function'
+}
+
+function noop (): void {}
+
+/**
+ * Open a `WebSocketStream`; resolves once it is open. Rejects with an {@link UpgradeError}
+ * (status 0: the browser does not say why) if the handshake fails, or with `signal.reason` if
+ * `signal` aborts first.
+ */
+export function openWebSocketStream (url: string, protocols: string[], limits: TransportLimits, signal: AbortSignal | undefined): Promise<StreamTransport> {
+  const Constructor = (globalThis as WebSocketStreamGlobals).WebSocketStream!
+  return new Promise((resolve, reject) => {
+    let wss: WebSocketStreamLike
+    try {
+      wss = new Constructor(url, { protocols })
+    } catch (err) {
+      reject(err)
+      return
+    }
+    let settled = false
+    // A failed handshake rejects `closed` too: nobody else would handle that.
+    wss.closed.then(undefined, noop)
+    const onAbort = (): void => {
+      settled = true
+      wss.close()
+      reject(signal!.reason)
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    wss.opened.then((opened) => {
+      signal?.removeEventListener('abort', onAbort)
+      if (!settled) resolve(new StreamTransport(wss, opened, limits))
+    }, () => {
+      signal?.removeEventListener('abort', onAbort)
+      if (!settled) reject(handshakeFailed())
+    })
+  })
+}
+
+/** `WebSocketStream` as a {@link Transport}. */
+export class StreamTransport implements Transport {
+  readonly protocol: string
+  readonly closed: Promise<CloseInfo>
+  owner!: TransportOwner
+  private readonly wss: WebSocketStreamLike
+  private readonly reader: ReadableStreamDefaultReader<string | ArrayBuffer>
+  private readonly writer: WritableStreamDefaultWriter<string | Uint8Array>
+  private readonly limits: TransportLimits
+  /** Bytes (a string: its length) handed to the writer whose writes have not finished. */
+  private inFlight = 0
+  /** Writes not finished. */
+  private pending = 0
+  private roomWaiters: Array<(room: boolean) => void> | undefined
+  private gone = false
+  /** A close waiting for the pending writes, and the timer that stops waiting. */
+  private closeWanted: { code: number, reason: string } | undefined
+  private closeStarted = false
+  private closeTimer: ReturnType<typeof setTimeout> | undefined
+
+  constructor (wss: WebSocketStreamLike, opened: WebSocketStreamConnection, limits: TransportLimits) {
+    this.wss = wss
+    this.protocol = opened.protocol
+    this.reader = opened.readable.getReader()
+    this.writer = opened.writable.getWriter()
+    this.limits = limits
+    // `closed` rejects for a connection lost without a close frame (1006).
+    this.closed = wss.closed.then(
+      ({ closeCode, reason }) => ({ code: closeCode, reason, wasClean: true }),
+      (err: { closeCode?: number, reason?: string } | undefined) => ({ code: err?.closeCode ?? CloseCode.Abnormal, reason: err?.reason ?? '', wasClean: false }))
+    void this.closed.then((info) => {
+      this.gone = true
+      if (this.closeTimer !== undefined) clearTimeout(this.closeTimer)
+      this.settleRoom(false)
+      this.owner.onClosing(info.code)
+    })
+  }
+
+  read (): Promise<Uint8Array | undefined> {
+    return this.reader.read().then(
+      // The readable ends with the peer's close frame; `closed` follows once the handshake is
+      // done. The end waits for it, so that whoever sees it also sees how the connection closed.
+      (r) => r.done === true ? this.closed.then(() => undefined) : toMessage(r.value),
+      (err: Error & { closeCode?: number }) => {
+        throw new ConnectionClosedError(`connection lost: ${err.message}`, err.closeCode ?? CloseCode.Abnormal, { cause: err })
+      })
+  }
+
+  discard (): void {
+    // Not `cancel()`, which would close the connection: read on and drop, so the peer's close
+    // is still seen, while the sending side may go on.
+    const drop = (r: ReadableStreamReadResult<unknown>): void => {
+      if (r.done !== true) void this.reader.read().then(drop, noop)
+    }
+    void this.reader.read().then(drop, noop)
+  }
+
+  write (data: string | Uint8Array): void {
+    const size = typeof data === 'string' ? data.length : data.byteLength
+    this.inFlight += size
+    this.pending++
+    // A write fails only once the connection is closing, which `closed` reports.
+    this.writer.write(data).then(() => { this.written(size) }, () => { this.written(size) })
+  }
+
+  private written (size: number): void {
+    this.inFlight -= size
+    this.pending--
+    if (this.roomWaiters !== undefined && this.inFlight <= this.limits.sendHigh) this.settleRoom(true)
+    if (this.pending === 0 && this.closeWanted !== undefined) this.closeNow()
+  }
+
+  room (): Promise<boolean> | undefined {
+    if (this.inFlight <= this.limits.sendHigh) return undefined
+    if (this.gone) return Promise.resolve(false)
+    return new Promise((resolve) => { (this.roomWaiters ??= []).push(resolve) })
+  }
+
+  private settleRoom (room: boolean): void {
+    const waiters = this.roomWaiters
+    this.roomWaiters = undefined
+    if (waiters !== undefined) for (const w of waiters) w(room)
+  }
+
+  /**
+   * Close after the pending writes, as a socket sends what it holds before its close frame. In
+   * Chromium 156, `close()` with writes still queued drops them while reporting them written,
+   * and with a few MiB queued crashed the page; so the close waits for them, up to
+   * `closeTimeout`, and then aborts the writer with the close code, which drops the rest.
+   */
+  close (code: number, reason: string): void {
+    if (this.gone || this.closeStarted) return
+    this.closeStarted = true
+    this.closeWanted = { code, reason }
+    if (this.pending === 0) {
+      this.closeNow()
+      return
+    }
+    this.closeTimer = setTimeout(() => { this.abortWrites() }, this.limits.closeTimeout)
+  }
+
+  private closeNow (): void {
+    if (this.closeTimer !== undefined) clearTimeout(this.closeTimer)
+    this.closeTimer = undefined
+    const { code, reason } = this.closeWanted!
+    this.closeWanted = undefined
+    try {
+      this.wss.close({ closeCode: code, reason })
+    } catch {}
+  }
+
+  private abortWrites (): void {
+    this.closeTimer = undefined
+    const { code, reason } = this.closeWanted!
+    this.closeWanted = undefined
+    const WebSocketError = (globalThis as WebSocketStreamGlobals).WebSocketError
+    // Without the code the abort would close with 1000 (as a plain error would make it).
+    const why = WebSocketError !== undefined ? new WebSocketError(reason, { closeCode: code, reason }) : undefined
+    this.writer.abort(why).then(undefined, noop)
+  }
+}
