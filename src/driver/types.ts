@@ -241,8 +241,17 @@ export interface ResolvedLimits {
   readonly heartbeatTimeout: number
 }
 
-/** Fill in the defaults of `limits`. */
+/**
+ * Fill in the defaults of `limits`.
+ * @throws RangeError for a `maxMessageSize` or `maxFrameSize` under 1 byte (or not a number):
+ * besides bounding what is received, one of them sizes the fragments of a streamed send, which
+ * could not advance.
+ */
 export function resolveLimits (limits: ConnectionLimits): ResolvedLimits {
+  for (const name of ['maxMessageSize', 'maxFrameSize'] as const) {
+    const value = limits[name]
+    if (value !== undefined && !(value >= 1)) throw new RangeError(`${name} must be a number of bytes, at least 1 (or Infinity), not ${String(value)}`)
+  }
   const receiveHigh = limits.receiveHighWaterMark ?? DEFAULT_LIMITS.receiveHighWaterMark
   const hb = limits.heartbeat
   return {

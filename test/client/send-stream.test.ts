@@ -148,3 +148,18 @@ for (const via of ['send', 'sink'] as const) {
     t.true(alive <= 1, `${alive} of ${CHUNKS} chunks sent are still held`)
   })
 }
+
+// The fragment size of a streamed send is maxFrameSize (else maxMessageSize): at 0 the fragment
+// loop never advanced, queueing empty frames for ever in one synchronous call (the process hung,
+// its memory growing), and a client reached it only after connecting.
+test('a frame or message limit under 1 byte is refused up front: connect() rejects and new WebSocketServer() throws, with a RangeError', async (t) => {
+  for (const limits of [{ maxFrameSize: 0 }, { maxFrameSize: -1 }, { maxFrameSize: Number.NaN }, { maxMessageSize: 0 }, { maxMessageSize: 0.5 }]) {
+    const name = JSON.stringify(limits).replace('null', 'NaN')
+    t.throws(() => new WebSocketServer(limits), { instanceOf: RangeError }, `server ${name}`)
+    // Rejected before any connection is made: nothing listens on port 9 (discard).
+    await t.throwsAsync(connect('ws://127.0.0.1:9/', limits), { instanceOf: RangeError }, `client ${name}`)
+    await t.throwsAsync(connect('ws://127.0.0.1:9/', { ...limits, messages: 'stream' }), { instanceOf: RangeError }, `stream client ${name}`)
+  }
+  // Infinity is allowed: no limit.
+  t.notThrows(() => new WebSocketServer({ maxMessageSize: Infinity, maxFrameSize: Infinity }))
+})
