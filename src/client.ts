@@ -19,7 +19,7 @@ import { acceptFor, newKey } from './crypto.js'
 import { checkDeflateAnswer, deflateOffer, HandshakeError, parseProtocols, PERMESSAGE_DEFLATE, validateUpgradeResponse, type DeflateParams } from './handshake.js'
 import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions } from './extensions/permessage-deflate.js'
 import { CloseCode } from './protocol/close-codes.js'
-import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger, type StreamConnection } from './driver.js'
+import { resolveLimits, WebSocketConnection, type Connection, type ConnectionLimits, type Logger, type StreamConnection } from './driver.js'
 import { UpgradeError } from './errors.js'
 
 /** Options of {@link connect}. */
@@ -66,7 +66,8 @@ const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
  * {@link UpgradeError} carrying the status and reason if the server refuses.
  *
  * @throws (as a rejection) `SyntaxError` for a URL that is not a WebSocket URL or an empty or
- * duplicate subprotocol; {@link UpgradeError} for a refusal, an invalid 101 (status 101) or a
+ * duplicate subprotocol; `RangeError` for a `maxMessageSize` or `maxFrameSize` under 1 byte;
+ * {@link UpgradeError} for a refusal, an invalid 101 (status 101) or a
  * handshake timeout (status 0); `signal.reason` when `signal` aborts first; and, unwrapped,
  * Node's own error when the TCP or TLS connection fails (e.g. `code` `ECONNREFUSED`).
  */
@@ -102,6 +103,8 @@ export function connect (url: string | URL, options: ConnectOptions | StreamConn
   if (streaming && deflateOption !== undefined && deflateOption !== false) return Promise.reject(new TypeError("perMessageDeflate cannot be used with messages: 'stream'"))
   try {
     deflate = resolveDeflateOptions(deflateOption)
+    // Checked now: the connection that takes them is made in an event listener, where a throw is uncaught.
+    resolveLimits(options)
   } catch (err) {
     return Promise.reject(err)
   }

@@ -20,7 +20,7 @@ import { ConnectionClosedError } from '../errors.js'
 import type { MemoryBudget } from './budget.js'
 import { heartbeatSweeper, judge } from './heartbeat.js'
 import { MessageSource, type IncomingOwner } from './incoming.js'
-import { SinkPump, isStreamedMessage, openStream, stopIterator, type SinkOwner } from './sink.js'
+import { SinkPump, isStreamedMessage, openStream, stopIterator, type ChunkIterator, type SinkOwner } from './sink.js'
 import { claimForSending, lastChunkTaken, StreamSource, type StreamOwner } from './streamed.js'
 import { preparedFrame } from './prepared.js'
 import { isText } from './text.js'
@@ -91,6 +91,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   private sendWaiters: Array<{ resolve: () => void, reject: (e: unknown) => void }> | undefined
   /** Settles when the streamed messages given to `send()` so far are sent: later sends wait for it. */
   private sendChain: Promise<void> | undefined
+  /** A streamed `send()` waiting for its next chunk: woken with {@link ABORTED} when the connection starts closing. */
+  private chunkWaiter: ((value: typeof ABORTED) => void) | undefined
   private boundSend: ((message: OutgoingMessage) => Promise<void>) | undefined
   private boundClose: ((code?: number, reason?: string) => void) | undefined
   private boundPing: ((data?: Uint8Array | string) => Promise<number>) | undefined
@@ -445,55 +447,69 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   private async sendStream (message: StreamedMessage): Promise<void> {
     if (this.sendingStopped || this.session.fragmentsUnderWay) throw this.closingError()
     const { text, chunks: iterator } = openStream(message)
-    const signal = this.signal
-    let onAbort!: () => void
-    const aborted = new Promise<typeof ABORTED>((resolve) => { onAbort = () => { resolve(ABORTED) } })
-    if (signal.aborted) onAbort()
-    else signal.addEventListener('abort', onAbort, { once: true })
     let finished = false
-    try {
-      for (;;) {
-        let result: IteratorResult<Uint8Array | string> | typeof ABORTED
+    for (;;) {
+      let result: IteratorResult<Uint8Array | string> | typeof ABORTED
+      try {
+        result = await this.nextChunk(iterator)
+      } catch (err) {
+        // Half a message cannot be taken back: the connection closes (§7.4.1 1011).
+        this.failStream(err)
+        throw err
+      }
+      if (result === ABORTED || this.sendingStopped) {
+        stopIterator(iterator)
+        throw this.closingError()
+      }
+      if (result.done === true) break
+      // A received message tells when its last chunk is out: that chunk then carries FIN.
+      const last = lastChunkTaken(iterator)
+      try {
+        this.queueChunk(result.value, text, last)
+      } catch (err) {
+        stopIterator(iterator)
+        this.failStream(err)
+        throw err
+      }
+      if (last) {
+        finished = true
+        break
+      }
+      if (this.outputFull()) {
         try {
-          result = await Promise.race([iterator.next(), aborted])
-        } catch (err) {
-          // Half a message cannot be taken back: the connection closes (§7.4.1 1011).
-          this.failStream(err)
-          throw err
-        }
-        if (result === ABORTED || this.sendingStopped) {
-          stopIterator(iterator)
-          throw this.closingError()
-        }
-        if (result.done === true) break
-        // A received message tells when its last chunk is out: that chunk then carries FIN.
-        const last = lastChunkTaken(iterator)
-        try {
-          this.queueChunk(result.value, text, last)
+          await this.waitForRoom()
         } catch (err) {
           stopIterator(iterator)
-          this.failStream(err)
           throw err
-        }
-        if (last) {
-          finished = true
-          break
-        }
-        if (this.outputFull()) {
-          try {
-            await this.waitForRoom()
-          } catch (err) {
-            stopIterator(iterator)
-            throw err
-          }
         }
       }
-    } finally {
-      signal.removeEventListener('abort', onAbort)
     }
     if (this.sendingStopped) throw this.closingError()
     if (!finished) this.endStream(text)
     if (this.outputFull()) await this.waitForRoom()
+  }
+
+  /**
+   * The next chunk of a streamed `send()`, or {@link ABORTED} once the connection starts closing,
+   * whichever comes first. Not a `Promise.race` against a promise of the close: that one stays
+   * pending for the whole message, and every chunk raced against it would stay reachable from
+   * it until the message ends. Here the only waiter is this chunk's, and the close wakes it.
+   */
+  private nextChunk (iterator: ChunkIterator): IteratorResult<Uint8Array | string> | typeof ABORTED | Promise<IteratorResult<Uint8Array | string> | typeof ABORTED> {
+    if (this.abortReason !== undefined) return ABORTED
+    const r = iterator.next()
+    if (typeof (r as PromiseLike<unknown>).then !== 'function') return r as IteratorResult<Uint8Array | string>
+    return new Promise((resolve, reject) => {
+      const wake = (value: IteratorResult<Uint8Array | string> | typeof ABORTED): void => {
+        if (this.chunkWaiter === wake) this.chunkWaiter = undefined
+        resolve(value)
+      }
+      this.chunkWaiter = wake
+      ;(r as PromiseLike<IteratorResult<Uint8Array | string>>).then(wake, (err: unknown) => {
+        if (this.chunkWaiter === wake) this.chunkWaiter = undefined
+        reject(err)
+      })
+    })
   }
 
   private waitForRoom (): Promise<void> {
@@ -779,6 +795,9 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     if (this.abortReason !== undefined) return
     this.abortReason = new ConnectionClosedError('the connection is closing', this.ourClose?.code ?? this.peerClose?.code ?? CloseCode.Abnormal)
     this.abortController?.abort(this.abortReason)
+    const waiter = this.chunkWaiter
+    this.chunkWaiter = undefined
+    waiter?.(ABORTED)
   }
 
   /** Our close is sent or the socket is gone: the sink pulls no more; wake whatever waits. */

@@ -47,6 +47,8 @@ class StreamedIncoming implements ReceivedStream, AsyncIterableIterator<Uint8Arr
   movedOn = false
   /** Handed to `send()` or a sink: leaving `source` lets it finish. */
   claimed = false
+  /** The connection's error, once these chunks have thrown it (they go on throwing it). */
+  failure: Error | undefined
   private readonly from: StreamSource
 
   constructor (from: StreamSource, text: boolean) {
@@ -172,20 +174,32 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
       this.chunkWaiter = undefined
       // The reader has seen the end: the close owed to the peer may go now.
       this.owner.onSourceDrained()
-      cw.reject(this.cutShort())
+      cw.reject(this.cutShort(this.current!))
     }
     const mw = this.messageWaiter
     if (mw !== undefined && this.head === this.queue.length) {
       this.messageWaiter = undefined
       this.owner.onSourceDrained()
+      // Thrown once: a later next() sees the end.
+      this.error = undefined
       if (error !== undefined) mw.reject(error)
       else mw.resolve(DONE)
     }
   }
 
-  /** What reading a message cut short by the end of the connection throws. */
-  private cutShort (): Error {
-    return this.error ?? this.owner.closingError()
+  /**
+   * What reading `msg`, cut short by the end of the connection, throws. The connection's error
+   * (a ProtocolError, a reset) is thrown once: by the chunks of the message it cut short when
+   * they are read, and then `source` just ends (`closed` tells how); by `source` otherwise. A
+   * consumer that handles a message's failure in its chunks loop is not thrown it again.
+   */
+  private cutShort (msg: StreamedIncoming): Error {
+    if (msg.failure !== undefined) return msg.failure
+    const error = this.error
+    if (error === undefined) return this.owner.closingError()
+    this.error = undefined
+    msg.failure = error
+    return error
   }
 
   next (): Promise<IteratorResult<ReceivedStream>> {
@@ -281,7 +295,7 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
     if (value !== undefined) return Promise.resolve({ done: false, value })
     if (this.ended) {
       this.owner.onSourceDrained()
-      return Promise.reject(this.cutShort())
+      return Promise.reject(this.cutShort(msg))
     }
     if (this.chunkWaiter !== undefined) return Promise.reject(new Error('chunks.next() called while a previous call is pending'))
     return new Promise((resolve, reject) => { this.chunkWaiter = { resolve, reject } })

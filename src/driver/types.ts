@@ -33,8 +33,9 @@ export interface StreamedMessage {
  * One message at a time: asking `source` for the next message abandons the rest of this one
  * (its chunks then throw a `MessageAbandonedError`), and so does leaving the `chunks` loop
  * early; the rest of its bytes are dropped as they arrive. If the connection fails or closes
- * before the message ends, `chunks` throws (the `source` error, e.g. a 1007 for invalid UTF-8,
- * or a `ConnectionClosedError`).
+ * before the message ends, `chunks` throws (the connection's error, e.g. a 1007 for invalid
+ * UTF-8 or a 1009 past `maxMessageSize`, or a `ConnectionClosedError`), and `source` then ends
+ * rather than throw the same error again.
  */
 export interface ReceivedStream extends StreamedMessage {
   /** Text or binary, known from the message's first frame. */
@@ -244,8 +245,17 @@ export interface ResolvedLimits {
   readonly heartbeatTimeout: number
 }
 
-/** Fill in the defaults of `limits`. */
+/**
+ * Fill in the defaults of `limits`.
+ * @throws RangeError for a `maxMessageSize` or `maxFrameSize` under 1 byte (or not a number):
+ * besides bounding what is received, one of them sizes the fragments of a streamed send, which
+ * could not advance.
+ */
 export function resolveLimits (limits: ConnectionLimits): ResolvedLimits {
+  for (const name of ['maxMessageSize', 'maxFrameSize'] as const) {
+    const value = limits[name]
+    if (value !== undefined && !(value >= 1)) throw new RangeError(`${name} must be a number of bytes, at least 1 (or Infinity), not ${String(value)}`)
+  }
   const receiveHigh = limits.receiveHighWaterMark ?? DEFAULT_LIMITS.receiveHighWaterMark
   const hb = limits.heartbeat
   return {

@@ -64,8 +64,9 @@ export interface SessionOptions {
    * Stream messages instead of reassembling them: data arrives as {@link SessionChunkEvent}s,
    * one per fragment or per read of a fragment, each checked (UTF-8 included) before it is
    * handed out. No message or frame is held, so `maxFrameSize` and `maxFragments` do not apply
-   * to what is received; `maxMessageSize` still bounds the bytes of one message. Not with
-   * `compression`. Default false.
+   * to what is received; `maxMessageSize` still bounds the bytes of one message (a message
+   * whose first frame cannot fit is opened by an empty first chunk before the 1009 error, so the
+   * error belongs to it as when the limit is passed later). Not with `compression`. Default false.
    */
   streamMessages?: boolean
 }
@@ -223,8 +224,9 @@ export class Session {
     if (this.streamMessages && options.compression !== undefined) throw new TypeError('streamed messages cannot be compressed: an extension transforms whole messages')
     this.parser = new FrameParser({
       role: options.role,
-      // A streamed frame is never held: only the message limit bounds it.
-      maxFrameSize: this.streamMessages ? this.maxMessageSize : Math.min(options.maxFrameSize ?? this.maxMessageSize, this.maxMessageSize),
+      // A streamed frame is never held: only the message limit bounds it, checked per piece
+      // (from the header on) by onChunk, so a message refused at its first frame is handed out.
+      maxFrameSize: this.streamMessages ? Infinity : Math.min(options.maxFrameSize ?? this.maxMessageSize, this.maxMessageSize),
       streamData: this.streamMessages,
       alloc: options.alloc,
       // RFC 7692 §6: permessage-deflate takes RSV1; where it may appear is checked per frame below.
@@ -649,7 +651,12 @@ export class Session {
     const text = this.messageText
     this.messageBytes += data.length
     // A frame that cannot fit is refused from its header, before its bytes are judged (as whole).
-    if (this.messageBytes + this.pieceRest > this.maxMessageSize) throw new ProtocolError('WS_ERR_MESSAGE_TOO_BIG')
+    // One that starts a message opens it first, empty: the error then belongs to that message,
+    // and its reader gets it from the message's chunks, as when the limit is passed later on.
+    if (this.messageBytes + this.pieceRest > this.maxMessageSize) {
+      if (first) events.push({ type: 'chunk', data: EMPTY, binary: !text, first: true, last: false })
+      throw new ProtocolError('WS_ERR_MESSAGE_TOO_BIG')
+    }
     this.pieceRest = 0
     // §8.1: fail on the chunk that breaks UTF-8, before it is handed out; the end of the message
     // must fall on a character boundary.

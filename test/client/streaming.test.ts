@@ -88,15 +88,41 @@ test('the client\'s streamed maxMessageSize: exactly it passes; one byte past fa
   t.is(closeCode, 1009, 'the server saw 1009')
 })
 
-test('a single frame over the client\'s streamed limit is refused from its header: source rejects with 1009', async (t) => {
-  t.timeout(30_000)
-  const peer = await startWsServer((ws: WsSocket) => { ws.send(new Uint8Array(MiB + 1)) })
-  t.teardown(() => peer.close())
-  const conn = await open(peer.url, MiB)
-  const err = await t.throwsAsync(within(conn.source.next(), 10_000, undefined))
-  t.is((err as { closeCode?: number }).closeCode, 1009)
-  t.is((await within(conn.closed, 10_000, undefined))?.code, 1009)
-})
+// Issue 19 (7e): a stream-mode client with maxMessageSize got the 1009 from `source` (after the
+// chunks had thrown it, or instead of them when the first frame was refused from its header), so
+// a reader handling the message's failure in its chunks loop had it thrown again, uncaught.
+for (const [name, send] of [
+  ['one frame, refused from its header', (ws: WsSocket) => { ws.send(new Uint8Array(MiB + 1)) }],
+  ['fragments, passing the limit part-way', (ws: WsSocket) => {
+    ws.send(new Uint8Array(MiB / 2), { fin: false })
+    ws.send(new Uint8Array(MiB / 2 + 1), { fin: true })
+  }]
+] as const) {
+  test(`a message over the client's streamed maxMessageSize (${name}): its chunks throw 1009, source then ends, closed is 1009`, async (t) => {
+    t.timeout(30_000)
+    const peer = await startWsServer((ws: WsSocket) => { send(ws) })
+    t.teardown(() => peer.close())
+    const conn = await open(peer.url, MiB)
+    const failures: unknown[] = []
+    let messages = 0
+    const reading = (async () => {
+      for await (const message of conn.source) {
+        messages++
+        t.is(message.type, 'binary')
+        try {
+          for await (const _ of message.chunks) { /* counted by the peer */ }
+        } catch (err) {
+          failures.push(err)
+        }
+      }
+    })()
+    await t.notThrowsAsync(within(reading, 10_000, undefined), 'source ends: the error was thrown by the chunks')
+    t.is(messages, 1)
+    t.is(failures.length, 1)
+    t.is((failures[0] as { closeCode?: number }).closeCode, 1009)
+    t.is((await within(conn.closed, 10_000, undefined))?.code, 1009)
+  })
+}
 
 test('a streamed send from a stream-mode client reaches ws as one message and comes back in chunks', async (t) => {
   t.timeout(30_000)

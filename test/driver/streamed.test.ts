@@ -145,7 +145,7 @@ test('source.next() abandons the current message: a pending and a later chunks.n
   t.deepEqual(await rest(m.chunks), ['b1'])
 })
 
-test('the connection failing mid-message: the chunk reader gets the error, and so does source', async (t) => {
+test('the connection failing mid-message: the chunk reader gets the error (again if it asks again); source then ends, not throwing it twice', async (t) => {
   const src = new StreamSource(fake(), 1 << 20, 1 << 18)
   src.push(bytes('ok'), true, true, false)
   const m = (await src.next()).value!
@@ -154,7 +154,35 @@ test('the connection failing mid-message: the chunk reader gets the error, and s
   const failure = new Error('1007')
   src.end(failure)
   t.is(await t.throwsAsync(pending), failure)
+  t.is(await t.throwsAsync(m.chunks.next()), failure)
+  t.true((await src.next()).done)
+})
+
+test('the connection failing mid-message, its chunks read later: they throw the error, and source ends', async (t) => {
+  const src = new StreamSource(fake(), 1 << 20, 1 << 18)
+  src.push(bytes('ok'), true, true, false)
+  const m = (await src.next()).value!
+  const failure = new Error('1009')
+  src.end(failure)
+  t.is(str((await m.chunks.next()).value), 'ok')
+  t.is(await t.throwsAsync(m.chunks.next()), failure)
+  t.true((await src.next()).done)
+})
+
+test('the connection failing with no chunks read: source throws the error once (moving on abandons the message), then ends', async (t) => {
+  const src = new StreamSource(fake(), 1 << 20, 1 << 18)
+  src.push(bytes('ok'), true, true, false)
+  await src.next()
+  const failure = new Error('1002')
+  src.end(failure)
   t.is(await t.throwsAsync(src.next()), failure)
+  t.true((await src.next()).done)
+  // A next() already waiting gets it the same way.
+  const waiting = new StreamSource(fake(), 1 << 20, 1 << 18)
+  const pending = waiting.next()
+  waiting.end(failure)
+  t.is(await t.throwsAsync(pending), failure)
+  t.true((await waiting.next()).done)
 })
 
 test('a clean close mid-message: queued chunks are still read, then the chunks reject with the closing error and source ends', async (t) => {

@@ -108,6 +108,21 @@ test('a frame larger than maxFrameSize is taken in stream mode (only the message
   t.is((events[1] as Extract<SessionEvent, { type: 'error' }>).error.closeCode, 1009)
 })
 
+test('a first frame that cannot fit the message limit is refused from its header, after an empty first chunk opens its message (so the 1009 is that message\'s)', (t) => {
+  for (const [opcode, binary] of [[Opcode.Binary, true], [Opcode.Text, false]] as const) {
+    // The header alone: nothing of the payload has come, and none of it is handed out.
+    const header = clientFrame(opcode, new Uint8Array(101)).subarray(0, 6)
+    const session = new Session({ role: 'server', streamMessages: true, maxMessageSize: 100 })
+    const events = session.receive(header)
+    t.deepEqual(events.map((e) => e.type), ['chunk', 'error'])
+    t.like(events[0], { type: 'chunk', binary, first: true, last: false })
+    t.is((events[0] as SessionChunkEvent).data.length, 0)
+    t.is((events[1] as Extract<SessionEvent, { type: 'error' }>).error.code, 'WS_ERR_MESSAGE_TOO_BIG')
+    t.is(session.pendingClose?.code, undefined)
+    t.is(session.sentCloseCode, 1009)
+  }
+})
+
 test('text: a character split across chunks passes; invalid UTF-8 in the last fragment fails with 1007 after the earlier chunks were handed out', (t) => {
   const text = utf8('héllo wörld 😀 '.repeat(50))
   // Cut inside a 4-byte character and inside a 2-byte one.

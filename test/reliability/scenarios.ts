@@ -4,6 +4,8 @@
 import { spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { crc32 } from 'node:zlib'
 import { cpuSecondsOf } from '../../bench/lib/proc.js'
 import { encodeMaskedFrame, repeatFrame, OP_BINARY, OP_CLOSE, OP_TEXT } from '../../bench/lib/frames.js'
@@ -613,28 +615,34 @@ const budget: Scenario = {
 const GiB = 1024 * MiB
 
 /**
- * One message of `total` bytes sent as `chunk`-sized chunks of one reused buffer (our client
- * masks each into a copy as it is queued, so the buffer is free again by the next pull), each
- * stamped with its index so that a lost, repeated or reordered chunk changes the checksum.
+ * One message of `total` bytes sent as `chunk`-sized chunks, each a fresh buffer (as a file read
+ * gives: a sender that held the chunks it sent would grow by the whole message), each stamped
+ * with its index so that a lost, repeated or reordered chunk changes the checksum.
  */
 function* stampedChunks (total: number, chunk: number, sent: { bytes: number, crc: number }): Generator<Uint8Array> {
-  const buf = new Uint8Array(chunk)
-  for (let i = 0; i < chunk; i++) buf[i] = (i * 31 + 7) & 0xff
-  const view = new DataView(buf.buffer)
+  const pattern = new Uint8Array(chunk)
+  for (let i = 0; i < chunk; i++) pattern[i] = (i * 31 + 7) & 0xff
   for (let i = 0; sent.bytes < total; i++) {
     const piece = Math.min(chunk, total - sent.bytes)
-    view.setUint32(0, i)
-    const out = piece === chunk ? buf : buf.subarray(0, piece)
+    const out = pattern.slice(0, piece)
+    new DataView(out.buffer).setUint32(0, i)
     sent.crc = crc32(out, sent.crc)
     sent.bytes += piece
     yield out
   }
 }
 
+/** A full GC of this process, for a baseline that later collections do not undercut. */
+function collectGarbage (): void {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  for (let i = 0; i < 4; i++) gc()
+}
+
 const streamEcho: Scenario = {
   name: '4 GiB message through echo-stream',
-  does: 'One client (our `connect(url, { messages: \'stream\', maxMessageSize: Infinity })`, in the suite\'s process) sends one 4 GiB binary message (4 × 2^30 bytes, 256 KiB chunks of one reused buffer, each stamped with its index, CRC-32 as it goes) to the demo\'s `echo-stream` subprotocol, and reads the echo at the same time, counting its bytes and its CRC-32. Bounded at 120 s. ws gets the same client with its defaults (`maxPayload` 100 MiB); a ws server with `maxPayload` raised would hold the whole message before echoing it, so that is not run.',
-  rule: 'the echo has 4 GiB and the same CRC-32; server RSS grows by < 64 MB; within 120 s',
+  does: 'One client (our `connect(url, { messages: \'stream\', maxMessageSize: Infinity })`, in the suite\'s process) sends one 4 GiB binary message with `send({ type: \'binary\', chunks })` (4 × 2^30 bytes in 256 KiB chunks, each a fresh buffer as a file read gives, stamped with its index, CRC-32 as it goes) to the demo\'s `echo-stream` subprotocol, and reads the echo at the same time, counting its bytes and its CRC-32. The server\'s RSS is sampled from /proc, the sender\'s (this process, after a full GC before it starts) from `process.memoryUsage.rss()`, every 50 ms; the server\'s RSS passing 1.5 GiB, or the sender\'s growing by 1.5 GiB, stops the run. Bounded at 120 s. ws gets the same client with its defaults (`maxPayload` 100 MiB); a ws server with `maxPayload` raised would hold the whole message before echoing it, so that is not run.',
+  rule: 'the echo has 4 GiB and the same CRC-32; server RSS grows by < 64 MB; the sender\'s RSS grows by < 96 MB; within 120 s',
   server: (kind) => demoOr(kind),
   // past the scenario's own 120 s, so that it reports how far it got
   bound: 135_000,
@@ -645,6 +653,9 @@ const streamEcho: Scenario = {
     await sleep(200)
     const base = (await s!.probe()).rss
     const watch = watchRss(s!, RSS_STOP)
+    collectGarbage()
+    const senderBase = process.memoryUsage.rss()
+    let senderPeak = senderBase
     const cpu0 = cpuSecondsOf(s!.pid)
     const sent = { bytes: 0, crc: 0 }
     const got = { bytes: 0, crc: 0 }
@@ -652,15 +663,22 @@ const streamEcho: Scenario = {
     let sentMs: number | undefined
     let gotMs: number | undefined
     let timedOut = false
-    let stopped = false
+    let stopped: 'server' | 'sender' | undefined
     const timer = setTimeout(() => { timedOut = true; conn.close(1001, 'time bound') }, bound)
     // The peak in each half of the message: bounded memory shows as the same peak in both.
     const halves = [0, 0]
+    const senderHalves = [0, 0]
     const guard = setInterval(() => {
       const h = sent.bytes < total / 2 ? 0 : 1
       halves[h] = Math.max(halves[h], s!.rss() - base)
-      // RSS_STOP: the machine is shared; over it, stop rather than let the server grow further
-      if (watch.over && !stopped) { stopped = true; conn.close(1001, 'RSS limit') }
+      const rss = process.memoryUsage.rss()
+      senderPeak = Math.max(senderPeak, rss)
+      senderHalves[h] = Math.max(senderHalves[h], rss - senderBase)
+      // RSS_STOP: the machine is shared; over it, stop rather than let either side grow further
+      if (stopped === undefined && (watch.over || rss - senderBase > RSS_STOP)) {
+        stopped = watch.over ? 'server' : 'sender'
+        conn.close(1001, 'RSS limit')
+      }
     }, 50)
     const sending = conn.send({ type: 'binary', chunks: stampedChunks(total, 256 * 1024, sent) })
       .then(() => { sentMs = performance.now() - t0 }, (err: unknown) => err)
@@ -685,6 +703,7 @@ const streamEcho: Scenario = {
     conn.close()
     const info = await Promise.race([conn.closed, sleep(5000).then(() => undefined)])
     const growth = watch.peak - base
+    const senderGrowth = senderPeak - senderBase
     const secs = (performance.now() - t0) / 1000
     const rate = (bytes: number, ms: number | undefined): string => ms === undefined ? '–' : `${(bytes / 1e6 / (ms / 1000)).toFixed(0)} MB/s`
     const complete = sendError === undefined && readError === undefined && got.bytes === total && sent.bytes === total
@@ -693,14 +712,15 @@ const streamEcho: Scenario = {
     const code = info?.code ?? (error as { closeCode?: number } | undefined)?.closeCode
     const ending = timedOut
       ? `not done within ${bound / 1000} s`
-      : stopped
-        ? 'stopped at the RSS limit'
+      : stopped !== undefined
+        ? `stopped at the ${stopped}'s RSS limit`
         : !complete
           ? code !== undefined ? `closed ${code}${info?.reason !== undefined && info.reason !== '' ? ` (${info.reason})` : ''}` : `failed: ${error?.message ?? 'short echo'}`
           : same ? 'CRC-32 matches' : 'CRC-32 DIFFERS'
+    const split = (h: number[]): string => sent.bytes > total / 2 ? `; first half +${mb(h[0])}, second +${mb(h[1])}` : ''
     return {
-      figure: `${mb(sent.bytes)} sent, ${mb(got.bytes)} echoed in ${secs.toFixed(1)} s (${rate(sent.bytes, sentMs)} out, ${rate(got.bytes, gotMs)} back); ${ending}; RSS +${mb(growth)} (${(growth / 1e6).toFixed(1)} MB${sent.bytes > total / 2 ? `; first half +${mb(halves[0])}, second +${mb(halves[1])}` : ''}), heap + external ${mb(held.heapUsed + held.external)} after GC; server CPU ${cpu.toFixed(1)} s${ctx.kind === 'ws' ? ' (ws defaults: maxPayload 100 MiB)' : ''}`,
-      pass: same && !timedOut && growth < 64e6
+      figure: `${mb(sent.bytes)} sent, ${mb(got.bytes)} echoed in ${secs.toFixed(1)} s (${rate(sent.bytes, sentMs)} out, ${rate(got.bytes, gotMs)} back); ${ending}; server RSS +${mb(growth)} (${(growth / 1e6).toFixed(1)} MB${split(halves)}), heap + external ${mb(held.heapUsed + held.external)} after GC; sender RSS +${mb(senderGrowth)} (${(senderGrowth / 1e6).toFixed(1)} MB${split(senderHalves)}); server CPU ${cpu.toFixed(1)} s${ctx.kind === 'ws' ? ' (ws defaults: maxPayload 100 MiB)' : ''}`,
+      pass: same && !timedOut && growth < 64e6 && senderGrowth < 96e6
     }
   }
 }

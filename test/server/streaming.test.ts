@@ -412,6 +412,48 @@ test('streamed maxMessageSize: exactly the limit passes; one byte past fails wit
   client.destroy()
 })
 
+// Issue 19 (7e), on the server: the 1009 came from `source` too (after the chunks had thrown it,
+// or instead of them for a first frame refused from its header), so a handler that handled the
+// message's failure in its chunks loop failed anyway, with the same error.
+for (const [name, frames] of [
+  ['one frame, refused from its header', [clientFrame(2, new Uint8Array(1001))]],
+  ['fragments, passing the limit part-way', [clientFrame(2, new Uint8Array(600), { fin: false }), clientFrame(0, new Uint8Array(401))]]
+] as const) {
+  test(`a message over the streamed maxMessageSize (${name}): the handler's chunks throw 1009, then source ends; the peer gets 1009`, async (t) => {
+    t.timeout(20_000)
+    const failures: unknown[] = []
+    let messages = 0
+    let outcome: string | undefined
+    const { port, entries } = await serve(t, {
+      '': async ({ source }) => {
+        try {
+          for await (const message of source) {
+            messages++
+            try {
+              for await (const _ of message.chunks) { /* dropped */ }
+            } catch (err) {
+              failures.push(err)
+            }
+          }
+          outcome = 'ended'
+        } catch (err) {
+          outcome = `source threw ${String(err)}`
+        }
+      }
+    }, { stream: { maxMessageSize: 1000 } })
+    const client = await RawClient.connect(port)
+    for (const frame of frames) client.send(frame)
+    t.is((await client.nextClose())?.code, 1009)
+    await until(() => outcome !== undefined, 5000, 'the handler to finish')
+    t.is(outcome, 'ended')
+    t.is(messages, 1)
+    t.is(failures.length, 1)
+    t.is((failures[0] as ProtocolError).closeCode, 1009)
+    t.deepEqual(entries.filter((e) => e.level === 'error'), [])
+    client.destroy()
+  })
+}
+
 test('the streamed limit defaults to the server\'s maxMessageSize', async (t) => {
   t.timeout(20_000)
   const received: number[] = []
