@@ -17,12 +17,13 @@ import type { Role } from '../protocol/frame-parser.js'
 import { Session, type SessionEvent } from '../protocol/session.js'
 import { fillMask } from '../crypto.js'
 import { ConnectionClosedError } from '../errors.js'
-import type { MemoryBudget } from './budget.js'
+import { SHARED_MIN, type MemoryBudget, type SharedBytes } from './budget.js'
 import { heartbeatSweeper, judge } from './heartbeat.js'
 import { MessageSource, type IncomingOwner } from './incoming.js'
 import { SinkPump, isStreamedMessage, openStream, stopIterator, type ChunkIterator, type SinkOwner } from './sink.js'
 import { claimForSending, lastChunkTaken, StreamSource, type StreamOwner } from './streamed.js'
-import { preparedFrame } from './prepared.js'
+import { preparedShare } from './prepared.js'
+import { SHARED_REF_COST, SharedOutput, shareOf } from './shared.js'
 import { isText } from './text.js'
 import { resolveLimits, type CloseInfo, type ConnectionStats, type DriverOptions, type Logger, type OutgoingMessage, type ResolvedLimits, type StreamedMessage } from './types.js'
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../protocol/session.js'
@@ -62,6 +63,13 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   private readonly budget: MemoryBudget | undefined
   /** What this connection has charged to the budget. */
   private charged = 0
+  /** Buffers in the output that other connections may hold too: the budget counts each once. */
+  private shared: SharedOutput | undefined
+  /** The budget refused a shared buffer this connection queued: the next charge fails it. */
+  private sharedRefused = false
+  /** Write callbacks of a shared buffer (without, and with, the drain watch); made when first needed. */
+  private sharedWritten: (() => void) | undefined
+  private sharedWrittenWatched: (() => void) | undefined
   /** Bytes that came with the handshake, processed by start(). */
   private head: Uint8Array | undefined
   /** Made on first use of `signal`: most connections never ask, and it is not free. */
@@ -575,11 +583,18 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
       this.lastData = data.length
     } else if (message instanceof Uint8Array) {
       this.lastData = message.length
+      const session = this.session
       // A prepared message (a broadcast) carries its frame, encoded once for every connection.
       // A session that must transform each payload (an extension) encodes it here instead.
-      const frame = preparedFrame(message)
-      if (frame !== undefined && this.session.acceptsEncoded) this.session.sendEncoded(frame)
-      else this.session.send(message, !isText(message))
+      const prepared = preparedShare(message)
+      if (prepared !== undefined && session.acceptsEncoded) {
+        if (session.sendEncoded(prepared.bytes)) this.holdShared(prepared)
+      } else if (this.budget !== undefined && session.queuesByReference(message.length)) {
+        // Queued by reference: the same message sent on many connections is held once.
+        if (session.send(message, !isText(message))) this.holdShared(shareOf(message))
+      } else {
+        session.send(message, !isText(message))
+      }
     } else {
       throw new TypeError('a message must be a string or a Uint8Array')
     }
@@ -591,6 +606,12 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     this.lastData = message.length
     this.session.send(message, !text)
     this.queued()
+  }
+
+  /** `shared` is now in the output: the budget counts it once, whoever else holds it. */
+  private holdShared (shared: SharedBytes): void {
+    if (this.budget === undefined || this.socketClosed || shared.size < SHARED_MIN) return
+    if (!(this.shared ??= new SharedOutput()).add(shared, this.budget)) this.sharedRefused = true
   }
 
   private queued (): void {
@@ -620,12 +641,18 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
       if (this.session.shouldCloseTransport) this.endTransport()
       return
     }
+    // Shared buffers in this output go back to the budget once the socket has written it.
+    const done = this.shared?.flushed() === true
+      ? watch !== undefined
+        ? (this.sharedWrittenWatched ??= () => { this.onSharedWritten(); this.onDrain() })
+        : (this.sharedWritten ??= () => { this.onSharedWritten() })
+      : watch
     if (n === 1) {
-      socket.write(out[0], watch)
+      socket.write(out[0], done)
     } else {
       socket.cork()
       for (let i = 0; i < n - 1; i++) socket.write(out[i])
-      socket.write(out[n - 1], watch)
+      socket.write(out[n - 1], done)
       socket.uncork()
     }
     const queued = socket.writableLength
@@ -642,13 +669,28 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     if (this.session.shouldCloseTransport) this.endTransport()
   }
 
+  /** The socket wrote the oldest batch of shared buffers given to it (or was destroyed with it). */
+  private onSharedWritten (): void {
+    const shared = this.shared!
+    shared.written(this.budget!)
+    // Their bytes went back to the budget above; this connection's slots for them go once all are written.
+    if (shared.count === 0 && !this.socketClosed) this.charge()
+  }
+
   private queuedOut (): number {
     return this.session.pendingOutput + this.socket.writableLength
   }
 
-  /** Memory held for this connection: undelivered input, the receive queue, output. */
+  /**
+   * Memory held for this connection: undelivered input, the receive queue, output. A shared
+   * buffer in the output counts as its slot here; the budget counts its bytes once for everyone.
+   */
   private held (): number {
-    return this.session.heldBytes + this.source.cost + this.queuedOut()
+    let out = this.queuedOut()
+    const shared = this.shared
+    // At least 0: the socket drops what it wrote from its length just before the write callbacks run.
+    if (shared !== undefined && shared.count > 0) out = Math.max(0, out - shared.bytes) + shared.count * SHARED_REF_COST
+    return this.session.heldBytes + this.source.cost + out
   }
 
   /**
@@ -660,7 +702,9 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     const held = this.socketClosed ? 0 : this.held()
     const delta = held - this.charged
     this.charged = held
-    if (budget.charge(delta) || this.socketClosed || this.protocolError !== undefined) return
+    const refused = this.sharedRefused
+    this.sharedRefused = false
+    if ((budget.charge(delta) && !refused) || this.socketClosed || this.protocolError !== undefined) return
     this.logger?.warn({ remoteAddress: this.remoteAddress, held, used: budget.used, limit: budget.limit }, 'memory budget exhausted: failing the connection that needed more (1013)')
     const events = this.session.failWith(new ProtocolError('WS_ERR_MEMORY_BUDGET'))
     for (let i = 0; i < events.length; i++) this.onEvent(events[i])
@@ -823,6 +867,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     }
     this.pump?.onDrain()
     if (this.sendWaiters !== undefined && this.socket.writableLength < this.config.sendHigh) this.settleSendWaiters(true)
+    // What was written is no longer held: the budget gets it back now, not at the next message.
+    if (this.budget !== undefined && !this.handling && !this.socketClosed) this.charge()
   }
 
   onEnd (): void {
@@ -865,8 +911,9 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
       this.source.end()
     }
     this.stopSink()
-    // The budget gets back all this connection charged.
+    // The budget gets back all this connection charged, and its holds on shared buffers.
     if (this.budget !== undefined) {
+      this.shared?.clear(this.budget)
       this.budget.charge(-this.charged)
       this.charged = 0
     }

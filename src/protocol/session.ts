@@ -419,6 +419,16 @@ export class Session {
   }
 
   /**
+   * Is a payload of `length` bytes given to {@link Session.send} queued by reference (the very
+   * object, among what {@link Session.takeOutput} returns)? Yes when {@link Session.acceptsEncoded}
+   * and its frame is past the copy limit; a smaller one is copied into the output slab, and a
+   * client masks a copy. A driver can then count a payload sent on many connections once.
+   */
+  queuesByReference (length: number): boolean {
+    return this.acceptsEncoded && frameHeaderSize(length, false) + length > COPY_LIMIT
+  }
+
+  /**
    * Queue one whole, unfragmented frame encoded elsewhere, byte for byte: a server broadcasting a
    * message encodes its unmasked frame once and queues the same bytes on every connection. The
    * caller vouches for the frame (a data frame, FIN set, no RSV bits). It is queued by reference,

@@ -8,7 +8,8 @@
  */
 
 import { CloseCode } from '../protocol/close-codes.js'
-import { prepareMessage } from '../driver/prepared.js'
+import { prepareMessage, preparedShare } from '../driver/prepared.js'
+import { SHARED_MIN, type SharedBytes } from '../driver/budget.js'
 import { asText, isText } from '../driver/text.js'
 import type { Connection } from '../driver/types.js'
 
@@ -56,6 +57,8 @@ const ENTRY_OVERHEAD = 64
 /** The part of a memory budget topics use (the server's `memoryBudget`). */
 interface Budget {
   charge: (delta: number) => boolean
+  hold: (shared: SharedBytes) => boolean
+  release: (shared: SharedBytes) => void
 }
 
 /**
@@ -175,6 +178,12 @@ export class Topics {
 
 }
 
+/** The frame a queued message shares with every subscriber, when it is worth counting once (see `SHARED_MIN`). */
+function sharedOf (message: Uint8Array): SharedBytes | undefined {
+  const shared = preparedShare(message)
+  return shared !== undefined && shared.size >= SHARED_MIN ? shared : undefined
+}
+
 /** Thrown by a subscription without a connection that fell past its bound under the `'close'` policy. */
 export class SlowSubscriberError extends Error {
   constructor () {
@@ -200,7 +209,8 @@ export class Subscription implements AsyncIterableIterator<Uint8Array> {
   private readonly queue = new Fifo<Uint8Array>()
   /** Bytes queued, as `maxQueuedBytes` counts them. */
   private bytes = 0
-  private charged = 0
+  /** The budget its queue counts against (the server's), fixed when it subscribed. */
+  private readonly budget: Budget | undefined
   private waiting: ((result: IteratorResult<Uint8Array>) => void) | undefined
   private failWaiting: ((err: unknown) => void) | undefined
   private done = false
@@ -212,6 +222,7 @@ export class Subscription implements AsyncIterableIterator<Uint8Array> {
     this.owner = owner
     this.topic = topic
     this.conn = conn
+    this.budget = owner.budget
     if (conn !== undefined) {
       const signal = conn.signal
       if (signal.aborted) {
@@ -257,12 +268,8 @@ export class Subscription implements AsyncIterableIterator<Uint8Array> {
     }
     this.queue.push(message)
     this.bytes += cost
-    const budget = this.owner.budget
-    if (budget !== undefined) {
-      this.charged += cost
-      // The server's budget is spent: this subscriber fails as a connection would (1013).
-      if (!budget.charge(cost)) this.overBudget()
-    }
+    // The server's budget is spent: this subscriber fails as a connection would (1013).
+    if (this.budget !== undefined && !this.charge(message)) this.overBudget()
     return true
   }
 
@@ -274,9 +281,8 @@ export class Subscription implements AsyncIterableIterator<Uint8Array> {
   next (): Promise<IteratorResult<Uint8Array>> {
     if (this.queue.size > 0) {
       const value = this.queue.shift()!
-      const cost = value.length + ENTRY_OVERHEAD
-      this.bytes -= cost
-      this.release(cost)
+      this.bytes -= value.length + ENTRY_OVERHEAD
+      if (this.budget !== undefined) this.release(value)
       return { done: false, value } as unknown as Promise<IteratorResult<Uint8Array>>
     }
     if (this.error !== undefined) {
@@ -306,8 +312,11 @@ export class Subscription implements AsyncIterableIterator<Uint8Array> {
   unsubscribe (): void {
     if (this.done) return
     this.end()
-    this.queue.clear()
-    this.release(this.charged)
+    if (this.budget !== undefined) {
+      for (let m = this.queue.shift(); m !== undefined; m = this.queue.shift()) this.release(m)
+    } else {
+      this.queue.clear()
+    }
     this.bytes = 0
   }
 
@@ -327,11 +336,28 @@ export class Subscription implements AsyncIterableIterator<Uint8Array> {
     }
   }
 
-  private release (bytes: number): void {
-    if (this.charged === 0 || bytes === 0) return
-    const n = Math.min(bytes, this.charged)
-    this.charged -= n
-    this.owner.budget?.charge(-n)
+  /**
+   * Count a queued message against the budget: its queue slot here, and its frame, which every
+   * subscriber's queue and connection shares, once for all of them. False when the budget is spent.
+   */
+  private charge (message: Uint8Array): boolean {
+    const budget = this.budget!
+    const shared = sharedOf(message)
+    // Both, always: release() gives back both.
+    const slot = budget.charge(shared === undefined ? message.length + ENTRY_OVERHEAD : ENTRY_OVERHEAD)
+    return (shared === undefined || budget.hold(shared)) && slot
+  }
+
+  /** A queued message was taken or dropped: the budget gets back what {@link Subscription.charge} counted. */
+  private release (message: Uint8Array): void {
+    const budget = this.budget!
+    const shared = sharedOf(message)
+    if (shared === undefined) {
+      budget.charge(-(message.length + ENTRY_OVERHEAD))
+    } else {
+      budget.charge(-ENTRY_OVERHEAD)
+      budget.release(shared)
+    }
   }
 
   /** The `'close'` policy: the connection closes with 1008; a bare subscription throws after what it holds. */

@@ -760,8 +760,53 @@ const leak: Scenario = {
   }
 }
 
+// Issue 19, item 1: one message to a room is built once and shared by every member's socket;
+// the memory budget must count it once, not once per member.
+const sharedBroadcast: Scenario = {
+  name: 'issue 19.1: a 16 MiB − 64 B message to a room of 50',
+  does: '50 members join one chat room of the demo (`chat` on /room/NAME; our client in stream mode, each counting the bytes it receives as they come, so the suite holds none of them); one member sends one text message of 16 MiB − 64 B (under the default `maxMessageSize`). Every member, the sender included, reads at full speed. Then 2 s more for late closes. ws has no rooms: n/a.',
+  rule: 'all 50 members receive the whole message and none is closed (the 256 MiB default budget holds one 16 MiB frame shared by 50 sockets); server RSS grows by < 128 MiB; within 60 s',
+  server: (kind) => kind === 'ws' ? 'n/a' : { script: 'demo' },
+  async run (s) {
+    const MEMBERS = 50
+    const SIZE = 16 * MiB - 64
+    const url = `ws://127.0.0.1:${s!.port}/room/issue19`
+    const watch = watchRss(s!, RSS_STOP)
+    const base = s!.rss()
+    const members = await Promise.all(Array.from({ length: MEMBERS }, async () => await connect(url, { protocols: ['chat'], messages: 'stream', maxMessageSize: Infinity, heartbeat: false })))
+    const received = new Array<number>(MEMBERS).fill(0)
+    const codes = new Array<number | undefined>(MEMBERS).fill(undefined)
+    const reading = members.map(async (m, i) => {
+      void m.closed.then((info) => { codes[i] = info.code })
+      try {
+        for await (const message of m.source) for await (const chunk of message.chunks) received[i] += chunk.length
+      } catch {}
+    })
+    const start = performance.now()
+    // The room needs every member subscribed before the message: a first small one tells.
+    const payload = Buffer.alloc(SIZE, 'x')
+    await members[0].send({ type: 'text', chunks: ['ready'] })
+    const ready = await waitFor(() => received.every((n) => n >= 5), 10_000)
+    await members[0].send({ type: 'text', chunks: [payload] })
+    const done = await waitFor(() => received.every((n, i) => n >= 5 + SIZE || codes[i] !== undefined), 60_000)
+    await sleep(2000)
+    const secs = (performance.now() - start) / 1000
+    watch.stop()
+    const whole = received.filter((n) => n === 5 + SIZE).length
+    const closed = codes.filter((c) => c !== undefined)
+    const c1013 = closed.filter((c) => c === 1013).length
+    for (const m of members) m.close()
+    await Promise.race([Promise.all(reading), sleep(5000)])
+    const growth = watch.peak - base
+    return {
+      figure: `${whole}/${MEMBERS} got the whole message, ${closed.length} closed (${c1013} with 1013${closed.length > c1013 ? `, others: ${closed.filter((c) => c !== 1013).join(', ')}` : ''}) in ${secs.toFixed(1)} s${ready === undefined ? '; room not ready within 10 s' : ''}${done === undefined ? '; timed out' : ''}; RSS +${mb(growth)}${watch.over ? '; stopped at RSS limit' : ''}`,
+      pass: whole === MEMBERS && closed.length === 0 && growth < 128 * MiB && done !== undefined
+    }
+  }
+}
+
 export const SCENARIOS: Scenario[] = [
   churn, resets('frame'), resets('handshake'), halfOpen, silentPeer, slowloris, millionFragments, pingFlood,
   oversizedHeaders, concurrent, tinyMessages(0), tinyMessages(1), pinnedReads('fragments'), pinnedReads('messages'), dribbledFrame, closeBehindPause, floodThenSilence, pingPromises,
-  segmentation, budget, streamEcho, leak
+  segmentation, budget, streamEcho, sharedBroadcast, leak
 ]

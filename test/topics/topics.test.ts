@@ -9,6 +9,7 @@ import test from 'ava'
 import merge from 'it-merge'
 import { connect, isText, SlowSubscriberError, Topics, WebSocketServer, type WebSocketServerOptions } from '../../src/index.js'
 import { prepareMessage, preparedFrame } from '../../src/driver/prepared.js'
+import { MemoryBudget } from '../../src/driver/budget.js'
 import { encodeFrame, Session } from '../../src/protocol/index.js'
 import { collect, take, text } from '../../src/testing.js'
 import { RawClient } from '../server/helpers.js'
@@ -236,4 +237,64 @@ test('a subscriber that negotiated permessage-deflate gets publishes compressed 
   } finally {
     await server.close()
   }
+})
+
+test('issue 19 item 1: a message shared by a room counts once against the memory budget, not once per member', async (t) => {
+  // 6 members reading at full speed; one sends 6 MiB − 64 B of text (more than a socket takes
+  // at once: the kernel's send buffer is at most 4 MiB here). Every member's output refers to
+  // the same frame: 6 MiB held once fits a 16 MiB budget; 6 × 6 MiB would not.
+  const MEMBERS = 6
+  const SIZE = 6 * 1024 * 1024 - 64
+  const { server, url } = await roomServer({ memoryBudget: 16 * 1024 * 1024, heartbeat: false })
+  try {
+    const members = await Promise.all(Array.from({ length: MEMBERS }, async () => await connect(url, { protocols: ['room'], heartbeat: false })))
+    await until(() => server.topics.count('room') === MEMBERS, 'every member subscribed')
+    await members[0].send('x'.repeat(SIZE))
+    const sizes = await Promise.all(members.map(async (m) => (await take(m.source, 1))[0].length))
+    t.deepEqual(sizes, members.map(() => SIZE))
+    // Nobody was failed for it (a 1013 would follow the message): a later publish reaches all.
+    const reached = server.topics.publish('room', 'after')
+    const codes = await Promise.all(members.map(async (m) => {
+      const got = await take(m.source, 1).catch(() => [])
+      return got.length === 1 ? text(got[0]) : (await m.closed).code
+    }))
+    t.deepEqual(codes, members.map(() => 'after'), 'a number is the close code a member got instead')
+    t.is(reached, MEMBERS)
+    await until(() => server.stats().heldBytes === 0, 'the budget back at 0 once every member has been sent the message')
+    for (const m of members) m.close()
+    await Promise.all(members.map(async (m) => await m.closed))
+  } finally {
+    await server.close()
+  }
+})
+
+test('subscription queues count a shared message once against the budget, and a slot per queue; the slow one still meets maxQueuedBytes', async (t) => {
+  const budget = new MemoryBudget(1024 * 1024)
+  const topics = new Topics({ maxQueuedBytes: 10 * 1024 })
+  topics.budget = budget
+  const fast = topics.subscribe('t')
+  const slow = topics.subscribe('t')
+  const frame = preparedFrame(prepareMessage(new Uint8Array(1000)))!.length
+  for (let i = 0; i < 5; i++) t.is(topics.publish('t', new Uint8Array(1000)), 2)
+  t.is(budget.used, 5 * frame + 2 * 5 * 64, 'five frames once, ten queue slots')
+  // The fast one takes its five: the slow one's queue still holds the frames.
+  for (let i = 0; i < 5; i++) void fast.next()
+  t.is(budget.used, 5 * frame + 5 * 64)
+  // maxQueuedBytes is per subscriber and counts each message whole: 1000 + 64 bytes each, so
+  // the slow one is past its 10 KiB at the tenth message while the fast one keeps up.
+  let n = 5
+  while (n < 20 && topics.publish('t', new Uint8Array(1000)) === 2) {
+    void fast.next()
+    n++
+  }
+  t.is(n, 9, 'the slow subscriber took 9 messages (9 × 1,064 B), not the tenth')
+  t.is(slow.queuedBytes, 9 * 1064)
+  void fast.next()
+  t.is(budget.used, 9 * frame + 9 * 64, 'what the slow one holds')
+  // It gets what it holds, then learns it was too slow ('close' policy, no connection).
+  for (let i = 0; i < 9; i++) void slow.next()
+  t.is(budget.used, 0)
+  await t.throwsAsync(slow.next(), { instanceOf: SlowSubscriberError })
+  fast.unsubscribe()
+  t.is(budget.used, 0)
 })
