@@ -16,6 +16,7 @@ import type { Connection } from '../driver/types.js'
 export type TopicMessage = Uint8Array | string
 import type { TopicsAdapter } from './adapter.js'
 import { Fifo } from '../fifo.js'
+import { memoryBudgetExhaustedChannel, publishBudgetExhausted, publishSlowSubscriber, slowSubscriberChannel } from '../diagnostics.js'
 
 /** What {@link Topics} does with a subscriber whose queue is full. */
 export type SlowSubscriberPolicy = 'close' | 'drop'
@@ -56,6 +57,9 @@ const ENTRY_OVERHEAD = 64
 /** The part of a memory budget topics use (the server's `memoryBudget`). */
 interface Budget {
   charge: (delta: number) => boolean
+  /** Bytes charged now, and the bound: for the diagnostics channel. */
+  readonly used: number
+  readonly limit: number
 }
 
 /**
@@ -250,8 +254,10 @@ export class Subscription implements AsyncIterableIterator<Uint8Array> {
     if (this.bytes + cost > maxQueued) {
       if (policy === 'drop') {
         this.dropped++
+        if (slowSubscriberChannel.hasSubscribers) publishSlowSubscriber(this.topic, this.conn, 'drop', this.bytes, this.dropped)
         return false
       }
+      if (slowSubscriberChannel.hasSubscribers) publishSlowSubscriber(this.topic, this.conn, 'close', this.bytes, this.dropped)
       this.tooSlow()
       return false
     }
@@ -261,7 +267,10 @@ export class Subscription implements AsyncIterableIterator<Uint8Array> {
     if (budget !== undefined) {
       this.charged += cost
       // The server's budget is spent: this subscriber fails as a connection would (1013).
-      if (!budget.charge(cost)) this.overBudget()
+      if (!budget.charge(cost)) {
+        if (memoryBudgetExhaustedChannel.hasSubscribers) publishBudgetExhausted(this.conn, this.topic, this.bytes, budget.used, budget.limit)
+        this.overBudget()
+      }
     }
     return true
   }
