@@ -22,6 +22,7 @@ import { acceptDeflateOffer, buildAcceptResponse, buildRejectResponse, Handshake
 import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions, type ResolvedDeflateOptions } from './extensions/permessage-deflate.js'
 import { CloseCode } from './protocol/close-codes.js'
 import { Topics, type TopicsOptions } from './topics/topics.js'
+import { handshakeRefusedChannel, publishRefused } from './diagnostics.js'
 import { DEFAULT_MEMORY_BUDGET, finishHandler, MemoryBudget, resolveLimits, WebSocketConnection, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver.js'
 
 /** A handler serves one connection; its promise settling closes it (1000, or 1011 if it threw). */
@@ -258,6 +259,7 @@ export class WebSocketServer {
           if (err instanceof HandshakeError) refusal = err
         }
       }
+      if (refusal !== undefined && handshakeRefusedChannel.hasSubscribers) publishRefused(refusal.status, refusal.message, this.addressOf(req.socket, req))
       // A plain HTTP request is not ours to serve.
       refusal ??= new HandshakeError(426, 'this is a WebSocket endpoint', { Upgrade: 'websocket' })
       const body = rejectBody(refusal.message)
@@ -330,7 +332,7 @@ export class WebSocketServer {
           return p === undefined || p === path
         })
         if (!taken && listeners.find((l) => attachedPaths.has(l)) === listener) {
-          const refuse = (): void => this.reject(socket, new HandshakeError(404, 'no WebSocket endpoint at this path'))
+          const refuse = (): void => this.reject(socket, new HandshakeError(404, 'no WebSocket endpoint at this path'), req)
           if (!this.afterEarlierResponses(socket, refuse)) refuse()
         }
         return
@@ -379,7 +381,7 @@ export class WebSocketServer {
     this.clearHandshakeTimer(socket)
     socket.on('error', ignoreError)
     if (this.state !== 'open' && !(this.state === 'draining' && underWay)) {
-      this.reject(socket, new HandshakeError(503, 'the server is shutting down'))
+      this.reject(socket, new HandshakeError(503, 'the server is shutting down'), req)
       return
     }
     let protocol: string | undefined
@@ -402,7 +404,7 @@ export class WebSocketServer {
       // message is never whole, and permessage-deflate inflates whole messages: not offered then.
       if (this.deflate !== undefined && this.handlers.get(protocol)!.stream === undefined) deflate = acceptDeflateOffer(upgrade.extensions, this.deflate.sharedCompressor ? { ...this.deflate.request, serverNoContextTakeover: true } : this.deflate.request)
     } catch (err) {
-      this.reject(socket, err instanceof HandshakeError ? err : new HandshakeError(400, 'bad upgrade request'))
+      this.reject(socket, err instanceof HandshakeError ? err : new HandshakeError(400, 'bad upgrade request'), req)
       return
     }
     const chosen = protocol
@@ -421,19 +423,19 @@ export class WebSocketServer {
       if (result === true) {
         this.accept(req, socket, head, key, chosen, url, deflate)
       } else if (result === false) {
-        this.reject(socket, new HandshakeError(403, 'forbidden'))
+        this.reject(socket, new HandshakeError(403, 'forbidden'), req)
       } else if (typeof result === 'object' && result !== null && (result.status === 401 || result.status === 403)) {
-        this.reject(socket, new HandshakeError(result.status, result.reason ?? (result.status === 401 ? 'unauthorized' : 'forbidden'), result.headers))
+        this.reject(socket, new HandshakeError(result.status, result.reason ?? (result.status === 401 ? 'unauthorized' : 'forbidden'), result.headers), req)
       } else {
         // Anything else is a bug in authorize: refuse, and say so in the log.
         this.logger.error({ result, remoteAddress: (socket as { remoteAddress?: string }).remoteAddress }, 'authorize returned neither a boolean nor { status: 401 | 403 }')
-        this.reject(socket, new HandshakeError(500, 'authorization failed'))
+        this.reject(socket, new HandshakeError(500, 'authorization failed'), req)
       }
     }, (err: unknown) => {
       this.clearHandshakeTimer(socket)
       if (socket.destroyed || socket.writableEnded) return
       this.logger.error({ err, remoteAddress: (socket as { remoteAddress?: string }).remoteAddress }, 'authorize threw')
-      this.reject(socket, new HandshakeError(500, 'authorization failed'))
+      this.reject(socket, new HandshakeError(500, 'authorization failed'), req)
     })
   }
 
@@ -441,7 +443,7 @@ export class WebSocketServer {
   private accept (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array, key: string, protocol: string, url: string, deflate: { params: DeflateParams, header: string } | undefined): void {
     if (socket.destroyed) return
     if (this.state !== 'open' && this.state !== 'draining') {
-      this.reject(socket, new HandshakeError(503, 'the server is shutting down'))
+      this.reject(socket, new HandshakeError(503, 'the server is shutting down'), req)
       return
     }
     const { handler, stream } = this.handlers.get(protocol)!
@@ -469,9 +471,10 @@ export class WebSocketServer {
     if (this.state === 'draining') conn.close(CloseCode.GoingAway, 'server shutting down')
   }
 
-  private reject (socket: NodeDuplex, error: HandshakeError): void {
+  private reject (socket: NodeDuplex, error: HandshakeError, req?: IncomingMessage): void {
     this.clearHandshakeTimer(socket)
     if (socket.destroyed) return
+    if (handshakeRefusedChannel.hasSubscribers) publishRefused(error.status, error.message, this.addressOf(socket, req))
     socket.on('error', ignoreError)
     socket.end(buildRejectResponse(error.status, error.message, error.headers))
     // Do not wait forever for the client to read the refusal.
@@ -506,6 +509,12 @@ export class WebSocketServer {
     owed.on('finish', finished)
     owed.on('close', finished)
     return true
+  }
+
+  /** The client's address as its connection would have it: by `X-Forwarded-For` under `trustProxy`, else the socket's. */
+  private addressOf (socket: NodeDuplex, req: IncomingMessage | undefined): string | undefined {
+    const forwarded = req !== undefined && this.trustedProxies > 0 ? forwardedFor(req.headers['x-forwarded-for'], this.trustedProxies) : undefined
+    return forwarded ?? (socket as { remoteAddress?: string }).remoteAddress
   }
 
   /** Start (or restart) `socket`'s handshake timer, `spent` ms of it already gone. */

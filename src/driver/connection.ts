@@ -27,6 +27,7 @@ import { SHARED_REF_COST, SharedOutput, shareOf } from './shared.js'
 import { isText } from './text.js'
 import { resolveLimits, type CloseInfo, type ConnectionStats, type DriverOptions, type Logger, type OutgoingMessage, type ResolvedLimits, type StreamedMessage } from './types.js'
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../protocol/session.js'
+import { connectionCloseChannel, connectionOpenChannel, heartbeatDropChannel, memoryBudgetExhaustedChannel, publishBudgetExhausted, publishClose, publishHeartbeatDrop, publishOpen } from '../diagnostics.js'
 
 function allocUnsafe (size: number): Uint8Array {
   return Buffer.allocUnsafe(size)
@@ -182,6 +183,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
       this.heartbeatDue = now + this.config.heartbeatInterval
       heartbeatSweeper(Math.min(this.config.heartbeatInterval, this.config.heartbeatTimeout)).add(this)
     }
+    // After the 101, before the handler (or connect()'s caller) gets the connection.
+    if (connectionOpenChannel.hasSubscribers) publishOpen(this, this.role, this.protocol, this.remoteAddress)
   }
 
   /**
@@ -706,6 +709,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     this.sharedRefused = false
     if ((budget.charge(delta) && !refused) || this.socketClosed || this.protocolError !== undefined) return
     this.logger?.warn({ remoteAddress: this.remoteAddress, held, used: budget.used, limit: budget.limit }, 'memory budget exhausted: failing the connection that needed more (1013)')
+    if (memoryBudgetExhaustedChannel.hasSubscribers) publishBudgetExhausted(this, undefined, held, budget.used, budget.limit)
     const events = this.session.failWith(new ProtocolError('WS_ERR_MEMORY_BUDGET'))
     for (let i = 0; i < events.length; i++) this.onEvent(events[i])
     const after = this.held()
@@ -922,6 +926,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     for (const p of pings) p.reject(new ConnectionClosedError('the connection closed before the pong', info.code))
     this.closeInfo = info
     this.resolveClosed?.(info)
+    if (connectionCloseChannel.hasSubscribers) publishClose(this, this.role, info.code, info.reason, info.wasClean)
     this.onClosed?.(this)
   }
 
@@ -975,6 +980,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
         this.logger?.debug({ remoteAddress: this.remoteAddress, paused: this.readingPaused }, this.readingPaused
           ? 'nothing read or written within the heartbeat interval + timeout: dropping the peer'
           : 'no pong within the heartbeat timeout: dropping the peer')
+        if (heartbeatDropChannel.hasSubscribers) publishHeartbeatDrop(this, this.role, this.readingPaused ? 'stalled' : 'pong-timeout')
         this.socket.destroy()
         return
       case 'ping':

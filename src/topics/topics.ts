@@ -17,6 +17,7 @@ import type { Connection } from '../driver/types.js'
 export type TopicMessage = Uint8Array | string
 import type { TopicsAdapter } from './adapter.js'
 import { Fifo } from '../fifo.js'
+import { memoryBudgetExhaustedChannel, publishBudgetExhausted, publishSlowSubscriber, slowSubscriberChannel } from '../diagnostics.js'
 
 /** What {@link Topics} does with a subscriber whose queue is full. */
 export type SlowSubscriberPolicy = 'close' | 'drop'
@@ -59,6 +60,9 @@ interface Budget {
   charge: (delta: number) => boolean
   hold: (shared: SharedBytes) => boolean
   release: (shared: SharedBytes) => void
+  /** Bytes charged now, and the bound: for the diagnostics channel. */
+  readonly used: number
+  readonly limit: number
 }
 
 /**
@@ -261,15 +265,20 @@ export class Subscription implements AsyncIterableIterator<Uint8Array> {
     if (this.bytes + cost > maxQueued) {
       if (policy === 'drop') {
         this.dropped++
+        if (slowSubscriberChannel.hasSubscribers) publishSlowSubscriber(this.topic, this.conn, 'drop', this.bytes, this.dropped)
         return false
       }
+      if (slowSubscriberChannel.hasSubscribers) publishSlowSubscriber(this.topic, this.conn, 'close', this.bytes, this.dropped)
       this.tooSlow()
       return false
     }
     this.queue.push(message)
     this.bytes += cost
     // The server's budget is spent: this subscriber fails as a connection would (1013).
-    if (this.budget !== undefined && !this.charge(message)) this.overBudget()
+    if (this.budget !== undefined && !this.charge(message)) {
+      if (memoryBudgetExhaustedChannel.hasSubscribers) publishBudgetExhausted(this.conn, this.topic, this.bytes, this.budget.used, this.budget.limit)
+      this.overBudget()
+    }
     return true
   }
 
