@@ -68,18 +68,18 @@ test('the server\'s zlib budget is shared by its connections: one that spent it 
   const options: PerMessageDeflateOptions = { connectionBudget: Infinity, serverBudget: 2 * MiB }
   const done = new Map<string, { n: number, conn: Connection }>()
   const { port } = await startServer(t, {
-    a: counting(4, MiB, (n, conn) => done.set('a', { n, conn })),
+    a: counting(6, MiB, (n, conn) => done.set('a', { n, conn })),
     b: counting(1, MiB, (n, conn) => done.set('b', { n, conn }))
   }, { perMessageDeflate: options, heartbeat: false })
   const a = await RawClient.connect(port, { protocol: 'a', headers: DEFLATE })
   const b = await RawClient.connect(port, { protocol: 'b', headers: DEFLATE })
-  // Each connection alone has no limit; a's 4 MiB are over the server's 2 MiB a second (and a
-  // second's worth at once), so its last message waits, and so does b's after it.
-  a.send(Buffer.concat([bomb(MiB), bomb(MiB), bomb(MiB), bomb(MiB)]))
+  // Each connection alone has no limit; a's 6 MiB are over the server's 2 MiB a second (and a
+  // second's worth at once), so its last messages wait, and so does b's after them.
+  a.send(Buffer.concat(Array.from({ length: 6 }, () => bomb(MiB))))
   await within((async () => { while (!done.has('a')) await new Promise((resolve) => setTimeout(resolve, 10)) })(), 20_000, 'a\'s messages')
   b.send(bomb(MiB, 0x62))
   await within((async () => { while (!done.has('b')) await new Promise((resolve) => setTimeout(resolve, 10)) })(), 20_000, 'b\'s message')
-  t.is(done.get('a')!.n, 4)
+  t.is(done.get('a')!.n, 6)
   t.is(done.get('b')!.n, 1)
   t.true(done.get('a')!.conn.stats().compressionWaits > 0, 'a waited for the server\'s budget it spent')
   t.true(done.get('b')!.conn.stats().compressionWaits > 0, 'b waited for the server\'s budget a spent')
