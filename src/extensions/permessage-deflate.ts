@@ -24,7 +24,7 @@ import type { DeflateParams, DeflateRequest } from '../handshake.js'
 import { ProtocolError } from '../protocol/errors.js'
 import type { MessageCompression } from '../protocol/extension.js'
 import type { Role } from '../protocol/frame-parser.js'
-import { cancelOffLoop, chargeFor, runOffLoop, ZlibBudget, type OffLoopJob } from './zlib-work.js'
+import { cancelOffLoop, chargeFor, FREE_RATIO, runOffLoop, ZlibBudget, type OffLoopJob } from './zlib-work.js'
 
 /** Options of permessage-deflate, for the server and the client (`perMessageDeflate`). */
 export interface PerMessageDeflateOptions extends DeflateRequest {
@@ -447,9 +447,9 @@ export class PerMessageDeflate implements MessageCompression {
     return this.inflateSmall(input, compressed, maxSize)
   }
 
-  /** Inflate at once what is free and small (at most {@link SYNC_INFLATE} and 16 × its compressed size); else leave it for later. */
+  /** Inflate at once what is free and small (at most {@link SYNC_INFLATE} and {@link FREE_RATIO} × its compressed size); else leave it for later. */
   private inflateSmall (input: Buffer, compressed: number, maxSize: number): Uint8Array | undefined {
-    const limit = Math.min(maxSize, SYNC_INFLATE, Math.max(1, 16 * compressed))
+    const limit = Math.min(maxSize, SYNC_INFLATE, Math.max(1, FREE_RATIO * compressed))
     const out = this.inflateNow(input, compressed, maxSize, limit)
     if (out === undefined) this.pending = { input, compressed, tooBig: true }
     else this.room -= out.length
