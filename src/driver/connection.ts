@@ -18,6 +18,9 @@ import { Session, type SessionEvent } from '../protocol/session.js'
 import { fillMask } from '../crypto.js'
 import { ConnectionClosedError } from '../errors.js'
 import { SHARED_MIN, type MemoryBudget, type SharedBytes } from './budget.js'
+import { PENDING, PerMessageDeflate, type CompressedPayload } from '../extensions/permessage-deflate.js'
+import { Fifo } from '../fifo.js'
+import { ITEM_OVERHEAD } from '../protocol/gather.js'
 import { heartbeatSweeper, judge } from './heartbeat.js'
 import { MessageSource, type IncomingOwner } from './incoming.js'
 import { SinkPump, isStreamedMessage, openStream, stopIterator, type ChunkIterator, type SinkOwner } from './sink.js'
@@ -39,6 +42,11 @@ const EMPTY = new Uint8Array(0)
 /** What a streamed `send()` sees when the connection starts closing while it waits for a chunk. */
 const ABORTED = Symbol('aborted')
 function noop (): void {}
+
+/** What waits to be sent behind a message being compressed off the event loop: a message, or a streamed message's chunk. */
+type Outgoing =
+  | { readonly kind: 'message', readonly data: Uint8Array, readonly binary: boolean, readonly broadcast: boolean }
+  | { readonly kind: 'chunk', readonly data: Uint8Array, readonly text: boolean, readonly last: boolean }
 
 /**
  * The driver: one per socket. Implements {@link Connection}, or in stream mode
@@ -83,6 +91,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
 
   private peakOut = 0
   private pauseCount = 0
+  private compressionWaits = 0
   private heartbeatPings = 0
   private pausedForQueue = false
   private pausedForWrite = false
@@ -93,6 +102,30 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   private flushScheduled = false
   /** Inside onData, which flushes when it is done: no need to schedule a flush. */
   private handling = false
+  /** The negotiated permessage-deflate, whose large messages this driver runs off the event loop. */
+  private readonly deflate: PerMessageDeflate | undefined
+  /** Largest message inflated (the session's limit, enforced off the loop by the extension). */
+  private readonly maxInflated: number
+  /**
+   * A compressed message was left for later (the session holds what came after it): reading is
+   * paused until it is inflated. What it waits for: room in the receive queue, the zlib budget
+   * (a timer), or its job off the loop; undefined: nothing yet.
+   */
+  private inflating = false
+  private inflateWait: 'room' | 'timer' | 'job' | undefined
+  private inflateTimer: NodeJS.Timeout | undefined
+  private readonly onInflated: ((error: ProtocolError | undefined, data: Uint8Array | undefined) => void) | undefined
+  /** This connection's zlib budget is spent: reading is paused until it recovers (a timer). */
+  private pausedForZlib = false
+  private zlibTimer: NodeJS.Timeout | undefined
+  /** The message being compressed off the loop, and what waits behind it in order; undefined when none is. */
+  private compressing: Outgoing | undefined
+  private outgoing: Fifo<Outgoing> | undefined
+  /** What those hold: their bytes plus an item's overhead each. */
+  private outgoingBytes = 0
+  private readonly onDeflated: ((payload: CompressedPayload | undefined) => void) | undefined
+  /** A close of ours asked for while messages are being compressed: sent once they are. */
+  private closeAfterOutgoing: { code: number, reason: string } | undefined
   private pump: SinkPump | undefined
   private doneCheckScheduled = false
   /** `send()` was used: `sink` may not be. */
@@ -159,6 +192,14 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
       streamMessages: stream !== undefined
     })
     this.maxOutFrame = limits.maxFrameSize ?? limits.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE
+    this.maxInflated = limits.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE
+    if (options.compression instanceof PerMessageDeflate) {
+      // Large messages are ours to compress and inflate, off the event loop and within the budgets.
+      this.deflate = options.compression
+      this.deflate.offLoop = true
+      this.onInflated = (error, data) => { this.inflated(error, data) }
+      this.onDeflated = (payload) => { this.deflated(payload) }
+    }
     if (stream !== undefined) {
       this.source = new StreamSource(this, this.config.receiveHigh, this.config.receiveLow)
       this.ownMessages = undefined
@@ -228,7 +269,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
       peakQueuedOutBytes: this.peakOut,
       pauses: this.pauseCount,
       heartbeatPings: this.heartbeatPings,
-      heldBytes: this.held()
+      heldBytes: this.held(),
+      compressionWaits: this.compressionWaits
     }
   }
 
@@ -248,9 +290,15 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     if (!isValidCloseCode(code)) throw new RangeError(`close code ${code} may not be sent: use 1000, 1001-1003, 1007-1014 or 3000-4999 (RFC 6455 §7.4)`)
     if (typeof reason !== 'string') throw new TypeError('a close reason must be a string')
     if (Buffer.byteLength(reason) > 123) throw new RangeError('a close reason is at most 123 bytes of UTF-8 (RFC 6455 §5.5)')
-    if (this.socketClosed || this.session.closing) return
+    if (this.socketClosed || this.session.closing || this.closeAfterOutgoing !== undefined) return
     // A close already owed to the peer (its close, or its protocol error) takes precedence.
     if (this.sendOwedClose()) return
+    if (this.compressing !== undefined) {
+      // The messages already given to send go first (DESIGN "Closing"); nothing more is taken.
+      this.closeAfterOutgoing = { code, reason }
+      this.stopSink()
+      return
+    }
     this.session.sendClose(code, reason)
     this.onLocalClose(code, reason)
   }
@@ -309,6 +357,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   sendOwedClose (): boolean {
     const owed = this.session.pendingClose
     if (owed === undefined || this.socketClosed) return false
+    // The peer closed or failed: what was still being compressed is dropped, as later writes are.
+    this.dropZlibWork()
     this.session.sendPendingClose()
     this.ourClose ??= { code: owed.code ?? CloseCode.NoStatusReceived, reason: owed.reason }
     this.stopSink()
@@ -375,7 +425,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   }
 
   get sendingStopped (): boolean {
-    return this.socketClosed || this.session.closing
+    return this.socketClosed || this.session.closing || this.closeAfterOutgoing !== undefined
   }
 
   get dropWhenFull (): boolean {
@@ -383,6 +433,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   }
 
   outputFull (): boolean {
+    // Messages being compressed go first: the sink waits for them (order), and wakes when they are sent.
+    if (this.compressing !== undefined) return true
     if (this.queuedOut() < this.config.sendHigh) return false
     this.flush()
     return this.socket.writableLength >= this.config.sendHigh
@@ -399,6 +451,11 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   queueFull (full: boolean): void {
     this.pausedForQueue = full
     this.updateReading()
+    // A compressed message waited for room: on the next turn, not inside the consumer's next().
+    if (!full && this.inflateWait === 'room') {
+      this.inflateWait = undefined
+      setImmediate(inflateWhenRoom, this)
+    }
   }
 
   onQueueEmptied (): void {
@@ -537,6 +594,13 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     if (!(data instanceof Uint8Array)) throw new TypeError('a chunk of a streamed message must be a Uint8Array or a string')
     if (data.length === 0 && !last) return
     this.lastData = data.length
+    if (this.compressing !== undefined) this.pushOutgoing({ kind: 'chunk', data, text, last })
+    else this.writeChunk(data, text, last)
+    this.queued()
+  }
+
+  /** Queue a chunk of a streamed message as fragments (§5.4). */
+  private writeChunk (data: Uint8Array, text: boolean, last: boolean): void {
     const max = this.maxOutFrame
     let at = 0
     do {
@@ -544,12 +608,12 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
       this.session.sendChunk(at === 0 && end === data.length ? data : data.subarray(at, end), !text, last && end === data.length)
       at = end
     } while (at < data.length)
-    this.queued()
   }
 
   /** End a streamed message: an empty final fragment (the chunks' end is known only after the last). */
   endStream (text: boolean): void {
-    this.session.sendChunk(EMPTY, !text, true)
+    if (this.compressing !== undefined) this.pushOutgoing({ kind: 'chunk', data: EMPTY, text, last: true })
+    else this.session.sendChunk(EMPTY, !text, true)
     this.queued()
   }
 
@@ -562,7 +626,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   /** What `send()` and `ping()` reject with once the connection is closing. */
   closingError (): ConnectionClosedError {
     // The code `closed` settles with: the side that closed first (or the close owed to the peer).
-    const code = this.closeInfo?.code ?? (this.closedFirstByUs ? this.ourClose?.code : this.peerClose?.code) ?? this.ourClose?.code ?? this.session.pendingClose?.code ?? CloseCode.Abnormal
+    const code = this.closeInfo?.code ?? (this.closedFirstByUs ? this.ourClose?.code : this.peerClose?.code) ?? this.ourClose?.code ?? this.session.pendingClose?.code ?? this.closeAfterOutgoing?.code ?? CloseCode.Abnormal
     return new ConnectionClosedError('the connection is closing', code)
   }
 
@@ -582,16 +646,19 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   queueMessage (message: OutgoingMessage): void {
     if (typeof message === 'string') {
       const data = Buffer.from(message)
-      this.session.sendText(data)
       this.lastData = data.length
+      this.sendData(data, false, false)
     } else if (message instanceof Uint8Array) {
       this.lastData = message.length
       const session = this.session
       // A prepared message (a broadcast) carries its frame, encoded once for every connection.
-      // A session that must transform each payload (an extension) encodes it here instead.
+      // A session that must transform each payload (an extension) compresses it instead, once for
+      // all connections that negotiated alike.
       const prepared = preparedShare(message)
       if (prepared !== undefined && session.acceptsEncoded) {
         if (session.sendEncoded(prepared.bytes)) this.holdShared(prepared)
+      } else if (this.deflate !== undefined) {
+        this.sendData(message, !isText(message), prepared !== undefined)
       } else if (this.budget !== undefined && session.queuesByReference(message.length)) {
         // Queued by reference: the same message sent on many connections is held once.
         if (session.send(message, !isText(message))) this.holdShared(shareOf(message))
@@ -607,7 +674,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   /** Queue a message polled from this connection's own source (an echo), text if it came as text. */
   queueEcho (message: Uint8Array, text: boolean): void {
     this.lastData = message.length
-    this.session.send(message, !text)
+    this.sendData(message, !text, false)
     this.queued()
   }
 
@@ -617,7 +684,193 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     if (!(this.shared ??= new SharedOutput()).add(shared, this.budget)) this.sharedRefused = true
   }
 
+  /**
+   * Queue one whole message: compressed by the extension when one was negotiated — at once when
+   * it is small, else off the event loop, with what is sent after it waiting its turn.
+   */
+  private sendData (data: Uint8Array, binary: boolean, broadcast: boolean): void {
+    const z = this.deflate
+    if (z === undefined) {
+      this.session.send(data, binary)
+      return
+    }
+    if (this.compressing !== undefined) {
+      this.pushOutgoing({ kind: 'message', data, binary, broadcast })
+      return
+    }
+    const payload = z.deflate(data, broadcast, this.onDeflated!)
+    if (payload === PENDING) {
+      this.compressing = { kind: 'message', data, binary, broadcast }
+      this.outgoingBytes += data.length + ITEM_OVERHEAD
+      return
+    }
+    this.session.sendCompressed(data, binary, payload)
+  }
+
+  private pushOutgoing (item: Outgoing): void {
+    ;(this.outgoing ??= new Fifo()).push(item)
+    this.outgoingBytes += item.data.length + ITEM_OVERHEAD
+  }
+
+  /** The message being compressed off the loop is: send it, then what waited behind it, up to the next that must wait. */
+  private deflated (payload: CompressedPayload | undefined): void {
+    const done = this.compressing
+    if (done === undefined || done.kind !== 'message' || this.socketClosed) return
+    this.compressing = undefined
+    this.outgoingBytes -= done.data.length + ITEM_OVERHEAD
+    this.session.sendCompressed(done.data, done.binary, payload)
+    const z = this.deflate!
+    const outgoing = this.outgoing
+    let item: Outgoing | undefined
+    while (outgoing !== undefined && (item = outgoing.shift()) !== undefined) {
+      this.outgoingBytes -= item.data.length + ITEM_OVERHEAD
+      if (item.kind === 'chunk') {
+        this.writeChunk(item.data, item.text, item.last)
+        continue
+      }
+      const next = z.deflate(item.data, item.broadcast, this.onDeflated!)
+      if (next === PENDING) {
+        this.compressing = item
+        this.outgoingBytes += item.data.length + ITEM_OVERHEAD
+        break
+      }
+      this.session.sendCompressed(item.data, item.binary, next)
+    }
+    if (this.compressing === undefined) this.outgoing = undefined
+    this.flush()
+    this.checkZlibBudget()
+    if (this.compressing !== undefined) return
+    const close = this.closeAfterOutgoing
+    if (close !== undefined) {
+      this.closeAfterOutgoing = undefined
+      this.closeWith(close.code, close.reason)
+      return
+    }
+    // Whoever waited for these to go (the sink, send()) goes on.
+    this.pump?.onDrain()
+    if (this.sendWaiters !== undefined && !this.outputFull()) this.settleSendWaiters(true)
+  }
+
+  /** The peer's close or the socket's end: compressions under way and messages behind them are dropped, and inflating stops. */
+  private dropZlibWork (): void {
+    const z = this.deflate
+    if (z === undefined) return
+    this.stopInflating()
+    z.cancel()
+    this.compressing = undefined
+    this.outgoing = undefined
+    this.outgoingBytes = 0
+    if (this.zlibTimer !== undefined) clearTimeout(this.zlibTimer)
+    this.zlibTimer = undefined
+    this.pausedForZlib = false
+  }
+
+  /**
+   * Inflate the compressed message the session left for later, once the receive queue has room
+   * and the budgets allow: at once if it turns out small, else off the loop. Each one's bytes
+   * go back to the session, which hands out what came after it (and maybe leaves the next one).
+   */
+  inflateLater (): void {
+    const z = this.deflate!
+    while (this.inflating && this.inflateWait === undefined && !this.socketClosed) {
+      // RFC 7692 leaves the pace to us: the queue is past its mark, so this waits for its low mark.
+      if (this.pausedForQueue) {
+        this.inflateWait = 'room'
+        return
+      }
+      let result: Uint8Array | number | undefined
+      try {
+        result = z.inflateLater(this.maxInflated, this.onInflated!)
+      } catch (err) {
+        this.inflated(err as ProtocolError, undefined)
+        continue
+      }
+      if (result === undefined) {
+        this.inflateWait = 'job'
+        return
+      }
+      if (typeof result === 'number') {
+        // Counted once per wait, not per look.
+        if (this.inflateTimer === undefined) this.compressionWaits++
+        this.inflateWait = 'timer'
+        // Looked at again within BUDGET_RECHECK: what an inflate was charged ahead is given back when it ends.
+        this.inflateTimer = setTimeout(inflateTimerFired, Math.min(result, BUDGET_RECHECK), this)
+        return
+      }
+      this.inflateTimer = undefined
+      this.inflated(undefined, result)
+    }
+  }
+
+  /** The budget wait is over: try again. */
+  onInflateTimer (): void {
+    if (this.inflateWait !== 'timer') return
+    this.inflateWait = undefined
+    this.inflateLater()
+    // Still waiting (a new timer was set), or done waiting.
+    if (this.inflateWait !== 'timer') this.inflateTimer = undefined
+  }
+
+  /** The message left for later is inflated (or failed): the session gets its bytes and goes on with what came after. */
+  private inflated (error: ProtocolError | undefined, data: Uint8Array | undefined): void {
+    if (this.socketClosed || !this.inflating) return
+    if (!this.session.awaitingDecompressed) {
+      // The session failed meanwhile (the memory budget): nothing more is handled.
+      this.stopInflating()
+      return
+    }
+    this.inflating = false
+    const wasJob = this.inflateWait === 'job'
+    this.inflateWait = undefined
+    let events: SessionEvent[]
+    if (error !== undefined) {
+      events = this.session.failWith(error instanceof ProtocolError ? error : new ProtocolError('WS_ERR_INTERNAL'))
+    } else {
+      // What follows may be inflated at once up to the mark, this message counted.
+      this.deflate!.room = this.config.receiveHigh - this.source.cost - data!.length - ITEM_OVERHEAD
+      events = this.session.decompressed(data!)
+    }
+    this.handleEvents(events)
+    if (!this.inflating) this.updateReading()
+    // Off the loop, the next one (if the session left one) is started here; at once, by the caller's loop.
+    if (wasJob && this.inflating) this.inflateLater()
+  }
+
+  /** The session handles nothing more: the message left for later is not inflated. */
+  private stopInflating (): void {
+    this.inflating = false
+    this.inflateWait = undefined
+    if (this.inflateTimer !== undefined) clearTimeout(this.inflateTimer)
+    this.inflateTimer = undefined
+    this.deflate?.cancelInflate()
+  }
+
+  /** This connection's zlib budget is spent: stop reading from it until it has recovered. */
+  private checkZlibBudget (): void {
+    const z = this.deflate
+    if (z === undefined || this.pausedForZlib || this.socketClosed) return
+    const wait = z.budget.wait()
+    if (wait === 0) return
+    this.pausedForZlib = true
+    this.compressionWaits++
+    this.updateReading()
+    this.zlibTimer = setTimeout(zlibTimerFired, Math.min(wait, BUDGET_RECHECK), this)
+  }
+
+  /** The budget's wait is over: read again, unless it is still spent (then look again later). */
+  onZlibTimer (): void {
+    this.zlibTimer = undefined
+    const wait = this.deflate!.budget.wait()
+    if (wait > 0 && !this.socketClosed) {
+      this.zlibTimer = setTimeout(zlibTimerFired, Math.min(wait, BUDGET_RECHECK), this)
+      return
+    }
+    this.pausedForZlib = false
+    this.updateReading()
+  }
+
   private queued (): void {
+    if (this.deflate !== undefined && !this.handling) this.checkZlibBudget()
     if (this.session.pendingOutput >= 65536) this.flush()
     else if (!this.handling) this.scheduleFlush()
   }
@@ -693,7 +946,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     const shared = this.shared
     // At least 0: the socket drops what it wrote from its length just before the write callbacks run.
     if (shared !== undefined && shared.count > 0) out = Math.max(0, out - shared.bytes) + shared.count * SHARED_REF_COST
-    return this.session.heldBytes + this.source.cost + out
+    return this.session.heldBytes + this.source.cost + out + this.outgoingBytes
   }
 
   /**
@@ -721,7 +974,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     // After a failure nothing more is parsed (§7.1.7): until our close is sent, what the peer
     // still sends stays in the kernel rather than be read and thrown away. Then reading resumes,
     // so the peer's end of TCP is seen.
-    const pause = this.pausedForQueue || this.pausedForWrite || (this.protocolError !== undefined && this.session.pendingClose !== undefined)
+    const pause = this.pausedForQueue || this.pausedForWrite || this.inflating || this.pausedForZlib || (this.protocolError !== undefined && this.session.pendingClose !== undefined)
     if (pause === this.readingPaused || this.socketClosed) return
     this.readingPaused = pause
     if (pause) {
@@ -734,9 +987,16 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
 
   onData (chunk: Uint8Array): void {
     this.seen = true
+    const z = this.deflate
+    // What this read may inflate at once: up to the receive queue's mark (then the rest waits).
+    if (z !== undefined) z.room = this.config.receiveHigh - this.source.cost
     // Messages are handed out as plain Uint8Arrays (not Buffers), so they print and compare
     // like the bytes a user makes: one view per read, and the frames inside it are views of it.
-    const events = this.session.receive(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+    this.handleEvents(this.session.receive(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)))
+    if (this.inflating && this.inflateWait === undefined) this.inflateLater()
+  }
+
+  private handleEvents (events: SessionEvent[]): void {
     // Replies made while these events are handed out (an echo) leave in the flush below.
     this.handling = true
     try {
@@ -748,6 +1008,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
       this.handling = false
     }
     if (this.budget !== undefined) this.charge()
+    if (this.deflate !== undefined) this.checkZlibBudget()
   }
 
   private onEvent (event: SessionEvent): void {
@@ -762,6 +1023,11 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
       }
       case 'chunk':
         (this.source as StreamSource).push(event.data, !event.binary, event.first, event.last)
+        return
+      case 'compressed':
+        // Left for later (large, or no room): inflated by inflateLater(); until then, nothing is read.
+        this.inflating = true
+        this.updateReading()
         return
       case 'ping':
         return
@@ -778,6 +1044,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
         return
       case 'error':
         this.protocolError = event.error
+        // Nothing after the bad frame is handled: a message left for later is dropped.
+        if (this.inflating) this.stopInflating()
         // The session stops parsing once a close crosses, so no close of ours precedes this one.
         this.ourClose = { code: event.error.closeCode, reason: event.error.message }
         this.closedFirstByUs = true
@@ -895,6 +1163,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.timer = undefined
     this.stopHeartbeat()
+    this.dropZlibWork()
     const clean = this.peerClose !== undefined && this.session.closing && this.protocolError === undefined && this.socketError === undefined
     let info: CloseInfo
     // `closed` reports the code of the side that closed first.
@@ -1007,9 +1276,15 @@ function flushLater (conn: WebSocketConnection): void { conn.flush() }
 function timerFired (conn: WebSocketConnection): void { conn.onTimer() }
 function replyLater (conn: WebSocketConnection): void { conn.sendOwedClose() }
 function doneCheck (conn: WebSocketConnection): void { conn.closeIfDone() }
+function inflateWhenRoom (conn: WebSocketConnection): void { conn.inflateLater() }
+function inflateTimerFired (conn: WebSocketConnection): void { conn.onInflateTimer() }
+function zlibTimerFired (conn: WebSocketConnection): void { conn.onZlibTimer() }
 
 /** How long the close owed to a peer waits for the handler to read what came before it. */
 const REPLY_GRACE = 1000
+
+/** A connection waiting for a zlib budget looks again at least this often (ms). */
+const BUDGET_RECHECK = 100
 
 /** Reading stops when this many times `sendHighWaterMark` waits to be sent. */
 const READ_STOP_FACTOR = 4

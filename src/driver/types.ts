@@ -149,6 +149,8 @@ export interface ConnectionStats {
   heartbeatPings: number
   /** Memory held for this connection now, as a server's `memoryBudget` counts it: partial frames and messages, the receive queue, output. */
   heldBytes: number
+  /** Times reading paused because a permessage-deflate budget (the connection's or the server's) was spent. */
+  compressionWaits: number
 }
 
 /**

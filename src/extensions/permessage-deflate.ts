@@ -1,27 +1,30 @@
 /**
  * permessage-deflate (RFC 7692) for the Node driver: the {@link MessageCompression} the session
- * calls for each compressed message, on zlib's synchronous API.
+ * calls for each compressed message, and the work the driver hands off the event loop.
  *
- * Why synchronous: no zlib stream lives between messages. Each message is one zlib call whose
- * state is made and freed inside it, so at most one zlib context exists in the process at any
- * moment (whatever the number of connections), nothing is ever queued on the thread pool, a
- * mass disconnect can leave no handle or job behind, and message order is kept for free.
- * Context takeover (§7.1.1) is kept as plain bytes: the last 2^windowBits bytes of what went
- * through each direction, given to zlib as its preset dictionary — a window the peer's
- * compressor also has, so back-references into it decode the same. An idle connection holds
- * those windows and nothing else; with no context takeover, nothing at all.
- * The price: a message's zlib work runs on the event loop, bounded by `maxMessageSize`
- * (docs/protocol.md gives the measured figures).
+ * No zlib stream lives between messages. Each message is one zlib call whose state is made and
+ * freed inside it, so an idle connection holds no zlib state, a mass disconnect leaves no handle
+ * behind, and context takeover (§7.1.1) is kept as plain bytes: the last 2^windowBits bytes of
+ * what went through each direction, given to zlib as its preset dictionary — a window the peer's
+ * compressor also has, so back-references into it decode the same.
+ *
+ * Small messages (the common case) are done at once, with zlib's synchronous API: a message of
+ * up to {@link SYNC_DEFLATE} bytes, an inflated output of up to {@link SYNC_INFLATE} bytes. Under
+ * the driver ({@link PerMessageDeflate.offLoop}), larger ones run on libuv's thread pool, one job
+ * at a time in the process ({@link runOffLoop}), so no message holds the event loop for more than
+ * a few milliseconds; and the work is budgeted ({@link ZlibBudget}): per connection and per
+ * server, in bytes per second beyond what the compressed bytes pay for ({@link chargeFor}).
  *
  * @packageDocumentation
  */
 
 import { Buffer } from 'node:buffer'
-import { constants, deflateRawSync, inflateRawSync } from 'node:zlib'
+import { constants, createDeflateRaw, createInflateRaw, deflateRawSync, inflateRawSync, type ZlibOptions } from 'node:zlib'
 import type { DeflateParams, DeflateRequest } from '../handshake.js'
 import { ProtocolError } from '../protocol/errors.js'
 import type { MessageCompression } from '../protocol/extension.js'
 import type { Role } from '../protocol/frame-parser.js'
+import { cancelOffLoop, chargeFor, FREE_RATIO, runOffLoop, ZlibBudget, type OffLoopJob } from './zlib-work.js'
 
 /** Options of permessage-deflate, for the server and the client (`perMessageDeflate`). */
 export interface PerMessageDeflateOptions extends DeflateRequest {
@@ -53,6 +56,20 @@ export interface PerMessageDeflateOptions extends DeflateRequest {
    * one before it — a broadcast — is compressed once for every connection. Default false.
    */
   sharedCompressor?: boolean
+  /**
+   * Bytes of zlib work per second one connection may cause: each message inflated or deflated
+   * counts its uncompressed size less 16 × its compressed size (so ordinary traffic counts
+   * nothing and a decompression bomb nearly all of it). While a connection is over it, it is not
+   * read from (backpressure, not a close). Up to one second's worth may be used at once.
+   * `Infinity` for no limit. Default 8 MiB.
+   */
+  connectionBudget?: number
+  /**
+   * The same for all the connections of a server together: while the server is over it, a
+   * message that would need more waits, and its connection is not read from meanwhile.
+   * `Infinity` for no limit. Server only. Default 16 MiB.
+   */
+  serverBudget?: number
 }
 
 /** Defaults of {@link PerMessageDeflateOptions}. */
@@ -66,7 +83,11 @@ export const DEFAULT_DEFLATE_OPTIONS = {
   /** {@link PerMessageDeflateOptions.level}: zlib's default, 6. */
   level: 6,
   /** {@link PerMessageDeflateOptions.memLevel}: zlib's default, 8. */
-  memLevel: 8
+  memLevel: 8,
+  /** {@link PerMessageDeflateOptions.connectionBudget}: 8 MiB of zlib work per second. */
+  connectionBudget: 8 * 1024 * 1024,
+  /** {@link PerMessageDeflateOptions.serverBudget}: 16 MiB of zlib work per second. */
+  serverBudget: 16 * 1024 * 1024
 } as const
 
 /** {@link PerMessageDeflateOptions} checked, with every default filled in. */
@@ -75,8 +96,16 @@ export interface ResolvedDeflateOptions {
   readonly level: number
   readonly memLevel: number
   readonly sharedCompressor: boolean
+  /** Bytes of zlib work per second for each connection. */
+  readonly connectionBudget: number
+  /** The server's budget, shared by its connections (made once per server); none for a client. */
+  readonly serverBudget: ZlibBudget | undefined
   /** What to ask of the peer in the negotiation. */
   readonly request: DeflateRequest
+}
+
+function checkRate (name: string, value: number | undefined): void {
+  if (value !== undefined && !(typeof value === 'number' && value > 0)) throw new RangeError(`perMessageDeflate.${name} must be a positive number of bytes per second (Infinity for no limit)`)
 }
 
 function checkInt (name: string, value: number | undefined, min: number, max: number): void {
@@ -85,8 +114,9 @@ function checkInt (name: string, value: number | undefined, min: number, max: nu
 
 /**
  * Check `option` (`true` for the defaults) and fill in the defaults; `undefined` when off. A
- * server (`role` `'server'`) asks for 12-bit windows unless told otherwise; a client asks for
- * nothing it was not told to.
+ * server (`role` `'server'`) asks for 12-bit windows unless told otherwise, and gets its
+ * server-wide zlib budget here (so call this once per server); a client asks for nothing it was
+ * not told to.
  */
 export function resolveDeflateOptions (option: boolean | PerMessageDeflateOptions | undefined, role: Role = 'client'): ResolvedDeflateOptions | undefined {
   if (option === undefined || option === false) return undefined
@@ -96,6 +126,8 @@ export function resolveDeflateOptions (option: boolean | PerMessageDeflateOption
   checkInt('memLevel', o.memLevel, 1, 9)
   checkInt('serverMaxWindowBits', o.serverMaxWindowBits, 8, 15)
   checkInt('clientMaxWindowBits', o.clientMaxWindowBits, 8, 15)
+  checkRate('connectionBudget', o.connectionBudget)
+  checkRate('serverBudget', o.serverBudget)
   const request: DeflateRequest = {}
   if (o.serverNoContextTakeover === true) request.serverNoContextTakeover = true
   if (o.clientNoContextTakeover === true) request.clientNoContextTakeover = true
@@ -109,6 +141,8 @@ export function resolveDeflateOptions (option: boolean | PerMessageDeflateOption
     level: o.level ?? DEFAULT_DEFLATE_OPTIONS.level,
     memLevel: o.memLevel ?? DEFAULT_DEFLATE_OPTIONS.memLevel,
     sharedCompressor: o.sharedCompressor === true,
+    connectionBudget: o.connectionBudget ?? DEFAULT_DEFLATE_OPTIONS.connectionBudget,
+    serverBudget: server ? new ZlibBudget(o.serverBudget ?? DEFAULT_DEFLATE_OPTIONS.serverBudget) : undefined,
     request
   }
 }
@@ -118,15 +152,32 @@ const TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff])
 
 /** The zlib work done so far in this process (for tests and monitoring). */
 export const deflateCounters = {
-  /** zlib calls under way: 0 whenever JavaScript runs, since each call completes synchronously. */
+  /** zlib jobs running on the thread pool (at most one); synchronous calls are over before JavaScript runs again. */
   inFlight: 0,
   /** Messages compressed. */
   deflated: 0,
   /** Messages inflated. */
   inflated: 0,
-  /** Compressions served from the shared compressor's last result. */
+  /** Bytes zlib produced inflating, failed attempts included: the work inflating cost. */
+  inflatedBytes: 0,
+  /** Compressions served from a shared result: a broadcast's, or the shared compressor's last. */
   sharedHits: 0
 }
+
+/** Messages up to this many bytes are compressed at once, on the event loop (~2 ms for the slowest data). */
+export const SYNC_DEFLATE = 64 * 1024
+/** Inflating on the event loop stops at this many bytes of output (~1 ms); a larger message goes off the loop. */
+export const SYNC_INFLATE = 128 * 1024
+/**
+ * The chunks a compression off the loop writes its output into: the payload is sent as these
+ * chunks, never joined, so no large buffer is made and filled on the event loop (touching fresh
+ * memory costs ~40 µs a page on a virtual machine that backs it lazily: 160 ms for 16 MiB).
+ */
+const DEFLATE_CHUNK = 256 * 1024
+/** Deflate's largest ratio: a bit or two per 258-byte match. An inflate's output buffer of 1,032 × its input (and a little) always holds it. */
+const MAX_RATIO = 1032
+/** {@link PerMessageDeflate.deflate}'s answer when the result comes later. */
+export const PENDING = Symbol('pending')
 
 /**
  * The last 2^windowBits bytes that went through one direction: the LZ77 window the peer's
@@ -187,8 +238,27 @@ function windowFor (bytes: number, max: number): number {
   return bits
 }
 
-/** The shared compressor's last result: input copy, settings, output. */
-let shared: { input: Uint8Array, bits: number, level: number, memLevel: number, output: Uint8Array } | undefined
+/** A compressed payload: one buffer, or (made off the loop) its parts in order, sent as they are. */
+export type CompressedPayload = Uint8Array | readonly Uint8Array[]
+
+/**
+ * A message compressed once for several connections: with these settings, its output (`null`:
+ * sent uncompressed; `undefined`: still being compressed, `waiters` are told when it is done).
+ */
+interface SharedDeflate {
+  readonly bits: number
+  readonly level: number
+  readonly memLevel: number
+  output: CompressedPayload | null | undefined
+  waiters: Array<(output: CompressedPayload | null) => void> | undefined
+}
+
+/** Where a broadcast (a prepared message, which never changes) keeps its compressed forms. */
+const kDeflated = Symbol('wspipe.deflated')
+type Broadcast = Uint8Array & { [kDeflated]?: SharedDeflate[] }
+
+/** The shared compressor's last message: a copy of its bytes, and its compressed form. */
+let shared: { input: Uint8Array, entry: SharedDeflate } | undefined
 
 /**
  * One connection's permessage-deflate: compresses what it sends, inflates what it receives,
@@ -202,6 +272,26 @@ export class PerMessageDeflate implements MessageCompression {
   /** The peer's window bits and context, for receiving. */
   private readonly receiveBits: number
   private readonly receiveWindow: SlidingWindow | undefined
+  /** This connection's zlib budget. */
+  readonly budget: ZlibBudget
+  /**
+   * @internal Set by the driver: large messages are left for it ({@link PerMessageDeflate.inflateLater},
+   * {@link PerMessageDeflate.deflate}) to do off the event loop. Off (the default), everything is done at once.
+   */
+  offLoop = false
+  /**
+   * @internal Set by the driver before it feeds the session: bytes the receive queue has room for. Once
+   * inflating has used them, the next compressed message is left for later (its queue is full).
+   */
+  room = Infinity
+  /** The compressed message left for later: its input (compressed bytes and the §7.2.1 tail), and whether it was too big to inflate at once. */
+  private pending: { input: Buffer, compressed: number, tooBig: boolean } | undefined
+  /** The jobs off the loop, one each way at most; cancelled when the connection goes. */
+  private inflateJob: ZlibJob | undefined
+  private deflateJob: ZlibJob | undefined
+  /** Bumped when work is cancelled: results of earlier work (a shared compression's too) are ignored. */
+  private inflateEpoch = 0
+  private deflateEpoch = 0
 
   constructor (role: Role, params: DeflateParams, options: ResolvedDeflateOptions) {
     this.options = options
@@ -212,41 +302,132 @@ export class PerMessageDeflate implements MessageCompression {
     const receiveReset = server ? params.clientNoContextTakeover : params.serverNoContextTakeover
     this.sendWindow = sendReset ? undefined : new SlidingWindow(this.sendBits)
     this.receiveWindow = receiveReset ? undefined : new SlidingWindow(this.receiveBits)
+    this.budget = new ZlibBudget(options.connectionBudget)
   }
 
   get heldBytes (): number {
-    return (this.sendWindow?.held ?? 0) + (this.receiveWindow?.held ?? 0)
+    return (this.sendWindow?.held ?? 0) + (this.receiveWindow?.held ?? 0) + (this.pending?.input.length ?? 0)
+  }
+
+  /** Charge `uncompressed` bytes of work that came to or left as `compressed` bytes: to this connection unless `serverOnly`, and to the server. */
+  private charge (uncompressed: number, compressed: number, serverOnly = false): void {
+    const n = chargeFor(uncompressed, compressed)
+    if (n === 0) return
+    if (!serverOnly) this.budget.charge(n)
+    this.options.serverBudget?.charge(n)
   }
 
   compress (data: Uint8Array): Uint8Array | undefined {
+    const out = this.deflateNow(data, false)
+    // At once, unless the shared compressor's last message was made off the loop: then its parts are joined.
+    return out === PENDING || out === undefined ? undefined : out instanceof Uint8Array ? out : Buffer.concat(out)
+  }
+
+  /**
+   * Compress `data` to send: the payload (sent with RSV1), `undefined` to send it as it is (below
+   * the threshold, or not made smaller), or {@link PENDING} when it is being compressed off the
+   * event loop: `done` then gets one of the first two, on a later turn, unless {@link PerMessageDeflate.cancel}
+   * comes first. A `broadcast` (a prepared message, the same bytes for many connections, which
+   * never change) is compressed once for every connection that negotiated the same parameters,
+   * with no reference to any connection's context. One call at a time: the next waits for `done`.
+   */
+  deflate (data: Uint8Array, broadcast: boolean, done: (payload: CompressedPayload | undefined) => void): CompressedPayload | undefined | typeof PENDING {
+    return this.deflateNow(data, broadcast, done)
+  }
+
+  private deflateNow (data: Uint8Array, broadcast: boolean, done?: (payload: CompressedPayload | undefined) => void): CompressedPayload | undefined | typeof PENDING {
     const o = this.options
     if (data.length < o.threshold) return undefined
     const window = this.sendWindow
-    if (window === undefined && o.sharedCompressor) return this.compressShared(data)
+    if (broadcast || (window === undefined && o.sharedCompressor)) return this.deflateShared(data, broadcast, done)
     const dictionary = window?.bytes
     const bits = windowFor((dictionary?.length ?? 0) + data.length, this.sendBits)
-    const out = deflate(data, bits, o.level, o.memLevel, dictionary)
-    // Sent as it is when deflate does not make it smaller; then it is not in the peer's window either.
-    if (out === undefined) return undefined
-    window?.append(data)
-    return out
+    if (done === undefined || !this.offLoop || data.length <= SYNC_DEFLATE) {
+      const out = deflate(data, bits, o.level, o.memLevel, dictionary)
+      this.charge(data.length, out?.length ?? data.length)
+      // Sent as it is when deflate does not make it smaller; then it is not in the peer's window either.
+      if (out === undefined) return undefined
+      window?.append(data)
+      return out
+    }
+    const epoch = this.deflateEpoch
+    // A copy: the window changes once this message is in it, and the job starts on a later turn.
+    const job = this.deflateJob = new ZlibJob('deflate', data, { windowBits: bits, level: o.level, memLevel: o.memLevel, dictionary: dictionary === undefined ? undefined : Buffer.from(dictionary), finishFlush: constants.Z_SYNC_FLUSH, chunkSize: DEFLATE_CHUNK }, Infinity, (err, chunks, total) => {
+      if (epoch !== this.deflateEpoch) return
+      this.deflateJob = undefined
+      // deflate does not fail on bytes; were it to, the message goes uncompressed.
+      const payload = err === undefined ? deflatedParts(data, chunks, total) : undefined
+      this.charge(data.length, payload === undefined ? data.length : total - TRAILER.length)
+      if (payload !== undefined) window?.append(data)
+      done(payload)
+    })
+    runOffLoop(job)
+    return PENDING
   }
 
-  private compressShared (data: Uint8Array): Uint8Array | undefined {
+  /** One compression for many connections: a broadcast's (kept on the message) or the shared compressor's last message. */
+  private deflateShared (data: Uint8Array, broadcast: boolean, done?: (payload: CompressedPayload | undefined) => void): CompressedPayload | undefined | typeof PENDING {
     const o = this.options
     const bits = windowFor(data.length, this.sendBits)
-    const last = shared
-    if (last !== undefined && last.bits === bits && last.level === o.level && last.memLevel === o.memLevel && last.input.length === data.length && Buffer.compare(last.input, data) === 0) {
-      deflateCounters.sharedHits++
-      return last.output.length === 0 ? undefined : last.output
+    let entry: SharedDeflate | undefined
+    if (broadcast) {
+      entry = (data as Broadcast)[kDeflated]?.find((e) => e.bits === bits && e.level === o.level && e.memLevel === o.memLevel)
+    } else {
+      const last = shared
+      if (last !== undefined && last.entry.bits === bits && last.entry.level === o.level && last.entry.memLevel === o.memLevel && last.input.length === data.length && Buffer.compare(last.input, data) === 0) entry = last.entry
     }
-    const out = deflate(data, bits, o.level, o.memLevel, undefined)
-    // A copy: the caller may reuse its buffer. An empty output stands for "sent uncompressed".
-    shared = { input: Buffer.from(data), bits, level: o.level, memLevel: o.memLevel, output: out ?? new Uint8Array(0) }
-    return out
+    if (entry !== undefined) {
+      deflateCounters.sharedHits++
+    } else {
+      entry = { bits, level: o.level, memLevel: o.memLevel, output: undefined, waiters: undefined }
+      // A copy for the comparison: the caller may reuse its buffer. A broadcast never changes.
+      if (broadcast) ((data as Broadcast)[kDeflated] ??= []).push(entry)
+      else shared = { input: Buffer.from(data), entry }
+      this.startShared(data, entry, done !== undefined && this.offLoop)
+    }
+    if (entry.output === undefined && done === undefined) {
+      // Compressed off the loop for others, and wanted now: done again here, not kept.
+      const out = deflate(data, bits, o.level, o.memLevel, undefined)
+      this.charge(data.length, out?.length ?? data.length)
+      if (out !== undefined) this.sendWindow?.append(data)
+      return out
+    }
+    if (entry.output === undefined) {
+      const epoch = this.deflateEpoch
+      const waiter = (output: CompressedPayload | null): void => {
+        if (epoch !== this.deflateEpoch) return
+        if (output !== null) this.sendWindow?.append(data)
+        done!(output ?? undefined)
+      }
+      ;(entry.waiters ??= []).push(waiter)
+      return PENDING
+    }
+    if (entry.output === null) return undefined
+    // The peer's inflater puts every message it inflates in its window: ours must too.
+    this.sendWindow?.append(data)
+    return entry.output
   }
 
-  decompress (parts: readonly Uint8Array[], maxSize: number): Uint8Array {
+  /** Compress a shared message: at once when small (or not driven), else off the loop; charged to the server only. */
+  private startShared (data: Uint8Array, entry: SharedDeflate, offLoop: boolean): void {
+    const finish = (out: CompressedPayload | undefined): void => {
+      this.charge(data.length, out === undefined ? data.length : payloadLength(out), true)
+      entry.output = out ?? null
+      const waiters = entry.waiters
+      entry.waiters = undefined
+      if (waiters !== undefined) for (const w of waiters) w(entry.output)
+    }
+    if (!offLoop || data.length <= SYNC_DEFLATE) {
+      finish(deflate(data, entry.bits, entry.level, entry.memLevel, undefined))
+      return
+    }
+    // Not cancelled with this connection: other connections wait for it too.
+    runOffLoop(new ZlibJob('deflate', data, { windowBits: entry.bits, level: entry.level, memLevel: entry.memLevel, finishFlush: constants.Z_SYNC_FLUSH, chunkSize: DEFLATE_CHUNK }, Infinity, (err, chunks, total) => {
+      finish(err === undefined ? deflatedParts(data, chunks, total) : undefined)
+    }))
+  }
+
+  decompress (parts: readonly Uint8Array[], maxSize: number): Uint8Array | undefined {
     let size = TRAILER.length
     for (const p of parts) size += p.length
     const input = Buffer.allocUnsafe(size)
@@ -256,45 +437,248 @@ export class PerMessageDeflate implements MessageCompression {
       at += p.length
     }
     input.set(TRAILER, at)
+    const compressed = size - TRAILER.length
+    if (!this.offLoop) return this.inflateNow(input, compressed, maxSize, maxSize)!
+    // The receive queue is full: this one waits (RFC 7692 leaves the pace to us), and so does reading.
+    if (this.room <= 0) {
+      this.pending = { input, compressed, tooBig: false }
+      return undefined
+    }
+    return this.inflateSmall(input, compressed, maxSize)
+  }
+
+  /** Inflate at once what is free and small (at most {@link SYNC_INFLATE} and {@link FREE_RATIO} × its compressed size); else leave it for later. */
+  private inflateSmall (input: Buffer, compressed: number, maxSize: number): Uint8Array | undefined {
+    const limit = Math.min(maxSize, SYNC_INFLATE, Math.max(1, FREE_RATIO * compressed))
+    const out = this.inflateNow(input, compressed, maxSize, limit)
+    if (out === undefined) this.pending = { input, compressed, tooBig: true }
+    else this.room -= out.length
+    return out
+  }
+
+  /**
+   * The message {@link PerMessageDeflate.decompress} left for later, once the driver has room
+   * for it: inflated at once (returned) if it is small after all; a number of milliseconds to
+   * wait when the connection's or the server's budget is spent; or `undefined` when it is being
+   * inflated off the event loop, `done` being called on a later turn (unless cancelled). Throws,
+   * or gives `done`, a `ProtocolError`: 1009 past `maxSize`, 1007 for data that does not inflate.
+   */
+  inflateLater (maxSize: number, done: (error: ProtocolError | undefined, data: Uint8Array | undefined) => void): Uint8Array | number | undefined {
+    const p = this.pending
+    if (p === undefined) throw new Error('no compressed message was left for later')
+    if (!p.tooBig) {
+      this.room = Infinity
+      const out = this.inflateSmall(p.input, p.compressed, maxSize)
+      if (out !== undefined) {
+        this.pending = undefined
+        return out
+      }
+    }
+    const wait = Math.max(this.budget.wait(), this.options.serverBudget?.wait() ?? 0)
+    if (wait > 0) return wait
+    this.pending = undefined
+    // One output buffer that surely holds it (or the most allowed): zlib fills it off the loop,
+    // and the message is that buffer, never joined from parts on the event loop.
+    const bound = Math.min(maxSize, MAX_RATIO * p.compressed + 4096)
+    // Charged the most it can cost when let in, the rest given back once its size is known: so
+    // that while the budgets are near 0, what is let in at once stays within them.
+    const admission = chargeFor(bound, p.compressed)
+    this.budget.charge(admission)
+    this.options.serverBudget?.charge(admission)
+    const epoch = this.inflateEpoch
+    const window = this.receiveWindow
+    // Copied when the job starts; nothing else inflates on this connection meanwhile.
+    const dictionary = window?.bytes
+    const inflate = (chunkSize: number, then: (err: Error | undefined, chunks: Buffer[], total: number) => void): void => {
+      const job = this.inflateJob = new ZlibJob('inflate', p.input, { windowBits: this.receiveBits, dictionary, finishFlush: constants.Z_SYNC_FLUSH, chunkSize: Math.max(64, chunkSize) }, maxSize, (err, chunks, total) => {
+        if (epoch !== this.inflateEpoch) return
+        this.inflateJob = undefined
+        deflateCounters.inflatedBytes += total
+        then(err, chunks, total)
+      })
+      runOffLoop(job)
+    }
+    const finish = (err: Error | undefined, out: Uint8Array | undefined, work: number): void => {
+      const charge = chargeFor(work, p.compressed) - admission
+      this.budget.charge(charge)
+      this.options.serverBudget?.charge(charge)
+      if (err !== undefined) {
+        done(new ProtocolError((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' ? 'WS_ERR_MESSAGE_TOO_BIG' : 'WS_ERR_INVALID_COMPRESSED'), undefined)
+        return
+      }
+      deflateCounters.inflated++
+      window?.append(out!)
+      done(undefined, out)
+    }
+    inflate(bound, (err, chunks, total) => {
+      if (err !== undefined) {
+        finish(err, undefined, total)
+        return
+      }
+      const first = chunks[0] ?? new Uint8Array(0)
+      // Most of its buffer: it is the message. Else (ordinary data, a few times smaller than the
+      // bound) once more, into a buffer of its exact size: a small view must not pin a large buffer.
+      if (chunks.length === 1 && first.length * 2 >= first.buffer.byteLength) {
+        finish(undefined, first, total)
+        return
+      }
+      if (total === 0) {
+        finish(undefined, new Uint8Array(0), 0)
+        return
+      }
+      inflate(total + 64, (err2, chunks2, total2) => {
+        const out = chunks2.length === 1 ? chunks2[0] : Buffer.concat(chunks2, total2)
+        finish(err2, out, total + total2)
+      })
+    })
+    return undefined
+  }
+
+  /** The connection is gone, or the peer closed: work under way both ways is dropped, and its results ignored. */
+  cancel (): void {
+    this.cancelInflate()
+    this.deflateEpoch++
+    if (this.deflateJob !== undefined) cancelOffLoop(this.deflateJob)
+    this.deflateJob = undefined
+  }
+
+  /** Nothing more is read (the peer broke the protocol): the message left for later is dropped. */
+  cancelInflate (): void {
+    this.inflateEpoch++
+    this.pending = undefined
+    if (this.inflateJob !== undefined) cancelOffLoop(this.inflateJob)
+    this.inflateJob = undefined
+  }
+
+  /** Inflate on the event loop, stopping past `limit` bytes: `undefined` past it when it is below `maxSize`. */
+  private inflateNow (input: Buffer, compressed: number, maxSize: number, limit: number): Uint8Array | undefined {
     const window = this.receiveWindow
     let out: Buffer
-    deflateCounters.inFlight++
     try {
       out = inflateRawSync(input, {
         // Output buffers sized to the message, not zlib's 16 KiB: small messages leave no
         // large short-lived holes between the connections' long-lived allocations.
-        chunkSize: Math.max(1024, Math.min(16384, size * 4)),
+        chunkSize: Math.max(1024, Math.min(16384, input.length * 4)),
         windowBits: this.receiveBits,
         dictionary: window?.bytes,
         finishFlush: constants.Z_SYNC_FLUSH,
         // Stops within one chunk past the limit: a decompression bomb is not inflated beyond it.
-        maxOutputLength: Math.max(1, maxSize)
+        maxOutputLength: Math.max(1, limit)
       })
     } catch (err) {
-      if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw new ProtocolError('WS_ERR_MESSAGE_TOO_BIG')
+      if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+        deflateCounters.inflatedBytes += limit
+        if (limit < maxSize) return undefined
+        throw new ProtocolError('WS_ERR_MESSAGE_TOO_BIG')
+      }
       throw new ProtocolError('WS_ERR_INVALID_COMPRESSED')
-    } finally {
-      deflateCounters.inFlight--
     }
+    deflateCounters.inflatedBytes += out.length
     if (out.length > maxSize) throw new ProtocolError('WS_ERR_MESSAGE_TOO_BIG')
+    this.charge(out.length, compressed)
     deflateCounters.inflated++
     window?.append(out)
     return out
   }
 }
 
-/** Raw deflate with a sync flush, its 4-octet tail dropped (§7.2.1); `undefined` when no smaller than the input. */
-function deflate (data: Uint8Array, bits: number, level: number, memLevel: number, dictionary: Uint8Array | undefined): Uint8Array | undefined {
-  deflateCounters.inFlight++
-  let out: Buffer
-  try {
-    out = deflateRawSync(data, { windowBits: bits, level, memLevel, dictionary, finishFlush: constants.Z_SYNC_FLUSH, chunkSize: Math.max(256, Math.min(16384, data.length + 64)) })
-  } finally {
-    deflateCounters.inFlight--
+/**
+ * An inflate or a deflate on the thread pool, when its turn comes ({@link runOffLoop}): a zlib
+ * stream fed the whole input, its output chunks collected as they come (each written by zlib
+ * off the loop). Stops past `limit` bytes of output (`ERR_BUFFER_TOO_LARGE`); a cancelled job
+ * is stopped at its next chunk.
+ */
+class ZlibJob implements OffLoopJob {
+  cancelled = false
+  private input: Uint8Array | undefined
+  private readonly kind: 'inflate' | 'deflate'
+  private readonly zlibOptions: ZlibOptions
+  private readonly limit: number
+  private readonly then: (err: Error | undefined, chunks: Buffer[], total: number) => void
+
+  constructor (kind: 'inflate' | 'deflate', input: Uint8Array, zlibOptions: ZlibOptions, limit: number, then: (err: Error | undefined, chunks: Buffer[], total: number) => void) {
+    this.kind = kind
+    this.input = input
+    this.zlibOptions = zlibOptions
+    this.limit = limit
+    this.then = then
   }
+
+  start (done: () => void): void {
+    const input = this.input!
+    this.input = undefined
+    const chunks: Buffer[] = []
+    let total = 0
+    let error: Error | undefined
+    let stream
+    try {
+      stream = this.kind === 'inflate' ? createInflateRaw(this.zlibOptions) : createDeflateRaw(this.zlibOptions)
+    } catch (err) {
+      // Bad options cannot come from a peer; still, the queue must go on.
+      done()
+      if (!this.cancelled) this.then(err as Error, chunks, 0)
+      return
+    }
+    deflateCounters.inFlight++
+    stream.on('data', (chunk: Buffer) => {
+      total += chunk.length
+      if (total > this.limit) error ??= Object.assign(new Error('zlib output past its limit'), { code: 'ERR_BUFFER_TOO_LARGE' })
+      if (error !== undefined || this.cancelled) {
+        stream.destroy()
+        return
+      }
+      chunks.push(chunk)
+    })
+    stream.on('error', (err: Error) => { error ??= err })
+    // 'close' comes once, after the end, an error or destroy(): the job is over.
+    stream.on('close', () => {
+      deflateCounters.inFlight--
+      // The next job starts first: the thread pool is not left idle while this result is handled.
+      done()
+      if (!this.cancelled) this.then(error, chunks, total)
+    })
+    stream.end(input)
+  }
+}
+
+/** Bytes in `payload`. */
+function payloadLength (payload: CompressedPayload): number {
+  if (payload instanceof Uint8Array) return payload.length
+  let n = 0
+  for (const p of payload) n += p.length
+  return n
+}
+
+/**
+ * The payload of a deflate off the loop: its chunks less the §7.2.1 tail (its last 4 octets),
+ * or `undefined` when that is no smaller than the message. A last chunk that is a small part of
+ * its buffer is copied (a few KiB), so it does not pin the rest.
+ */
+function deflatedParts (data: Uint8Array, chunks: Buffer[], total: number): Uint8Array[] | undefined {
+  deflateCounters.deflated++
+  let n = total - TRAILER.length
+  if (n >= data.length && data.length > 0) return undefined
+  const parts: Uint8Array[] = []
+  for (const c of chunks) {
+    if (n <= 0) break
+    const part = c.length <= n ? c : c.subarray(0, n)
+    n -= part.length
+    parts.push(part)
+  }
+  const last = parts.length - 1
+  if (last >= 0 && parts[last].length * 2 < parts[last].buffer.byteLength) parts[last] = Buffer.from(parts[last])
+  return parts
+}
+
+/** The payload of a deflate made at once, or `undefined` when no smaller than the message (§7.2.1 tail dropped). */
+function deflated (data: Uint8Array, out: Buffer): Uint8Array | undefined {
   deflateCounters.deflated++
   const n = out.length - TRAILER.length
   if (n >= data.length && data.length > 0) return undefined
   return out.subarray(0, n)
 }
 
+/** Raw deflate with a sync flush, on the event loop, its 4-octet tail dropped (§7.2.1); `undefined` when no smaller than the input. */
+function deflate (data: Uint8Array, bits: number, level: number, memLevel: number, dictionary: Uint8Array | undefined): Uint8Array | undefined {
+  return deflated(data, deflateRawSync(data, { windowBits: bits, level, memLevel, dictionary, finishFlush: constants.Z_SYNC_FLUSH, chunkSize: Math.max(256, Math.min(16384, data.length + 64)) }))
+}

@@ -21,7 +21,7 @@ import { CloseCode, isValidCloseCode } from './close-codes.js'
 import { frameHeaderSize, writeFrameHeader, type MaskSource } from './encode.js'
 import { ProtocolError } from './errors.js'
 import type { MessageCompression } from './extension.js'
-import { Gatherer } from './gather.js'
+import { Gatherer, ITEM_OVERHEAD } from './gather.js'
 import { DEFAULT_MAX_FRAME_SIZE, FrameParser, type Frame, type IncompleteFrame, type Role } from './frame-parser.js'
 import { applyMask } from './mask.js'
 import { Opcode } from './opcode.js'
@@ -108,6 +108,21 @@ export interface SessionChunkEvent {
   readonly last: boolean
 }
 
+/**
+ * A whole compressed message that the extension left for later (its `decompress` returned
+ * `undefined`: too large to inflate at once, or no room for it yet). The session processes
+ * nothing received after it until {@link Session.decompressed} gives it the inflated bytes (or
+ * {@link Session.failWith} fails the connection), so messages stay in order.
+ */
+export interface SessionCompressedEvent {
+  /** The discriminant. */
+  readonly type: 'compressed'
+  /** Its compressed payloads in order (fragments, not joined): views of the received bytes. */
+  readonly parts: readonly Uint8Array[]
+  /** Binary (opcode 2) rather than text (opcode 1). */
+  readonly binary: boolean
+}
+
 /** A ping (the pong is already queued) or a pong from the peer. */
 export interface SessionControlEvent {
   /** The discriminant. */
@@ -131,7 +146,7 @@ export interface SessionErrorEvent {
 }
 
 /** What {@link Session.receive} reports. */
-export type SessionEvent = SessionMessageEvent | SessionChunkEvent | SessionControlEvent | SessionCloseEvent | SessionErrorEvent
+export type SessionEvent = SessionMessageEvent | SessionChunkEvent | SessionCompressedEvent | SessionControlEvent | SessionCloseEvent | SessionErrorEvent
 
 /** A close code with its reason. */
 export interface ClosePayload {
@@ -205,6 +220,17 @@ export class Session {
   /** The parser's incomplete frame whose payload prefix was already validated, and how much of it. */
   private validatingFrame: Omit<IncompleteFrame, 'parts'> | undefined
   private validatedBytes = 0
+  /** A compressed message was handed out to be inflated elsewhere (a `compressed` event): whether it is binary. */
+  private awaiting: { binary: boolean } | undefined
+  /**
+   * Frames received while {@link Session.awaiting}, in order. None has a validated start: that
+   * is checked only once all frames before it are handled, which is never while awaiting.
+   */
+  private held: Frame[] | undefined
+  /** What the held frames cost: their bytes plus an item's overhead each. */
+  private heldCost = 0
+  /** The parser's error after the held frames. */
+  private heldError: unknown
 
   // Outgoing bytes: small frames are packed into a slab, large payloads queued by reference.
   private output: Uint8Array[] | undefined
@@ -292,7 +318,7 @@ export class Session {
   /** Bytes received but not yet part of a delivered message (partial frames and fragments). */
   get bufferedBytes (): number {
     // A streamed message's bytes are handed out as they come: none are held.
-    return this.parser.bufferedBytes + (this.messageOpen && !this.streamMessages ? this.messageBytes : 0)
+    return this.parser.bufferedBytes + (this.messageOpen && !this.streamMessages ? this.messageBytes : 0) + this.heldCost
   }
 
   /**
@@ -300,7 +326,12 @@ export class Session {
    * holding it costs (room in copies, pinned reads, per-part overhead). What a memory budget should count.
    */
   get heldBytes (): number {
-    return this.parser.heldBytes + (this.messageParts?.held ?? 0) + (this.compression?.heldBytes ?? 0)
+    return this.parser.heldBytes + (this.messageParts?.held ?? 0) + (this.compression?.heldBytes ?? 0) + this.heldCost
+  }
+
+  /** A `compressed` event is out and its bytes are awaited ({@link Session.decompressed}): what arrives meanwhile is held. */
+  get awaitingDecompressed (): boolean {
+    return this.awaiting !== undefined
   }
 
   /** Bytes queued for {@link Session.takeOutput}. */
@@ -312,7 +343,7 @@ export class Session {
   receive (chunk: Uint8Array): SessionEvent[] {
     const events: SessionEvent[] = []
     // §7.1.7 / §5.5.1: after failing, or after the peer's close, further bytes are discarded.
-    if (this.failed || this.closeReceived) return events
+    if (this.failed || this.closeReceived || this.heldError !== undefined) return events
     // Frames completed before a bad header in the same chunk are still handed out first.
     const frames: Frame[] = []
     let parseError: unknown
@@ -321,19 +352,36 @@ export class Session {
     } catch (err) {
       parseError = err
     }
+    let skip = 0
+    if (this.validatingFrame !== undefined && this.parser.pending !== this.validatingFrame) {
+      // frames[0] completes the frame whose start we already checked.
+      skip = this.validatedBytes
+      this.validatingFrame = undefined
+    }
+    if (this.awaiting !== undefined) {
+      // Behind a message being inflated elsewhere: kept, in order, for decompressed().
+      for (let i = 0; i < frames.length; i++) this.hold(frames[i])
+      this.heldError = parseError
+      return events
+    }
+    this.run(frames, skip, parseError, events)
+    return events
+  }
+
+  /** Handle parsed frames in order (then the parser's error, then the frame still arriving), until one leaves a message for later. */
+  private run (frames: Frame[], skip: number, parseError: unknown, events: SessionEvent[]): void {
     try {
-      let skip = 0
-      if (this.validatingFrame !== undefined && this.parser.pending !== this.validatingFrame) {
-        // frames[0] completes the frame whose start we already checked.
-        skip = this.validatedBytes
-        this.validatingFrame = undefined
-      }
       // Stream mode: what is still to come of the frame the chunk ended in (its last piece here).
       const rest = this.streamMessages ? this.parser.pieceRemaining : 0
       for (let i = 0; i < frames.length; i++) {
         if (rest > 0) this.pieceRest = i === frames.length - 1 ? rest : 0
         this.onFrame(frames[i], i === 0 ? skip : 0, events)
-        if (this.closeReceived) return events
+        if (this.closeReceived) return
+        if (this.awaiting !== undefined) {
+          for (let j = i + 1; j < frames.length; j++) this.hold(frames[j])
+          this.heldError = parseError
+          return
+        }
       }
       if (parseError !== undefined) throw parseError
       const pending = this.parser.pending
@@ -342,6 +390,39 @@ export class Session {
       // Anything else is our bug: 1011, with no detail sent (it may be sensitive).
       this.fail(err instanceof ProtocolError ? err : new ProtocolError('WS_ERR_INTERNAL'), events)
     }
+  }
+
+  /** Keep a frame that arrived behind a message being inflated; a small view is copied, so it does not pin its read. */
+  private hold (frame: Frame): void {
+    const p = frame.payload
+    if (p.length * 2 < p.buffer.byteLength) frame = { ...frame, payload: p.slice() }
+    ;(this.held ??= []).push(frame)
+    this.heldCost += p.length + ITEM_OVERHEAD
+  }
+
+  /**
+   * The bytes of the message last handed out as a `compressed` event, inflated (within
+   * `maxMessageSize`, which the inflater enforces: past it, call {@link Session.failWith} with
+   * `WS_ERR_MESSAGE_TOO_BIG`). Returns its `message` event (text checked as UTF-8, §8.1), then
+   * the events of what arrived after it, which may end with the next `compressed` event.
+   * @throws Error when no compressed message awaits its bytes.
+   */
+  decompressed (data: Uint8Array): SessionEvent[] {
+    const awaiting = this.awaiting
+    if (awaiting === undefined) throw new Error('no compressed message awaits its bytes')
+    this.awaiting = undefined
+    const events: SessionEvent[] = []
+    if (!awaiting.binary && !this.isUtf8(data)) {
+      this.fail(new ProtocolError('WS_ERR_INVALID_UTF8'), events)
+      return events
+    }
+    events.push({ type: 'message', data, binary: awaiting.binary })
+    const held = this.held ?? []
+    const parseError = this.heldError
+    this.held = undefined
+    this.heldCost = 0
+    this.heldError = undefined
+    this.run(held, 0, parseError, events)
     return events
   }
 
@@ -367,6 +448,50 @@ export class Session {
     // RFC 7692 §6.1: RSV1 marks the (first) frame of a compressed message.
     if (compressed !== undefined) return this.sendFrame(opcode, compressed, true, true)
     return this.sendFrame(opcode, data, true)
+  }
+
+  /**
+   * Queue a message that the caller compressed with the negotiated extension (e.g. off the event
+   * loop, or once for many connections): `compressed` is its payload, sent with RSV1 (RFC 7692
+   * §6.1), or `undefined` to send `data` as it is. The payload is queued by reference when large,
+   * and must not change. Returns false after our close.
+   * @throws TypeError for a compressed payload when no compression was negotiated.
+   */
+  sendCompressed (data: Uint8Array, binary: boolean, compressed: Uint8Array | readonly Uint8Array[] | undefined): boolean {
+    if (this.closeSent) return false
+    this.checkNoFragments()
+    const opcode = binary ? Opcode.Binary : Opcode.Text
+    if (compressed === undefined) return this.sendFrame(opcode, data, true)
+    if (this.compression === undefined) throw new TypeError('a compressed payload needs a negotiated compression extension (RFC 7692 §6)')
+    if (compressed instanceof Uint8Array) return this.sendFrame(opcode, compressed, true, true)
+    if (compressed.length === 1) return this.sendFrame(opcode, compressed[0], true, true)
+    return this.sendParts(opcode, compressed)
+  }
+
+  /** One frame whose payload is `parts`, in order: the parts are queued as they are (a client masks a copy), never joined. */
+  private sendParts (opcode: number, parts: readonly Uint8Array[]): boolean {
+    let length = 0
+    for (const p of parts) length += p.length
+    if (this.slabUsed + 14 > this.slab.length) this.newSlab(14)
+    let at = writeFrameHeader(this.slab, this.slabUsed, opcode, length, true, true, this.masked)
+    if (this.masked) at = this.writeMaskKey(this.slab, at)
+    this.slabUsed = at
+    this.flushSlab()
+    const key = this.maskKey
+    let offset = 0
+    for (const p of parts) {
+      let body = p
+      if (this.masked) {
+        body = this.alloc(p.length)
+        body.set(p)
+        // The key's cycle goes on across the parts (§5.3: octet i is XORed with key octet i mod 4).
+        applyMask(body, key[0], key[1], key[2], key[3], offset)
+      }
+      offset += p.length
+      ;(this.output ??= []).push(body)
+      this.outputBytes += body.length
+    }
+    return true
   }
 
   /**
@@ -495,6 +620,7 @@ export class Session {
     this.failed = true
     this.dropMessage()
     this.parser.discard()
+    this.dropHeld()
   }
 
   /**
@@ -725,10 +851,19 @@ export class Session {
     events.push({ type: 'message', data: payload, binary })
   }
 
-  /** A whole compressed message: inflated within `maxMessageSize`, then checked like any other (RFC 7692 §6.2). */
+  /**
+   * A whole compressed message: inflated within `maxMessageSize`, then checked like any other
+   * (RFC 7692 §6.2); or, when the extension leaves it for later, handed out as it is, and
+   * nothing after it is handled until its bytes come back ({@link Session.decompressed}).
+   */
   private onCompressedMessage (opcode: number, parts: Uint8Array[], events: SessionEvent[]): void {
-    const data = this.compression!.decompress(parts, this.maxMessageSize)
     const binary = opcode === Opcode.Binary
+    const data = this.compression!.decompress(parts, this.maxMessageSize)
+    if (data === undefined) {
+      this.awaiting = { binary }
+      events.push({ type: 'compressed', parts, binary })
+      return
+    }
     if (!binary && !this.isUtf8(data)) throw new ProtocolError('WS_ERR_INVALID_UTF8')
     events.push({ type: 'message', data, binary })
   }
@@ -750,6 +885,7 @@ export class Session {
         this.dropMessage()
         // §5.5.1: nothing after the close is read; what was buffered of it is let go.
         this.parser.discard()
+        this.dropHeld()
         // §5.5.1: "If an endpoint receives a Close frame and did not previously send a Close
         // frame, the endpoint MUST send a Close frame in response", echoing the code.
         if (!this.closeSent) this.owe(code === CloseCode.NoStatusReceived ? undefined : code, '')
@@ -796,12 +932,21 @@ export class Session {
     if (!this.closeSent) this.owe(error.closeCode, error.message.slice(0, 123))
     this.dropMessage()
     this.parser.discard()
+    this.dropHeld()
     events.push({ type: 'error', error })
   }
 
   private owe (code: number | undefined, reason: string): void {
     if (this.deferClose) this.owedClose = { code, reason }
     else this.sendClose(code, reason)
+  }
+
+  /** Nothing more is handled: what waited behind a message being inflated goes too. */
+  private dropHeld (): void {
+    this.awaiting = undefined
+    this.held = undefined
+    this.heldCost = 0
+    this.heldError = undefined
   }
 
   private dropMessage (): void {

@@ -109,6 +109,7 @@ export const normEvent = (e: SessionEvent): string => {
   switch (e.type) {
     case 'message': return `message/${e.binary ? 'bin' : 'text'}/${hexOf(e.data)}`
     case 'chunk': return `chunk/${e.binary ? 'bin' : 'text'}/${e.first ? 'first' : ''}${e.last ? 'last' : ''}/${hexOf(e.data)}`
+    case 'compressed': return `compressed/${e.binary ? 'bin' : 'text'}/${e.parts.map(hexOf).join('+')}`
     case 'ping': case 'pong': return `${e.type}/${hexOf(e.data)}`
     case 'close': return `close/${e.code}/${e.reason}`
     case 'error': return `error/${e.error.code}`

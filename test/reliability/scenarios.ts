@@ -6,7 +6,7 @@ import { createRequire } from 'node:module'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { crc32 } from 'node:zlib'
+import { constants as zlibConstants, crc32, deflateRawSync, inflateRawSync } from 'node:zlib'
 import { cpuSecondsOf } from '../../bench/lib/proc.js'
 import { encodeMaskedFrame, repeatFrame, OP_BINARY, OP_CLOSE, OP_TEXT } from '../../bench/lib/frames.js'
 import { encodeFrame, frameHeader, OP } from '../conformance/wire.js'
@@ -725,6 +725,91 @@ const streamEcho: Scenario = {
   }
 }
 
+// ── deflate bombs (issue 19, item 2) ─────────────────────────────────────────────────────────
+
+/** 16 MiB of one letter, raw-deflated (§7.2.1 tail dropped): ~16 KB on the wire. */
+function letterBomb (): Buffer {
+  const out = deflateRawSync(Buffer.alloc(16 * MiB, 0x61), { finishFlush: zlibConstants.Z_SYNC_FLUSH })
+  return out.subarray(0, out.length - 4)
+}
+
+/** A compressed payload that stands alone, inflated (§7.2.1 tail put back); '' if it is not one. */
+function inflated (payload: Uint8Array): string {
+  try {
+    return inflateRawSync(Buffer.concat([payload, Buffer.from([0, 0, 0xff, 0xff])]), { finishFlush: zlibConstants.Z_SYNC_FLUSH }).toString()
+  } catch {
+    return ''
+  }
+}
+
+/** The p-th percentile of `xs` (nearest rank). */
+function percentile (xs: number[], p: number): number {
+  if (xs.length === 0) return NaN
+  const sorted = [...xs].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p / 100 * sorted.length) - 1)]
+}
+
+function deflateBombs (attackers: number): Scenario {
+  return {
+    name: `deflate bombs (${attackers === 1 ? '1 attacker' : `${attackers} attackers`})`,
+    does: `${attackers === 1 ? 'One client negotiates' : `${attackers} clients negotiate`} permessage-deflate with the demo and ${attackers === 1 ? 'sends' : 'send, round-robin,'} 300 KB/s of ~16 KB binary frames that each inflate to 16 MiB of one letter, for 8 s, reading the echoes; an attacker whose socket holds 1 MiB unsent skips its turn. Meanwhile a bystander (permessage-deflate negotiated too, with \`server_no_context_takeover\` so that each echo stands alone: ws compresses even 32 bytes) sends a 32-byte text message 20 ms after each echo and times the echo. ws: \`perMessageDeflate: true\` (test/reliability/ws-server.ts --deflate).`,
+    rule: 'server CPU < 25 % of one core over the 8 s; the bystander\'s echo p99 < 50 ms',
+    server: (kind) => kind === 'ws' ? { script: 'ws', deflate: true } : { script: 'demo' },
+    async run (s) {
+      const seconds = 8
+      const rate = 300_000
+      const offer = { 'Sec-WebSocket-Extensions': 'permessage-deflate' }
+      const frame = encodeMaskedFrame(OP_BINARY, letterBomb(), 0x0badf00d)
+      frame[0] |= 0x40 // RSV1: compressed (RFC 7692 §6)
+      const peers = await Promise.all(Array.from({ length: attackers }, async () => await RawClient.connect(s!.port, { headers: offer })))
+      const bystander = await RawClient.connect(s!.port, { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate; server_no_context_takeover' } })
+      await sleep(200)
+      const cpu0 = cpuSecondsOf(s!.pid)
+      const t0 = performance.now()
+      const end = t0 + seconds * 1000
+      let sent = 0
+      let skipped = 0
+      // Paced: frames due by now at `rate` bytes a second, one attacker after the other.
+      const pacer = setInterval(() => {
+        const due = Math.floor((performance.now() - t0) / 1000 * rate / frame.length) + 1
+        while (sent + skipped < due && performance.now() < end) {
+          const p = peers[(sent + skipped) % attackers]
+          if (p.socket.destroyed || p.socket.writableLength > MiB) { skipped++; continue }
+          p.send(frame)
+          sent++
+        }
+      }, 5)
+      const rtts: number[] = []
+      let lost = 0
+      while (performance.now() < end) {
+        const text = `bystander ${String(rtts.length).padStart(22, '0')}`.slice(0, 32)
+        const start = performance.now()
+        bystander.send(encodeMaskedFrame(OP_TEXT, Buffer.from(text), mask()))
+        try {
+          const f = await bystander.nextFrame(5000)
+          if (f === undefined || (f.payload.toString() !== text && inflated(f.payload) !== text)) { lost++; break }
+          rtts.push(performance.now() - start)
+        } catch {
+          rtts.push(performance.now() - start)
+          lost++
+          break
+        }
+        await sleep(20)
+      }
+      clearInterval(pacer)
+      const secs = (performance.now() - t0) / 1000
+      const cpu = (cpuSecondsOf(s!.pid) - cpu0) / secs * 100
+      const echoed = peers.reduce((n, p) => n + p.received, 0)
+      for (const p of [...peers, bystander]) p.destroy()
+      const p99 = percentile(rtts, 99)
+      return {
+        figure: `${sent} bombs sent (${mb(sent * frame.length)} on the wire, ${skipped} turns skipped), ${(echoed / 1024).toFixed(0)} KiB of echoes back; server CPU ${cpu.toFixed(0)} % of one core over ${secs.toFixed(1)} s; bystander: ${rtts.length} echoes, p50 ${percentile(rtts, 50).toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${Math.max(...rtts).toFixed(0)} ms${lost > 0 ? `, LOST after ${rtts.length}` : ''}`,
+        pass: cpu < 25 && p99 < 50 && lost === 0
+      }
+    }
+  }
+}
+
 const require = createRequire(import.meta.url)
 const tsxLoader = pathToFileURL(require.resolve('tsx')).href
 
@@ -808,5 +893,5 @@ const sharedBroadcast: Scenario = {
 export const SCENARIOS: Scenario[] = [
   churn, resets('frame'), resets('handshake'), halfOpen, silentPeer, slowloris, millionFragments, pingFlood,
   oversizedHeaders, concurrent, tinyMessages(0), tinyMessages(1), pinnedReads('fragments'), pinnedReads('messages'), dribbledFrame, closeBehindPause, floodThenSilence, pingPromises,
-  segmentation, budget, streamEcho, sharedBroadcast, leak
+  segmentation, budget, streamEcho, sharedBroadcast, deflateBombs(1), deflateBombs(10), leak
 ]

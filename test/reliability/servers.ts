@@ -16,7 +16,7 @@ const root = fileURLToPath(new URL('../../', import.meta.url))
 export type ServerSpec =
   | { script: 'demo' }
   | { script: 'wspipe', handler?: 'echo' | 'idle' | 'ping', options?: Record<string, unknown> }
-  | { script: 'ws', handler?: 'echo' | 'idle' | 'ping' }
+  | { script: 'ws', handler?: 'echo' | 'idle' | 'ping', deflate?: boolean }
 
 export interface RunningServer {
   readonly pid: number
@@ -38,7 +38,8 @@ function describe (spec: ServerSpec): { file: string, args: string[], label: str
   if (spec.script === 'demo') return { file: 'examples/echo-server.ts', args: [], label: 'demo (npm start)' }
   if (spec.script === 'ws') {
     const handler = spec.handler ?? 'echo'
-    return { file: 'test/reliability/ws-server.ts', args: ['--handler', handler], label: `ws defaults, ${handler}` }
+    const deflate = spec.deflate === true ? ['--deflate'] : []
+    return { file: 'test/reliability/ws-server.ts', args: ['--handler', handler, ...deflate], label: `ws defaults${deflate.length > 0 ? ' + perMessageDeflate' : ''}, ${handler}` }
   }
   const handler = spec.handler ?? 'echo'
   const options = JSON.stringify(spec.options ?? {})
