@@ -18,7 +18,7 @@ export { isText, asText, DEFAULT_LIMITS, type Connection, type CloseInfo, type C
 export { connect, type ConnectOptions, type StreamConnectOptions } from './client.js'
 export { Outbox, DEFAULT_OUTBOX_LIMIT } from './outbox.js'
 export { json, JsonDecodeError } from './json.js'
-export { Topics, Subscription, SlowSubscriberError, DEFAULT_TOPICS_OPTIONS, RedisAdapter, type TopicsOptions, type SlowSubscriberPolicy, type TopicMessage, type TopicsAdapter, type RemoteDelivery, type RedisAdapterOptions } from './topics/index.js'
+export { Topics, Subscription, SlowSubscriberError, DEFAULT_TOPICS_OPTIONS, RedisAdapter, DEFAULT_REDIS_ADAPTER_OPTIONS, type TopicsOptions, type SlowSubscriberPolicy, type TopicMessage, type TopicsAdapter, type RemoteDelivery, type RedisAdapterOptions } from './topics/index.js'
 export { DEFAULT_DEFLATE_OPTIONS, type PerMessageDeflateOptions } from './extensions/permessage-deflate.js'
 export { ConnectionClosedError, MessageAbandonedError, UpgradeError } from './errors.js'
 export { HandshakeError } from './handshake.js'

@@ -7,4 +7,4 @@
 
 export { Topics, Subscription, SlowSubscriberError, DEFAULT_TOPICS_OPTIONS, type TopicsOptions, type SlowSubscriberPolicy, type TopicMessage } from './topics.js'
 export type { TopicsAdapter, RemoteDelivery } from './adapter.js'
-export { RedisAdapter, type RedisAdapterOptions } from './redis.js'
+export { RedisAdapter, DEFAULT_REDIS_ADAPTER_OPTIONS, type RedisAdapterOptions } from './redis.js'

@@ -83,6 +83,8 @@ interface Budget {
  */
 export class Topics {
   private readonly subscribers = new Map<string, Set<Subscription>>()
+  /** Topics the adapter has not confirmed yet, with the promise that will (a stale one is ignored). */
+  private readonly pendingLive = new Map<string, Promise<void>>()
   /** @internal The per-subscriber bound, read by each subscription on every delivery. */
   readonly maxQueued: number
   /** @internal What happens past it. */
@@ -105,6 +107,7 @@ export class Topics {
    * topic from now on, in order, for `conn.sink` (or `it-merge`) to take. It ends by itself when
    * `conn` starts closing; `unsubscribe()` (or the sink stopping) ends it sooner. Without `conn`
    * the subscription is a plain async iterable; past its bound under the `'close'` policy it throws.
+   * With an adapter, `subscription.ready` says when other processes' publishes reach it too.
    */
   subscribe (topic: string, conn?: Connection): Subscription {
     if (typeof topic !== 'string') throw new TypeError('a topic is a string')
@@ -114,10 +117,23 @@ export class Topics {
     if (set === undefined) {
       set = new Set()
       this.subscribers.set(topic, set)
-      this.adapter?.subscribe(topic)
+      const live = this.adapter?.subscribe(topic)
+      if (live !== undefined) this.waitLive(topic, live)
     }
     set.add(sub)
+    if (!this.pendingLive.has(topic)) sub.live()
     return sub
+  }
+
+  private waitLive (topic: string, live: Promise<void>): void {
+    this.pendingLive.set(topic, live)
+    const onLive = (): void => {
+      // The topic was given up (and maybe subscribed again) meanwhile: this promise is not its own.
+      if (this.pendingLive.get(topic) !== live) return
+      this.pendingLive.delete(topic)
+      for (const sub of this.subscribers.get(topic) ?? []) sub.live()
+    }
+    live.then(onLive, onLive)
   }
 
   /** How many subscriptions `topic` has in this process. */
@@ -177,6 +193,7 @@ export class Topics {
     const set = this.subscribers.get(sub.topic)
     if (set === undefined || !set.delete(sub) || set.size > 0) return
     this.subscribers.delete(sub.topic)
+    this.pendingLive.delete(sub.topic)
     this.adapter?.unsubscribe(sub.topic)
   }
 
@@ -220,6 +237,10 @@ export class Subscription implements AsyncIterableIterator<Uint8Array> {
   private done = false
   private error: Error | undefined
   private readonly onAbort: (() => void) | undefined
+  /** Whether it went live (true) or ended first (false); undefined while neither. */
+  private liveState: boolean | undefined
+  private readyPromise: Promise<boolean> | undefined
+  private settleReady: ((live: boolean) => void) | undefined
 
   /** @internal Made by {@link Topics.subscribe}. */
   constructor (owner: Topics, topic: string, conn: Connection | undefined) {
@@ -231,6 +252,7 @@ export class Subscription implements AsyncIterableIterator<Uint8Array> {
       const signal = conn.signal
       if (signal.aborted) {
         this.done = true
+        this.liveState = false
       } else {
         this.onAbort = () => { this.unsubscribe() }
         signal.addEventListener('abort', this.onAbort, { once: true })
@@ -246,6 +268,26 @@ export class Subscription implements AsyncIterableIterator<Uint8Array> {
   /** Bytes queued and not yet taken, as `maxQueuedBytes` counts them. */
   get queuedBytes (): number {
     return this.bytes
+  }
+
+  /**
+   * Resolves true once the subscription receives what every process publishes: at once without
+   * an adapter, else when the adapter confirmed the topic (for Redis: its SUBSCRIBE was
+   * acknowledged). A message another process publishes after that reaches it (while the link
+   * holds). Resolves false if the subscription ends first. Never rejects.
+   */
+  get ready (): Promise<boolean> {
+    if (this.liveState !== undefined) return Promise.resolve(this.liveState)
+    this.readyPromise ??= new Promise((resolve) => { this.settleReady = resolve })
+    return this.readyPromise
+  }
+
+  /** @internal The topic is live across processes (or the subscription ended: false). */
+  live (live = true): void {
+    if (this.liveState !== undefined) return
+    this.liveState = live
+    this.settleReady?.(live)
+    this.settleReady = undefined
   }
 
   /** @internal A message for this subscriber; false if it was not taken. */
@@ -331,6 +373,7 @@ export class Subscription implements AsyncIterableIterator<Uint8Array> {
 
   private end (error?: Error): void {
     this.done = true
+    this.live(false)
     this.owner.remove(this)
     if (this.onAbort !== undefined) this.conn!.signal.removeEventListener('abort', this.onAbort)
     const waiting = this.waiting

@@ -1,7 +1,8 @@
 // The abuse scenarios of `npm run reliability`. Each one names its attack, its pass rule, the
 // server it runs against (a fresh one per scenario), and returns a figure. Every loop is bounded
 // in count and in time; memory attacks stop when the server's RSS passes RSS_STOP.
-import { spawn } from 'node:child_process'
+import { isUtf8 } from 'node:buffer'
+import { spawn, spawnSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
@@ -14,6 +15,8 @@ import { closedWithin, flood, flushed, mb, MiB, pool, RawClient, sleep, tcp, upg
 import { leakProblems, type LeakReport } from './leak.js'
 import { watchRss, type RunningServer, type ServerSpec } from './servers.js'
 import { connect } from '../../src/index.js'
+import { createClient } from 'redis'
+import { RedisServer } from '../topics/redis-server.js'
 
 export type Kind = 'wspipe' | 'ws'
 
@@ -890,8 +893,172 @@ const sharedBroadcast: Scenario = {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Issue 19, item 4: what comes from Redis is input. Self-contained: a redis-server of its own and
+// the chat example (`examples/chat-server.ts --redis`) as a child process.
+
+/** A redis-server to run against, unless the Debian package is missing (then the scenario is n/a, or fails under WSPIPE_REQUIRE_PEERS=1). */
+function redisMissing (): Outcome | undefined {
+  if (spawnSync('redis-server', ['--version'], { stdio: 'ignore', timeout: 10_000 }).status === 0) return undefined
+  return { figure: 'needs redis-server: apt-get install redis-server', pass: process.env.WSPIPE_REQUIRE_PEERS === '1' ? false : null }
+}
+
+/** Start `examples/chat-server.ts --redis URL`; resolves with its port and a way to kill it. */
+async function chatServer (redisUrl: string): Promise<{ port: number, stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', tsxLoader, 'examples/chat-server.ts', '--port', '0', '--redis', redisUrl], { cwd: fileURLToPath(new URL('../../', import.meta.url)), stdio: ['ignore', 'pipe', 'inherit'] })
+  const killChild = (): void => { child.kill('SIGKILL') }
+  process.once('exit', killChild)
+  const stop = async (): Promise<void> => {
+    process.off('exit', killChild)
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill('SIGKILL')
+    await exited
+  }
+  let out = ''
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error('chat-server: no port within 20 s')) }, 20_000)
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString()
+      const m = /127\.0\.0\.1:(\d+)/.exec(out)
+      if (m !== null) { clearTimeout(timer); resolve(Number(m[1])) }
+    })
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`chat-server exited ${code}`)) })
+  }).catch(async (err: unknown) => { await stop(); throw err })
+  child.stdout.resume()
+  return { port, stop }
+}
+
+/** The iterator's next result within `ms` (its timer cleared), or undefined on timeout or error. */
+async function nextWithin<T> (iterator: AsyncIterator<T>, ms: number): Promise<IteratorResult<T> | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([iterator.next(), new Promise<undefined>((resolve) => { timer = setTimeout(() => { resolve(undefined) }, Math.max(1, ms)) })])
+  } catch {
+    return undefined
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** The adapter's wire format, as any Redis client can forge it: flags (1: text), a 16-byte process id, the payload. */
+const redisWire = (flags: number, payload: Uint8Array): Buffer => Buffer.concat([Buffer.from([flags]), Buffer.alloc(16, 0x5a), payload])
+
+const redisInput: Scenario = {
+  name: 'issue 19.4: raw payloads on a chat room\'s Redis channel',
+  does: 'The chat example with `--redis` (its own redis-server). Members of /room/lobby: 2 raw clients (they count every frame) and 2 wspipe clients with default limits (they close on invalid UTF-8, 1007, and past 16 MiB frames, 1009). A plain Redis client publishes on the room\'s channel (a) 1,000 random payloads of 0–64 bytes, (b) to fresh wspipe members, one well-formed text message of invalid UTF-8, (c) to fresh ones, a 20 MiB binary message; each followed by a well-formed sentinel. Then (d) Redis is killed, 2,000 members each join and leave a room of their own, and Redis is restarted: its SUBSCRIBE calls are counted (INFO commandstats).',
+  rule: 'no text frame of invalid UTF-8 reaches a member; no member is closed; every member gets every sentinel; after the restart Redis gets ≤ 1 SUBSCRIBE (the rooms joined meanwhile are all empty)',
+  server: (kind) => kind === 'ws' ? 'n/a' : 'none',
+  async run (_s, ctx) {
+    const missing = redisMissing()
+    if (missing !== undefined) return missing
+    const redis = await RedisServer.start()
+    let chat: { port: number, stop: () => Promise<void> } | undefined
+    const raw = createClient({ url: redis.url })
+    raw.on('error', () => {})
+    try {
+      chat = await chatServer(redis.url)
+      const port = chat.port
+      await raw.connect()
+      const channel = 'wspipe:room/lobby'
+      const url = `ws://127.0.0.1:${port}/room/lobby`
+      const closed: string[] = []
+      const everyMember: Array<Awaited<ReturnType<typeof connect>>> = []
+      const wspipeMembers = async (phase: string): Promise<Array<Awaited<ReturnType<typeof connect>>>> => {
+        const members = await Promise.all([0, 1].map(async () => await connect(url, { protocols: ['chat'] })))
+        for (const m of members) void m.closed.then((info) => { closed.push(`${phase} ${info.code}`) })
+        everyMember.push(...members)
+        return members
+      }
+      const rawMembers = await Promise.all([0, 1].map(async () => await RawClient.connect(port, { path: '/room/lobby', protocol: 'chat' })))
+      let members = await wspipeMembers('random')
+      for (let i = 0; i < 200; i++) {
+        if ((await raw.pubSubNumSub(channel))[channel] === 1) break
+        await sleep(25)
+      }
+      // Per raw member: frames before the sentinel, and text frames among them that are not UTF-8.
+      let frames = [0, 0]
+      let invalidText = [0, 0]
+      let sentinelsMissed = 0
+      /** Publish the sentinel; every member (raw and wspipe) must get it within 20 s. */
+      const sentinel = async (): Promise<void> => {
+        const mark = `sentinel ${Math.random()}`
+        await raw.publish(channel, redisWire(1, Buffer.from(mark)))
+        const deadline = Date.now() + 20_000
+        for (const [i, c] of rawMembers.entries()) {
+          for (;;) {
+            const f = await c.nextFrame(Math.max(1, deadline - Date.now())).catch(() => undefined)
+            if (f === undefined) { sentinelsMissed++; break }
+            if (f.opcode === 1 && f.payload.toString() === mark) break
+            frames[i]++
+            if (f.opcode === 1 && !isUtf8(f.payload)) invalidText[i]++
+          }
+        }
+        for (const m of members) {
+          let got = false
+          const iterator = m.source[Symbol.asyncIterator]()
+          while (!got && Date.now() < deadline) {
+            const r = await nextWithin(iterator, deadline - Date.now())
+            if (r === undefined || r.done === true) break
+            got = Buffer.from(r.value).toString() === mark
+          }
+          if (!got) sentinelsMissed++
+        }
+      }
+      const randomBytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => Math.floor(Math.random() * 256)))
+      for (let i = 0; i < 1000; i++) await raw.publish(channel, randomBytes(Math.floor(Math.random() * 65)))
+      await sentinel()
+      const randomFigure = `(a) raw members got ${frames.join(' / ')} frames, ${invalidText.join(' / ')} of them text of invalid UTF-8`
+      let invalid = invalidText[0] + invalidText[1]
+      frames = [0, 0]
+      invalidText = [0, 0]
+      members = await wspipeMembers('(b)')
+      await raw.publish(channel, redisWire(1, Uint8Array.of(0xc3, 0x28)))
+      await sentinel()
+      members = await wspipeMembers('(c)')
+      await raw.publish(channel, redisWire(0, Buffer.alloc(20 * MiB)))
+      await sentinel()
+      invalid += invalidText[0] + invalidText[1]
+      await sleep(200)
+      const closedByRedis = [...closed]
+      for (const m of everyMember) m.close()
+      for (const c of rawMembers) c.destroy()
+
+      // (d) Rooms joined and left while Redis is down.
+      await raw.close()
+      await redis.stop()
+      await sleep(200)
+      const rooms = q(ctx, 500, 2000)
+      const churned = await pool(rooms, 32, Date.now() + 60_000, async (i) => {
+        const c = await RawClient.connect(port, { path: `/room/visitor-${i}`, protocol: 'chat' })
+        c.send(CLOSE_1000)
+        await c.waitClosed(5000).catch(() => {})
+        c.destroy()
+      })
+      await redis.start()
+      // The adapter reconnects within maxReconnectDelay (1 s); give what it replays time to arrive.
+      await sleep(3000)
+      const probe = createClient({ url: redis.url })
+      probe.on('error', () => {})
+      await probe.connect()
+      const stats = String(await probe.sendCommand(['INFO', 'commandstats']))
+      await probe.close()
+      const subscribes = Number(/cmdstat_subscribe:calls=(\d+)/.exec(stats)?.[1] ?? 0)
+      await sleep(100)
+      return {
+        figure: `${randomFigure}; wspipe members closed: ${closedByRedis.length === 0 ? 'none' : closedByRedis.join(', ')}; sentinels missed ${sentinelsMissed}; (d) ${churned.started - churned.failures} rooms joined and left while Redis was down, then ${subscribes} SUBSCRIBE calls`,
+        pass: invalid === 0 && closedByRedis.length === 0 && sentinelsMissed === 0 && subscribes <= 1
+      }
+    } finally {
+      await raw.close().catch(() => {})
+      await chat?.stop()
+      await redis.stop()
+    }
+  }
+}
+
 export const SCENARIOS: Scenario[] = [
   churn, resets('frame'), resets('handshake'), halfOpen, silentPeer, slowloris, millionFragments, pingFlood,
   oversizedHeaders, concurrent, tinyMessages(0), tinyMessages(1), pinnedReads('fragments'), pinnedReads('messages'), dribbledFrame, closeBehindPause, floodThenSilence, pingPromises,
-  segmentation, budget, streamEcho, sharedBroadcast, deflateBombs(1), deflateBombs(10), leak
+  segmentation, budget, streamEcho, sharedBroadcast, deflateBombs(1), deflateBombs(10), redisInput, leak
 ]
