@@ -29,7 +29,7 @@ test('the package exports a browser condition before the Node build\'s, for "." 
   const dot = pkg.exports['.']
   t.is(Object.keys(dot)[0], 'browser', 'conditions are tried in order: browser must come first')
   t.deepEqual(dot.browser, { types: './dist/browser/index.d.ts', default: './dist/browser/index.js' })
-  t.deepEqual(pkg.exports['./browser'], { types: './dist/browser/index.d.ts', import: './dist/browser/index.js' })
+  t.deepEqual(pkg.exports['./browser'], { types: './dist/browser/index.d.ts', default: './dist/browser/index.js' })
 })
 
 test('import { connect } from \'wspipe\', bundled for the browser with esbuild\'s defaults, gets the browser build and no Node built-in', async (t) => {
