@@ -359,10 +359,12 @@ export class Subscription implements AsyncIterableIterator<Uint8Array> {
     return this
   }
 
-  /** Stop receiving: queued messages are let go and the iteration ends. */
+  /** Stop receiving: queued messages are let go (their budget with them) and the iteration ends. */
   unsubscribe (): void {
-    if (this.done) return
-    this.end()
+    // Ended as too slow, a bare subscription keeps its queue (and the error) for next() to
+    // drain; a consumer that stops instead lets them go here, or the budget never gets them back.
+    if (this.done) this.error = undefined
+    else this.end()
     if (this.budget !== undefined) {
       for (let m = this.queue.shift(); m !== undefined; m = this.queue.shift()) this.release(m)
     } else {

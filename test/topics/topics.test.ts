@@ -298,3 +298,20 @@ test('subscription queues count a shared message once against the budget, and a 
   fast.unsubscribe()
   t.is(budget.used, 0)
 })
+
+test('a bare subscription ended as too slow gives its queue back to the budget when the consumer stops (return() or unsubscribe()) instead of draining it', async (t) => {
+  for (const stop of ['return', 'unsubscribe'] as const) {
+    const budget = new MemoryBudget(1024 * 1024)
+    const topics = new Topics({ maxQueuedBytes: 10 * 1024 })
+    topics.budget = budget
+    const slow = topics.subscribe('t')
+    for (let i = 0; i < 12; i++) topics.publish('t', new Uint8Array(1000))
+    t.true(slow.ended, `${stop}: the 'close' policy ended it`)
+    t.true(budget.used > 0, `${stop}: what it holds is still counted`)
+    if (stop === 'return') await slow.return()
+    else slow.unsubscribe()
+    t.is(budget.used, 0, `${stop}: the budget got it all back`)
+    t.is(slow.queuedBytes, 0)
+    t.deepEqual(await slow.next(), { done: true, value: undefined }, `${stop}: the iteration is over, the error dropped with the queue`)
+  }
+})
