@@ -29,7 +29,7 @@ export interface RespawnOptions {
 }
 
 /** Defaults of {@link RespawnOptions}. */
-export const DEFAULT_RESPAWN = { delay: 500, maxDelay: 30_000, resetAfter: 30_000 } as const
+export const DEFAULT_RESPAWN: Readonly<Required<RespawnOptions>> = { delay: 500, maxDelay: 30_000, resetAfter: 30_000 }
 
 /** Options of {@link serveCluster}. */
 export interface ClusterOptions {
