@@ -291,6 +291,8 @@ export class PerMessageDeflate implements MessageCompression {
   private deflateJob: ZlibJob | undefined
   /** Bumped when work is cancelled: results of earlier work (a shared compression's too) are ignored. */
   private inflateEpoch = 0
+  /** Settles the inflate under way with the budgets: what it was charged ahead less what it cost. */
+  private inflateSettle: (() => void) | undefined
   private deflateEpoch = 0
 
   constructor (role: Role, params: DeflateParams, options: ResolvedDeflateOptions) {
@@ -489,19 +491,34 @@ export class PerMessageDeflate implements MessageCompression {
     const window = this.receiveWindow
     // Copied when the job starts; nothing else inflates on this connection meanwhile.
     const dictionary = window?.bytes
+    // The work done so far; settled once, with what it really cost, whether or not the message
+    // is still wanted: a job cancelled before it started gives its whole admission back.
+    let worked = 0
+    let settled = false
+    const settle = (): void => {
+      if (settled) return
+      settled = true
+      if (this.inflateSettle === settle) this.inflateSettle = undefined
+      const charge = chargeFor(worked, p.compressed) - admission
+      this.budget.charge(charge)
+      this.options.serverBudget?.charge(charge)
+    }
+    this.inflateSettle = settle
     const inflate = (chunkSize: number, then: (err: Error | undefined, chunks: Buffer[], total: number) => void): void => {
       const job = this.inflateJob = new ZlibJob('inflate', p.input, { windowBits: this.receiveBits, dictionary, finishFlush: constants.Z_SYNC_FLUSH, chunkSize: Math.max(64, chunkSize) }, maxSize, (err, chunks, total) => {
         if (epoch !== this.inflateEpoch) return
         this.inflateJob = undefined
-        deflateCounters.inflatedBytes += total
         then(err, chunks, total)
+      }, (total) => {
+        worked += total
+        deflateCounters.inflatedBytes += total
+        // Cancelled while it ran: what it did is settled now, as nobody will.
+        if (epoch !== this.inflateEpoch) settle()
       })
       runOffLoop(job)
     }
-    const finish = (err: Error | undefined, out: Uint8Array | undefined, work: number): void => {
-      const charge = chargeFor(work, p.compressed) - admission
-      this.budget.charge(charge)
-      this.options.serverBudget?.charge(charge)
+    const finish = (err: Error | undefined, out: Uint8Array | undefined): void => {
+      settle()
       if (err !== undefined) {
         done(new ProtocolError((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' ? 'WS_ERR_MESSAGE_TOO_BIG' : 'WS_ERR_INVALID_COMPRESSED'), undefined)
         return
@@ -512,23 +529,23 @@ export class PerMessageDeflate implements MessageCompression {
     }
     inflate(bound, (err, chunks, total) => {
       if (err !== undefined) {
-        finish(err, undefined, total)
+        finish(err, undefined)
         return
       }
       const first = chunks[0] ?? new Uint8Array(0)
       // Most of its buffer: it is the message. Else (ordinary data, a few times smaller than the
       // bound) once more, into a buffer of its exact size: a small view must not pin a large buffer.
       if (chunks.length === 1 && first.length * 2 >= first.buffer.byteLength) {
-        finish(undefined, first, total)
+        finish(undefined, first)
         return
       }
       if (total === 0) {
-        finish(undefined, new Uint8Array(0), 0)
+        finish(undefined, new Uint8Array(0))
         return
       }
       inflate(total + 64, (err2, chunks2, total2) => {
         const out = chunks2.length === 1 ? chunks2[0] : Buffer.concat(chunks2, total2)
-        finish(err2, out, total + total2)
+        finish(err2, out)
       })
     })
     return undefined
@@ -546,8 +563,12 @@ export class PerMessageDeflate implements MessageCompression {
   cancelInflate (): void {
     this.inflateEpoch++
     this.pending = undefined
-    if (this.inflateJob !== undefined) cancelOffLoop(this.inflateJob)
+    const job = this.inflateJob
     this.inflateJob = undefined
+    if (job === undefined) return
+    cancelOffLoop(job)
+    // Never started: its admission goes back to the budgets now (a started one settles when it stops).
+    if (!job.started) this.inflateSettle?.()
   }
 
   /** Inflate on the event loop, stopping past `limit` bytes: `undefined` past it when it is below `maxSize`. */
@@ -590,21 +611,27 @@ export class PerMessageDeflate implements MessageCompression {
  */
 class ZlibJob implements OffLoopJob {
   cancelled = false
+  /** Its turn came: it runs, or has run. */
+  started = false
   private input: Uint8Array | undefined
   private readonly kind: 'inflate' | 'deflate'
   private readonly zlibOptions: ZlibOptions
   private readonly limit: number
   private readonly then: (err: Error | undefined, chunks: Buffer[], total: number) => void
+  private readonly stopped: ((total: number) => void) | undefined
 
-  constructor (kind: 'inflate' | 'deflate', input: Uint8Array, zlibOptions: ZlibOptions, limit: number, then: (err: Error | undefined, chunks: Buffer[], total: number) => void) {
+  /** `then` gets the result unless cancelled; `stopped`, if given, gets the bytes of output made when the job stops, cancelled or not. */
+  constructor (kind: 'inflate' | 'deflate', input: Uint8Array, zlibOptions: ZlibOptions, limit: number, then: (err: Error | undefined, chunks: Buffer[], total: number) => void, stopped?: (total: number) => void) {
     this.kind = kind
     this.input = input
     this.zlibOptions = zlibOptions
     this.limit = limit
     this.then = then
+    this.stopped = stopped
   }
 
   start (done: () => void): void {
+    this.started = true
     const input = this.input!
     this.input = undefined
     const chunks: Buffer[] = []
@@ -616,6 +643,7 @@ class ZlibJob implements OffLoopJob {
     } catch (err) {
       // Bad options cannot come from a peer; still, the queue must go on.
       done()
+      this.stopped?.(0)
       if (!this.cancelled) this.then(err as Error, chunks, 0)
       return
     }
@@ -635,6 +663,7 @@ class ZlibJob implements OffLoopJob {
       deflateCounters.inFlight--
       // The next job starts first: the thread pool is not left idle while this result is handled.
       done()
+      this.stopped?.(total)
       if (!this.cancelled) this.then(error, chunks, total)
     })
     stream.end(input)
