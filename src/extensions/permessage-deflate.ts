@@ -285,7 +285,7 @@ export class PerMessageDeflate implements MessageCompression {
    */
   room = Infinity
   /** The compressed message left for later: its input (compressed bytes and the §7.2.1 tail), and whether it was too big to inflate at once. */
-  private pending: { input: Buffer, compressed: number, tooBig: boolean } | undefined
+  private pending: { input: Buffer, compressed: number, tooBig: boolean, full?: boolean } | undefined
   /** The jobs off the loop, one each way at most; cancelled when the connection goes. */
   private inflateJob: ZlibJob | undefined
   private deflateJob: ZlibJob | undefined
@@ -462,7 +462,9 @@ export class PerMessageDeflate implements MessageCompression {
    * The message {@link PerMessageDeflate.decompress} left for later, once the driver has room
    * for it: inflated at once (returned) if it is small after all; a number of milliseconds to
    * wait when the connection's or the server's budget is spent; or `undefined` when it is being
-   * inflated off the event loop, `done` being called on a later turn (unless cancelled). Throws,
+   * inflated off the event loop, `done` being called on a later turn (unless cancelled); `done`
+   * with neither error nor data when it cost more than the budgets had left: call this again,
+   * it is let in once they are out of debt. Throws,
    * or gives `done`, a `ProtocolError`: 1009 past `maxSize`, 1007 for data that does not inflate.
    */
   inflateLater (maxSize: number, done: (error: ProtocolError | undefined, data: Uint8Array | undefined) => void): Uint8Array | number | undefined {
@@ -482,9 +484,15 @@ export class PerMessageDeflate implements MessageCompression {
     // One output buffer that surely holds it (or the most allowed): zlib fills it off the loop,
     // and the message is that buffer, never joined from parts on the event loop.
     const bound = Math.min(maxSize, MAX_RATIO * p.compressed + 4096)
-    // Charged the most it can cost when let in, the rest given back once its size is known: so
-    // that while the budgets are near 0, what is let in at once stays within them.
-    const admission = chargeFor(bound, p.compressed)
+    // Charged ahead what it may cost, the rest settled once its size is known, so that what is
+    // let in at once stays within the budgets. First only what the budgets have left: ordinary
+    // data (far below FREE_RATIO) costs nothing and goes through whole; output past what was
+    // charged stops the job, and the message waits its turn to be let in again, charged the most
+    // it can cost (a decompression bomb: it then puts the budgets in debt, and others wait).
+    const left = Math.max(0, Math.min(this.budget.available, this.options.serverBudget?.available ?? Infinity))
+    const most = chargeFor(bound, p.compressed)
+    const admission = p.full === true ? most : Math.min(most, left)
+    const limit = admission < most ? FREE_RATIO * p.compressed + admission : maxSize
     this.budget.charge(admission)
     this.options.serverBudget?.charge(admission)
     const epoch = this.inflateEpoch
@@ -504,8 +512,8 @@ export class PerMessageDeflate implements MessageCompression {
       this.options.serverBudget?.charge(charge)
     }
     this.inflateSettle = settle
-    const inflate = (chunkSize: number, then: (err: Error | undefined, chunks: Buffer[], total: number) => void): void => {
-      const job = this.inflateJob = new ZlibJob('inflate', p.input, { windowBits: this.receiveBits, dictionary, finishFlush: constants.Z_SYNC_FLUSH, chunkSize: Math.max(64, chunkSize) }, maxSize, (err, chunks, total) => {
+    const inflate = (chunkSize: number, most: number, then: (err: Error | undefined, chunks: Buffer[], total: number) => void): void => {
+      const job = this.inflateJob = new ZlibJob('inflate', p.input, { windowBits: this.receiveBits, dictionary, finishFlush: constants.Z_SYNC_FLUSH, chunkSize: Math.max(64, chunkSize) }, most, (err, chunks, total) => {
         if (epoch !== this.inflateEpoch) return
         this.inflateJob = undefined
         then(err, chunks, total)
@@ -527,7 +535,14 @@ export class PerMessageDeflate implements MessageCompression {
       window?.append(out!)
       done(undefined, out)
     }
-    inflate(bound, (err, chunks, total) => {
+    inflate(Math.min(bound, limit), limit, (err, chunks, total) => {
+      if (err !== undefined && limit < maxSize && (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+        // Past what the budgets had left: settled for what it did, and left to be let in again in full.
+        settle()
+        this.pending = { ...p, full: true }
+        done(undefined, undefined)
+        return
+      }
       if (err !== undefined) {
         finish(err, undefined)
         return
@@ -543,7 +558,7 @@ export class PerMessageDeflate implements MessageCompression {
         finish(undefined, new Uint8Array(0))
         return
       }
-      inflate(total + 64, (err2, chunks2, total2) => {
+      inflate(total + 64, maxSize, (err2, chunks2, total2) => {
         const out = chunks2.length === 1 ? chunks2[0] : Buffer.concat(chunks2, total2)
         finish(err2, out)
       })

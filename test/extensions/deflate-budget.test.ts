@@ -66,3 +66,52 @@ test.serial('an inflate cancelled with its connection gives its admission back t
   t.is(server.available, server.rate, 'the server budget holds all it held before')
   t.is(server.wait(), 0)
 })
+
+test.serial('three large messages of ordinary JSON on three connections are let in at once, with no budget wait, and cost the budget nothing', async (t) => {
+  await idle()
+  const options = resolveDeflateOptions(true, 'server')!
+  const server = options.serverBudget!
+  const messages = [json(200 * 1024), json(200 * 1024), json(200 * 1024)]
+  const conns = messages.map((m) => receiving(options, compress(m)))
+  const results: Array<Promise<Uint8Array>> = []
+  for (const z of conns) {
+    let answer!: (data: Uint8Array) => void
+    results.push(new Promise((resolve) => { answer = resolve }))
+    // A number here is a budget wait.
+    t.is(z.inflateLater(16 * MiB, (err, data) => { if (err === undefined && data !== undefined) answer(data) }), undefined)
+  }
+  const out = await Promise.all(results)
+  for (let i = 0; i < 3; i++) t.true(Buffer.from(out[i]).equals(messages[i]), `message ${i} intact`)
+  await idle()
+  t.is(server.available, server.rate)
+  for (const z of conns) t.is(z.budget.wait(), 0)
+})
+
+test.serial('a decompression bomb let in on what is left of the budget stops there, then waits its turn and is charged in full', async (t) => {
+  await idle()
+  const options = resolveDeflateOptions({ connectionBudget: Infinity }, 'server')!
+  const server = options.serverBudget!
+  const message = Buffer.alloc(16 * MiB - 64, 'a')
+  const z = receiving(options, compress(message))
+  const calls: Array<[unknown, Uint8Array | undefined]> = []
+  let called!: () => void
+  let next = new Promise<void>((resolve) => { called = resolve })
+  const done = (err: unknown, data: Uint8Array | undefined): void => { calls.push([err, data]); called() }
+  // Most of the budget is spent: the bomb is let in on what is left.
+  server.charge(server.rate - MiB)
+  t.is(z.inflateLater(16 * MiB, done), undefined)
+  await next
+  t.deepEqual(calls, [[undefined, undefined]], 'stopped at what the budget allowed: to be looked at again')
+  next = new Promise<void>((resolve) => { called = resolve })
+  // Let in again, with its full cost charged ahead, once the budget is out of debt (a bounded wait).
+  let again = z.inflateLater(16 * MiB, done)
+  for (let i = 0; i < 100 && typeof again === 'number'; i++) {
+    await new Promise((resolve) => setTimeout(resolve, again as number))
+    again = z.inflateLater(16 * MiB, done)
+  }
+  t.is(again, undefined)
+  await next
+  t.is(calls.length, 2)
+  t.is(calls[1][0], undefined)
+  t.true(Buffer.from(calls[1][1]!).equals(message))
+})
