@@ -819,6 +819,12 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
       this.stopInflating()
       return
     }
+    if (error === undefined && data === undefined) {
+      // It cost more than the budgets had left: let in again, in full, once they allow.
+      this.inflateWait = undefined
+      this.inflateLater()
+      return
+    }
     this.inflating = false
     const wasJob = this.inflateWait === 'job'
     this.inflateWait = undefined

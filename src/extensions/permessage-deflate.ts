@@ -285,12 +285,14 @@ export class PerMessageDeflate implements MessageCompression {
    */
   room = Infinity
   /** The compressed message left for later: its input (compressed bytes and the §7.2.1 tail), and whether it was too big to inflate at once. */
-  private pending: { input: Buffer, compressed: number, tooBig: boolean } | undefined
+  private pending: { input: Buffer, compressed: number, tooBig: boolean, full?: boolean } | undefined
   /** The jobs off the loop, one each way at most; cancelled when the connection goes. */
   private inflateJob: ZlibJob | undefined
   private deflateJob: ZlibJob | undefined
   /** Bumped when work is cancelled: results of earlier work (a shared compression's too) are ignored. */
   private inflateEpoch = 0
+  /** Settles the inflate under way with the budgets: what it was charged ahead less what it cost. */
+  private inflateSettle: (() => void) | undefined
   private deflateEpoch = 0
 
   constructor (role: Role, params: DeflateParams, options: ResolvedDeflateOptions) {
@@ -460,7 +462,9 @@ export class PerMessageDeflate implements MessageCompression {
    * The message {@link PerMessageDeflate.decompress} left for later, once the driver has room
    * for it: inflated at once (returned) if it is small after all; a number of milliseconds to
    * wait when the connection's or the server's budget is spent; or `undefined` when it is being
-   * inflated off the event loop, `done` being called on a later turn (unless cancelled). Throws,
+   * inflated off the event loop, `done` being called on a later turn (unless cancelled); `done`
+   * with neither error nor data when it cost more than the budgets had left: call this again,
+   * it is let in once they are out of debt. Throws,
    * or gives `done`, a `ProtocolError`: 1009 past `maxSize`, 1007 for data that does not inflate.
    */
   inflateLater (maxSize: number, done: (error: ProtocolError | undefined, data: Uint8Array | undefined) => void): Uint8Array | number | undefined {
@@ -480,28 +484,49 @@ export class PerMessageDeflate implements MessageCompression {
     // One output buffer that surely holds it (or the most allowed): zlib fills it off the loop,
     // and the message is that buffer, never joined from parts on the event loop.
     const bound = Math.min(maxSize, MAX_RATIO * p.compressed + 4096)
-    // Charged the most it can cost when let in, the rest given back once its size is known: so
-    // that while the budgets are near 0, what is let in at once stays within them.
-    const admission = chargeFor(bound, p.compressed)
+    // Charged ahead what it may cost, the rest settled once its size is known, so that what is
+    // let in at once stays within the budgets. First only what the budgets have left: ordinary
+    // data (far below FREE_RATIO) costs nothing and goes through whole; output past what was
+    // charged stops the job, and the message waits its turn to be let in again, charged the most
+    // it can cost (a decompression bomb: it then puts the budgets in debt, and others wait).
+    const left = Math.max(0, Math.min(this.budget.available, this.options.serverBudget?.available ?? Infinity))
+    const most = chargeFor(bound, p.compressed)
+    const admission = p.full === true ? most : Math.min(most, left)
+    const limit = admission < most ? FREE_RATIO * p.compressed + admission : maxSize
     this.budget.charge(admission)
     this.options.serverBudget?.charge(admission)
     const epoch = this.inflateEpoch
     const window = this.receiveWindow
     // Copied when the job starts; nothing else inflates on this connection meanwhile.
     const dictionary = window?.bytes
-    const inflate = (chunkSize: number, then: (err: Error | undefined, chunks: Buffer[], total: number) => void): void => {
-      const job = this.inflateJob = new ZlibJob('inflate', p.input, { windowBits: this.receiveBits, dictionary, finishFlush: constants.Z_SYNC_FLUSH, chunkSize: Math.max(64, chunkSize) }, maxSize, (err, chunks, total) => {
+    // The work done so far; settled once, with what it really cost, whether or not the message
+    // is still wanted: a job cancelled before it started gives its whole admission back.
+    let worked = 0
+    let settled = false
+    const settle = (): void => {
+      if (settled) return
+      settled = true
+      if (this.inflateSettle === settle) this.inflateSettle = undefined
+      const charge = chargeFor(worked, p.compressed) - admission
+      this.budget.charge(charge)
+      this.options.serverBudget?.charge(charge)
+    }
+    this.inflateSettle = settle
+    const inflate = (chunkSize: number, most: number, then: (err: Error | undefined, chunks: Buffer[], total: number) => void): void => {
+      const job = this.inflateJob = new ZlibJob('inflate', p.input, { windowBits: this.receiveBits, dictionary, finishFlush: constants.Z_SYNC_FLUSH, chunkSize: Math.max(64, chunkSize) }, most, (err, chunks, total) => {
         if (epoch !== this.inflateEpoch) return
         this.inflateJob = undefined
-        deflateCounters.inflatedBytes += total
         then(err, chunks, total)
+      }, (total) => {
+        worked += total
+        deflateCounters.inflatedBytes += total
+        // Cancelled while it ran: what it did is settled now, as nobody will.
+        if (epoch !== this.inflateEpoch) settle()
       })
       runOffLoop(job)
     }
-    const finish = (err: Error | undefined, out: Uint8Array | undefined, work: number): void => {
-      const charge = chargeFor(work, p.compressed) - admission
-      this.budget.charge(charge)
-      this.options.serverBudget?.charge(charge)
+    const finish = (err: Error | undefined, out: Uint8Array | undefined): void => {
+      settle()
       if (err !== undefined) {
         done(new ProtocolError((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' ? 'WS_ERR_MESSAGE_TOO_BIG' : 'WS_ERR_INVALID_COMPRESSED'), undefined)
         return
@@ -510,25 +535,32 @@ export class PerMessageDeflate implements MessageCompression {
       window?.append(out!)
       done(undefined, out)
     }
-    inflate(bound, (err, chunks, total) => {
+    inflate(Math.min(bound, limit), limit, (err, chunks, total) => {
+      if (err !== undefined && limit < maxSize && (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+        // Past what the budgets had left: settled for what it did, and left to be let in again in full.
+        settle()
+        this.pending = { ...p, full: true }
+        done(undefined, undefined)
+        return
+      }
       if (err !== undefined) {
-        finish(err, undefined, total)
+        finish(err, undefined)
         return
       }
       const first = chunks[0] ?? new Uint8Array(0)
       // Most of its buffer: it is the message. Else (ordinary data, a few times smaller than the
       // bound) once more, into a buffer of its exact size: a small view must not pin a large buffer.
       if (chunks.length === 1 && first.length * 2 >= first.buffer.byteLength) {
-        finish(undefined, first, total)
+        finish(undefined, first)
         return
       }
       if (total === 0) {
-        finish(undefined, new Uint8Array(0), 0)
+        finish(undefined, new Uint8Array(0))
         return
       }
-      inflate(total + 64, (err2, chunks2, total2) => {
+      inflate(total + 64, maxSize, (err2, chunks2, total2) => {
         const out = chunks2.length === 1 ? chunks2[0] : Buffer.concat(chunks2, total2)
-        finish(err2, out, total + total2)
+        finish(err2, out)
       })
     })
     return undefined
@@ -546,8 +578,12 @@ export class PerMessageDeflate implements MessageCompression {
   cancelInflate (): void {
     this.inflateEpoch++
     this.pending = undefined
-    if (this.inflateJob !== undefined) cancelOffLoop(this.inflateJob)
+    const job = this.inflateJob
     this.inflateJob = undefined
+    if (job === undefined) return
+    cancelOffLoop(job)
+    // Never started: its admission goes back to the budgets now (a started one settles when it stops).
+    if (!job.started) this.inflateSettle?.()
   }
 
   /** Inflate on the event loop, stopping past `limit` bytes: `undefined` past it when it is below `maxSize`. */
@@ -590,21 +626,27 @@ export class PerMessageDeflate implements MessageCompression {
  */
 class ZlibJob implements OffLoopJob {
   cancelled = false
+  /** Its turn came: it runs, or has run. */
+  started = false
   private input: Uint8Array | undefined
   private readonly kind: 'inflate' | 'deflate'
   private readonly zlibOptions: ZlibOptions
   private readonly limit: number
   private readonly then: (err: Error | undefined, chunks: Buffer[], total: number) => void
+  private readonly stopped: ((total: number) => void) | undefined
 
-  constructor (kind: 'inflate' | 'deflate', input: Uint8Array, zlibOptions: ZlibOptions, limit: number, then: (err: Error | undefined, chunks: Buffer[], total: number) => void) {
+  /** `then` gets the result unless cancelled; `stopped`, if given, gets the bytes of output made when the job stops, cancelled or not. */
+  constructor (kind: 'inflate' | 'deflate', input: Uint8Array, zlibOptions: ZlibOptions, limit: number, then: (err: Error | undefined, chunks: Buffer[], total: number) => void, stopped?: (total: number) => void) {
     this.kind = kind
     this.input = input
     this.zlibOptions = zlibOptions
     this.limit = limit
     this.then = then
+    this.stopped = stopped
   }
 
   start (done: () => void): void {
+    this.started = true
     const input = this.input!
     this.input = undefined
     const chunks: Buffer[] = []
@@ -616,6 +658,7 @@ class ZlibJob implements OffLoopJob {
     } catch (err) {
       // Bad options cannot come from a peer; still, the queue must go on.
       done()
+      this.stopped?.(0)
       if (!this.cancelled) this.then(err as Error, chunks, 0)
       return
     }
@@ -635,6 +678,7 @@ class ZlibJob implements OffLoopJob {
       deflateCounters.inFlight--
       // The next job starts first: the thread pool is not left idle while this result is handled.
       done()
+      this.stopped?.(total)
       if (!this.cancelled) this.then(error, chunks, total)
     })
     stream.end(input)

@@ -53,6 +53,13 @@ export class ZlibBudget {
     this.tokens = Math.min(this.rate, this.tokens - bytes)
   }
 
+  /** Bytes of work the bucket holds now (negative: its debt): for tests and monitoring. */
+  get available (): number {
+    if (this.rate === Infinity) return Infinity
+    this.refill()
+    return this.tokens
+  }
+
   /** Milliseconds until the bucket is out of debt; 0 when it is not in debt. */
   wait (): number {
     if (this.rate === Infinity) return 0
