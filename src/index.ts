@@ -24,4 +24,4 @@ export { ConnectionClosedError, MessageAbandonedError, UpgradeError } from './er
 export { HandshakeError } from './handshake.js'
 export { CloseCode, ProtocolError } from './protocol/index.js'
 export { serveCluster, DEFAULT_RESPAWN, type ClusterOptions, type ClusterPrimary, type ClusterServer, type RespawnOptions } from './cluster.js'
-export { DIAGNOSTICS_CHANNELS, type ConnectionRole, type ConnectionOpenMessage, type ConnectionCloseMessage, type HandshakeRefusedMessage, type MemoryBudgetExhaustedMessage, type SlowSubscriberMessage, type HeartbeatDropMessage } from './diagnostics.js'
+export { DIAGNOSTICS_CHANNELS, type ConnectionRole, type ConnectionOpenMessage, type ConnectionCloseMessage, type HandshakeRefusedMessage, type MemoryBudgetExhaustedMessage, type SlowSubscriberMessage, type HeartbeatDropMessage, type ZlibBudgetWaitMessage } from './diagnostics.js'

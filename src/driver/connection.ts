@@ -30,7 +30,7 @@ import { SHARED_REF_COST, SharedOutput, shareOf } from './shared.js'
 import { isText } from './text.js'
 import { resolveLimits, type CloseInfo, type ConnectionStats, type DriverOptions, type Logger, type OutgoingMessage, type ResolvedLimits, type StreamedMessage } from './types.js'
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../protocol/session.js'
-import { connectionCloseChannel, connectionOpenChannel, heartbeatDropChannel, memoryBudgetExhaustedChannel, publishBudgetExhausted, publishClose, publishHeartbeatDrop, publishOpen } from '../diagnostics.js'
+import { connectionCloseChannel, connectionOpenChannel, heartbeatDropChannel, memoryBudgetExhaustedChannel, publishBudgetExhausted, publishClose, publishHeartbeatDrop, publishOpen, publishZlibBudgetWait, zlibBudgetWaitChannel } from '../diagnostics.js'
 
 function allocUnsafe (size: number): Uint8Array {
   return Buffer.allocUnsafe(size)
@@ -791,7 +791,10 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
       }
       if (typeof result === 'number') {
         // Counted once per wait, not per look.
-        if (this.inflateTimer === undefined) this.compressionWaits++
+        if (this.inflateTimer === undefined) {
+          this.compressionWaits++
+          if (zlibBudgetWaitChannel.hasSubscribers) publishZlibBudgetWait(this, this.role, z.waitingOn, result)
+        }
         this.inflateWait = 'timer'
         // Looked at again within BUDGET_RECHECK: what an inflate was charged ahead is given back when it ends.
         this.inflateTimer = setTimeout(inflateTimerFired, Math.min(result, BUDGET_RECHECK), this)
@@ -853,6 +856,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     if (wait === 0) return
     this.pausedForZlib = true
     this.compressionWaits++
+    if (zlibBudgetWaitChannel.hasSubscribers) publishZlibBudgetWait(this, this.role, 'connection', wait)
     this.updateReading()
     this.zlibTimer = setTimeout(zlibTimerFired, Math.min(wait, BUDGET_RECHECK), this)
   }
