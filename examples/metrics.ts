@@ -19,7 +19,7 @@ import {
   DIAGNOSTICS_CHANNELS, WebSocketServer, type ConnectionCloseMessage, type ConnectionOpenMessage, type HandshakeRefusedMessage,
   type HeartbeatDropMessage, type MemoryBudgetExhaustedMessage, type SlowSubscriberMessage, type ZlibBudgetWaitMessage
 } from '../src/index.js'
-import { isMain } from './run.js'
+import { cannotListen, isMain } from './run.js'
 
 /** A counter with labels: one value per combination of label values. */
 class Counter {
@@ -147,7 +147,7 @@ export async function startMetricsDemo (port = 8080, host = '127.0.0.1'): Promis
 
 if (isMain(import.meta.url)) {
   const { values } = parseArgs({ strict: false, options: { port: { type: 'string', default: '8080' }, host: { type: 'string', default: '127.0.0.1' } } })
-  const demo = await startMetricsDemo(Number(values.port), String(values.host))
+  const demo = await startMetricsDemo(Number(values.port), String(values.host)).catch(cannotListen(String(values.host), String(values.port)))
   console.log(demo.wsUrl)
   console.log(`metrics: ${demo.metricsUrl}`)
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
