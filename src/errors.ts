@@ -51,3 +51,16 @@ export class MessageAbandonedError extends Error {
     super('the message was abandoned: source moved on to the next message before its chunks were read')
   }
 }
+
+/**
+ * A call the object's state does not allow: the API was misused, not the peer. `sink` called
+ * twice or after `send()`, `send()` after `sink`, a second `next()` while one is pending, an
+ * `Outbox` read by a second sink, `listen()` on a server that listens or is closing. Named as
+ * the WHATWG `InvalidStateError` a browser's `WebSocket.send()` throws while connecting.
+ */
+export class InvalidStateError extends Error {
+  /** `'InvalidStateError'`. */
+  override name = 'InvalidStateError'
+  /** The stable code `WS_ERR_INVALID_STATE`. */
+  readonly code = 'WS_ERR_INVALID_STATE'
+}

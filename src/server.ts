@@ -18,6 +18,7 @@ import { isIP, type AddressInfo } from 'node:net'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import type { SecureContextOptions } from 'node:tls'
 import { acceptFor } from './crypto.js'
+import { InvalidStateError } from './errors.js'
 import { acceptDeflateOffer, buildAcceptResponse, buildRejectResponse, HandshakeError, noHandlerReason, originForm, rejectBody, selectProtocol, validateUpgradeRequest, type DeflateParams } from './handshake.js'
 import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions, type ResolvedDeflateOptions } from './extensions/permessage-deflate.js'
 import { CloseCode } from './protocol/close-codes.js'
@@ -242,7 +243,7 @@ export class WebSocketServer {
    */
   async listen (options: ListenOptions = {}): Promise<AddressInfo> {
     this.reopen()
-    if (this.httpServer !== undefined) throw new Error('the server is already listening')
+    if (this.httpServer !== undefined) throw new InvalidStateError('the server is already listening')
     const serverOptions = { maxHeaderSize: this.options.maxHeaderSize ?? DEFAULT_SERVER_OPTIONS.maxHeaderSize }
     const server = options.tls !== undefined
       // Node's own TLS handshake timeout (120 s by default) follows handshakeTimeout too.
@@ -578,7 +579,7 @@ export class WebSocketServer {
 
   /** `listen` and `attach` open a closed server again, but not one still closing. */
   private reopen (): void {
-    if (this.state === 'draining' || this.state === 'closing') throw new Error('the server is closing: await close() before listening or attaching again')
+    if (this.state === 'draining' || this.state === 'closing') throw new InvalidStateError('the server is closing: await close() before listening or attaching again')
     this.state = 'open'
   }
 
