@@ -13,6 +13,7 @@ export class ConnectionClosedError extends Error {
   /** The close code the connection settled with (1006 for a reset). */
   readonly closeCode: number
 
+  /** `message` says what happened; `closeCode` is what `closed` settled with, or will; `cause`, what led to it. */
   constructor (message: string, closeCode: number, options?: { cause?: unknown }) {
     super(message, options)
     this.closeCode = closeCode
@@ -30,6 +31,7 @@ export class UpgradeError extends Error {
   /** The server's one-line reason: its status text or response body. */
   readonly reason: string
 
+  /** `message` for people; `status` the server's HTTP status (0 when there was none: a timeout, or a browser, which does not say); `reason` its one-line reason. */
   constructor (message: string, status: number, reason: string) {
     super(message)
     this.status = status
@@ -47,6 +49,7 @@ export class MessageAbandonedError extends Error {
   /** The stable code `WS_ERR_MESSAGE_ABANDONED`. */
   readonly code = 'WS_ERR_MESSAGE_ABANDONED'
 
+  /** Made by the connection; its message says what happened. */
   constructor () {
     super('the message was abandoned: source moved on to the next message before its chunks were read')
   }

@@ -175,6 +175,14 @@ export class WebSocketServer {
   /** Wakes `close()` when a connection or a pending handshake is gone. */
   private wakeDrain: (() => void) | undefined
 
+  /**
+   * A server with no handlers yet ({@link WebSocketServer.register} adds them) that listens
+   * nowhere until {@link WebSocketServer.listen}, {@link WebSocketServer.attach} or
+   * {@link WebSocketServer.handleUpgrade}. Options are checked here.
+   * @throws RangeError for a `memoryBudget` that is not a positive number, a `maxMessageSize` or
+   * `maxFrameSize` under 1 byte, a `perMessageDeflate` option out of range, or a `trustProxy`
+   * that is neither a boolean nor a count of proxies.
+   */
   constructor (options: WebSocketServerOptions = {}) {
     this.options = options
     // eslint-disable-next-line @typescript-eslint/no-this-alias
