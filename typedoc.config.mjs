@@ -16,12 +16,15 @@ export default {
   entryPoints: ['src/index.ts', 'src/protocol/index.ts', 'src/testing.ts', 'src/browser/index.ts'],
   tsconfig: 'tsconfig.build.json',
   out: 'docs/api',
-  readme: 'none',
+  // The README is the API reference's landing page.
+  readme: 'README.md',
   // Source links need a remote; a fresh clone (CI) has none worth linking to.
   disableSources: true,
   excludePrivate: true,
   excludeInternal: true,
   validation: { notExported: true, invalidLink: true, notDocumented: true },
+  // TypeDoc's default list, and constructors: each says what it makes and what it throws.
+  requiredToBeDocumented: ['Enum', 'EnumMember', 'Variable', 'Function', 'Class', 'Interface', 'Property', 'Method', 'Accessor', 'TypeAlias', 'Constructor'],
   treatWarningsAsErrors: true,
   intentionallyNotDocumented: protocolErrorFields,
   // CLOSE_CODES's value type: not exported (yet), its fields are documented with CLOSE_CODES.

@@ -13,7 +13,7 @@
  */
 import { parseArgs } from 'node:util'
 import { CloseCode, isText, RedisAdapter, WebSocketServer, type Handler, type Topics, type WebSocketServerOptions } from '../src/index.js'
-import { isMain } from './run.js'
+import { cannotListen, isMain } from './run.js'
 
 /** `/room/NAME`: the room's name is the topic. */
 const ROOM = /^\/room\/([A-Za-z0-9_-]+)$/
@@ -61,7 +61,7 @@ if (isMain(import.meta.url)) {
   })
   const adapter = values.redis === undefined ? undefined : await RedisAdapter.connect({ url: values.redis })
   const server = createServer({ topics: { adapter } })
-  const address = await server.listen({ port: Number(values.port), host: values.host })
+  const address = await server.listen({ port: Number(values.port), host: values.host }).catch(cannotListen(values.host, values.port))
   console.log(`ws://${address.address}:${address.port}/`)
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     // Every member gets 1001 (going away), then the link to Redis goes.

@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util'
 import { WebSocketServer, type Handler, type StreamHandler, type WebSocketServerOptions } from '../src/index.js'
 import { chat } from './chat-server.js'
 import { bundleBrowserBuild } from './demo/bundle.js'
-import { isMain } from './run.js'
+import { cannotListen, isMain } from './run.js'
 
 const PAGE = new URL('./demo/index.html', import.meta.url)
 
@@ -106,7 +106,7 @@ if (isMain(import.meta.url)) {
       stream: { type: 'boolean', default: false }
     }
   })
-  const demo = await startDemo(Number(values.port), values.host, {}, values.stream)
+  const demo = await startDemo(Number(values.port), values.host, {}, values.stream).catch(cannotListen(values.host, values.port))
   console.log(demo.pageUrl)
   console.log(demo.wsUrl)
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

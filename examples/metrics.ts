@@ -17,9 +17,9 @@ import type { AddressInfo } from 'node:net'
 import { parseArgs } from 'node:util'
 import {
   DIAGNOSTICS_CHANNELS, WebSocketServer, type ConnectionCloseMessage, type ConnectionOpenMessage, type HandshakeRefusedMessage,
-  type HeartbeatDropMessage, type MemoryBudgetExhaustedMessage, type SlowSubscriberMessage
+  type HeartbeatDropMessage, type MemoryBudgetExhaustedMessage, type SlowSubscriberMessage, type ZlibBudgetWaitMessage
 } from '../src/index.js'
-import { isMain } from './run.js'
+import { cannotListen, isMain } from './run.js'
 
 /** A counter with labels: one value per combination of label values. */
 class Counter {
@@ -62,6 +62,7 @@ export function collectMetrics (server: WebSocketServer): Metrics {
   const budget = new Counter('wspipe_memory_budget_exhausted_total', 'Connections failed with 1013 because the memory budget was spent, by what needed the memory.')
   const slow = new Counter('wspipe_slow_subscriber_total', 'Topic subscribers that fell behind: closed (1008) or a message dropped, by policy.')
   const heartbeat = new Counter('wspipe_heartbeat_drops_total', 'Connections dropped by the heartbeat, by reason.')
+  const zlib = new Counter('wspipe_zlib_budget_waits_total', 'Times a permessage-deflate connection stopped reading because a zlib budget was spent, by budget.')
 
   // Client connections of this process (connect()) are not the server's to count.
   const listeners: Array<[string, (message: unknown) => void]> = [
@@ -79,6 +80,10 @@ export function collectMetrics (server: WebSocketServer): Metrics {
     [DIAGNOSTICS_CHANNELS.heartbeatDrop, (m) => {
       const { role, reason } = m as HeartbeatDropMessage
       if (role === 'server') heartbeat.inc({ reason })
+    }],
+    [DIAGNOSTICS_CHANNELS.zlibBudgetWait, (m) => {
+      const { role, budget } = m as ZlibBudgetWaitMessage
+      if (role === 'server') zlib.inc({ budget })
     }]
   ]
   for (const [name, listener] of listeners) subscribe(name, listener)
@@ -90,7 +95,7 @@ export function collectMetrics (server: WebSocketServer): Metrics {
         gauge('wspipe_connections', 'Open WebSocket connections of this server.', stats.connections),
         gauge('wspipe_held_bytes', 'Bytes this server holds for its connections, as its memory budget counts them.', stats.heldBytes),
         gauge('wspipe_memory_budget_bytes', 'The memory budget of this server.', stats.memoryBudget),
-        ...[opened, closed, refused, budget, slow, heartbeat].map((c) => c.render())
+        ...[opened, closed, refused, budget, slow, heartbeat, zlib].map((c) => c.render())
       ].join('')
     },
     close: () => {
@@ -142,7 +147,7 @@ export async function startMetricsDemo (port = 8080, host = '127.0.0.1'): Promis
 
 if (isMain(import.meta.url)) {
   const { values } = parseArgs({ strict: false, options: { port: { type: 'string', default: '8080' }, host: { type: 'string', default: '127.0.0.1' } } })
-  const demo = await startMetricsDemo(Number(values.port), String(values.host))
+  const demo = await startMetricsDemo(Number(values.port), String(values.host)).catch(cannotListen(String(values.host), String(values.port)))
   console.log(demo.wsUrl)
   console.log(`metrics: ${demo.metricsUrl}`)
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -29,7 +29,14 @@ export interface RespawnOptions {
 }
 
 /** Defaults of {@link RespawnOptions}. */
-export const DEFAULT_RESPAWN: Readonly<Required<RespawnOptions>> = { delay: 500, maxDelay: 30_000, resetAfter: 30_000 }
+export const DEFAULT_RESPAWN = {
+  /** {@link RespawnOptions.delay}: half a second. */
+  delay: 500,
+  /** {@link RespawnOptions.maxDelay}: 30 s. */
+  maxDelay: 30_000,
+  /** {@link RespawnOptions.resetAfter}: 30 s. */
+  resetAfter: 30_000
+} as const
 
 /** Options of {@link serveCluster}. */
 export interface ClusterOptions {

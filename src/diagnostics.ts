@@ -2,7 +2,7 @@
  * Diagnostics channels (`node:diagnostics_channel`), named as undici names its own
  * (`undici:websocket:open`): what an operator watches — connections opening and closing,
  * refused upgrades, connections failed for the memory budget, slow topic subscribers, heartbeat
- * drops. Each message is built only when its channel has a subscriber, so nobody listening
+ * drops, connections paused for the zlib budget. Each message is built only when its channel has a subscriber, so nobody listening
  * costs one property read per event.
  *
  * @example
@@ -35,7 +35,9 @@ export const DIAGNOSTICS_CHANNELS = {
   /** {@link SlowSubscriberMessage}. */
   slowSubscriber: 'wspipe:topic:slow_subscriber',
   /** {@link HeartbeatDropMessage}. */
-  heartbeatDrop: 'wspipe:heartbeat:drop'
+  heartbeatDrop: 'wspipe:heartbeat:drop',
+  /** {@link ZlibBudgetWaitMessage}. */
+  zlibBudgetWait: 'wspipe:zlib_budget:wait'
 } as const
 
 /** Which end of a connection this process is: a server's handler, or a client from `connect()` (or `connectInMemory`). */
@@ -137,6 +139,24 @@ export interface HeartbeatDropMessage {
   readonly reason: 'pong-timeout' | 'stalled'
 }
 
+/**
+ * `wspipe:zlib_budget:wait`: a permessage-deflate connection stopped reading because a zlib
+ * budget is spent (backpressure, not a close): its own (`connectionBudget`), after a message it
+ * sent or received cost more zlib work than its compressed bytes pay for; or the server's
+ * (`serverBudget`), when a message to be inflated off the event loop must wait for it. Once per
+ * wait (what `stats().compressionWaits` counts); reading resumes when the bucket has recovered.
+ */
+export interface ZlibBudgetWaitMessage {
+  /** The connection paused. */
+  readonly connection: Connection | StreamConnection
+  /** A server's connection or a client's. */
+  readonly role: ConnectionRole
+  /** The budget that is spent: this connection's, or the one its server's connections share. */
+  readonly budget: 'connection' | 'server'
+  /** Milliseconds until that budget is out of debt, as it stood when the wait began. */
+  readonly wait: number
+}
+
 // The channels, made once: `hasSubscribers` is what each publishing site reads first.
 /** `wspipe:connection:open`. */
 export const connectionOpenChannel = channel(DIAGNOSTICS_CHANNELS.connectionOpen)
@@ -150,6 +170,8 @@ export const memoryBudgetExhaustedChannel = channel(DIAGNOSTICS_CHANNELS.memoryB
 export const slowSubscriberChannel = channel(DIAGNOSTICS_CHANNELS.slowSubscriber)
 /** `wspipe:heartbeat:drop`. */
 export const heartbeatDropChannel = channel(DIAGNOSTICS_CHANNELS.heartbeatDrop)
+/** `wspipe:zlib_budget:wait`. */
+export const zlibBudgetWaitChannel = channel(DIAGNOSTICS_CHANNELS.zlibBudgetWait)
 
 /** What the driver passes: a connection as it knows itself (cast once, here). */
 type AnyConnection = object
@@ -190,4 +212,11 @@ export function publishSlowSubscriber (topic: string, connection: AnyConnection 
 export function publishHeartbeatDrop (connection: AnyConnection, role: ConnectionRole, reason: 'pong-timeout' | 'stalled'): void {
   const message: HeartbeatDropMessage = { connection: connection as Connection, role, reason }
   heartbeatDropChannel.publish(message)
+}
+
+
+/** Publish {@link ZlibBudgetWaitMessage}; call only when `zlibBudgetWaitChannel.hasSubscribers`. */
+export function publishZlibBudgetWait (connection: AnyConnection, role: ConnectionRole, budget: 'connection' | 'server', wait: number): void {
+  const message: ZlibBudgetWaitMessage = { connection: connection as Connection, role, budget, wait }
+  zlibBudgetWaitChannel.publish(message)
 }

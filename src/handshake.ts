@@ -56,6 +56,7 @@ export class HandshakeError extends Error {
   /** Extra response headers, e.g. `Sec-WebSocket-Version: 13` with a 426. */
   readonly headers: Record<string, string>
 
+  /** The answer to send: `status`, the one-line `reason` (its message and the response body) and any extra `headers`. */
   constructor (status: number, reason: string, headers: Record<string, string> = {}) {
     super(reason)
     this.status = status

@@ -19,6 +19,7 @@
  */
 
 import type { OutgoingMessage } from './driver/types.js'
+import { InvalidStateError } from './errors.js'
 import { Fifo } from './fifo.js'
 
 /** Default of the {@link Outbox} constructor's `limit`. */
@@ -87,9 +88,9 @@ export class Outbox<T = OutgoingMessage> implements AsyncIterable<T> {
     }
   }
 
-  /** @throws Error if the iterator was already taken: one outbox feeds one sink. */
+  /** @throws InvalidStateError if the iterator was already taken: one outbox feeds one sink. */
   [Symbol.asyncIterator] (): AsyncIterator<T> {
-    if (this.taken) throw new Error('an Outbox can be read by one sink only')
+    if (this.taken) throw new InvalidStateError('an Outbox can be read by one sink only')
     this.taken = true
     return {
       next: () => this.next(),
@@ -109,7 +110,7 @@ export class Outbox<T = OutgoingMessage> implements AsyncIterable<T> {
   private next (): Promise<IteratorResult<T>> {
     if (this.queue.size > 0) return Promise.resolve({ done: false, value: this.queue.shift()! })
     if (this.done) return Promise.resolve(DONE)
-    if (this.waiter !== undefined) return Promise.reject(new Error('Outbox: next() called while a previous call is pending'))
+    if (this.waiter !== undefined) return Promise.reject(new InvalidStateError('Outbox: next() called while a previous call is pending'))
     return new Promise((resolve) => { this.waiter = resolve })
   }
 }

@@ -18,6 +18,7 @@ import { isIP, type AddressInfo } from 'node:net'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import type { SecureContextOptions } from 'node:tls'
 import { acceptFor } from './crypto.js'
+import { InvalidStateError } from './errors.js'
 import { acceptDeflateOffer, buildAcceptResponse, buildRejectResponse, HandshakeError, noHandlerReason, originForm, rejectBody, selectProtocol, validateUpgradeRequest, type DeflateParams } from './handshake.js'
 import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions, type ResolvedDeflateOptions } from './extensions/permessage-deflate.js'
 import { CloseCode } from './protocol/close-codes.js'
@@ -174,6 +175,14 @@ export class WebSocketServer {
   /** Wakes `close()` when a connection or a pending handshake is gone. */
   private wakeDrain: (() => void) | undefined
 
+  /**
+   * A server with no handlers yet ({@link WebSocketServer.register} adds them) that listens
+   * nowhere until {@link WebSocketServer.listen}, {@link WebSocketServer.attach} or
+   * {@link WebSocketServer.handleUpgrade}. Options are checked here.
+   * @throws RangeError for a `memoryBudget` that is not a positive number, a `maxMessageSize` or
+   * `maxFrameSize` under 1 byte, a `perMessageDeflate` option out of range, or a `trustProxy`
+   * that is neither a boolean nor a count of proxies.
+   */
   constructor (options: WebSocketServerOptions = {}) {
     this.options = options
     // eslint-disable-next-line @typescript-eslint/no-this-alias
@@ -242,7 +251,7 @@ export class WebSocketServer {
    */
   async listen (options: ListenOptions = {}): Promise<AddressInfo> {
     this.reopen()
-    if (this.httpServer !== undefined) throw new Error('the server is already listening')
+    if (this.httpServer !== undefined) throw new InvalidStateError('the server is already listening')
     const serverOptions = { maxHeaderSize: this.options.maxHeaderSize ?? DEFAULT_SERVER_OPTIONS.maxHeaderSize }
     const server = options.tls !== undefined
       // Node's own TLS handshake timeout (120 s by default) follows handshakeTimeout too.
@@ -578,7 +587,7 @@ export class WebSocketServer {
 
   /** `listen` and `attach` open a closed server again, but not one still closing. */
   private reopen (): void {
-    if (this.state === 'draining' || this.state === 'closing') throw new Error('the server is closing: await close() before listening or attaching again')
+    if (this.state === 'draining' || this.state === 'closing') throw new InvalidStateError('the server is closing: await close() before listening or attaching again')
     this.state = 'open'
   }
 

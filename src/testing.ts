@@ -24,6 +24,7 @@ import { Buffer } from 'node:buffer'
 import { Duplex as NodeDuplex } from 'node:stream'
 import type { Duplex, Source } from 'it-stream-types'
 import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver.js'
+import { InvalidStateError } from './errors.js'
 import { runHandler, type Handler, type StreamHandler } from './server.js'
 
 /** Options of {@link connectInMemory}. */
@@ -188,7 +189,7 @@ class Channel<T> {
   private wakeWriter: (() => void) | undefined
 
   async pump (source: Source<T>): Promise<void> {
-    if (this.pumping) throw new Error('sink can be called only once per end')
+    if (this.pumping) throw new InvalidStateError('sink can be called only once per end')
     this.pumping = true
     try {
       for await (const value of source) {

@@ -8,7 +8,7 @@
  */
 
 import type { Source } from 'it-stream-types'
-import { ConnectionClosedError } from '../errors.js'
+import { ConnectionClosedError, InvalidStateError } from '../errors.js'
 import { CloseCode } from '../protocol/close-codes.js'
 import type { CloseInfo, OutgoingMessage } from '../driver/types.js'
 import { PageCloseCode } from './errors.js'
@@ -45,6 +45,8 @@ export class PageConnection implements SourceOwner, SinkOwner, TransportOwner {
   private readonly messages: PageSource
   private readonly maxMessageSize: number
   private readonly abortController = new AbortController()
+  /** `closed` has settled: sends are refused as "closed", not "closing". */
+  private hasClosed = false
   /** Our close, if we closed first (then `closed` reports it). */
   private ourClose: { code: number, reason: string } | undefined
   /** The code closing started with, for the errors sends reject with. */
@@ -66,6 +68,7 @@ export class PageConnection implements SourceOwner, SinkOwner, TransportOwner {
     this.source = options.stream ? new PageStreamSource(this.messages) : this.messages
     this.closed = transport.closed.then((info) => {
       this.onClosing(info.code)
+      this.hasClosed = true
       const ours = this.ourClose
       return ours !== undefined ? { code: ours.code, reason: ours.reason, wasClean: info.wasClean } : info
     })
@@ -108,15 +111,15 @@ export class PageConnection implements SourceOwner, SinkOwner, TransportOwner {
     this.gatherings.clear()
   }
 
-  /** What sends reject with once the connection is closing. */
+  /** What sends reject with once the connection is closing, or closed once `closed` has settled. */
   private closingError (): ConnectionClosedError {
-    return new ConnectionClosedError('the connection is closing', this.ourClose?.code ?? this.closingCode)
+    return new ConnectionClosedError(this.hasClosed ? 'the connection is closed' : 'the connection is closing', this.ourClose?.code ?? this.closingCode)
   }
 
   /** `sink`, bound: sends each message of `source`; resolves when it ends or the connection closes. */
   readonly sink = (source: Source<OutgoingMessage>): Promise<void> => {
-    if (this.pump !== undefined) return Promise.reject(new Error('sink can be called only once per connection'))
-    if (this.sending) return Promise.reject(new Error('sink cannot be called on a connection that send() was used on'))
+    if (this.pump !== undefined) return Promise.reject(new InvalidStateError('sink can be called only once per connection'))
+    if (this.sending) return Promise.reject(new InvalidStateError('sink cannot be called on a connection that send() was used on'))
     try {
       this.pump = new PageSink(this, source)
     } catch (err) {
@@ -127,7 +130,7 @@ export class PageConnection implements SourceOwner, SinkOwner, TransportOwner {
 
   /** `send`, bound: one message; resolves when there is room for the next. */
   readonly send = (message: OutgoingMessage): Promise<void> => {
-    if (this.pump !== undefined) return Promise.reject(new Error('send() cannot be used on a connection whose sink was called: send through the sink\'s iterable (an Outbox, say)'))
+    if (this.pump !== undefined) return Promise.reject(new InvalidStateError('send() cannot be used on a connection whose sink was called: send through the sink\'s iterable (an Outbox, say)'))
     if (this.closing) return Promise.reject(this.closingError())
     this.sending = true
     if (this.sendChain === undefined && !isStreamedMessage(message)) return this.deliver(message)

@@ -27,6 +27,7 @@ export class ReceiveQueueFullError extends Error {
   /** The close code sent: 4008. */
   readonly closeCode = PageCloseCode.ReceiveQueueFull
 
+  /** Made by the connection as it closes with 4008; its message says why. */
   constructor () {
     super('the page did not read: the receive queue passed receiveHighWaterMark, so the connection was closed (4008)')
   }

@@ -7,7 +7,7 @@
  * @packageDocumentation
  */
 
-import { MessageAbandonedError } from '../errors.js'
+import { InvalidStateError, MessageAbandonedError } from '../errors.js'
 import { isText } from '../driver/text.js'
 import type { ReceivedStream } from '../driver/types.js'
 import type { Transport } from './transport.js'
@@ -38,7 +38,7 @@ export class PageSource implements AsyncIterableIterator<Uint8Array> {
 
   next (): Promise<IteratorResult<Uint8Array>> {
     if (this.finished || this.detached) return DONE_PROMISE
-    if (this.waiter !== undefined) return Promise.reject(new Error('source.next() called while a previous call is pending'))
+    if (this.waiter !== undefined) return Promise.reject(new InvalidStateError('source.next() called while a previous call is pending'))
     return new Promise((resolve, reject) => {
       this.waiter = { resolve, reject }
       this.transport.read().then((message) => {

@@ -90,7 +90,7 @@ export interface Connection extends Duplex<AsyncIterableIterator<Uint8Array>, So
    * once the message is handed to the browser and what waits to be sent is below
    * `sendHighWaterMark`, so awaiting each `send()` is backpressure. Messages leave in the order
    * of the calls. `send()` and `sink` are exclusive.
-   * @throws (rejects) an Error if `sink` was called; a ConnectionClosedError once the connection
+   * @throws (rejects) an InvalidStateError if `sink` was called; a ConnectionClosedError once the connection
    * is closing; a TypeError for anything but a string, bytes or a {@link StreamedMessage}.
    */
   send: (message: OutgoingMessage) => Promise<void>

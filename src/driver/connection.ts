@@ -16,7 +16,7 @@ import { ProtocolError } from '../protocol/errors.js'
 import type { Role } from '../protocol/frame-parser.js'
 import { Session, type SessionEvent } from '../protocol/session.js'
 import { fillMask } from '../crypto.js'
-import { ConnectionClosedError } from '../errors.js'
+import { ConnectionClosedError, InvalidStateError } from '../errors.js'
 import { SHARED_MIN, type MemoryBudget, type SharedBytes } from './budget.js'
 import { PENDING, PerMessageDeflate, type CompressedPayload } from '../extensions/permessage-deflate.js'
 import { Fifo } from '../fifo.js'
@@ -30,7 +30,7 @@ import { SHARED_REF_COST, SharedOutput, shareOf } from './shared.js'
 import { isText } from './text.js'
 import { resolveLimits, type CloseInfo, type ConnectionStats, type DriverOptions, type Logger, type OutgoingMessage, type ResolvedLimits, type StreamedMessage } from './types.js'
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../protocol/session.js'
-import { connectionCloseChannel, connectionOpenChannel, heartbeatDropChannel, memoryBudgetExhaustedChannel, publishBudgetExhausted, publishClose, publishHeartbeatDrop, publishOpen } from '../diagnostics.js'
+import { connectionCloseChannel, connectionOpenChannel, heartbeatDropChannel, memoryBudgetExhaustedChannel, publishBudgetExhausted, publishClose, publishHeartbeatDrop, publishOpen, publishZlibBudgetWait, zlibBudgetWaitChannel } from '../diagnostics.js'
 
 function allocUnsafe (size: number): Uint8Array {
   return Buffer.allocUnsafe(size)
@@ -382,7 +382,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     else return Promise.reject(new TypeError('a ping payload must be a Uint8Array or a string'))
     // §5.5: "All control frames MUST have a payload length of 125 bytes or less".
     if (payload.length > 125) return Promise.reject(new RangeError('a ping payload is at most 125 bytes (RFC 6455 §5.5)'))
-    if (this.socketClosed || this.session.closing) return Promise.reject(new ConnectionClosedError('the connection is closing', this.session.sentCloseCode ?? CloseCode.Abnormal))
+    if (this.socketClosed || this.session.closing) return Promise.reject(this.closingError(this.session.sentCloseCode ?? CloseCode.Abnormal))
     // A copy: the caller may reuse its buffer before the pong comes.
     const copy = new Uint8Array(payload)
     return new Promise((resolve, reject) => {
@@ -394,8 +394,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
 
   /** `sink`: sends each message of `source` (see {@link OutgoingMessage}); resolves when it ends. */
   sink (source: Source<OutgoingMessage>): Promise<void> {
-    if (this.pump !== undefined) return Promise.reject(new Error('sink can be called only once per connection'))
-    if (this.sending) return Promise.reject(new Error('sink cannot be called on a connection that send() was used on'))
+    if (this.pump !== undefined) return Promise.reject(new InvalidStateError('sink can be called only once per connection'))
+    if (this.sending) return Promise.reject(new InvalidStateError('sink cannot be called on a connection that send() was used on'))
     let pump: SinkPump
     try {
       pump = new SinkPump(this, source)
@@ -475,7 +475,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   }
 
   private sendMessage (message: OutgoingMessage): Promise<void> {
-    if (this.pump !== undefined) return Promise.reject(new Error('send() cannot be used on a connection whose sink was called: send through the sink\'s iterable (an Outbox, say)'))
+    if (this.pump !== undefined) return Promise.reject(new InvalidStateError('send() cannot be used on a connection whose sink was called: send through the sink\'s iterable (an Outbox, say)'))
     if (this.sendingStopped) return Promise.reject(this.closingError())
     this.sending = true
     if (this.sendChain !== undefined || isStreamedMessage(message)) {
@@ -623,11 +623,11 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     if (!this.sendingStopped) this.closeWith(CloseCode.InternalError)
   }
 
-  /** What `send()` and `ping()` reject with once the connection is closing. */
-  closingError (): ConnectionClosedError {
+  /** What `send()` and `ping()` reject with once the connection is closing, or closed once `closed` has settled. */
+  closingError (code?: number): ConnectionClosedError {
     // The code `closed` settles with: the side that closed first (or the close owed to the peer).
-    const code = this.closeInfo?.code ?? (this.closedFirstByUs ? this.ourClose?.code : this.peerClose?.code) ?? this.ourClose?.code ?? this.session.pendingClose?.code ?? this.closeAfterOutgoing?.code ?? CloseCode.Abnormal
-    return new ConnectionClosedError('the connection is closing', code)
+    code ??= this.closeInfo?.code ?? (this.closedFirstByUs ? this.ourClose?.code : this.peerClose?.code) ?? this.ourClose?.code ?? this.session.pendingClose?.code ?? this.closeAfterOutgoing?.code ?? CloseCode.Abnormal
+    return new ConnectionClosedError(this.closeInfo === undefined ? 'the connection is closing' : 'the connection is closed', code)
   }
 
   /** Calls of `send()` waiting for room: resolved on drain, rejected when sending stops. */
@@ -791,7 +791,10 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
       }
       if (typeof result === 'number') {
         // Counted once per wait, not per look.
-        if (this.inflateTimer === undefined) this.compressionWaits++
+        if (this.inflateTimer === undefined) {
+          this.compressionWaits++
+          if (zlibBudgetWaitChannel.hasSubscribers) publishZlibBudgetWait(this, this.role, z.waitingOn, result)
+        }
         this.inflateWait = 'timer'
         // Looked at again within BUDGET_RECHECK: what an inflate was charged ahead is given back when it ends.
         this.inflateTimer = setTimeout(inflateTimerFired, Math.min(result, BUDGET_RECHECK), this)
@@ -859,6 +862,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     if (wait === 0) return
     this.pausedForZlib = true
     this.compressionWaits++
+    if (zlibBudgetWaitChannel.hasSubscribers) publishZlibBudgetWait(this, this.role, 'connection', wait)
     this.updateReading()
     this.zlibTimer = setTimeout(zlibTimerFired, Math.min(wait, BUDGET_RECHECK), this)
   }

@@ -8,6 +8,7 @@
  */
 
 import { ITEM_OVERHEAD } from '../protocol/gather.js'
+import { InvalidStateError } from '../errors.js'
 import { MarkedQueue, type MarksOwner } from './marks.js'
 import { markNew } from './text.js'
 
@@ -180,7 +181,7 @@ export class MessageSource extends MarkedQueue implements AsyncIterableIterator<
       }
       return DONE_PROMISE
     }
-    if (this.waiter !== undefined) return Promise.reject(new Error('source.next() called while a previous call is pending'))
+    if (this.waiter !== undefined) return Promise.reject(new InvalidStateError('source.next() called while a previous call is pending'))
     return new Promise((resolve, reject) => { this.waiter = { resolve, reject } })
   }
 

@@ -13,7 +13,7 @@
  */
 
 import { ITEM_OVERHEAD } from '../protocol/gather.js'
-import { MessageAbandonedError, type ConnectionClosedError } from '../errors.js'
+import { InvalidStateError, MessageAbandonedError, type ConnectionClosedError } from '../errors.js'
 import { MarkedQueue, type MarksOwner } from './marks.js'
 import type { ReceivedStream } from './types.js'
 
@@ -217,7 +217,7 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
       }
       return DONE_PROMISE
     }
-    if (this.messageWaiter !== undefined) return Promise.reject(new Error('source.next() called while a previous call is pending'))
+    if (this.messageWaiter !== undefined) return Promise.reject(new InvalidStateError('source.next() called while a previous call is pending'))
     return new Promise((resolve, reject) => { this.messageWaiter = { resolve, reject } })
   }
 
@@ -297,7 +297,7 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
       this.owner.onSourceDrained()
       return Promise.reject(this.cutShort(msg))
     }
-    if (this.chunkWaiter !== undefined) return Promise.reject(new Error('chunks.next() called while a previous call is pending'))
+    if (this.chunkWaiter !== undefined) return Promise.reject(new InvalidStateError('chunks.next() called while a previous call is pending'))
     return new Promise((resolve, reject) => { this.chunkWaiter = { resolve, reject } })
   }
 

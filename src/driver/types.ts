@@ -204,7 +204,7 @@ export interface Connection extends Duplex<AsyncIterableIterator<Uint8Array>, So
    * `send()` is backpressure. Messages leave in the order of the calls.
    *
    * `send()` and `sink` are exclusive: whichever is used first sends for the whole connection.
-   * @throws (rejects) an Error if `sink` was called on this connection; a ConnectionClosedError
+   * @throws (rejects) an InvalidStateError if `sink` was called on this connection; a ConnectionClosedError
    * once the connection is closing (also for a call still waiting for room when it starts
    * closing); a TypeError for anything but a string or a Uint8Array.
    */

@@ -284,6 +284,8 @@ export class PerMessageDeflate implements MessageCompression {
    * inflating has used them, the next compressed message is left for later (its queue is full).
    */
   room = Infinity
+  /** @internal Which budget the last wait {@link PerMessageDeflate.inflateLater} returned is for (the longer one). */
+  waitingOn: 'connection' | 'server' = 'connection'
   /** The compressed message left for later: its input (compressed bytes and the §7.2.1 tail), and whether it was too big to inflate at once. */
   private pending: { input: Buffer, compressed: number, tooBig: boolean, full?: boolean } | undefined
   /** The jobs off the loop, one each way at most; cancelled when the connection goes. */
@@ -478,8 +480,12 @@ export class PerMessageDeflate implements MessageCompression {
         return out
       }
     }
-    const wait = Math.max(this.budget.wait(), this.options.serverBudget?.wait() ?? 0)
-    if (wait > 0) return wait
+    const own = this.budget.wait()
+    const shared = this.options.serverBudget?.wait() ?? 0
+    if (own > 0 || shared > 0) {
+      this.waitingOn = own >= shared ? 'connection' : 'server'
+      return Math.max(own, shared)
+    }
     this.pending = undefined
     // One output buffer that surely holds it (or the most allowed): zlib fills it off the loop,
     // and the message is that buffer, never joined from parts on the event loop.

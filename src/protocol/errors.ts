@@ -65,6 +65,7 @@ export class ProtocolError extends Error {
   /** The close code to send: 1002, 1007, 1009, 1011 or 1013. */
   readonly closeCode: number
 
+  /** The error `code` names ({@link PROTOCOL_ERRORS}: its message and close code), with an optional `detail` after the message. */
   constructor (code: ProtocolErrorCode, detail?: string) {
     const entry = PROTOCOL_ERRORS[code]
     super(detail === undefined ? entry.message : `${entry.message}: ${detail}`)

@@ -154,6 +154,7 @@ export class FrameParser {
   /** The data frame being handed out in pieces ({@link FrameParserOptions.streamData}), if any. */
   private piece: Piece | undefined
 
+  /** A parser for frames sent to `options.role` (a server's parser requires masked frames, §5.1), within `maxFrameSize`. */
   constructor (options: FrameParserOptions) {
     this.masked = options.role === 'server'
     this.maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE

@@ -242,6 +242,11 @@ export class Session {
   /** A client's masking key (a server never masks). */
   private readonly maskKey: Uint8Array
 
+  /**
+   * An open session for `options.role` (the handshake is done elsewhere), with its limits and,
+   * if negotiated, its compression.
+   * @throws TypeError for a client session without a `mask` source, or streamed messages with compression.
+   */
   constructor (options: SessionOptions) {
     this.role = options.role
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE

@@ -93,6 +93,7 @@ export class Topics {
   /** @internal The server's budget, when these are `server.topics`. */
   budget: Budget | undefined
 
+  /** Topics of your own, bound to no budget (`server.topics` is the server's, bound to its `memoryBudget`). */
   constructor (options: TopicsOptions = {}) {
     this.maxQueued = options.maxQueuedBytes ?? DEFAULT_TOPICS_OPTIONS.maxQueuedBytes
     if (!(this.maxQueued > 0)) throw new RangeError('maxQueuedBytes must be a positive number of bytes')
@@ -207,6 +208,7 @@ function sharedOf (message: Uint8Array): SharedBytes | undefined {
 
 /** Thrown by a subscription without a connection that fell past its bound under the `'close'` policy. */
 export class SlowSubscriberError extends Error {
+  /** Made by the subscription when its queue overflows; not meant to be made by users. */
   constructor () {
     super('subscriber too slow: its queue reached maxQueuedBytes')
     this.name = 'SlowSubscriberError'

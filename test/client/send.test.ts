@@ -6,7 +6,7 @@
  */
 
 import test from 'ava'
-import { asText, connect, ConnectionClosedError, isText, type Connection } from '../../src/index.js'
+import { asText, connect, ConnectionClosedError, InvalidStateError, isText, type Connection } from '../../src/index.js'
 import { connectInMemory, text } from '../../src/testing.js'
 import { echo, eventually, startOurServer, startWsServer, within, withPeer } from './helpers.js'
 
@@ -42,16 +42,19 @@ test('a string goes as text, bytes as binary, asText bytes as text', async (t) =
   })
 })
 
-test('send() and sink are exclusive, whichever comes first', async (t) => {
+test('send() and sink are exclusive, whichever comes first; sink once: an InvalidStateError with its code', async (t) => {
+  const misuse = { instanceOf: InvalidStateError, code: 'WS_ERR_INVALID_STATE' }
   await withPeer(await startOurServer({ '': echo }), async (conn) => {
     await conn.send('first')
-    const err = await t.throwsAsync(conn.sink(['x']))
+    const err = await t.throwsAsync(conn.sink(['x']), misuse)
     t.regex(err!.message, /send\(\) was used/)
   })
   await withPeer(await startOurServer({ '': echo }), async (conn) => {
     void conn.sink(['x'])
-    const err = await t.throwsAsync(conn.send('y'))
+    const err = await t.throwsAsync(conn.send('y'), misuse)
     t.regex(err!.message, /sink was called/)
+    const again = await t.throwsAsync(conn.sink(['z']), misuse)
+    t.regex(again!.message, /only once/)
   })
 })
 
@@ -66,11 +69,21 @@ test('send() rejects with a ConnectionClosedError once closing, and a TypeError 
   })
 })
 
-test('after the peer closes, send() rejects', async (t) => {
+test('after the peer closes, send() and ping() reject, saying the connection is closed', async (t) => {
   await withPeer(await startOurServer({ '': async (conn) => { conn.close(4001, 'bye') } }), async (conn) => {
     await within(conn.closed, 5000, 'closed')
-    const err = await t.throwsAsync(conn.send('x'), { instanceOf: ConnectionClosedError })
+    const err = await t.throwsAsync(conn.send('x'), { instanceOf: ConnectionClosedError, message: 'the connection is closed' })
     t.is((err as ConnectionClosedError).closeCode, 4001)
+    await t.throwsAsync(conn.ping(), { instanceOf: ConnectionClosedError, message: 'the connection is closed' })
+  })
+})
+
+test('while closing (close() called, the peer\'s close not yet in), send() says the connection is closing', async (t) => {
+  await withPeer(await startOurServer({ '': echo }), async (conn) => {
+    conn.close(4000)
+    await t.throwsAsync(conn.send('x'), { instanceOf: ConnectionClosedError, message: 'the connection is closing' })
+    await conn.closed
+    await t.throwsAsync(conn.send('x'), { instanceOf: ConnectionClosedError, message: 'the connection is closed' })
   })
 })
 

@@ -4,7 +4,7 @@
  */
 
 import test from 'ava'
-import { DEFAULT_OUTBOX_LIMIT, isText, Outbox } from '../../src/index.js'
+import { DEFAULT_OUTBOX_LIMIT, InvalidStateError, isText, Outbox } from '../../src/index.js'
 import { connectInMemory, take, text } from '../../src/testing.js'
 
 test('push queues up to the limit, then returns false and queues nothing', (t) => {
@@ -40,7 +40,7 @@ test('the iterator yields in order, waits when empty, ends after end() once drai
 test('one sink only: a second iterator is an error', (t) => {
   const outbox = new Outbox()
   outbox[Symbol.asyncIterator]()
-  t.throws(() => outbox[Symbol.asyncIterator](), { message: /one sink only/ })
+  t.throws(() => outbox[Symbol.asyncIterator](), { instanceOf: InvalidStateError, code: 'WS_ERR_INVALID_STATE', message: /one sink only/ })
 })
 
 test('as a sink\'s iterable: strings go as text, bytes as binary; end() lets the sink resolve', async (t) => {

@@ -8,11 +8,12 @@ import { once } from 'node:events'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import { constants, deflateRawSync } from 'node:zlib'
 import test, { type ExecutionContext } from 'ava'
 import {
   connect, DIAGNOSTICS_CHANNELS, Topics, WebSocketServer, type CloseInfo, type Connection, type ConnectionCloseMessage,
   type ConnectionOpenMessage, type HandshakeRefusedMessage, type HeartbeatDropMessage, type MemoryBudgetExhaustedMessage,
-  type SlowSubscriberMessage
+  type SlowSubscriberMessage, type ZlibBudgetWaitMessage
 } from '../../src/index.js'
 import { captureLogger, clientFrame, echo, rawRequest, RawClient, sleep, startServer, until, upgradeRequest, within } from '../server/helpers.js'
 
@@ -38,7 +39,8 @@ test.serial('the channel names', (t) => {
     'wspipe:handshake:refused',
     'wspipe:heartbeat:drop',
     'wspipe:memory_budget:exhausted',
-    'wspipe:topic:slow_subscriber'
+    'wspipe:topic:slow_subscriber',
+    'wspipe:zlib_budget:wait'
   ])
 })
 
@@ -248,3 +250,44 @@ test.serial('heartbeat:drop: a connection stalled while reading is paused (stall
   await until(() => drops.length > 0, 5000, 'the drop')
   t.deepEqual(drops, [{ connection: serverConn!, role: 'server', reason: 'stalled' }])
 })
+
+/** A compressed client frame (RSV1) of `n` bytes of one letter: about n / 1000 bytes on the wire, charged nearly n. */
+function bomb (n: number): Buffer {
+  const out = deflateRawSync(Buffer.alloc(n, 0x61), { finishFlush: constants.Z_SYNC_FLUSH })
+  const frame = clientFrame(0x2, out.subarray(0, out.length - 4))
+  frame[0] |= 0x40
+  return frame
+}
+
+for (const budget of ['connection', 'server'] as const) {
+  test.serial(`zlib_budget:wait: a connection paused for the ${budget}'s zlib budget, once per wait, and every message still arrives`, async (t) => {
+    const waits = record<ZlibBudgetWaitMessage>(t, 'wspipe:zlib_budget:wait')
+    const MiB = 1024 * 1024
+    let serverConn: Connection | undefined
+    let received = 0
+    const { port } = await startServer(t, {
+      '': async (conn) => {
+        serverConn = conn
+        for await (const _ of conn.source) if (++received === 6) break
+        await conn.closed
+      }
+    }, {
+      heartbeat: false,
+      perMessageDeflate: budget === 'connection' ? { connectionBudget: 2 * MiB, serverBudget: Infinity } : { connectionBudget: Infinity, serverBudget: 2 * MiB }
+    })
+    const raw = await RawClient.connect(port, { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate' } })
+    t.teardown(() => { raw.destroy() })
+    // 6 MiB of zlib work for ~6 KiB on the wire: three seconds of a 2 MiB-a-second budget.
+    raw.send(Buffer.concat(Array.from({ length: 6 }, () => bomb(MiB))))
+    await until(() => received === 6, 20_000, 'all six messages')
+    t.true(waits.length > 0, 'a wait was published')
+    for (const m of waits) {
+      t.is(m.connection, serverConn!)
+      t.is(m.role, 'server')
+      t.is(m.budget, budget)
+      t.true(m.wait > 0, `a wait of ${m.wait} ms`)
+    }
+    t.is(waits.length, serverConn!.stats().compressionWaits, 'one message per wait stats() counts')
+    t.false(raw.ended, 'paused, not closed')
+  })
+}

@@ -3,6 +3,7 @@ import test from 'ava'
 import { END, MessageSource, WAIT, type IncomingOwner } from '../../src/driver/incoming.js'
 import { isText } from '../../src/driver/text.js'
 import { ITEM_OVERHEAD } from '../../src/protocol/gather.js'
+import { InvalidStateError } from '../../src/errors.js'
 
 function owner (): IncomingOwner & { log: string[], dropWhenFull: boolean } {
   const log: string[] = []
@@ -115,4 +116,12 @@ test('return() ends a pending next(), and wakes a sink waiting on the source, wh
   t.true((await pending).done)
   t.true(o.log.includes('wake'), o.log.join(','))
   t.is(q.poll(), END)
+})
+
+test('a second next() while one is pending rejects with an InvalidStateError (WS_ERR_INVALID_STATE)', async (t) => {
+  const q = new MessageSource(owner(), 1 << 20, 1 << 18)
+  const pending = q.next()
+  await t.throwsAsync(q.next(), { instanceOf: InvalidStateError, code: 'WS_ERR_INVALID_STATE', message: /pending/ })
+  q.push(new Uint8Array([1]), false)
+  t.deepEqual((await pending).value, new Uint8Array([1]))
 })

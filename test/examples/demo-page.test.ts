@@ -139,3 +139,19 @@ ${hide ? 'delete globalThis.WebSocketStream' : ''}`
     t.deepEqual(await page.evaluate(() => (globalThis as unknown as { __made: unknown }).__made), hide ? { WebSocketStream: 0, WebSocket: 2 } : { WebSocketStream: 2, WebSocket: 0 })
   }
 })
+
+test('demo page: after #close the page shows the code and reason, and sending then logs that nothing was sent', async (t) => {
+  t.timeout(60_000)
+  const d = await demo(t)
+  const page = await openPage(t, d)
+  await page.click('#close')
+  await page.locator('#status', { hasText: /^closed/ }).waitFor(WAIT)
+  t.is(await page.textContent('#status'), 'closed 1000 bye')
+  await page.fill('#message', 'too late')
+  await page.click('#send')
+  await page.locator('#log li.event', { hasText: 'not sent' }).waitFor(WAIT)
+  t.deepEqual(await lines(page, '#log'), [
+    '✕ closed: code 1000, reason "bye"',
+    '✕ not sent: the connection is closed (code 1000); reconnect first'
+  ])
+})

@@ -7,7 +7,7 @@ import http from 'node:http'
 import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import test, { type ExecutionContext } from 'ava'
-import { WebSocketServer, type Connection } from '../../src/index.js'
+import { InvalidStateError, WebSocketServer, type Connection } from '../../src/index.js'
 import { captureLogger, clientFrame, closePayload, echo, RawClient, rawRequest, sleep, startServer, until, upgradeRequest, within, WsPeer } from './helpers.js'
 
 async function plainHttpServer (t: ExecutionContext, onRequest: http.RequestListener = (_req, res) => { res.end('hello from http\n') }): Promise<{ server: http.Server, port: number }> {
@@ -303,7 +303,7 @@ test('handleUpgrade refusals are HTTP responses too (bad version → 426)', asyn
 test('listen() twice throws; address() reports the bound port', async (t) => {
   const { server, port } = await startServer(t, { '': echo })
   t.is(server.address()?.port, port)
-  await t.throwsAsync(server.listen({ port: 0 }), { message: /already listening/ })
+  await t.throwsAsync(server.listen({ port: 0 }), { instanceOf: InvalidStateError, code: 'WS_ERR_INVALID_STATE', message: /already listening/ })
 })
 
 test('listen() on a port in use rejects, and listen() can then be tried again', async (t) => {

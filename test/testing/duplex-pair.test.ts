@@ -5,6 +5,7 @@
 import test from 'ava'
 import map from 'it-map'
 import { pipe } from 'it-pipe'
+import { InvalidStateError } from '../../src/index.js'
 import { collect, duplexPair, take } from '../../src/testing.js'
 
 test('what one end\'s sink consumes, the other end\'s source yields, in order; both directions', async (t) => {
@@ -79,7 +80,7 @@ test('a reader that stops: the writing sink stops pulling, runs its finally and 
 test('each end\'s sink may be called once', async (t) => {
   const [a, b] = duplexPair<number>()
   const first = a.sink([1])
-  await t.throwsAsync(a.sink([2]), { message: /once/ })
+  await t.throwsAsync(a.sink([2]), { instanceOf: InvalidStateError, code: 'WS_ERR_INVALID_STATE', message: /once/ })
   t.deepEqual(await collect(b.source), [1])
   await first
 })
