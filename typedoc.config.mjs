@@ -7,7 +7,7 @@ import { URL } from 'node:url'
 // says what they are, so they need none each.
 const protocolErrorFields = [...readFileSync(new URL('./src/protocol/errors.ts', import.meta.url), 'utf8')
   .matchAll(/^ {2}(WS_ERR_\w+): \{/gm)]
-  .flatMap(([, code]) => ['closeCode', 'message'].map((field) => `protocol.PROTOCOL_ERRORS.__type.${code}.__type.${field}`))
+  .flatMap(([, code]) => ['closeCode', 'message'].map((field) => `wspipe/protocol.PROTOCOL_ERRORS.__type.${code}.__type.${field}`))
 
 
 /** @type {Partial<import('typedoc').TypeDocOptions>} */

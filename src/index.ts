@@ -10,7 +10,7 @@
  * await server.listen({ port: 8080 })
  * ```
  *
- * @packageDocumentation
+ * @module wspipe
  */
 
 export { WebSocketServer, DEFAULT_SERVER_OPTIONS, type Handler, type StreamHandler, type WholeModeOptions, type ServerStats, type WebSocketServerOptions, type ListenOptions, type AuthorizeResult } from './server.js'

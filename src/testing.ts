@@ -17,7 +17,7 @@
  * client.close()
  * ```
  *
- * @packageDocumentation
+ * @module wspipe/testing
  */
 
 import { Buffer } from 'node:buffer'

@@ -14,7 +14,7 @@
  * for await (const message of conn.source) console.log(new TextDecoder().decode(message))
  * ```
  *
- * @packageDocumentation
+ * @module wspipe/browser
  */
 
 export { connect, DEFAULT_BROWSER_OPTIONS } from './connect.js'

@@ -10,7 +10,7 @@
  * // frames[0].payload is "Hello"
  * ```
  *
- * @packageDocumentation
+ * @module wspipe/protocol
  */
 
 export { Opcode, isControlOpcode, isKnownOpcode } from './opcode.js'
