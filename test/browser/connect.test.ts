@@ -584,6 +584,6 @@ test.serial('the page bundle loads with no Node globals: the browser build runs 
   t.deepEqual(await page.evaluate(() => [typeof (globalThis as Record<string, unknown>).process, typeof (globalThis as Record<string, unknown>).Buffer, Object.keys(wspipe).sort()]), [
     'undefined',
     'undefined',
-    ['CloseCode', 'ConnectionClosedError', 'DEFAULT_BROWSER_OPTIONS', 'DEFAULT_OUTBOX_LIMIT', 'JsonDecodeError', 'MessageAbandonedError', 'Outbox', 'PageCloseCode', 'ReceiveQueueFullError', 'UpgradeError', 'asText', 'connect', 'isText', 'json']
+    ['CloseCode', 'ConnectionClosedError', 'DEFAULT_BROWSER_OPTIONS', 'DEFAULT_OUTBOX_LIMIT', 'InvalidStateError', 'JsonDecodeError', 'MessageAbandonedError', 'Outbox', 'PageCloseCode', 'ReceiveQueueFullError', 'UpgradeError', 'asText', 'connect', 'isText', 'json']
   ])
 })
