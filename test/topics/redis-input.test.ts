@@ -12,6 +12,7 @@ import { connect, isText, RedisAdapter, WebSocketServer, type Connection, type R
 import { take } from '../../src/testing.js'
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../../src/protocol/index.js'
 import { RedisServer } from './redis-server.js'
+import { rng } from '../conformance/cases/s12-s13-deflate.js'
 
 const test = peerTest('redis-server')
 
@@ -46,18 +47,6 @@ function wire (flags: number, payload: Uint8Array): Buffer {
   return message
 }
 
-/** Small, seeded, so that a failing run can be repeated (the seed is logged). */
-function xorshift (seed: number): () => number {
-  let x = seed >>> 0 || 1
-  return () => {
-    x ^= x << 13
-    x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5
-    x >>>= 0
-    return x
-  }
-}
 
 function rawClient (url: string) {
   const client = createClient({ url })
@@ -119,7 +108,8 @@ async function received (r: Room, count: number): Promise<Uint8Array[][]> {
 test('random payloads published raw on a room\'s channel: members get the well-formed ones, none is closed, the rest are counted as rejected', async (t) => {
   const seed = Date.now() % 0x7fffffff
   t.log(`seed ${seed}`)
-  const random = xorshift(seed)
+  // Seeded, so that a failing run can be repeated (the seed is logged).
+  const random = rng(seed)
   const bytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => random() & 0xff))
   const chars = ['a', 'Z', ' ', 'é', 'ß', '€', '中', '😀', '\u0000', '\uffff']
   const payloads: Buffer[] = []

@@ -24,7 +24,7 @@ const SIZES: Array<[number, number]> = [
 ]
 
 /** A deterministic pseudo-random sequence (xorshift32), so every run sends the same octets. */
-function rng(seed: number): () => number {
+export function rng(seed: number): () => number {
   let x = seed >>> 0 || 1
   return () => {
     x ^= x << 13
