@@ -83,6 +83,11 @@ export class SocketTransport implements Transport {
   private roomWaiters: Array<(room: boolean) => void> | undefined
   private pollTimer: ReturnType<typeof setTimeout> | undefined
   private pollDelay = FIRST_POLL
+  /**
+   * Messages sent since `bufferedAmount` was last seen at 0: {@link ITEM_OVERHEAD} each counts
+   * against the send mark, since `bufferedAmount` does not grow for an empty message.
+   */
+  private unseen = 0
 
   constructor (ws: WebSocket, limits: TransportLimits) {
     this.ws = ws
@@ -158,16 +163,26 @@ export class SocketTransport implements Transport {
   write (data: string | Uint8Array): void {
     // A view over a SharedArrayBuffer is refused by the browser with a TypeError, as it should be.
     this.ws.send(data as string | Uint8Array<ArrayBuffer>)
+    this.unseen++
+  }
+
+  /** What waits to be sent, as it counts against the send mark; `polled` on a later task than the sends. */
+  private buffered (polled = false): number {
+    const bytes = this.ws.bufferedAmount
+    // Seen at 0 a task later: the browser has taken what was sent.
+    if (bytes === 0 && polled) this.unseen = 0
+    return bytes + this.unseen * ITEM_OVERHEAD
   }
 
   /**
-   * Room to send: `bufferedAmount` at or below the send mark. No event tells when it falls, so
+   * Room to send: `bufferedAmount` (plus {@link ITEM_OVERHEAD} per message sent since it was
+   * last seen at 0) at or below the send mark. No event tells when it falls, so
    * a wait looks again on a timer — one per connection however many wait, first after 1 ms,
    * then doubling to at most 16 ms apart, and none once the connection closes — and whenever a
    * message arrives.
    */
   room (): Promise<boolean> | undefined {
-    if (this.ws.bufferedAmount <= this.limits.sendHigh) return undefined
+    if (this.buffered() <= this.limits.sendHigh) return undefined
     if (this.gone) return Promise.resolve(false)
     const waiting = new Promise<boolean>((resolve) => { (this.roomWaiters ??= []).push(resolve) })
     if (this.pollTimer === undefined) {
@@ -186,7 +201,7 @@ export class SocketTransport implements Transport {
 
   /** Wake the waiting sends if there is room now; true if nobody waits any more. */
   private lookForRoom (): boolean {
-    if (this.ws.bufferedAmount > this.limits.sendHigh) return false
+    if (this.buffered(true) > this.limits.sendHigh) return false
     this.settleRoom(true)
     return true
   }

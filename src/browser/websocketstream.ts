@@ -9,6 +9,7 @@
 
 import { ConnectionClosedError } from '../errors.js'
 import { CloseCode } from '../protocol/close-codes.js'
+import { ITEM_OVERHEAD } from '../protocol/gather.js'
 import type { CloseInfo } from '../driver/types.js'
 import { handshakeFailed } from './websocket.js'
 import { toMessage, type Transport, type TransportLimits, type TransportOwner } from './transport.js'
@@ -87,7 +88,10 @@ export class StreamTransport implements Transport {
   private readonly reader: ReadableStreamDefaultReader<string | ArrayBuffer>
   private readonly writer: WritableStreamDefaultWriter<string | Uint8Array>
   private readonly limits: TransportLimits
-  /** Bytes (a string: its length) handed to the writer whose writes have not finished. */
+  /**
+   * What the writes not finished cost: each message's bytes (a string: its length) plus
+   * {@link ITEM_OVERHEAD}, so that empty messages are held back too.
+   */
   private inFlight = 0
   /** Writes not finished. */
   private pending = 0
@@ -136,7 +140,7 @@ export class StreamTransport implements Transport {
   }
 
   write (data: string | Uint8Array): void {
-    const size = typeof data === 'string' ? data.length : data.byteLength
+    const size = (typeof data === 'string' ? data.length : data.byteLength) + ITEM_OVERHEAD
     this.inFlight += size
     this.pending++
     // A write fails only once the connection is closing, which `closed` reports.

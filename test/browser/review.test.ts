@@ -1,0 +1,63 @@
+/**
+ * The browser build under the review of issue 22: empty sends held back by the send mark with
+ * the page's event loop still running, messages that arrived before the server's close read
+ * later, and `closeTimeout` past what `setTimeout` takes or against a server that never answers
+ * a close.
+ */
+
+import type { ExecutionContext } from 'ava'
+import type { Browser, Page } from 'playwright-core'
+import { launchChromium } from '../chromium.js'
+import { peerTest } from '../peers.js'
+import type { Handler } from '../../src/index.js'
+import { openPage, pageServer, PATHS, type BrowserPath, type PageServer } from './helpers.js'
+
+/** The browser build, as the page's script defines it. */
+declare const wspipe: typeof import('../../src/browser/index.js')
+
+const test = peerTest('chromium')
+
+let browser: Browser | undefined
+
+test.before(async () => {
+  browser = await launchChromium()
+})
+
+test.after.always(async () => {
+  await browser?.close()
+})
+
+async function setup (t: ExecutionContext, path: BrowserPath, handlers: Record<string, Handler>): Promise<{ page: Page, srv: PageServer }> {
+  const srv = await pageServer(t, handlers)
+  const page = await openPage(t, browser!, srv.origin, path)
+  return { page, srv }
+}
+
+/** Never reads; ends when the page closes. */
+const stall: Handler = async (conn) => { await conn.closed }
+
+for (const path of PATHS) {
+  test.serial(`${path}: a sink of empty messages to a server that does not read waits at the send mark, and the page's timers run meanwhile`, async (t) => {
+    t.timeout(60_000)
+    const { page, srv } = await setup(t, path, { stall })
+    const result = await page.evaluate(async (url) => {
+      const total = 1_000_000
+      const conn = await wspipe.connect(url, { protocols: ['stall'], sendHighWaterMark: 64 * 1024 })
+      let pulled = 0
+      // Set before the sink starts: if the sink never lets the event loop run, it fires only once all are pulled.
+      const atTimer = new Promise<number>((resolve) => { setTimeout(() => { resolve(pulled) }, 100) })
+      const sinking = conn.sink((function * () {
+        for (; pulled < total; pulled++) yield ''
+      })())
+      const first = await atTimer
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      const later = pulled
+      conn.close()
+      await sinking
+      return { timerFiredBeforeTheEnd: first < total, later, total }
+    }, srv.wsUrl)
+    t.true(result.timerFiredBeforeTheEnd)
+    // 64 KiB of mark at 256 bytes of overhead per message: 256 messages, plus what the browser took meanwhile.
+    t.true(result.later < result.total / 10, `pulled ${result.later} of ${result.total} in 600 ms`)
+  })
+}
