@@ -1,13 +1,16 @@
 /**
  * The transport over `WebSocketStream` (Chromium 124 and later): messages are read from its
- * readable only when `source` asks, so a page that does not read stops the browser reading
- * (its buffers fill, then TCP pushes back on the server), and sends wait for the writer's writes
- * to finish. Not in the WHATWG standard yet; typed here for what wspipe uses.
+ * readable ahead of `source` into a queue of at most `receiveHighWaterMark` (plus one message),
+ * and no further, so a page that does not read stops the browser reading (its buffers fill, then
+ * TCP pushes back on the server). Reading ahead also keeps what came before the peer's close: in
+ * Chromium 156 a readable read only after the close arrived gives its first message and drops the
+ * rest. Sends wait for the writer's writes to finish. Not in the WHATWG standard yet; typed here for what wspipe uses.
  *
  * @packageDocumentation
  */
 
 import { ConnectionClosedError } from '../errors.js'
+import { Fifo } from '../fifo.js'
 import { CloseCode } from '../protocol/close-codes.js'
 import { ITEM_OVERHEAD } from '../protocol/gather.js'
 import type { CloseInfo } from '../driver/types.js'
@@ -88,6 +91,18 @@ export class StreamTransport implements Transport {
   private readonly reader: ReadableStreamDefaultReader<string | ArrayBuffer>
   private readonly writer: WritableStreamDefaultWriter<string | Uint8Array>
   private readonly limits: TransportLimits
+  /** Messages read ahead of `source`. */
+  private readonly queue = new Fifo<Uint8Array>()
+  /** What the queued messages cost: their bytes plus {@link ITEM_OVERHEAD} each. */
+  private cost = 0
+  /** A read of the readable is under way. */
+  private reading = false
+  /** The readable is done (ended or failed). */
+  private drained = false
+  /** Nothing more comes: `true` for a clean end, else the error `read` reports once the queue is empty. */
+  private end: true | Error | undefined
+  private discarding = false
+  private waiter: { resolve: (m: Uint8Array | undefined) => void, reject: (e: unknown) => void } | undefined
   /**
    * What the writes not finished cost: each message's bytes (a string: its length) plus
    * {@link ITEM_OVERHEAD}, so that empty messages are held back too.
@@ -118,25 +133,76 @@ export class StreamTransport implements Transport {
       this.settleRoom(false)
       this.owner.onClosing(info.code)
     })
+    this.readAhead()
+  }
+
+  /** Read the next message from the readable, unless the queue is past the mark. */
+  private readAhead (): void {
+    if (this.reading || this.drained) return
+    if (!this.discarding && this.cost > this.limits.receiveHigh) return
+    this.reading = true
+    this.reader.read().then((r) => {
+      this.reading = false
+      if (r.done === true) {
+        this.drained = true
+        // The readable ends with the peer's close frame; `closed` follows once the handshake is
+        // done. The end waits for it, so that whoever sees it also sees how the connection closed.
+        void this.closed.then(() => { this.finish(true) })
+        return
+      }
+      this.received(toMessage(r.value))
+      this.readAhead()
+    }, (err: Error & { closeCode?: number }) => {
+      this.reading = false
+      this.drained = true
+      this.finish(new ConnectionClosedError(`connection lost: ${err.message}`, err.closeCode ?? CloseCode.Abnormal, { cause: err }))
+    })
+  }
+
+  private received (message: Uint8Array): void {
+    if (this.discarding) return
+    const waiter = this.waiter
+    if (waiter !== undefined) {
+      this.waiter = undefined
+      waiter.resolve(message)
+      return
+    }
+    // Queued while the queue is at or below the mark: the mark plus one message at most.
+    this.queue.push(message)
+    this.cost += message.length + ITEM_OVERHEAD
+  }
+
+  private finish (end: true | Error): void {
+    this.end ??= end
+    const waiter = this.waiter
+    if (waiter === undefined || this.queue.size > 0) return
+    this.waiter = undefined
+    if (this.end === true) waiter.resolve(undefined)
+    else waiter.reject(this.end)
   }
 
   read (): Promise<Uint8Array | undefined> {
-    return this.reader.read().then(
-      // The readable ends with the peer's close frame; `closed` follows once the handshake is
-      // done. The end waits for it, so that whoever sees it also sees how the connection closed.
-      (r) => r.done === true ? this.closed.then(() => undefined) : toMessage(r.value),
-      (err: Error & { closeCode?: number }) => {
-        throw new ConnectionClosedError(`connection lost: ${err.message}`, err.closeCode ?? CloseCode.Abnormal, { cause: err })
-      })
+    const message = this.queue.shift()
+    if (message !== undefined) {
+      this.cost -= message.length + ITEM_OVERHEAD
+      this.readAhead()
+      return Promise.resolve(message)
+    }
+    if (this.end === true || this.discarding) return Promise.resolve(undefined)
+    if (this.end !== undefined) return Promise.reject(this.end)
+    return new Promise((resolve, reject) => { this.waiter = { resolve, reject } })
   }
 
   discard (): void {
     // Not `cancel()`, which would close the connection: read on and drop, so the peer's close
     // is still seen, while the sending side may go on.
-    const drop = (r: ReadableStreamReadResult<unknown>): void => {
-      if (r.done !== true) void this.reader.read().then(drop, noop)
-    }
-    void this.reader.read().then(drop, noop)
+    this.discarding = true
+    this.queue.clear()
+    this.cost = 0
+    const waiter = this.waiter
+    this.waiter = undefined
+    waiter?.resolve(undefined)
+    this.readAhead()
   }
 
   write (data: string | Uint8Array): void {

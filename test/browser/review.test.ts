@@ -61,3 +61,27 @@ for (const path of PATHS) {
     t.true(result.later < result.total / 10, `pulled ${result.later} of ${result.total} in 600 ms`)
   })
 }
+
+for (const path of PATHS) {
+  test.serial(`${path}: messages that came before the server's close are all read when the page reads only later; source ends, closed has the server's 4001`, async (t) => {
+    t.timeout(60_000)
+    const { page, srv } = await setup(t, path, {
+      three: async (conn) => {
+        await conn.send('one')
+        await conn.send('two')
+        await conn.send(new Uint8Array([3]))
+        conn.close(4001, 'done')
+        await conn.closed
+      }
+    })
+    const result = await page.evaluate(async (url) => {
+      const conn = await wspipe.connect(url, { protocols: ['three'] })
+      // Long enough for the server's close to arrive before the first read.
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      const got: string[] = []
+      for await (const m of conn.source) got.push(wspipe.isText(m) ? new TextDecoder().decode(m) : `binary ${[...m].join(',')}`)
+      return { got, closed: await conn.closed }
+    }, srv.wsUrl)
+    t.deepEqual(result, { got: ['one', 'two', 'binary 3'], closed: { code: 4001, reason: 'done', wasClean: true } })
+  })
+}
