@@ -48,6 +48,15 @@ export interface Transport {
 
 const encoder = new TextEncoder()
 
+/** The longest delay `setTimeout` takes: a longer one (or Infinity) fires at once. */
+export const LONGEST_TIMER = 2 ** 31 - 1
+
+/** `setTimeout` for a timeout option: none for Infinity, at most {@link LONGEST_TIMER} ms otherwise. */
+export function timeoutTimer (ms: number, fire: () => void): ReturnType<typeof setTimeout> | undefined {
+  if (ms === Infinity) return undefined
+  return setTimeout(fire, Math.min(ms, LONGEST_TIMER))
+}
+
 /** A message as the platform delivers it (a string for text), as wspipe hands it out. */
 export function toMessage (data: string | ArrayBuffer): Uint8Array {
   if (typeof data !== 'string') return new Uint8Array(data)

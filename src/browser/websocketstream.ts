@@ -15,7 +15,7 @@ import { CloseCode } from '../protocol/close-codes.js'
 import { ITEM_OVERHEAD } from '../protocol/gather.js'
 import type { CloseInfo } from '../driver/types.js'
 import { handshakeFailed } from './websocket.js'
-import { toMessage, type Transport, type TransportLimits, type TransportOwner } from './transport.js'
+import { timeoutTimer, toMessage, type Transport, type TransportLimits, type TransportOwner } from './transport.js'
 
 /** What `opened` gives: the two streams of one connection. */
 interface WebSocketStreamConnection {
@@ -246,7 +246,7 @@ export class StreamTransport implements Transport {
       this.closeNow()
       return
     }
-    this.closeTimer = setTimeout(() => { this.abortWrites() }, this.limits.closeTimeout)
+    this.closeTimer = timeoutTimer(this.limits.closeTimeout, () => { this.abortWrites() })
   }
 
   private closeNow (): void {
