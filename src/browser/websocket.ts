@@ -14,7 +14,7 @@ import { CloseCode } from '../protocol/close-codes.js'
 import { ITEM_OVERHEAD } from '../protocol/gather.js'
 import type { CloseInfo } from '../driver/types.js'
 import { ReceiveQueueFullError } from './errors.js'
-import { toMessage, type Transport, type TransportLimits, type TransportOwner } from './transport.js'
+import { timeoutTimer, toMessage, type Transport, type TransportLimits, type TransportOwner } from './transport.js'
 
 /** The first and the longest wait between two looks at `bufferedAmount`, in ms. */
 const FIRST_POLL = 1
@@ -83,6 +83,8 @@ export class SocketTransport implements Transport {
   private roomWaiters: Array<(room: boolean) => void> | undefined
   private pollTimer: ReturnType<typeof setTimeout> | undefined
   private pollDelay = FIRST_POLL
+  /** Gives up on the peer's answer to our close frame. */
+  private answerTimer: ReturnType<typeof setTimeout> | undefined
   /**
    * Messages sent since `bufferedAmount` was last seen at 0: {@link ITEM_OVERHEAD} each counts
    * against the send mark, since `bufferedAmount` does not grow for an empty message.
@@ -121,7 +123,7 @@ export class SocketTransport implements Transport {
     this.cost += message.length + ITEM_OVERHEAD
   }
 
-  private onClose (e: CloseEvent): void {
+  private onClose (e: Pick<CloseEvent, 'code' | 'reason' | 'wasClean'>): void {
     // 1006 (and 1015) mean that no close frame came: the connection was lost.
     if (this.end === undefined) {
       this.end = e.code === CloseCode.Abnormal || e.code === CloseCode.TlsHandshake
@@ -135,6 +137,7 @@ export class SocketTransport implements Transport {
       else waiter.reject(this.end)
     }
     this.gone = true
+    if (this.answerTimer !== undefined) clearTimeout(this.answerTimer)
     this.settleRoom(false)
     this.owner.onClosing(e.code)
     this.resolveClosed({ code: e.code, reason: e.reason, wasClean: e.wasClean })
@@ -220,5 +223,19 @@ export class SocketTransport implements Transport {
     this.closing = true
     // The browser sends what `bufferedAmount` holds, then the close frame.
     this.ws.close(code, reason)
+    if (!this.gone && this.answerTimer === undefined) this.answerTimer = timeoutTimer(this.limits.closeTimeout, this.giveUp)
+  }
+
+  /**
+   * The peer did not answer our close within `closeTimeout`: stop waiting (RFC 6455 §7.1.1 lets
+   * a client drop the connection): `source` ends after what was queued, and `closed` settles,
+   * not clean. The browser keeps its socket until its own timeout.
+   */
+  private readonly giveUp = (): void => {
+    this.answerTimer = undefined
+    if (this.gone) return
+    this.end ??= true
+    this.ws.onmessage = this.ws.onclose = null
+    this.onClose({ code: CloseCode.Abnormal, reason: '', wasClean: false })
   }
 }

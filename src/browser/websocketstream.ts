@@ -116,6 +116,9 @@ export class StreamTransport implements Transport {
   private closeWanted: { code: number, reason: string } | undefined
   private closeStarted = false
   private closeTimer: ReturnType<typeof setTimeout> | undefined
+  /** Gives up on the peer's answer to our close frame. */
+  private answerTimer: ReturnType<typeof setTimeout> | undefined
+  private resolveClosed!: (info: CloseInfo) => void
 
   constructor (wss: WebSocketStreamLike, opened: WebSocketStreamConnection, limits: TransportLimits) {
     this.wss = wss
@@ -123,13 +126,15 @@ export class StreamTransport implements Transport {
     this.reader = opened.readable.getReader()
     this.writer = opened.writable.getWriter()
     this.limits = limits
+    this.closed = new Promise((resolve) => { this.resolveClosed = resolve })
     // `closed` rejects for a connection lost without a close frame (1006).
-    this.closed = wss.closed.then(
-      ({ closeCode, reason }) => ({ code: closeCode, reason, wasClean: true }),
-      (err: { closeCode?: number, reason?: string } | undefined) => ({ code: err?.closeCode ?? CloseCode.Abnormal, reason: err?.reason ?? '', wasClean: false }))
+    wss.closed.then(
+      ({ closeCode, reason }) => { this.resolveClosed({ code: closeCode, reason, wasClean: true }) },
+      (err: { closeCode?: number, reason?: string } | undefined) => { this.resolveClosed({ code: err?.closeCode ?? CloseCode.Abnormal, reason: err?.reason ?? '', wasClean: false }) })
     void this.closed.then((info) => {
       this.gone = true
       if (this.closeTimer !== undefined) clearTimeout(this.closeTimer)
+      if (this.answerTimer !== undefined) clearTimeout(this.answerTimer)
       this.settleRoom(false)
       this.owner.onClosing(info.code)
     })
@@ -160,7 +165,7 @@ export class StreamTransport implements Transport {
   }
 
   private received (message: Uint8Array): void {
-    if (this.discarding) return
+    if (this.discarding || this.end !== undefined) return
     const waiter = this.waiter
     if (waiter !== undefined) {
       this.waiter = undefined
@@ -257,6 +262,23 @@ export class StreamTransport implements Transport {
     try {
       this.wss.close({ closeCode: code, reason })
     } catch {}
+    this.awaitAnswer()
+  }
+
+  /**
+   * Our close frame is on its way: wait `closeTimeout` for the peer's, then stop waiting (RFC
+   * 6455 §7.1.1 lets a client drop the connection): `source` ends after what was queued, and
+   * `closed` settles, not clean. Chromium keeps its socket until its own 60 s pass.
+   */
+  private awaitAnswer (): void {
+    if (this.gone) return
+    this.answerTimer = timeoutTimer(this.limits.closeTimeout, () => {
+      this.answerTimer = undefined
+      this.drained = true
+      this.finish(true)
+      this.reader.cancel().then(undefined, noop)
+      this.resolveClosed({ code: CloseCode.Abnormal, reason: '', wasClean: false })
+    })
   }
 
   private abortWrites (): void {
@@ -267,5 +289,6 @@ export class StreamTransport implements Transport {
     // Without the code the abort would close with 1000 (as a plain error would make it).
     const why = WebSocketError !== undefined ? new WebSocketError(reason, { closeCode: code, reason }) : undefined
     this.writer.abort(why).then(undefined, noop)
+    this.awaitAnswer()
   }
 }

@@ -5,6 +5,9 @@
  * a close.
  */
 
+import { createHash } from 'node:crypto'
+import { once } from 'node:events'
+import net from 'node:net'
 import type { ExecutionContext } from 'ava'
 import type { Browser, Page } from 'playwright-core'
 import { launchChromium } from '../chromium.js'
@@ -83,5 +86,53 @@ for (const path of PATHS) {
       return { got, closed: await conn.closed }
     }, srv.wsUrl)
     t.deepEqual(result, { got: ['one', 'two', 'binary 3'], closed: { code: 4001, reason: 'done', wasClean: true } })
+  })
+}
+
+/** A server that completes the handshake, then reads and ignores everything: it never answers a close. Closed in teardown. */
+async function deafServer (t: ExecutionContext): Promise<string> {
+  const sockets = new Set<net.Socket>()
+  const raw = net.createServer((socket) => {
+    sockets.add(socket)
+    socket.on('error', () => {})
+    socket.once('data', (head) => {
+      const key = /sec-websocket-key: *(\S+)/i.exec(head.toString('latin1'))?.[1] ?? ''
+      // RFC 6455 §4.2.2: the accept value.
+      const accept = createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64')
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
+      socket.on('data', () => {})
+    })
+  })
+  raw.listen(0, '127.0.0.1')
+  await once(raw, 'listening')
+  t.teardown(() => {
+    for (const s of sockets) s.destroy()
+    raw.close()
+  })
+  return `ws://127.0.0.1:${(raw.address() as net.AddressInfo).port}/`
+}
+
+for (const path of PATHS) {
+  test.serial(`${path}: after close(), a server that never answers: at closeTimeout (1 s) source ends and closed settles with the page's code, not clean`, async (t) => {
+    t.timeout(60_000)
+    const { page } = await setup(t, path, {})
+    const url = await deafServer(t)
+    const result = await page.evaluate(async (url) => {
+      const conn = await wspipe.connect(url, { closeTimeout: 1000 })
+      const reading = (async () => {
+        try {
+          for await (const _ of conn.source);
+          return 'ended'
+        } catch (err) {
+          return `threw ${(err as Error).name}`
+        }
+      })()
+      conn.close(4000, 'bye')
+      // Chromium itself waits 60 s; 10 s is well past closeTimeout.
+      const late = new Promise<string>((resolve) => { setTimeout(() => { resolve('not settled in 10 s') }, 10_000) })
+      const closed = await Promise.race([conn.closed, late])
+      return { closed, source: await Promise.race([reading, late]) }
+    }, url)
+    t.deepEqual(result, { closed: { code: 4000, reason: 'bye', wasClean: false }, source: 'ended' })
   })
 }
