@@ -42,8 +42,11 @@ export interface Transport {
   write: (data: string | Uint8Array) => void
   /** `undefined` when what waits to be sent is at or below the send mark; else a promise for true once it is, or false if the connection closes first. */
   room: () => Promise<boolean> | undefined
-  /** Start the closing handshake (a code the page may send, checked by the caller). */
-  close: (code: number, reason: string) => void
+  /**
+   * Start the closing handshake (a code the page may send, checked by the caller). False if
+   * the peer's close came first, so ours is not sent.
+   */
+  close: (code: number, reason: string) => boolean
 }
 
 const encoder = new TextEncoder()

@@ -219,11 +219,14 @@ export class SocketTransport implements Transport {
     if (waiters !== undefined) for (const w of waiters) w(room)
   }
 
-  close (code: number, reason: string): void {
+  close (code: number, reason: string): boolean {
+    // Not OPEN: the peer's close came first (CLOSING), and the browser sends no other.
+    const sent = this.ws.readyState === WebSocket.OPEN
     this.closing = true
     // The browser sends what `bufferedAmount` holds, then the close frame.
     this.ws.close(code, reason)
     if (!this.gone && this.answerTimer === undefined) this.answerTimer = timeoutTimer(this.limits.closeTimeout, this.giveUp)
+    return sent
   }
 
   /**

@@ -243,15 +243,17 @@ export class StreamTransport implements Transport {
    * and with a few MiB queued crashed the page; so the close waits for them, up to
    * `closeTimeout`, and then aborts the writer with the close code, which drops the rest.
    */
-  close (code: number, reason: string): void {
-    if (this.gone || this.closeStarted) return
+  close (code: number, reason: string): boolean {
+    // The readable has ended: the peer's close came first, and the browser sends no other.
+    if (this.gone || this.closeStarted || this.drained) return false
     this.closeStarted = true
     this.closeWanted = { code, reason }
     if (this.pending === 0) {
       this.closeNow()
-      return
+      return true
     }
     this.closeTimer = timeoutTimer(this.limits.closeTimeout, () => { this.abortWrites() })
+    return true
   }
 
   private closeNow (): void {

@@ -89,8 +89,12 @@ for (const path of PATHS) {
   })
 }
 
-/** A server that completes the handshake, then reads and ignores everything: it never answers a close. Closed in teardown. */
-async function deafServer (t: ExecutionContext): Promise<string> {
+/**
+ * A server that completes the handshake, then reads and ignores everything: it never answers a
+ * close. With `closeFirst` it sends that close frame right after the handshake and ends TCP 1 s
+ * later. Closed in teardown.
+ */
+async function deafServer (t: ExecutionContext, closeFirst?: { code: number, reason: string }): Promise<string> {
   const sockets = new Set<net.Socket>()
   const raw = net.createServer((socket) => {
     sockets.add(socket)
@@ -101,6 +105,12 @@ async function deafServer (t: ExecutionContext): Promise<string> {
       const accept = createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64')
       socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
       socket.on('data', () => {})
+      if (closeFirst !== undefined) {
+        const reason = Buffer.from(closeFirst.reason)
+        const payload = Buffer.concat([Buffer.from([closeFirst.code >> 8, closeFirst.code & 0xff]), reason])
+        socket.write(Buffer.concat([Buffer.from([0x88, payload.length]), payload]))
+        setTimeout(() => { socket.end() }, 1000)
+      }
     })
   })
   raw.listen(0, '127.0.0.1')
@@ -134,5 +144,20 @@ for (const path of PATHS) {
       return { closed, source: await Promise.race([reading, late]) }
     }, url)
     t.deepEqual(result, { closed: { code: 4000, reason: 'bye', wasClean: false }, source: 'ended' })
+  })
+}
+
+for (const path of PATHS) {
+  test.serial(`${path}: close() after the server's close came (its TCP still open) sends nothing, and closed reports the server's 4001, not the page's code`, async (t) => {
+    t.timeout(60_000)
+    const { page } = await setup(t, path, {})
+    const url = await deafServer(t, { code: 4001, reason: 'first' })
+    const result = await page.evaluate(async (url) => {
+      const conn = await wspipe.connect(url)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      conn.close(4000, 'mine')
+      return await conn.closed
+    }, url)
+    t.deepEqual(result, { code: 4001, reason: 'first', wasClean: true })
   })
 }
