@@ -270,7 +270,8 @@ export class StreamTransport implements Transport {
   /**
    * Our close frame is on its way: wait `closeTimeout` for the peer's, then stop waiting (RFC
    * 6455 §7.1.1 lets a client drop the connection): `source` ends after what was queued, and
-   * `closed` settles, not clean. Chromium keeps its socket until its own 60 s pass.
+   * `closed` settles, not clean. Chromium keeps its socket until its own 60 s pass, and may
+   * still deliver the close frame meanwhile.
    */
   private awaitAnswer (): void {
     if (this.gone) return
@@ -278,7 +279,8 @@ export class StreamTransport implements Transport {
       this.answerTimer = undefined
       this.drained = true
       this.finish(true)
-      this.reader.cancel().then(undefined, noop)
+      // Not `reader.cancel()`: in Chromium 156 it can replace the close frame still on its way
+      // (the server saw 1005 instead of the page's code). A read under way is dropped when it comes.
       this.resolveClosed({ code: CloseCode.Abnormal, reason: '', wasClean: false })
     })
   }
