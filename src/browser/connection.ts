@@ -87,9 +87,9 @@ export class PageConnection implements SourceOwner, SinkOwner, TransportOwner {
 
   private closeWith (code: number, reason: string): void {
     if (this.closing) return
-    this.ourClose = { code, reason }
+    // `closed` reports our code only if it was sent: not when the peer's close came first.
+    if (this.transport.close(code, reason)) this.ourClose = { code, reason }
     this.startClosing(code)
-    this.transport.close(code, reason)
   }
 
   /** The transport saw the peer's close or a failure. */

@@ -21,6 +21,18 @@ export interface SinkOwner {
 
 function ignore (): void {}
 
+/**
+ * Messages sent between two yields to the event loop: a sink whose sends never wait (room to
+ * spare, a synchronous iterable) would otherwise run on microtasks alone, and the page's timers
+ * and events would not run until it ends.
+ */
+export const SINK_YIELD_EVERY = 1024
+
+/** A macrotask later: the event loop has run. */
+function nextTask (): Promise<void> {
+  return new Promise((resolve) => { setTimeout(resolve, 0) })
+}
+
 /** Call `return()` on an iterator we stop pulling, ignoring what it says. */
 function stopIterator (iterator: Iterator<unknown> | AsyncIterator<unknown>): void {
   try {
@@ -59,7 +71,11 @@ export class PageSink {
 
   private async run (): Promise<void> {
     const owner = this.owner
-    for (;;) {
+    for (let n = 1; ; n++) {
+      if (n % SINK_YIELD_EVERY === 0) {
+        await nextTask()
+        if (this.ended) return
+      }
       if (owner.closing) return this.end(false)
       let r: IteratorResult<OutgoingMessage>
       try {

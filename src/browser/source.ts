@@ -1,7 +1,7 @@
 /**
  * `source` in the page: {@link PageSource} pulls whole messages from the transport one at a
- * time (nothing is read ahead, so with `WebSocketStream` a page that does not read stops the
- * browser reading); {@link PageStreamSource} hands each one out as a {@link ReceivedStream}
+ * time (the transport reads ahead at most `receiveHighWaterMark`, so with `WebSocketStream` a
+ * page that does not read stops the browser reading); {@link PageStreamSource} hands each one out as a {@link ReceivedStream}
  * whose `chunks` yield it as one chunk, for code written for Node's stream mode.
  *
  * @packageDocumentation

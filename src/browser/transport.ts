@@ -42,11 +42,23 @@ export interface Transport {
   write: (data: string | Uint8Array) => void
   /** `undefined` when what waits to be sent is at or below the send mark; else a promise for true once it is, or false if the connection closes first. */
   room: () => Promise<boolean> | undefined
-  /** Start the closing handshake (a code the page may send, checked by the caller). */
-  close: (code: number, reason: string) => void
+  /**
+   * Start the closing handshake (a code the page may send, checked by the caller). False if
+   * the peer's close came first, so ours is not sent.
+   */
+  close: (code: number, reason: string) => boolean
 }
 
 const encoder = new TextEncoder()
+
+/** The longest delay `setTimeout` takes: a longer one (or Infinity) fires at once. */
+export const LONGEST_TIMER = 2 ** 31 - 1
+
+/** `setTimeout` for a timeout option: none for Infinity, at most {@link LONGEST_TIMER} ms otherwise. */
+export function timeoutTimer (ms: number, fire: () => void): ReturnType<typeof setTimeout> | undefined {
+  if (ms === Infinity) return undefined
+  return setTimeout(fire, Math.min(ms, LONGEST_TIMER))
+}
 
 /** A message as the platform delivers it (a string for text), as wspipe hands it out. */
 export function toMessage (data: string | ArrayBuffer): Uint8Array {

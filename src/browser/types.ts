@@ -17,19 +17,19 @@ export interface ConnectOptions {
   /** Aborts the handshake (`connect` rejects with `signal.reason`); after it, closes the connection (1000). */
   signal?: AbortSignal
   /**
-   * Plain `WebSocket` only (a browser without `WebSocketStream`): the most that received
-   * messages waiting for `source` may cost, counted as their bytes plus 256 each. The browser
-   * cannot stop reading, so a message that arrives while the queue is above this mark closes
-   * the connection with 4008 ("receive queue full"); `source` then yields what was queued and
-   * throws a `ReceiveQueueFullError`. At most the mark plus one message is held. With
-   * `WebSocketStream`, nothing is queued here: reading stops while `source` is not read, and the
-   * browser's own buffers, then TCP, hold the rest. Default 1 MiB.
+   * The most that received messages waiting for `source` may cost, counted as their bytes plus
+   * 256 each; at most the mark plus one message is held. With `WebSocketStream`, wspipe reads
+   * ahead up to it and then stops reading: the browser's own buffers, then TCP, hold the rest.
+   * On plain `WebSocket` the browser cannot stop reading, so a message that arrives while the
+   * queue is above this mark closes the connection with 4008 ("receive queue full"); `source`
+   * then yields what was queued and throws a `ReceiveQueueFullError`. Default 1 MiB.
    */
   receiveHighWaterMark?: number
   /**
-   * Bytes handed to the browser but not yet sent above which `send` and `sink` wait: on plain
-   * `WebSocket` its `bufferedAmount`, with `WebSocketStream` the messages whose writes are still
-   * pending (strings counted by their length). Default 1 MiB.
+   * What may wait to be sent before `send` and `sink` wait, counted as bytes (a string: its
+   * length) plus 256 per message, so that empty messages wait too: with `WebSocketStream` the
+   * messages whose writes are still pending; on plain `WebSocket` its `bufferedAmount` plus the
+   * messages sent since it was last seen at 0. Default 1 MiB.
    */
   sendHighWaterMark?: number
   /**
@@ -40,8 +40,11 @@ export interface ConnectOptions {
    */
   maxMessageSize?: number
   /**
-   * With `WebSocketStream`, how long `close()` lets the messages already written finish before it
-   * closes anyway, dropping them. Default 5,000 ms.
+   * How long, after `close()`, wspipe waits for the server's close frame before `source` ends
+   * and `closed` settles, not clean (the browser keeps its socket until its own timeout). With
+   * `WebSocketStream` also, first, how long `close()` lets the messages already written finish
+   * before it closes anyway, dropping them. `Infinity` waits without end; more than 2^31 − 1 ms
+   * counts as that. Default 5,000 ms.
    */
   closeTimeout?: number
   /** `'whole'` (the default): each message is one `Uint8Array`. See {@link StreamConnectOptions}. */

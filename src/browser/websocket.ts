@@ -14,7 +14,7 @@ import { CloseCode } from '../protocol/close-codes.js'
 import { ITEM_OVERHEAD } from '../protocol/gather.js'
 import type { CloseInfo } from '../driver/types.js'
 import { ReceiveQueueFullError } from './errors.js'
-import { toMessage, type Transport, type TransportLimits, type TransportOwner } from './transport.js'
+import { timeoutTimer, toMessage, type Transport, type TransportLimits, type TransportOwner } from './transport.js'
 
 /** The first and the longest wait between two looks at `bufferedAmount`, in ms. */
 const FIRST_POLL = 1
@@ -83,6 +83,13 @@ export class SocketTransport implements Transport {
   private roomWaiters: Array<(room: boolean) => void> | undefined
   private pollTimer: ReturnType<typeof setTimeout> | undefined
   private pollDelay = FIRST_POLL
+  /** Gives up on the peer's answer to our close frame. */
+  private answerTimer: ReturnType<typeof setTimeout> | undefined
+  /**
+   * Messages sent since `bufferedAmount` was last seen at 0: {@link ITEM_OVERHEAD} each counts
+   * against the send mark, since `bufferedAmount` does not grow for an empty message.
+   */
+  private unseen = 0
 
   constructor (ws: WebSocket, limits: TransportLimits) {
     this.ws = ws
@@ -116,7 +123,7 @@ export class SocketTransport implements Transport {
     this.cost += message.length + ITEM_OVERHEAD
   }
 
-  private onClose (e: CloseEvent): void {
+  private onClose (e: Pick<CloseEvent, 'code' | 'reason' | 'wasClean'>): void {
     // 1006 (and 1015) mean that no close frame came: the connection was lost.
     if (this.end === undefined) {
       this.end = e.code === CloseCode.Abnormal || e.code === CloseCode.TlsHandshake
@@ -130,6 +137,7 @@ export class SocketTransport implements Transport {
       else waiter.reject(this.end)
     }
     this.gone = true
+    if (this.answerTimer !== undefined) clearTimeout(this.answerTimer)
     this.settleRoom(false)
     this.owner.onClosing(e.code)
     this.resolveClosed({ code: e.code, reason: e.reason, wasClean: e.wasClean })
@@ -158,16 +166,26 @@ export class SocketTransport implements Transport {
   write (data: string | Uint8Array): void {
     // A view over a SharedArrayBuffer is refused by the browser with a TypeError, as it should be.
     this.ws.send(data as string | Uint8Array<ArrayBuffer>)
+    this.unseen++
+  }
+
+  /** What waits to be sent, as it counts against the send mark; `polled` on a later task than the sends. */
+  private buffered (polled = false): number {
+    const bytes = this.ws.bufferedAmount
+    // Seen at 0 a task later: the browser has taken what was sent.
+    if (bytes === 0 && polled) this.unseen = 0
+    return bytes + this.unseen * ITEM_OVERHEAD
   }
 
   /**
-   * Room to send: `bufferedAmount` at or below the send mark. No event tells when it falls, so
+   * Room to send: `bufferedAmount` (plus {@link ITEM_OVERHEAD} per message sent since it was
+   * last seen at 0) at or below the send mark. No event tells when it falls, so
    * a wait looks again on a timer — one per connection however many wait, first after 1 ms,
    * then doubling to at most 16 ms apart, and none once the connection closes — and whenever a
    * message arrives.
    */
   room (): Promise<boolean> | undefined {
-    if (this.ws.bufferedAmount <= this.limits.sendHigh) return undefined
+    if (this.buffered() <= this.limits.sendHigh) return undefined
     if (this.gone) return Promise.resolve(false)
     const waiting = new Promise<boolean>((resolve) => { (this.roomWaiters ??= []).push(resolve) })
     if (this.pollTimer === undefined) {
@@ -186,7 +204,7 @@ export class SocketTransport implements Transport {
 
   /** Wake the waiting sends if there is room now; true if nobody waits any more. */
   private lookForRoom (): boolean {
-    if (this.ws.bufferedAmount > this.limits.sendHigh) return false
+    if (this.buffered(true) > this.limits.sendHigh) return false
     this.settleRoom(true)
     return true
   }
@@ -201,9 +219,26 @@ export class SocketTransport implements Transport {
     if (waiters !== undefined) for (const w of waiters) w(room)
   }
 
-  close (code: number, reason: string): void {
+  close (code: number, reason: string): boolean {
+    // Not OPEN: the peer's close came first (CLOSING), and the browser sends no other.
+    const sent = this.ws.readyState === WebSocket.OPEN
     this.closing = true
     // The browser sends what `bufferedAmount` holds, then the close frame.
     this.ws.close(code, reason)
+    if (!this.gone && this.answerTimer === undefined) this.answerTimer = timeoutTimer(this.limits.closeTimeout, this.giveUp)
+    return sent
+  }
+
+  /**
+   * The peer did not answer our close within `closeTimeout`: stop waiting (RFC 6455 §7.1.1 lets
+   * a client drop the connection): `source` ends after what was queued, and `closed` settles,
+   * not clean. The browser keeps its socket until its own timeout.
+   */
+  private readonly giveUp = (): void => {
+    this.answerTimer = undefined
+    if (this.gone) return
+    this.end ??= true
+    this.ws.onmessage = this.ws.onclose = null
+    this.onClose({ code: CloseCode.Abnormal, reason: '', wasClean: false })
   }
 }

@@ -1,17 +1,21 @@
 /**
  * The transport over `WebSocketStream` (Chromium 124 and later): messages are read from its
- * readable only when `source` asks, so a page that does not read stops the browser reading
- * (its buffers fill, then TCP pushes back on the server), and sends wait for the writer's writes
- * to finish. Not in the WHATWG standard yet; typed here for what wspipe uses.
+ * readable ahead of `source` into a queue of at most `receiveHighWaterMark` (plus one message),
+ * and no further, so a page that does not read stops the browser reading (its buffers fill, then
+ * TCP pushes back on the server). Reading ahead also keeps what came before the peer's close: in
+ * Chromium 156 a readable read only after the close arrived gives its first message and drops the
+ * rest. Sends wait for the writer's writes to finish. Not in the WHATWG standard yet; typed here for what wspipe uses.
  *
  * @packageDocumentation
  */
 
 import { ConnectionClosedError } from '../errors.js'
+import { Fifo } from '../fifo.js'
 import { CloseCode } from '../protocol/close-codes.js'
+import { ITEM_OVERHEAD } from '../protocol/gather.js'
 import type { CloseInfo } from '../driver/types.js'
 import { handshakeFailed } from './websocket.js'
-import { toMessage, type Transport, type TransportLimits, type TransportOwner } from './transport.js'
+import { timeoutTimer, toMessage, type Transport, type TransportLimits, type TransportOwner } from './transport.js'
 
 /** What `opened` gives: the two streams of one connection. */
 interface WebSocketStreamConnection {
@@ -87,7 +91,22 @@ export class StreamTransport implements Transport {
   private readonly reader: ReadableStreamDefaultReader<string | ArrayBuffer>
   private readonly writer: WritableStreamDefaultWriter<string | Uint8Array>
   private readonly limits: TransportLimits
-  /** Bytes (a string: its length) handed to the writer whose writes have not finished. */
+  /** Messages read ahead of `source`. */
+  private readonly queue = new Fifo<Uint8Array>()
+  /** What the queued messages cost: their bytes plus {@link ITEM_OVERHEAD} each. */
+  private cost = 0
+  /** A read of the readable is under way. */
+  private reading = false
+  /** The readable is done (ended or failed). */
+  private drained = false
+  /** Nothing more comes: `true` for a clean end, else the error `read` reports once the queue is empty. */
+  private end: true | Error | undefined
+  private discarding = false
+  private waiter: { resolve: (m: Uint8Array | undefined) => void, reject: (e: unknown) => void } | undefined
+  /**
+   * What the writes not finished cost: each message's bytes (a string: its length) plus
+   * {@link ITEM_OVERHEAD}, so that empty messages are held back too.
+   */
   private inFlight = 0
   /** Writes not finished. */
   private pending = 0
@@ -97,6 +116,9 @@ export class StreamTransport implements Transport {
   private closeWanted: { code: number, reason: string } | undefined
   private closeStarted = false
   private closeTimer: ReturnType<typeof setTimeout> | undefined
+  /** Gives up on the peer's answer to our close frame. */
+  private answerTimer: ReturnType<typeof setTimeout> | undefined
+  private resolveClosed!: (info: CloseInfo) => void
 
   constructor (wss: WebSocketStreamLike, opened: WebSocketStreamConnection, limits: TransportLimits) {
     this.wss = wss
@@ -104,39 +126,92 @@ export class StreamTransport implements Transport {
     this.reader = opened.readable.getReader()
     this.writer = opened.writable.getWriter()
     this.limits = limits
+    this.closed = new Promise((resolve) => { this.resolveClosed = resolve })
     // `closed` rejects for a connection lost without a close frame (1006).
-    this.closed = wss.closed.then(
-      ({ closeCode, reason }) => ({ code: closeCode, reason, wasClean: true }),
-      (err: { closeCode?: number, reason?: string } | undefined) => ({ code: err?.closeCode ?? CloseCode.Abnormal, reason: err?.reason ?? '', wasClean: false }))
+    wss.closed.then(
+      ({ closeCode, reason }) => { this.resolveClosed({ code: closeCode, reason, wasClean: true }) },
+      (err: { closeCode?: number, reason?: string } | undefined) => { this.resolveClosed({ code: err?.closeCode ?? CloseCode.Abnormal, reason: err?.reason ?? '', wasClean: false }) })
     void this.closed.then((info) => {
       this.gone = true
       if (this.closeTimer !== undefined) clearTimeout(this.closeTimer)
+      if (this.answerTimer !== undefined) clearTimeout(this.answerTimer)
       this.settleRoom(false)
       this.owner.onClosing(info.code)
     })
+    this.readAhead()
+  }
+
+  /** Read the next message from the readable, unless the queue is past the mark. */
+  private readAhead (): void {
+    if (this.reading || this.drained) return
+    if (!this.discarding && this.cost > this.limits.receiveHigh) return
+    this.reading = true
+    this.reader.read().then((r) => {
+      this.reading = false
+      if (r.done === true) {
+        this.drained = true
+        // The readable ends with the peer's close frame; `closed` follows once the handshake is
+        // done. The end waits for it, so that whoever sees it also sees how the connection closed.
+        void this.closed.then(() => { this.finish(true) })
+        return
+      }
+      this.received(toMessage(r.value))
+      this.readAhead()
+    }, (err: Error & { closeCode?: number }) => {
+      this.reading = false
+      this.drained = true
+      this.finish(new ConnectionClosedError(`connection lost: ${err.message}`, err.closeCode ?? CloseCode.Abnormal, { cause: err }))
+    })
+  }
+
+  private received (message: Uint8Array): void {
+    if (this.discarding || this.end !== undefined) return
+    const waiter = this.waiter
+    if (waiter !== undefined) {
+      this.waiter = undefined
+      waiter.resolve(message)
+      return
+    }
+    // Queued while the queue is at or below the mark: the mark plus one message at most.
+    this.queue.push(message)
+    this.cost += message.length + ITEM_OVERHEAD
+  }
+
+  private finish (end: true | Error): void {
+    this.end ??= end
+    const waiter = this.waiter
+    if (waiter === undefined || this.queue.size > 0) return
+    this.waiter = undefined
+    if (this.end === true) waiter.resolve(undefined)
+    else waiter.reject(this.end)
   }
 
   read (): Promise<Uint8Array | undefined> {
-    return this.reader.read().then(
-      // The readable ends with the peer's close frame; `closed` follows once the handshake is
-      // done. The end waits for it, so that whoever sees it also sees how the connection closed.
-      (r) => r.done === true ? this.closed.then(() => undefined) : toMessage(r.value),
-      (err: Error & { closeCode?: number }) => {
-        throw new ConnectionClosedError(`connection lost: ${err.message}`, err.closeCode ?? CloseCode.Abnormal, { cause: err })
-      })
+    const message = this.queue.shift()
+    if (message !== undefined) {
+      this.cost -= message.length + ITEM_OVERHEAD
+      this.readAhead()
+      return Promise.resolve(message)
+    }
+    if (this.end === true || this.discarding) return Promise.resolve(undefined)
+    if (this.end !== undefined) return Promise.reject(this.end)
+    return new Promise((resolve, reject) => { this.waiter = { resolve, reject } })
   }
 
   discard (): void {
     // Not `cancel()`, which would close the connection: read on and drop, so the peer's close
     // is still seen, while the sending side may go on.
-    const drop = (r: ReadableStreamReadResult<unknown>): void => {
-      if (r.done !== true) void this.reader.read().then(drop, noop)
-    }
-    void this.reader.read().then(drop, noop)
+    this.discarding = true
+    this.queue.clear()
+    this.cost = 0
+    const waiter = this.waiter
+    this.waiter = undefined
+    waiter?.resolve(undefined)
+    this.readAhead()
   }
 
   write (data: string | Uint8Array): void {
-    const size = typeof data === 'string' ? data.length : data.byteLength
+    const size = (typeof data === 'string' ? data.length : data.byteLength) + ITEM_OVERHEAD
     this.inFlight += size
     this.pending++
     // A write fails only once the connection is closing, which `closed` reports.
@@ -168,15 +243,17 @@ export class StreamTransport implements Transport {
    * and with a few MiB queued crashed the page; so the close waits for them, up to
    * `closeTimeout`, and then aborts the writer with the close code, which drops the rest.
    */
-  close (code: number, reason: string): void {
-    if (this.gone || this.closeStarted) return
+  close (code: number, reason: string): boolean {
+    // The readable has ended: the peer's close came first, and the browser sends no other.
+    if (this.gone || this.closeStarted || this.drained) return false
     this.closeStarted = true
     this.closeWanted = { code, reason }
     if (this.pending === 0) {
       this.closeNow()
-      return
+      return true
     }
-    this.closeTimer = setTimeout(() => { this.abortWrites() }, this.limits.closeTimeout)
+    this.closeTimer = timeoutTimer(this.limits.closeTimeout, () => { this.abortWrites() })
+    return true
   }
 
   private closeNow (): void {
@@ -187,6 +264,25 @@ export class StreamTransport implements Transport {
     try {
       this.wss.close({ closeCode: code, reason })
     } catch {}
+    this.awaitAnswer()
+  }
+
+  /**
+   * Our close frame is on its way: wait `closeTimeout` for the peer's, then stop waiting (RFC
+   * 6455 §7.1.1 lets a client drop the connection): `source` ends after what was queued, and
+   * `closed` settles, not clean. Chromium keeps its socket until its own 60 s pass, and may
+   * still deliver the close frame meanwhile.
+   */
+  private awaitAnswer (): void {
+    if (this.gone) return
+    this.answerTimer = timeoutTimer(this.limits.closeTimeout, () => {
+      this.answerTimer = undefined
+      this.drained = true
+      this.finish(true)
+      // Not `reader.cancel()`: in Chromium 156 it can replace the close frame still on its way
+      // (the server saw 1005 instead of the page's code). A read under way is dropped when it comes.
+      this.resolveClosed({ code: CloseCode.Abnormal, reason: '', wasClean: false })
+    })
   }
 
   private abortWrites (): void {
@@ -197,5 +293,6 @@ export class StreamTransport implements Transport {
     // Without the code the abort would close with 1000 (as a plain error would make it).
     const why = WebSocketError !== undefined ? new WebSocketError(reason, { closeCode: code, reason }) : undefined
     this.writer.abort(why).then(undefined, noop)
+    this.awaitAnswer()
   }
 }

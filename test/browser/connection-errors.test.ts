@@ -25,7 +25,7 @@ function transport (): Transport & { end: (info: CloseInfo) => void, written: un
     discard: () => {},
     write: (data) => { written.push(data) },
     room: () => undefined,
-    close: () => {}
+    close: () => true
   }
 }
 
