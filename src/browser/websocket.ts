@@ -9,11 +9,11 @@
  */
 
 import { ConnectionClosedError, UpgradeError } from '../errors.js'
-import { Fifo } from '../fifo.js'
 import { CloseCode } from '../protocol/close-codes.js'
 import { ITEM_OVERHEAD } from '../protocol/gather.js'
 import type { CloseInfo } from '../driver/types.js'
 import { ReceiveQueueFullError } from './errors.js'
+import { Inbox } from './inbox.js'
 import { timeoutTimer, toMessage, type Transport, type TransportLimits, type TransportOwner } from './transport.js'
 
 /** The first and the longest wait between two looks at `bufferedAmount`, in ms. */
@@ -69,13 +69,7 @@ export class SocketTransport implements Transport {
   private readonly ws: WebSocket
   private readonly limits: TransportLimits
   private resolveClosed!: (info: CloseInfo) => void
-  private readonly queue = new Fifo<Uint8Array>()
-  /** What the queued messages cost: their bytes plus {@link ITEM_OVERHEAD} each. */
-  private cost = 0
-  private waiter: { resolve: (m: Uint8Array | undefined) => void, reject: (e: unknown) => void } | undefined
-  /** Nothing more arrives: `true` for a clean end, else the error `read` reports once the queue is empty. */
-  private end: true | Error | undefined
-  private discarding = false
+  private readonly inbox = new Inbox()
   /** The close event came. */
   private gone = false
   /** We started closing: what still arrives is queued up to the mark, then dropped (the peer's close must still come). */
@@ -103,39 +97,23 @@ export class SocketTransport implements Transport {
   private onMessage (data: string | ArrayBuffer): void {
     // An event that comes anyway: a moment to look at bufferedAmount for free.
     if (this.roomWaiters !== undefined) this.lookForRoom()
-    if (this.discarding || this.end !== undefined) return
-    const message = toMessage(data)
-    const waiter = this.waiter
-    if (waiter !== undefined) {
-      this.waiter = undefined
-      waiter.resolve(message)
-      return
-    }
+    if (!this.inbox.open) return
     // The mark plus one message at most: a message is queued while the queue is at or below
     // the mark, so one larger than the mark still passes when the page reads between messages.
-    if (this.cost > this.limits.receiveHigh) {
+    if (this.inbox.cost > this.limits.receiveHigh) {
       if (this.closing) return
-      this.end = new ReceiveQueueFullError()
+      this.inbox.finish(new ReceiveQueueFullError())
       this.owner.onReceiveQueueFull()
       return
     }
-    this.queue.push(message)
-    this.cost += message.length + ITEM_OVERHEAD
+    this.inbox.deliver(toMessage(data))
   }
 
   private onClose (e: Pick<CloseEvent, 'code' | 'reason' | 'wasClean'>): void {
     // 1006 (and 1015) mean that no close frame came: the connection was lost.
-    if (this.end === undefined) {
-      this.end = e.code === CloseCode.Abnormal || e.code === CloseCode.TlsHandshake
-        ? new ConnectionClosedError('connection closed without a close frame', e.code)
-        : true
-    }
-    const waiter = this.waiter
-    if (waiter !== undefined && this.queue.size === 0) {
-      this.waiter = undefined
-      if (this.end === true) waiter.resolve(undefined)
-      else waiter.reject(this.end)
-    }
+    this.inbox.finish(e.code === CloseCode.Abnormal || e.code === CloseCode.TlsHandshake
+      ? new ConnectionClosedError('connection closed without a close frame', e.code)
+      : true)
     this.gone = true
     if (this.answerTimer !== undefined) clearTimeout(this.answerTimer)
     this.settleRoom(false)
@@ -144,23 +122,11 @@ export class SocketTransport implements Transport {
   }
 
   read (): Promise<Uint8Array | undefined> {
-    const message = this.queue.shift()
-    if (message !== undefined) {
-      this.cost -= message.length + ITEM_OVERHEAD
-      return Promise.resolve(message)
-    }
-    if (this.end === true || this.discarding) return Promise.resolve(undefined)
-    if (this.end !== undefined) return Promise.reject(this.end)
-    return new Promise((resolve, reject) => { this.waiter = { resolve, reject } })
+    return this.inbox.read()
   }
 
   discard (): void {
-    this.discarding = true
-    this.queue.clear()
-    this.cost = 0
-    const waiter = this.waiter
-    this.waiter = undefined
-    waiter?.resolve(undefined)
+    this.inbox.discard()
   }
 
   write (data: string | Uint8Array): void {
@@ -237,7 +203,7 @@ export class SocketTransport implements Transport {
   private readonly giveUp = (): void => {
     this.answerTimer = undefined
     if (this.gone) return
-    this.end ??= true
+    this.inbox.finish(true)
     this.ws.onmessage = this.ws.onclose = null
     this.onClose({ code: CloseCode.Abnormal, reason: '', wasClean: false })
   }

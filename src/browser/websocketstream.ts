@@ -10,10 +10,10 @@
  */
 
 import { ConnectionClosedError } from '../errors.js'
-import { Fifo } from '../fifo.js'
 import { CloseCode } from '../protocol/close-codes.js'
 import { ITEM_OVERHEAD } from '../protocol/gather.js'
 import type { CloseInfo } from '../driver/types.js'
+import { Inbox } from './inbox.js'
 import { handshakeFailed } from './websocket.js'
 import { timeoutTimer, toMessage, type Transport, type TransportLimits, type TransportOwner } from './transport.js'
 
@@ -92,17 +92,11 @@ export class StreamTransport implements Transport {
   private readonly writer: WritableStreamDefaultWriter<string | Uint8Array>
   private readonly limits: TransportLimits
   /** Messages read ahead of `source`. */
-  private readonly queue = new Fifo<Uint8Array>()
-  /** What the queued messages cost: their bytes plus {@link ITEM_OVERHEAD} each. */
-  private cost = 0
+  private readonly inbox = new Inbox()
   /** A read of the readable is under way. */
   private reading = false
   /** The readable is done (ended or failed). */
   private drained = false
-  /** Nothing more comes: `true` for a clean end, else the error `read` reports once the queue is empty. */
-  private end: true | Error | undefined
-  private discarding = false
-  private waiter: { resolve: (m: Uint8Array | undefined) => void, reject: (e: unknown) => void } | undefined
   /**
    * What the writes not finished cost: each message's bytes (a string: its length) plus
    * {@link ITEM_OVERHEAD}, so that empty messages are held back too.
@@ -144,7 +138,8 @@ export class StreamTransport implements Transport {
   /** Read the next message from the readable, unless the queue is past the mark. */
   private readAhead (): void {
     if (this.reading || this.drained) return
-    if (!this.discarding && this.cost > this.limits.receiveHigh) return
+    // Queued while the queue is at or below the mark: the mark plus one message at most.
+    if (!this.inbox.discarding && this.inbox.cost > this.limits.receiveHigh) return
     this.reading = true
     this.reader.read().then((r) => {
       this.reading = false
@@ -152,61 +147,28 @@ export class StreamTransport implements Transport {
         this.drained = true
         // The readable ends with the peer's close frame; `closed` follows once the handshake is
         // done. The end waits for it, so that whoever sees it also sees how the connection closed.
-        void this.closed.then(() => { this.finish(true) })
+        void this.closed.then(() => { this.inbox.finish(true) })
         return
       }
-      this.received(toMessage(r.value))
+      this.inbox.deliver(toMessage(r.value))
       this.readAhead()
     }, (err: Error & { closeCode?: number }) => {
       this.reading = false
       this.drained = true
-      this.finish(new ConnectionClosedError(`connection lost: ${err.message}`, err.closeCode ?? CloseCode.Abnormal, { cause: err }))
+      this.inbox.finish(new ConnectionClosedError(`connection lost: ${err.message}`, err.closeCode ?? CloseCode.Abnormal, { cause: err }))
     })
   }
 
-  private received (message: Uint8Array): void {
-    if (this.discarding || this.end !== undefined) return
-    const waiter = this.waiter
-    if (waiter !== undefined) {
-      this.waiter = undefined
-      waiter.resolve(message)
-      return
-    }
-    // Queued while the queue is at or below the mark: the mark plus one message at most.
-    this.queue.push(message)
-    this.cost += message.length + ITEM_OVERHEAD
-  }
-
-  private finish (end: true | Error): void {
-    this.end ??= end
-    const waiter = this.waiter
-    if (waiter === undefined || this.queue.size > 0) return
-    this.waiter = undefined
-    if (this.end === true) waiter.resolve(undefined)
-    else waiter.reject(this.end)
-  }
-
   read (): Promise<Uint8Array | undefined> {
-    const message = this.queue.shift()
-    if (message !== undefined) {
-      this.cost -= message.length + ITEM_OVERHEAD
-      this.readAhead()
-      return Promise.resolve(message)
-    }
-    if (this.end === true || this.discarding) return Promise.resolve(undefined)
-    if (this.end !== undefined) return Promise.reject(this.end)
-    return new Promise((resolve, reject) => { this.waiter = { resolve, reject } })
+    const next = this.inbox.read()
+    this.readAhead()
+    return next
   }
 
   discard (): void {
     // Not `cancel()`, which would close the connection: read on and drop, so the peer's close
     // is still seen, while the sending side may go on.
-    this.discarding = true
-    this.queue.clear()
-    this.cost = 0
-    const waiter = this.waiter
-    this.waiter = undefined
-    waiter?.resolve(undefined)
+    this.inbox.discard()
     this.readAhead()
   }
 
@@ -278,7 +240,7 @@ export class StreamTransport implements Transport {
     this.answerTimer = timeoutTimer(this.limits.closeTimeout, () => {
       this.answerTimer = undefined
       this.drained = true
-      this.finish(true)
+      this.inbox.finish(true)
       // Not `reader.cancel()`: in Chromium 156 it can replace the close frame still on its way
       // (the server saw 1005 instead of the page's code). A read under way is dropped when it comes.
       this.resolveClosed({ code: CloseCode.Abnormal, reason: '', wasClean: false })
