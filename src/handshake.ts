@@ -268,16 +268,33 @@ export interface UpgradeResponse {
 
 /**
  * Check a server's handshake response, §4.1 (the client's side): status 101, `Upgrade:
- * websocket`, `Connection: Upgrade`, the right `Sec-WebSocket-Accept`, a subprotocol only if
- * one was offered and then one of those, and no extension that was not offered.
- * Returns the chosen protocol (`''` for none).
+ * websocket`, `Connection: Upgrade`, the right `Sec-WebSocket-Accept`, then what
+ * {@link validateNegotiation} checks. Returns the chosen protocol (`''` for none) and extensions.
  */
 export function validateUpgradeResponse (res: UpgradeResponse, expectedAccept: string, offeredProtocols: readonly string[], offeredExtensions: readonly string[] = []): { protocol: string, extensions: ExtensionOffer[] } {
+  validateSwitchingProtocols(res, expectedAccept)
+  return validateNegotiation(res.headers, offeredProtocols, offeredExtensions)
+}
+
+/**
+ * The HTTP/1.1 part of {@link validateUpgradeResponse}: status 101, `Upgrade: websocket`,
+ * `Connection: Upgrade` and the right `Sec-WebSocket-Accept` (§4.1). Throws a
+ * {@link HandshakeError} with the server's status, or 101 when the 101 is wrong.
+ */
+export function validateSwitchingProtocols (res: UpgradeResponse, expectedAccept: string): void {
   const h = res.headers
   if (res.statusCode !== 101) throw new HandshakeError(res.statusCode, `server answered ${res.statusCode} instead of 101`)
   if (!hasToken(headerValue(h, 'upgrade'), 'websocket')) throw new HandshakeError(101, 'the Upgrade header of the response is not "websocket"')
   if (!hasToken(headerValue(h, 'connection'), 'upgrade')) throw new HandshakeError(101, 'the Connection header of the response lacks "Upgrade"')
   if (headerValue(h, 'sec-websocket-accept')?.trim() !== expectedAccept) throw new HandshakeError(101, 'Sec-WebSocket-Accept does not match the key')
+}
+
+/**
+ * The part of a server's answer that does not depend on how the connection was opened (an
+ * HTTP/1.1 101 or an HTTP/2 200): a subprotocol only if one was offered and then one of those,
+ * and no extension that was not offered. Throws a {@link HandshakeError} with status 101.
+ */
+export function validateNegotiation (h: HeaderMap, offeredProtocols: readonly string[], offeredExtensions: readonly string[] = []): { protocol: string, extensions: ExtensionOffer[] } {
   // §4.1 item 6, and WHATWG WebSockets: with protocols offered, the 101 must select one of them;
   // with none offered, it must not name any (not even an empty one).
   const header = headerValue(h, 'sec-websocket-protocol')
