@@ -24,13 +24,8 @@ import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions
 import { CloseCode } from './protocol/close-codes.js'
 import { Topics, type TopicsOptions } from './topics/topics.js'
 import { handshakeRefusedChannel, publishRefused } from './diagnostics.js'
-import { DEFAULT_MEMORY_BUDGET, finishHandler, MemoryBudget, resolveLimits, WebSocketConnection, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver.js'
-
-/** A handler serves one connection; its promise settling closes it (1000, or 1011 if it threw). */
-export type Handler = (connection: Connection) => void | Promise<void>
-
-/** A handler in stream mode: its connection's `source` yields each message as a stream of chunks. */
-export type StreamHandler = (connection: StreamConnection) => void | Promise<void>
+import { runHandler, type Handler, type StreamHandler } from './handler.js'
+import { DEFAULT_MEMORY_BUDGET, MemoryBudget, resolveLimits, WebSocketConnection, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver.js'
 
 /** Options of {@link WebSocketServer.register} for whole messages (the default). */
 export interface WholeModeOptions {
@@ -677,27 +672,6 @@ function remoteKey (socket: NodeDuplex): string | undefined {
 
 /** The upgrade listeners `attach` installed, with the path each serves (`undefined`: every path). */
 const attachedPaths = new WeakMap<(...args: any[]) => void, string | undefined>()
-
-/** Run a handler: its settling closes the connection, 1000 or (after logging) 1011. */
-export function runHandler (handler: Handler | StreamHandler, conn: WebSocketConnection, logger: Logger): void {
-  let result: void | PromiseLike<void>
-  try {
-    // The connection is whichever duplex the handler was registered for.
-    result = (handler as (c: unknown) => void | PromiseLike<void>)(conn)
-  } catch (err) {
-    finishHandler(conn, err, logger)
-    return
-  }
-  // `({ source, sink }) => sink(source)` returns the sink's own promise: the sink reports its
-  // end to the connection directly, with no promise reactions held per connection.
-  if (conn.adoptSinkPromise(result, logger)) return
-  // Any thenable counts (a promise from another realm or library), not only a native Promise.
-  if (typeof (result as PromiseLike<void> | undefined)?.then === 'function') {
-    Promise.resolve(result).then(() => conn.close(CloseCode.Normal), (err: unknown) => finishHandler(conn, err, logger))
-  } else {
-    conn.close(CloseCode.Normal)
-  }
-}
 
 /** Headers the handshake consumed: kept off `conn.headers`, so each idle connection holds less. */
 const HANDSHAKE_HEADERS = new Set(['connection', 'upgrade', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions'])

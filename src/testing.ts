@@ -25,7 +25,7 @@ import { Duplex as NodeDuplex } from 'node:stream'
 import type { Duplex, Source } from 'it-stream-types'
 import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver.js'
 import { InvalidStateError } from './errors.js'
-import { runHandler, type Handler, type StreamHandler } from './server.js'
+import { runHandler, type Handler, type StreamHandler } from './handler.js'
 
 /** Options of {@link connectInMemory}. */
 export interface InMemoryOptions extends ConnectionLimits {
@@ -272,5 +272,5 @@ export function text (m: Uint8Array | readonly Uint8Array[]): string | string[] 
   return m instanceof Uint8Array ? utf8.decode(m) : m.map((x) => utf8.decode(x))
 }
 
-export type { Handler } from './server.js'
+export type { Handler } from './handler.js'
 export type { Connection } from './driver.js'
