@@ -19,7 +19,8 @@ import { acceptFor, newKey } from './crypto.js'
 import { checkDeflateAnswer, deflateOffer, HandshakeError, parseProtocols, PERMESSAGE_DEFLATE, validateNegotiation, validateSwitchingProtocols, type DeflateParams, type HeaderMap } from './handshake.js'
 import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions, type ResolvedDeflateOptions } from './extensions/permessage-deflate.js'
 import { CloseCode } from './protocol/close-codes.js'
-import { resolveLimits, WebSocketConnection, type Connection, type ConnectionLimits, type Logger, type StreamConnection } from './driver.js'
+import { WebSocketConnection } from './driver/connection.js'
+import { resolveLimits, type Connection, type ConnectionLimits, type Logger, type StreamConnection } from './driver/types.js'
 import { UpgradeError } from './errors.js'
 
 /** Options of {@link connect}. */

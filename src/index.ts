@@ -14,7 +14,8 @@
  */
 
 export { WebSocketServer, DEFAULT_SERVER_OPTIONS, type WholeModeOptions, type ServerStats, type WebSocketServerOptions, type ListenOptions, type AuthorizeResult } from './server.js'
-export { isText, asText, DEFAULT_LIMITS, type Connection, type CloseInfo, type ConnectionLimits, type ConnectionStats, type HeartbeatOptions, type Logger, type OutgoingMessage, type ReceivedStream, type StreamConnection, type StreamedMessage, type StreamModeOptions } from './driver.js'
+export { isText, asText } from './text-mark.js'
+export { DEFAULT_LIMITS, type Connection, type CloseInfo, type ConnectionLimits, type ConnectionStats, type HeartbeatOptions, type Logger, type OutgoingMessage, type ReceivedStream, type StreamConnection, type StreamedMessage, type StreamModeOptions } from './driver/types.js'
 export type { Handler, StreamHandler } from './handler.js'
 export { connect, type ConnectOptions, type StreamConnectOptions } from './client.js'
 export { Outbox, DEFAULT_OUTBOX_LIMIT } from './outbox.js'

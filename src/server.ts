@@ -25,7 +25,9 @@ import { CloseCode } from './protocol/close-codes.js'
 import { Topics, type TopicsOptions } from './topics/topics.js'
 import { handshakeRefusedChannel, publishRefused } from './diagnostics.js'
 import { runHandler, type Handler, type StreamHandler } from './handler.js'
-import { DEFAULT_MEMORY_BUDGET, MemoryBudget, resolveLimits, WebSocketConnection, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver.js'
+import { WebSocketConnection } from './driver/connection.js'
+import { DEFAULT_MEMORY_BUDGET, MemoryBudget } from './driver/budget.js'
+import { resolveLimits, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver/types.js'
 
 /** Options of {@link WebSocketServer.register} for whole messages (the default). */
 export interface WholeModeOptions {

@@ -23,7 +23,8 @@
 import { Buffer } from 'node:buffer'
 import { Duplex as NodeDuplex } from 'node:stream'
 import type { Duplex, Source } from 'it-stream-types'
-import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver.js'
+import { WebSocketConnection } from './driver/connection.js'
+import type { Connection, ConnectionLimits, Logger, StreamConnection, StreamModeOptions } from './driver/types.js'
 import { InvalidStateError } from './errors.js'
 import { runHandler, type Handler, type StreamHandler } from './handler.js'
 
@@ -273,4 +274,4 @@ export function text (m: Uint8Array | readonly Uint8Array[]): string | string[] 
 }
 
 export type { Handler } from './handler.js'
-export type { Connection } from './driver.js'
+export type { Connection } from './driver/types.js'

@@ -10,7 +10,7 @@
 import { CloseCode } from '../protocol/close-codes.js'
 import { prepareMessage, preparedShare } from '../driver/prepared.js'
 import { SHARED_MIN, type SharedBytes } from '../driver/budget.js'
-import { asText, isText } from '../driver/text.js'
+import { asText, isText } from '../text-mark.js'
 import type { Connection } from '../driver/types.js'
 
 /** What a topic carries: whole messages (a string as text, bytes as binary unless marked with `asText`). */
