@@ -16,13 +16,13 @@ import { request as httpsRequest } from 'node:https'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls'
 import { acceptFor, newKey } from './crypto.js'
-import { HandshakeError, parseProtocols, validateNegotiation, validateSwitchingProtocols, type HeaderMap } from './handshake.js'
+import { parseProtocols, validateNegotiation, validateSwitchingProtocols, type HeaderMap } from './handshake.js'
 import { checkDeflateAnswer, deflateOffer, PERMESSAGE_DEFLATE, type DeflateParams } from './extensions/deflate-negotiation.js'
 import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions, type ResolvedDeflateOptions } from './extensions/permessage-deflate.js'
 import { CloseCode } from './protocol/close-codes.js'
 import { WebSocketConnection } from './driver/connection.js'
 import { resolveLimits, type Connection, type ConnectionLimits, type Logger, type StreamConnection } from './driver/types.js'
-import { UpgradeError } from './errors.js'
+import { HandshakeError, UpgradeError } from './errors.js'
 
 /** Options of {@link connect}. */
 export interface ConnectOptions extends ConnectionLimits {

@@ -6,6 +6,8 @@
  * @packageDocumentation
  */
 
+import { HandshakeError } from './errors.js'
+
 /** The GUID of RFC 6455 §1.3, appended to the key before hashing. */
 export const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 
@@ -43,25 +45,6 @@ export interface ValidUpgrade {
   protocols: string[]
   extensions: ExtensionOffer[]
   origin: string | undefined
-}
-
-/** The request cannot be upgraded: answer with `status`, `headers` and the one-line `reason`. */
-export class HandshakeError extends Error {
-  /** `'HandshakeError'`. */
-  override name = 'HandshakeError'
-  /** The stable code `WS_ERR_HANDSHAKE`. */
-  readonly code = 'WS_ERR_HANDSHAKE'
-  /** HTTP status to answer with. */
-  readonly status: number
-  /** Extra response headers, e.g. `Sec-WebSocket-Version: 13` with a 426. */
-  readonly headers: Record<string, string>
-
-  /** The answer to send: `status`, the one-line `reason` (its message and the response body) and any extra `headers`. */
-  constructor (status: number, reason: string, headers: Record<string, string> = {}) {
-    super(reason)
-    this.status = status
-    this.headers = headers
-  }
 }
 
 /** RFC 7230 §3.2.6 tchar: what a token (a subprotocol, an extension name) may contain. */

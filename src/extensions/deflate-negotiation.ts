@@ -6,7 +6,8 @@
  * @packageDocumentation
  */
 
-import { HandshakeError, type ExtensionOffer } from '../handshake.js'
+import { HandshakeError } from '../errors.js'
+import type { ExtensionOffer } from '../handshake.js'
 
 /** The extension token of RFC 7692. */
 export const PERMESSAGE_DEFLATE = 'permessage-deflate'
