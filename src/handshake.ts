@@ -26,13 +26,16 @@ export interface UpgradeRequest {
   rawHeaders?: readonly string[]
 }
 
-/** An offered extension: `permessage-deflate; client_max_window_bits` → `{ name, params: { client_max_window_bits: true } }`. */
-export interface ExtensionOffer {
+/**
+ * One element of a `Sec-WebSocket-Extensions` header (§9.1), a client's offer or a server's
+ * answer: `permessage-deflate; client_max_window_bits` → `{ name, params: { client_max_window_bits: true } }`.
+ */
+export interface ExtensionElement {
   /** The extension's token, e.g. `permessage-deflate`. */
   name: string
   /** Its parameters: a value, or `true` for a parameter without one. */
   params: Record<string, string | true>
-  /** The first parameter named twice, if any (RFC 7692 §7 declines such an offer; `params` keeps the last). */
+  /** The first parameter named twice, if any (RFC 7692 §7 declines such an offer, and fails such an answer; `params` keeps the last). */
   repeated?: string
 }
 
@@ -43,7 +46,7 @@ export interface ValidUpgrade {
   url: string
   /** Offered subprotocols in the client's order of preference. */
   protocols: string[]
-  extensions: ExtensionOffer[]
+  extensions: ExtensionElement[]
   origin: string | undefined
 }
 
@@ -86,9 +89,9 @@ export function parseProtocols (value: string | undefined): string[] {
 }
 
 /** Parse `Sec-WebSocket-Extensions` (§9.1): `name; param; param=value, name2`. Throws a 400 when malformed. */
-export function parseExtensions (value: string | undefined): ExtensionOffer[] {
+export function parseExtensions (value: string | undefined): ExtensionElement[] {
   if (value === undefined) return []
-  const offers: ExtensionOffer[] = []
+  const elements: ExtensionElement[] = []
   for (const item of splitList(value)) {
     const [name, ...rest] = item.split(';').map((s) => s.trim())
     if (!TOKEN.test(name)) throw new HandshakeError(400, 'invalid Sec-WebSocket-Extensions header')
@@ -107,9 +110,9 @@ export function parseExtensions (value: string | undefined): ExtensionOffer[] {
       if (Object.hasOwn(params, key)) repeated ??= key
       params[key] = val
     }
-    offers.push(repeated === undefined ? { name, params } : { name, params, repeated })
+    elements.push(repeated === undefined ? { name, params } : { name, params, repeated })
   }
-  return offers
+  return elements
 }
 
 /** `scheme://authority` at the start of an absolute-form target (RFC 3986 §3.1–§3.2). */
@@ -243,7 +246,7 @@ export function buildRejectResponse (status: number, reason: string, extraHeader
   return out + '\r\n' + body
 }
 
-/** The server's 101 as the client sees it. */
+/** The server's answer to an upgrade request as the client sees it (a 101, or not). */
 export interface UpgradeResponse {
   statusCode: number
   headers: HeaderMap
@@ -254,7 +257,7 @@ export interface UpgradeResponse {
  * websocket`, `Connection: Upgrade`, the right `Sec-WebSocket-Accept`, then what
  * {@link validateNegotiation} checks. Returns the chosen protocol (`''` for none) and extensions.
  */
-export function validateUpgradeResponse (res: UpgradeResponse, expectedAccept: string, offeredProtocols: readonly string[], offeredExtensions: readonly string[] = []): { protocol: string, extensions: ExtensionOffer[] } {
+export function validateUpgradeResponse (res: UpgradeResponse, expectedAccept: string, offeredProtocols: readonly string[], offeredExtensions: readonly string[] = []): { protocol: string, extensions: ExtensionElement[] } {
   validateSwitchingProtocols(res, expectedAccept)
   return validateNegotiation(res.headers, offeredProtocols, offeredExtensions)
 }
@@ -277,7 +280,7 @@ export function validateSwitchingProtocols (res: UpgradeResponse, expectedAccept
  * HTTP/1.1 101 or an HTTP/2 200): a subprotocol only if one was offered and then one of those,
  * and no extension that was not offered. Throws a {@link HandshakeError} with status 101.
  */
-export function validateNegotiation (h: HeaderMap, offeredProtocols: readonly string[], offeredExtensions: readonly string[] = []): { protocol: string, extensions: ExtensionOffer[] } {
+export function validateNegotiation (h: HeaderMap, offeredProtocols: readonly string[], offeredExtensions: readonly string[] = []): { protocol: string, extensions: ExtensionElement[] } {
   // §4.1 item 6, and WHATWG WebSockets: with protocols offered, the 101 must select one of them;
   // with none offered, it must not name any (not even an empty one).
   const header = headerValue(h, 'sec-websocket-protocol')
@@ -291,7 +294,7 @@ export function validateNegotiation (h: HeaderMap, offeredProtocols: readonly st
   } else if (offeredProtocols.length > 0) {
     throw new HandshakeError(101, 'the server selected no subprotocol, though some were offered')
   }
-  let extensions: ExtensionOffer[]
+  let extensions: ExtensionElement[]
   try {
     extensions = parseExtensions(headerValue(h, 'sec-websocket-extensions'))
   } catch {

@@ -169,7 +169,7 @@ export class WebSocketServer {
    */
   private state: 'open' | 'draining' | 'closing' | 'closed' = 'open'
   /** The `close()` under way, which a second call joins. */
-  private closing: Promise<void> | undefined
+  private closeUnderWay: Promise<void> | undefined
   /** Wakes `close()` when a connection or a pending handshake is gone. */
   private wakeDrain: (() => void) | undefined
 
@@ -576,11 +576,11 @@ export class WebSocketServer {
    * gets 503.
    */
   close (): Promise<void> {
-    this.closing ??= this.shutdown().finally(() => {
-      this.closing = undefined
+    this.closeUnderWay ??= this.shutdown().finally(() => {
+      this.closeUnderWay = undefined
       this.state = 'closed'
     })
-    return this.closing
+    return this.closeUnderWay
   }
 
   /** `listen` and `attach` open a closed server again, but not one still closing. */

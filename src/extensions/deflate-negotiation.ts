@@ -7,7 +7,7 @@
  */
 
 import { HandshakeError } from '../errors.js'
-import type { ExtensionOffer } from '../handshake.js'
+import type { ExtensionElement } from '../handshake.js'
 
 /** The extension token of RFC 7692. */
 export const PERMESSAGE_DEFLATE = 'permessage-deflate'
@@ -44,12 +44,12 @@ function windowBits (value: string | true): number | undefined {
   return typeof value === 'string' && /^(?:8|9|1[0-5])$/.test(value) ? Number(value) : undefined
 }
 
-/** An offer's parameters, or a reason to decline it (§7: unknown, repeated or invalid parameters). */
-function readDeflateParams (offer: ExtensionOffer): { value: Partial<Record<keyof DeflateParams, boolean | number>>, clientBitsOffered: boolean } | string {
-  if (offer.repeated !== undefined) return `repeated parameter ${offer.repeated}`
+/** An offer's or an answer's parameters, or a reason to refuse it (§7: unknown, repeated or invalid parameters). */
+function readDeflateParams (element: ExtensionElement): { value: Partial<Record<keyof DeflateParams, boolean | number>>, clientBitsOffered: boolean } | string {
+  if (element.repeated !== undefined) return `repeated parameter ${element.repeated}`
   const value: Partial<Record<keyof DeflateParams, boolean | number>> = {}
   let clientBitsOffered = false
-  for (const [key, v] of Object.entries(offer.params)) {
+  for (const [key, v] of Object.entries(element.params)) {
     switch (key) {
       case 'server_no_context_takeover':
       case 'client_no_context_takeover':
@@ -87,7 +87,7 @@ function readDeflateParams (offer: ExtensionOffer): { value: Partial<Record<keyo
  * asked: no context takeover on either side, smaller windows. Returns the negotiated parameters
  * and the `Sec-WebSocket-Extensions` value to answer with, or `undefined` when no offer is acceptable.
  */
-export function acceptDeflateOffer (offers: readonly ExtensionOffer[], prefs: DeflateRequest = {}): { params: DeflateParams, header: string } | undefined {
+export function acceptDeflateOffer (offers: readonly ExtensionElement[], prefs: DeflateRequest = {}): { params: DeflateParams, header: string } | undefined {
   for (const offer of offers) {
     if (offer.name !== PERMESSAGE_DEFLATE) continue
     const read = readDeflateParams(offer)
@@ -133,7 +133,7 @@ export function deflateOffer (request: DeflateRequest = {}): string {
  * in force, `undefined` if the server declined; throws a {@link HandshakeError} (status 101)
  * for an answer the client must fail the connection over.
  */
-export function checkDeflateAnswer (extensions: readonly ExtensionOffer[], request: DeflateRequest = {}): DeflateParams | undefined {
+export function checkDeflateAnswer (extensions: readonly ExtensionElement[], request: DeflateRequest = {}): DeflateParams | undefined {
   const answers = extensions.filter((e) => e.name === PERMESSAGE_DEFLATE)
   if (answers.length === 0) return undefined
   if (answers.length > 1) throw new HandshakeError(101, 'the server accepted permessage-deflate more than once')
