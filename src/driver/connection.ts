@@ -58,6 +58,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   readonly headers: Record<string, string | string[] | undefined>
   readonly remoteAddress: string | undefined
   readonly remotePort: number | undefined
+  readonly httpVersion: '1.1' | '2'
   readonly source: MessageSource | StreamSource
   /** The connection's own source, when the sink may poll it (whole messages only). */
   readonly ownMessages: MessageSource | undefined
@@ -173,7 +174,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     this.headers = options.headers
     const s = socket as NodeDuplex & { remoteAddress?: string, remotePort?: number }
     this.remoteAddress = options.remoteAddress ?? s.remoteAddress
-    this.remotePort = s.remotePort
+    this.remotePort = options.remotePort ?? s.remotePort
+    this.httpVersion = options.httpVersion ?? '1.1'
     this.logger = options.logger
     const limits = options.limits
     this.config = options.resolved ?? resolveLimits(limits)
