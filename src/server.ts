@@ -15,7 +15,7 @@
 import { createServer as createHttpServer, ServerResponse, type IncomingMessage, type Server as HttpServer } from 'node:http'
 import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https'
 import { createSecureServer, type Http2SecureServer, type Http2Server, type IncomingHttpHeaders as Http2Headers, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
-import { isIP, type AddressInfo, type Socket } from 'node:net'
+import { isIP, type AddressInfo } from 'node:net'
 import { Server as TlsServer } from 'node:tls'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import type { SecureContextOptions } from 'node:tls'
@@ -226,6 +226,7 @@ export class WebSocketServer {
               return new HandshakeError(500, 'authorization failed')
             }),
       handshakeTimeout: options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout,
+      endStreamGrace: Math.min(END_STREAM_GRACE, this.resolved.closeTimeout),
       open: (stream, request, valid, negotiated) => this.openStream(stream, request, valid, negotiated),
       refused: (error, request) => {
         if (handshakeRefusedChannel.hasSubscribers) publishRefused(error.status, error.message, request === undefined ? undefined : this.forwardedOr(request.headers, request.socket?.remoteAddress))
@@ -786,6 +787,9 @@ export class WebSocketServer {
     this.httpServer = undefined
   }
 }
+
+/** How long an HTTP/2 peer has to end its side of a WebSocket stream after ours (capped by `closeTimeout`). */
+const END_STREAM_GRACE = 1000
 
 /** How long `close()` waits for a socket that has sent nothing (capped by `closeTimeout`). */
 const IDLE_GRACE = 1000

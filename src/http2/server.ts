@@ -7,7 +7,7 @@
  * @packageDocumentation
  */
 
-import type { IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2'
+import { constants, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
 import { acceptFor } from '../crypto.js'
 import { HandshakeError, rejectBody } from '../handshake.js'
@@ -43,6 +43,8 @@ export interface Http2Host {
   authorize: ((request: Http2UpgradeRequest) => Promise<HandshakeError | undefined>) | undefined
   /** Time `authorize` gets before a 503, in ms. */
   handshakeTimeout: number
+  /** Time the peer gets to end its side of a stream we ended, in ms; then RST_STREAM NO_ERROR. */
+  endStreamGrace: number
   /** Make the connection on an accepted stream and start its handler. */
   open: (stream: ServerHttp2Stream, request: Http2UpgradeRequest, valid: ValidConnect, negotiated: ReturnType<Http2Host['negotiate']>) => WebSocketConnection
   /** A refusal was sent (for diagnostics). */
@@ -160,7 +162,15 @@ export class Http2Streams {
     stream.off('error', ignoreError)
     const state = this.track(session)
     state.open++
+    // After our END_STREAM (the closing handshake done) the peer should end its side too; a
+    // peer that does not (undici) would hold the stream to closeTimeout. RFC 9113 §8.1 lets a
+    // server that has sent a complete response ask the client to stop with RST_STREAM NO_ERROR.
+    let linger: NodeJS.Timeout | undefined
+    stream.once('finish', () => {
+      if (!stream.readableEnded && !stream.closed) linger = setTimeout(() => { stream.close(constants.NGHTTP2_NO_ERROR) }, this.host.endStreamGrace)
+    })
     stream.once('close', () => {
+      clearTimeout(linger)
       state.open--
       this.maybeGoAway(session, state)
     })
