@@ -25,6 +25,7 @@ import { Duplex as NodeDuplex } from 'node:stream'
 import type { Duplex, Source } from 'it-stream-types'
 import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver.js'
 import { InvalidStateError } from './errors.js'
+import type { Clock } from './driver/clock.js'
 import { runHandler, type Handler, type StreamHandler } from './server.js'
 
 /** Options of {@link connectInMemory}. */
@@ -39,6 +40,8 @@ export interface InMemoryOptions extends ConnectionLimits {
   logger?: Logger
   /** `'stream'` runs the handler in stream mode (see `register`); the client end takes whole messages. Default `'whole'`. */
   messages?: 'whole' | 'stream'
+  /** Where both ends' timers run (close timeout, heartbeat, ...). Default: Node's timers. */
+  clock?: Clock
 }
 
 /**
@@ -141,7 +144,7 @@ export async function connectInMemory (handler: Handler | StreamHandler, options
   }
   // In memory the heartbeat is off unless asked for: a test should not race a ping.
   const limits: ConnectionLimits = { ...options, heartbeat: options.heartbeat ?? false }
-  const common = { protocol: options.protocol ?? '', url: options.url ?? '/', headers: options.headers ?? {}, limits }
+  const common = { protocol: options.protocol ?? '', url: options.url ?? '/', headers: options.headers ?? {}, limits, remoteAddress: '127.0.0.1', remotePort: 0, clock: options.clock }
   const stream = options.messages === 'stream' ? {} : undefined
   const server = new WebSocketConnection(serverSocket, { ...common, role: 'server', logger, stream })
   const client = new WebSocketConnection(clientSocket, { ...common, role: 'client' }) as unknown as InMemoryClient<Connection | StreamConnection>
