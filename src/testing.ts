@@ -7,6 +7,8 @@
  * - {@link duplexPair} is a plain pair of in-memory duplexes, for tests that only care about a
  *   handler's data flow.
  * - {@link take}, {@link collect} and {@link text} read messages in tests.
+ * - {@link VirtualClock} runs a connection's timers (close timeout, heartbeat, ...) in virtual
+ *   time: `connectInMemory(handler, { clock })`, then `await clock.advance(ms)`.
  *
  * @example
  * ```ts
@@ -275,5 +277,7 @@ export function text (m: Uint8Array | readonly Uint8Array[]): string | string[] 
   return m instanceof Uint8Array ? utf8.decode(m) : m.map((x) => utf8.decode(x))
 }
 
+export { VirtualClock } from './virtual-clock.js'
+export type { Clock, ClockTimer } from './driver/clock.js'
 export type { Handler } from './server.js'
 export type { Connection } from './driver.js'
