@@ -9,7 +9,6 @@
  */
 
 import { Buffer, isUtf8 } from 'node:buffer'
-import type { Duplex as NodeDuplex } from 'node:stream'
 import type { Source } from 'it-stream-types'
 import { CloseCode, isValidCloseCode } from '../protocol/close-codes.js'
 import { ProtocolError } from '../protocol/errors.js'
@@ -22,6 +21,8 @@ import { PENDING, PerMessageDeflate, type CompressedPayload } from '../extension
 import { Fifo } from '../fifo.js'
 import { ITEM_OVERHEAD } from '../protocol/gather.js'
 import { heartbeatSweeper, judge } from './heartbeat.js'
+import { systemClock, type Clock, type ClockTimer } from './clock.js'
+import type { Transport } from './transport.js'
 import { MessageSource, type IncomingOwner } from './incoming.js'
 import { SinkPump, isStreamedMessage, openStream, stopIterator, type ChunkIterator, type SinkOwner } from './sink.js'
 import { claimForSending, lastChunkTaken, StreamSource, type StreamOwner } from './streamed.js'
@@ -65,7 +66,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   /** Called once the connection is gone (the server's bookkeeping; no promise needed). */
   onClosed: ((conn: WebSocketConnection) => void) | undefined
 
-  private readonly socket: NodeDuplex
+  private readonly transport: Transport
+  private readonly clock: Clock
   private readonly session: Session
   private readonly role: Role
   private readonly logger: Logger | undefined
@@ -114,11 +116,11 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
    */
   private inflating = false
   private inflateWait: 'room' | 'timer' | 'job' | undefined
-  private inflateTimer: NodeJS.Timeout | undefined
+  private inflateTimer: ClockTimer | undefined
   private readonly onInflated: ((error: ProtocolError | undefined, data: Uint8Array | undefined) => void) | undefined
   /** This connection's zlib budget is spent: reading is paused until it recovers (a timer). */
   private pausedForZlib = false
-  private zlibTimer: NodeJS.Timeout | undefined
+  private zlibTimer: ClockTimer | undefined
   /** The message being compressed off the loop, and what waits behind it in order; undefined when none is. */
   private compressing: Outgoing | undefined
   private outgoing: Fifo<Outgoing> | undefined
@@ -147,7 +149,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   private written: (() => void) | undefined
 
   /** The close timer (owing an answer, or waiting for the peer's); heartbeats use a shared sweeper. */
-  private timer: NodeJS.Timeout | undefined
+  private timer: ClockTimer | undefined
   private closeStage: 'owing' | 'closing' | undefined
   private heartbeatAwaiting = false
   /** When the heartbeat next looks at this connection (ms, performance.now clock). */
@@ -166,15 +168,15 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   private protocolError: ProtocolError | undefined
   private transportEnding = false
 
-  constructor (socket: NodeDuplex, options: DriverOptions) {
-    this.socket = socket
+  constructor (transport: Transport, options: DriverOptions) {
+    this.transport = transport
+    this.clock = options.clock ?? systemClock
     this.role = options.role
     this.protocol = options.protocol
     this.url = options.url
     this.headers = options.headers
-    const s = socket as NodeDuplex & { remoteAddress?: string, remotePort?: number }
-    this.remoteAddress = options.remoteAddress ?? s.remoteAddress
-    this.remotePort = options.remotePort ?? s.remotePort
+    this.remoteAddress = options.remoteAddress
+    this.remotePort = options.remotePort
     this.httpVersion = options.httpVersion ?? '1.1'
     this.logger = options.logger
     const limits = options.limits
@@ -211,20 +213,17 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     this.sink = this.sink.bind(this)
     this.head = options.head !== undefined && options.head.length > 0 ? options.head : undefined
 
-    const tcp = socket as NodeDuplex & { setNoDelay?: (v: boolean) => void, setTimeout?: (ms: number) => void }
-    tcp.setNoDelay?.(true)
-    tcp.setTimeout?.(0)
-    socket.on('data', socketOnData)
-    socket.on('end', socketOnEnd)
-    socket.on('close', socketOnClose)
-    socket.on('error', socketOnError)
-    socket.on('drain', socketOnDrain)
-    ;(socket as unknown as Record<symbol, WebSocketConnection>)[kConnection] = this
+    ;(transport as unknown as Record<symbol, WebSocketConnection>)[kConnection] = this
+    transport.on('data', transportOnData)
+    transport.on('end', transportOnEnd)
+    transport.on('close', transportOnClose)
+    transport.on('error', transportOnError)
+    transport.on('drain', transportOnDrain)
     if (this.config.heartbeatInterval > 0) {
-      const now = performance.now()
+      const now = this.clock.now()
       this.lastLife = now
       this.heartbeatDue = now + this.config.heartbeatInterval
-      heartbeatSweeper(Math.min(this.config.heartbeatInterval, this.config.heartbeatTimeout)).add(this)
+      heartbeatSweeper(Math.min(this.config.heartbeatInterval, this.config.heartbeatTimeout), this.clock).add(this)
     }
     // After the 101, before the handler (or connect()'s caller) gets the connection.
     if (connectionOpenChannel.hasSubscribers) publishOpen(this, this.role, this.protocol, this.remoteAddress)
@@ -374,7 +373,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
 
   /** Drop the TCP connection at once, without a closing handshake (1006). */
   terminate (): void {
-    if (!this.socketClosed) this.socket.destroy()
+    if (!this.socketClosed) this.transport.destroy()
   }
 
   private sendPingFrame (data: Uint8Array | string = new Uint8Array(0)): Promise<number> {
@@ -389,7 +388,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     const copy = new Uint8Array(payload)
     return new Promise((resolve, reject) => {
       this.session.sendPing(copy)
-      ;(this.pings ??= []).push({ data: copy, sentAt: performance.now(), resolve, reject })
+      ;(this.pings ??= []).push({ data: copy, sentAt: this.clock.now(), resolve, reject })
       this.flush()
     })
   }
@@ -439,7 +438,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     if (this.compressing !== undefined) return true
     if (this.queuedOut() < this.config.sendHigh) return false
     this.flush()
-    return this.socket.writableLength >= this.config.sendHigh
+    return this.transport.writableLength >= this.config.sendHigh
   }
 
   wakeSink (): void {
@@ -762,7 +761,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     this.compressing = undefined
     this.outgoing = undefined
     this.outgoingBytes = 0
-    if (this.zlibTimer !== undefined) clearTimeout(this.zlibTimer)
+    if (this.zlibTimer !== undefined) this.clock.clearTimeout(this.zlibTimer)
     this.zlibTimer = undefined
     this.pausedForZlib = false
   }
@@ -799,7 +798,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
         }
         this.inflateWait = 'timer'
         // Looked at again within BUDGET_RECHECK: what an inflate was charged ahead is given back when it ends.
-        this.inflateTimer = setTimeout(inflateTimerFired, Math.min(result, BUDGET_RECHECK), this)
+        this.inflateTimer = this.clock.setTimeout(inflateTimerFired, Math.min(result, BUDGET_RECHECK), this)
         return
       }
       this.inflateTimer = undefined
@@ -851,7 +850,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   private stopInflating (): void {
     this.inflating = false
     this.inflateWait = undefined
-    if (this.inflateTimer !== undefined) clearTimeout(this.inflateTimer)
+    if (this.inflateTimer !== undefined) this.clock.clearTimeout(this.inflateTimer)
     this.inflateTimer = undefined
     this.deflate?.cancelInflate()
   }
@@ -866,7 +865,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     this.compressionWaits++
     if (zlibBudgetWaitChannel.hasSubscribers) publishZlibBudgetWait(this, this.role, 'connection', wait)
     this.updateReading()
-    this.zlibTimer = setTimeout(zlibTimerFired, Math.min(wait, BUDGET_RECHECK), this)
+    this.zlibTimer = this.clock.setTimeout(zlibTimerFired, Math.min(wait, BUDGET_RECHECK), this)
   }
 
   /** The budget's wait is over: read again, unless it is still spent (then look again later). */
@@ -874,7 +873,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     this.zlibTimer = undefined
     const wait = this.deflate!.budget.wait()
     if (wait > 0 && !this.socketClosed) {
-      this.zlibTimer = setTimeout(zlibTimerFired, Math.min(wait, BUDGET_RECHECK), this)
+      this.zlibTimer = this.clock.setTimeout(zlibTimerFired, Math.min(wait, BUDGET_RECHECK), this)
       return
     }
     this.pausedForZlib = false
@@ -897,11 +896,11 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   flush (): void {
     this.flushScheduled = false
     if (this.socketClosed) return
-    const socket = this.socket
+    const transport = this.transport
     // 'drain' comes only once the socket's own high-water mark (16 KiB) was passed. When ours
     // is lower, or to be sure, the last write above it carries a callback: when it has been
     // written, so has everything before it, and whoever waits for room looks again.
-    const watch = socket.writableLength + this.session.pendingOutput >= this.config.sendHigh ? (this.written ??= () => { this.onDrain() }) : undefined
+    const watch = transport.writableLength + this.session.pendingOutput >= this.config.sendHigh ? (this.written ??= () => { this.onDrain() }) : undefined
     const out = this.session.takeOutput()
     const n = out.length
     if (n === 0) {
@@ -916,14 +915,14 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
         : (this.sharedWritten ??= () => { this.onSharedWritten() })
       : watch
     if (n === 1) {
-      socket.write(out[0], done)
+      transport.write(out[0], done)
     } else {
-      socket.cork()
-      for (let i = 0; i < n - 1; i++) socket.write(out[i])
-      socket.write(out[n - 1], done)
-      socket.uncork()
+      transport.cork()
+      for (let i = 0; i < n - 1; i++) transport.write(out[i])
+      transport.write(out[n - 1], done)
+      transport.uncork()
     }
-    const queued = socket.writableLength
+    const queued = transport.writableLength
     if (queued > this.peakOut) this.peakOut = queued
     // A peer that does not read our output (pongs included) is not read from either. The sink
     // already waits at sendHigh, so data passes it by at most the message that crossed it; this
@@ -946,7 +945,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   }
 
   private queuedOut (): number {
-    return this.session.pendingOutput + this.socket.writableLength
+    return this.session.pendingOutput + this.transport.writableLength
   }
 
   /**
@@ -991,9 +990,9 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     this.readingPaused = pause
     if (pause) {
       this.pauseCount++
-      this.socket.pause()
+      this.transport.pause()
     } else {
-      this.socket.resume()
+      this.transport.resume()
     }
   }
 
@@ -1073,7 +1072,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
       // Answered: the next ping is due `interval` from now, not after the pong timeout.
       this.heartbeatAwaiting = false
       this.seen = false
-      const now = performance.now()
+      const now = this.clock.now()
       this.lastLife = now
       this.heartbeatDue = now + this.config.heartbeatInterval
     }
@@ -1084,7 +1083,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     for (let i = 0; i < pings.length; i++) {
       if (!equalBytes(pings[i].data, data)) continue
       const answered = pings.splice(0, i + 1)
-      const now = performance.now()
+      const now = this.clock.now()
       for (const p of answered) p.resolve(now - p.sentAt)
       return
     }
@@ -1140,17 +1139,17 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     if (this.socketClosed || this.transportEnding) return
     this.transportEnding = true
     // After a protocol error no answer to our close is awaited, on either side.
-    if (this.role === 'server' || this.protocolError !== undefined) this.socket.end()
+    if (this.role === 'server' || this.protocolError !== undefined) this.transport.end()
     this.armCloseTimer('closing', this.config.closeTimeout)
   }
 
   onDrain (): void {
-    if (this.pausedForWrite && this.socket.writableLength < this.config.sendHigh) {
+    if (this.pausedForWrite && this.transport.writableLength < this.config.sendHigh) {
       this.pausedForWrite = false
       this.updateReading()
     }
     this.pump?.onDrain()
-    if (this.sendWaiters !== undefined && this.socket.writableLength < this.config.sendHigh) this.settleSendWaiters(true)
+    if (this.sendWaiters !== undefined && this.transport.writableLength < this.config.sendHigh) this.settleSendWaiters(true)
     // What was written is no longer held: the budget gets it back now, not at the next message.
     if (this.budget !== undefined && !this.handling && !this.socketClosed) this.charge()
   }
@@ -1160,9 +1159,9 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     // is owed still goes out: on a half-open socket once the handler has replied (as usual; the
     // closing handshake then ends TCP), otherwise at once. Then we finish our side too.
     if (this.socketClosed) return
-    if (this.session.pendingClose !== undefined && (this.socket as { allowHalfOpen?: boolean }).allowHalfOpen === true) return
+    if (this.session.pendingClose !== undefined && this.transport.allowHalfOpen === true) return
     this.sendOwedClose()
-    this.socket.end()
+    this.transport.end()
   }
 
   onError (err: Error): void {
@@ -1172,7 +1171,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   onClose (): void {
     if (this.socketClosed) return
     this.socketClosed = true
-    if (this.timer !== undefined) clearTimeout(this.timer)
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
     this.timer = undefined
     this.stopHeartbeat()
     this.dropZlibWork()
@@ -1214,15 +1213,15 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   /** Once closing starts, the heartbeat stops and one timer bounds the wait. */
   private armCloseTimer (stage: 'owing' | 'closing', ms: number): void {
     this.stopHeartbeat()
-    if (this.timer !== undefined) clearTimeout(this.timer)
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
     this.closeStage = stage
-    this.timer = setTimeout(timerFired, ms, this)
+    this.timer = this.clock.setTimeout(timerFired, ms, this)
   }
 
   private stopHeartbeat (): void {
     if (this.config.heartbeatInterval > 0 && this.heartbeatDue !== Infinity) {
       this.heartbeatDue = Infinity
-      heartbeatSweeper(Math.min(this.config.heartbeatInterval, this.config.heartbeatTimeout)).delete(this)
+      heartbeatSweeper(Math.min(this.config.heartbeatInterval, this.config.heartbeatTimeout), this.clock).delete(this)
     }
   }
 
@@ -1231,7 +1230,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     if (this.socketClosed) return
     if (this.closeStage === 'closing') {
       // No close frame or no TCP end within closeTimeout: drop the connection.
-      this.socket.destroy()
+      this.transport.destroy()
     } else if (this.closeStage === 'owing') {
       // The handler did not read up to the peer's protocol error in time: answer it now.
       this.sendOwedClose()
@@ -1241,7 +1240,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   /** The sweeper's visit, once `heartbeatDue` has passed. */
   onHeartbeat (now: number): void {
     if (this.socketClosed) return
-    const writable = this.socket.writableLength
+    const writable = this.transport.writableLength
     const moved = this.source.taken !== this.takenAtVisit || writable < this.writableAtVisit
     this.takenAtVisit = this.source.taken
     this.writableAtVisit = writable
@@ -1262,7 +1261,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
           ? 'nothing read or written within the heartbeat interval + timeout: dropping the peer'
           : 'no pong within the heartbeat timeout: dropping the peer')
         if (heartbeatDropChannel.hasSubscribers) publishHeartbeatDrop(this, this.role, this.readingPaused ? 'stalled' : 'pong-timeout')
-        this.socket.destroy()
+        this.transport.destroy()
         return
       case 'ping':
         this.heartbeatAwaiting = true
@@ -1276,14 +1275,14 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
 
 const kConnection = Symbol('wspipe.connection')
 
-function owner (socket: unknown): WebSocketConnection {
-  return (socket as Record<symbol, WebSocketConnection>)[kConnection]
+function owner (transport: Transport): WebSocketConnection {
+  return (transport as unknown as Record<symbol, WebSocketConnection>)[kConnection]
 }
-function socketOnData (this: NodeDuplex, chunk: Uint8Array): void { owner(this).onData(chunk) }
-function socketOnEnd (this: NodeDuplex): void { owner(this).onEnd() }
-function socketOnClose (this: NodeDuplex): void { owner(this).onClose() }
-function socketOnError (this: NodeDuplex, err: Error): void { owner(this).onError(err) }
-function socketOnDrain (this: NodeDuplex): void { owner(this).onDrain() }
+function transportOnData (this: Transport, chunk: Uint8Array): void { owner(this).onData(chunk) }
+function transportOnEnd (this: Transport): void { owner(this).onEnd() }
+function transportOnClose (this: Transport): void { owner(this).onClose() }
+function transportOnError (this: Transport, err: Error): void { owner(this).onError(err) }
+function transportOnDrain (this: Transport): void { owner(this).onDrain() }
 function flushLater (conn: WebSocketConnection): void { conn.flush() }
 function timerFired (conn: WebSocketConnection): void { conn.onTimer() }
 function replyLater (conn: WebSocketConnection): void { conn.sendOwedClose() }

@@ -37,9 +37,11 @@ export function judge (pulse: Pulse, now: number, interval: number, timeout: num
   return pulse.awaiting ? 'drop' : 'ping'
 }
 
+import { systemClock, type Clock, type ClockTimer } from './clock.js'
+
 /** A connection the sweeper visits. */
 export interface HeartbeatSubject {
-  /** When the sweeper next looks at it (ms, performance.now clock); Infinity: never. */
+  /** When the sweeper next looks at it (ms, on the sweeper's clock); Infinity: never. */
   heartbeatDue: number
   onHeartbeat: (now: number) => void
 }
@@ -50,11 +52,13 @@ export interface HeartbeatSubject {
  */
 export class HeartbeatSweeper {
   private readonly subjects = new Set<HeartbeatSubject>()
-  private timer: NodeJS.Timeout | undefined
+  private timer: ClockTimer | undefined
   private readonly tick: number
+  private readonly clock: Clock
 
-  constructor (tick: number) {
+  constructor (tick: number, clock: Clock = systemClock) {
     this.tick = tick
+    this.clock = clock
   }
 
   /** Connections watched now. */
@@ -65,35 +69,37 @@ export class HeartbeatSweeper {
   add (subject: HeartbeatSubject): void {
     this.subjects.add(subject)
     if (this.timer === undefined) {
-      this.timer = setInterval(sweep, this.tick, this)
-      this.timer.unref()
+      this.timer = this.clock.setInterval(sweep, this.tick, this)
     }
   }
 
   delete (subject: HeartbeatSubject): void {
     this.subjects.delete(subject)
     if (this.subjects.size === 0 && this.timer !== undefined) {
-      clearInterval(this.timer)
+      this.clock.clearInterval(this.timer)
       this.timer = undefined
     }
   }
 
   /** Visit every connection that is due. */
   sweep (): void {
-    const now = performance.now()
+    const now = this.clock.now()
     for (const subject of this.subjects) if (now >= subject.heartbeatDue) subject.onHeartbeat(now)
   }
 }
 
-const sweepers = new Map<number, HeartbeatSweeper>()
+/** Sweepers by clock, then by tick. */
+const sweepers = new WeakMap<Clock, Map<number, HeartbeatSweeper>>()
 
-/** The sweeper for heartbeats whose shortest period is `period` ms: it looks 4 times per period. */
-export function heartbeatSweeper (period: number): HeartbeatSweeper {
+/** The sweeper on `clock` for heartbeats whose shortest period is `period` ms: it looks 4 times per period. */
+export function heartbeatSweeper (period: number, clock: Clock): HeartbeatSweeper {
   const tick = Math.max(5, Math.floor(period / 4))
-  let sweeper = sweepers.get(tick)
+  let byTick = sweepers.get(clock)
+  if (byTick === undefined) sweepers.set(clock, byTick = new Map())
+  let sweeper = byTick.get(tick)
   if (sweeper === undefined) {
-    sweeper = new HeartbeatSweeper(tick)
-    sweepers.set(tick, sweeper)
+    sweeper = new HeartbeatSweeper(tick, clock)
+    byTick.set(tick, sweeper)
   }
   return sweeper
 }

@@ -12,6 +12,7 @@ import type { Socket } from 'node:net'
 import { acceptFor } from '../crypto.js'
 import { HandshakeError, rejectBody } from '../handshake.js'
 import { buildConnectResponse, buildRefusalHeaders, isExtendedConnect, validateConnectRequest, type ValidConnect } from './handshake.js'
+import type { Clock, ClockTimer } from '../driver/clock.js'
 import type { WebSocketConnection } from '../driver/connection.js'
 
 /**
@@ -45,6 +46,8 @@ export interface Http2Host {
   handshakeTimeout: number
   /** Time the peer gets to end its side of a stream we ended, in ms; then RST_STREAM NO_ERROR. */
   endStreamGrace: number
+  /** The server's clock, for every timer here. */
+  clock: Clock
   /** Make the connection on an accepted stream and start its handler. */
   open: (stream: ServerHttp2Stream, request: Http2UpgradeRequest, valid: ValidConnect, negotiated: ReturnType<Http2Host['negotiate']>) => WebSocketConnection
   /** A refusal was sent (for diagnostics). */
@@ -58,7 +61,7 @@ interface SessionState {
   open: number
   goAway: boolean
   /** Our own server's session that has not yet opened a stream: dropped past `handshakeTimeout`. */
-  idleTimer: NodeJS.Timeout | undefined
+  idleTimer: ClockTimer | undefined
 }
 
 /** The HTTP/2 side of one `WebSocketServer`. */
@@ -66,7 +69,7 @@ export class Http2Streams {
   private readonly host: Http2Host
   private readonly sessions = new Map<ServerHttp2Session, SessionState>()
   /** Streams whose `authorize` is deciding, with their timers. */
-  readonly authorizing = new Map<ServerHttp2Stream, NodeJS.Timeout>()
+  readonly authorizing = new Map<ServerHttp2Stream, ClockTimer>()
   private draining = false
 
   constructor (host: Http2Host) {
@@ -86,9 +89,10 @@ export class Http2Streams {
    */
   adopt (session: ServerHttp2Session, timeout: number): void {
     const state = this.track(session)
-    state.idleTimer = setTimeout(() => { session.destroy() }, timeout)
+    const clock = this.host.clock
+    state.idleTimer = clock.setTimeout(destroySession, timeout, session)
     session.once('stream', () => {
-      clearTimeout(state.idleTimer)
+      clock.clearTimeout(state.idleTimer)
       state.idleTimer = undefined
     })
     if (this.draining) this.maybeGoAway(session, state)
@@ -125,11 +129,11 @@ export class Http2Streams {
       return true
     }
     // RFC 8441 streams arrive whole; the handshake timer bounds `authorize` alone (then 503).
-    const timer = setTimeout(() => {
+    const timer = this.host.clock.setTimeout(() => {
       this.authorizing.delete(stream)
       this.refuse(stream, new HandshakeError(503, 'authorization timed out'), request)
       this.host.wake()
-    }, this.host.handshakeTimeout)
+    }, this.host.handshakeTimeout, undefined)
     this.authorizing.set(stream, timer)
     void authorize(request).then((refusal) => {
       if (!this.settleAuthorizing(stream)) return
@@ -143,7 +147,7 @@ export class Http2Streams {
   private settleAuthorizing (stream: ServerHttp2Stream): boolean {
     const timer = this.authorizing.get(stream)
     if (timer === undefined) return false
-    clearTimeout(timer)
+    this.host.clock.clearTimeout(timer)
     this.authorizing.delete(stream)
     this.host.wake()
     return !stream.destroyed && !stream.headersSent
@@ -165,12 +169,13 @@ export class Http2Streams {
     // After our END_STREAM (the closing handshake done) the peer should end its side too; a
     // peer that does not (undici) would hold the stream to closeTimeout. RFC 9113 §8.1 lets a
     // server that has sent a complete response ask the client to stop with RST_STREAM NO_ERROR.
-    let linger: NodeJS.Timeout | undefined
+    const clock = this.host.clock
+    let linger: ClockTimer | undefined
     stream.once('finish', () => {
-      if (!stream.readableEnded && !stream.closed) linger = setTimeout(() => { stream.close(constants.NGHTTP2_NO_ERROR) }, this.host.endStreamGrace)
+      if (!stream.readableEnded && !stream.closed) linger = clock.setTimeout(stopStream, this.host.endStreamGrace, stream)
     })
     stream.once('close', () => {
-      clearTimeout(linger)
+      if (linger !== undefined) clock.clearTimeout(linger)
       state.open--
       this.maybeGoAway(session, state)
     })
@@ -196,7 +201,7 @@ export class Http2Streams {
       this.sessions.set(session, state)
       const s = state
       session.once('close', () => {
-        clearTimeout(s.idleTimer)
+        if (s.idleTimer !== undefined) this.host.clock.clearTimeout(s.idleTimer)
         this.sessions.delete(session)
         this.host.wake()
       })
@@ -227,8 +232,9 @@ export class Http2Streams {
    * then dropped; resolves once they are gone.
    */
   async finish (own: (session: ServerHttp2Session) => boolean, grace: number): Promise<void> {
+    const clock = this.host.clock
     for (const [stream, timer] of [...this.authorizing]) {
-      clearTimeout(timer)
+      clock.clearTimeout(timer)
       this.authorizing.delete(stream)
       this.refuse(stream, new HandshakeError(503, 'the server is shutting down'), undefined)
     }
@@ -238,9 +244,9 @@ export class Http2Streams {
       if (!session.closed) session.close()
       if (!own(session) || session.destroyed) continue
       ours.push(new Promise<void>((resolve) => {
-        const timer = setTimeout(() => { session.destroy() }, grace)
+        const timer = clock.setTimeout(destroySession, grace, session)
         session.once('close', () => {
-          clearTimeout(timer)
+          clock.clearTimeout(timer)
           resolve()
         })
       }))
@@ -255,3 +261,8 @@ export class Http2Streams {
 }
 
 function ignoreError (): void {}
+
+function destroySession (session: ServerHttp2Session): void { session.destroy() }
+
+/** RFC 9113 §8.1: after a complete response, RST_STREAM NO_ERROR asks the client to stop sending. */
+function stopStream (stream: ServerHttp2Stream): void { stream.close(constants.NGHTTP2_NO_ERROR) }

@@ -107,7 +107,7 @@ for (const r of refusals) {
 test('authorize sees the HTTP/2 request and past handshakeTimeout the stream gets 503', async (t) => {
   let seen: { httpVersion?: string, url?: string } = {}
   const { origin } = await start(t, {
-    handshakeTimeout: 300,
+    handshakeTimeout: 1500,
     authorize: (req) => {
       seen = { httpVersion: req.httpVersion, url: req.url }
       return new Promise(() => {})
