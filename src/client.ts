@@ -21,6 +21,7 @@ import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions
 import { CloseCode } from './protocol/close-codes.js'
 import { resolveLimits, WebSocketConnection, type Connection, type ConnectionLimits, type Logger, type StreamConnection } from './driver.js'
 import { UpgradeError } from './errors.js'
+import { connectHttp2 } from './http2/client.js'
 import { systemClock, type Clock } from './driver/clock.js'
 
 /** Options of {@link connect}. */
@@ -49,6 +50,14 @@ export interface ConnectOptions extends ConnectionLimits {
   perMessageDeflate?: boolean | PerMessageDeflateOptions
   /** `'whole'` (the default): each message is one `Uint8Array`. See {@link StreamConnectOptions} for `'stream'`. */
   messages?: 'whole'
+  /**
+   * For wss://: open the WebSocket over HTTP/2 (RFC 8441) as a stream of a session to the
+   * origin that every connection with the same origin and `tls` object shares (closed 2 s after
+   * its last WebSocket). A server without HTTP/2, or that does not send
+   * SETTINGS_ENABLE_CONNECT_PROTOCOL, gets HTTP/1.1 instead (`conn.httpVersion` tells which).
+   * Ignored for ws://. Default false.
+   */
+  http2?: boolean
 }
 
 /**
@@ -110,6 +119,24 @@ export function connect (url: string | URL, options: ConnectOptions | StreamConn
     resolveLimits(options)
   } catch (err) {
     return Promise.reject(err)
+  }
+
+  if (options.http2 === true && secure) {
+    const started = (options.clock ?? systemClock).now()
+    const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT
+    return connectHttp2({ target, offered, headers: options.headers, deflate, streaming, limits: options, tls: options.tls, handshakeTimeout: timeout, maxRefusalBody: options.maxRefusalBody ?? 1024, signal, logger: options.logger, clock: options.clock })
+      .then((conn) => {
+        if (conn === undefined) {
+          // No RFC 8441 there: HTTP/1.1, within what is left of the handshake timeout.
+          return connect(target, { ...options, http2: false, handshakeTimeout: Math.max(1, timeout - ((options.clock ?? systemClock).now() - started)) } as ConnectOptions)
+        }
+        if (signal !== undefined) {
+          const close = (): void => conn.close(CloseCode.Normal)
+          signal.addEventListener('abort', close, { once: true })
+          void conn.closed.then(() => signal.removeEventListener('abort', close))
+        }
+        return conn as unknown as Connection
+      })
   }
 
   const key = newKey()
