@@ -304,7 +304,7 @@ export class WebSocketServer {
         ? createHttpsServer({ ...serverOptions, handshakeTimeout, ...options.tls })
         // HTTP/2 and HTTP/1.1 on one port, by ALPN; SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3)
         // lets clients open WebSockets on their HTTP/2 connection.
-        : createSecureServer({ ...serverOptions, allowHTTP1: true, handshakeTimeout, settings: { enableConnectProtocol: true, maxHeaderListSize: maxHeaderSize }, ...options.tls })
+        : createSecureServer({ ...serverOptions, allowHTTP1: true, handshakeTimeout, settings: { enableConnectProtocol: true, maxHeaderListSize: maxHeaderSize, initialWindowSize: STREAM_WINDOW }, ...options.tls })
     if (server instanceof TlsServer && !(server instanceof HttpsServer)) {
       // Our own HTTP/2 sessions must open a stream within handshakeTimeout, as an HTTP/1.1 client must send its request.
       server.on('session', (session: ServerHttp2Session) => { this.h2.adopt(session, handshakeTimeout) })
@@ -799,6 +799,13 @@ export class WebSocketServer {
     this.httpServer = undefined
   }
 }
+
+/**
+ * What an HTTP/2 peer may send ahead on each stream (SETTINGS_INITIAL_WINDOW_SIZE, RFC 9113
+ * §6.9.2): held by Node, outside `memoryBudget`, for a stream whose handler does not read; the
+ * default 65,535 makes large messages wait a round trip per 64 KiB.
+ */
+const STREAM_WINDOW = 256 * 1024
 
 /** How long an HTTP/2 peer has to end its side of a WebSocket stream after ours (capped by `closeTimeout`). */
 const END_STREAM_GRACE = 1000

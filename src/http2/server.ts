@@ -56,6 +56,9 @@ export interface Http2Host {
   wake: () => void
 }
 
+/** The connection-level receive window of our own sessions. */
+const SESSION_WINDOW = 16 * 1024 * 1024
+
 /** A session we serve WebSockets on: how many are open, and whether it is to get GOAWAY once none is. */
 interface SessionState {
   open: number
@@ -88,6 +91,10 @@ export class Http2Streams {
    * client must send its request within `handshakeTimeout`), or it is dropped.
    */
   adopt (session: ServerHttp2Session, timeout: number): void {
+    // The connection-level window (RFC 9113 §6.9.2) is consumed as data arrives, so it bounds no
+    // memory here (each stream's own window does): 65,535 bytes would only make large messages
+    // wait a round trip per 64 KiB across all streams.
+    session.once('localSettings', () => { if (!session.destroyed) session.setLocalWindowSize(SESSION_WINDOW) })
     const state = this.track(session)
     const clock = this.host.clock
     state.idleTimer = clock.setTimeout(destroySession, timeout, session)
