@@ -8,7 +8,7 @@
 //   npx tsx bench/deflate-cost.ts
 import { constants, deflateRawSync } from 'node:zlib'
 import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions } from '../src/extensions/permessage-deflate.js'
-import type { DeflateParams } from '../src/handshake.js'
+import type { DeflateParams } from '../src/extensions/deflate-negotiation.js'
 
 function json (n: number, seed: number): Buffer {
   let s = ''

@@ -11,18 +11,20 @@
  * @packageDocumentation
  */
 
-import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls'
 import { acceptFor, newKey } from './crypto.js'
-import { checkDeflateAnswer, deflateOffer, HandshakeError, parseProtocols, PERMESSAGE_DEFLATE, validateUpgradeResponse, type DeflateParams } from './handshake.js'
-import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions } from './extensions/permessage-deflate.js'
+import { parseProtocols, validateNegotiation, validateSwitchingProtocols, type HeaderMap } from './handshake.js'
+import { checkDeflateAnswer, deflateOffer, PERMESSAGE_DEFLATE, type DeflateParams } from './extensions/deflate-negotiation.js'
+import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions, type ResolvedDeflateOptions } from './extensions/permessage-deflate.js'
 import { CloseCode } from './protocol/close-codes.js'
-import { resolveLimits, WebSocketConnection, type Connection, type ConnectionLimits, type Logger, type StreamConnection } from './driver.js'
-import { UpgradeError } from './errors.js'
-import { connectHttp2 } from './http2/client.js'
+import { WebSocketConnection } from './driver/connection.js'
+import { resolveLimits, type Connection, type ConnectionLimits, type Logger, type StreamConnection } from './driver/types.js'
+import { HandshakeError, UpgradeError } from './errors.js'
 import { systemClock, type Clock } from './driver/clock.js'
+import { connectHttp2 } from './http2/client.js'
 
 /** Options of {@link connect}. */
 export interface ConnectOptions extends ConnectionLimits {
@@ -86,69 +88,108 @@ const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
 export function connect (url: string | URL, options: StreamConnectOptions): Promise<StreamConnection>
 export function connect (url: string | URL, options?: ConnectOptions): Promise<Connection>
 export function connect (url: string | URL, options: ConnectOptions | StreamConnectOptions = {}): Promise<Connection | StreamConnection> {
+  let plan: ClientPlan
+  try {
+    plan = planConnection(url, options)
+  } catch (err) {
+    return Promise.reject(err)
+  }
+  if (options.http2 === true && plan.secure) {
+    const clock = options.clock ?? systemClock
+    const started = clock.now()
+    return connectHttp2(plan).then((conn) => {
+      if (conn !== undefined) return conn
+      // No RFC 8441 there: HTTP/1.1, within what is left of the handshake timeout.
+      const left = Math.max(1, (options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT) - (clock.now() - started))
+      return connect(url, { ...options, http2: false, handshakeTimeout: left } as ConnectOptions)
+    })
+  }
+  const key = newKey()
+  const req = sendUpgradeRequest(plan, key)
+  return attemptHandshake<Connection | StreamConnection>(options, () => req.destroy(), (attempt) => {
+    req.on('error', attempt.fail)
+    req.on('response', (res: IncomingMessage) => readRefusal(res, plan, key, attempt.fail))
+    req.on('upgrade', (res: IncomingMessage, socket: NodeDuplex, head: Buffer) => {
+      if (attempt.settled) {
+        socket.destroy()
+        return
+      }
+      let negotiated: Negotiated
+      try {
+        negotiated = checkUpgradeResponse(res, plan, key)
+      } catch (err) {
+        socket.destroy()
+        attempt.fail(err)
+        return
+      }
+      // Built in this listener, before any more of the socket's bytes can arrive.
+      attempt.succeed(() => openClientConnection(socket, head, res.headers, plan, negotiated))
+    })
+  })
+}
+
+/** What {@link connect} was asked for, checked: what every way of opening needs. */
+export interface ClientPlan {
+  /** The URL, parsed. */
+  target: URL
+  /** wss:// or https://. */
+  secure: boolean
+  /** Subprotocols offered, by preference. */
+  offered: string[]
+  /** permessage-deflate as offered, or undefined when not. */
+  deflate: ResolvedDeflateOptions | undefined
+  /** `messages: 'stream'`. */
+  streaming: boolean
+  /** The options as given. */
+  options: ConnectOptions | StreamConnectOptions
+}
+
+/**
+ * Check the URL and options before anything is sent. Throws `SyntaxError`, `TypeError` or
+ * `RangeError` for bad ones, and `signal.reason` when the signal has aborted already.
+ */
+export function planConnection (url: string | URL, options: ConnectOptions | StreamConnectOptions): ClientPlan {
   let target: URL
   try {
     target = new URL(url)
   } catch {
-    return Promise.reject(new SyntaxError(`invalid WebSocket URL: ${String(url)}`))
+    throw new SyntaxError(`invalid WebSocket URL: ${String(url)}`)
   }
   const scheme = target.protocol
-  if (!['ws:', 'wss:', 'http:', 'https:'].includes(scheme)) return Promise.reject(new SyntaxError(`not a WebSocket URL: ${target.href}`))
+  if (!['ws:', 'wss:', 'http:', 'https:'].includes(scheme)) throw new SyntaxError(`not a WebSocket URL: ${target.href}`)
   // §3: "Fragment identifiers are meaningless in the context of WebSocket URIs".
-  if (target.hash !== '') return Promise.reject(new SyntaxError('a WebSocket URL must not have a fragment'))
-  const secure = scheme === 'wss:' || scheme === 'https:'
+  if (target.hash !== '') throw new SyntaxError('a WebSocket URL must not have a fragment')
   const offered = typeof options.protocols === 'string' ? [options.protocols] : [...(options.protocols ?? [])]
   try {
     if (offered.length > 0 && parseProtocols(offered.join(',')).length !== offered.length) throw new SyntaxError('empty subprotocol')
-    if (new Set(offered).size !== offered.length) throw new SyntaxError('duplicate subprotocol')
   } catch (err) {
-    return Promise.reject(err instanceof HandshakeError ? new SyntaxError(err.message) : err)
+    throw err instanceof HandshakeError ? new SyntaxError(err.message) : err
   }
-  const signal = options.signal
-  if (signal?.aborted === true) return Promise.reject(signal.reason)
-  let deflate: ReturnType<typeof resolveDeflateOptions>
+  if (new Set(offered).size !== offered.length) throw new SyntaxError('duplicate subprotocol')
+  if (options.signal?.aborted === true) throw options.signal.reason
   const mode: unknown = options.messages
   const streaming = mode === 'stream'
-  if (!streaming && mode !== undefined && mode !== 'whole') return Promise.reject(new TypeError(`messages must be 'whole' or 'stream', not ${String(mode)}`))
+  if (!streaming && mode !== undefined && mode !== 'whole') throw new TypeError(`messages must be 'whole' or 'stream', not ${String(mode)}`)
   const deflateOption = (options as ConnectOptions).perMessageDeflate
   // permessage-deflate inflates whole messages; a streamed one never is.
-  if (streaming && deflateOption !== undefined && deflateOption !== false) return Promise.reject(new TypeError("perMessageDeflate cannot be used with messages: 'stream'"))
-  try {
-    deflate = resolveDeflateOptions(deflateOption)
-    // Checked now: the connection that takes them is made in an event listener, where a throw is uncaught.
-    resolveLimits(options)
-  } catch (err) {
-    return Promise.reject(err)
-  }
+  if (streaming && deflateOption !== undefined && deflateOption !== false) throw new TypeError("perMessageDeflate cannot be used with messages: 'stream'")
+  const deflate = resolveDeflateOptions(deflateOption)
+  // Checked now: the connection that takes them is made in an event listener, where a throw is uncaught.
+  resolveLimits(options)
+  return { target, secure: scheme === 'wss:' || scheme === 'https:', offered, deflate, streaming, options }
+}
 
-  if (options.http2 === true && secure) {
-    const started = (options.clock ?? systemClock).now()
-    const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT
-    return connectHttp2({ target, offered, headers: options.headers, deflate, streaming, limits: options, tls: options.tls, handshakeTimeout: timeout, maxRefusalBody: options.maxRefusalBody ?? 1024, signal, logger: options.logger, clock: options.clock })
-      .then((conn) => {
-        if (conn === undefined) {
-          // No RFC 8441 there: HTTP/1.1, within what is left of the handshake timeout.
-          return connect(target, { ...options, http2: false, handshakeTimeout: Math.max(1, timeout - ((options.clock ?? systemClock).now() - started)) } as ConnectOptions)
-        }
-        if (signal !== undefined) {
-          const close = (): void => conn.close(CloseCode.Normal)
-          signal.addEventListener('abort', close, { once: true })
-          void conn.closed.then(() => signal.removeEventListener('abort', close))
-        }
-        return conn as unknown as Connection
-      })
-  }
+/** The headers that offer the subprotocols and extensions of `plan`, for any way of opening. */
+export function offerHeaders (plan: ClientPlan): Record<string, string> {
+  const headers: Record<string, string> = {}
+  if (plan.offered.length > 0) headers['Sec-WebSocket-Protocol'] = plan.offered.join(', ')
+  if (plan.deflate !== undefined) headers['Sec-WebSocket-Extensions'] = deflateOffer(plan.deflate.request)
+  return headers
+}
 
-  const key = newKey()
-  const headers: Record<string, string> = {
-    ...options.headers,
-    Connection: 'Upgrade',
-    Upgrade: 'websocket',
-    'Sec-WebSocket-Key': key,
-    'Sec-WebSocket-Version': '13'
-  }
-  if (offered.length > 0) headers['Sec-WebSocket-Protocol'] = offered.join(', ')
-  if (deflate !== undefined) headers['Sec-WebSocket-Extensions'] = deflateOffer(deflate.request)
+/** Open the TCP (or TLS) connection and send the HTTP/1.1 upgrade request of §4.1 with `key`. */
+function sendUpgradeRequest (plan: ClientPlan, key: string): ClientRequest {
+  const { target, secure, options } = plan
   const request = secure ? httpsRequest : httpRequest
   const req = request({
     ...(secure ? options.tls : {}),
@@ -157,112 +198,170 @@ export function connect (url: string | URL, options: ConnectOptions | StreamConn
     port: target.port !== '' ? Number(target.port) : secure ? 443 : 80,
     path: target.pathname + target.search,
     method: 'GET',
-    headers,
+    headers: {
+      ...options.headers,
+      Connection: 'Upgrade',
+      Upgrade: 'websocket',
+      'Sec-WebSocket-Key': key,
+      'Sec-WebSocket-Version': '13',
+      ...offerHeaders(plan)
+    },
     agent: false
   })
+  // Its events come later (Node emits them asynchronously): the caller listens before any arrives.
+  req.end()
+  return req
+}
 
-  /** The 101's checks (§4.1); throws an {@link UpgradeError} saying what is wrong. */
-  const checkResponse = (res: IncomingMessage): { protocol: string, deflate: DeflateParams | undefined } => {
-    try {
-      const { protocol, extensions } = validateUpgradeResponse({ statusCode: res.statusCode ?? 0, headers: res.headers }, acceptFor(key), offered, deflate === undefined ? [] : [PERMESSAGE_DEFLATE])
-      return { protocol, deflate: deflate === undefined ? undefined : checkDeflateAnswer(extensions, deflate.request) }
-    } catch (err) {
-      const e = err as HandshakeError
-      throw new UpgradeError(`invalid handshake response: ${e.message}`, e.status ?? 101, e.message)
-    }
-  }
+/** One opening handshake's outcome, settled once. */
+export interface HandshakeAttempt<T> {
+  /** Whether it has succeeded, failed, timed out or been aborted. */
+  readonly settled: boolean
+  /** Settle with what `open` returns, unless settled already (then `open` is not called). */
+  succeed: (open: () => T) => void
+  /** Fail with `err` and cancel the handshake, unless settled already. */
+  fail: (err: unknown) => void
+}
 
-  return new Promise<Connection | StreamConnection>((resolve, reject) => {
+/**
+ * Run an opening handshake under `handshakeTimeout` (an {@link UpgradeError} with status 0) and
+ * `signal` (its reason); `cancel` stops it (e.g. destroys the request) when it fails. `run`
+ * starts it and settles the attempt from its events.
+ */
+export function attemptHandshake<T> (options: Pick<ConnectOptions, 'signal' | 'handshakeTimeout' | 'clock'>, cancel: () => void, run: (attempt: HandshakeAttempt<T>) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const { signal } = options
     let settled = false
-    const fail = (err: unknown): void => {
-      if (settled) return
+    /** Marks the attempt settled; false if it was already. */
+    const end = (): boolean => {
+      if (settled) return false
       settled = true
-      cleanup()
-      req.destroy()
-      reject(err)
-    }
-    const onAbort = (): void => fail(signal!.reason)
-    signal?.addEventListener('abort', onAbort, { once: true })
-    const clock = options.clock ?? systemClock
-    const timer = clock.setTimeout(() => fail(new UpgradeError('the opening handshake timed out', 0, 'timeout')), options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT, undefined)
-    const cleanup = (): void => {
       clock.clearTimeout(timer)
       signal?.removeEventListener('abort', onAbort)
+      return true
     }
-
-    req.on('error', fail)
-    req.on('response', (res: IncomingMessage) => {
-      if (res.statusCode === 101) {
-        // A 101 without `Upgrade` or `Connection: Upgrade` is no upgrade to Node: say what is missing.
-        res.destroy()
-        try {
-          checkResponse(res)
-          fail(new UpgradeError('invalid handshake response: the server did not switch protocols', 101, 'the server did not switch protocols'))
-        } catch (err) {
-          fail(err)
-        }
-        return
+    const attempt: HandshakeAttempt<T> = {
+      get settled () { return settled },
+      succeed: (open) => { if (end()) resolve(open()) },
+      fail: (err) => {
+        if (!end()) return
+        cancel()
+        reject(err)
       }
-      // Not a 101: a refusal. Keep a bounded piece of the body as the reason.
-      const limit = options.maxRefusalBody ?? 1024
-      const chunks: Buffer[] = []
-      let size = 0
-      const done = (): void => {
-        const body = Buffer.concat(chunks).toString('utf8').trim()
-        const reason = body !== '' ? body.split('\n')[0] : res.statusMessage ?? ''
-        fail(new UpgradeError(`server refused the upgrade: ${res.statusCode ?? 0} ${reason}`, res.statusCode ?? 0, reason))
-      }
-      res.on('data', (chunk: Buffer) => {
-        if (size < limit) chunks.push(chunk.subarray(0, limit - size))
-        size += chunk.length
-        if (size >= limit) done()
-      })
-      res.on('end', done)
-      res.on('error', done)
-    })
-    req.on('upgrade', (res: IncomingMessage, socket: NodeDuplex, head: Buffer) => {
-      if (settled) {
-        socket.destroy()
-        return
-      }
-      let checked: { protocol: string, deflate: DeflateParams | undefined }
-      try {
-        checked = checkResponse(res)
-      } catch (err) {
-        socket.destroy()
-        fail(err)
-        return
-      }
-      settled = true
-      cleanup()
-      // TCP only: frames leave at once (no Nagle delay), and the connection's own timers replace Node's idle timeout.
-      const tcp = socket as NodeDuplex & { setNoDelay?: (v: boolean) => void, setTimeout?: (ms: number) => void, remoteAddress?: string, remotePort?: number }
-      tcp.setNoDelay?.(true)
-      tcp.setTimeout?.(0)
-      const conn = new WebSocketConnection(socket, {
-        role: 'client',
-        remoteAddress: tcp.remoteAddress,
-        remotePort: tcp.remotePort,
-        clock,
-        protocol: checked.protocol,
-        url: target.pathname + target.search,
-        headers: res.headers,
-        logger: options.logger,
-        head,
-        limits: options,
-        compression: checked.deflate === undefined ? undefined : new PerMessageDeflate('client', checked.deflate, deflate!),
-        // In stream mode `maxMessageSize` is the streamed limit, which the driver reads from `limits`.
-        stream: streaming ? {} : undefined
-      })
-      conn.start()
-      if (signal !== undefined) {
-        const close = (): void => conn.close(CloseCode.Normal)
-        signal.addEventListener('abort', close, { once: true })
-        void conn.closed.then(() => signal.removeEventListener('abort', close))
-      }
-      // Whichever duplex the options asked for.
-      resolve(conn as unknown as Connection | StreamConnection)
-    })
-    req.end()
+    }
+    const onAbort = (): void => attempt.fail(signal!.reason)
+    signal?.addEventListener('abort', onAbort, { once: true })
+    const clock = options.clock ?? systemClock
+    const timer = clock.setTimeout(() => attempt.fail(new UpgradeError('the opening handshake timed out', 0, 'timeout')), options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT, undefined)
+    run(attempt)
   })
+}
+
+/** What the server's answer settled: the subprotocol (`''` for none) and permessage-deflate's parameters, if any. */
+export interface Negotiated {
+  protocol: string
+  deflate: DeflateParams | undefined
+}
+
+/**
+ * The 101's checks (§4.1), then {@link checkNegotiation}'s; throws an {@link UpgradeError}
+ * saying what is wrong.
+ */
+function checkUpgradeResponse (res: IncomingMessage, plan: ClientPlan, key: string): Negotiated {
+  try {
+    validateSwitchingProtocols({ statusCode: res.statusCode ?? 0, headers: res.headers }, acceptFor(key))
+  } catch (err) {
+    throw asUpgradeError(err)
+  }
+  return checkNegotiation(res.headers, plan)
+}
+
+/**
+ * The checks of the server's answer that every way of opening shares: the subprotocol and
+ * extensions are ones offered, and permessage-deflate's answer keeps RFC 7692 §7. Throws an
+ * {@link UpgradeError} (status 101) saying what is wrong.
+ */
+export function checkNegotiation (headers: HeaderMap, plan: ClientPlan): Negotiated {
+  const { offered, deflate } = plan
+  try {
+    const { protocol, extensions } = validateNegotiation(headers, offered, deflate === undefined ? [] : [PERMESSAGE_DEFLATE])
+    return { protocol, deflate: deflate === undefined ? undefined : checkDeflateAnswer(extensions, deflate.request) }
+  } catch (err) {
+    throw asUpgradeError(err)
+  }
+}
+
+function asUpgradeError (err: unknown): UpgradeError {
+  const e = err as HandshakeError
+  return new UpgradeError(`invalid handshake response: ${e.message}`, e.status ?? 101, e.message)
+}
+
+/**
+ * A response that is not an upgrade: a refusal, failed with a bounded piece of its body as the
+ * reason, or a 101 Node did not take for an upgrade (no `Upgrade` or `Connection: Upgrade`),
+ * failed saying what is missing.
+ */
+function readRefusal (res: IncomingMessage, plan: ClientPlan, key: string, fail: (err: unknown) => void): void {
+  if (res.statusCode === 101) {
+    res.destroy()
+    try {
+      checkUpgradeResponse(res, plan, key)
+      fail(new UpgradeError('invalid handshake response: the server did not switch protocols', 101, 'the server did not switch protocols'))
+    } catch (err) {
+      fail(err)
+    }
+    return
+  }
+  const limit = plan.options.maxRefusalBody ?? 1024
+  const chunks: Buffer[] = []
+  let size = 0
+  const done = (): void => {
+    const body = Buffer.concat(chunks).toString('utf8').trim()
+    const reason = body !== '' ? body.split('\n')[0] : res.statusMessage ?? ''
+    fail(new UpgradeError(`server refused the upgrade: ${res.statusCode ?? 0} ${reason}`, res.statusCode ?? 0, reason))
+  }
+  res.on('data', (chunk: Buffer) => {
+    if (size < limit) chunks.push(chunk.subarray(0, limit - size))
+    size += chunk.length
+    if (size >= limit) done()
+  })
+  res.on('end', done)
+  res.on('error', done)
+}
+
+/**
+ * Build and start the connection over `socket` once the answer is checked, `head` being the
+ * bytes that came with it; `signal`, if given, closes it (1000) from then on.
+ */
+export function openClientConnection (socket: NodeDuplex, head: Buffer, headers: HeaderMap, plan: ClientPlan, negotiated: Negotiated, over: { httpVersion: '1.1' | '2', remoteAddress?: string, remotePort?: number } = { httpVersion: '1.1' }): Connection | StreamConnection {
+  const { target, options } = plan
+  // TCP only: frames leave at once (no Nagle delay), and the connection's own timers replace Node's idle timeout.
+  const tcp = socket as NodeDuplex & { setNoDelay?: (v: boolean) => void, setTimeout?: (ms: number) => void, remoteAddress?: string, remotePort?: number }
+  tcp.setNoDelay?.(true)
+  tcp.setTimeout?.(0)
+  const conn = new WebSocketConnection(socket, {
+    role: 'client',
+    remoteAddress: over.remoteAddress ?? tcp.remoteAddress,
+    remotePort: over.remotePort ?? tcp.remotePort,
+    httpVersion: over.httpVersion,
+    clock: options.clock,
+    protocol: negotiated.protocol,
+    url: target.pathname + target.search,
+    headers,
+    logger: options.logger,
+    head,
+    limits: options,
+    compression: negotiated.deflate === undefined ? undefined : new PerMessageDeflate('client', negotiated.deflate, plan.deflate!),
+    // In stream mode `maxMessageSize` is the streamed limit, which the driver reads from `limits`.
+    stream: plan.streaming ? {} : undefined
+  })
+  conn.start()
+  const signal = options.signal
+  if (signal !== undefined) {
+    const close = (): void => conn.close(CloseCode.Normal)
+    signal.addEventListener('abort', close, { once: true })
+    void conn.closed.then(() => signal.removeEventListener('abort', close))
+  }
+  // Whichever duplex the options asked for.
+  return conn as unknown as Connection | StreamConnection
 }

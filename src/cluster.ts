@@ -137,42 +137,93 @@ async function runWorker (options: ClusterOptions): Promise<void> {
 async function runPrimary (options: ClusterOptions): Promise<ClusterPrimary> {
   const count = options.workers ?? availableParallelism()
   if (!Number.isInteger(count) || count < 1) throw new RangeError('workers must be a positive integer')
-  const respawn = options.respawn ?? true
+  const pool = new WorkerPool(respawnPolicy(options.respawn ?? true))
+  const first = await Promise.allSettled(Array.from({ length: count }, () => pool.fork()))
+  const failed = first.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+  if (failed !== undefined) {
+    // No handle reaches the caller: the workers that did start are stopped here.
+    await pool.close()
+    throw failed.reason
+  }
+  if (options.signals ?? true) {
+    process.on('SIGHUP', () => {
+      pool.restart().catch((err: unknown) => { console.error('wspipe cluster: rolling restart failed', err) })
+    })
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.on(signal, () => { void pool.close().then(() => process.exit(0)) })
+    }
+  }
+  return {
+    get address () { return pool.address },
+    get pids () { return pool.serving.map((w) => w.process.pid!).filter((pid) => pid !== undefined) },
+    restart: () => pool.restart(),
+    close: () => pool.close()
+  }
+}
+
+/** The respawn option checked and with its defaults; undefined for `respawn: false`. */
+function respawnPolicy (respawn: boolean | RespawnOptions): Required<RespawnOptions> | undefined {
   const { delay, maxDelay, resetAfter } = { ...DEFAULT_RESPAWN, ...(typeof respawn === 'object' ? respawn : {}) }
   for (const [name, ms] of Object.entries({ delay, maxDelay, resetAfter })) {
     if (!(ms >= 0) || ms === Infinity) throw new RangeError(`respawn.${name} must be a finite number of ms`)
   }
+  return respawn === false ? undefined : { delay, maxDelay, resetAfter }
+}
+
+/** A worker forked and not yet serving: whether it hears a stop message yet, and its start. */
+interface Starting {
+  listening: boolean
+  ready?: Promise<void>
+}
+
+/** The primary's workers: forking, replacing those that exit unasked, rolling restart, close. */
+class WorkerPool {
   /** Workers serving, in the order they started. */
-  const serving: Worker[] = []
+  readonly serving: Worker[] = []
+  /** Where the workers listen, as the first of them reported it. */
+  address: AddressInfo | undefined
   /** Workers asked to stop: their exit is expected. */
-  const stopping = new Set<Worker>()
-  /**
-   * Workers forked and not yet serving (first start, restart, replacement): whether they hear a
-   * stop message yet, and their start, which close() waits for.
-   */
-  const starting = new Map<Worker, { listening: boolean, ready?: Promise<void> }>()
+  private readonly stopping = new Set<Worker>()
+  /** Workers forked and not yet serving (first start, restart, replacement): close() waits for them. */
+  private readonly starting = new Map<Worker, Starting>()
   /** Replacements waiting for their pause: close() cancels them. */
-  const respawnTimers = new Set<NodeJS.Timeout>()
-  let address: AddressInfo | undefined
-  let closing = false
+  private readonly respawnTimers = new Set<NodeJS.Timeout>()
+  private closing = false
+  private restarting: Promise<void> | undefined
+
+  constructor (private readonly respawn: Required<RespawnOptions> | undefined) {}
 
   /**
    * Fork a worker; resolves once it serves, rejects if it exits first. `pause` is what its
    * replacement, should it exit before `resetAfter`, waits twice of (0 for a first worker).
    */
-  const fork = async (pause = 0): Promise<Worker> => {
+  async fork (pause = 0): Promise<Worker> {
     const worker = cluster.fork()
-    const entry: { listening: boolean, ready?: Promise<void> } = { listening: false }
-    entry.ready = new Promise<void>((resolve, reject) => {
+    const entry: Starting = { listening: false }
+    entry.ready = this.started(worker, entry)
+    this.starting.set(worker, entry)
+    try {
+      await entry.ready
+    } finally {
+      this.starting.delete(worker)
+    }
+    this.serving.push(worker)
+    this.watch(worker, pause)
+    return worker
+  }
+
+  /** Resolves when `worker` reports it serves, rejects if it exits first; marks it listening once it hears stop messages. */
+  private started (worker: Worker, entry: Starting): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
       const onMessage = (message: ToPrimary): void => {
         if (message?.wspipe === 'starting') {
           entry.listening = true
           // Closing already: a worker still starting is not waited for.
-          if (closing) worker.send({ wspipe: 'stop' } satisfies ToWorker)
+          if (this.closing) worker.send({ wspipe: 'stop' } satisfies ToWorker)
           return
         }
         if (message?.wspipe !== 'ready') return
-        address ??= message.address
+        this.address ??= message.address
         worker.off('exit', onEarlyExit)
         worker.off('message', onMessage)
         resolve()
@@ -184,98 +235,78 @@ async function runPrimary (options: ClusterOptions): Promise<ClusterPrimary> {
       worker.on('message', onMessage)
       worker.once('exit', onEarlyExit)
     })
-    starting.set(worker, entry)
-    try {
-      await entry.ready
-    } finally {
-      starting.delete(worker)
-    }
-    serving.push(worker)
+  }
+
+  /** When a serving `worker` exits unasked, replace it (a crash loop backs off as failed starts do). */
+  private watch (worker: Worker, pause: number): void {
     const servedAt = performance.now()
     worker.once('exit', (code: number | null, signal: string | null) => {
-      const i = serving.indexOf(worker)
-      if (i >= 0) serving.splice(i, 1)
-      if (stopping.delete(worker) || closing || respawn === false) return
-      // A crash loop backs off as failed starts do; a worker that stayed up starts it afresh.
+      const i = this.serving.indexOf(worker)
+      if (i >= 0) this.serving.splice(i, 1)
+      if (this.stopping.delete(worker) || this.closing || this.respawn === undefined) return
+      const { delay, maxDelay, resetAfter } = this.respawn
+      // A worker that stayed up starts the back-off afresh.
       const next = performance.now() - servedAt >= resetAfter ? delay : Math.min(Math.max(pause * 2, delay), maxDelay)
       console.error(`wspipe cluster: worker ${String(worker.process.pid)} exited (${String(signal ?? code)}) unasked; replacing it in ${Math.round(next)} ms`)
-      replace(next)
+      this.replace(next)
     })
-    return worker
   }
 
   /**
    * A worker exited unasked: fork a replacement after `pause` (so a crash loop does not spin);
    * one that cannot start is tried again, the pause doubling up to `maxDelay`.
    */
-  const replace = (pause: number): void => {
+  private replace (pause: number): void {
     // Not unref'd: with every worker gone, this timer is what keeps the primary alive.
     const timer = setTimeout(() => {
-      respawnTimers.delete(timer)
-      if (closing) return
-      fork(pause).catch((err: unknown) => {
+      this.respawnTimers.delete(timer)
+      if (this.closing) return
+      this.fork(pause).catch((err: unknown) => {
+        const { delay, maxDelay } = this.respawn!
         const next = Math.min(Math.max(pause * 2, delay), maxDelay)
         console.error(`wspipe cluster: a replacement worker could not start; trying again in ${Math.round(next)} ms`, err)
-        if (!closing) replace(next)
+        if (!this.closing) this.replace(next)
       })
     }, pause)
-    respawnTimers.add(timer)
+    this.respawnTimers.add(timer)
   }
 
   /** Ask `worker` to close gracefully; resolves when it has exited. */
-  const stop = async (worker: Worker): Promise<void> => {
+  async stop (worker: Worker): Promise<void> {
     if (worker.isDead()) return
-    stopping.add(worker)
+    this.stopping.add(worker)
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
     worker.send({ wspipe: 'stop' } satisfies ToWorker)
     await exited
   }
 
-  let restarting: Promise<void> | undefined
-  const restart = async (): Promise<void> => {
-    for (const old of [...serving]) {
-      if (closing) return
-      await fork()
-      await stop(old)
+  /** {@link ClusterPrimary.restart}: one at a time, a restart already running is the one returned. */
+  restart (): Promise<void> {
+    this.restarting ??= this.replaceAll().finally(() => { this.restarting = undefined })
+    return this.restarting
+  }
+
+  private async replaceAll (): Promise<void> {
+    for (const old of [...this.serving]) {
+      if (this.closing) return
+      await this.fork()
+      await this.stop(old)
     }
   }
 
-  const close = async (): Promise<void> => {
-    closing = true
-    for (const timer of respawnTimers) clearTimeout(timer)
-    respawnTimers.clear()
+  /** {@link ClusterPrimary.close}. */
+  async close (): Promise<void> {
+    this.closing = true
+    for (const timer of this.respawnTimers) clearTimeout(timer)
+    this.respawnTimers.clear()
     // Workers still starting (a restart's, a replacement's; their `start` may never finish) are
     // asked to stop, or will be once they listen; one that hangs before that is killed after
     // 10 s. One that served meanwhile is in `serving` and stopped with the others. A failed
     // restart is its caller's error, not close()'s.
-    for (const [worker, { listening }] of starting) if (listening) worker.send({ wspipe: 'stop' } satisfies ToWorker)
-    const kill = setTimeout(() => { for (const worker of starting.keys()) worker.process.kill('SIGKILL') }, 10_000)
-    while (starting.size > 0) await Promise.allSettled([...starting.values()].map((e) => e.ready))
+    for (const [worker, { listening }] of this.starting) if (listening) worker.send({ wspipe: 'stop' } satisfies ToWorker)
+    const kill = setTimeout(() => { for (const worker of this.starting.keys()) worker.process.kill('SIGKILL') }, 10_000)
+    while (this.starting.size > 0) await Promise.allSettled([...this.starting.values()].map((e) => e.ready))
     clearTimeout(kill)
-    await Promise.all([...serving].map(stop))
-  }
-
-  const first = await Promise.allSettled(Array.from({ length: count }, () => fork()))
-  const failed = first.find((r): r is PromiseRejectedResult => r.status === 'rejected')
-  if (failed !== undefined) {
-    // No handle reaches the caller: the workers that did start are stopped here.
-    await close()
-    throw failed.reason
-  }
-
-  if (options.signals ?? true) {
-    process.on('SIGHUP', () => {
-      restarting ??= restart().catch((err: unknown) => { console.error('wspipe cluster: rolling restart failed', err) }).finally(() => { restarting = undefined })
-    })
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-      process.on(signal, () => { void close().then(() => process.exit(0)) })
-    }
-  }
-
-  return {
-    get address () { return address },
-    get pids () { return serving.map((w) => w.process.pid!).filter((pid) => pid !== undefined) },
-    restart: () => (restarting ??= restart().finally(() => { restarting = undefined })),
-    close
+    await Promise.all([...this.serving].map((w) => this.stop(w)))
   }
 }

@@ -6,6 +6,8 @@
  * @packageDocumentation
  */
 
+import { HandshakeError } from './errors.js'
+
 /** The GUID of RFC 6455 §1.3, appended to the key before hashing. */
 export const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 
@@ -24,13 +26,16 @@ export interface UpgradeRequest {
   rawHeaders?: readonly string[]
 }
 
-/** An offered extension: `permessage-deflate; client_max_window_bits` → `{ name, params: { client_max_window_bits: true } }`. */
-export interface ExtensionOffer {
+/**
+ * One element of a `Sec-WebSocket-Extensions` header (§9.1), a client's offer or a server's
+ * answer: `permessage-deflate; client_max_window_bits` → `{ name, params: { client_max_window_bits: true } }`.
+ */
+export interface ExtensionElement {
   /** The extension's token, e.g. `permessage-deflate`. */
   name: string
   /** Its parameters: a value, or `true` for a parameter without one. */
   params: Record<string, string | true>
-  /** The first parameter named twice, if any (RFC 7692 §7 declines such an offer; `params` keeps the last). */
+  /** The first parameter named twice, if any (RFC 7692 §7 declines such an offer, and fails such an answer; `params` keeps the last). */
   repeated?: string
 }
 
@@ -41,27 +46,8 @@ export interface ValidUpgrade {
   url: string
   /** Offered subprotocols in the client's order of preference. */
   protocols: string[]
-  extensions: ExtensionOffer[]
+  extensions: ExtensionElement[]
   origin: string | undefined
-}
-
-/** The request cannot be upgraded: answer with `status`, `headers` and the one-line `reason`. */
-export class HandshakeError extends Error {
-  /** `'HandshakeError'`. */
-  override name = 'HandshakeError'
-  /** The stable code `WS_ERR_HANDSHAKE`. */
-  readonly code = 'WS_ERR_HANDSHAKE'
-  /** HTTP status to answer with. */
-  readonly status: number
-  /** Extra response headers, e.g. `Sec-WebSocket-Version: 13` with a 426. */
-  readonly headers: Record<string, string>
-
-  /** The answer to send: `status`, the one-line `reason` (its message and the response body) and any extra `headers`. */
-  constructor (status: number, reason: string, headers: Record<string, string> = {}) {
-    super(reason)
-    this.status = status
-    this.headers = headers
-  }
 }
 
 /** RFC 7230 §3.2.6 tchar: what a token (a subprotocol, an extension name) may contain. */
@@ -103,9 +89,9 @@ export function parseProtocols (value: string | undefined): string[] {
 }
 
 /** Parse `Sec-WebSocket-Extensions` (§9.1): `name; param; param=value, name2`. Throws a 400 when malformed. */
-export function parseExtensions (value: string | undefined): ExtensionOffer[] {
+export function parseExtensions (value: string | undefined): ExtensionElement[] {
   if (value === undefined) return []
-  const offers: ExtensionOffer[] = []
+  const elements: ExtensionElement[] = []
   for (const item of splitList(value)) {
     const [name, ...rest] = item.split(';').map((s) => s.trim())
     if (!TOKEN.test(name)) throw new HandshakeError(400, 'invalid Sec-WebSocket-Extensions header')
@@ -124,9 +110,9 @@ export function parseExtensions (value: string | undefined): ExtensionOffer[] {
       if (Object.hasOwn(params, key)) repeated ??= key
       params[key] = val
     }
-    offers.push(repeated === undefined ? { name, params } : { name, params, repeated })
+    elements.push(repeated === undefined ? { name, params } : { name, params, repeated })
   }
-  return offers
+  return elements
 }
 
 /** `scheme://authority` at the start of an absolute-form target (RFC 3986 §3.1–§3.2). */
@@ -260,7 +246,7 @@ export function buildRejectResponse (status: number, reason: string, extraHeader
   return out + '\r\n' + body
 }
 
-/** The server's 101 as the client sees it. */
+/** The server's answer to an upgrade request as the client sees it (a 101, or not). */
 export interface UpgradeResponse {
   statusCode: number
   headers: HeaderMap
@@ -268,16 +254,33 @@ export interface UpgradeResponse {
 
 /**
  * Check a server's handshake response, §4.1 (the client's side): status 101, `Upgrade:
- * websocket`, `Connection: Upgrade`, the right `Sec-WebSocket-Accept`, a subprotocol only if
- * one was offered and then one of those, and no extension that was not offered.
- * Returns the chosen protocol (`''` for none).
+ * websocket`, `Connection: Upgrade`, the right `Sec-WebSocket-Accept`, then what
+ * {@link validateNegotiation} checks. Returns the chosen protocol (`''` for none) and extensions.
  */
-export function validateUpgradeResponse (res: UpgradeResponse, expectedAccept: string, offeredProtocols: readonly string[], offeredExtensions: readonly string[] = []): { protocol: string, extensions: ExtensionOffer[] } {
+export function validateUpgradeResponse (res: UpgradeResponse, expectedAccept: string, offeredProtocols: readonly string[], offeredExtensions: readonly string[] = []): { protocol: string, extensions: ExtensionElement[] } {
+  validateSwitchingProtocols(res, expectedAccept)
+  return validateNegotiation(res.headers, offeredProtocols, offeredExtensions)
+}
+
+/**
+ * The HTTP/1.1 part of {@link validateUpgradeResponse}: status 101, `Upgrade: websocket`,
+ * `Connection: Upgrade` and the right `Sec-WebSocket-Accept` (§4.1). Throws a
+ * {@link HandshakeError} with the server's status, or 101 when the 101 is wrong.
+ */
+export function validateSwitchingProtocols (res: UpgradeResponse, expectedAccept: string): void {
   const h = res.headers
   if (res.statusCode !== 101) throw new HandshakeError(res.statusCode, `server answered ${res.statusCode} instead of 101`)
   if (!hasToken(headerValue(h, 'upgrade'), 'websocket')) throw new HandshakeError(101, 'the Upgrade header of the response is not "websocket"')
   if (!hasToken(headerValue(h, 'connection'), 'upgrade')) throw new HandshakeError(101, 'the Connection header of the response lacks "Upgrade"')
   if (headerValue(h, 'sec-websocket-accept')?.trim() !== expectedAccept) throw new HandshakeError(101, 'Sec-WebSocket-Accept does not match the key')
+}
+
+/**
+ * The part of a server's answer that does not depend on how the connection was opened (an
+ * HTTP/1.1 101 or an HTTP/2 200): a subprotocol only if one was offered and then one of those,
+ * and no extension that was not offered. Throws a {@link HandshakeError} with status 101.
+ */
+export function validateNegotiation (h: HeaderMap, offeredProtocols: readonly string[], offeredExtensions: readonly string[] = []): { protocol: string, extensions: ExtensionElement[] } {
   // §4.1 item 6, and WHATWG WebSockets: with protocols offered, the 101 must select one of them;
   // with none offered, it must not name any (not even an empty one).
   const header = headerValue(h, 'sec-websocket-protocol')
@@ -291,7 +294,7 @@ export function validateUpgradeResponse (res: UpgradeResponse, expectedAccept: s
   } else if (offeredProtocols.length > 0) {
     throw new HandshakeError(101, 'the server selected no subprotocol, though some were offered')
   }
-  let extensions: ExtensionOffer[]
+  let extensions: ExtensionElement[]
   try {
     extensions = parseExtensions(headerValue(h, 'sec-websocket-extensions'))
   } catch {
@@ -302,154 +305,4 @@ export function validateUpgradeResponse (res: UpgradeResponse, expectedAccept: s
     if (!offeredExtensions.includes(e.name)) throw new HandshakeError(101, `the server chose an extension that was not offered: ${e.name}`)
   }
   return { protocol, extensions }
-}
-
-/** The extension token of RFC 7692. */
-export const PERMESSAGE_DEFLATE = 'permessage-deflate'
-
-/**
- * permessage-deflate parameters as negotiated (RFC 7692 §7.1): who resets its LZ77 window after
- * each message, and each side's window size (base-2 logarithm, 8–15).
- */
-export interface DeflateParams {
-  /** The server compresses each message on its own (§7.1.1.1). */
-  serverNoContextTakeover: boolean
-  /** The client compresses each message on its own (§7.1.1.2). */
-  clientNoContextTakeover: boolean
-  /** The server's LZ77 window, 8–15 (§7.1.2.1). */
-  serverMaxWindowBits: number
-  /** The client's LZ77 window, 8–15 (§7.1.2.2). */
-  clientMaxWindowBits: number
-}
-
-/** What one side asks for; anything unset leaves the choice to the peer (windows: 15). */
-export interface DeflateRequest {
-  /** Ask that the server reset its context after each message. */
-  serverNoContextTakeover?: boolean
-  /** Ask that the client reset its context after each message. */
-  clientNoContextTakeover?: boolean
-  /** The largest server window wanted (8–15). */
-  serverMaxWindowBits?: number
-  /** The largest client window wanted (8–15). */
-  clientMaxWindowBits?: number
-}
-
-/** `8`…`15` in decimal without leading zeros (§7.1.2.1), or undefined. */
-function windowBits (value: string | true): number | undefined {
-  return typeof value === 'string' && /^(?:8|9|1[0-5])$/.test(value) ? Number(value) : undefined
-}
-
-/** An offer's parameters, or a reason to decline it (§7: unknown, repeated or invalid parameters). */
-function readDeflateParams (offer: ExtensionOffer): { value: Partial<Record<keyof DeflateParams, boolean | number>>, clientBitsOffered: boolean } | string {
-  if (offer.repeated !== undefined) return `repeated parameter ${offer.repeated}`
-  const value: Partial<Record<keyof DeflateParams, boolean | number>> = {}
-  let clientBitsOffered = false
-  for (const [key, v] of Object.entries(offer.params)) {
-    switch (key) {
-      case 'server_no_context_takeover':
-      case 'client_no_context_takeover':
-        // §7.1.1.1, §7.1.1.2: these have no value.
-        if (v !== true) return `${key} takes no value`
-        value[key === 'server_no_context_takeover' ? 'serverNoContextTakeover' : 'clientNoContextTakeover'] = true
-        break
-      case 'server_max_window_bits': {
-        // §7.1.2.1: a value is required, 8 to 15.
-        const bits = windowBits(v)
-        if (bits === undefined) return 'server_max_window_bits must be 8 to 15'
-        value.serverMaxWindowBits = bits
-        break
-      }
-      case 'client_max_window_bits': {
-        // §7.1.2.2: in an offer the value may be absent ("I can take any window you pick").
-        clientBitsOffered = true
-        if (v === true) break
-        const bits = windowBits(v)
-        if (bits === undefined) return 'client_max_window_bits must be 8 to 15'
-        value.clientMaxWindowBits = bits
-        break
-      }
-      default:
-        return `unknown parameter ${key}`
-    }
-  }
-  return { value, clientBitsOffered }
-}
-
-/**
- * The server's side of RFC 7692 §7.1: accept the first acceptable permessage-deflate offer
- * among `offers` (the client lists them by preference), declining malformed ones (§7: unknown,
- * repeated or invalid parameters). `prefs` is what the server wants beyond what the client
- * asked: no context takeover on either side, smaller windows. Returns the negotiated parameters
- * and the `Sec-WebSocket-Extensions` value to answer with, or `undefined` when no offer is acceptable.
- */
-export function acceptDeflateOffer (offers: readonly ExtensionOffer[], prefs: DeflateRequest = {}): { params: DeflateParams, header: string } | undefined {
-  for (const offer of offers) {
-    if (offer.name !== PERMESSAGE_DEFLATE) continue
-    const read = readDeflateParams(offer)
-    if (typeof read === 'string') continue
-    const asked = read.value
-    // §7.1.1: either side's no_context_takeover may come from the client's offer or the server.
-    const serverNoContextTakeover = asked.serverNoContextTakeover === true || prefs.serverNoContextTakeover === true
-    const clientNoContextTakeover = asked.clientNoContextTakeover === true || prefs.clientNoContextTakeover === true
-    // §7.1.2.1: the server's window is at most what the client asked; it may pick a smaller one.
-    const serverMaxWindowBits = Math.min((asked.serverMaxWindowBits as number | undefined) ?? 15, prefs.serverMaxWindowBits ?? 15)
-    // §7.1.2.2: the client's window may be limited only if the offer had client_max_window_bits.
-    const clientMaxWindowBits = read.clientBitsOffered
-      ? Math.min((asked.clientMaxWindowBits as number | undefined) ?? 15, prefs.clientMaxWindowBits ?? 15)
-      : 15
-    let header = PERMESSAGE_DEFLATE
-    if (serverNoContextTakeover) header += '; server_no_context_takeover'
-    if (clientNoContextTakeover) header += '; client_no_context_takeover'
-    if (asked.serverMaxWindowBits !== undefined || serverMaxWindowBits < 15) header += `; server_max_window_bits=${serverMaxWindowBits}`
-    if (read.clientBitsOffered && (asked.clientMaxWindowBits !== undefined || clientMaxWindowBits < 15)) header += `; client_max_window_bits=${clientMaxWindowBits}`
-    return { params: { serverNoContextTakeover, clientNoContextTakeover, serverMaxWindowBits, clientMaxWindowBits }, header }
-  }
-  return undefined
-}
-
-/**
- * The client's permessage-deflate offer (RFC 7692 §7.1) for `Sec-WebSocket-Extensions`. It
- * always has `client_max_window_bits` (with a value if `request.clientMaxWindowBits` is set),
- * so the server may pick a smaller client window.
- */
-export function deflateOffer (request: DeflateRequest = {}): string {
-  let offer = PERMESSAGE_DEFLATE
-  if (request.serverNoContextTakeover === true) offer += '; server_no_context_takeover'
-  if (request.clientNoContextTakeover === true) offer += '; client_no_context_takeover'
-  if (request.serverMaxWindowBits !== undefined) offer += `; server_max_window_bits=${request.serverMaxWindowBits}`
-  offer += request.clientMaxWindowBits !== undefined ? `; client_max_window_bits=${request.clientMaxWindowBits}` : '; client_max_window_bits'
-  return offer
-}
-
-/**
- * The client's check of the server's answer to {@link deflateOffer} (RFC 7692 §7.1): at most one
- * permessage-deflate element, no unknown, repeated or invalid parameter, windows no larger than
- * offered, and `server_no_context_takeover` present if it was requested. Returns the parameters
- * in force, `undefined` if the server declined; throws a {@link HandshakeError} (status 101)
- * for an answer the client must fail the connection over.
- */
-export function checkDeflateAnswer (extensions: readonly ExtensionOffer[], request: DeflateRequest = {}): DeflateParams | undefined {
-  const answers = extensions.filter((e) => e.name === PERMESSAGE_DEFLATE)
-  if (answers.length === 0) return undefined
-  if (answers.length > 1) throw new HandshakeError(101, 'the server accepted permessage-deflate more than once')
-  const answer = answers[0]
-  // A response's client_max_window_bits needs a value (§7.1.2.2), unlike an offer's.
-  if (answer.params.client_max_window_bits === true) throw new HandshakeError(101, 'permessage-deflate: client_max_window_bits in a response needs a value')
-  const read = readDeflateParams(answer)
-  if (typeof read === 'string') throw new HandshakeError(101, `permessage-deflate: ${read}`)
-  const got = read.value
-  const serverBits = got.serverMaxWindowBits as number | undefined
-  const clientBits = got.clientMaxWindowBits as number | undefined
-  // §7.1.2.1: a requested server window must be answered, with the same or a smaller value.
-  if (request.serverMaxWindowBits !== undefined && (serverBits === undefined || serverBits > request.serverMaxWindowBits)) throw new HandshakeError(101, 'permessage-deflate: server_max_window_bits missing or above the one requested')
-  if (clientBits !== undefined && clientBits > (request.clientMaxWindowBits ?? 15)) throw new HandshakeError(101, 'permessage-deflate: client_max_window_bits above the one offered')
-  // §7.1.1.1: a server that accepts server_no_context_takeover says so.
-  if (request.serverNoContextTakeover === true && got.serverNoContextTakeover !== true) throw new HandshakeError(101, 'permessage-deflate: server_no_context_takeover was requested but not accepted')
-  return {
-    serverNoContextTakeover: got.serverNoContextTakeover === true,
-    // The client may always choose to reset its own context.
-    clientNoContextTakeover: got.clientNoContextTakeover === true || request.clientNoContextTakeover === true,
-    serverMaxWindowBits: serverBits ?? 15,
-    clientMaxWindowBits: clientBits ?? request.clientMaxWindowBits ?? 15
-  }
 }

@@ -13,16 +13,17 @@
  * @module wspipe
  */
 
-export { WebSocketServer, DEFAULT_SERVER_OPTIONS, type Handler, type StreamHandler, type WholeModeOptions, type ServerStats, type WebSocketServerOptions, type ListenOptions, type AuthorizeResult, type HostServer } from './server.js'
+export { WebSocketServer, DEFAULT_SERVER_OPTIONS, type WholeModeOptions, type ServerStats, type WebSocketServerOptions, type ListenOptions, type AuthorizeResult, type HostServer } from './server.js'
 export type { Http2UpgradeRequest } from './http2/server.js'
-export { isText, asText, DEFAULT_LIMITS, type Connection, type CloseInfo, type ConnectionLimits, type ConnectionStats, type HeartbeatOptions, type Logger, type OutgoingMessage, type ReceivedStream, type StreamConnection, type StreamedMessage, type StreamModeOptions } from './driver.js'
+export { isText, asText } from './text-mark.js'
+export { DEFAULT_LIMITS, type Connection, type CloseInfo, type ConnectionLimits, type ConnectionStats, type HeartbeatOptions, type Logger, type OutgoingMessage, type ReceivedStream, type StreamConnection, type StreamedMessage, type StreamModeOptions } from './driver/types.js'
+export type { Handler, StreamHandler } from './handler.js'
 export { connect, type ConnectOptions, type StreamConnectOptions } from './client.js'
 export { Outbox, DEFAULT_OUTBOX_LIMIT } from './outbox.js'
-export { json, JsonDecodeError } from './json.js'
-export { Topics, Subscription, SlowSubscriberError, DEFAULT_TOPICS_OPTIONS, RedisAdapter, DEFAULT_REDIS_ADAPTER_OPTIONS, type TopicsOptions, type SlowSubscriberPolicy, type TopicMessage, type TopicsAdapter, type RemoteDelivery, type RedisAdapterOptions } from './topics/index.js'
+export { json } from './json.js'
+export { Topics, Subscription, DEFAULT_TOPICS_OPTIONS, RedisAdapter, DEFAULT_REDIS_ADAPTER_OPTIONS, type TopicsOptions, type SlowSubscriberPolicy, type TopicMessage, type TopicsAdapter, type RemoteDelivery, type RedisAdapterOptions } from './topics/index.js'
 export { DEFAULT_DEFLATE_OPTIONS, type PerMessageDeflateOptions } from './extensions/permessage-deflate.js'
-export { ConnectionClosedError, InvalidStateError, MessageAbandonedError, UpgradeError } from './errors.js'
-export { HandshakeError } from './handshake.js'
+export { ConnectionClosedError, InvalidStateError, JsonDecodeError, MessageAbandonedError, SlowSubscriberError, UpgradeError } from './errors.js'
 export { CloseCode, ProtocolError } from './protocol/index.js'
 export { serveCluster, DEFAULT_RESPAWN, type ClusterOptions, type ClusterPrimary, type ClusterServer, type RespawnOptions } from './cluster.js'
 export { DIAGNOSTICS_CHANNELS, type ConnectionRole, type ConnectionOpenMessage, type ConnectionCloseMessage, type HandshakeRefusedMessage, type MemoryBudgetExhaustedMessage, type SlowSubscriberMessage, type HeartbeatDropMessage, type ZlibBudgetWaitMessage } from './diagnostics.js'

@@ -22,17 +22,7 @@
  * @packageDocumentation
  */
 
-import { CloseCode } from './protocol/close-codes.js'
-
-/** A message that is not valid UTF-8 JSON; `cause` is the parser's error. */
-export class JsonDecodeError extends Error {
-  /** Always `'JsonDecodeError'`. */
-  override name = 'JsonDecodeError'
-  /** A stable code, as wspipe's other errors have. */
-  readonly code = 'WS_ERR_JSON_DECODE'
-  /** The close code that fits: 1007, invalid payload data (RFC 6455 §7.4.1). */
-  readonly closeCode = CloseCode.InvalidPayload
-}
+import { JsonDecodeError } from './errors.js'
 
 const decoder = new TextDecoder('utf-8', { fatal: true })
 

@@ -20,8 +20,9 @@ import { Server as TlsServer } from 'node:tls'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import type { SecureContextOptions } from 'node:tls'
 import { acceptFor } from './crypto.js'
-import { InvalidStateError } from './errors.js'
-import { acceptDeflateOffer, buildAcceptResponse, buildRejectResponse, HandshakeError, noHandlerReason, originForm, rejectBody, selectProtocol, validateUpgradeRequest, type DeflateParams } from './handshake.js'
+import { HandshakeError, InvalidStateError } from './errors.js'
+import { buildAcceptResponse, buildRejectResponse, noHandlerReason, originForm, rejectBody, selectProtocol, validateUpgradeRequest } from './handshake.js'
+import { acceptDeflateOffer, type DeflateParams } from './extensions/deflate-negotiation.js'
 import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions, type ResolvedDeflateOptions } from './extensions/permessage-deflate.js'
 import { CloseCode } from './protocol/close-codes.js'
 import { Topics, type TopicsOptions } from './topics/topics.js'
@@ -29,13 +30,10 @@ import { handshakeRefusedChannel, publishRefused } from './diagnostics.js'
 import { Http2Streams, type Http2UpgradeRequest } from './http2/server.js'
 import type { ValidConnect } from './http2/handshake.js'
 import { systemClock, type Clock, type ClockTimer } from './driver/clock.js'
-import { DEFAULT_MEMORY_BUDGET, finishHandler, MemoryBudget, resolveLimits, WebSocketConnection, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver.js'
-
-/** A handler serves one connection; its promise settling closes it (1000, or 1011 if it threw). */
-export type Handler = (connection: Connection) => void | Promise<void>
-
-/** A handler in stream mode: its connection's `source` yields each message as a stream of chunks. */
-export type StreamHandler = (connection: StreamConnection) => void | Promise<void>
+import { runHandler, type Handler, type StreamHandler } from './handler.js'
+import { WebSocketConnection } from './driver/connection.js'
+import { DEFAULT_MEMORY_BUDGET, MemoryBudget } from './driver/budget.js'
+import { resolveLimits, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver/types.js'
 
 /** Options of {@link WebSocketServer.register} for whole messages (the default). */
 export interface WholeModeOptions {
@@ -192,7 +190,7 @@ export class WebSocketServer {
    */
   private state: 'open' | 'draining' | 'closing' | 'closed' = 'open'
   /** The `close()` under way, which a second call joins. */
-  private closing: Promise<void> | undefined
+  private closeUnderWay: Promise<void> | undefined
   /** Wakes `close()` when a connection or a pending handshake is gone. */
   private wakeDrain: (() => void) | undefined
 
@@ -723,11 +721,11 @@ export class WebSocketServer {
    * gets 503.
    */
   close (): Promise<void> {
-    this.closing ??= this.shutdown().finally(() => {
-      this.closing = undefined
+    this.closeUnderWay ??= this.shutdown().finally(() => {
+      this.closeUnderWay = undefined
       this.state = 'closed'
     })
-    return this.closing
+    return this.closeUnderWay
   }
 
   /** `listen` and `attach` open a closed server again, but not one still closing. */
@@ -843,27 +841,6 @@ const streamPaths = new WeakMap<(...args: any[]) => void, string | undefined>()
 /** Is `server` an `http2` server (it has `updateSettings`, which HTTP/1 servers lack)? */
 function isHttp2Host (server: HostServer): server is Http2SecureServer | Http2Server {
   return typeof (server as { updateSettings?: unknown }).updateSettings === 'function'
-}
-
-/** Run a handler: its settling closes the connection, 1000 or (after logging) 1011. */
-export function runHandler (handler: Handler | StreamHandler, conn: WebSocketConnection, logger: Logger): void {
-  let result: void | PromiseLike<void>
-  try {
-    // The connection is whichever duplex the handler was registered for.
-    result = (handler as (c: unknown) => void | PromiseLike<void>)(conn)
-  } catch (err) {
-    finishHandler(conn, err, logger)
-    return
-  }
-  // `({ source, sink }) => sink(source)` returns the sink's own promise: the sink reports its
-  // end to the connection directly, with no promise reactions held per connection.
-  if (conn.adoptSinkPromise(result, logger)) return
-  // Any thenable counts (a promise from another realm or library), not only a native Promise.
-  if (typeof (result as PromiseLike<void> | undefined)?.then === 'function') {
-    Promise.resolve(result).then(() => conn.close(CloseCode.Normal), (err: unknown) => finishHandler(conn, err, logger))
-  } else {
-    conn.close(CloseCode.Normal)
-  }
 }
 
 /** What `authorize` answered, as a refusal (undefined: accepted). Anything but a boolean or `{ status: 401 | 403 }` is a bug in the hook: 500, logged. */

@@ -25,10 +25,11 @@
 import { Buffer } from 'node:buffer'
 import { Duplex as NodeDuplex } from 'node:stream'
 import type { Duplex, Source } from 'it-stream-types'
-import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver.js'
+import { WebSocketConnection } from './driver/connection.js'
+import type { Connection, ConnectionLimits, Logger, StreamConnection, StreamModeOptions } from './driver/types.js'
 import { InvalidStateError } from './errors.js'
 import type { Clock } from './driver/clock.js'
-import { runHandler, type Handler, type StreamHandler } from './server.js'
+import { runHandler, type Handler, type StreamHandler } from './handler.js'
 
 /** Options of {@link connectInMemory}. */
 export interface InMemoryOptions extends ConnectionLimits {
@@ -279,5 +280,5 @@ export function text (m: Uint8Array | readonly Uint8Array[]): string | string[] 
 
 export { VirtualClock } from './virtual-clock.js'
 export type { Clock, ClockTimer } from './driver/clock.js'
-export type { Handler } from './server.js'
-export type { Connection } from './driver.js'
+export type { Handler } from './handler.js'
+export type { Connection } from './driver/types.js'

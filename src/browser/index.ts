@@ -19,9 +19,9 @@
 
 export { connect, DEFAULT_BROWSER_OPTIONS } from './connect.js'
 export type { Connection, ConnectOptions, StreamConnection, StreamConnectOptions, CloseInfo, OutgoingMessage, ReceivedStream, StreamedMessage } from './types.js'
-export { ReceiveQueueFullError, PageCloseCode } from './errors.js'
-export { isText, asText } from '../driver/text.js'
+export { PageCloseCode } from './close-codes.js'
+export { isText, asText } from '../text-mark.js'
 export { Outbox, DEFAULT_OUTBOX_LIMIT } from '../outbox.js'
-export { json, JsonDecodeError } from '../json.js'
-export { ConnectionClosedError, InvalidStateError, MessageAbandonedError, UpgradeError } from '../errors.js'
+export { json } from '../json.js'
+export { ConnectionClosedError, InvalidStateError, JsonDecodeError, MessageAbandonedError, ReceiveQueueFullError, UpgradeError } from '../errors.js'
 export { CloseCode } from '../protocol/close-codes.js'

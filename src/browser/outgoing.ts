@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 
-import { isText } from '../driver/text.js'
+import { isText } from '../text-mark.js'
 import type { StreamedMessage } from '../driver/types.js'
 import { ReceivedMessage } from './source.js'
 

@@ -8,7 +8,7 @@
  */
 
 import { InvalidStateError, MessageAbandonedError } from '../errors.js'
-import { isText } from '../driver/text.js'
+import { isText } from '../text-mark.js'
 import type { ReceivedStream } from '../driver/types.js'
 import type { Transport } from './transport.js'
 

@@ -7,7 +7,7 @@
  */
 
 import type { CloseInfo } from '../driver/types.js'
-import { markNew } from '../driver/text.js'
+import { markNew } from '../text-mark.js'
 
 /** What the connection is told by its transport. */
 export interface TransportOwner {

@@ -12,7 +12,7 @@ import { ConnectionClosedError, UpgradeError } from '../errors.js'
 import { CloseCode } from '../protocol/close-codes.js'
 import { ITEM_OVERHEAD } from '../protocol/gather.js'
 import type { CloseInfo } from '../driver/types.js'
-import { ReceiveQueueFullError } from './errors.js'
+import { ReceiveQueueFullError } from '../errors.js'
 import { Inbox } from './inbox.js'
 import { timeoutTimer, toMessage, type Transport, type TransportLimits, type TransportOwner } from './transport.js'
 

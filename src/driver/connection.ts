@@ -28,7 +28,7 @@ import { SinkPump, isStreamedMessage, openStream, stopIterator, type ChunkIterat
 import { claimForSending, lastChunkTaken, StreamSource, type StreamOwner } from './streamed.js'
 import { preparedShare } from './prepared.js'
 import { SHARED_REF_COST, SharedOutput, shareOf } from './shared.js'
-import { isText } from './text.js'
+import { isText } from '../text-mark.js'
 import { resolveLimits, type CloseInfo, type ConnectionStats, type DriverOptions, type Logger, type OutgoingMessage, type ResolvedLimits, type StreamedMessage } from './types.js'
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../protocol/session.js'
 import { connectionCloseChannel, connectionOpenChannel, heartbeatDropChannel, memoryBudgetExhaustedChannel, publishBudgetExhausted, publishClose, publishHeartbeatDrop, publishOpen, publishZlibBudgetWait, zlibBudgetWaitChannel } from '../diagnostics.js'

@@ -10,7 +10,7 @@
 import { ITEM_OVERHEAD } from '../protocol/gather.js'
 import { InvalidStateError } from '../errors.js'
 import { MarkedQueue, type MarksOwner } from './marks.js'
-import { markNew } from './text.js'
+import { markNew } from '../text-mark.js'
 
 /** What the queue needs from its connection. */
 export interface IncomingOwner extends MarksOwner {

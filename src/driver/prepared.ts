@@ -12,7 +12,7 @@ import { Buffer } from 'node:buffer'
 import { frameHeaderSize, writeFrameHeader } from '../protocol/encode.js'
 import { Opcode } from '../protocol/opcode.js'
 import { SharedBytes } from './budget.js'
-import { asText, isText } from './text.js'
+import { asText, isText } from '../text-mark.js'
 import type { OutgoingMessage } from './types.js'
 
 /** Marks a message that carries its own encoded server frame. */

@@ -20,7 +20,7 @@
 
 import { Buffer } from 'node:buffer'
 import { constants, createDeflateRaw, createInflateRaw, deflateRawSync, inflateRawSync, type ZlibOptions } from 'node:zlib'
-import type { DeflateParams, DeflateRequest } from '../handshake.js'
+import type { DeflateParams, DeflateRequest } from './deflate-negotiation.js'
 import { ProtocolError } from '../protocol/errors.js'
 import type { MessageCompression } from '../protocol/extension.js'
 import type { Role } from '../protocol/frame-parser.js'

@@ -10,13 +10,10 @@
 
 import { connect as connectSession, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type SecureClientSessionOptions } from 'node:http2'
 import type { Socket } from 'node:net'
-import { systemClock, type Clock } from '../driver/clock.js'
-import { WebSocketConnection } from '../driver/connection.js'
-import type { ConnectionLimits, Logger } from '../driver/types.js'
+import type { Duplex as NodeDuplex } from 'node:stream'
+import { attemptHandshake, checkNegotiation, offerHeaders, openClientConnection, type ClientPlan, type Negotiated } from '../client.js'
+import type { Connection, StreamConnection } from '../driver/types.js'
 import { UpgradeError } from '../errors.js'
-import { PerMessageDeflate, type ResolvedDeflateOptions } from '../extensions/permessage-deflate.js'
-import { checkDeflateAnswer, deflateOffer, HandshakeError, PERMESSAGE_DEFLATE } from '../handshake.js'
-import { validateConnectResponse } from './handshake.js'
 
 /** How long a session with no WebSocket left stays open for the next one, in ms. */
 export const SESSION_IDLE_TIMEOUT = 2000
@@ -111,8 +108,6 @@ export interface Http2Attempt {
   path: string
   /** Request headers (lower-case names), the handshake's own included. */
   headers: Record<string, string>
-  offeredProtocols: readonly string[]
-  offeredExtensions: readonly string[]
   tls: SecureClientSessionOptions | undefined
   /** Most bytes of a refusal's body kept as its reason. */
   maxRefusalBody: number
@@ -121,8 +116,6 @@ export interface Http2Attempt {
 /** An accepted stream: the socket to run the WebSocket on, and what the server chose. */
 export interface Http2Opened {
   stream: ClientHttp2Stream
-  protocol: string
-  extensions: ReturnType<typeof validateConnectResponse>['extensions']
   response: IncomingHttpHeaders
   remoteAddress: string | undefined
   remotePort: number | undefined
@@ -177,99 +170,62 @@ export async function openHttp2 (attempt: Http2Attempt, signal: AbortSignal): Pr
     } finally {
       signal.removeEventListener('abort', onAbort)
     }
-    let checked: ReturnType<typeof validateConnectResponse>
-    try {
-      checked = validateConnectResponse(response, attempt.offeredProtocols, attempt.offeredExtensions)
-    } catch (err) {
-      const e = err as HandshakeError
-      if (e.status === 200) {
-        stream.close()
-        throw new UpgradeError(`invalid handshake response: ${e.message}`, 200, e.message)
-      }
+    const status = Number(response[':status'])
+    if (status !== 200) {
+      // A refusal: its status, and the first line of a bounded piece of its body as the reason.
       const reason = await refusalReason(stream, attempt.maxRefusalBody)
-      throw new UpgradeError(`server refused the upgrade: ${e.status} ${reason}`, e.status, reason)
+      throw new UpgradeError(`server refused the upgrade: ${status} ${reason}`, status, reason)
     }
     stream.off('error', ignoreError)
     stream.once('close', done)
     const socket = entry.session.socket as Socket | undefined
-    return { stream, protocol: checked.protocol, extensions: checked.extensions, response, remoteAddress: socket?.remoteAddress, remotePort: socket?.remotePort, done }
+    return { stream, response, remoteAddress: socket?.remoteAddress, remotePort: socket?.remotePort, done }
   } catch (err) {
     done()
     throw err
   }
 }
 
-/** What `connect()` hands over for an attempt over HTTP/2. */
-export interface Http2ConnectRequest {
-  target: URL
-  offered: readonly string[]
-  headers: Record<string, string> | undefined
-  deflate: ResolvedDeflateOptions | undefined
-  streaming: boolean
-  limits: ConnectionLimits
-  tls: SecureClientSessionOptions | undefined
-  handshakeTimeout: number
-  maxRefusalBody: number
-  signal: AbortSignal | undefined
-  logger: Logger | undefined
-  clock: Clock | undefined
-}
-
 /**
  * `connect(url, { http2: true })` for wss://: the WebSocket on a stream of the origin's pooled
  * session, or `undefined` if the server does not offer RFC 8441 (the caller then uses HTTP/1.1).
+ * The handshake runs under `connect()`'s own timeout and signal, and its answer goes through
+ * the same checks as a 101's (subprotocol, extensions, permessage-deflate).
  */
-export async function connectHttp2 (request: Http2ConnectRequest): Promise<WebSocketConnection | undefined> {
-  const { target, deflate } = request
+export function connectHttp2 (plan: ClientPlan): Promise<Connection | StreamConnection | undefined> {
+  const { target, options } = plan
   const controller = new AbortController()
-  const clock = request.clock ?? systemClock
-  const timer = clock.setTimeout((c: AbortController) => { c.abort(new UpgradeError('the opening handshake timed out', 0, 'timeout')) }, request.handshakeTimeout, controller)
-  const outer = request.signal
-  const onAbort = (): void => { controller.abort(outer!.reason) }
-  outer?.addEventListener('abort', onAbort, { once: true })
-  let opened: Http2Opened | undefined
-  try {
-    const headers: Record<string, string> = { ...http2Headers(request.headers), 'sec-websocket-version': '13' }
-    if (request.offered.length > 0) headers['sec-websocket-protocol'] = request.offered.join(', ')
-    if (deflate !== undefined) headers['sec-websocket-extensions'] = deflateOffer(deflate.request)
-    opened = await openHttp2({
+  return attemptHandshake<Connection | StreamConnection | undefined>(options, () => { controller.abort() }, (attempt) => {
+    const headers: Record<string, string> = { ...http2Headers(options.headers), 'sec-websocket-version': '13' }
+    for (const [name, value] of Object.entries(offerHeaders(plan))) headers[name.toLowerCase()] = value
+    openHttp2({
       origin: `https://${target.host}`,
       path: target.pathname + target.search,
       headers,
-      offeredProtocols: request.offered,
-      offeredExtensions: deflate === undefined ? [] : [PERMESSAGE_DEFLATE],
-      tls: request.tls,
-      maxRefusalBody: request.maxRefusalBody
-    }, controller.signal)
-  } finally {
-    clock.clearTimeout(timer)
-    outer?.removeEventListener('abort', onAbort)
-  }
-  if (opened === undefined) return undefined
-  let params
-  try {
-    params = deflate === undefined ? undefined : checkDeflateAnswer(opened.extensions, deflate.request)
-  } catch (err) {
-    opened.stream.close()
-    const e = err as HandshakeError
-    throw new UpgradeError(`invalid handshake response: ${e.message}`, 200, e.message)
-  }
-  const conn = new WebSocketConnection(opened.stream, {
-    role: 'client',
-    remoteAddress: opened.remoteAddress,
-    remotePort: opened.remotePort,
-    httpVersion: '2',
-    clock: request.clock,
-    protocol: opened.protocol,
-    url: target.pathname + target.search,
-    headers: responseHeaders(opened.response),
-    logger: request.logger,
-    limits: request.limits,
-    compression: params === undefined ? undefined : new PerMessageDeflate('client', params, deflate!),
-    stream: request.streaming ? {} : undefined
+      tls: options.tls as SecureClientSessionOptions | undefined,
+      maxRefusalBody: options.maxRefusalBody ?? 1024
+    }, controller.signal).then((opened) => {
+      if (opened === undefined) {
+        attempt.succeed(() => undefined)
+        return
+      }
+      if (attempt.settled) {
+        opened.stream.close()
+        return
+      }
+      let negotiated: Negotiated
+      try {
+        negotiated = checkNegotiation(opened.response, plan)
+      } catch (err) {
+        opened.stream.close()
+        // The answer was a 200 (RFC 8441 §5), not a 101.
+        const e = err as UpgradeError
+        attempt.fail(new UpgradeError(e.message, 200, e.reason))
+        return
+      }
+      attempt.succeed(() => openClientConnection(opened.stream as unknown as NodeDuplex, Buffer.alloc(0), responseHeaders(opened.response), plan, negotiated, { httpVersion: '2', remoteAddress: opened.remoteAddress, remotePort: opened.remotePort }))
+    }, attempt.fail)
   })
-  conn.start()
-  return conn
 }
 
 /** The 200's headers less its pseudo-headers. */

@@ -6,7 +6,8 @@
  * @packageDocumentation
  */
 
-import { HandshakeError, headerValue, originForm, parseExtensions, parseProtocols, splitList, type ExtensionOffer, type HeaderMap } from '../handshake.js'
+import { HandshakeError } from '../errors.js'
+import { headerValue, originForm, parseExtensions, parseProtocols, type ExtensionElement, type HeaderMap } from '../handshake.js'
 
 /** What a valid extended CONNECT asks for (the HTTP/2 counterpart of `ValidUpgrade`). */
 export interface ValidConnect {
@@ -14,7 +15,7 @@ export interface ValidConnect {
   url: string
   /** Offered subprotocols in the client's order of preference. */
   protocols: string[]
-  extensions: ExtensionOffer[]
+  extensions: ExtensionElement[]
   origin: string | undefined
   /** `sec-websocket-key`, if the client sent one (RFC 8441 §5 does not use it; undici does). */
   key: string | undefined
@@ -84,34 +85,3 @@ export function buildRefusalHeaders (error: HandshakeError, bodyLength: number):
   return out
 }
 
-/**
- * The client's check of the answer to its extended CONNECT (RFC 8441 §5): `:status` 200, a
- * subprotocol only if one was offered and then one of those, no extension that was not offered.
- * Returns the chosen protocol (`''` for none) and extensions; throws a {@link HandshakeError}
- * whose status is the response's (200 for a 200 that breaks a rule).
- */
-export function validateConnectResponse (headers: HeaderMap, offeredProtocols: readonly string[], offeredExtensions: readonly string[]): { protocol: string, extensions: ExtensionOffer[] } {
-  const status = Number(headerValue(headers, ':status'))
-  if (status !== 200) throw new HandshakeError(status, `server answered ${status} instead of 200`)
-  // RFC 6455 §4.1 item 6, as over HTTP/1.1: with protocols offered, exactly one of them.
-  const header = headerValue(headers, 'sec-websocket-protocol')
-  let protocol = ''
-  if (header !== undefined) {
-    const chosen = splitList(header)
-    if (chosen.length !== 1) throw new HandshakeError(200, 'the server chose no subprotocol or more than one')
-    protocol = chosen[0]
-    if (!offeredProtocols.includes(protocol)) throw new HandshakeError(200, `the server chose a subprotocol that was not offered: ${protocol.slice(0, 64)}`)
-  } else if (offeredProtocols.length > 0) {
-    throw new HandshakeError(200, 'the server selected no subprotocol, though some were offered')
-  }
-  let extensions: ExtensionOffer[]
-  try {
-    extensions = parseExtensions(headerValue(headers, 'sec-websocket-extensions'))
-  } catch {
-    throw new HandshakeError(200, 'the server sent a malformed sec-websocket-extensions header')
-  }
-  for (const e of extensions) {
-    if (!offeredExtensions.includes(e.name)) throw new HandshakeError(200, `the server chose an extension that was not offered: ${e.name}`)
-  }
-  return { protocol, extensions }
-}

@@ -5,6 +5,6 @@
  * @packageDocumentation
  */
 
-export { Topics, Subscription, SlowSubscriberError, DEFAULT_TOPICS_OPTIONS, type TopicsOptions, type SlowSubscriberPolicy, type TopicMessage } from './topics.js'
+export { Topics, Subscription, DEFAULT_TOPICS_OPTIONS, type TopicsOptions, type SlowSubscriberPolicy, type TopicMessage } from './topics.js'
 export type { TopicsAdapter, RemoteDelivery } from './adapter.js'
 export { RedisAdapter, DEFAULT_REDIS_ADAPTER_OPTIONS, type RedisAdapterOptions } from './redis.js'

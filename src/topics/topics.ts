@@ -10,12 +10,13 @@
 import { CloseCode } from '../protocol/close-codes.js'
 import { prepareMessage, preparedShare } from '../driver/prepared.js'
 import { SHARED_MIN, type SharedBytes } from '../driver/budget.js'
-import { asText, isText } from '../driver/text.js'
+import { asText, isText } from '../text-mark.js'
 import type { Connection } from '../driver/types.js'
 
 /** What a topic carries: whole messages (a string as text, bytes as binary unless marked with `asText`). */
 export type TopicMessage = Uint8Array | string
 import type { TopicsAdapter } from './adapter.js'
+import { SlowSubscriberError } from '../errors.js'
 import { Fifo } from '../fifo.js'
 import { memoryBudgetExhaustedChannel, publishBudgetExhausted, publishSlowSubscriber, slowSubscriberChannel } from '../diagnostics.js'
 
@@ -204,15 +205,6 @@ export class Topics {
 function sharedOf (message: Uint8Array): SharedBytes | undefined {
   const shared = preparedShare(message)
   return shared !== undefined && shared.size >= SHARED_MIN ? shared : undefined
-}
-
-/** Thrown by a subscription without a connection that fell past its bound under the `'close'` policy. */
-export class SlowSubscriberError extends Error {
-  /** Made by the subscription when its queue overflows; not meant to be made by users. */
-  constructor () {
-    super('subscriber too slow: its queue reached maxQueuedBytes')
-    this.name = 'SlowSubscriberError'
-  }
 }
 
 const DONE: IteratorResult<Uint8Array> = { done: true, value: undefined }

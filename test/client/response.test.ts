@@ -1,6 +1,7 @@
 // validateUpgradeResponse, the client's pure check of a 101 (found by `npm run fuzz`).
 import test from 'ava'
-import { HandshakeError, validateUpgradeResponse } from '../../src/handshake.js'
+import { HandshakeError } from '../../src/errors.js'
+import { validateUpgradeResponse } from '../../src/handshake.js'
 
 const accept = 's3pPLMBiTxaQ9kYGzzhZRbK+xOo='
 const base = { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-accept': accept }

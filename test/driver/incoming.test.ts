@@ -1,7 +1,7 @@
 // The incoming queue on its own: cost per item, water marks, copying small views out.
 import test from 'ava'
 import { END, MessageSource, WAIT, type IncomingOwner } from '../../src/driver/incoming.js'
-import { isText } from '../../src/driver/text.js'
+import { isText } from '../../src/text-mark.js'
 import { ITEM_OVERHEAD } from '../../src/protocol/gather.js'
 import { InvalidStateError } from '../../src/errors.js'
 

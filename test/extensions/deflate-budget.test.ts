@@ -6,7 +6,7 @@
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { constants, deflateRawSync } from 'node:zlib'
-import type { DeflateParams } from '../../src/handshake.js'
+import type { DeflateParams } from '../../src/extensions/deflate-negotiation.js'
 import { PerMessageDeflate, resolveDeflateOptions, type ResolvedDeflateOptions } from '../../src/extensions/permessage-deflate.js'
 import { offLoopJobs } from '../../src/extensions/zlib-work.js'
 

@@ -4,7 +4,9 @@
  */
 
 import test from 'ava'
-import { acceptDeflateOffer, checkDeflateAnswer, deflateOffer, HandshakeError, parseExtensions, type DeflateParams, type DeflateRequest } from '../../src/handshake.js'
+import { HandshakeError } from '../../src/errors.js'
+import { parseExtensions } from '../../src/handshake.js'
+import { acceptDeflateOffer, checkDeflateAnswer, deflateOffer, type DeflateParams, type DeflateRequest } from '../../src/extensions/deflate-negotiation.js'
 
 const FULL: DeflateParams = { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15 }
 

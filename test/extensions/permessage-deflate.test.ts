@@ -7,7 +7,7 @@
 import test, { type ExecutionContext } from 'ava'
 import { randomBytes } from 'node:crypto'
 import { deflateRawSync, constants } from 'node:zlib'
-import type { DeflateParams } from '../../src/handshake.js'
+import type { DeflateParams } from '../../src/extensions/deflate-negotiation.js'
 import { deflateCounters, PerMessageDeflate, resolveDeflateOptions, SlidingWindow, type PerMessageDeflateOptions } from '../../src/extensions/permessage-deflate.js'
 import { FrameParser, Opcode, Session, type Frame, type Role, type SessionEvent } from '../../src/protocol/index.js'
 import { assertSessionFailed, concat, peerFrame, rfcMask, utf8 } from '../protocol/helpers.js'

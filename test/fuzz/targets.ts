@@ -13,9 +13,10 @@ import assert from 'node:assert/strict'
 import { isUtf8 as nodeIsUtf8 } from 'node:buffer'
 import fc from 'fast-check'
 import {
-  buildRejectResponse, HandshakeError, headerValue, selectProtocol, validateUpgradeRequest, validateUpgradeResponse,
+  buildRejectResponse, headerValue, selectProtocol, validateUpgradeRequest, validateUpgradeResponse,
   type HeaderMap, type UpgradeRequest, type UpgradeResponse
 } from '../../src/handshake.js'
+import { HandshakeError } from '../../src/errors.js'
 import {
   FrameParser, PROTOCOL_ERRORS, ProtocolError, Session, isValidCloseCode, parseClosePayload,
   type Frame, type ProtocolErrorCode, type Role, type SessionEvent
