@@ -30,7 +30,9 @@ function fake (): Fake {
     queueEcho: (m) => { o.sent.push(m) },
     flush: () => {},
     onHandlerSettled: (e) => { o.settled.push(e) },
-    onSinkEnded: () => {}
+    onSinkEnded: () => {},
+    closingError: () => new Error('closing'),
+    fragmentsUnderWay: false
   }
   ;(o as { ownMessages: MessageSource }).ownMessages = new MessageSource({ queueFull: () => {}, dropWhenFull: false, onSourceDrained: () => {}, onSourceReturned: () => {}, wakeSink: () => { o.pump?.pump() }, offerToSink: (m, text) => o.pump?.offer(m, text) ?? false, onQueueEmptied: () => {} }, 1 << 20, 1 << 18)
   return o
