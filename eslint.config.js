@@ -22,7 +22,7 @@ export default tseslint.config(
     }
   },
   {
-    files: ['src/protocol/**/*.ts', 'src/handshake.ts', 'src/extensions/deflate-negotiation.ts', 'src/errors.ts'],
+    files: ['src/protocol/**/*.ts', 'src/handshake.ts', 'src/http2/handshake.ts', 'src/extensions/deflate-negotiation.ts', 'src/errors.ts'],
     rules: {
       // The pure layers: nothing from Node, no timers (DESIGN.md, "Layers").
       'no-restricted-imports': ['error', { patterns: [{ group: ['node:*'], message: 'the pure layers import nothing from node:' }] }],

@@ -6,6 +6,8 @@
 //   npm run bench                      # full run (about 10 minutes)
 //   npm run bench -- --quick           # about 2 minutes
 //   options: --markdown  --servers=wspipe,ws  --scenarios=a,b,mem,slow  --rounds=N
+//            --transports=tcp,tls,h2 (wspipe also over wss:// with HTTP/1.1, and over HTTP/2 with
+//            every connection a stream of one session, RFC 8441; throughput and latency only)
 //            --profile (servers write V8 CPU profiles to bench/profiles/<server>/; see bench/profile-summary.ts)
 //
 // Every run reports both time bases: throughput per wall-clock second of the measured window
@@ -16,11 +18,11 @@ import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { spawnTs, request, nextMessage, kill, stop, sleep, median, rssOf, cpuSecondsOf, machineCpuSeconds, machineInfo, tasksetAvailable, loadAverage, srcVersion } from './lib/proc.js'
-import type { RunCommand, RunResult } from './loadgen.js'
+import type { RunCommand, RunResult, Transport } from './loadgen.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 
-interface ServerDef { name: string, file: string, env: Record<string, string>, raw: boolean }
+interface ServerDef { name: string, file: string, env: Record<string, string>, raw: boolean, args?: string[], transport?: Transport }
 const SERVERS: ServerDef[] = [
   { name: 'wspipe', file: 'servers/wspipe.ts', env: {}, raw: false },
   { name: 'ws', file: 'servers/ws.ts', env: { WS_NO_BUFFER_UTIL: '1', WS_NO_UTF_8_VALIDATE: '1' }, raw: false },
@@ -30,6 +32,11 @@ const SERVERS: ServerDef[] = [
   { name: 'raw TCP', file: 'servers/tcp.ts', env: {}, raw: true }
 ]
 const BASELINE = 'ws'
+/** wspipe over the other transports of `--transports`: one TLS server serves both (ALPN). */
+const TRANSPORT_SERVERS: Record<Exclude<Transport, 'tcp'>, ServerDef> = {
+  tls: { name: 'wspipe wss h1', file: 'servers/wspipe.ts', env: {}, raw: false, args: ['--tls'], transport: 'tls' },
+  h2: { name: 'wspipe wss h2', file: 'servers/wspipe.ts', env: {}, raw: false, args: ['--tls'], transport: 'h2' }
+}
 
 interface Scenario { id: string, title: string, unit: 'msg/s' | 'MB/s' | 'latency', conns: number, inflight: number, payloadSize: number, text: boolean }
 const SCENARIOS: Scenario[] = [
@@ -55,6 +62,8 @@ const cfg = {
   slowMaxMs: quick ? 5000 : 20000
 }
 const onlyServers = flag('servers')?.split(',')
+const transports = (flag('transports')?.split(',') ?? ['tcp']) as Transport[]
+for (const t of transports) if (t !== 'tcp' && t !== 'tls' && t !== 'h2') throw new Error(`--transports takes tcp, tls and h2, not ${t}`)
 const onlyScenarios = flag('scenarios')?.split(',')
 const wantScenario = (id: string): boolean => onlyScenarios === undefined || onlyScenarios.includes(id)
 
@@ -66,7 +75,7 @@ async function startServer (def: ServerDef, extra: string[] = []): Promise<Runni
   const nodeArgs = ['--expose-gc']
   // one directory per server: the tsx loader thread writes a profile of its own next to the main thread's
   if (args.includes('--profile')) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${join(here, 'profiles', def.name.replace(/\W+/g, '-'))}`)
-  const child = spawnTs(join(here, def.file), { core: 0, env: def.env, nodeArgs, args: extra })
+  const child = spawnTs(join(here, def.file), { core: 0, env: def.env, nodeArgs, args: [...(def.args ?? []), ...extra] })
   try {
     const m = await nextMessage(child, 'listening', 30_000)
     if (def.name === 'ws' && (m.bufferutil === true || m.utf8validate === true)) throw new Error('plain ws loaded a native add-on')
@@ -95,7 +104,10 @@ async function main (): Promise<void> {
     console.log(`warning: ulimit -n is ${ulimit}; the ${IDLE_CONNS}-connection test needs more (run \`ulimit -n 65536\` first)\n`)
   }
 
-  const defs = SERVERS.filter(s => onlyServers === undefined || onlyServers.includes(s.name))
+  const defs = [
+    ...(transports.includes('tcp') ? SERVERS.filter(s => onlyServers === undefined || onlyServers.includes(s.name)) : []),
+    ...transports.filter((t): t is Exclude<Transport, 'tcp'> => t !== 'tcp').map(t => TRANSPORT_SERVERS[t])
+  ]
   const unavailable = new Map<string, string>()
   const warnings: string[] = []
   // results[scenario][server] = runs
@@ -128,7 +140,8 @@ async function main (): Promise<void> {
             if (!live.has(srv.def.name)) continue
             const cmd: RunCommand = {
               cmd: 'run', port: srv.port, raw: srv.def.raw, conns: sc.conns, inflight: sc.inflight,
-              payloadSize: sc.payloadSize, text: sc.text, warmupMs: cfg.warmupMs, durationMs: cfg.durationMs, latency: sc.unit === 'latency'
+              payloadSize: sc.payloadSize, text: sc.text, warmupMs: cfg.warmupMs, durationMs: cfg.durationMs, latency: sc.unit === 'latency',
+              transport: srv.def.transport
             }
             let cpuStart = 0
             let cpuEnd = 0
@@ -174,7 +187,7 @@ async function main (): Promise<void> {
   if (wantScenario('mem')) {
     for (let round = 0; round < cfg.memRounds; round++) {
       for (const def of defs) {
-        if (unavailable.has(def.name)) continue
+        if (unavailable.has(def.name) || def.transport !== undefined) continue
         let srv: Running | undefined
         try {
           srv = await startServer(def)
@@ -202,7 +215,7 @@ async function main (): Promise<void> {
   // ---- slow reader: default server options, sample the server's RSS while the client floods it
   if (wantScenario('slow')) {
     for (const def of defs) {
-      if (unavailable.has(def.name)) continue
+      if (unavailable.has(def.name) || def.transport !== undefined) continue
       let srv: Running | undefined
       try {
         srv = await startServer(def, ['--defaults'])

@@ -3,6 +3,8 @@
 // sockets are raw node:net ones, and replies are counted by reading frame headers only.
 // The orchestrator (bench/echo.ts) drives it over IPC; see the Command type.
 import { connect, type Socket } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
+import { connect as h2Connect, type ClientHttp2Session } from 'node:http2'
 import { createHash, randomBytes } from 'node:crypto'
 import { encodeMaskedFrame, repeatFrame, utf8Text, OP_BINARY, OP_TEXT, OP_CLOSE } from './lib/frames.js'
 
@@ -18,7 +20,10 @@ export interface RunCommand {
   warmupMs: number
   durationMs: number
   latency: boolean
+  /** `tcp` (ws://, the default), `tls` (wss:// over HTTP/1.1) or `h2` (wss:// over HTTP/2, every connection a stream of one session). */
+  transport?: Transport
 }
+export type Transport = 'tcp' | 'tls' | 'h2'
 export interface RunResult {
   type: 'result'
   messages: number
@@ -96,13 +101,56 @@ function parseHeader (b: Buffer, off: number, avail: number): { headerLength: nu
   return { headerLength: hl, payloadLength: len, opcode }
 }
 
-/** Opens a TCP connection and, unless raw, performs the opening handshake; resolves with leftover bytes. */
-function open (port: number, raw: boolean): Promise<{ socket: Socket, rest: Buffer }> {
+/** One HTTP/2 session per server port, shared by every WebSocket of a run (as a browser shares its connection). */
+const sessions = new Map<number, Promise<ClientHttp2Session>>()
+
+function sessionTo (port: number): Promise<ClientHttp2Session> {
+  let s = sessions.get(port)
+  if (s === undefined) {
+    s = new Promise((resolve, reject) => {
+      // Chromium's own stream window (6 MiB): what the server may send ahead on each stream.
+      const session = h2Connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false, settings: { initialWindowSize: 6 * 1024 * 1024 } })
+      session.once('remoteSettings', (settings) => {
+        if (settings.enableConnectProtocol === true) resolve(session)
+        else reject(new Error('the server does not allow extended CONNECT'))
+      })
+      session.once('error', reject)
+      session.once('close', () => sessions.delete(port))
+    })
+    sessions.set(port, s)
+  }
+  return s
+}
+
+/** A WebSocket as an extended CONNECT stream (RFC 8441) of the port's session; the stream stands in for the socket. */
+async function openStream (port: number): Promise<{ socket: Socket, rest: Buffer }> {
+  const session = await sessionTo(port)
+  const stream = session.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':path': '/', ':authority': `127.0.0.1:${port}`, 'sec-websocket-version': '13' })
+  return await new Promise((resolve, reject) => {
+    stream.once('response', (h) => {
+      if (Number(h[':status']) === 200) resolve({ socket: stream as unknown as Socket, rest: Buffer.alloc(0) })
+      else reject(new Error(`extended CONNECT refused: ${String(h[':status'])}`))
+    })
+    stream.once('error', reject)
+  })
+}
+
+/** Close every HTTP/2 session (after a run). */
+function closeSessions (): void {
+  for (const s of sessions.values()) void s.then((session) => session.close(), () => {})
+  sessions.clear()
+}
+
+/** Opens a TCP (or TLS) connection and, unless raw, performs the opening handshake; resolves with leftover bytes. */
+function open (port: number, raw: boolean, transport: Transport = 'tcp'): Promise<{ socket: Socket, rest: Buffer }> {
+  if (transport === 'h2') return openStream(port)
   return new Promise((resolve, reject) => {
-    const socket = connect({ port, host: '127.0.0.1', noDelay: true })
+    const socket = transport === 'tls'
+      ? tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }).setNoDelay(true)
+      : connect({ port, host: '127.0.0.1', noDelay: true })
     const timer = setTimeout(() => { socket.destroy(); reject(new Error('connect/handshake timeout')) }, 15_000)
     socket.once('error', (err) => { clearTimeout(timer); reject(err) })
-    socket.once('connect', () => {
+    socket.once(transport === 'tls' ? 'secureConnect' : 'connect', () => {
       if (raw) { clearTimeout(timer); resolve({ socket, rest: Buffer.alloc(0) }); return }
       const key = randomBytes(16).toString('base64')
       const accept = createHash('sha1').update(key + GUID).digest('base64')
@@ -174,7 +222,7 @@ async function run (c: RunCommand): Promise<RunResult> {
   let measuring = false
   let failure: Error | undefined
 
-  const conns = await Promise.all(Array.from({ length: c.conns }, async () => await open(c.port, c.raw)))
+  const conns = await Promise.all(Array.from({ length: c.conns }, async () => await open(c.port, c.raw, c.transport)))
   for (const { socket, rest } of conns) {
     const counter = new FrameCounter()
     const onData = (d: Buffer): void => {
@@ -224,6 +272,7 @@ async function run (c: RunCommand): Promise<RunResult> {
   const deadline = Date.now() + 5000
   while (outstanding > 0 && Date.now() < deadline && failure === undefined) await new Promise(resolve => setTimeout(resolve, 5))
   await Promise.all(conns.map(async ({ socket }) => await closeGracefully(socket, c.raw)))
+  closeSessions()
   if (failure !== undefined) throw failure
   if (outstanding !== 0) throw new Error(`${outstanding} frames sent were never echoed`)
 

@@ -24,6 +24,8 @@ import { CloseCode } from './protocol/close-codes.js'
 import { WebSocketConnection } from './driver/connection.js'
 import { resolveLimits, type Connection, type ConnectionLimits, type Logger, type StreamConnection } from './driver/types.js'
 import { HandshakeError, UpgradeError } from './errors.js'
+import { systemClock, type Clock } from './driver/clock.js'
+import { connectHttp2 } from './http2/client.js'
 
 /** Options of {@link connect}. */
 export interface ConnectOptions extends ConnectionLimits {
@@ -37,6 +39,8 @@ export interface ConnectOptions extends ConnectionLimits {
   tls?: TlsConnectionOptions
   /** Time for the whole opening handshake, in ms. Default 10,000. */
   handshakeTimeout?: number
+  /** Where the handshake's and the connection's timers run. Default: Node's timers; tests pass a `VirtualClock`. */
+  clock?: Clock
   /** Most bytes of a refusal's body kept for {@link UpgradeError.reason}. Default 1,024. */
   maxRefusalBody?: number
   /** pino-shaped logger for the connection's diagnostics. Default: none. */
@@ -49,6 +53,14 @@ export interface ConnectOptions extends ConnectionLimits {
   perMessageDeflate?: boolean | PerMessageDeflateOptions
   /** `'whole'` (the default): each message is one `Uint8Array`. See {@link StreamConnectOptions} for `'stream'`. */
   messages?: 'whole'
+  /**
+   * For wss://: open the WebSocket over HTTP/2 (RFC 8441) as a stream of a session to the
+   * origin that every connection with the same origin and `tls` object shares (closed 2 s after
+   * its last WebSocket). A server without HTTP/2, or that does not send
+   * SETTINGS_ENABLE_CONNECT_PROTOCOL, gets HTTP/1.1 instead (`conn.httpVersion` tells which).
+   * Ignored for ws://. Default false.
+   */
+  http2?: boolean
 }
 
 /**
@@ -82,6 +94,16 @@ export function connect (url: string | URL, options: ConnectOptions | StreamConn
     plan = planConnection(url, options)
   } catch (err) {
     return Promise.reject(err)
+  }
+  if (options.http2 === true && plan.secure) {
+    const clock = options.clock ?? systemClock
+    const started = clock.now()
+    return connectHttp2(plan).then((conn) => {
+      if (conn !== undefined) return conn
+      // No RFC 8441 there: HTTP/1.1, within what is left of the handshake timeout.
+      const left = Math.max(1, (options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT) - (clock.now() - started))
+      return connect(url, { ...options, http2: false, handshakeTimeout: left } as ConnectOptions)
+    })
   }
   const key = newKey()
   const req = sendUpgradeRequest(plan, key)
@@ -207,7 +229,7 @@ export interface HandshakeAttempt<T> {
  * `signal` (its reason); `cancel` stops it (e.g. destroys the request) when it fails. `run`
  * starts it and settles the attempt from its events.
  */
-export function attemptHandshake<T> (options: Pick<ConnectOptions, 'signal' | 'handshakeTimeout'>, cancel: () => void, run: (attempt: HandshakeAttempt<T>) => void): Promise<T> {
+export function attemptHandshake<T> (options: Pick<ConnectOptions, 'signal' | 'handshakeTimeout' | 'clock'>, cancel: () => void, run: (attempt: HandshakeAttempt<T>) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const { signal } = options
     let settled = false
@@ -215,7 +237,7 @@ export function attemptHandshake<T> (options: Pick<ConnectOptions, 'signal' | 'h
     const end = (): boolean => {
       if (settled) return false
       settled = true
-      clearTimeout(timer)
+      clock.clearTimeout(timer)
       signal?.removeEventListener('abort', onAbort)
       return true
     }
@@ -230,7 +252,8 @@ export function attemptHandshake<T> (options: Pick<ConnectOptions, 'signal' | 'h
     }
     const onAbort = (): void => attempt.fail(signal!.reason)
     signal?.addEventListener('abort', onAbort, { once: true })
-    const timer = setTimeout(() => attempt.fail(new UpgradeError('the opening handshake timed out', 0, 'timeout')), options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT)
+    const clock = options.clock ?? systemClock
+    const timer = clock.setTimeout(() => attempt.fail(new UpgradeError('the opening handshake timed out', 0, 'timeout')), options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT, undefined)
     run(attempt)
   })
 }
@@ -311,10 +334,18 @@ function readRefusal (res: IncomingMessage, plan: ClientPlan, key: string, fail:
  * Build and start the connection over `socket` once the answer is checked, `head` being the
  * bytes that came with it; `signal`, if given, closes it (1000) from then on.
  */
-export function openClientConnection (socket: NodeDuplex, head: Buffer, headers: HeaderMap, plan: ClientPlan, negotiated: Negotiated): Connection | StreamConnection {
+export function openClientConnection (socket: NodeDuplex, head: Buffer, headers: HeaderMap, plan: ClientPlan, negotiated: Negotiated, over: { httpVersion: '1.1' | '2', remoteAddress?: string, remotePort?: number } = { httpVersion: '1.1' }): Connection | StreamConnection {
   const { target, options } = plan
+  // TCP only: frames leave at once (no Nagle delay), and the connection's own timers replace Node's idle timeout.
+  const tcp = socket as NodeDuplex & { setNoDelay?: (v: boolean) => void, setTimeout?: (ms: number) => void, remoteAddress?: string, remotePort?: number }
+  tcp.setNoDelay?.(true)
+  tcp.setTimeout?.(0)
   const conn = new WebSocketConnection(socket, {
     role: 'client',
+    remoteAddress: over.remoteAddress ?? tcp.remoteAddress,
+    remotePort: over.remotePort ?? tcp.remotePort,
+    httpVersion: over.httpVersion,
+    clock: options.clock,
     protocol: negotiated.protocol,
     url: target.pathname + target.search,
     headers,

@@ -14,7 +14,9 @@
 
 import { createServer as createHttpServer, ServerResponse, type IncomingMessage, type Server as HttpServer } from 'node:http'
 import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https'
+import { createSecureServer, type Http2SecureServer, type Http2Server, type IncomingHttpHeaders as Http2Headers, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
 import { isIP, type AddressInfo } from 'node:net'
+import { Server as TlsServer } from 'node:tls'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import type { SecureContextOptions } from 'node:tls'
 import { acceptFor } from './crypto.js'
@@ -26,6 +28,9 @@ import { resolveDeflateOptions, type PerMessageDeflateOptions, type ResolvedDefl
 import { CloseCode } from './protocol/close-codes.js'
 import { Topics, type TopicsOptions } from './topics/topics.js'
 import { handshakeRefusedChannel, publishRefused } from './diagnostics.js'
+import { Http2Streams, type Http2UpgradeRequest } from './http2/server.js'
+import type { ValidConnect } from './http2/handshake.js'
+import { systemClock, type Clock, type ClockTimer } from './driver/clock.js'
 import { runHandler, type Handler, type StreamHandler } from './handler.js'
 import { WebSocketConnection } from './driver/connection.js'
 import { DEFAULT_MEMORY_BUDGET, MemoryBudget } from './driver/budget.js'
@@ -64,8 +69,12 @@ export interface WebSocketServerOptions extends ConnectionLimits {
   handshakeTimeout?: number
   /** Most bytes of request line and headers (`listen` only; Node answers 431 past it). Default 16 KiB. */
   maxHeaderSize?: number
-  /** Runs before the 101; refuse with false (403) or `{ status: 401 | 403, reason }`. Default: accept all. */
-  authorize?: (request: IncomingMessage) => AuthorizeResult | Promise<AuthorizeResult>
+  /**
+   * Runs before the 101 (or, over HTTP/2, the 200); refuse with false (403) or
+   * `{ status: 401 | 403, reason }`. An HTTP/2 request is an {@link Http2UpgradeRequest}
+   * (`httpVersion` `'2.0'`). Default: accept all.
+   */
+  authorize? (request: IncomingMessage | Http2UpgradeRequest): AuthorizeResult | Promise<AuthorizeResult>
   /** Allowed `Origin` values (e.g. `https://example.com`); others get 403. Requests without `Origin` (non-browsers) pass. Default: any. */
   origins?: readonly string[]
   /** pino-shaped logger. Default: errors to stderr, the rest discarded. */
@@ -95,6 +104,8 @@ export interface WebSocketServerOptions extends ConnectionLimits {
    * (docs/server.md gives the figures); turn it on where bandwidth is dearer.
    */
   perMessageDeflate?: boolean | PerMessageDeflateOptions
+  /** Where the server's and its connections' timers run (handshake, close, heartbeat). Default: Node's timers; tests pass a `VirtualClock`. */
+  clock?: Clock
 }
 
 /** The server's counters ({@link WebSocketServer.stats}). */
@@ -115,7 +126,15 @@ export interface ListenOptions {
   host?: string
   /** Serve wss://: a key and certificate (and any other TLS context option). */
   tls?: SecureContextOptions
+  /**
+   * With `tls`: serve WebSockets over HTTP/2 too (RFC 8441 extended CONNECT, chosen by ALPN),
+   * beside HTTP/1.1 upgrades on the same port. Default true; false serves HTTP/1.1 only.
+   */
+  http2?: boolean
 }
+
+/** A host server `attach` takes: HTTP, HTTPS, or HTTP/2 (`http2.createSecureServer({ allowHTTP1: true })`). */
+export type HostServer = HttpServer | HttpsServer | Http2SecureServer | Http2Server
 
 /** Defaults of the server-only options. */
 export const DEFAULT_SERVER_OPTIONS = {
@@ -140,7 +159,7 @@ export class WebSocketServer {
   private readonly handlers = new Map<string, Registration>()
   private readonly connections = new Set<WebSocketConnection>()
   /** Sockets that have connected but not finished the handshake, with their timers. */
-  private readonly pending = new Map<NodeDuplex, NodeJS.Timeout>()
+  private readonly pending = new Map<NodeDuplex, ClockTimer>()
   /**
    * TCP sockets of our own HTTPS server still in the TLS handshake, by remote address and port
    * (the TLS socket made from one has the same), with when they were accepted: the handshake
@@ -152,8 +171,10 @@ export class WebSocketServer {
   /** One 'close' listener shared by every pending socket, removed once its handshake is over. */
   private readonly pendingSocketClosed: (this: NodeDuplex) => void
   private readonly logger: Logger
-  private readonly attached: Array<{ server: HttpServer | HttpsServer, listener: (...args: any[]) => void, connectionListener: (socket: NodeDuplex) => void, requestListener: (req: IncomingMessage) => void }> = []
-  private httpServer: HttpServer | HttpsServer | undefined
+  private readonly attached: Array<{ server: HostServer, listener: (...args: any[]) => void, connectionListener: (socket: NodeDuplex) => void, requestListener: (req: IncomingMessage) => void, streamListener: (stream: ServerHttp2Stream, headers: Http2Headers) => void, connectListener: (req: IncomingMessage, res: ServerResponse) => void }> = []
+  private httpServer: HttpServer | HttpsServer | Http2SecureServer | undefined
+  /** Extended CONNECT streams and the HTTP/2 sessions they run on. */
+  private readonly h2: Http2Streams
   private readonly resolved: ResolvedLimits
   private readonly budget: MemoryBudget
   private readonly deflate: ResolvedDeflateOptions | undefined
@@ -194,6 +215,27 @@ export class WebSocketServer {
     const trust = options.trustProxy ?? false
     this.trustedProxies = trust === true ? 1 : trust === false ? 0 : trust
     if (!Number.isInteger(this.trustedProxies) || this.trustedProxies < 0) throw new RangeError('trustProxy must be a boolean or a count of proxies')
+    const authorize = options.authorize
+    this.h2 = new Http2Streams({
+      accepting: () => this.state === 'open',
+      negotiate: (request) => this.negotiate(request),
+      authorize: authorize === undefined
+        ? undefined
+        : (request) => Promise.resolve().then(() => authorize(request)).then(
+            (result) => authorizeRefusal(result, this.logger, request.socket?.remoteAddress),
+            (err: unknown) => {
+              this.logger.error({ err, remoteAddress: request.socket?.remoteAddress }, 'authorize threw')
+              return new HandshakeError(500, 'authorization failed')
+            }),
+      handshakeTimeout: options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout,
+      endStreamGrace: Math.min(END_STREAM_GRACE, this.resolved.closeTimeout),
+      clock: options.clock ?? systemClock,
+      open: (stream, request, valid, negotiated) => this.openStream(stream, request, valid, negotiated),
+      refused: (error, request) => {
+        if (handshakeRefusedChannel.hasSubscribers) publishRefused(error.status, error.message, request === undefined ? undefined : this.forwardedOr(request.headers, request.socket?.remoteAddress))
+      },
+      wake: () => this.wakeDrain?.()
+    })
   }
 
   /**
@@ -251,12 +293,29 @@ export class WebSocketServer {
   async listen (options: ListenOptions = {}): Promise<AddressInfo> {
     this.reopen()
     if (this.httpServer !== undefined) throw new InvalidStateError('the server is already listening')
-    const serverOptions = { maxHeaderSize: this.options.maxHeaderSize ?? DEFAULT_SERVER_OPTIONS.maxHeaderSize }
-    const server = options.tls !== undefined
-      // Node's own TLS handshake timeout (120 s by default) follows handshakeTimeout too.
-      ? createHttpsServer({ ...serverOptions, handshakeTimeout: this.options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout, ...options.tls })
-      : createHttpServer(serverOptions)
-    server.on('request', (req, res) => {
+    const maxHeaderSize = this.options.maxHeaderSize ?? DEFAULT_SERVER_OPTIONS.maxHeaderSize
+    const serverOptions = { maxHeaderSize }
+    // Node's own TLS handshake timeout (120 s by default) follows handshakeTimeout too.
+    const handshakeTimeout = this.options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout
+    const server = options.tls === undefined
+      ? createHttpServer(serverOptions)
+      : options.http2 === false
+        ? createHttpsServer({ ...serverOptions, handshakeTimeout, ...options.tls })
+        // HTTP/2 and HTTP/1.1 on one port, by ALPN; SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3)
+        // lets clients open WebSockets on their HTTP/2 connection.
+        : createSecureServer({ ...serverOptions, allowHTTP1: true, handshakeTimeout, settings: { enableConnectProtocol: true, maxHeaderListSize: maxHeaderSize, initialWindowSize: STREAM_WINDOW }, ...options.tls })
+    if (server instanceof TlsServer && !(server instanceof HttpsServer)) {
+      // Our own HTTP/2 sessions must open a stream within handshakeTimeout, as an HTTP/1.1 client must send its request.
+      server.on('session', (session: ServerHttp2Session) => { this.h2.adopt(session, handshakeTimeout) })
+    }
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (req.httpVersionMajor === 2) {
+        // A plain HTTP/2 request: WebSockets here are opened with an extended CONNECT (RFC 8441).
+        const body = rejectBody('this is a WebSocket endpoint: open it with an extended CONNECT (RFC 8441)')
+        res.writeHead(405, { Allow: 'CONNECT', 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) })
+        res.end(body)
+        return
+      }
       // A WebSocket handshake that Node did not treat as an upgrade (e.g. its Connection header
       // lacks "Upgrade") is malformed: RFC 6455 §4.2.1 asks for 400 (or 426 for the version).
       let refusal: HandshakeError | undefined
@@ -274,7 +333,7 @@ export class WebSocketServer {
       res.writeHead(refusal.status, { ...refusal.headers, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Connection: 'close' })
       res.end(body)
     })
-    this.httpServer = server
+    this.httpServer = server as HttpServer | HttpsServer | Http2SecureServer
     // close() before the server listened cancels the listen silently: no 'listening', no 'error'.
     const closedEarly = (): void => { server.emit('error', new Error('the server was closed before it listened')) }
     server.once('close', closedEarly)
@@ -322,8 +381,11 @@ export class WebSocketServer {
    * target in absolute-form is matched by its path). A closed server may attach again; while
    * `close()` is under way this throws.
    */
-  attach (server: HttpServer | HttpsServer, options: { path?: string } = {}): this {
+  attach (server: HostServer, options: { path?: string } = {}): this {
     this.reopen()
+    const http2 = isHttp2Host(server)
+    // RFC 8441 §3: clients open WebSockets on an HTTP/2 connection only where the server said so.
+    if (http2) server.updateSettings({ enableConnectProtocol: true })
     const listener = (req: IncomingMessage, socket: NodeDuplex, head: Buffer): void => {
       // RFC 7230 §5.3.2: `GET http://host/chat` is a request for /chat.
       const target = originForm(req.url ?? '/')
@@ -363,16 +425,46 @@ export class WebSocketServer {
           this.wakeDrain?.()
         }
       }
+      // An HTTP/2 connection is a session: its own timer is in `h2.adopt`.
+      if ((socket as { alpnProtocol?: string | false }).alpnProtocol === 'h2') return
       if (this.state === 'open' || this.state === 'draining') this.startHandshakeTimer(socket, spent)
     }
     // A plain HTTP request on the connection is the host server's to serve, for as long as it
     // takes: the handshake timer no longer applies to that socket.
     const requestListener = (req: IncomingMessage): void => { this.clearHandshakeTimer(req.socket) }
+    // HTTP/2: extended CONNECT streams for our path; the host serves every other request.
+    const streamListener = (stream: ServerHttp2Stream, headers: Http2Headers): void => {
+      if (headers[':method'] !== 'CONNECT' || headers[':protocol'] === undefined) return
+      const target = originForm(String(headers[':path'] ?? '/'))
+      if (options.path !== undefined && (target === undefined || pathOf(target) !== options.path)) {
+        // Another wspipe server attached for that path takes it; with none, the first refuses.
+        const listeners = server.listeners('stream') as Array<(...args: any[]) => void>
+        const taken = listeners.some((l) => streamPaths.has(l) && (streamPaths.get(l) === undefined || streamPaths.get(l) === (target === undefined ? undefined : pathOf(target))))
+        if (!taken && listeners.find((l) => streamPaths.has(l)) === streamListener) {
+          this.h2.refuse(stream, new HandshakeError(404, 'no WebSocket endpoint at this path'), undefined)
+        }
+        return
+      }
+      this.handleStream(stream, headers)
+    }
+    // Node's compatibility layer (a host with a `request` listener) answers any CONNECT with 405
+    // unless the server has a `connect` listener: extended CONNECTs are ours (in `stream`); a
+    // plain CONNECT (a proxy request) still gets 405 when the host has no listener of its own.
+    const connectListener = (req: IncomingMessage, res: ServerResponse): void => {
+      if (req.headers[':protocol'] !== undefined || server.listenerCount('connect') > 1) return
+      res.statusCode = 405
+      res.end()
+    }
     attachedPaths.set(listener, options.path)
+    streamPaths.set(streamListener, options.path)
     server.on('upgrade', listener)
-    server.on(server instanceof HttpsServer ? 'secureConnection' : 'connection', connectionListener)
+    server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', connectionListener)
     server.on('request', requestListener)
-    this.attached.push({ server, listener, connectionListener, requestListener })
+    if (http2) {
+      server.on('stream', streamListener)
+      server.on('connect', connectListener)
+    }
+    this.attached.push({ server, listener, connectionListener, requestListener, streamListener, connectListener })
     return this
   }
 
@@ -400,17 +492,7 @@ export class WebSocketServer {
       const upgrade = validateUpgradeRequest(req)
       key = upgrade.key
       url = upgrade.url
-      const origins = this.options.origins
-      if (origins !== undefined && upgrade.origin !== undefined && !origins.includes(upgrade.origin)) {
-        throw new HandshakeError(403, 'origin not allowed')
-      }
-      protocol = selectProtocol(upgrade.protocols, (p) => this.handlers.has(p))
-      if (protocol === undefined) {
-        throw new HandshakeError(400, noHandlerReason(upgrade.protocols))
-      }
-      // The shared compressor never keeps our context: say so (RFC 7692 §7.1.1.1). A streamed
-      // message is never whole, and permessage-deflate inflates whole messages: not offered then.
-      if (this.deflate !== undefined && this.handlers.get(protocol)!.stream === undefined) deflate = acceptDeflateOffer(upgrade.extensions, this.deflate.sharedCompressor ? { ...this.deflate.request, serverNoContextTakeover: true } : this.deflate.request)
+      ;({ protocol, deflate } = this.negotiate(upgrade))
     } catch (err) {
       this.reject(socket, err instanceof HandshakeError ? err : new HandshakeError(400, 'bad upgrade request'), req)
       return
@@ -428,23 +510,77 @@ export class WebSocketServer {
       this.clearHandshakeTimer(socket)
       // Already answered (timed out, or the server closed) or gone.
       if (socket.destroyed || socket.writableEnded) return
-      if (result === true) {
-        this.accept(req, socket, head, key, chosen, url, deflate)
-      } else if (result === false) {
-        this.reject(socket, new HandshakeError(403, 'forbidden'), req)
-      } else if (typeof result === 'object' && result !== null && (result.status === 401 || result.status === 403)) {
-        this.reject(socket, new HandshakeError(result.status, result.reason ?? (result.status === 401 ? 'unauthorized' : 'forbidden'), result.headers), req)
-      } else {
-        // Anything else is a bug in authorize: refuse, and say so in the log.
-        this.logger.error({ result, remoteAddress: (socket as { remoteAddress?: string }).remoteAddress }, 'authorize returned neither a boolean nor { status: 401 | 403 }')
-        this.reject(socket, new HandshakeError(500, 'authorization failed'), req)
-      }
+      const refusal = authorizeRefusal(result, this.logger, (socket as { remoteAddress?: string }).remoteAddress)
+      if (refusal === undefined) this.accept(req, socket, head, key, chosen, url, deflate)
+      else this.reject(socket, refusal, req)
     }, (err: unknown) => {
       this.clearHandshakeTimer(socket)
       if (socket.destroyed || socket.writableEnded) return
       this.logger.error({ err, remoteAddress: (socket as { remoteAddress?: string }).remoteAddress }, 'authorize threw')
       this.reject(socket, new HandshakeError(500, 'authorization failed'), req)
     })
+  }
+
+  /**
+   * What a valid request gets, over either HTTP version: its origin checked, a subprotocol
+   * with a handler, and permessage-deflate if offered and on. Throws the refusal.
+   */
+  private negotiate (upgrade: { protocols: string[], extensions: ValidConnect['extensions'], origin: string | undefined }): { protocol: string, deflate: { params: DeflateParams, header: string } | undefined } {
+    const origins = this.options.origins
+    if (origins !== undefined && upgrade.origin !== undefined && !origins.includes(upgrade.origin)) {
+      throw new HandshakeError(403, 'origin not allowed')
+    }
+    const protocol = selectProtocol(upgrade.protocols, (p) => this.handlers.has(p))
+    if (protocol === undefined) {
+      throw new HandshakeError(400, noHandlerReason(upgrade.protocols))
+    }
+    let deflate: { params: DeflateParams, header: string } | undefined
+    // The shared compressor never keeps our context: say so (RFC 7692 §7.1.1.1). A streamed
+    // message is never whole, and permessage-deflate inflates whole messages: not offered then.
+    if (this.deflate !== undefined && this.handlers.get(protocol)!.stream === undefined) deflate = acceptDeflateOffer(upgrade.extensions, this.deflate.sharedCompressor ? { ...this.deflate.request, serverNoContextTakeover: true } : this.deflate.request)
+    return { protocol, deflate }
+  }
+
+  /**
+   * Serve an HTTP/2 stream from a host's `stream` event if it is an extended CONNECT for a
+   * WebSocket (RFC 8441): answers 200 and runs the handler, or refuses on the stream (400, 403,
+   * 501, 503, …). Returns false for any other request, which is the host's to answer.
+   * `listen({ tls })` and `attach` call it themselves.
+   */
+  handleStream (stream: ServerHttp2Stream, headers: Http2Headers): boolean {
+    return this.h2.handle(stream, headers)
+  }
+
+  /** The connection on an accepted HTTP/2 stream (the 200 is sent). */
+  private openStream (stream: ServerHttp2Stream, request: Http2UpgradeRequest, valid: ValidConnect, negotiated: { protocol: string, deflate: { header: string } | undefined }): WebSocketConnection {
+    const { handler, stream: streamMode } = this.handlers.get(negotiated.protocol)!
+    const deflate = negotiated.deflate as { params: DeflateParams, header: string } | undefined
+    const conn = new WebSocketConnection(stream, {
+      role: 'server',
+      protocol: negotiated.protocol,
+      url: valid.url,
+      headers: streamHeaders(request.headers),
+      remoteAddress: this.forwardedOr(request.headers, request.socket?.remoteAddress),
+      remotePort: request.socket?.remotePort,
+      httpVersion: '2',
+      clock: this.options.clock,
+      logger: this.logger,
+      limits: this.options,
+      resolved: this.resolved,
+      budget: this.budget,
+      compression: deflate === undefined ? undefined : new PerMessageDeflate('server', deflate.params, this.deflate!),
+      stream: streamMode
+    })
+    this.connections.add(conn)
+    conn.onClosed = this.forget
+    runHandler(handler, conn, this.logger)
+    conn.start()
+    return conn
+  }
+
+  /** The client's address: by `X-Forwarded-For` under `trustProxy`, else `fallback`. */
+  private forwardedOr (headers: IncomingMessage['headers'], fallback: string | undefined): string | undefined {
+    return (this.trustedProxies > 0 ? forwardedFor(headers['x-forwarded-for'], this.trustedProxies) : undefined) ?? fallback
   }
 
   /** Answer 101 and start the handler; `url` is the target in origin-form. */
@@ -457,12 +593,18 @@ export class WebSocketServer {
     const { handler, stream } = this.handlers.get(protocol)!
     socket.write(buildAcceptResponse(acceptFor(key), protocol, deflate === undefined ? undefined : { 'Sec-WebSocket-Extensions': deflate.header }))
     socket.off('error', ignoreError)
+    // TCP only: frames leave at once (no Nagle delay), and the connection's own timers replace Node's idle timeout.
+    const tcp = socket as NodeDuplex & { setNoDelay?: (v: boolean) => void, setTimeout?: (ms: number) => void, remotePort?: number }
+    tcp.setNoDelay?.(true)
+    tcp.setTimeout?.(0)
     const conn = new WebSocketConnection(socket, {
       role: 'server',
       protocol,
       url,
       headers: applicationHeaders(req.headers),
-      remoteAddress: this.trustedProxies > 0 ? forwardedFor(req.headers['x-forwarded-for'], this.trustedProxies) : undefined,
+      remoteAddress: this.addressOf(socket, req),
+      remotePort: tcp.remotePort,
+      clock: this.options.clock,
       logger: this.logger,
       head,
       limits: this.options,
@@ -528,7 +670,8 @@ export class WebSocketServer {
   /** Start (or restart) `socket`'s handshake timer, `spent` ms of it already gone. */
   private startHandshakeTimer (socket: NodeDuplex, spent = 0): void {
     const ms = Math.max(0, (this.options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout) - spent)
-    const timer = setTimeout(() => {
+    const clock = this.options.clock ?? systemClock
+    const timer = clock.setTimeout(() => {
       if (this.authorizing.has(socket)) {
         // The client's request was whole; it is the server that is late: say so.
         this.logger.warn({ remoteAddress: (socket as { remoteAddress?: string }).remoteAddress }, 'authorize did not settle within handshakeTimeout: answered 503')
@@ -538,9 +681,9 @@ export class WebSocketServer {
       this.pending.delete(socket)
       socket.destroy()
       this.wakeDrain?.()
-    }, ms)
+    }, ms, undefined)
     const previous = this.pending.get(socket)
-    if (previous !== undefined) clearTimeout(previous)
+    if (previous !== undefined) clock.clearTimeout(previous)
     else socket.on('close', this.pendingSocketClosed)
     this.pending.set(socket, timer)
   }
@@ -548,7 +691,7 @@ export class WebSocketServer {
   private clearHandshakeTimer (socket: NodeDuplex): void {
     const timer = this.pending.get(socket)
     if (timer !== undefined) {
-      clearTimeout(timer)
+      (this.options.clock ?? systemClock).clearTimeout(timer)
       this.pending.delete(socket)
       this.authorizing.delete(socket)
       socket.off('close', this.pendingSocketClosed)
@@ -557,7 +700,7 @@ export class WebSocketServer {
   }
 
   /** Remove the listeners `attach` put on `server`. */
-  private detach (server: HttpServer | HttpsServer): void {
+  private detach (server: HostServer): void {
     for (let i = this.attached.length - 1; i >= 0; i--) {
       const a = this.attached[i]
       if (a.server !== server) continue
@@ -565,6 +708,8 @@ export class WebSocketServer {
       server.off('upgrade', a.listener)
       server.off('connection', a.connectionListener)
       server.off('secureConnection', a.connectionListener)
+      server.off('stream', a.streamListener)
+      server.off('connect', a.connectListener)
       this.attached.splice(i, 1)
     }
   }
@@ -588,6 +733,7 @@ export class WebSocketServer {
   private reopen (): void {
     if (this.state === 'draining' || this.state === 'closing') throw new InvalidStateError('the server is closing: await close() before listening or attaching again')
     this.state = 'open'
+    this.h2.reopen()
   }
 
   private async shutdown (): Promise<void> {
@@ -596,6 +742,8 @@ export class WebSocketServer {
     // Stop accepting. The upgrade listeners stay until the end, to answer what is under way.
     const stopped = own === undefined ? Promise.resolve() : new Promise<void>((resolve) => own.close(() => resolve()))
     for (const conn of this.connections) conn.close(CloseCode.GoingAway, 'server shutting down')
+    // HTTP/2 sessions get GOAWAY once their WebSockets have had their 1001 (at once without any).
+    this.h2.drain()
     let timedOut = false
     const timer = setTimeout(() => {
       timedOut = true
@@ -620,7 +768,7 @@ export class WebSocketServer {
     }, Math.min(IDLE_GRACE, this.options.closeTimeout ?? 5000))
     // Re-checked after each wake: a handshake that ends its pending state adds its connection
     // in the same turn.
-    while (!timedOut && (this.connections.size > 0 || this.pending.size > 0 || this.tlsHandshakes.size > 0)) {
+    while (!timedOut && (this.connections.size > 0 || this.pending.size > 0 || this.tlsHandshakes.size > 0 || this.h2.authorizing.size > 0)) {
       await new Promise<void>((resolve) => { this.wakeDrain = resolve })
     }
     this.wakeDrain = undefined
@@ -633,7 +781,7 @@ export class WebSocketServer {
         this.reject(socket, new HandshakeError(503, 'the server is shutting down'))
         continue
       }
-      clearTimeout(pendingTimer)
+      (this.options.clock ?? systemClock).clearTimeout(pendingTimer)
       socket.destroy()
     }
     this.pending.clear()
@@ -642,12 +790,24 @@ export class WebSocketServer {
     const left = [...this.connections]
     for (const conn of left) conn.terminate()
     await Promise.all(left.map((c) => c.closed))
+    // Every HTTP/2 session gets GOAWAY; our own server's are then dropped, as its sockets are.
+    await this.h2.finish((session) => own !== undefined && (session as { server?: unknown }).server === own, IDLE_GRACE)
     for (const { server } of [...this.attached]) this.detach(server)
-    own?.closeAllConnections()
+    ;(own as HttpServer | undefined)?.closeAllConnections?.()
     await stopped
     this.httpServer = undefined
   }
 }
+
+/**
+ * What an HTTP/2 peer may send ahead on each stream (SETTINGS_INITIAL_WINDOW_SIZE, RFC 9113
+ * §6.9.2): held by Node, outside `memoryBudget`, for a stream whose handler does not read; the
+ * default 65,535 makes large messages wait a round trip per 64 KiB.
+ */
+const STREAM_WINDOW = 256 * 1024
+
+/** How long an HTTP/2 peer has to end its side of a WebSocket stream after ours (capped by `closeTimeout`). */
+const END_STREAM_GRACE = 1000
 
 /** How long `close()` waits for a socket that has sent nothing (capped by `closeTimeout`). */
 const IDLE_GRACE = 1000
@@ -676,6 +836,36 @@ function remoteKey (socket: NodeDuplex): string | undefined {
 
 /** The upgrade listeners `attach` installed, with the path each serves (`undefined`: every path). */
 const attachedPaths = new WeakMap<(...args: any[]) => void, string | undefined>()
+/** The same for the HTTP/2 `stream` listeners. */
+const streamPaths = new WeakMap<(...args: any[]) => void, string | undefined>()
+
+/** Is `server` an `http2` server (it has `updateSettings`, which HTTP/1 servers lack)? */
+function isHttp2Host (server: HostServer): server is Http2SecureServer | Http2Server {
+  return typeof (server as { updateSettings?: unknown }).updateSettings === 'function'
+}
+
+/** What `authorize` answered, as a refusal (undefined: accepted). Anything but a boolean or `{ status: 401 | 403 }` is a bug in the hook: 500, logged. */
+function authorizeRefusal (result: unknown, logger: Logger, remoteAddress: string | undefined): HandshakeError | undefined {
+  if (result === true) return undefined
+  if (result === false) return new HandshakeError(403, 'forbidden')
+  const r = result as Exclude<AuthorizeResult, boolean> | null
+  if (typeof r === 'object' && r !== null && (r.status === 401 || r.status === 403)) {
+    return new HandshakeError(r.status, r.reason ?? (r.status === 401 ? 'unauthorized' : 'forbidden'), r.headers)
+  }
+  logger.error({ result, remoteAddress }, 'authorize returned neither a boolean nor { status: 401 | 403 }')
+  return new HandshakeError(500, 'authorization failed')
+}
+
+/** An HTTP/2 request's headers as a handler sees them: `:authority` as `host`, the other pseudo-headers and the handshake's own left out. */
+function streamHeaders (headers: Http2Headers): Record<string, string | string[] | undefined> {
+  const out: Record<string, string | string[] | undefined> = {}
+  for (const name in headers) {
+    if (name.startsWith(':') || HANDSHAKE_HEADERS.has(name)) continue
+    out[name] = headers[name]
+  }
+  if (headers[':authority'] !== undefined && out.host === undefined) out.host = headers[':authority']
+  return out
+}
 
 /** Headers the handshake consumed: kept off `conn.headers`, so each idle connection holds less. */
 const HANDSHAKE_HEADERS = new Set(['connection', 'upgrade', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions'])

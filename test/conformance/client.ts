@@ -6,6 +6,7 @@
 // wasClean, remoteCloseCode).
 
 import { createHash, randomBytes } from 'node:crypto'
+import { constants as h2constants, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2'
 import net from 'node:net'
 import {
   OP,
@@ -111,7 +112,9 @@ export class FuzzClient {
   private txChain: Promise<void> = Promise.resolve()
   private msgCompressed = false
 
-  private sock!: net.Socket
+  /** A TCP socket, or (with `connectH2`) the HTTP/2 stream the WebSocket runs on. */
+  private sock!: net.Socket | ClientHttp2Stream
+  private h2 = false
   private readonly t0 = Date.now()
   private readonly timers = new Set<NodeJS.Timeout>()
   private closeHandshakeTimer: NodeJS.Timeout | null = null
@@ -162,6 +165,72 @@ export class FuzzClient {
       if (!this.connectionWasOpen && this.handshakeError === null) this.handshakeError = e.message
     })
     sock.on('close', () => this.connectionLost())
+  }
+
+  /**
+   * The same client over HTTP/2 (RFC 8441): an extended CONNECT on `session`, the stream as the
+   * socket. The server's END_STREAM is its "drop TCP": we end our side too, and the stream's
+   * close is the connection lost; an abort is RST_STREAM CANCEL.
+   */
+  connectH2(session: ClientHttp2Session, authority: string, path: string): void {
+    this.h2 = true
+    const headers: Record<string, string> = {
+      ':method': 'CONNECT',
+      ':protocol': 'websocket',
+      ':scheme': 'https',
+      ':path': path,
+      ':authority': authority,
+      'user-agent': 'wspipe-conformance',
+      'sec-websocket-version': '13',
+    }
+    if (this.deflateOffers.length > 0) headers['sec-websocket-extensions'] = offerHeader(this.deflateOffers)
+    const stream = session.request(headers)
+    this.sock = stream
+    this.later(this.timeouts.openHandshake, () => {
+      if (this.state === 'CONNECTING') {
+        this.wasClean = false
+        this.wasNotCleanReason = 'peer did not finish (in time) the opening handshake'
+        this.wasOpenHandshakeTimeout = true
+        this.handshakeError = this.wasNotCleanReason
+        this.dropConnection(true)
+      }
+    })
+    stream.on('response', (h) => {
+      if (this.state !== 'CONNECTING') return
+      const err = this.checkH2Handshake(h)
+      if (err) {
+        this.failHandshake(err)
+        return
+      }
+      this.state = 'OPEN'
+      this.connectionWasOpen = true
+      this.note('handshake OK (HTTP/2)')
+      this.hooks.onOpen()
+    })
+    stream.on('data', (d: Buffer) => this.onData(d))
+    stream.on('end', () => {
+      if (!stream.writableEnded) stream.end()
+    })
+    stream.on('error', (e: Error) => {
+      this.note(`stream error: ${e.message}`)
+      if (!this.connectionWasOpen && this.handshakeError === null) this.handshakeError = e.message
+    })
+    stream.on('close', () => this.connectionLost())
+  }
+
+  private checkH2Handshake(h: Record<string, string | string[] | number | undefined>): string | null {
+    if (Number(h[':status']) !== 200) return `expected :status 200, got ${String(h[':status'])}`
+    const extensions = h['sec-websocket-extensions']
+    if (typeof extensions === 'string' && extensions !== '') {
+      if (this.deflateOffers.length === 0) return 'server accepted an extension that was not offered'
+      const answer = readAnswer(extensions, this.deflateOffers)
+      if (typeof answer === 'string') return `invalid permessage-deflate answer: ${answer}`
+      this.deflate = answer
+      this.codec = new ClientDeflate(answer)
+      this.note(`permessage-deflate: ${extensions}`)
+    }
+    if (h['sec-websocket-protocol']) return 'server chose a subprotocol that was not offered'
+    return null
   }
 
   // ---- timers: every one is cleared when the connection is lost ----
@@ -403,7 +472,11 @@ export class FuzzClient {
     this.note(`drop TCP${abort ? ' (abort)' : ''}`)
     this.droppedByMe = true
     this.state = 'CLOSED'
-    if (abort) this.sock.destroy()
+    if (this.h2) {
+      const stream = this.sock as ClientHttp2Stream
+      if (abort) stream.close(h2constants.NGHTTP2_CANCEL)
+      else stream.end()
+    } else if (abort) this.sock.destroy()
     else this.sock.end(() => this.sock.destroy())
   }
 

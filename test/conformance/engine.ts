@@ -234,6 +234,8 @@ function judge(c: CaseCtx): void {
 export interface Target {
   port: number
   path: string
+  /** Run the case on a stream of this HTTP/2 session (RFC 8441) instead of a TCP connection. */
+  h2?: { session: import('node:http2').ClientHttp2Session; authority: string }
 }
 
 export function runCase(def: CaseDef, target: Target): Promise<CaseResult> {
@@ -319,7 +321,8 @@ export function runCase(def: CaseDef, target: Target): Promise<CaseResult> {
       // If not even the socket's close event arrives, judge what we have.
       lastResort = setTimeout(finish, 5000)
     }, def.timeoutMs ?? DEFAULT_CASE_TIMEOUT_MS)
-    conn.connect(target.port, target.path)
+    if (target.h2) conn.connectH2(target.h2.session, target.h2.authority, target.path)
+    else conn.connect(target.port, target.path)
   })
 }
 

@@ -3,15 +3,19 @@
 // verdict counts and every non-OK case, writes a JSON report.
 //
 //   npx tsx test/conformance/run.ts [--server wspipe|wspipe-stream|ws] [--url ws://127.0.0.1:N/]
-//       [--cases 1.*,6.4.*] [--full] [--lenient] [--report path.json] [--list]
+//       [--cases 1.*,6.4.*] [--full] [--lenient] [--report path.json] [--list] [--http2]
+//
+// --http2 runs every case on a stream of one HTTP/2 session (RFC 8441 extended CONNECT) to the
+// demo started with --tls (or to --url wss://127.0.0.1:N/).
 
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, writeFileSync } from 'node:fs'
+import http2, { type ClientHttp2Session } from 'node:http2'
 import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { SECTIONS, allCases, selectCases } from './cases/index.js'
-import { type Behavior, type CaseDef, type CaseResult, runCase } from './engine.js'
+import { type Behavior, type CaseDef, type CaseResult, runCase, type Target } from './engine.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const AUTOBAHN_REF = 'crossbario/autobahn-testsuite@b8a5120 (autobahn 0.10.9 protocol semantics)'
@@ -26,19 +30,20 @@ interface Args {
   lenient: boolean
   report: string
   list: boolean
+  http2: boolean
 }
 
 function usage(msg?: string): never {
   if (msg) console.error(`error: ${msg}`)
   console.error(
     'usage: tsx test/conformance/run.ts [--server wspipe|wspipe-stream|ws] [--url ws://127.0.0.1:PORT/path]\n' +
-      '         [--cases 1.*,6.4.*] [--full] [--lenient] [--report conformance-report.json] [--list]',
+      '         [--cases 1.*,6.4.*] [--full] [--lenient] [--report conformance-report.json] [--list] [--http2]',
   )
   process.exit(2)
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { server: 'wspipe', full: false, lenient: false, report: 'conformance-report.json', list: false }
+  const a: Args = { server: 'wspipe', full: false, lenient: false, report: 'conformance-report.json', list: false, http2: false }
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]
     const val = (): string => {
@@ -56,6 +61,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--lenient') a.lenient = true
     else if (k === '--report') a.report = val()
     else if (k === '--list') a.list = true
+    else if (k === '--http2') a.http2 = true
     else if (k === '--help' || k === '-h') usage()
     else usage(`unknown argument ${k}`)
   }
@@ -70,7 +76,7 @@ function parseUrl(u: string): { port: number; path: string } {
   } catch {
     usage(`bad --url ${u}`)
   }
-  if (url.protocol !== 'ws:') usage('only ws:// URLs are supported')
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') usage('only ws:// (and, with --http2, wss://) URLs are supported')
   if (url.hostname !== '127.0.0.1' && url.hostname !== 'localhost') usage('the conformance client only connects to 127.0.0.1')
   const port = Number(url.port || 80)
   return { port, path: (url.pathname || '/') + url.search }
@@ -95,13 +101,15 @@ interface Spawned {
 }
 
 /** The demo runs with its defaults, as `npm start` does: the cases must pass against those. */
-async function spawnServer(kind: 'wspipe' | 'wspipe-stream' | 'ws'): Promise<Spawned> {
+async function spawnServer(kind: 'wspipe' | 'wspipe-stream' | 'ws', tls = false): Promise<Spawned> {
   const script = kind === 'ws' ? 'test/conformance/ws-echo-server.ts' : 'examples/echo-server.ts'
   if (!existsSync(path.join(ROOT, script))) {
     usage(`${script} does not exist (yet); run with --server ws, or start a server yourself and pass --url`)
   }
   const port = await freePort()
   const flags = kind === 'wspipe-stream' ? ['--stream'] : []
+  // HTTP/2 needs TLS (ALPN): the demo makes itself a certificate.
+  if (tls) flags.push('--tls')
   const child = spawn(process.execPath, ['--import=tsx', script, '--port', String(port), ...flags], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -118,7 +126,7 @@ async function spawnServer(kind: 'wspipe' | 'wspipe-stream' | 'ws'): Promise<Spa
     child.stdout!.on('data', (d: Buffer) => {
       keep(d)
       line += d.toString()
-      const m = /ws:\/\/127\.0\.0\.1:\d+\/\S*/.exec(line)
+      const m = (tls ? /wss:\/\/127\.0\.0\.1:\d+\/\S*/ : /ws:\/\/127\.0\.0\.1:\d+\/\S*/).exec(line)
       if (m) {
         clearTimeout(timer)
         resolve(m[0])
@@ -135,6 +143,25 @@ async function spawnServer(kind: 'wspipe' | 'wspipe-stream' | 'ws'): Promise<Spa
     usage(`${script}: ${e.message}`)
   })
   return { child, url, output: () => out }
+}
+
+/** One HTTP/2 session to the server (self-signed certificate accepted), once it allows extended CONNECT (RFC 8441 §3). */
+async function openSession(port: number): Promise<ClientHttp2Session> {
+  const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false })
+  session.on('error', () => {})
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no SETTINGS within 10 s')), 10_000)
+    session.once('remoteSettings', (settings) => {
+      clearTimeout(timer)
+      if (settings.enableConnectProtocol === true) resolve()
+      else reject(new Error('the server does not send SETTINGS_ENABLE_CONNECT_PROTOCOL'))
+    })
+    session.once('error', (e: Error) => {
+      clearTimeout(timer)
+      reject(e)
+    })
+  })
+  return session
 }
 
 const MAX_HANDSHAKE_FAILURES = 5
@@ -193,15 +220,22 @@ async function main(): Promise<void> {
   }
 
   let spawned: Spawned | undefined
-  let target: { port: number; path: string }
+  let target: Target
   let serverLabel: string
+  if (args.http2 && args.server === 'ws' && !args.url) usage('--http2 needs a wspipe server (the ws echo server has no HTTP/2)')
   if (args.url) {
     target = parseUrl(args.url)
     serverLabel = args.url
   } else {
-    spawned = await spawnServer(args.server)
+    spawned = await spawnServer(args.server, args.http2)
     target = parseUrl(spawned.url)
     serverLabel = `${args.server} (${spawned.url})`
+  }
+  let session: ClientHttp2Session | undefined
+  if (args.http2) {
+    session = await openSession(target.port).catch((e: Error) => usage(`no HTTP/2 session: ${e.message}`))
+    target = { ...target, h2: { session, authority: `127.0.0.1:${target.port}` } }
+    serverLabel += ', every case on a stream of one HTTP/2 session'
   }
   let serverExit: string | null = null
   spawned?.child.once('exit', (code, sig) => {
@@ -239,6 +273,7 @@ async function main(): Promise<void> {
   }
   process.stdout.write('\n\n')
   const totalMs = Date.now() - t0
+  session?.close()
   cleanup()
 
   // Per-section table.
@@ -276,6 +311,7 @@ async function main(): Promise<void> {
     tool: 'wspipe conformance fuzzing client',
     reference: AUTOBAHN_REF,
     server: args.url ? { url: args.url } : { kind: args.server, url: spawned?.url },
+    transport: args.http2 ? 'HTTP/2 (RFC 8441), one session' : 'HTTP/1.1, one TCP connection per case',
     mode: args.full ? 'full' : 'reduced',
     caseFilter: args.cases ?? null,
     startedAt: new Date(t0).toISOString(),

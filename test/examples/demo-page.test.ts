@@ -136,7 +136,9 @@ ${hide ? 'delete globalThis.WebSocketStream' : ''}`
     await page.locator('#log li.received', { hasText: 'via the build' }).waitFor(WAIT)
     t.true(loaded.includes('/wspipe.js'))
     t.is(await page.textContent('#transport'), hide ? 'WebSocket' : 'WebSocketStream')
-    t.deepEqual(await page.evaluate(() => (globalThis as unknown as { __made: unknown }).__made), hide ? { WebSocketStream: 0, WebSocket: 2 } : { WebSocketStream: 2, WebSocket: 0 })
+    // Three: the echo, the chat, and the one that asks the server which HTTP version they get.
+    await page.locator('#http-version', { hasText: 'HTTP/1.1' }).waitFor(WAIT)
+    t.deepEqual(await page.evaluate(() => (globalThis as unknown as { __made: unknown }).__made), hide ? { WebSocketStream: 0, WebSocket: 3 } : { WebSocketStream: 3, WebSocket: 0 })
   }
 })
 
