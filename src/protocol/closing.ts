@@ -125,7 +125,7 @@ export interface CloseDecision {
 }
 
 /** The state every connection starts in (shared: a connection that never closes costs nothing). */
-export const OPEN: CloseState = Object.freeze({
+export const OPEN_CLOSE_STATE: CloseState = Object.freeze({
   stage: 'open',
   sent: undefined,
   received: undefined,

@@ -18,7 +18,7 @@
  */
 
 import { CloseCode, isValidCloseCode } from './close-codes.js'
-import { checkClose, closeDecision, closeOutcome, closeStep, inputStopped, isClosing, OPEN, type CloseDecision, type CloseInput, type CloseOutcome, type ClosePayload, type CloseState, type PendingClose } from './closing.js'
+import { checkClose, closeDecision, closeOutcome, closeStep, inputStopped, isClosing, OPEN_CLOSE_STATE, type CloseDecision, type CloseInput, type CloseOutcome, type ClosePayload, type CloseState, type PendingClose } from './closing.js'
 import { frameHeaderSize, writeFrameHeader, type MaskSource } from './encode.js'
 import { ProtocolError } from './errors.js'
 import type { MessageCompression } from './extension.js'
@@ -188,7 +188,7 @@ export class Session {
   private pieceRest = 0
 
   /** Where the closing handshake stands: the one closing state (closing.ts), changed only by {@link Session.step}. */
-  private close: CloseState = OPEN
+  private close: CloseState = OPEN_CLOSE_STATE
   private readonly deferClose: boolean
 
   // The message being reassembled.

@@ -10,8 +10,7 @@
 import assert from 'node:assert/strict'
 import test, { type ExecutionContext } from 'ava'
 import fc from 'fast-check'
-import { Opcode, Session, type MessageCompression, type Role, type SessionEvent, type SessionOptions } from '../../src/protocol/index.js'
-import { closeDecision, closeOutcome, closeStep, checkClose, OPEN, type CloseInput, type CloseStage, type CloseState } from '../../src/protocol/closing.js'
+import { checkClose, closeDecision, closeOutcome, closeStep, OPEN_CLOSE_STATE, Opcode, Session, type CloseInput, type CloseStage, type CloseState, type MessageCompression, type Role, type SessionEvent, type SessionOptions } from '../../src/protocol/index.js'
 import { closePayload, concat, newSession, outputFrames, peerFrame, utf8 } from './helpers.js'
 
 const ROLES: Role[] = ['server', 'client']
@@ -104,7 +103,7 @@ for (const role of ROLES) {
     const s = driverSession(role)
     t.true(s.sendText('last reply'))
     t.deepEqual(sent(s), ['opcode 1'])
-    t.is(s.closeState, OPEN)
+    t.is(s.closeState, OPEN_CLOSE_STATE)
     t.is(s.state, 'open')
     t.is(orders(s), 'keep/no timer')
     t.deepEqual(kinds(s.receive(text(role, 'still read'))), ['message:still read'])
@@ -297,7 +296,7 @@ test('a peer\'s close held behind a message being inflated, with a bad frame aft
   const s = new Session({ role: 'server', compression: fake(), deferClose: true })
   const compressed = peerFrame('server', { opcode: Opcode.Text, rsv: 0x40, payload: utf8('Large').reverse() })
   t.deepEqual(kinds(s.receive(concat([compressed, closeFrame('server', 1001, 'away'), badOpcode('server')]))), ['compressed'])
-  t.is(s.closeState, OPEN, 'nothing held is judged yet')
+  t.is(s.closeState, OPEN_CLOSE_STATE, 'nothing held is judged yet')
   t.deepEqual(kinds(s.decompressed(utf8('Large'))), ['message:Large', 'close:1001'])
   t.is(s.pendingClose?.code, 1001)
   s.sendPendingClose()
@@ -369,7 +368,7 @@ for (const role of ROLES) {
   test(`no timer runs in 'open' or 'closed', and a stray firing changes nothing (${role})`, (t) => {
     const s = driverSession(role)
     s.closeTimerFired()
-    t.is(s.closeState, OPEN)
+    t.is(s.closeState, OPEN_CLOSE_STATE)
     s.transportClosed()
     const after = s.closeState
     s.closeTimerFired()
@@ -428,7 +427,7 @@ const inputArb: fc.Arbitrary<CloseInput> = fc.oneof(
 
 test('property: stages only move forward; each close frame, the failure and the peer\'s EOF are set once and kept; closed absorbs everything', (t) => {
   fc.assert(fc.property(fc.array(inputArb, { maxLength: 12 }), (inputs) => {
-    let s: CloseState = OPEN
+    let s: CloseState = OPEN_CLOSE_STATE
     for (const input of inputs) {
       const next = closeStep(s, input)
       assert.ok(RANK[next.stage] >= RANK[s.stage], `${s.stage} → ${next.stage} on ${input.type}`)
@@ -447,7 +446,7 @@ test('property: stages only move forward; each close frame, the failure and the 
 
 test('property: every stage but open and closed has a timer or a destroy (no state without an end); a destroy only after a timeout; §7.1.1 who ends TCP', (t) => {
   fc.assert(fc.property(fc.array(inputArb, { maxLength: 12 }), fc.constantFrom<Role>('server', 'client'), (inputs, role) => {
-    let s: CloseState = OPEN
+    let s: CloseState = OPEN_CLOSE_STATE
     for (const input of inputs) {
       s = closeStep(s, input)
       const d = closeDecision(s, role)
@@ -466,7 +465,7 @@ test('property: every stage but open and closed has a timer or a destroy (no sta
 
 test('property: the outcome is the failure\'s code, else the first close\'s, else 1006; clean only when both closes crossed without a failure or a transport error', (t) => {
   fc.assert(fc.property(fc.array(inputArb, { maxLength: 12 }), (inputs) => {
-    let s: CloseState = OPEN
+    let s: CloseState = OPEN_CLOSE_STATE
     let first: 'sent' | 'received' | undefined
     for (const input of inputs) {
       s = closeStep(s, input)
