@@ -21,6 +21,7 @@ import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions
 import { CloseCode } from './protocol/close-codes.js'
 import { resolveLimits, WebSocketConnection, type Connection, type ConnectionLimits, type Logger, type StreamConnection } from './driver.js'
 import { UpgradeError } from './errors.js'
+import { systemClock, type Clock } from './driver/clock.js'
 
 /** Options of {@link connect}. */
 export interface ConnectOptions extends ConnectionLimits {
@@ -34,6 +35,8 @@ export interface ConnectOptions extends ConnectionLimits {
   tls?: TlsConnectionOptions
   /** Time for the whole opening handshake, in ms. Default 10,000. */
   handshakeTimeout?: number
+  /** Where the handshake's and the connection's timers run. Default: Node's timers; tests pass a `VirtualClock`. */
+  clock?: Clock
   /** Most bytes of a refusal's body kept for {@link UpgradeError.reason}. Default 1,024. */
   maxRefusalBody?: number
   /** pino-shaped logger for the connection's diagnostics. Default: none. */
@@ -153,9 +156,10 @@ export function connect (url: string | URL, options: ConnectOptions | StreamConn
     }
     const onAbort = (): void => fail(signal!.reason)
     signal?.addEventListener('abort', onAbort, { once: true })
-    const timer = setTimeout(() => fail(new UpgradeError('the opening handshake timed out', 0, 'timeout')), options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT)
+    const clock = options.clock ?? systemClock
+    const timer = clock.setTimeout(() => fail(new UpgradeError('the opening handshake timed out', 0, 'timeout')), options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT, undefined)
     const cleanup = (): void => {
-      clearTimeout(timer)
+      clock.clearTimeout(timer)
       signal?.removeEventListener('abort', onAbort)
     }
 
@@ -204,8 +208,15 @@ export function connect (url: string | URL, options: ConnectOptions | StreamConn
       }
       settled = true
       cleanup()
+      // TCP only: frames leave at once (no Nagle delay), and the connection's own timers replace Node's idle timeout.
+      const tcp = socket as NodeDuplex & { setNoDelay?: (v: boolean) => void, setTimeout?: (ms: number) => void, remoteAddress?: string, remotePort?: number }
+      tcp.setNoDelay?.(true)
+      tcp.setTimeout?.(0)
       const conn = new WebSocketConnection(socket, {
         role: 'client',
+        remoteAddress: tcp.remoteAddress,
+        remotePort: tcp.remotePort,
+        clock,
         protocol: checked.protocol,
         url: target.pathname + target.search,
         headers: res.headers,

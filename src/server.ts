@@ -24,6 +24,7 @@ import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions
 import { CloseCode } from './protocol/close-codes.js'
 import { Topics, type TopicsOptions } from './topics/topics.js'
 import { handshakeRefusedChannel, publishRefused } from './diagnostics.js'
+import { systemClock, type Clock, type ClockTimer } from './driver/clock.js'
 import { DEFAULT_MEMORY_BUDGET, finishHandler, MemoryBudget, resolveLimits, WebSocketConnection, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver.js'
 
 /** A handler serves one connection; its promise settling closes it (1000, or 1011 if it threw). */
@@ -96,6 +97,8 @@ export interface WebSocketServerOptions extends ConnectionLimits {
    * (docs/server.md gives the figures); turn it on where bandwidth is dearer.
    */
   perMessageDeflate?: boolean | PerMessageDeflateOptions
+  /** Where the server's and its connections' timers run (handshake, close, heartbeat). Default: Node's timers; tests pass a `VirtualClock`. */
+  clock?: Clock
 }
 
 /** The server's counters ({@link WebSocketServer.stats}). */
@@ -141,7 +144,7 @@ export class WebSocketServer {
   private readonly handlers = new Map<string, Registration>()
   private readonly connections = new Set<WebSocketConnection>()
   /** Sockets that have connected but not finished the handshake, with their timers. */
-  private readonly pending = new Map<NodeDuplex, NodeJS.Timeout>()
+  private readonly pending = new Map<NodeDuplex, ClockTimer>()
   /**
    * TCP sockets of our own HTTPS server still in the TLS handshake, by remote address and port
    * (the TLS socket made from one has the same), with when they were accepted: the handshake
@@ -458,12 +461,18 @@ export class WebSocketServer {
     const { handler, stream } = this.handlers.get(protocol)!
     socket.write(buildAcceptResponse(acceptFor(key), protocol, deflate === undefined ? undefined : { 'Sec-WebSocket-Extensions': deflate.header }))
     socket.off('error', ignoreError)
+    // TCP only: frames leave at once (no Nagle delay), and the connection's own timers replace Node's idle timeout.
+    const tcp = socket as NodeDuplex & { setNoDelay?: (v: boolean) => void, setTimeout?: (ms: number) => void, remotePort?: number }
+    tcp.setNoDelay?.(true)
+    tcp.setTimeout?.(0)
     const conn = new WebSocketConnection(socket, {
       role: 'server',
       protocol,
       url,
       headers: applicationHeaders(req.headers),
-      remoteAddress: this.trustedProxies > 0 ? forwardedFor(req.headers['x-forwarded-for'], this.trustedProxies) : undefined,
+      remoteAddress: this.addressOf(socket, req),
+      remotePort: tcp.remotePort,
+      clock: this.options.clock,
       logger: this.logger,
       head,
       limits: this.options,
@@ -529,7 +538,8 @@ export class WebSocketServer {
   /** Start (or restart) `socket`'s handshake timer, `spent` ms of it already gone. */
   private startHandshakeTimer (socket: NodeDuplex, spent = 0): void {
     const ms = Math.max(0, (this.options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout) - spent)
-    const timer = setTimeout(() => {
+    const clock = this.options.clock ?? systemClock
+    const timer = clock.setTimeout(() => {
       if (this.authorizing.has(socket)) {
         // The client's request was whole; it is the server that is late: say so.
         this.logger.warn({ remoteAddress: (socket as { remoteAddress?: string }).remoteAddress }, 'authorize did not settle within handshakeTimeout: answered 503')
@@ -539,9 +549,9 @@ export class WebSocketServer {
       this.pending.delete(socket)
       socket.destroy()
       this.wakeDrain?.()
-    }, ms)
+    }, ms, undefined)
     const previous = this.pending.get(socket)
-    if (previous !== undefined) clearTimeout(previous)
+    if (previous !== undefined) clock.clearTimeout(previous)
     else socket.on('close', this.pendingSocketClosed)
     this.pending.set(socket, timer)
   }
@@ -549,7 +559,7 @@ export class WebSocketServer {
   private clearHandshakeTimer (socket: NodeDuplex): void {
     const timer = this.pending.get(socket)
     if (timer !== undefined) {
-      clearTimeout(timer)
+      (this.options.clock ?? systemClock).clearTimeout(timer)
       this.pending.delete(socket)
       this.authorizing.delete(socket)
       socket.off('close', this.pendingSocketClosed)
@@ -634,7 +644,7 @@ export class WebSocketServer {
         this.reject(socket, new HandshakeError(503, 'the server is shutting down'))
         continue
       }
-      clearTimeout(pendingTimer)
+      (this.options.clock ?? systemClock).clearTimeout(pendingTimer)
       socket.destroy()
     }
     this.pending.clear()

@@ -7,6 +7,8 @@
  * - {@link duplexPair} is a plain pair of in-memory duplexes, for tests that only care about a
  *   handler's data flow.
  * - {@link take}, {@link collect} and {@link text} read messages in tests.
+ * - {@link VirtualClock} runs a connection's timers (close timeout, heartbeat, ...) in virtual
+ *   time: `connectInMemory(handler, { clock })`, then `await clock.advance(ms)`.
  *
  * @example
  * ```ts
@@ -25,6 +27,7 @@ import { Duplex as NodeDuplex } from 'node:stream'
 import type { Duplex, Source } from 'it-stream-types'
 import { WebSocketConnection, type Connection, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver.js'
 import { InvalidStateError } from './errors.js'
+import type { Clock } from './driver/clock.js'
 import { runHandler, type Handler, type StreamHandler } from './server.js'
 
 /** Options of {@link connectInMemory}. */
@@ -39,6 +42,8 @@ export interface InMemoryOptions extends ConnectionLimits {
   logger?: Logger
   /** `'stream'` runs the handler in stream mode (see `register`); the client end takes whole messages. Default `'whole'`. */
   messages?: 'whole' | 'stream'
+  /** Where both ends' timers run (close timeout, heartbeat, ...). Default: Node's timers. */
+  clock?: Clock
 }
 
 /**
@@ -141,7 +146,7 @@ export async function connectInMemory (handler: Handler | StreamHandler, options
   }
   // In memory the heartbeat is off unless asked for: a test should not race a ping.
   const limits: ConnectionLimits = { ...options, heartbeat: options.heartbeat ?? false }
-  const common = { protocol: options.protocol ?? '', url: options.url ?? '/', headers: options.headers ?? {}, limits }
+  const common = { protocol: options.protocol ?? '', url: options.url ?? '/', headers: options.headers ?? {}, limits, remoteAddress: '127.0.0.1', remotePort: 0, clock: options.clock }
   const stream = options.messages === 'stream' ? {} : undefined
   const server = new WebSocketConnection(serverSocket, { ...common, role: 'server', logger, stream })
   const client = new WebSocketConnection(clientSocket, { ...common, role: 'client' }) as unknown as InMemoryClient<Connection | StreamConnection>
@@ -272,5 +277,7 @@ export function text (m: Uint8Array | readonly Uint8Array[]): string | string[] 
   return m instanceof Uint8Array ? utf8.decode(m) : m.map((x) => utf8.decode(x))
 }
 
+export { VirtualClock } from './virtual-clock.js'
+export type { Clock, ClockTimer } from './driver/clock.js'
 export type { Handler } from './server.js'
 export type { Connection } from './driver.js'

@@ -9,6 +9,7 @@ import type { Duplex, Source } from 'it-stream-types'
 import type { Role } from '../protocol/frame-parser.js'
 import type { MessageCompression } from '../protocol/extension.js'
 import type { MemoryBudget } from './budget.js'
+import type { Clock } from './clock.js'
 
 /**
  * A message sent as a stream: its type, and its bytes as chunks (bytes, or strings sent as
@@ -283,8 +284,12 @@ export interface DriverOptions {
   logger?: Logger
   /** Bytes that arrived with the handshake, after its end: processed by `start()`, once a handler is in place. */
   head?: Uint8Array
-  /** The peer's address when not the socket's (a server behind a trusted proxy: `trustProxy`). */
+  /** The peer's address (the socket's, or by `X-Forwarded-For` under `trustProxy`); the transport is not asked. */
   remoteAddress?: string
+  /** The peer's port, when the transport has one. */
+  remotePort?: number
+  /** Where every timer of the connection runs; default {@link systemClock}. */
+  clock?: Clock
   /** The server-wide budget this connection's memory counts against (none for a client). */
   budget?: MemoryBudget
   /** The negotiated per-message compression (permessage-deflate), if any. */

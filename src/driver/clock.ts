@@ -1,0 +1,35 @@
+/**
+ * Time, as the driver and the server see it: every timer of a connection (close timeout, reply
+ * grace, heartbeat, zlib budget waits, the paused-connection drop) and of a server or client
+ * (handshake timeout) goes through a {@link Clock}. The {@link systemClock} is Node's; tests pass
+ * the `VirtualClock` of `wspipe/testing` and move time by hand.
+ *
+ * @packageDocumentation
+ */
+
+/** A timer a {@link Clock} made: only ever given back to the same clock. */
+export type ClockTimer = unknown
+
+/**
+ * A source of time and timers. Callbacks take one argument, given when the timer is set, so a
+ * timer needs no closure.
+ */
+export interface Clock {
+  /** Milliseconds from an arbitrary origin; never goes back. */
+  now: () => number
+  /** Call `callback(arg)` once, `ms` from now. */
+  setTimeout: <A>(callback: (arg: A) => void, ms: number, arg: A) => ClockTimer
+  clearTimeout: (timer: ClockTimer) => void
+  /** Call `callback(arg)` every `ms`, without keeping the process alive for it (the heartbeat's sweep). */
+  setInterval: <A>(callback: (arg: A) => void, ms: number, arg: A) => ClockTimer
+  clearInterval: (timer: ClockTimer) => void
+}
+
+/** Node's own clock: `performance.now()` and the global timers. */
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  setTimeout: (callback, ms, arg) => setTimeout(callback, ms, arg),
+  clearTimeout: (timer) => { clearTimeout(timer as NodeJS.Timeout) },
+  setInterval: (callback, ms, arg) => setInterval(callback, ms, arg).unref(),
+  clearInterval: (timer) => { clearInterval(timer as NodeJS.Timeout) }
+}
