@@ -296,14 +296,6 @@ export class Session {
     return this.close.sent !== undefined
   }
 
-  /**
-   * Old name of {@link Session.closeSent}.
-   * @deprecated `closing` read as "one close frame has crossed", which is what {@link Session.state} `'closing'` means; use `closeSent`.
-   */
-  get closing (): boolean {
-    return this.close.sent !== undefined
-  }
-
   /** The peer's close frame has arrived. */
   get peerClosed (): boolean {
     return this.close.received !== undefined
