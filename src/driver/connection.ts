@@ -11,7 +11,7 @@
 
 import { Buffer, isUtf8 } from 'node:buffer'
 import type { Source } from 'it-stream-types'
-import { CloseCode, isValidCloseCode } from '../protocol/close-codes.js'
+import { CloseCode } from '../protocol/close-codes.js'
 import { ProtocolError } from '../protocol/errors.js'
 import type { Role } from '../protocol/frame-parser.js'
 import { DEFAULT_MAX_MESSAGE_SIZE, Session, type SessionEvent } from '../protocol/session.js'
@@ -19,7 +19,8 @@ import { fillMask } from '../crypto.js'
 import { ConnectionClosedError, InvalidStateError } from '../errors.js'
 import { PerMessageDeflate } from '../extensions/permessage-deflate.js'
 import { connectionCloseChannel, connectionOpenChannel, heartbeatDropChannel, memoryBudgetExhaustedChannel, publishBudgetExhausted, publishClose, publishHeartbeatDrop, publishOpen } from '../diagnostics.js'
-import { systemClock, type Clock, type ClockTimer } from './clock.js'
+import { systemClock, type Clock } from './clock.js'
+import { Closing, type ClosingOwner } from './closing.js'
 import { Compression, type CompressionOwner } from './compression.js'
 import { Heartbeat, type HeartbeatOwner } from './heartbeat.js'
 import { MessageSource, type IncomingOwner } from './incoming.js'
@@ -40,7 +41,7 @@ const encoder = new TextEncoder()
  * The driver: one per transport. Implements {@link Connection}, or in stream mode
  * {@link StreamConnection} (its `source` is then a {@link StreamSource}).
  */
-export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwner, OutputOwner, CompressionOwner, HeartbeatOwner {
+export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwner, OutputOwner, CompressionOwner, HeartbeatOwner, ClosingOwner {
   readonly protocol: string
   readonly url: string
   readonly headers: Record<string, string | string[] | undefined>
@@ -76,28 +77,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   private boundPing: ((data?: Uint8Array | string) => Promise<number>) | undefined
   private handlerLogger: Logger | undefined
 
-  // The closing group's fields (see the end of the class).
-  /** The close timer (owing an answer, or waiting for the peer's); heartbeats use a shared sweeper. */
-  private timer: ClockTimer | undefined
-  private closeStage: 'owing' | 'closing' | undefined
-  private socketClosed = false
-  private socketError: Error | undefined
-  private peerClose: { code: number, reason: string } | undefined
-  private ourClose: { code: number, reason: string } | undefined
-  private closedFirstByUs = false
-  private protocolError: ProtocolError | undefined
-  private transportEnding = false
-  private closeInfo: CloseInfo | undefined
-  /** `closed` is made on first use; most connections are never asked. */
-  private closedPromise: Promise<CloseInfo> | undefined
-  private resolveClosed: ((info: CloseInfo) => void) | undefined
-  /** Made on first use of `signal`: most connections never ask, and it is not free. */
-  private abortController: AbortController | undefined
-  private abortReason: ConnectionClosedError | undefined
-  /** A close of ours asked for while messages are being compressed: sent once they are. */
-  private closeAfterOutgoing: { code: number, reason: string } | undefined
-  private replyScheduled = false
-  private doneCheckScheduled = false
+  /** The closing part: the close timer, the transport's end, `closed` and `signal` (closing.ts). */
+  private readonly closing: Closing
 
   constructor (transport: Transport, options: DriverOptions) {
     this.transport = transport
@@ -151,6 +132,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     transport.on('error', transportOnError)
     transport.on('drain', transportOnDrain)
     this.heartbeat = new Heartbeat(this, this.clock, config.heartbeatInterval, config.heartbeatTimeout)
+    this.closing = new Closing(this, session, transport, this.clock, config.closeTimeout)
     // After the 101, before the handler (or connect()'s caller) gets the connection.
     if (connectionOpenChannel.hasSubscribers) publishOpen(this, this.role, this.protocol, this.remoteAddress)
   }
@@ -162,7 +144,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   start (): void {
     const head = this.head
     this.head = undefined
-    if (head !== undefined && !this.socketClosed) this.onData(head)
+    if (head !== undefined && !this.closing.gone) this.onData(head)
   }
 
   /** The path part of {@link Connection.url}. */
@@ -186,7 +168,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
 
   /** `close`, bound (like `sink` and `send`), so `({ close })` works; made on first use. */
   get close (): (code?: number, reason?: string) => void {
-    return (this.boundClose ??= (code, reason) => { this.closeWith(code, reason) })
+    return (this.boundClose ??= (code, reason) => { this.closing.close(code, reason) })
   }
 
   /** `ping`, bound; made on first use. */
@@ -201,7 +183,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     else return Promise.reject(new TypeError('a ping payload must be a Uint8Array or a string'))
     // §5.5: "All control frames MUST have a payload length of 125 bytes or less".
     if (payload.length > 125) return Promise.reject(new RangeError('a ping payload is at most 125 bytes (RFC 6455 §5.5)'))
-    if (this.socketClosed || this.session.closing) return Promise.reject(this.closingError(this.session.sentCloseCode ?? CloseCode.Abnormal))
+    if (this.closing.gone || this.session.closeSent) return Promise.reject(this.closingError(this.session.sentCloseCode ?? CloseCode.Abnormal))
     // A copy: the caller may reuse its buffer before the pong comes.
     return this.heartbeat.ping(new Uint8Array(payload))
   }
@@ -253,17 +235,17 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
 
   onHandlerSettled (error: unknown): void {
     if (error !== undefined) finishHandler(this, error, this.handlerLogger!)
-    else this.closeWith(CloseCode.Normal)
+    else this.closing.close(CloseCode.Normal)
   }
 
   // What the parts ask of the connection.
 
   get sendingStopped (): boolean {
-    return this.socketClosed || this.session.closing || this.closeAfterOutgoing !== undefined
+    return this.closing.sendingStopped
   }
 
   get dropWhenFull (): boolean {
-    return this.session.closing
+    return this.session.closeSent
   }
 
   get fragmentsUnderWay (): boolean {
@@ -271,11 +253,11 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   }
 
   get gone (): boolean {
-    return this.socketClosed
+    return this.closing.gone
   }
 
   get failed (): boolean {
-    return this.protocolError !== undefined
+    return this.closing.failure !== undefined
   }
 
   get queuedIn (): number {
@@ -351,7 +333,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   /** A streamed message's chunks threw: it cannot be finished, so the connection closes with 1011. */
   failStream (err: unknown): void {
     this.logger?.debug({ err, protocol: this.protocol, remoteAddress: this.remoteAddress }, 'a streamed message failed part-way: closing the connection (1011)')
-    if (!this.sendingStopped) this.closeWith(CloseCode.InternalError)
+    if (!this.sendingStopped) this.closing.close(CloseCode.InternalError)
   }
 
   /** The budget refused what this connection holds: it fails with 1013, which lets its buffers go. */
@@ -373,11 +355,11 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   }
 
   /** Recompute the reasons to pause that the closing rules and the zlib work change. */
-  private updateReading (): void {
+  updateReading (): void {
     // After a failure nothing more is parsed (§7.1.7): until our close is sent, what the peer
     // still sends stays in the kernel rather than be read and thrown away. Then reading resumes,
     // so the peer's end of TCP is seen.
-    const failed = this.protocolError !== undefined && this.session.pendingClose !== undefined
+    const failed = this.closing.failure !== undefined && this.session.pendingClose !== undefined
     const inflating = this.compression !== undefined && this.compression.inflating
     this.reading.assign(FOR_FAILURE | FOR_INFLATE, (failed ? FOR_FAILURE : 0) | (inflating ? FOR_INFLATE : 0))
   }
@@ -433,24 +415,15 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
         this.heartbeat.onPong(event.data)
         return
       case 'close':
-        this.peerClose = { code: event.code, reason: event.reason }
-        this.source.end()
-        this.abortSignal()
         // DESIGN "Closing": the peer's close is answered at once, after what is already being
-        // written; the sink stops. Only a protocol error waits for the handler (see onPeerClosing).
-        this.sendOwedClose()
+        // written; the sink stops. Only a protocol error waits for the handler.
+        this.closing.onPeerClose()
         return
       case 'error':
-        this.protocolError = event.error
         // Nothing after the bad frame is handled: a message left for later is dropped.
         if (this.compression?.inflating === true) this.compression.stopInflating()
-        // The session stops parsing once a close crosses, so no close of ours precedes this one.
-        this.ourClose = { code: event.error.closeCode, reason: event.error.message }
-        this.closedFirstByUs = true
         this.logger?.debug({ err: event.error, remoteAddress: this.remoteAddress }, 'peer broke the protocol')
-        this.updateReading()
-        this.source.end(event.error)
-        this.onPeerClosing()
+        this.closing.onFailure(event.error)
     }
   }
 
@@ -458,74 +431,36 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     this.output.drained()
     this.pump?.onDrain()
     // What was written is no longer held: the budget gets it back now, not at the next message.
-    if (!this.output.handling && !this.socketClosed) this.output.charge()
+    if (!this.output.handling && !this.closing.gone) this.output.charge()
   }
 
   // ─── Closing ─────────────────────────────────────────────────────────────────────────────────
-  // The closing rules, kept together for the closing part (h-closing) to replace: closeWith,
-  // failure, closeIfDone, scheduleDoneCheck, sendOwedClose, onLocalClose, onPeerClosing,
-  // abortSignal, stopSink, endTransport, armCloseTimer, onTimer, onEnd/onClose/onError, and the
-  // fields above marked as the closing group's.
+  // The closing part (closing.ts) carries out the session's decisions; here, what it is given
+  // and what it asks of the connection (ClosingOwner).
 
   get closed (): Promise<CloseInfo> {
-    if (this.closedPromise === undefined) {
-      this.closedPromise = this.closeInfo !== undefined
-        ? Promise.resolve(this.closeInfo)
-        : new Promise((resolve) => { this.resolveClosed = resolve })
-    }
-    return this.closedPromise
+    return this.closing.closed
   }
 
   get signal (): AbortSignal {
-    if (this.abortController === undefined) {
-      this.abortController = new AbortController()
-      if (this.abortReason !== undefined) this.abortController.abort(this.abortReason)
-    }
-    return this.abortController.signal
-  }
-
-  private closeWith (code: number = CloseCode.Normal, reason = ''): void {
-    // A programmer's mistake is reported whatever the state (§7.4: only some codes may be sent).
-    if (!Number.isInteger(code)) throw new TypeError(`a close code must be an integer, not ${typeof code === 'string' ? `the string '${code}'` : String(code)}`)
-    if (!isValidCloseCode(code)) throw new RangeError(`close code ${code} may not be sent: use 1000, 1001-1003, 1007-1014 or 3000-4999 (RFC 6455 §7.4)`)
-    if (typeof reason !== 'string') throw new TypeError('a close reason must be a string')
-    if (Buffer.byteLength(reason) > 123) throw new RangeError('a close reason is at most 123 bytes of UTF-8 (RFC 6455 §5.5)')
-    if (this.socketClosed || this.session.closing || this.closeAfterOutgoing !== undefined) return
-    // A close already owed to the peer (its close, or its protocol error) takes precedence.
-    if (this.sendOwedClose()) return
-    if (this.compression !== undefined && this.compression.busy) {
-      // The messages already given to send go first (DESIGN "Closing"); nothing more is taken.
-      this.closeAfterOutgoing = { code, reason }
-      this.stopSink()
-      return
-    }
-    this.session.sendClose(code, reason)
-    this.onLocalClose(code, reason)
-  }
-
-  /** What waited behind compression is in the session: a close asked for meanwhile goes now; else the senders go on. */
-  onOutgoingSent (): void {
-    const close = this.closeAfterOutgoing
-    if (close !== undefined) {
-      this.closeAfterOutgoing = undefined
-      this.closeWith(close.code, close.reason)
-      return
-    }
-    // Whoever waited for these to go (the sink, send()) goes on.
-    this.pump?.onDrain()
+    return this.closing.signal
   }
 
   /** The connection is failing because the peer broke the protocol (the error `source` throws). */
   get failure (): ProtocolError | undefined {
-    return this.protocolError
+    return this.closing.failure
+  }
+
+  /** What waited behind compression is in the session: a close asked for meanwhile goes now; else the senders go on. */
+  onOutgoingSent (): void {
+    if (this.closing.compressed()) return
+    // Whoever waited for these to go (the sink, send()) goes on.
+    this.pump?.onDrain()
   }
 
   /** The consumer of `source` has seen its end: the close owed to the peer can follow the replies. */
   onSourceDrained (): void {
-    if (this.session.pendingClose === undefined || this.replyScheduled) return
-    this.replyScheduled = true
-    // After the flush the sink scheduled for its last replies (setImmediate runs in order).
-    setImmediate(replyLater, this)
+    this.closing.onSourceDrained()
   }
 
   /**
@@ -534,183 +469,85 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
    * is done too: right away when no sink is running, otherwise when the sink ends.
    */
   onSourceReturned (): void {
-    this.scheduleDoneCheck()
+    this.closing.scheduleDoneCheck()
   }
 
   /** The sink is done (or `send()` has nothing under way); if `source` was returned too, nothing is read or sent any more. */
   onSinkEnded (): void {
-    if (this.source.detached) this.scheduleDoneCheck()
+    if (this.source.detached) this.closing.scheduleDoneCheck()
   }
 
-  /**
-   * On the next turn of the event loop, not now: a `throw` out of a `for await` loop also
-   * returns the source, and the error on its way to the handler must decide the close code
-   * (1011, or the handler's own `close()`), not this rule.
-   */
-  private scheduleDoneCheck (): void {
-    if (this.doneCheckScheduled || this.sendingStopped) return
-    this.doneCheckScheduled = true
-    setImmediate(doneCheck, this)
-  }
-
-  /** Both directions done: close with 1000, or 1011 if the sink's iterable threw. */
-  closeIfDone (): void {
-    this.doneCheckScheduled = false
+  /** Both directions done (`source` returned): 1000, or 1011 if the sink's iterable threw; undefined while sending. */
+  doneSending (): number | undefined {
     const pump = this.pump
-    if (!this.source.detached || this.sendingStopped) return
     // A streamed message being sent by send() is finished first; its end checks again.
-    if (pump === undefined || pump.idle) this.closeWith(CloseCode.Normal)
-    else if (pump.ended) this.closeWith(pump.failed ? CloseCode.InternalError : CloseCode.Normal)
-  }
-
-  /** Send the close frame owed to the peer, if any. */
-  sendOwedClose (): boolean {
-    const owed = this.session.pendingClose
-    if (owed === undefined || this.socketClosed) return false
-    // The peer closed or failed: what was still being compressed is dropped, as later writes are.
-    this.compression?.drop()
-    this.session.sendPendingClose()
-    this.ourClose ??= { code: owed.code ?? CloseCode.NoStatusReceived, reason: owed.reason }
-    this.stopSink()
-    this.flush()
-    if (this.reading.paused) this.updateReading()
-    if (!this.socketClosed && !this.transportEnding) {
-      this.armCloseTimer('closing', this.config.closeTimeout)
-    }
-    return true
+    if (pump === undefined || pump.idle) return CloseCode.Normal
+    if (pump.ended) return pump.failed ? CloseCode.InternalError : CloseCode.Normal
+    return undefined
   }
 
   /** Drop the connection at once, without a closing handshake (1006). */
   terminate (): void {
-    if (!this.socketClosed) this.transport.destroy()
+    if (!this.closing.gone) this.transport.destroy()
   }
 
   /** What `send()` and `ping()` reject with once the connection is closing, or closed once `closed` has settled. */
   closingError (code?: number): ConnectionClosedError {
-    // The code `closed` settles with: the side that closed first (or the close owed to the peer).
-    code ??= this.closeInfo?.code ?? (this.closedFirstByUs ? this.ourClose?.code : this.peerClose?.code) ?? this.ourClose?.code ?? this.session.pendingClose?.code ?? this.closeAfterOutgoing?.code ?? CloseCode.Abnormal
-    return new ConnectionClosedError(this.closeInfo === undefined ? 'the connection is closing' : 'the connection is closed', code)
+    return this.closing.closingError(code)
   }
 
-  /** We started the closing handshake (close() routes a close owed to the peer elsewhere). */
-  private onLocalClose (code: number, reason: string): void {
-    this.ourClose = { code, reason }
-    this.closedFirstByUs = true
-    this.stopSink()
-    this.flush()
-    // The peer's answer must be read even if the handler reads no more (the queue drops instead).
-    this.source.release()
-    // Wait for the peer's close frame, then for TCP to end; past the timeout, drop it.
-    if (!this.socketClosed) {
-      this.armCloseTimer('closing', this.config.closeTimeout)
-    }
-  }
-
-  /**
-   * The peer failed the connection: the signal aborts, and the close we owe it (1002, 1007,
-   * 1009) goes out once the handler has read the messages before the bad frame (or after a
-   * short grace), so its replies to them go first.
-   */
-  private onPeerClosing (): void {
-    this.abortSignal()
-    if (this.session.pendingClose === undefined || this.socketClosed) return
-    if (this.source.detached) {
-      this.onSourceDrained()
-      return
-    }
-    this.armCloseTimer('owing', Math.min(REPLY_GRACE, this.config.closeTimeout))
-  }
-
-  private abortSignal (): void {
-    if (this.abortReason !== undefined) return
-    this.abortReason = new ConnectionClosedError('the connection is closing', this.ourClose?.code ?? this.peerClose?.code ?? CloseCode.Abnormal)
-    this.abortController?.abort(this.abortReason)
-  }
-
-  /** Our close is sent or the transport is gone: the sending engine stops; whatever waits wakes. */
-  private stopSink (): void {
-    this.pump?.stop()
-    this.abortSignal()
-  }
-
-  /** §7.1.1: the server ends TCP first; a client waits for the server, up to the close timeout. */
+  /** The output was written and the session says TCP's end is due (§7.1.1): the closing part carries it out. */
   endTransport (): void {
-    if (this.socketClosed || this.transportEnding) return
-    this.transportEnding = true
-    // After a protocol error no answer to our close is awaited, on either side.
-    if (this.role === 'server' || this.protocolError !== undefined) this.transport.end()
-    this.armCloseTimer('closing', this.config.closeTimeout)
+    this.closing.afterFlush()
   }
 
-  onEnd (): void {
-    // The peer half-closed: no frame is coming any more. If its close came first, the answer it
-    // is owed still goes out: on a half-open transport once the handler has replied (as usual;
-    // the closing handshake then ends TCP), otherwise at once. Then we finish our side too.
-    if (this.socketClosed) return
-    if (this.session.pendingClose !== undefined && this.transport.allowHalfOpen === true) return
-    this.sendOwedClose()
-    this.transport.end()
+  stopSending (): void {
+    this.pump?.stop()
   }
 
-  onError (err: Error): void {
-    this.socketError ??= err
-  }
-
-  onClose (): void {
-    if (this.socketClosed) return
-    this.socketClosed = true
-    this.reading.stop()
-    if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
-    this.timer = undefined
+  stopHeartbeat (): void {
     this.heartbeat.stop()
+  }
+
+  dropZlibWork (): void {
     this.compression?.drop()
-    const clean = this.peerClose !== undefined && this.session.closing && this.protocolError === undefined && this.socketError === undefined
-    let info: CloseInfo
-    // `closed` reports the code of the side that closed first.
-    if (this.closedFirstByUs && this.ourClose !== undefined) {
-      info = { code: this.ourClose.code, reason: this.ourClose.reason, wasClean: clean }
-    } else if (this.peerClose !== undefined) {
-      info = { code: this.peerClose.code, reason: this.peerClose.reason, wasClean: clean }
-    } else {
-      info = { code: CloseCode.Abnormal, reason: '', wasClean: false }
-    }
-    // After a close we started, `source` ends (the peer's answer, or closeTimeout, ends it);
-    // without any close frame the connection was lost, and `source` throws.
-    if (this.peerClose === undefined && this.protocolError === undefined && !this.closedFirstByUs) {
-      this.source.end(new ConnectionClosedError(
-        this.socketError !== undefined ? `connection lost: ${this.socketError.message}` : 'connection closed without a close frame',
-        CloseCode.Abnormal, { cause: this.socketError }))
-    } else {
-      this.source.end()
-    }
-    this.stopSink()
-    // The budget gets back all this connection charged, and its holds on shared buffers.
+  }
+
+  get isCompressing (): boolean {
+    return this.compression !== undefined && this.compression.busy
+  }
+
+  get sourceDetached (): boolean {
+    return this.source.detached
+  }
+
+  endSource (error?: Error): void {
+    this.source.end(error)
+  }
+
+  releaseSource (): void {
+    this.source.release()
+  }
+
+  /** The transport is gone: the budget gets back all this connection charged (shared buffers too); pings reject; the server is told. */
+  onGone (info: CloseInfo): void {
     this.output.release()
     this.heartbeat.rejectPings(() => new ConnectionClosedError('the connection closed before the pong', info.code))
-    this.closeInfo = info
-    this.resolveClosed?.(info)
     if (connectionCloseChannel.hasSubscribers) publishClose(this, this.role, info.code, info.reason, info.wasClean)
     this.onClosed?.(this)
   }
 
-  /** Once closing starts, the heartbeat stops and one timer bounds the wait. */
-  private armCloseTimer (stage: 'owing' | 'closing', ms: number): void {
-    this.heartbeat.stop()
-    if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
-    this.closeStage = stage
-    this.timer = this.clock.setTimeout(timerFired, ms, this)
+  onEnd (): void {
+    this.closing.onEnd()
   }
 
-  onTimer (): void {
-    this.timer = undefined
-    if (this.socketClosed) return
-    if (this.closeStage === 'closing') {
-      // No close frame or no TCP end within closeTimeout: drop the connection.
-      this.transport.destroy()
-    } else if (this.closeStage === 'owing') {
-      // The handler did not read up to the peer's protocol error in time: answer it now.
-      this.sendOwedClose()
-    }
+  onError (err: Error): void {
+    this.closing.onError(err)
+  }
+
+  onClose (): void {
+    if (!this.closing.gone) this.reading.stop()
+    this.closing.onClose()
   }
 }
 
@@ -724,12 +561,6 @@ function transportOnEnd (this: Transport): void { owner(this).onEnd() }
 function transportOnClose (this: Transport): void { owner(this).onClose() }
 function transportOnError (this: Transport, err: Error): void { owner(this).onError(err) }
 function transportOnDrain (this: Transport): void { owner(this).onDrain() }
-function timerFired (conn: WebSocketConnection): void { conn.onTimer() }
-function replyLater (conn: WebSocketConnection): void { conn.sendOwedClose() }
-function doneCheck (conn: WebSocketConnection): void { conn.closeIfDone() }
-
-/** How long the close owed to a peer waits for the handler to read what came before it. */
-const REPLY_GRACE = 1000
 
 /**
  * A handler has settled with `err`: the error is logged (never sent to the peer: it may hold

@@ -18,6 +18,7 @@
  */
 
 import { CloseCode, isValidCloseCode } from './close-codes.js'
+import { checkClose, closeDecision, closeOutcome, closeStep, inputStopped, isClosing, OPEN_CLOSE_STATE, type CloseDecision, type CloseInput, type CloseOutcome, type ClosePayload, type CloseState, type PendingClose } from './closing.js'
 import { frameHeaderSize, writeFrameHeader, type MaskSource } from './encode.js'
 import { ProtocolError } from './errors.js'
 import type { MessageCompression } from './extension.js'
@@ -148,23 +149,13 @@ export interface SessionErrorEvent {
 /** What {@link Session.receive} reports. */
 export type SessionEvent = SessionMessageEvent | SessionChunkEvent | SessionCompressedEvent | SessionControlEvent | SessionCloseEvent | SessionErrorEvent
 
-/** A close code with its reason. */
-export interface ClosePayload {
-  /** The close code (§7.4). */
-  readonly code: number
-  /** The reason, decoded from UTF-8. */
-  readonly reason: string
-}
+export type { ClosePayload, PendingClose } from './closing.js'
 
-/** A close frame owed to the peer; `code` undefined for an empty close. */
-export interface PendingClose {
-  /** The code to send, or undefined for an empty close frame. */
-  readonly code: number | undefined
-  /** The reason to send with it. */
-  readonly reason: string
-}
-
-/** `open`: both may send. `closing`: one close frame has crossed. `closed`: both have, or the connection failed. */
+/**
+ * `open`: both may send. `closing`: one close frame has crossed, or the connection failed and
+ * our close is still held back. `closed`: both have, or ours went out after a failure, or the
+ * transport is gone. {@link Session.closeState} has the detail.
+ */
 export type SessionState = 'open' | 'closing' | 'closed'
 
 /** Frames whose header and payload fit in this many bytes are copied into the output slab. */
@@ -196,13 +187,9 @@ export class Session {
   /** Stream mode: bytes still to come of the frame whose piece is being handled. */
   private pieceRest = 0
 
-  private closeSent = false
-  private closeReceived = false
-  private failed = false
-  private closeCode: number | undefined
+  /** Where the closing handshake stands: the one closing state (closing.ts), changed only by {@link Session.step}. */
+  private close: CloseState = OPEN_CLOSE_STATE
   private readonly deferClose: boolean
-  /** The close frame owed to the peer while {@link SessionOptions.deferClose} holds it back. */
-  private owedClose: { code: number | undefined, reason: string } | undefined
 
   // The message being reassembled.
   private messageOpen = false
@@ -279,45 +266,101 @@ export class Session {
 
   /** See {@link SessionState}. */
   get state (): SessionState {
-    if ((this.failed && this.closeSent) || (this.closeSent && this.closeReceived)) return 'closed'
+    const stage = this.close.stage
+    if (stage === 'done' || stage === 'closed') return 'closed'
     // A failure whose close is held back by deferClose is no longer open: it is closing.
-    return this.closeSent || this.closeReceived || this.failed ? 'closing' : 'open'
+    return isClosing(this.close) ? 'closing' : 'open'
   }
 
-  /** We have sent our close frame: nothing more may be sent. */
-  get closing (): boolean {
-    return this.closeSent
+  /** The one closing state: stage, close frames either way, failure, the transport's end (see closing.ts). */
+  get closeState (): CloseState {
+    return this.close
+  }
+
+  /**
+   * What the driver is to do now: which close timer should run (a new name, a fresh timer) and
+   * whether to keep, end (once the output is written) or destroy the transport. §7.1.1: the
+   * server ends TCP first; a client waits for the server's end, within the timeout.
+   */
+  get closeDecision (): CloseDecision {
+    return closeDecision(this.close, this.role)
+  }
+
+  /** What `closed` reports, as things stand (final once the transport is gone). */
+  get closeOutcome (): CloseOutcome {
+    return closeOutcome(this.close)
+  }
+
+  /** We have sent our close frame: nothing more may be sent (§5.5.1). */
+  get closeSent (): boolean {
+    return this.close.sent !== undefined
   }
 
   /** The peer's close frame has arrived. */
   get peerClosed (): boolean {
-    return this.closeReceived
+    return this.close.received !== undefined
   }
 
   /**
-   * The closing handshake is done, or the connection failed (§7.1.7): once the output is
-   * written, the transport may be closed. A server closes TCP first (§7.1.1).
+   * The closing handshake is over (both close frames crossed), or our close went out after a
+   * failure (§7.1.7): TCP's end is due. Who ends it is {@link Session.closeDecision}'s to say
+   * (§7.1.1: a server at once, a client once the server has, or after a failure).
    */
   get shouldCloseTransport (): boolean {
-    return this.closeSent && (this.failed || this.closeReceived)
+    return this.close.sent !== undefined && inputStopped(this.close)
   }
 
   /** The close frame held back by {@link SessionOptions.deferClose}, if one is owed. */
   get pendingClose (): PendingClose | undefined {
-    return this.closeSent ? undefined : this.owedClose
+    return this.close.owed
   }
 
   /** Send the close frame held back by {@link SessionOptions.deferClose}. Returns false if none was owed. */
   sendPendingClose (): boolean {
-    const owed = this.owedClose
-    if (owed === undefined || this.closeSent) return false
-    this.owedClose = undefined
-    return this.sendClose(owed.code, owed.reason)
+    if (this.close.owed === undefined) return false
+    return this.sendClose()
   }
 
-  /** The code of the close frame we sent, if any. */
+  /** The code of the close frame we sent (1005 for an empty one), if any. */
   get sentCloseCode (): number | undefined {
-    return this.closeCode
+    const sent = this.close.sent
+    return sent === undefined ? undefined : sent.code ?? CloseCode.NoStatusReceived
+  }
+
+  /**
+   * The peer ended its side of the transport (python-websockets' `receive_eof`): nothing more
+   * will arrive. See {@link Session.closeDecision} for what follows.
+   */
+  receiveEof (): void {
+    this.step({ type: 'eof' })
+  }
+
+  /**
+   * The close timer {@link Session.closeDecision} asked for fired: an owed close goes out now
+   * (queued: flush it), or the transport is to be destroyed.
+   */
+  closeTimerFired (): void {
+    this.step({ type: 'timeout' })
+  }
+
+  /** The transport is gone (`error`: it failed rather than ended): the outcome is final. */
+  transportClosed (error = false): void {
+    this.step({ type: 'closed', error })
+    this.dropMessage()
+    this.parser.discard()
+    this.dropHeld()
+  }
+
+  /**
+   * The one way the closing state changes. A transition that sends our close frame queues it
+   * here, so the frame and the state never disagree.
+   */
+  private step (input: CloseInput): void {
+    const before = this.close
+    const after = closeStep(before, input)
+    const sent = after.sent
+    if (sent !== before.sent && sent !== undefined) this.sendFrame(Opcode.Close, closePayload(sent.code, sent.reason), true)
+    this.close = after
   }
 
   /** Bytes received but not yet part of a delivered message (partial frames and fragments). */
@@ -348,7 +391,7 @@ export class Session {
   receive (chunk: Uint8Array): SessionEvent[] {
     const events: SessionEvent[] = []
     // §7.1.7 / §5.5.1: after failing, or after the peer's close, further bytes are discarded.
-    if (this.failed || this.closeReceived || this.heldError !== undefined) return events
+    if (inputStopped(this.close) || this.close.stage === 'closed' || this.heldError !== undefined) return events
     // Frames completed before a bad header in the same chunk are still handed out first.
     const frames: Frame[] = []
     let parseError: unknown
@@ -381,7 +424,7 @@ export class Session {
       for (let i = 0; i < frames.length; i++) {
         if (rest > 0) this.pieceRest = i === frames.length - 1 ? rest : 0
         this.onFrame(frames[i], i === 0 ? skip : 0, events)
-        if (this.closeReceived) return
+        if (this.close.received !== undefined) return
         if (this.awaiting !== undefined) {
           for (let j = i + 1; j < frames.length; j++) this.hold(frames[j])
           this.heldError = parseError
@@ -447,7 +490,7 @@ export class Session {
   }
 
   private sendMessage (opcode: number, data: Uint8Array): boolean {
-    if (this.closeSent) return false
+    if (this.close.sent !== undefined) return false
     this.checkNoFragments()
     const compressed = this.compression?.compress(data)
     // RFC 7692 §6.1: RSV1 marks the (first) frame of a compressed message.
@@ -463,7 +506,7 @@ export class Session {
    * @throws TypeError for a compressed payload when no compression was negotiated.
    */
   sendCompressed (data: Uint8Array, binary: boolean, compressed: Uint8Array | readonly Uint8Array[] | undefined): boolean {
-    if (this.closeSent) return false
+    if (this.close.sent !== undefined) return false
     this.checkNoFragments()
     const opcode = binary ? Opcode.Binary : Opcode.Text
     if (compressed === undefined) return this.sendFrame(opcode, data, true)
@@ -507,7 +550,7 @@ export class Session {
    * (§5.4: the fragments of one message are not interleaved with another's).
    */
   sendFragment (opcode: number, data: Uint8Array, fin: boolean): boolean {
-    if (this.closeSent) return false
+    if (this.close.sent !== undefined) return false
     if (opcode === Opcode.Continuation) {
       if (!this.sendingFragments) throw new Error('a continuation fragment with no message under way (RFC 6455 §5.4)')
     } else if (opcode === Opcode.Text || opcode === Opcode.Binary) {
@@ -568,7 +611,7 @@ export class Session {
    */
   sendEncoded (frame: Uint8Array): boolean {
     if (!this.acceptsEncoded) throw new TypeError('this session cannot send frames encoded elsewhere')
-    if (this.closeSent) return false
+    if (this.close.sent !== undefined) return false
     this.checkNoFragments()
     const length = frame.length
     if (this.slabUsed > this.slabStart) this.flushSlab()
@@ -590,39 +633,29 @@ export class Session {
   }
 
   /**
-   * Start the closing handshake (§7.1.2), or answer the peer's close. Without a code the close
-   * frame is empty. Returns false if our close was already sent.
+   * Start the closing handshake (§7.1.2), or answer the peer's close: when a close is owed (see
+   * {@link Session.pendingClose}), the owed frame goes, whatever `code` says (§5.5.1 echoes the
+   * peer's code; a failure sends its own). Without a code the close frame is empty. Returns
+   * false if our close was already sent, or the transport is gone.
+   * @throws as {@link checkClose}, for a code or reason that may not be sent.
    */
   sendClose (code?: number, reason = ''): boolean {
-    if (this.closeSent) return false
-    let payload: Uint8Array
-    if (code === undefined) {
-      if (reason !== '') throw new TypeError('a close reason needs a close code')
-      payload = new Uint8Array(0)
-    } else {
-      if (!isValidCloseCode(code)) throw new RangeError(`close code ${code} may not be sent (RFC 6455 §7.4)`)
-      const text = encoder.encode(reason)
-      // §5.5: the whole control payload, 2 code bytes included, is at most 125 bytes.
-      if (text.length > 123) throw new RangeError('a close reason is at most 123 bytes of UTF-8')
-      payload = new Uint8Array(2 + text.length)
-      payload[0] = code >>> 8
-      payload[1] = code & 0xff
-      payload.set(text, 2)
-    }
-    this.sendFrame(Opcode.Close, payload, true)
-    this.closeSent = true
-    this.closeCode = code ?? CloseCode.NoStatusReceived
+    checkClose(code, reason)
+    if (this.close.sent !== undefined || this.close.stage === 'closed') return false
     // The incoming message stays: §7.1.2 lets the peer go on sending until its close arrives.
+    this.step({ type: 'send', code, reason })
     return true
   }
 
   /**
    * Fail the connection from our side (§7.1.7), e.g. 1011 when a handler threw: sends a close
-   * frame with `code` unless one was sent, and stops processing input.
+   * frame with `code` unless one was sent (or one is owed: that one goes), and stops processing input.
+   * @throws as {@link checkClose}, for a code or reason that may not be sent.
    */
   abort (code: number, reason = ''): void {
-    if (!this.closeSent) this.sendClose(code, reason)
-    this.failed = true
+    checkClose(code, reason)
+    this.step({ type: 'fail', code, reason })
+    this.step({ type: 'send', code, reason })
     this.dropMessage()
     this.parser.discard()
     this.dropHeld()
@@ -635,7 +668,7 @@ export class Session {
    */
   failWith (error: ProtocolError): SessionEvent[] {
     const events: SessionEvent[] = []
-    if (this.failed || this.closeReceived) return events
+    if (inputStopped(this.close) || this.close.stage === 'closed') return events
     this.fail(error, events)
     return events
   }
@@ -658,7 +691,7 @@ export class Session {
   }
 
   private sendFrame (opcode: number, payload: Uint8Array, fin: boolean, rsv1 = false): boolean {
-    if (this.closeSent) return false
+    if (this.close.sent !== undefined) return false
     const length = payload.length
     const headerLen = frameHeaderSize(length, this.masked)
     if (headerLen + length <= COPY_LIMIT) {
@@ -878,7 +911,7 @@ export class Session {
     switch (frame.opcode) {
       case Opcode.Ping:
         // §5.5.2: answer with a pong carrying the same application data, unless we are closing.
-        if (!this.closeSent) this.sendFrame(Opcode.Pong, payload, true)
+        if (this.close.sent === undefined) this.sendFrame(Opcode.Pong, payload, true)
         events.push({ type: 'ping', data: payload })
         return
       case Opcode.Pong:
@@ -886,14 +919,13 @@ export class Session {
         return
       default: {
         const { code, reason } = parseClosePayload(payload, this.isUtf8)
-        this.closeReceived = true
+        this.step({ type: 'receive', code, reason })
         this.dropMessage()
         // §5.5.1: nothing after the close is read; what was buffered of it is let go.
         this.parser.discard()
         this.dropHeld()
-        // §5.5.1: "If an endpoint receives a Close frame and did not previously send a Close
-        // frame, the endpoint MUST send a Close frame in response", echoing the code.
-        if (!this.closeSent) this.owe(code === CloseCode.NoStatusReceived ? undefined : code, '')
+        // §5.5.1: the answer is owed (closing.ts); held back under deferClose.
+        if (!this.deferClose) this.sendPendingClose()
         events.push({ type: 'close', code, reason })
       }
     }
@@ -933,17 +965,12 @@ export class Session {
   }
 
   private fail (error: ProtocolError, events: SessionEvent[]): void {
-    this.failed = true
-    if (!this.closeSent) this.owe(error.closeCode, error.message.slice(0, 123))
+    this.step({ type: 'fail', code: error.closeCode, reason: error.message })
+    if (!this.deferClose) this.sendPendingClose()
     this.dropMessage()
     this.parser.discard()
     this.dropHeld()
     events.push({ type: 'error', error })
-  }
-
-  private owe (code: number | undefined, reason: string): void {
-    if (this.deferClose) this.owedClose = { code, reason }
-    else this.sendClose(code, reason)
   }
 
   /** Nothing more is handled: what waited behind a message being inflated goes too. */
@@ -975,4 +1002,15 @@ export function parseClosePayload (payload: Uint8Array, isUtf8: (bytes: Uint8Arr
   // §5.5.1: the reason "is not guaranteed to be human readable" but MUST be UTF-8.
   if (!isUtf8(reasonBytes)) throw new ProtocolError('WS_ERR_INVALID_CLOSE_REASON')
   return { code, reason: reasonBytes.length === 0 ? '' : decoder.decode(reasonBytes) }
+}
+
+/** A close frame's payload (§5.5.1): the code in two bytes, then the reason in UTF-8; empty without a code. */
+function closePayload (code: number | undefined, reason: string): Uint8Array {
+  const text = checkClose(code, reason)
+  if (code === undefined) return text
+  const payload = new Uint8Array(2 + text.length)
+  payload[0] = code >>> 8
+  payload[1] = code & 0xff
+  payload.set(text, 2)
+  return payload
 }

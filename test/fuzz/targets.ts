@@ -235,7 +235,7 @@ function runSession (role: Role, chunks: readonly Uint8Array[], { limits, deferC
   let ended = false
   chunks.forEach((chunk, index) => {
     for (const a of actions) if (a.before === index) apply(session, a.action)
-    const closedBefore = session.closing
+    const closedBefore = session.closeSent
     let got: SessionEvent[]
     try {
       got = session.receive(chunk)

@@ -311,7 +311,7 @@ for (const role of ROLES) {
     t.is(closePayload(out[0]).code, 4321)
     t.is(s.sentCloseCode, 4321)
     t.true(s.peerClosed)
-    t.true(s.closing)
+    t.true(s.closeSent)
     t.is(s.state, 'closed')
     t.true(s.shouldCloseTransport)
   })

@@ -1,0 +1,346 @@
+/**
+ * The closing part of a connection: it carries out what the session decides about closing
+ * (src/protocol/closing.ts) and nothing else. It owns the one close timer, the end and the
+ * destruction of the transport, the `closed` promise and its {@link CloseInfo} (worked out in
+ * one place: the session's outcome), the `signal`, and the close asked for while messages are
+ * still being compressed. It reports the transport's end, error and close and the timer's firing
+ * back to the session, and tells the rest of the connection (its {@link ClosingOwner}) when to
+ * stop sending, end `source` or let go of its buffers.
+ *
+ * @packageDocumentation
+ */
+
+import { CloseCode } from '../protocol/close-codes.js'
+import { checkClose, OPEN_CLOSE_STATE, type CloseTimer } from '../protocol/closing.js'
+import type { ProtocolError } from '../protocol/errors.js'
+import type { Session } from '../protocol/session.js'
+import { ConnectionClosedError } from '../errors.js'
+import type { Clock, ClockTimer } from './clock.js'
+import type { Transport } from './transport.js'
+import type { CloseInfo } from './types.js'
+
+/** How long the close owed to a peer that broke the protocol waits for the handler to read what came before it (ms). */
+export const REPLY_GRACE = 1000
+
+/** What the closing part asks of the rest of the connection. */
+export interface ClosingOwner {
+  /** Write everything the session queued. */
+  flush: () => void
+  /** Our close is out or the transport is gone: the sending engine stops (the sink pulls no more; `send()` calls reject). */
+  stopSending: () => void
+  /** The peer closed or failed, or the transport is gone: compressions under way are dropped, inflating stops. */
+  dropZlibWork: () => void
+  /** Read again if reading was paused (the close's answer and TCP's end must be seen). */
+  updateReading: () => void
+  /** Stop the heartbeat: once closing, one timer bounds the wait. */
+  stopHeartbeat: () => void
+  /** Messages given to send are still being compressed: our close waits for them (DESIGN "Closing"). */
+  readonly isCompressing: boolean
+  /** The consumer of `source` is done with it (returned it, or read its end). */
+  readonly sourceDetached: boolean
+  /** `source` ends (with `error`, it throws it). */
+  endSource: (error?: Error) => void
+  /** Our close is out: the peer's answer must be read even if the handler reads no more. */
+  releaseSource: () => void
+  /**
+   * Both directions done (`source` returned): the close code to close with now, 1000, or 1011
+   * if the sink's iterable threw; undefined while something is still being sent.
+   */
+  doneSending: () => number | undefined
+  /** The transport is gone and `closed` settles with `info`: let go of everything else. */
+  onGone: (info: CloseInfo) => void
+}
+
+/** The closing part (see the module's comment). */
+export class Closing {
+  /** The peer broke the protocol (or a limit or budget was passed): the error `source` throws. */
+  failure: ProtocolError | undefined
+  private readonly owner: ClosingOwner
+  private readonly session: Session
+  private readonly transport: Transport
+  private readonly clock: Clock
+  private readonly closeTimeout: number
+  /** The close timer, and what it waits for (the session's {@link CloseTimer}). */
+  private timer: ClockTimer | undefined
+  private timerKind: CloseTimer | undefined
+  /** We ended our side of the transport. */
+  private ended = false
+  /** The transport is gone (its `close` came). */
+  private transportGone = false
+  private transportError: Error | undefined
+  /** A close of ours asked for while messages are being compressed: sent once they are. */
+  private requested: { code: number, reason: string } | undefined
+  private replyScheduled = false
+  private doneCheckScheduled = false
+  /** Made on first use of `signal`: most connections never ask. */
+  private abortController: AbortController | undefined
+  private abortReason: ConnectionClosedError | undefined
+  /** `closed` is made on first use; most connections are never asked. */
+  private closedPromise: Promise<CloseInfo> | undefined
+  private resolveClosed: ((info: CloseInfo) => void) | undefined
+  private info: CloseInfo | undefined
+
+  constructor (owner: ClosingOwner, session: Session, transport: Transport, clock: Clock, closeTimeout: number) {
+    this.owner = owner
+    this.session = session
+    this.transport = transport
+    this.clock = clock
+    this.closeTimeout = closeTimeout
+  }
+
+  /** The transport is gone. */
+  get gone (): boolean {
+    return this.transportGone
+  }
+
+  /** What `closed` settled with, once the transport is gone. */
+  get closeInfo (): CloseInfo | undefined {
+    return this.info
+  }
+
+  /** Settles once the transport is gone, with the session's outcome. */
+  get closed (): Promise<CloseInfo> {
+    if (this.closedPromise === undefined) {
+      this.closedPromise = this.info !== undefined
+        ? Promise.resolve(this.info)
+        : new Promise((resolve) => { this.resolveClosed = resolve })
+    }
+    return this.closedPromise
+  }
+
+  /** Aborts when closing starts, for any reason. */
+  get signal (): AbortSignal {
+    if (this.abortController === undefined) {
+      this.abortController = new AbortController()
+      if (this.abortReason !== undefined) this.abortController.abort(this.abortReason)
+    }
+    return this.abortController.signal
+  }
+
+  /** Closing has begun (the signal has aborted, or would have). */
+  get started (): boolean {
+    return this.abortReason !== undefined
+  }
+
+  /** Nothing more may be sent: our close is out (or asked for), or the transport is gone. */
+  get sendingStopped (): boolean {
+    return this.transportGone || this.session.closeSent || this.requested !== undefined
+  }
+
+  /** The code `closed` settles with, as things stand: the session's outcome, or the close asked for. */
+  private get code (): number {
+    const code = this.info?.code ?? this.session.closeOutcome.code
+    return code === CloseCode.Abnormal ? this.requested?.code ?? code : code
+  }
+
+  /** What `send()` and `ping()` reject with once the connection is closing, or closed once `closed` has settled. */
+  closingError (code = this.code): ConnectionClosedError {
+    return new ConnectionClosedError(this.info === undefined ? 'the connection is closing' : 'the connection is closed', code)
+  }
+
+  /**
+   * `conn.close(code, reason)`: start the closing handshake (§7.1.2). A close already owed to
+   * the peer goes instead; behind messages still being compressed, ours waits for them.
+   * @throws as {@link checkClose}, whatever the state: a programmer's mistake.
+   */
+  close (code: number = CloseCode.Normal, reason = ''): void {
+    checkClose(code, reason)
+    if (this.sendingStopped) return
+    if (this.sendOwedClose()) return
+    if (this.owner.isCompressing) {
+      // The messages already given to send go first (DESIGN "Closing"); nothing more is taken.
+      this.requested = { code, reason }
+      this.stopSending()
+      return
+    }
+    this.session.sendClose(code, reason)
+    this.stopSending()
+    this.flush()
+    // The peer's answer must be read even if the handler reads no more (the queue drops instead).
+    this.owner.releaseSource()
+  }
+
+  /** The messages being compressed are sent: a close asked for meanwhile goes now. Returns true if one did. */
+  compressed (): boolean {
+    const requested = this.requested
+    if (requested === undefined) return false
+    this.requested = undefined
+    this.close(requested.code, requested.reason)
+    return true
+  }
+
+  /** The session reported the peer's close: `source` ends; the same code goes back at once, after what is being written. */
+  onPeerClose (): void {
+    this.owner.endSource()
+    this.abort()
+    this.sendOwedClose()
+  }
+
+  /**
+   * The session reported a failure (the peer's protocol error, a limit, the memory budget):
+   * `source` throws it after what came before; the close we owe (1002, 1007, 1009, 1013) goes
+   * once the handler has read up to it, or after a short grace, so its replies go first.
+   */
+  onFailure (error: ProtocolError): void {
+    this.failure = error
+    this.owner.updateReading()
+    this.owner.endSource(error)
+    this.abort()
+    if (this.session.pendingClose === undefined || this.gone) return
+    if (this.owner.sourceDetached) this.onSourceDrained()
+    else this.updateTimer()
+  }
+
+  /** The consumer of `source` has seen its end: the close owed to the peer can follow the replies. */
+  onSourceDrained (): void {
+    if (this.session.pendingClose === undefined || this.replyScheduled) return
+    this.replyScheduled = true
+    // After the flush the sink scheduled for its last replies (setImmediate runs in order).
+    setImmediate(replyLater, this)
+  }
+
+  /** Send the close frame owed to the peer, if any. */
+  sendOwedClose (): boolean {
+    if (this.session.pendingClose === undefined || this.gone) return false
+    // The peer closed or failed: what was still being compressed is dropped, as later writes are.
+    this.owner.dropZlibWork()
+    this.session.sendPendingClose()
+    this.stopSending()
+    this.flush()
+    this.owner.updateReading()
+    return true
+  }
+
+  /**
+   * `source` was returned, or the sink ended with `source` returned: WebSocket has no half-close,
+   * so once both directions are done the connection closes. On the next turn, not now: a
+   * `throw` out of a `for await` also returns the source, and the error on its way to the
+   * handler must decide the close code (1011, or the handler's own `close()`), not this rule.
+   */
+  scheduleDoneCheck (): void {
+    if (this.doneCheckScheduled || this.sendingStopped) return
+    this.doneCheckScheduled = true
+    setImmediate(doneCheck, this)
+  }
+
+  /** Both directions done: close with 1000, or 1011 if the sink's iterable threw. */
+  closeIfDone (): void {
+    this.doneCheckScheduled = false
+    if (!this.owner.sourceDetached || this.sendingStopped) return
+    const code = this.owner.doneSending()
+    if (code !== undefined) this.close(code)
+  }
+
+  /**
+   * The output was just written: carry out the session's orders (§7.1.1) — the close timer it
+   * names (a new name, a fresh timer), and ending or destroying the transport. Ending only here,
+   * after a flush, so our close frame is never cut off.
+   */
+  afterFlush (): void {
+    // The common case, on every flush: nothing about closing has happened.
+    if (this.transportGone || (this.session.closeState === OPEN_CLOSE_STATE && this.timerKind === undefined)) return
+    this.updateTimer()
+    const transport = this.session.closeDecision.transport
+    if (transport === 'end' && !this.ended) {
+      this.ended = true
+      this.transport.end()
+    } else if (transport === 'destroy') {
+      this.transport.destroy()
+    }
+  }
+
+  /** Write what the session queued, then carry out its orders. */
+  private flush (): void {
+    this.owner.flush()
+    this.afterFlush()
+  }
+
+  /** Run the timer the session names, if it is not running already. */
+  private updateTimer (): void {
+    const kind = this.session.closeDecision.timer
+    if (kind === this.timerKind) return
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
+    this.timer = undefined
+    this.timerKind = kind
+    if (kind === undefined) return
+    this.owner.stopHeartbeat()
+    this.timer = this.clock.setTimeout(timerFired, kind === 'replies' ? Math.min(REPLY_GRACE, this.closeTimeout) : this.closeTimeout, this)
+  }
+
+  /** The close timer fired: the session says what follows (the owed close, or the end of the transport). */
+  onTimer (): void {
+    const kind = this.timerKind
+    this.timer = undefined
+    this.timerKind = undefined
+    if (this.gone) return
+    // The handler did not read up to the peer's protocol error in time: the owed close goes now.
+    if (kind === 'replies') {
+      this.sendOwedClose()
+      return
+    }
+    // No close frame, or no end of TCP, within closeTimeout: the session orders a destroy.
+    this.session.closeTimerFired()
+    this.flush()
+  }
+
+  /**
+   * The peer ended its side of the transport: nothing more comes. The close it is owed still
+   * goes out first: at once unless the transport stays writable after the peer's end
+   * (`allowHalfOpen`), where the handler may still reply. Then the session says who ends what.
+   */
+  onEnd (): void {
+    if (this.gone) return
+    this.session.receiveEof()
+    if (this.session.pendingClose !== undefined && this.transport.allowHalfOpen !== true) this.sendOwedClose()
+    else this.flush()
+  }
+
+  /** The transport failed; `close` follows. */
+  onError (err: Error): void {
+    this.transportError ??= err
+  }
+
+  /** The transport is gone: the session's outcome is final, and `closed` settles with it. */
+  onClose (): void {
+    if (this.transportGone) return
+    this.transportGone = true
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
+    this.timer = undefined
+    this.owner.stopHeartbeat()
+    this.owner.dropZlibWork()
+    const error = this.transportError
+    this.session.transportClosed(error !== undefined)
+    const { code, reason, wasClean } = this.session.closeOutcome
+    const info: CloseInfo = { code, reason, wasClean }
+    // Without any close frame (or failure) the connection was lost, and `source` throws;
+    // after a close it ends (the peer's answer, or closeTimeout, ended it).
+    if (code === CloseCode.Abnormal) {
+      this.owner.endSource(new ConnectionClosedError(
+        error !== undefined ? `connection lost: ${error.message}` : 'connection closed without a close frame',
+        CloseCode.Abnormal, { cause: error }))
+    } else {
+      this.owner.endSource()
+    }
+    this.stopSending()
+    this.info = info
+    this.resolveClosed?.(info)
+    this.owner.onGone(info)
+  }
+
+  /** Our close is sent (or asked for), or the transport is gone: the sink pulls no more; wake whatever waits. */
+  private stopSending (): void {
+    this.owner.stopSending()
+    this.abort()
+  }
+
+  /** Closing has begun: the signal aborts with the code `closed` will report, as far as it is known. */
+  private abort (): void {
+    if (this.abortReason !== undefined) return
+    this.abortReason = new ConnectionClosedError('the connection is closing', this.code)
+    this.abortController?.abort(this.abortReason)
+  }
+}
+
+function timerFired (closing: Closing): void { closing.onTimer() }
+function replyLater (closing: Closing): void { closing.sendOwedClose() }
+function doneCheck (closing: Closing): void { closing.closeIfDone() }
