@@ -40,6 +40,30 @@ export async function until (check: () => boolean, ms: number, what: string): Pr
   }
 }
 
+/** A promise and the function that resolves it: a test's handler hands over its connection this way. */
+export function deferred<T> (): { promise: Promise<T>, resolve: (value: T) => void } {
+  let resolve!: (value: T) => void
+  const promise = new Promise<T>((r) => { resolve = r })
+  return { promise, resolve }
+}
+
+/** Whether `p` has settled yet: `settled()` reads false until it has. */
+export function watch (p: Promise<unknown>): () => boolean {
+  let settled = false
+  p.then(() => { settled = true }, () => { settled = true })
+  return () => settled
+}
+
+/**
+ * Resolves once `conn` has handled its socket's next read (bounded by `ms`). The connection's
+ * own 'data' listener was added first, so it has run by then: what the peer sent before has
+ * reached the connection, and virtual time can move on. Call it before the peer sends.
+ */
+export function nextRead (conn: unknown, ms = 5000): Promise<void> {
+  const transport = (conn as { transport: { once: (event: 'data', listener: () => void) => void } }).transport
+  return within(new Promise<void>((resolve) => { transport.once('data', () => resolve()) }), ms, 'the connection to read from its socket')
+}
+
 export interface LogEntry { level: string, obj: any, msg: string | undefined }
 
 /** A logger that records every call, so tests can assert on what was logged. */
