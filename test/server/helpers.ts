@@ -10,6 +10,7 @@ import tls from 'node:tls'
 import type { ExecutionContext } from 'ava'
 import WebSocket from 'ws'
 import { WebSocketServer, type Handler, type Logger, type WebSocketServerOptions } from '../../src/index.js'
+import { VirtualClock } from '../../src/testing.js'
 
 export const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
 
@@ -62,6 +63,32 @@ export function watch (p: Promise<unknown>): () => boolean {
 export function nextRead (conn: unknown, ms = 5000): Promise<void> {
   const transport = (conn as { transport: { once: (event: 'data', listener: () => void) => void } }).transport
   return within(new Promise<void>((resolve) => { transport.once('data', () => resolve()) }), ms, 'the connection to read from its socket')
+}
+
+/**
+ * A VirtualClock that also says when timers are set, for timers started by real I/O (a server's
+ * handshake timer starts when it accepts the TCP connection): `await clock.timersSet(n)` before
+ * moving time, instead of sleeping until the server has surely seen the socket.
+ */
+export class WatchedClock extends VirtualClock {
+  private set = 0
+  private waiters: Array<() => void> = []
+
+  override setTimeout<A> (callback: (arg: A) => void, ms: number, arg: A): unknown {
+    const timer = super.setTimeout(callback, ms, arg)
+    this.set++
+    const waiters = this.waiters
+    this.waiters = []
+    for (const wake of waiters) wake()
+    return timer
+  }
+
+  /** Resolves once `n` timeouts in all have been set on this clock (bounded by `ms`). */
+  async timersSet (n: number, ms = 5000): Promise<void> {
+    await within((async () => {
+      while (this.set < n) await new Promise<void>((resolve) => { this.waiters.push(resolve) })
+    })(), ms, `${n} timers to be set (${this.set} so far)`)
+  }
 }
 
 export interface LogEntry { level: string, obj: any, msg: string | undefined }
