@@ -8,7 +8,8 @@ import { runInNewContext } from 'node:vm'
 import test from 'ava'
 import type { CloseInfo, Connection } from '../../src/index.js'
 import { ITEM_OVERHEAD } from '../../src/protocol/gather.js'
-import { clientFrame, closePayload, RawClient, sleep, startServer, echo, until, upgradeRequest, within } from './helpers.js'
+import { VirtualClock } from '../../src/testing.js'
+import { clientFrame, closePayload, deferred, RawClient, sleep, startServer, echo, until, upgradeRequest, watch, within } from './helpers.js'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
@@ -90,28 +91,48 @@ test.serial('defect 2: 1-byte fragments, each in its own 64 KiB read, do not pin
   client.destroy()
 })
 
+// Defect 3 in virtual time: reading pauses at virtual time 0 (the poll for the pause is real,
+// there is no event for it); nothing is read or written after. The heartbeat's first visit, at
+// the interval (1000), sees the bytes read since: that is the last sign of life. Stalled (paused,
+// nothing taken, nothing written) for interval + timeout after it, the connection is dropped:
+// open at 2999, gone at 3000.
+
 test.serial('defect 3: a peer that floods a handler that does not read, then goes silent, is dropped after interval + timeout', async (t) => {
-  let info: CloseInfo | undefined
-  const { port } = await startServer(t, { '': async (c) => { info = await c.closed } }, { receiveHighWaterMark: 16 * 1024, heartbeat: { interval: 200, timeout: 200 } })
+  const clock = new VirtualClock()
+  const opened = deferred<Connection>()
+  const { port } = await startServer(t, { '': async (c) => { opened.resolve(c); await c.closed } }, { receiveHighWaterMark: 16 * 1024, heartbeat: { interval: 1000, timeout: 1000 }, clock })
   const client = await RawClient.connect(port)
+  const conn = await within(opened.promise, 5000, 'handler')
+  const closed = watch(conn.closed)
   const frame = clientFrame(0x2, new Uint8Array(4096))
   for (let i = 0; i < 200; i++) client.send(frame)
+  await until(() => conn.stats().pauses > 0, 10_000, 'reading pauses')
+  await clock.advance(2999)
+  t.false(closed(), 'not before interval + timeout after the last sign of life')
+  await clock.advance(1)
   await within(client.waitClosed(5000), 6000, 'the server drops the stalled connection')
-  await until(() => info !== undefined, 2000, 'closed settles')
-  t.is(info!.code, 1006)
-  t.false(info!.wasClean)
+  const info: CloseInfo = await within(conn.closed, 5000, 'closed settles')
+  t.is(info.code, 1006)
+  t.false(info.wasClean)
 })
 
 test.serial('defect 3: a close frame behind a paused socket does not keep the connection forever', async (t) => {
-  let info: CloseInfo | undefined
-  const { port } = await startServer(t, { '': async (c) => { info = await c.closed } }, { heartbeat: { interval: 300, timeout: 300 } })
+  const clock = new VirtualClock()
+  const opened = deferred<Connection>()
+  const { port } = await startServer(t, { '': async (c) => { opened.resolve(c); await c.closed } }, { heartbeat: { interval: 1000, timeout: 1000 }, clock })
   const client = await RawClient.connect(port)
+  const conn = await within(opened.promise, 5000, 'handler')
+  const closed = watch(conn.closed)
   // 1.1 MiB the handler never reads, then the close.
   const frame = clientFrame(0x2, new Uint8Array(64 * 1024))
   for (let i = 0; i < 18; i++) client.send(frame)
   client.send(clientFrame(0x8, closePayload(1000)))
-  await until(() => info !== undefined, 6000, 'the connection ends')
-  t.is(info!.code, 1006)
+  await until(() => conn.stats().pauses > 0, 10_000, 'reading pauses')
+  await clock.advance(2999)
+  t.false(closed(), 'not before interval + timeout after the last sign of life')
+  await clock.advance(1)
+  const info: CloseInfo = await within(conn.closed, 5000, 'the connection ends')
+  t.is(info.code, 1006)
   client.destroy()
 })
 
