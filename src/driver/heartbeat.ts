@@ -105,3 +105,150 @@ export function heartbeatSweeper (period: number, clock: Clock): HeartbeatSweepe
 }
 
 function sweep (sweeper: HeartbeatSweeper): void { sweeper.sweep() }
+
+/** What the heartbeat needs from its connection. */
+export interface HeartbeatOwner {
+  /** The transport is gone. */
+  readonly gone: boolean
+  /** Messages the consumer of `source` took so far. */
+  readonly taken: number
+  /** Bytes the transport has not written yet. */
+  readonly writableLength: number
+  /** We hold reading paused. */
+  readonly readingPaused: boolean
+  /** Queue a ping (none: the heartbeat's, empty) and flush. */
+  sendPing: (payload?: Uint8Array) => void
+  /** No sign of life in time: drop the connection (`stalled`: nothing moved while paused; else no pong). */
+  drop: (stalled: boolean) => void
+}
+
+/** A ping of the user's, waiting for its pong. */
+interface PingWaiter {
+  readonly data: Uint8Array
+  readonly sentAt: number
+  readonly resolve: (rtt: number) => void
+  readonly reject: (e: unknown) => void
+}
+
+/**
+ * One connection's heartbeat (visited by the shared {@link HeartbeatSweeper}) and the pings its
+ * user sent, which a pong settles with their round-trip time.
+ */
+export class Heartbeat implements HeartbeatSubject {
+  private readonly owner: HeartbeatOwner
+  private readonly clock: Clock
+  private readonly interval: number
+  private readonly timeout: number
+  heartbeatDue = Infinity
+  /** A heartbeat ping is waiting for its pong. */
+  private awaiting = false
+  /** Bytes arrived since the last visit. */
+  seen = false
+  /** When life was last seen; what moved while paused, as of the last visit. */
+  private lastLife = 0
+  private takenAtVisit = 0
+  private writableAtVisit = 0
+  /** Heartbeat pings sent. */
+  pings = 0
+  private waiting: PingWaiter[] | undefined = undefined
+
+  /** `interval` 0: no heartbeat (user pings still work). */
+  constructor (owner: HeartbeatOwner, clock: Clock, interval: number, timeout: number) {
+    this.owner = owner
+    this.clock = clock
+    this.interval = interval
+    this.timeout = timeout
+    if (interval > 0) {
+      const now = clock.now()
+      this.lastLife = now
+      this.heartbeatDue = now + interval
+      heartbeatSweeper(Math.min(interval, timeout), clock).add(this)
+    }
+  }
+
+  /** Closing started or the connection is gone: no more visits. */
+  stop (): void {
+    if (this.interval > 0 && this.heartbeatDue !== Infinity) {
+      this.heartbeatDue = Infinity
+      heartbeatSweeper(Math.min(this.interval, this.timeout), this.clock).delete(this)
+    }
+  }
+
+  /** The sweeper's visit, once `heartbeatDue` has passed. */
+  onHeartbeat (now: number): void {
+    const owner = this.owner
+    if (owner.gone) return
+    const writable = owner.writableLength
+    const taken = owner.taken
+    const moved = taken !== this.takenAtVisit || writable < this.writableAtVisit
+    this.takenAtVisit = taken
+    this.writableAtVisit = writable
+    const interval = this.interval
+    const timeout = this.timeout
+    const paused = owner.readingPaused
+    const verdict = judge({ seen: this.seen, paused, moved, awaiting: this.awaiting, lastLife: this.lastLife }, now, interval, timeout)
+    this.seen = false
+    switch (verdict) {
+      case 'alive':
+        this.lastLife = now
+        this.awaiting = false
+        this.heartbeatDue = now + interval
+        return
+      case 'wait':
+        this.heartbeatDue = Math.min(now + interval, this.lastLife + interval + timeout)
+        return
+      case 'drop':
+        owner.drop(paused)
+        return
+      case 'ping':
+        this.awaiting = true
+        this.pings++
+        owner.sendPing()
+        this.heartbeatDue = now + timeout
+    }
+  }
+
+  /** Send the user's ping (`data`, a copy it keeps): resolves with the round-trip time when a pong answers it. */
+  ping (data: Uint8Array): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.owner.sendPing(data)
+      ;(this.waiting ??= []).push({ data, sentAt: this.clock.now(), resolve, reject })
+    })
+  }
+
+  /** A pong arrived. */
+  onPong (data: Uint8Array): void {
+    if (this.awaiting) {
+      // Answered: the next ping is due `interval` from now, not after the pong timeout.
+      this.awaiting = false
+      this.seen = false
+      const now = this.clock.now()
+      this.lastLife = now
+      this.heartbeatDue = now + this.interval
+    }
+    // §5.5.3: a pong echoes its ping's payload, and a peer may answer only the latest ping: the
+    // pong settles the ping it echoes and every earlier one.
+    const waiting = this.waiting
+    if (waiting === undefined) return
+    for (let i = 0; i < waiting.length; i++) {
+      if (!equalBytes(waiting[i].data, data)) continue
+      const answered = waiting.splice(0, i + 1)
+      const now = this.clock.now()
+      for (const p of answered) p.resolve(now - p.sentAt)
+      return
+    }
+  }
+
+  /** The connection closed: the pings still waiting reject with `error`. */
+  rejectPings (error: (() => unknown)): void {
+    const waiting = this.waiting ?? []
+    this.waiting = undefined
+    for (const p of waiting) p.reject(error())
+  }
+}
+
+function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}

@@ -1,13 +1,16 @@
 /**
- * The sink pump: pulls messages from the iterable given to `sink` and sends them, waiting for a
- * message, for the socket to drain, or for a foreign iterator's promise. A state machine rather
- * than an async loop: no promise per message on the echo path, and no async frame held per
- * idle connection.
+ * The sending engine, one per connection: pulls messages from the iterable given to `sink`, or
+ * takes those given to `send()`, and sends them, waiting for a message, for the transport to
+ * drain, or for a foreign iterator's promise. Ordering, backpressure, a streamed message's chunks
+ * and the stop rules live here once, for both. A state machine rather than an async loop: no
+ * promise per message on the echo path (nor per `send()` while there is room), and no async
+ * frame held per idle connection.
  *
  * @packageDocumentation
  */
 
 import type { Source } from 'it-stream-types'
+import { Fifo } from '../fifo.js'
 import { END, WAIT, type MessageSource } from './incoming.js'
 import { claimForSending, lastChunkTaken } from './streamed.js'
 import type { OutgoingMessage, StreamedMessage } from './types.js'
@@ -33,17 +36,34 @@ export interface SinkOwner {
   flush: () => void
   /** The handler returned the sink's promise and the sink is done: its end is the handler's. */
   onHandlerSettled: (error: unknown) => void
-  /** The sink is done: if `source` was returned too, both directions are. */
+  /** The sink is done, or `send()` has nothing under way: if `source` was returned too, both directions are. */
   onSinkEnded: () => void
+  /** What a `send()` rejects with once the connection is closing. */
+  closingError: () => Error
+  /** A streamed message was cut off part-way: nothing may follow it on the wire (§5.4). */
+  readonly fragmentsUnderWay: boolean
 }
 
-// The pump's phases: pulling, waiting for a message, waiting for drain, finished.
+// The pump's phases: pulling, waiting for a message (or a chunk), waiting for drain, finished;
+// and for `send()`, nothing under way.
 const RUNNING = 1
 const WAITING = 2
 const BLOCKED = 3
 const ENDED = 4
+const IDLE = 5
 
 function ignore (): void {}
+
+const RESOLVED = Promise.resolve()
+/** The promise of a pump fed by `send()`: nobody is given it, so no handler's promise can be it. */
+const NO_PROMISE = new Promise<void>(ignore)
+
+/** A message given to `send()` that waits its turn, or for room. */
+interface Sent {
+  readonly message: OutgoingMessage
+  readonly resolve: () => void
+  readonly reject: (err: unknown) => void
+}
 
 /** Is `value` a {@link StreamedMessage} (an object with `chunks`) rather than bytes or a string? */
 export function isStreamedMessage (value: unknown): value is StreamedMessage {
@@ -76,10 +96,12 @@ export function openStream (message: StreamedMessage): { text: boolean, chunks: 
   throw new TypeError('a streamed message\'s chunks must be an iterable or an async iterable')
 }
 
-/** One per connection whose `sink` was called. */
+/** One per connection whose `sink` was called, or `send()` used. */
 export class SinkPump {
   private readonly owner: SinkOwner
   private phase = RUNNING
+  /** Fed by `send()` rather than pulling from an iterable. */
+  readonly sends: boolean
   private iterator: Iterator<OutgoingMessage> | AsyncIterator<OutgoingMessage> | undefined
   /** Pulling from the connection's own source (an echo): polled without promises. */
   private readonly own: boolean
@@ -97,9 +119,26 @@ export class SinkPump {
   private chunksText = false
   private onChunk: ((result: IteratorResult<Uint8Array | string>) => void) | undefined
   private onChunkError: ((err: unknown) => void) | undefined
+  /** `send()`: messages waiting their turn behind a streamed one. */
+  private queue: Fifo<Sent> | undefined
+  /** `send()`: the streamed message being sent. */
+  private current: Sent | undefined
+  /** `send()`: the message last taken from the queue is queued; its call resolves, and the next is taken, once there is room. */
+  private owed: Sent | undefined
+  /** `send()`: calls queued at once (nothing ahead of them) that wait for the output to fall below the mark. */
+  private roomWaiters: Sent[] | undefined
 
-  constructor (owner: SinkOwner, source: Source<OutgoingMessage>) {
+  /** `source` undefined: fed by {@link SinkPump.send}. */
+  constructor (owner: SinkOwner, source: Source<OutgoingMessage> | undefined) {
     this.owner = owner
+    if (source === undefined) {
+      this.sends = true
+      this.phase = IDLE
+      this.own = false
+      this.promise = NO_PROMISE
+      return
+    }
+    this.sends = false
     // Throws for a non-iterable: the caller turns that into a rejected promise.
     const iterator = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]()
     this.iterator = iterator
@@ -120,6 +159,66 @@ export class SinkPump {
     return this.phase === ENDED && this.error !== undefined
   }
 
+  /** `send()` has nothing under way (a streamed message, or messages behind one). */
+  get idle (): boolean {
+    return this.phase === IDLE
+  }
+
+  /**
+   * `send()`: queue `message` at once when nothing is under way (resolving when the output is
+   * below the mark), else behind what is, in order. A streamed message is sent chunk by chunk,
+   * waiting for room in between; its call resolves once its last chunk is queued and there is room.
+   */
+  send (message: OutgoingMessage): Promise<void> {
+    const streamed = isStreamedMessage(message)
+    // Its chunks are read on a later turn: leaving `source` meanwhile must not abandon it.
+    if (streamed) claimForSending(message)
+    else if (this.phase === IDLE) return this.sendNow(message)
+    return new Promise((resolve, reject) => {
+      ;(this.queue ??= new Fifo()).push({ message, resolve, reject })
+      if (this.phase === IDLE) this.pump()
+    })
+  }
+
+  /** A whole message given to `send()` with nothing ahead of it: no promise unless it must wait for room. */
+  private sendNow (message: Uint8Array | string): Promise<void> {
+    const owner = this.owner
+    // A streamed message cut off part-way (the connection is closing) cannot be followed (§5.4).
+    if (owner.fragmentsUnderWay) return Promise.reject(owner.closingError())
+    try {
+      owner.queueMessage(message)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    if (!owner.outputFull()) return RESOLVED
+    return new Promise((resolve, reject) => { (this.roomWaiters ??= []).push({ message, resolve, reject }) })
+  }
+
+  /** A `send()` whose turn came: a whole message is queued, a streamed one opened. */
+  private take (item: Sent): void {
+    const owner = this.owner
+    if (owner.fragmentsUnderWay) return item.reject(owner.closingError())
+    const message = item.message
+    if (isStreamedMessage(message)) {
+      let opened: { text: boolean, chunks: ChunkIterator }
+      try {
+        opened = openStream(message)
+      } catch (err) {
+        return item.reject(err)
+      }
+      this.chunksText = opened.text
+      this.chunks = opened.chunks
+      this.current = item
+      return
+    }
+    try {
+      owner.queueMessage(message)
+    } catch (err) {
+      return item.reject(err)
+    }
+    this.owed = item
+  }
+
   /** The handler returned this sink's promise: its end is the handler's end, reported without a `.then`. */
   adopt (): void {
     this.adopted = true
@@ -133,13 +232,18 @@ export class SinkPump {
     this.owner.onHandlerSettled(this.error)
   }
 
-  /** The connection's close is sent or the socket is gone: stop, whatever the sink waits for. */
+  /** The connection's close is sent or the transport is gone: stop, whatever the sink waits for. */
   stop (): void {
-    if (this.phase === WAITING || this.phase === BLOCKED) this.end(false)
+    if (this.phase === WAITING || this.phase === BLOCKED || this.phase === IDLE) this.end(false)
   }
 
-  /** The socket drained: a blocked sink goes on. */
+  /** The transport drained: `send()` calls waiting for room resolve; a blocked pump goes on. */
   onDrain (): void {
+    const waiters = this.roomWaiters
+    if (waiters !== undefined && !this.owner.outputFull()) {
+      this.roomWaiters = undefined
+      for (const w of waiters) w.resolve()
+    }
     if (this.phase === BLOCKED) {
       this.phase = RUNNING
       this.pump()
@@ -160,7 +264,7 @@ export class SinkPump {
 
   /** Pull and send until the sink must wait. */
   pump (): void {
-    if (this.pumping || (this.phase !== RUNNING && this.phase !== WAITING)) return
+    if (this.pumping || (this.phase !== RUNNING && this.phase !== WAITING && this.phase !== IDLE)) return
     this.phase = RUNNING
     this.pumping = true
     try {
@@ -175,6 +279,26 @@ export class SinkPump {
     const iterator = this.iterator!
     for (;;) {
       if (owner.sendingStopped) return this.end(false)
+      if (this.sends && this.chunks === undefined) {
+        // One `send()` at a time: the last one resolves once there is room, then the next is taken.
+        const owed = this.owed
+        if (owed !== undefined) {
+          if (owner.outputFull()) {
+            this.phase = BLOCKED
+            return
+          }
+          this.owed = undefined
+          owed.resolve()
+        }
+        const item = this.queue?.shift()
+        if (item === undefined) {
+          this.phase = IDLE
+          this.queue = undefined
+          return owner.onSinkEnded()
+        }
+        this.take(item)
+        continue
+      }
       if (owner.outputFull()) {
         this.phase = BLOCKED
         return
@@ -217,12 +341,12 @@ export class SinkPump {
         if (result.done === true) return this.end(true)
         value = result.value
       }
-      if (!this.send(value)) return
+      if (!this.startItem(value)) return
     }
   }
 
   /** Queue a message, or start streaming one out. False when that failed and the sink ended. */
-  private send (value: OutgoingMessage): boolean {
+  private startItem (value: OutgoingMessage): boolean {
     try {
       if (isStreamedMessage(value)) {
         claimForSending(value)
@@ -245,14 +369,14 @@ export class SinkPump {
     try {
       r = this.chunks!.next()
     } catch (err) {
-      this.end(false, err)
-      return false
+      this.chunkFailed(err, false)
+      return !this.sends ? false : !this.owner.sendingStopped
     }
     if (typeof (r as PromiseLike<unknown>).then === 'function') {
       this.phase = WAITING
       ;(r as PromiseLike<IteratorResult<Uint8Array | string>>).then(
         this.onChunk ??= (result) => { this.chunkPulled(result) },
-        this.onChunkError ??= (err: unknown) => { if (this.phase === WAITING) this.end(false, err) })
+        this.onChunkError ??= (err: unknown) => { if (this.phase === WAITING) this.chunkFailed(err, false) })
       return false
     }
     return this.sendChunk(r as IteratorResult<Uint8Array | string>)
@@ -265,17 +389,46 @@ export class SinkPump {
       if (result.done === true) {
         this.chunks = undefined
         owner.endStream(this.chunksText)
+        this.streamSent()
         return true
       }
       // A received message tells when its last chunk is out: that chunk then carries FIN.
       const last = lastChunkTaken(this.chunks!)
       owner.queueChunk(result.value, this.chunksText, last)
-      if (last) this.chunks = undefined
+      if (last) {
+        this.chunks = undefined
+        this.streamSent()
+      }
       return true
     } catch (err) {
-      this.end(false, err)
-      return false
+      this.chunkFailed(err, true)
+      return this.sends && !owner.sendingStopped
     }
+  }
+
+  /** A streamed message is all queued: its `send()` resolves once there is room. */
+  private streamSent (): void {
+    if (this.current === undefined) return
+    this.owed = this.current
+    this.current = undefined
+  }
+
+  /**
+   * A streamed message's chunks threw, or yielded what cannot be sent (`stop`: its iterator is
+   * stopped). Half a message cannot be taken back: the connection closes (§7.4.1 1011). The sink
+   * ends with the error; a `send()` rejects with it.
+   */
+  private chunkFailed (err: unknown, stop: boolean): void {
+    if (!this.sends) return this.end(false, err)
+    const chunks = this.chunks
+    const item = this.current
+    this.chunks = undefined
+    this.current = undefined
+    if (stop && chunks !== undefined) stopIterator(chunks)
+    this.owner.failStream(err)
+    item?.reject(err)
+    if (this.phase === WAITING) this.phase = RUNNING
+    this.pump()
   }
 
   /** A chunk iterator's promise settled with `result`. */
@@ -283,7 +436,7 @@ export class SinkPump {
     if (this.phase !== WAITING) return
     if (this.owner.sendingStopped) return this.end(false)
     this.phase = RUNNING
-    if (this.sendChunk(result)) this.pump()
+    if (this.sendChunk(result) && this.phase === RUNNING) this.pump()
   }
 
   /** A foreign iterator's promise settled with `result`. */
@@ -293,12 +446,13 @@ export class SinkPump {
     if (this.owner.sendingStopped) return this.end(false)
     if (result.done === true) return this.end(true)
     this.phase = RUNNING
-    if (this.send(result.value)) this.pump()
+    if (this.startItem(result.value)) this.pump()
   }
 
   /** The sink is done: `finished` when its iterable ended (or threw) by itself. */
   private end (finished: boolean, error?: unknown): void {
     if (this.phase === ENDED) return
+    if (this.sends) return this.endSends()
     this.phase = ENDED
     // Set before return() below: a generator that returns `source` then sees a failed sink.
     this.error = error
@@ -317,5 +471,23 @@ export class SinkPump {
     else this.resolve()
     if (this.adopted) this.settleHandler()
     this.owner.onSinkEnded()
+  }
+
+  /** `send()`: the connection is closing. What waits rejects, and a streamed message's chunks are stopped. */
+  private endSends (): void {
+    this.phase = ENDED
+    const chunks = this.chunks
+    this.chunks = undefined
+    if (chunks !== undefined) stopIterator(chunks)
+    const waiting: Sent[] = []
+    if (this.current !== undefined) waiting.push(this.current)
+    if (this.owed !== undefined) waiting.push(this.owed)
+    this.current = undefined
+    this.owed = undefined
+    for (let item = this.queue?.shift(); item !== undefined; item = this.queue?.shift()) waiting.push(item)
+    this.queue = undefined
+    if (this.roomWaiters !== undefined) waiting.push(...this.roomWaiters)
+    this.roomWaiters = undefined
+    for (const w of waiting) w.reject(this.owner.closingError())
   }
 }

@@ -34,3 +34,89 @@ test('the sweeper visits only what is due and stops its timer when empty', (t) =
   t.is(sweeper.size, 0)
   t.false(process.getActiveResourcesInfo().includes('Timeout') && sweeper.size > 0)
 })
+
+// The Heartbeat part, in virtual time, with a fake connection.
+import { Heartbeat, type HeartbeatOwner } from '../../src/driver/heartbeat.js'
+import { VirtualClock } from '../../src/virtual-clock.js'
+
+interface FakeOwner extends HeartbeatOwner {
+  gone: boolean
+  sent: Array<Uint8Array | undefined>
+  dropped: boolean[]
+  paused: boolean
+}
+
+function owner (): FakeOwner {
+  const o: FakeOwner = {
+    sent: [],
+    dropped: [],
+    paused: false,
+    gone: false,
+    taken: 0,
+    writableLength: 0,
+    get readingPaused () { return o.paused },
+    sendPing: (payload) => { o.sent.push(payload) },
+    // As the connection does: the transport is destroyed, so the connection is gone.
+    drop: (stalled) => { o.dropped.push(stalled); o.gone = true }
+  }
+  return o
+}
+
+test('Heartbeat: an idle peer is pinged after the interval and dropped when no pong comes within the timeout', async (t) => {
+  const clock = new VirtualClock()
+  const o = owner()
+  const hb = new Heartbeat(o, clock, 1000, 500)
+  await clock.advance(999)
+  t.is(o.sent.length, 0)
+  await clock.advance(200)
+  t.is(o.sent.length, 1)
+  t.is(hb.pings, 1)
+  await clock.advance(600)
+  t.deepEqual(o.dropped, [false])
+  hb.stop()
+})
+
+test('Heartbeat: a pong puts the next ping an interval later; traffic counts as life', async (t) => {
+  const clock = new VirtualClock()
+  const o = owner()
+  const hb = new Heartbeat(o, clock, 1000, 500)
+  await clock.advance(1100)
+  t.is(o.sent.length, 1)
+  hb.onPong(new Uint8Array(0))
+  hb.seen = true
+  await clock.advance(1000)
+  t.is(o.sent.length, 1, 'traffic: no ping')
+  await clock.advance(1100)
+  t.is(o.sent.length, 2)
+  t.deepEqual(o.dropped, [])
+  hb.stop()
+})
+
+test('Heartbeat: paused with nothing moving, no ping is sent and the peer is dropped after interval + timeout (stalled)', async (t) => {
+  const clock = new VirtualClock()
+  const o = owner()
+  o.paused = true
+  const hb = new Heartbeat(o, clock, 1000, 500)
+  await clock.advance(1400)
+  t.deepEqual(o.dropped, [])
+  await clock.advance(200)
+  t.deepEqual(o.dropped, [true])
+  t.is(o.sent.length, 0)
+  hb.stop()
+})
+
+test('Heartbeat: a user ping resolves with its round-trip time in clock time; a later pong settles earlier pings; the rest reject at close', async (t) => {
+  const clock = new VirtualClock()
+  const o = owner()
+  const hb = new Heartbeat(o, clock, 0, 0)
+  const first = hb.ping(new Uint8Array([1]))
+  await clock.advance(10)
+  const second = hb.ping(new Uint8Array([2]))
+  await clock.advance(15)
+  hb.onPong(new Uint8Array([2]))
+  t.deepEqual(await Promise.all([first, second]), [25, 15])
+  const third = hb.ping(new Uint8Array([3]))
+  hb.rejectPings(() => new Error('closed'))
+  await t.throwsAsync(third, { message: 'closed' })
+  t.is(clock.pending, 0, 'no heartbeat timer when the interval is 0')
+})

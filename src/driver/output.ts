@@ -1,0 +1,293 @@
+/**
+ * The output: messages into the session, the session's bytes onto the transport (one corked
+ * batch per flush, at the end of the tick), and what this connection holds against the
+ * server's memory budget, a buffer shared with other connections' output counted once.
+ *
+ * @packageDocumentation
+ */
+
+import { Buffer } from 'node:buffer'
+import type { Session } from '../protocol/session.js'
+import { SHARED_MIN, type MemoryBudget, type SharedBytes } from './budget.js'
+import type { Compression } from './compression.js'
+import { preparedShare } from './prepared.js'
+import { FOR_WRITE, type Reading } from './reading.js'
+import { SHARED_REF_COST, SharedOutput, shareOf } from './shared.js'
+import { isText } from './text.js'
+import type { Transport } from './transport.js'
+import type { OutgoingMessage } from './types.js'
+
+const EMPTY = new Uint8Array(0)
+
+/** Reading stops when this many times `sendHighWaterMark` waits to be sent. */
+const READ_STOP_FACTOR = 4
+
+/** What the output needs from its connection. */
+export interface OutputOwner {
+  /** The transport is gone: nothing is written or charged any more. */
+  readonly gone: boolean
+  /** The peer broke the protocol: the connection is failing already, the budget does not fail it again. */
+  readonly failed: boolean
+  /** Bytes held outside the session and the output: the receive queue, messages waiting for compression. */
+  heldBeside: () => number
+  /** Output was written: whoever waits for room looks again. */
+  onDrain: () => void
+  /** The session says TCP ends now (§7.1.1). */
+  endTransport: () => void
+  /** The budget refused what this connection holds: fail it (1013). */
+  failForBudget: (held: number) => void
+}
+
+/**
+ * Queue a chunk of a streamed message as fragments of at most `max` bytes (§5.4); the session
+ * picks each one's opcode.
+ */
+export function sendFragments (session: Session, data: Uint8Array, text: boolean, last: boolean, max: number): void {
+  let at = 0
+  do {
+    const end = Math.min(data.length, at + max)
+    session.sendChunk(at === 0 && end === data.length ? data : data.subarray(at, end), !text, last && end === data.length)
+    at = end
+  } while (at < data.length)
+}
+
+/** One per connection. */
+export class Output {
+  private readonly owner: OutputOwner
+  private readonly transport: Transport
+  private readonly session: Session
+  private readonly reading: Reading
+  private readonly sendHigh: number
+  /** Largest fragment of a streamed message we send. */
+  private readonly maxFrame: number
+  private readonly budget: MemoryBudget | undefined
+  /** The negotiated permessage-deflate's work, if any: whole messages go through it. */
+  compression: Compression | undefined = undefined
+  /** Inside the handling of a read, which flushes and charges once at its end. */
+  handling = false
+  /** Largest `writableLength` seen. */
+  peak = 0
+  /** Payload bytes of the last data message (or chunk) queued: the one that may have crossed sendHigh. */
+  private lastData = 0
+  private flushScheduled = false
+  /** What this connection has charged to the budget. */
+  private charged = 0
+  /** Buffers in the output that other connections may hold too: the budget counts each once. */
+  private shared: SharedOutput | undefined = undefined
+  /** The budget refused a shared buffer this connection queued: the next charge fails it. */
+  private sharedRefused = false
+  /** Write callback of a flush that left the queue above `sendHigh` (made when first needed). */
+  private written: (() => void) | undefined = undefined
+  /** Write callbacks of a shared buffer (without, and with, the drain watch); made when first needed. */
+  private sharedWritten: (() => void) | undefined = undefined
+  private sharedWrittenWatched: (() => void) | undefined = undefined
+
+  constructor (owner: OutputOwner, transport: Transport, session: Session, reading: Reading, sendHigh: number, maxFrame: number, budget: MemoryBudget | undefined) {
+    this.owner = owner
+    this.transport = transport
+    this.session = session
+    this.reading = reading
+    this.sendHigh = sendHigh
+    this.maxFrame = maxFrame
+    this.budget = budget
+  }
+
+  /** Queue one message; flush at the end of the tick so a burst leaves in one write. */
+  message (message: OutgoingMessage): void {
+    if (typeof message === 'string') {
+      const data = Buffer.from(message)
+      this.lastData = data.length
+      this.data(data, false, false)
+    } else if (message instanceof Uint8Array) {
+      this.lastData = message.length
+      const session = this.session
+      // A prepared message (a broadcast) carries its frame, encoded once for every connection.
+      // A session that must transform each payload (an extension) compresses it instead, once for
+      // all connections that negotiated alike.
+      const prepared = preparedShare(message)
+      if (prepared !== undefined && session.acceptsEncoded) {
+        if (session.sendEncoded(prepared.bytes)) this.holdShared(prepared)
+      } else if (this.compression !== undefined) {
+        this.compression.send(message, !isText(message), prepared !== undefined)
+      } else if (this.budget !== undefined && session.queuesByReference(message.length)) {
+        // Queued by reference: the same message sent on many connections is held once.
+        if (session.send(message, !isText(message))) this.holdShared(shareOf(message))
+      } else {
+        session.send(message, !isText(message))
+      }
+    } else {
+      throw new TypeError('a message must be a string or a Uint8Array')
+    }
+    this.queued()
+  }
+
+  /** Queue a message polled from this connection's own source (an echo), text if it came as text. */
+  echo (message: Uint8Array, text: boolean): void {
+    this.lastData = message.length
+    this.data(message, !text, false)
+    this.queued()
+  }
+
+  /**
+   * Queue one chunk of a streamed message as fragments of at most `maxFrameSize` (§5.4). An
+   * empty chunk sends nothing unless it is the `last`.
+   * @throws TypeError for anything but bytes or a string.
+   */
+  chunk (chunk: Uint8Array | string, text: boolean, last = false): void {
+    const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+    if (!(data instanceof Uint8Array)) throw new TypeError('a chunk of a streamed message must be a Uint8Array or a string')
+    if (data.length === 0 && !last) return
+    this.lastData = data.length
+    const z = this.compression
+    if (z !== undefined && z.busy) z.pushChunk(data, text, last)
+    else sendFragments(this.session, data, text, last, this.maxFrame)
+    this.queued()
+  }
+
+  /** End a streamed message: an empty final fragment (the chunks' end is known only after the last). */
+  endStream (text: boolean): void {
+    const z = this.compression
+    if (z !== undefined && z.busy) z.pushChunk(EMPTY, text, true)
+    else this.session.sendChunk(EMPTY, !text, true)
+    this.queued()
+  }
+
+  /** One whole message, through the compression when one was negotiated. */
+  private data (data: Uint8Array, binary: boolean, broadcast: boolean): void {
+    if (this.compression === undefined) this.session.send(data, binary)
+    else this.compression.send(data, binary, broadcast)
+  }
+
+  /** `shared` is now in the output: the budget counts it once, whoever else holds it. */
+  private holdShared (shared: SharedBytes): void {
+    if (this.budget === undefined || this.owner.gone || shared.size < SHARED_MIN) return
+    if (!(this.shared ??= new SharedOutput()).add(shared, this.budget)) this.sharedRefused = true
+  }
+
+  /** Something was queued: flush now if much is, else at the end of the tick (or of the read being handled). */
+  queued (): void {
+    if (this.compression !== undefined && !this.handling) this.compression.checkBudget()
+    if (this.session.pendingOutput >= 65536) this.flush()
+    else if (!this.handling) this.scheduleFlush()
+  }
+
+  private scheduleFlush (): void {
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    setImmediate(flushLater, this)
+  }
+
+  /** Write everything the session queued, as one corked batch. */
+  flush (): void {
+    this.flushScheduled = false
+    if (this.owner.gone) return
+    const transport = this.transport
+    // 'drain' comes only once the transport's own high-water mark (16 KiB) was passed. When ours
+    // is lower, or to be sure, the last write above it carries a callback: when it has been
+    // written, so has everything before it, and whoever waits for room looks again.
+    const watch = transport.writableLength + this.session.pendingOutput >= this.sendHigh ? (this.written ??= () => { this.owner.onDrain() }) : undefined
+    const out = this.session.takeOutput()
+    const n = out.length
+    if (n === 0) {
+      // The peer's answer to our close leaves nothing to write, but TCP must still end (§7.1.1).
+      if (this.session.shouldCloseTransport) this.owner.endTransport()
+      return
+    }
+    // Shared buffers in this output go back to the budget once the transport has written it.
+    const done = this.shared?.flushed() === true
+      ? watch !== undefined
+        ? (this.sharedWrittenWatched ??= () => { this.onSharedWritten(); this.owner.onDrain() })
+        : (this.sharedWritten ??= () => { this.onSharedWritten() })
+      : watch
+    if (n === 1) {
+      transport.write(out[0], done)
+    } else {
+      transport.cork()
+      for (let i = 0; i < n - 1; i++) transport.write(out[i])
+      transport.write(out[n - 1], done)
+      transport.uncork()
+    }
+    const queued = transport.writableLength
+    if (queued > this.peak) this.peak = queued
+    // A peer that does not read our output (pongs included) is not read from either. The sink
+    // already waits at sendHigh, so data passes it by at most the message that crossed it; this
+    // stop sits above both, so only replies the sink does not make (pongs, close) reach it. Were
+    // a big message to count, two peers each sending one would stop reading each other: deadlock.
+    if (queued >= this.sendHigh * READ_STOP_FACTOR + this.lastData && !this.reading.has(FOR_WRITE)) this.reading.set(FOR_WRITE, true)
+    if (this.budget !== undefined && !this.handling) this.charge()
+    if (this.session.shouldCloseTransport) this.owner.endTransport()
+  }
+
+  /** Output is at the send mark even after a flush. */
+  full (): boolean {
+    if (this.queuedOut() < this.sendHigh) return false
+    this.flush()
+    return this.transport.writableLength >= this.sendHigh
+  }
+
+  /** The transport wrote some output: read again if we stopped for it, and give the budget back what went. */
+  drained (): void {
+    if (this.reading.has(FOR_WRITE) && this.transport.writableLength < this.sendHigh) this.reading.set(FOR_WRITE, false)
+  }
+
+  /** The transport wrote the oldest batch of shared buffers given to it (or was destroyed with it). */
+  private onSharedWritten (): void {
+    const shared = this.shared!
+    shared.written(this.budget!)
+    // Their bytes went back to the budget above; this connection's slots for them go once all are written.
+    if (shared.count === 0 && !this.owner.gone) this.charge()
+  }
+
+  /** Bytes queued in the session and the transport. */
+  queuedOut (): number {
+    return this.session.pendingOutput + this.transport.writableLength
+  }
+
+  /**
+   * Memory held for this connection: undelivered input, the receive queue, output. A shared
+   * buffer in the output counts as its slot here; the budget counts its bytes once for everyone.
+   */
+  held (): number {
+    let out = this.queuedOut()
+    const shared = this.shared
+    // At least 0: the transport drops what it wrote from its length just before the write callbacks run.
+    if (shared !== undefined && shared.count > 0) out = Math.max(0, out - shared.bytes) + shared.count * SHARED_REF_COST
+    return this.session.heldBytes + out + this.owner.heldBeside()
+  }
+
+  /**
+   * Report what this connection holds to the server's budget. Growth that finds the budget spent
+   * fails the connection with 1013 (IANA: Try Again Later), which lets its buffers go.
+   */
+  charge (): void {
+    const budget = this.budget
+    if (budget === undefined) return
+    const gone = this.owner.gone
+    const held = gone ? 0 : this.held()
+    const delta = held - this.charged
+    this.charged = held
+    const refused = this.sharedRefused
+    this.sharedRefused = false
+    if ((budget.charge(delta) && !refused) || gone || this.owner.failed) return
+    this.owner.failForBudget(held)
+    const after = this.held()
+    budget.charge(after - this.charged)
+    this.charged = after
+  }
+
+  /** The budget's figures, for the log line of a connection it refused. */
+  budgetInfo (): { used: number, limit: number } {
+    return { used: this.budget?.used ?? 0, limit: this.budget?.limit ?? 0 }
+  }
+
+  /** The transport is gone: the budget gets back all this connection charged, and its holds on shared buffers. */
+  release (): void {
+    const budget = this.budget
+    if (budget === undefined) return
+    this.shared?.clear(budget)
+    budget.charge(-this.charged)
+    this.charged = 0
+  }
+}
+
+function flushLater (output: Output): void { output.flush() }
