@@ -44,10 +44,10 @@ test.serial('defect 1: empty messages count toward receiveHighWaterMark: the soc
 })
 
 test.serial('defect 2: queued 1-byte messages, each in its own 64 KiB read, do not pin those reads', async (t) => {
-  let conn: Connection | undefined
-  const { port } = await startServer(t, { '': async (c) => { conn = c; await c.closed } }, { heartbeat: false })
+  const opened = deferred<Connection>()
+  const { port } = await startServer(t, { '': async (c) => { opened.resolve(c); await c.closed } }, { heartbeat: false })
   const client = await RawClient.connect(port)
-  await until(() => conn !== undefined, 5000, 'handler')
+  const conn = await within(opened.promise, 5000, 'handler')
   const before = await arrayBuffers()
   // Each write: one 1-byte message, then unsolicited pongs up to 64 KiB, so the message lies in a large read.
   const message = clientFrame(0x2, new Uint8Array([7]))
@@ -58,7 +58,7 @@ test.serial('defect 2: queued 1-byte messages, each in its own 64 KiB read, do n
     client.send(Buffer.concat([message, pad]))
     if (i % 50 === 49) await sleep(5)
   }
-  await until(() => conn!.stats().queuedInBytes >= count * (1 + ITEM_OVERHEAD), 20_000, 'all messages queued')
+  await until(() => conn.stats().queuedInBytes >= count * (1 + ITEM_OVERHEAD), 20_000, 'all messages queued')
   const grown = await arrayBuffers() - before
   // Pinned, they held count x 64 KiB = 62.5 MiB; copied out, about a byte each.
   t.true(grown < 8 * 1024 * 1024, `array buffers grew ${grown}`)
@@ -66,10 +66,10 @@ test.serial('defect 2: queued 1-byte messages, each in its own 64 KiB read, do n
 })
 
 test.serial('defect 2: 1-byte fragments, each in its own 64 KiB read, do not pin those reads', async (t) => {
-  let conn: Connection | undefined
-  const { port } = await startServer(t, { '': async (c) => { conn = c; await c.closed } }, { heartbeat: false })
+  const opened = deferred<Connection>()
+  const { port } = await startServer(t, { '': async (c) => { opened.resolve(c); await c.closed } }, { heartbeat: false })
   const client = await RawClient.connect(port)
-  await until(() => conn !== undefined, 5000, 'handler')
+  const conn = await within(opened.promise, 5000, 'handler')
   const before = await arrayBuffers()
   const pong = clientFrame(0xa, new Uint8Array(125))
   const count = 1000
@@ -79,11 +79,11 @@ test.serial('defect 2: 1-byte fragments, each in its own 64 KiB read, do not pin
     client.send(Buffer.concat([fragment, pad]))
     if (i % 50 === 49) await sleep(5)
   }
-  await until(() => conn!.stats().heldBytes >= count, 20_000, 'all fragments read')
+  await until(() => conn.stats().heldBytes >= count, 20_000, 'all fragments read')
   const grown = await arrayBuffers() - before
   t.true(grown < 8 * 1024 * 1024, `array buffers grew ${grown}`)
   // The message still completes, every byte in order.
-  const done = conn!.source[Symbol.asyncIterator]().next()
+  const done = conn.source[Symbol.asyncIterator]().next()
   client.send(clientFrame(0x0, new Uint8Array(0), { fin: true }))
   const { value } = await within(done, 5000, 'message')
   t.is(value!.length, count)
@@ -137,19 +137,19 @@ test.serial('defect 3: a close frame behind a paused socket does not keep the co
 })
 
 test.serial('defect 4: a pong answering only the latest ping settles the earlier pings too', async (t) => {
-  let conn: Connection | undefined
-  const { port } = await startServer(t, { '': async (c) => { conn = c; await c.closed } }, { heartbeat: false })
+  const opened = deferred<Connection>()
+  const { port } = await startServer(t, { '': async (c) => { opened.resolve(c); await c.closed } }, { heartbeat: false })
   const client = await RawClient.connect(port)
-  await until(() => conn !== undefined, 5000, 'handler')
-  const first = conn!.ping(new Uint8Array([1]))
-  const second = conn!.ping(new Uint8Array([2]))
-  const third = conn!.ping('three')
+  const conn = await within(opened.promise, 5000, 'handler')
+  const first = conn.ping(new Uint8Array([1]))
+  const second = conn.ping(new Uint8Array([2]))
+  const third = conn.ping('three')
   for (let i = 0; i < 3; i++) t.is((await client.nextFrame())!.opcode, 0x9)
   client.send(clientFrame(0xa, new TextEncoder().encode('three')))
   const rtts = await within(Promise.all([first, second, third]), 2000, 'all pings settle')
   t.true(rtts.every((r) => r >= 0))
   // One left unanswered is rejected at close.
-  const fourth = conn!.ping(new Uint8Array([4]))
+  const fourth = conn.ping(new Uint8Array([4]))
   client.destroy()
   await t.throwsAsync(within(fourth, 2000, 'rejected'), { name: 'ConnectionClosedError' })
 })
@@ -181,19 +181,19 @@ test.serial('defect 5: frames in the same write as the upgrade request are echoe
 })
 
 test.serial('ping() sends a string as UTF-8; bad payloads reject; close() checks its arguments', async (t) => {
-  let conn: Connection | undefined
-  const { port } = await startServer(t, { '': async (c) => { conn = c; await c.closed } }, { heartbeat: false })
+  const opened = deferred<Connection>()
+  const { port } = await startServer(t, { '': async (c) => { opened.resolve(c); await c.closed } }, { heartbeat: false })
   const client = await RawClient.connect(port)
-  await until(() => conn !== undefined, 5000, 'handler')
-  void conn!.ping('abc').catch(() => {})
+  const conn = await within(opened.promise, 5000, 'handler')
+  void conn.ping('abc').catch(() => {})
   const frame = await client.nextFrame()
   t.is(frame!.opcode, 0x9)
   t.is(frame!.payload.toString(), 'abc')
-  await t.throwsAsync(conn!.ping(42 as unknown as Uint8Array), { instanceOf: TypeError })
-  await t.throwsAsync(conn!.ping(new Uint8Array(126)), { instanceOf: RangeError })
-  t.throws(() => conn!.close('1000' as unknown as number), { instanceOf: TypeError, message: /integer.*'1000'/ })
-  t.throws(() => conn!.close(1005), { instanceOf: RangeError })
-  t.throws(() => conn!.close(1000, 'x'.repeat(124)), { instanceOf: RangeError })
+  await t.throwsAsync(conn.ping(42 as unknown as Uint8Array), { instanceOf: TypeError })
+  await t.throwsAsync(conn.ping(new Uint8Array(126)), { instanceOf: RangeError })
+  t.throws(() => conn.close('1000' as unknown as number), { instanceOf: TypeError, message: /integer.*'1000'/ })
+  t.throws(() => conn.close(1005), { instanceOf: RangeError })
+  t.throws(() => conn.close(1000, 'x'.repeat(124)), { instanceOf: RangeError })
   client.destroy()
 })
 
