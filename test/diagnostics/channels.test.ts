@@ -48,11 +48,11 @@ test.serial('the channel names', (t) => {
 test.serial('connection:open: a server connection before its handler runs, a client one before connect() resolves', async (t) => {
   const opens = record<ConnectionOpenMessage>(t, 'wspipe:connection:open')
   let seenByHandler: ConnectionOpenMessage[] | undefined
-  let serverConn: Connection | undefined
+  const opened = deferred<Connection>()
   const { url } = await startServer(t, {
     chat: async (conn) => {
-      serverConn = conn
       seenByHandler = opens.filter((m) => m.connection === conn)
+      opened.resolve(conn)
       await echo(conn)
     }
   })
@@ -60,8 +60,8 @@ test.serial('connection:open: a server connection before its handler runs, a cli
   const fromClient = opens.filter((m) => m.connection === client)
   t.is(fromClient.length, 1, 'the client published before connect() resolved')
   t.deepEqual(fromClient[0], { connection: client, role: 'client', protocol: 'chat', remoteAddress: '127.0.0.1' })
-  await until(() => serverConn !== undefined, 5000, 'the handler runs')
-  t.deepEqual(seenByHandler, [{ connection: serverConn!, role: 'server', protocol: 'chat', remoteAddress: '127.0.0.1' }])
+  const serverConn = await within(opened.promise, 5000, 'the handler runs')
+  t.deepEqual(seenByHandler, [{ connection: serverConn, role: 'server', protocol: 'chat', remoteAddress: '127.0.0.1' }])
   client.close()
   await client.closed
 })
@@ -81,16 +81,15 @@ test.serial('connection:open: the remote address is the one the connection has, 
 
 test.serial('connection:close: once per connection, server and client, with what closed settles with', async (t) => {
   const closes = record<ConnectionCloseMessage>(t, 'wspipe:connection:close')
-  let serverConn: Connection | undefined
-  let serverClosed: Promise<CloseInfo> | undefined
-  const { url } = await startServer(t, { '': async (conn) => { serverConn = conn; serverClosed = conn.closed; await echo(conn) } })
+  const opened = deferred<Connection>()
+  const { url } = await startServer(t, { '': async (conn) => { opened.resolve(conn); await echo(conn) } })
   const client = await connect(url)
-  await until(() => serverConn !== undefined, 5000, 'the handler runs')
+  const serverConn = await within(opened.promise, 5000, 'the handler runs')
   client.close(4001, 'bye')
-  const [clientInfo, serverInfo] = await within(Promise.all([client.closed, serverClosed!]), 10_000, 'both ends closed')
+  const [clientInfo, serverInfo]: CloseInfo[] = await within(Promise.all([client.closed, serverConn.closed]), 10_000, 'both ends closed')
   await settle()
   t.deepEqual(closes.filter((m) => m.connection === client), [{ connection: client, role: 'client', ...clientInfo }])
-  t.deepEqual(closes.filter((m) => m.connection === serverConn), [{ connection: serverConn!, role: 'server', ...serverInfo }])
+  t.deepEqual(closes.filter((m) => m.connection === serverConn), [{ connection: serverConn, role: 'server', ...serverInfo }])
   t.deepEqual(serverInfo, { code: 4001, reason: 'bye', wasClean: true })
 })
 
