@@ -8,6 +8,8 @@ import test from 'ava'
 import { connect, UpgradeError, type Connection } from '../../src/index.js'
 import { decoder, echo, eventually, startOurServer, startRawServer, startWsServer, switchingProtocols, type RawRequest } from './helpers.js'
 import type { Socket } from 'node:net'
+import { VirtualClock } from '../../src/testing.js'
+import { deferred, watch, within } from '../server/helpers.js'
 
 /** A raw server answering every request with `answer(request)`, then `connect` to it. */
 async function connectToRaw (answer: (request: RawRequest) => string, options: Parameters<typeof connect>[1] = {}): Promise<Connection> {
@@ -239,10 +241,18 @@ test('our server refusing a disallowed Origin: UpgradeError 403', async (t) => {
   }
 })
 
-test('a server that never answers: the handshake times out with UpgradeError (status 0, reason "timeout")', async (t) => {
-  const raw = await startRawServer(() => {})
+test('a server that never answers: the handshake times out at handshakeTimeout with UpgradeError (status 0, reason "timeout")', async (t) => {
+  const requested = deferred<undefined>()
+  const raw = await startRawServer(() => { requested.resolve(undefined) })
   try {
-    await assertUpgradeError(t, connect(raw.url, { handshakeTimeout: 200 }), 0, /^timeout$/)
+    const clock = new VirtualClock()
+    const pending = connect(raw.url, { handshakeTimeout: 200, clock })
+    const settled = watch(pending)
+    await within(requested.promise, 5000, 'the request arrives')
+    await clock.advance(199)
+    t.false(settled(), 'still waiting at handshakeTimeout − 1 ms')
+    await clock.advance(1)
+    await assertUpgradeError(t, pending, 0, /^timeout$/)
     // The client gave up on the socket.
     t.true(await eventually(() => raw.sockets.size === 0), 'the client closed its socket')
   } finally {

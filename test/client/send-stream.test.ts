@@ -8,6 +8,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import test from 'ava'
 import { connect, ConnectionClosedError, WebSocketServer, type Connection, type StreamHandler } from '../../src/index.js'
+import { nextRead } from '../server/helpers.js'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
@@ -24,9 +25,12 @@ async function server (t: import('ava').ExecutionContext, handler: Parameters<We
 test('a chunk source that stalls: send() rejects once the server closes, and the source is stopped', async (t) => {
   // The server closes after a little of the message has arrived.
   // `close` destructured: bound, like `sink` and `send`.
-  const url = await server(t, async ({ source, close }) => {
+  const url = await server(t, async (conn) => {
+    const { source, close } = conn
+    // Once the first of the message has been read from the socket.
+    const read = nextRead(conn)
     void source.next()
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    await read
     close(4000, 'enough')
   })
   const conn = await connect(url)

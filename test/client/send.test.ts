@@ -7,7 +7,8 @@
 
 import test from 'ava'
 import { asText, connect, ConnectionClosedError, InvalidStateError, isText, type Connection } from '../../src/index.js'
-import { connectInMemory, text } from '../../src/testing.js'
+import { connectInMemory, text, VirtualClock } from '../../src/testing.js'
+import { watch } from '../server/helpers.js'
 import { echo, eventually, startOurServer, startWsServer, within, withPeer } from './helpers.js'
 
 /** Send, await the reply, send again: no sink, no queue of one's own. */
@@ -124,7 +125,10 @@ test('backpressure: send() waits while the output is at sendHighWaterMark, and g
 test('a send() waiting for room rejects when the connection closes', async (t) => {
   const peer = await startOurServer({ '': async ({ signal }) => { await new Promise((resolve) => signal.addEventListener('abort', resolve)) } }, { receiveHighWaterMark: 16 * 1024 })
   try {
-    const conn = await connect(peer.url, { heartbeat: false, sendHighWaterMark: 64 * 1024, closeTimeout: 200 })
+    // The close timer on a VirtualClock: the send() rejects at close(), not when the close
+    // the server never reads times out.
+    const clock = new VirtualClock()
+    const conn = await connect(peer.url, { heartbeat: false, sendHighWaterMark: 64 * 1024, closeTimeout: 200, clock })
     const chunk = new Uint8Array(64 * 1024)
     let pending: Promise<void> | undefined
     for (let i = 0; i < 2000 && pending === undefined; i++) {
@@ -135,7 +139,11 @@ test('a send() waiting for room rejects when the connection closes', async (t) =
     t.not(pending, undefined)
     conn.close()
     await t.throwsAsync(within(pending!, 5000, 'rejects'), { instanceOf: ConnectionClosedError })
-    await conn.closed
+    const closed = watch(conn.closed)
+    await clock.advance(199)
+    t.false(closed(), 'the close is awaited until closeTimeout')
+    await clock.advance(1)
+    t.like(await within(conn.closed, 5000, undefined), { code: 1000, wasClean: false })
   } finally {
     await peer.close()
   }

@@ -7,6 +7,8 @@
 import type { Socket } from 'node:net'
 import test from 'ava'
 import { connect, ConnectionClosedError } from '../../src/index.js'
+import { VirtualClock } from '../../src/testing.js'
+import { nextRead, watch } from '../server/helpers.js'
 import { decoder, eventually, startRawServer, startWsServer, switchingProtocols, within } from './helpers.js'
 
 interface RawFrame {
@@ -97,12 +99,24 @@ test('the client does not change the bytes it was given to send (masking works o
   }
 })
 
-test('heartbeat: the client pings an idle ws server, and the connection stays open while pongs come', async (t) => {
+// The client's heartbeat on a VirtualClock (its `clock` option), against real servers.
+
+test('heartbeat: the client pings an idle ws server once per interval, and the connection stays open while pongs come', async (t) => {
   let pings = 0
   const peer = await startWsServer((ws) => { ws.on('ping', () => { pings++ }) })
   try {
-    const conn = await connect(peer.url, { heartbeat: { interval: 20, timeout: 500 } })
-    t.true(await eventually(() => pings >= 3, 1000), `three pings arrived (got ${pings})`)
+    const clock = new VirtualClock()
+    const conn = await connect(peer.url, { heartbeat: { interval: 1000, timeout: 2000 }, clock })
+    for (let i = 1; i <= 3; i++) {
+      await clock.advance(999)
+      t.is(conn.stats().heartbeatPings, i - 1, `no ping ${i} before its interval`)
+      // ws answers at once: the pong has reached the client before time moves on.
+      const pong = nextRead(conn)
+      await clock.advance(1)
+      t.is(conn.stats().heartbeatPings, i, `ping ${i} at its interval`)
+      await pong
+    }
+    t.is(pings, 3, 'three pings arrived')
     t.false(conn.signal.aborted, 'still open')
     conn.close()
     t.deepEqual(await conn.closed, { code: 1000, reason: '', wasClean: true })
@@ -111,11 +125,18 @@ test('heartbeat: the client pings an idle ws server, and the connection stays op
   }
 })
 
-test('heartbeat: a server that stops answering is dropped (1006), and the source throws', async (t) => {
+test('heartbeat: a server that stops answering is dropped at the pong timeout (1006), and the source throws', async (t) => {
   const server = await recordingServer()
   try {
-    const conn = await connect(server.url, { heartbeat: { interval: 20, timeout: 50 } })
+    const clock = new VirtualClock()
+    const conn = await connect(server.url, { heartbeat: { interval: 1000, timeout: 1000 }, clock })
     const reading = (async () => { for await (const _ of conn.source) { /* nothing arrives */ } })()
+    const settled = watch(conn.closed)
+    await clock.advance(1000)
+    t.true(await eventually(() => server.received().some((f) => f.opcode === 9)), 'the ping arrived')
+    await clock.advance(999)
+    t.false(settled(), 'open until the pong timeout')
+    await clock.advance(1)
     const closed = await within(conn.closed, 10_000, undefined)
     t.deepEqual(closed, { code: 1006, reason: '', wasClean: false })
     const err = await t.throwsAsync(reading, { instanceOf: ConnectionClosedError })

@@ -15,7 +15,8 @@ import {
   type ConnectionOpenMessage, type HandshakeRefusedMessage, type HeartbeatDropMessage, type MemoryBudgetExhaustedMessage,
   type SlowSubscriberMessage, type ZlibBudgetWaitMessage
 } from '../../src/index.js'
-import { captureLogger, clientFrame, echo, rawRequest, RawClient, sleep, startServer, until, upgradeRequest, within } from '../server/helpers.js'
+import { VirtualClock } from '../../src/testing.js'
+import { captureLogger, clientFrame, deferred, echo, rawRequest, RawClient, sleep, startServer, until, upgradeRequest, within } from '../server/helpers.js'
 
 /** Every message published on `name` while the test runs. */
 function record<T> (t: ExecutionContext, name: string): T[] {
@@ -47,11 +48,11 @@ test.serial('the channel names', (t) => {
 test.serial('connection:open: a server connection before its handler runs, a client one before connect() resolves', async (t) => {
   const opens = record<ConnectionOpenMessage>(t, 'wspipe:connection:open')
   let seenByHandler: ConnectionOpenMessage[] | undefined
-  let serverConn: Connection | undefined
+  const opened = deferred<Connection>()
   const { url } = await startServer(t, {
     chat: async (conn) => {
-      serverConn = conn
       seenByHandler = opens.filter((m) => m.connection === conn)
+      opened.resolve(conn)
       await echo(conn)
     }
   })
@@ -59,8 +60,8 @@ test.serial('connection:open: a server connection before its handler runs, a cli
   const fromClient = opens.filter((m) => m.connection === client)
   t.is(fromClient.length, 1, 'the client published before connect() resolved')
   t.deepEqual(fromClient[0], { connection: client, role: 'client', protocol: 'chat', remoteAddress: '127.0.0.1' })
-  await until(() => serverConn !== undefined, 5000, 'the handler runs')
-  t.deepEqual(seenByHandler, [{ connection: serverConn!, role: 'server', protocol: 'chat', remoteAddress: '127.0.0.1' }])
+  const serverConn = await within(opened.promise, 5000, 'the handler runs')
+  t.deepEqual(seenByHandler, [{ connection: serverConn, role: 'server', protocol: 'chat', remoteAddress: '127.0.0.1' }])
   client.close()
   await client.closed
 })
@@ -80,16 +81,15 @@ test.serial('connection:open: the remote address is the one the connection has, 
 
 test.serial('connection:close: once per connection, server and client, with what closed settles with', async (t) => {
   const closes = record<ConnectionCloseMessage>(t, 'wspipe:connection:close')
-  let serverConn: Connection | undefined
-  let serverClosed: Promise<CloseInfo> | undefined
-  const { url } = await startServer(t, { '': async (conn) => { serverConn = conn; serverClosed = conn.closed; await echo(conn) } })
+  const opened = deferred<Connection>()
+  const { url } = await startServer(t, { '': async (conn) => { opened.resolve(conn); await echo(conn) } })
   const client = await connect(url)
-  await until(() => serverConn !== undefined, 5000, 'the handler runs')
+  const serverConn = await within(opened.promise, 5000, 'the handler runs')
   client.close(4001, 'bye')
-  const [clientInfo, serverInfo] = await within(Promise.all([client.closed, serverClosed!]), 10_000, 'both ends closed')
+  const [clientInfo, serverInfo]: CloseInfo[] = await within(Promise.all([client.closed, serverConn.closed]), 10_000, 'both ends closed')
   await settle()
   t.deepEqual(closes.filter((m) => m.connection === client), [{ connection: client, role: 'client', ...clientInfo }])
-  t.deepEqual(closes.filter((m) => m.connection === serverConn), [{ connection: serverConn!, role: 'server', ...serverInfo }])
+  t.deepEqual(closes.filter((m) => m.connection === serverConn), [{ connection: serverConn, role: 'server', ...serverInfo }])
   t.deepEqual(serverInfo, { code: 4001, reason: 'bye', wasClean: true })
 })
 
@@ -226,29 +226,44 @@ test.serial('topic:slow_subscriber: a connection closed with 1008 is named', asy
   t.is(slow[0].connection, serverConn)
 })
 
+// The heartbeat on a VirtualClock: the drop is published at the moment of the drop, not before.
+
 test.serial('heartbeat:drop: a peer that never answers pings (pong-timeout), then its close with 1006', async (t) => {
   const drops = record<HeartbeatDropMessage>(t, 'wspipe:heartbeat:drop')
   const closes = record<ConnectionCloseMessage>(t, 'wspipe:connection:close')
-  let serverConn: Connection | undefined
-  const { port } = await startServer(t, { '': async (conn) => { serverConn = conn; await echo(conn) } }, { heartbeat: { interval: 200, timeout: 200 } })
+  const clock = new VirtualClock()
+  const opened = deferred<Connection>()
+  const { port } = await startServer(t, { '': async (conn) => { opened.resolve(conn); await echo(conn) } }, { heartbeat: { interval: 1000, timeout: 1000 }, clock })
   const raw = await RawClient.connect(port)
-  t.is((await raw.nextFrame(10_000))?.opcode, 9)
-  await raw.waitClosed(10_000)
-  await until(() => closes.some((m) => m.connection === serverConn), 5000, 'the close')
-  t.deepEqual(drops, [{ connection: serverConn!, role: 'server', reason: 'pong-timeout' }])
+  const serverConn = await within(opened.promise, 5000, 'handler')
+  await clock.advance(1000)
+  t.is((await raw.nextFrame(5000))?.opcode, 9)
+  await clock.advance(999)
+  t.deepEqual(drops, [], 'nothing before the pong timeout')
+  await clock.advance(1)
+  t.deepEqual(drops, [{ connection: serverConn, role: 'server', reason: 'pong-timeout' }])
+  await raw.waitClosed(5000)
+  await within(serverConn.closed, 5000, 'the close')
   t.like(closes.find((m) => m.connection === serverConn), { code: 1006, wasClean: false })
 })
 
 test.serial('heartbeat:drop: a connection stalled while reading is paused (stalled)', async (t) => {
   const drops = record<HeartbeatDropMessage>(t, 'wspipe:heartbeat:drop')
-  let serverConn: Connection | undefined
-  const { port } = await startServer(t, { '': async (conn) => { serverConn = conn; await conn.closed } }, { receiveHighWaterMark: 16 * 1024, heartbeat: { interval: 200, timeout: 200 } })
+  const clock = new VirtualClock()
+  const opened = deferred<Connection>()
+  const { port } = await startServer(t, { '': async (conn) => { opened.resolve(conn); await conn.closed } }, { receiveHighWaterMark: 16 * 1024, heartbeat: { interval: 1000, timeout: 1000 }, clock })
   const raw = await RawClient.connect(port)
+  const serverConn = await within(opened.promise, 5000, 'handler')
   const frame = clientFrame(0x2, new Uint8Array(4096))
   for (let i = 0; i < 200; i++) raw.send(frame)
-  await raw.waitClosed(10_000)
-  await until(() => drops.length > 0, 5000, 'the drop')
-  t.deepEqual(drops, [{ connection: serverConn!, role: 'server', reason: 'stalled' }])
+  // No event says reading has paused: a bounded poll.
+  await until(() => serverConn.stats().pauses > 0, 10_000, 'reading pauses')
+  // The visit at 1000 sees the flood (life); stalled from then on, dropped interval + timeout later.
+  await clock.advance(2999)
+  t.deepEqual(drops, [], 'nothing before interval + timeout after the last sign of life')
+  await clock.advance(1)
+  t.deepEqual(drops, [{ connection: serverConn, role: 'server', reason: 'stalled' }])
+  await raw.waitClosed(5000)
 })
 
 /** A compressed client frame (RSV1) of `n` bytes of one letter: about n / 1000 bytes on the wire, charged nearly n. */

@@ -4,16 +4,29 @@
 
 import test from 'ava'
 import { CloseCode, ConnectionClosedError, ProtocolError, type CloseInfo, type Connection } from '../../src/index.js'
-import { clientFrame, closePayload, echo, RawClient, sleep, startServer, until, within, WsPeer } from './helpers.js'
+import { VirtualClock } from '../../src/testing.js'
+import { clientFrame, closePayload, echo, nextRead, RawClient, sleep, startServer, until, watch, within, WsPeer } from './helpers.js'
 
-/** A handler that records its connection and then runs `body`. */
-function recording (body: (c: Connection) => void | Promise<void>): { handler: (c: Connection) => void | Promise<void>, conn: () => Promise<Connection> } {
+/** A handler that records its connection and then runs `body`; `done` settles when the handler has returned. */
+function recording (body: (c: Connection) => void | Promise<void>): { handler: (c: Connection) => void | Promise<void>, conn: () => Promise<Connection>, done: () => Promise<void> } {
   let resolve!: (c: Connection) => void
   const p = new Promise<Connection>((r) => { resolve = r })
+  let finished: Promise<void> | undefined
   return {
-    handler: (c) => { resolve(c); return body(c) },
-    conn: () => within(p, 5000, 'handler called')
+    handler: (c) => {
+      resolve(c)
+      const ran = (async () => { await body(c) })()
+      finished = ran.catch(() => {})
+      return ran
+    },
+    conn: () => within(p, 5000, 'handler called'),
+    done: async () => { await within(p, 5000, 'handler called'); await within(finished!, 5000, 'the handler to return') }
   }
+}
+
+/** A ping and its pong: the server has handled everything the peer sent before, and was open to answer. */
+async function roundTrip (peer: WsPeer): Promise<void> {
+  await within(new Promise<void>((resolve) => { peer.ws.once('pong', () => resolve()); peer.ws.ping() }), 5000, 'the pong')
 }
 
 for (const style of ['throws synchronously', 'rejects']) {
@@ -75,7 +88,7 @@ test('a handler that returns a thenable (not a native Promise) is awaited too', 
     }
   })
   const peer = await WsPeer.open(url)
-  await sleep(50)
+  await roundTrip(peer)
   t.is(peer.ws.readyState, peer.ws.OPEN, 'not closed while the thenable is pending')
   await peer.send('thenable')
   t.is((await peer.next()).data.toString(), 'thenable')
@@ -83,7 +96,7 @@ test('a handler that returns a thenable (not a native Promise) is awaited too', 
 })
 
 test('a handler whose promise resolves → 1000 at once, even with the peer silent', async (t) => {
-  const rec = recording(async () => { await sleep(20) })
+  const rec = recording(async () => { await new Promise(setImmediate) })
   const { url } = await startServer(t, { '': rec.handler })
   const peer = new WsPeer(url)
   t.deepEqual(await within(peer.closed, 5000, 'close'), { code: 1000, reason: '' })
@@ -181,7 +194,7 @@ test('sink\'s iterable ends: nothing is closed yet, the handler may still read',
   const peer = await WsPeer.open(url)
   t.is((await peer.next()).data.toString(), 'first')
   t.is((await peer.next()).data.toString(), 'second')
-  await sleep(50)
+  await roundTrip(peer)
   t.is(peer.ws.readyState, peer.ws.OPEN)
   await peer.send('after')
   t.deepEqual(await within(peer.closed, 5000, 'close'), { code: 1000, reason: '' })
@@ -281,8 +294,9 @@ test('a source that throws: the sink rejects with its error, the handler fails w
 test('a peer\'s protocol error (an unmasked frame) → 1002; source yields earlier messages, then throws ProtocolError', async (t) => {
   const got: string[] = []
   let thrown: unknown
-  const rec = recording(async ({ source }) => {
-    await sleep(50) // let the three frames arrive in one go
+  const rec = recording(async (c) => {
+    const { source } = c
+    await nextRead(c) // the three frames arrive in one go, before the handler reads
     try {
       for await (const m of source) got.push(Buffer.from(m).toString())
     } catch (err) {
@@ -298,7 +312,7 @@ test('a peer\'s protocol error (an unmasked frame) → 1002; source yields earli
   const info: CloseInfo = await (await rec.conn()).closed
   t.is(info.code, 1002)
   t.false(info.wasClean)
-  await until(() => thrown !== undefined, 5000, 'source throws')
+  await rec.done()
   t.deepEqual(got, ['a', 'b'])
   t.true(thrown instanceof ProtocolError)
   t.is((thrown as ProtocolError).closeCode, 1002)
@@ -324,13 +338,14 @@ test('socket reset → source throws ConnectionClosedError; closed settles 1006,
   })
   const { port } = await startServer(t, { '': rec.handler })
   const client = await RawClient.connect(port)
-  client.send(clientFrame(1, 'hello'))
   const conn = await rec.conn()
-  await sleep(30)
+  const read = nextRead(conn)
+  client.send(clientFrame(1, 'hello'))
+  await read
   client.socket.resetAndDestroy()
   const info = await within(conn.closed, 5000, 'closed')
   t.deepEqual(info, { code: 1006, reason: '', wasClean: false })
-  await until(() => thrown !== undefined, 5000, 'source throws')
+  await rec.done()
   t.true(thrown instanceof ConnectionClosedError)
   t.is((thrown as ConnectionClosedError).closeCode, 1006)
   t.true(conn.signal.aborted)
@@ -350,18 +365,24 @@ test('TCP closed without a close frame → 1006, source throws', async (t) => {
   const conn = await rec.conn()
   client.socket.end()
   t.deepEqual(await within(conn.closed, 5000, 'closed'), { code: 1006, reason: '', wasClean: false })
-  await until(() => thrown !== undefined, 5000, 'source throws')
+  await rec.done()
   t.true(thrown instanceof ConnectionClosedError)
 })
 
-test('conn.close() to a peer that never answers: closed settles after closeTimeout, not clean', async (t) => {
-  t.timeout(20_000)
+test('conn.close() to a peer that never answers: closed settles at closeTimeout (not 1 ms before), not clean', async (t) => {
+  const clock = new VirtualClock()
   const rec = recording(async (c) => { c.close(4003, 'bye'); await c.closed })
-  const { port } = await startServer(t, { '': rec.handler }, { closeTimeout: 300 })
+  const { port } = await startServer(t, { '': rec.handler }, { closeTimeout: 30_000, clock })
   const client = await RawClient.connect(port)
   t.deepEqual(await client.nextClose(), { code: 4003, reason: 'bye' })
   // The raw client never answers.
-  const info = await within((await rec.conn()).closed, 10_000, 'closed after the close timeout')
+  const conn = await rec.conn()
+  const closed = watch(conn.closed)
+  await clock.advance(29_999)
+  t.false(closed(), 'open until closeTimeout')
+  t.false(client.ended)
+  await clock.advance(1)
+  const info = await within(conn.closed, 5000, 'closed at the close timeout')
   t.is(info.code, 4003)
   t.false(info.wasClean)
   await client.waitClosed(5000)
@@ -371,7 +392,7 @@ test('conn.close(): source yields what came before the peer\'s close, then ends'
   const got: string[] = []
   let error: unknown
   const rec = recording(async (c) => {
-    await sleep(50)
+    await nextRead(c) // 'before' has arrived
     c.close(4004, 'closing')
     try {
       for await (const m of c.source) got.push(Buffer.from(m).toString())
@@ -391,8 +412,8 @@ test('conn.close(): source yields what came before the peer\'s close, then ends'
   t.is(error, undefined)
 })
 
-test('conn.close() to a peer that never answers: after closeTimeout source ends (it does not throw)', async (t) => {
-  t.timeout(20_000)
+test('conn.close() to a peer that never answers: at closeTimeout source ends (it does not throw)', async (t) => {
+  const clock = new VirtualClock()
   let ended = false
   let error: unknown
   const rec = recording(async (c) => {
@@ -404,13 +425,17 @@ test('conn.close() to a peer that never answers: after closeTimeout source ends 
       error = err
     }
   })
-  const { port, entries } = await startServer(t, { '': rec.handler }, { closeTimeout: 300 })
+  const { port, entries } = await startServer(t, { '': rec.handler }, { closeTimeout: 30_000, clock })
   const client = await RawClient.connect(port)
   t.deepEqual(await client.nextClose(), { code: 4003, reason: 'bye' })
-  const info = await within((await rec.conn()).closed, 10_000, 'closed after the close timeout')
+  const done = watch(rec.done())
+  await clock.advance(29_999)
+  t.false(done(), 'the source has not ended before closeTimeout')
+  await clock.advance(1)
+  const info = await within((await rec.conn()).closed, 5000, 'closed at the close timeout')
   t.is(info.code, 4003)
   t.false(info.wasClean)
-  await until(() => ended || error !== undefined, 5000, 'source settles')
+  await rec.done()
   t.true(ended, String(error))
   t.false(entries.some((e) => e.level === 'error'))
 })

@@ -11,7 +11,7 @@ import { constants, deflateRawSync } from 'node:zlib'
 import { connect, isText, type Connection, type PerMessageDeflateOptions } from '../../src/index.js'
 import { deflateCounters } from '../../src/extensions/permessage-deflate.js'
 import { startDemo } from '../../examples/echo-server.js'
-import { clientFrame, RawClient, startServer, within } from './helpers.js'
+import { clientFrame, deferred, RawClient, startServer, until, within } from './helpers.js'
 
 const MiB = 1024 * 1024
 const DEFLATE = { 'Sec-WebSocket-Extensions': 'permessage-deflate' }
@@ -66,23 +66,24 @@ test('a connection over its own zlib budget is paused, not closed: every message
 
 test('the server\'s zlib budget is shared by its connections: one that spent it makes the next wait, and both carry on', async (t) => {
   const options: PerMessageDeflateOptions = { connectionBudget: Infinity, serverBudget: 2 * MiB }
-  const done = new Map<string, { n: number, conn: Connection }>()
+  const doneA = deferred<{ n: number, conn: Connection }>()
+  const doneB = deferred<{ n: number, conn: Connection }>()
   const { port } = await startServer(t, {
-    a: counting(6, MiB, (n, conn) => done.set('a', { n, conn })),
-    b: counting(1, MiB, (n, conn) => done.set('b', { n, conn }))
+    a: counting(6, MiB, (n, conn) => doneA.resolve({ n, conn })),
+    b: counting(1, MiB, (n, conn) => doneB.resolve({ n, conn }))
   }, { perMessageDeflate: options, heartbeat: false })
   const a = await RawClient.connect(port, { protocol: 'a', headers: DEFLATE })
   const b = await RawClient.connect(port, { protocol: 'b', headers: DEFLATE })
   // Each connection alone has no limit; a's 6 MiB are over the server's 2 MiB a second (and a
   // second's worth at once), so its last messages wait, and so does b's after them.
   a.send(Buffer.concat(Array.from({ length: 6 }, () => bomb(MiB))))
-  await within((async () => { while (!done.has('a')) await new Promise((resolve) => setTimeout(resolve, 10)) })(), 20_000, 'a\'s messages')
+  const resultA = await within(doneA.promise, 20_000, 'a\'s messages')
   b.send(bomb(MiB, 0x62))
-  await within((async () => { while (!done.has('b')) await new Promise((resolve) => setTimeout(resolve, 10)) })(), 20_000, 'b\'s message')
-  t.is(done.get('a')!.n, 6)
-  t.is(done.get('b')!.n, 1)
-  t.true(done.get('a')!.conn.stats().compressionWaits > 0, 'a waited for the server\'s budget it spent')
-  t.true(done.get('b')!.conn.stats().compressionWaits > 0, 'b waited for the server\'s budget a spent')
+  const resultB = await within(doneB.promise, 20_000, 'b\'s message')
+  t.is(resultA.n, 6)
+  t.is(resultB.n, 1)
+  t.true(resultA.conn.stats().compressionWaits > 0, 'a waited for the server\'s budget it spent')
+  t.true(resultB.conn.stats().compressionWaits > 0, 'b waited for the server\'s budget a spent')
   t.false(a.ended || b.ended, 'neither was closed')
   a.destroy()
   b.destroy()
@@ -99,7 +100,8 @@ test.serial('a broadcast to deflate subscribers that negotiated alike is compres
   // A member whose window is smaller negotiated otherwise: it gets its own compression.
   const small = await connect(url, { protocols: ['room'], perMessageDeflate: { serverMaxWindowBits: 9 }, heartbeat: false })
   t.teardown(() => { for (const m of [...members, small]) m.close() })
-  while (server.topics.count('room') < 6) await new Promise((resolve) => setTimeout(resolve, 10))
+  // No event for a subscription: a bounded poll (it was unbounded).
+  await until(() => server.topics.count('room') === 6, 10_000, 'six subscribers')
   for (const size of [8 * 1024, 512 * 1024]) {
     const message = json(size)
     const deflatedBefore = deflateCounters.deflated

@@ -5,7 +5,7 @@
 
 import net from 'node:net'
 import test from 'ava'
-import { echo, rawRequest, sleep, startServer, until, upgradeRequest, within, WsPeer } from './helpers.js'
+import { deferred, echo, rawRequest, startServer, until, upgradeRequest, WatchedClock, watch, within, WsPeer } from './helpers.js'
 import type { Connection } from '../../src/index.js'
 
 const ok = (): void => {}
@@ -162,7 +162,7 @@ test('async authorize: the 101 waits for it', async (t) => {
   const { url } = await startServer(t, { '': echo }, {
     authorize: async (req) => {
       calls++
-      await sleep(50)
+      await new Promise(setImmediate)
       return req.url === '/ok' ? true : { status: 403, reason: 'nope' }
     }
   })
@@ -215,46 +215,91 @@ test('maxHeaderSize: one header past the limit → 431', async (t) => {
   t.is(big.status, 431)
 })
 
-test('handshakeTimeout: a client that sends half a request and stalls is dropped', async (t) => {
-  t.timeout(20_000)
-  const { port } = await startServer(t, { '': echo }, { handshakeTimeout: 300 })
+/** A raw TCP connection to the server, and whether it has closed. */
+function tcp (port: number): { socket: net.Socket, closed: Promise<void>, isClosed: () => boolean } {
   const socket = net.connect(port, '127.0.0.1')
   socket.on('error', ok)
-  const started = Date.now()
-  const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now() - started)))
-  socket.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n')
-  const elapsed = await within(closed, 10_000, 'the stalled socket is dropped')
-  t.true(elapsed >= 250, `dropped after ${elapsed} ms`)
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+  return { socket, closed, isClosed: watch(closed) }
+}
+
+/** What `socket` receives up to the end of the response head (bounded by `ms`). */
+function responseHead (socket: net.Socket, ms = 5000): Promise<string> {
+  let got = ''
+  return within(new Promise<string>((resolve, reject) => {
+    socket.on('data', (c: Buffer) => { got += c.toString('latin1'); if (got.includes('\r\n\r\n')) resolve(got) })
+    socket.once('close', () => reject(new Error(`closed after: ${JSON.stringify(got)}`)))
+  }), ms, 'a response')
+}
+
+// The handshake timer runs on a VirtualClock; each test opens a second socket at the same time
+// as the one that stalls, to show at handshakeTimeout − 1 ms that the timer has not yet fired.
+
+test('handshakeTimeout: a client that sends half a request and stalls is dropped at the timeout, not before', async (t) => {
+  const clock = new WatchedClock()
+  const { port } = await startServer(t, { '': echo }, { handshakeTimeout: 300, clock })
+  const stalled = tcp(port)
+  const finishes = tcp(port)
+  const half = 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n'
+  stalled.socket.write(half)
+  finishes.socket.write(half)
+  await clock.timersSet(2)
+  await clock.advance(299)
+  const answer = responseHead(finishes.socket)
+  finishes.socket.write(upgradeRequest().slice(half.length))
+  t.regex(await answer, /^HTTP\/1\.1 101 /, 'at 299 ms the other half of a request still gets its 101')
+  t.false(stalled.isClosed())
+  await clock.advance(1)
+  await within(stalled.closed, 5000, 'the stalled socket is dropped at 300 ms')
+  finishes.socket.destroy()
+  t.pass()
 })
 
-test('handshakeTimeout: an idle TCP connection that sends nothing is dropped', async (t) => {
-  t.timeout(20_000)
-  const { port } = await startServer(t, { '': echo }, { handshakeTimeout: 300 })
-  const socket = net.connect(port, '127.0.0.1')
-  socket.on('error', ok)
-  await within(new Promise((resolve) => socket.once('close', resolve)), 10_000, 'the idle socket is dropped')
+test('handshakeTimeout: an idle TCP connection that sends nothing is dropped at the timeout, not before', async (t) => {
+  const clock = new WatchedClock()
+  const { port } = await startServer(t, { '': echo }, { handshakeTimeout: 300, clock })
+  const idle = tcp(port)
+  const late = tcp(port)
+  await clock.timersSet(2)
+  await clock.advance(299)
+  const answer = responseHead(late.socket)
+  late.socket.write(upgradeRequest())
+  t.regex(await answer, /^HTTP\/1\.1 101 /, 'a request at 299 ms still gets its 101')
+  t.false(idle.isClosed())
+  await clock.advance(1)
+  await within(idle.closed, 5000, 'the idle socket is dropped at 300 ms')
+  late.socket.destroy()
   t.pass()
 })
 
 test('handshakeTimeout does not apply once the connection is open', async (t) => {
-  t.timeout(20_000)
-  let conn: Connection | undefined
-  const { url } = await startServer(t, { '': async (c) => { conn = c; await echo(c) } }, { handshakeTimeout: 200 })
+  const clock = new WatchedClock()
+  const opened = deferred<Connection>()
+  const { url } = await startServer(t, { '': async (c) => { opened.resolve(c); await echo(c) } }, { handshakeTimeout: 200, clock })
   const peer = await WsPeer.open(url)
-  await sleep(600)
+  const conn = await within(opened.promise, 5000, 'handler')
+  // Ten times the timeout (the heartbeat, at its default, is not due yet).
+  await clock.advance(2000)
   await peer.send('still here')
   t.is((await peer.next()).data.toString(), 'still here')
   await peer.close(1000)
-  t.is((await conn!.closed).code, 1000)
+  t.is((await conn.closed).code, 1000)
 })
 
-test('handshakeTimeout also bounds a pending authorize: the client, whose request was whole, gets 503 (not a silent drop), and the log says why', async (t) => {
-  t.timeout(20_000)
+test('handshakeTimeout also bounds a pending authorize: at the timeout the client, whose request was whole, gets 503 (not a silent drop), and the log says why', async (t) => {
+  const clock = new WatchedClock()
+  const asked = deferred<undefined>()
   const { port, entries } = await startServer(t, { '': echo }, {
     handshakeTimeout: 300,
-    authorize: () => new Promise<boolean>(() => {})
+    clock,
+    authorize: () => { asked.resolve(undefined); return new Promise<boolean>(() => {}) }
   })
-  const res = await rawRequest(port, upgradeRequest(), 10_000)
+  const response = rawRequest(port, upgradeRequest(), 10_000)
+  await within(asked.promise, 5000, 'authorize is called')
+  await clock.advance(299)
+  t.false(entries.some((e) => e.level === 'warn'), 'no answer before handshakeTimeout')
+  await clock.advance(1)
+  const res = await response
   t.true(res.closed)
   t.is(res.status, 503)
   t.is(res.body.trim(), 'authorization timed out')

@@ -8,7 +8,8 @@ import { runInNewContext } from 'node:vm'
 import test from 'ava'
 import type { CloseInfo, Connection } from '../../src/index.js'
 import { ITEM_OVERHEAD } from '../../src/protocol/gather.js'
-import { clientFrame, closePayload, RawClient, sleep, startServer, echo, until, upgradeRequest, within } from './helpers.js'
+import { VirtualClock } from '../../src/testing.js'
+import { clientFrame, closePayload, deferred, RawClient, sleep, startServer, echo, until, upgradeRequest, watch, within } from './helpers.js'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
@@ -43,10 +44,10 @@ test.serial('defect 1: empty messages count toward receiveHighWaterMark: the soc
 })
 
 test.serial('defect 2: queued 1-byte messages, each in its own 64 KiB read, do not pin those reads', async (t) => {
-  let conn: Connection | undefined
-  const { port } = await startServer(t, { '': async (c) => { conn = c; await c.closed } }, { heartbeat: false })
+  const opened = deferred<Connection>()
+  const { port } = await startServer(t, { '': async (c) => { opened.resolve(c); await c.closed } }, { heartbeat: false })
   const client = await RawClient.connect(port)
-  await until(() => conn !== undefined, 5000, 'handler')
+  const conn = await within(opened.promise, 5000, 'handler')
   const before = await arrayBuffers()
   // Each write: one 1-byte message, then unsolicited pongs up to 64 KiB, so the message lies in a large read.
   const message = clientFrame(0x2, new Uint8Array([7]))
@@ -57,7 +58,7 @@ test.serial('defect 2: queued 1-byte messages, each in its own 64 KiB read, do n
     client.send(Buffer.concat([message, pad]))
     if (i % 50 === 49) await sleep(5)
   }
-  await until(() => conn!.stats().queuedInBytes >= count * (1 + ITEM_OVERHEAD), 20_000, 'all messages queued')
+  await until(() => conn.stats().queuedInBytes >= count * (1 + ITEM_OVERHEAD), 20_000, 'all messages queued')
   const grown = await arrayBuffers() - before
   // Pinned, they held count x 64 KiB = 62.5 MiB; copied out, about a byte each.
   t.true(grown < 8 * 1024 * 1024, `array buffers grew ${grown}`)
@@ -65,10 +66,10 @@ test.serial('defect 2: queued 1-byte messages, each in its own 64 KiB read, do n
 })
 
 test.serial('defect 2: 1-byte fragments, each in its own 64 KiB read, do not pin those reads', async (t) => {
-  let conn: Connection | undefined
-  const { port } = await startServer(t, { '': async (c) => { conn = c; await c.closed } }, { heartbeat: false })
+  const opened = deferred<Connection>()
+  const { port } = await startServer(t, { '': async (c) => { opened.resolve(c); await c.closed } }, { heartbeat: false })
   const client = await RawClient.connect(port)
-  await until(() => conn !== undefined, 5000, 'handler')
+  const conn = await within(opened.promise, 5000, 'handler')
   const before = await arrayBuffers()
   const pong = clientFrame(0xa, new Uint8Array(125))
   const count = 1000
@@ -78,11 +79,11 @@ test.serial('defect 2: 1-byte fragments, each in its own 64 KiB read, do not pin
     client.send(Buffer.concat([fragment, pad]))
     if (i % 50 === 49) await sleep(5)
   }
-  await until(() => conn!.stats().heldBytes >= count, 20_000, 'all fragments read')
+  await until(() => conn.stats().heldBytes >= count, 20_000, 'all fragments read')
   const grown = await arrayBuffers() - before
   t.true(grown < 8 * 1024 * 1024, `array buffers grew ${grown}`)
   // The message still completes, every byte in order.
-  const done = conn!.source[Symbol.asyncIterator]().next()
+  const done = conn.source[Symbol.asyncIterator]().next()
   client.send(clientFrame(0x0, new Uint8Array(0), { fin: true }))
   const { value } = await within(done, 5000, 'message')
   t.is(value!.length, count)
@@ -90,45 +91,65 @@ test.serial('defect 2: 1-byte fragments, each in its own 64 KiB read, do not pin
   client.destroy()
 })
 
+// Defect 3 in virtual time: reading pauses at virtual time 0 (the poll for the pause is real,
+// there is no event for it); nothing is read or written after. The heartbeat's first visit, at
+// the interval (1000), sees the bytes read since: that is the last sign of life. Stalled (paused,
+// nothing taken, nothing written) for interval + timeout after it, the connection is dropped:
+// open at 2999, gone at 3000.
+
 test.serial('defect 3: a peer that floods a handler that does not read, then goes silent, is dropped after interval + timeout', async (t) => {
-  let info: CloseInfo | undefined
-  const { port } = await startServer(t, { '': async (c) => { info = await c.closed } }, { receiveHighWaterMark: 16 * 1024, heartbeat: { interval: 200, timeout: 200 } })
+  const clock = new VirtualClock()
+  const opened = deferred<Connection>()
+  const { port } = await startServer(t, { '': async (c) => { opened.resolve(c); await c.closed } }, { receiveHighWaterMark: 16 * 1024, heartbeat: { interval: 1000, timeout: 1000 }, clock })
   const client = await RawClient.connect(port)
+  const conn = await within(opened.promise, 5000, 'handler')
+  const closed = watch(conn.closed)
   const frame = clientFrame(0x2, new Uint8Array(4096))
   for (let i = 0; i < 200; i++) client.send(frame)
+  await until(() => conn.stats().pauses > 0, 10_000, 'reading pauses')
+  await clock.advance(2999)
+  t.false(closed(), 'not before interval + timeout after the last sign of life')
+  await clock.advance(1)
   await within(client.waitClosed(5000), 6000, 'the server drops the stalled connection')
-  await until(() => info !== undefined, 2000, 'closed settles')
-  t.is(info!.code, 1006)
-  t.false(info!.wasClean)
+  const info: CloseInfo = await within(conn.closed, 5000, 'closed settles')
+  t.is(info.code, 1006)
+  t.false(info.wasClean)
 })
 
 test.serial('defect 3: a close frame behind a paused socket does not keep the connection forever', async (t) => {
-  let info: CloseInfo | undefined
-  const { port } = await startServer(t, { '': async (c) => { info = await c.closed } }, { heartbeat: { interval: 300, timeout: 300 } })
+  const clock = new VirtualClock()
+  const opened = deferred<Connection>()
+  const { port } = await startServer(t, { '': async (c) => { opened.resolve(c); await c.closed } }, { heartbeat: { interval: 1000, timeout: 1000 }, clock })
   const client = await RawClient.connect(port)
+  const conn = await within(opened.promise, 5000, 'handler')
+  const closed = watch(conn.closed)
   // 1.1 MiB the handler never reads, then the close.
   const frame = clientFrame(0x2, new Uint8Array(64 * 1024))
   for (let i = 0; i < 18; i++) client.send(frame)
   client.send(clientFrame(0x8, closePayload(1000)))
-  await until(() => info !== undefined, 6000, 'the connection ends')
-  t.is(info!.code, 1006)
+  await until(() => conn.stats().pauses > 0, 10_000, 'reading pauses')
+  await clock.advance(2999)
+  t.false(closed(), 'not before interval + timeout after the last sign of life')
+  await clock.advance(1)
+  const info: CloseInfo = await within(conn.closed, 5000, 'the connection ends')
+  t.is(info.code, 1006)
   client.destroy()
 })
 
 test.serial('defect 4: a pong answering only the latest ping settles the earlier pings too', async (t) => {
-  let conn: Connection | undefined
-  const { port } = await startServer(t, { '': async (c) => { conn = c; await c.closed } }, { heartbeat: false })
+  const opened = deferred<Connection>()
+  const { port } = await startServer(t, { '': async (c) => { opened.resolve(c); await c.closed } }, { heartbeat: false })
   const client = await RawClient.connect(port)
-  await until(() => conn !== undefined, 5000, 'handler')
-  const first = conn!.ping(new Uint8Array([1]))
-  const second = conn!.ping(new Uint8Array([2]))
-  const third = conn!.ping('three')
+  const conn = await within(opened.promise, 5000, 'handler')
+  const first = conn.ping(new Uint8Array([1]))
+  const second = conn.ping(new Uint8Array([2]))
+  const third = conn.ping('three')
   for (let i = 0; i < 3; i++) t.is((await client.nextFrame())!.opcode, 0x9)
   client.send(clientFrame(0xa, new TextEncoder().encode('three')))
   const rtts = await within(Promise.all([first, second, third]), 2000, 'all pings settle')
   t.true(rtts.every((r) => r >= 0))
   // One left unanswered is rejected at close.
-  const fourth = conn!.ping(new Uint8Array([4]))
+  const fourth = conn.ping(new Uint8Array([4]))
   client.destroy()
   await t.throwsAsync(within(fourth, 2000, 'rejected'), { name: 'ConnectionClosedError' })
 })
@@ -160,19 +181,19 @@ test.serial('defect 5: frames in the same write as the upgrade request are echoe
 })
 
 test.serial('ping() sends a string as UTF-8; bad payloads reject; close() checks its arguments', async (t) => {
-  let conn: Connection | undefined
-  const { port } = await startServer(t, { '': async (c) => { conn = c; await c.closed } }, { heartbeat: false })
+  const opened = deferred<Connection>()
+  const { port } = await startServer(t, { '': async (c) => { opened.resolve(c); await c.closed } }, { heartbeat: false })
   const client = await RawClient.connect(port)
-  await until(() => conn !== undefined, 5000, 'handler')
-  void conn!.ping('abc').catch(() => {})
+  const conn = await within(opened.promise, 5000, 'handler')
+  void conn.ping('abc').catch(() => {})
   const frame = await client.nextFrame()
   t.is(frame!.opcode, 0x9)
   t.is(frame!.payload.toString(), 'abc')
-  await t.throwsAsync(conn!.ping(42 as unknown as Uint8Array), { instanceOf: TypeError })
-  await t.throwsAsync(conn!.ping(new Uint8Array(126)), { instanceOf: RangeError })
-  t.throws(() => conn!.close('1000' as unknown as number), { instanceOf: TypeError, message: /integer.*'1000'/ })
-  t.throws(() => conn!.close(1005), { instanceOf: RangeError })
-  t.throws(() => conn!.close(1000, 'x'.repeat(124)), { instanceOf: RangeError })
+  await t.throwsAsync(conn.ping(42 as unknown as Uint8Array), { instanceOf: TypeError })
+  await t.throwsAsync(conn.ping(new Uint8Array(126)), { instanceOf: RangeError })
+  t.throws(() => conn.close('1000' as unknown as number), { instanceOf: TypeError, message: /integer.*'1000'/ })
+  t.throws(() => conn.close(1005), { instanceOf: RangeError })
+  t.throws(() => conn.close(1000, 'x'.repeat(124)), { instanceOf: RangeError })
   client.destroy()
 })
 

@@ -1,79 +1,125 @@
 /**
  * Heartbeats: a peer that stops answering pings is dropped after the pong timeout; a live peer
- * (the `ws` client answers pings by itself) stays open. Generous margins, no timing asserts
- * beyond "not before the interval".
+ * (the `ws` client answers pings by itself) stays open. Real sockets and real peers, the
+ * server's timers on a VirtualClock: each rule is checked at its exact time (nothing 1 ms
+ * before, done at it). With an interval and a timeout of whole multiples of the sweeper's tick
+ * (a quarter of the shorter one), a visit falls exactly on each due time.
  */
 
 import test from 'ava'
 import type { Connection } from '../../src/index.js'
-import { clientFrame, closePayload, echo, RawClient, sleep, startServer, until, within, WsPeer } from './helpers.js'
+import { VirtualClock } from '../../src/testing.js'
+import { clientFrame, closePayload, deferred, echo, nextRead, RawClient, startServer, watch, within, WsPeer } from './helpers.js'
 
-test('a peer that never answers pings is closed after the pong timeout (1006, not clean)', async (t) => {
-  t.timeout(30_000)
-  let conn: Connection | undefined
-  const { port, entries } = await startServer(t, { '': async (c) => { conn = c; await echo(c) } }, { heartbeat: { interval: 200, timeout: 200 } })
-  const started = Date.now()
+test('a peer that never answers pings is pinged at the interval and closed at interval + pong timeout (1006, not clean)', async (t) => {
+  const clock = new VirtualClock()
+  const opened = deferred<Connection>()
+  const { port, entries } = await startServer(t, { '': async (c) => { opened.resolve(c); await echo(c) } }, { heartbeat: { interval: 1000, timeout: 1000 }, clock })
   const client = await RawClient.connect(port)
+  const conn = await within(opened.promise, 5000, 'handler')
+  const closed = watch(conn.closed)
+  await clock.advance(999)
+  t.is(conn.stats().heartbeatPings, 0, 'no ping before the interval')
+  await clock.advance(1)
+  t.is(conn.stats().heartbeatPings, 1, 'a ping at the interval')
   // The raw client reads (so it sees the ping) but never answers.
-  const ping = await client.nextFrame(10_000)
-  t.is(ping?.opcode, 9)
-  await client.waitClosed(10_000)
-  t.true(Date.now() - started >= 350, 'not before interval + timeout')
-  await until(() => conn !== undefined, 1000, 'handler')
-  t.deepEqual(await within(conn!.closed, 5000, 'closed'), { code: 1006, reason: '', wasClean: false })
+  t.is((await client.nextFrame(5000))?.opcode, 9)
+  await clock.advance(999)
+  t.false(closed(), 'not closed before the pong timeout')
+  t.false(client.ended)
+  await clock.advance(1)
+  await client.waitClosed(5000)
+  t.deepEqual(await within(conn.closed, 5000, 'closed'), { code: 1006, reason: '', wasClean: false })
+  t.is(conn.stats().heartbeatPings, 1)
   t.true(entries.some((e) => /pong/.test(e.msg ?? '')), 'the drop is logged')
 })
 
-test('a peer that answers pings stays open through many intervals', async (t) => {
-  t.timeout(30_000)
-  let conn: Connection | undefined
-  const { url } = await startServer(t, { '': async (c) => { conn = c; await echo(c) } }, { heartbeat: { interval: 100, timeout: 200 } })
+test('a peer that answers pings stays open through many intervals: one ping per interval', async (t) => {
+  const clock = new VirtualClock()
+  const opened = deferred<Connection>()
+  const { url } = await startServer(t, { '': async (c) => { opened.resolve(c); await echo(c) } }, { heartbeat: { interval: 1000, timeout: 2000 }, clock })
   const peer = await WsPeer.open(url)
+  const conn = await within(opened.promise, 5000, 'handler')
   let pings = 0
   peer.ws.on('ping', () => { pings++ })
-  await until(() => pings >= 3, 10_000, 'three pings')
+  for (let i = 1; i <= 5; i++) {
+    await clock.advance(999)
+    t.is(conn.stats().heartbeatPings, i - 1, `no ping ${i} before its interval`)
+    // ws answers each ping as it reads it: the pong has reached the server before time moves on.
+    const pong = nextRead(conn)
+    await clock.advance(1)
+    t.is(conn.stats().heartbeatPings, i, `ping ${i} at its interval`)
+    await pong
+  }
+  t.is(pings, 5)
   t.is(peer.ws.readyState, peer.ws.OPEN)
   await peer.send('alive')
   t.is((await peer.next()).data.toString(), 'alive')
   await peer.close(1000)
-  t.deepEqual(await conn!.closed, { code: 1000, reason: '', wasClean: true })
+  t.deepEqual(await within(conn.closed, 5000, 'closed'), { code: 1000, reason: '', wasClean: true })
 })
 
-test('a raw client that answers pings by hand stays open; once it stops, it is dropped', async (t) => {
-  t.timeout(30_000)
-  const { port } = await startServer(t, { '': echo }, { heartbeat: { interval: 150, timeout: 300 } })
+test('a raw client that answers pings by hand stays open; once it stops, it is dropped at the pong timeout', async (t) => {
+  const clock = new VirtualClock()
+  const opened = deferred<Connection>()
+  const { port } = await startServer(t, { '': async (c) => { opened.resolve(c); await echo(c) } }, { heartbeat: { interval: 1000, timeout: 2000 }, clock })
   const client = await RawClient.connect(port)
+  const conn = await within(opened.promise, 5000, 'handler')
+  const closed = watch(conn.closed)
   for (let i = 0; i < 3; i++) {
-    const f = await client.nextFrame(10_000)
+    await clock.advance(1000)
+    const f = await client.nextFrame(5000)
     t.is(f?.opcode, 9)
+    const pong = nextRead(conn)
     client.send(clientFrame(10, f!.payload))
+    await pong
   }
-  t.false(client.ended)
-  await client.waitClosed(10_000)
-  t.pass()
+  // A fourth ping, left unanswered: the connection lives until the pong timeout, not 1 ms longer.
+  await clock.advance(1000)
+  t.is((await client.nextFrame(5000))?.opcode, 9)
+  t.is(conn.stats().heartbeatPings, 4)
+  await clock.advance(1999)
+  t.false(closed(), 'open until the pong timeout')
+  await clock.advance(1)
+  await client.waitClosed(5000)
+  t.like(await within(conn.closed, 5000, 'closed'), { code: 1006, wasClean: false })
 })
 
-test('traffic counts as life: a chatty peer is not pinged to death even if it never pongs', async (t) => {
-  t.timeout(30_000)
-  const { port } = await startServer(t, { '': echo }, { heartbeat: { interval: 200, timeout: 200 } })
+test('traffic counts as life: a chatty peer is never pinged, and not dropped, though it never pongs', async (t) => {
+  const clock = new VirtualClock()
+  const opened = deferred<Connection>()
+  const { port } = await startServer(t, { '': async (c) => { opened.resolve(c); await echo(c) } }, { heartbeat: { interval: 1000, timeout: 1000 }, clock })
   const client = await RawClient.connect(port)
-  // Send a message every 50 ms for 1.2 s, never answering pings.
+  const conn = await within(opened.promise, 5000, 'handler')
+  const closed = watch(conn.closed)
+  // A message every 250 ms for 6 s (six times interval + timeout), never answering pings; the
+  // echo shows the server has read it before time moves on.
   for (let i = 0; i < 24; i++) {
     client.send(clientFrame(1, `m${i}`))
-    await sleep(50)
+    const echoed = await client.nextFrame(5000)
+    t.is(echoed?.payload.toString(), `m${i}`)
+    await clock.advance(250)
   }
-  t.false(client.ended)
+  t.is(conn.stats().heartbeatPings, 0, 'traffic in every interval: no ping')
+  t.false(closed())
   client.send(clientFrame(8, closePayload(1000)))
   t.is((await client.nextClose())?.code, 1000)
 })
 
-test('heartbeat: false never pings', async (t) => {
-  t.timeout(30_000)
-  const { url } = await startServer(t, { '': echo }, { heartbeat: false })
+test('heartbeat: false never pings, and sets no timer at all', async (t) => {
+  const clock = new VirtualClock()
+  const opened = deferred<Connection>()
+  const { url } = await startServer(t, { '': async (c) => { opened.resolve(c); await echo(c) } }, { heartbeat: false, clock })
   const peer = await WsPeer.open(url)
+  const conn = await within(opened.promise, 5000, 'handler')
   let pings = 0
   peer.ws.on('ping', () => { pings++ })
-  await sleep(500)
+  t.is(clock.pending, 0, 'no timer once the connection is open')
+  // An hour of virtual time.
+  await clock.advance(3_600_000)
+  t.is(conn.stats().heartbeatPings, 0)
+  await peer.send('still here')
+  t.is((await peer.next()).data.toString(), 'still here')
   t.is(pings, 0)
   await peer.close(1000)
 })

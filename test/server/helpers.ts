@@ -10,6 +10,7 @@ import tls from 'node:tls'
 import type { ExecutionContext } from 'ava'
 import WebSocket from 'ws'
 import { WebSocketServer, type Handler, type Logger, type WebSocketServerOptions } from '../../src/index.js'
+import { VirtualClock } from '../../src/testing.js'
 
 export const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
 
@@ -37,6 +38,56 @@ export async function until (check: () => boolean, ms: number, what: string): Pr
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for: ${what}`)
     await sleep(10)
+  }
+}
+
+/** A promise and the function that resolves it: a test's handler hands over its connection this way. */
+export function deferred<T> (): { promise: Promise<T>, resolve: (value: T) => void } {
+  let resolve!: (value: T) => void
+  const promise = new Promise<T>((r) => { resolve = r })
+  return { promise, resolve }
+}
+
+/** Whether `p` has settled yet: `settled()` reads false until it has. */
+export function watch (p: Promise<unknown>): () => boolean {
+  let settled = false
+  p.then(() => { settled = true }, () => { settled = true })
+  return () => settled
+}
+
+/**
+ * Resolves once `conn` has handled its socket's next read (bounded by `ms`). The connection's
+ * own 'data' listener was added first, so it has run by then: what the peer sent before has
+ * reached the connection, and virtual time can move on. Call it before the peer sends.
+ */
+export function nextRead (conn: unknown, ms = 5000): Promise<void> {
+  const transport = (conn as { transport: { once: (event: 'data', listener: () => void) => void } }).transport
+  return within(new Promise<void>((resolve) => { transport.once('data', () => resolve()) }), ms, 'the connection to read from its socket')
+}
+
+/**
+ * A VirtualClock that also says when timers are set, for timers started by real I/O (a server's
+ * handshake timer starts when it accepts the TCP connection): `await clock.timersSet(n)` before
+ * moving time, instead of sleeping until the server has surely seen the socket.
+ */
+export class WatchedClock extends VirtualClock {
+  private set = 0
+  private waiters: Array<() => void> = []
+
+  override setTimeout<A> (callback: (arg: A) => void, ms: number, arg: A): unknown {
+    const timer = super.setTimeout(callback, ms, arg)
+    this.set++
+    const waiters = this.waiters
+    this.waiters = []
+    for (const wake of waiters) wake()
+    return timer
+  }
+
+  /** Resolves once `n` timeouts in all have been set on this clock (bounded by `ms`). */
+  async timersSet (n: number, ms = 5000): Promise<void> {
+    await within((async () => {
+      while (this.set < n) await new Promise<void>((resolve) => { this.waiters.push(resolve) })
+    })(), ms, `${n} timers to be set (${this.set} so far)`)
   }
 }
 

@@ -10,7 +10,7 @@ import http from 'node:http'
 import net, { type AddressInfo } from 'node:net'
 import test, { type ExecutionContext } from 'ava'
 import { WebSocketServer } from '../../src/index.js'
-import { captureLogger, clientFrame, echo, parseResponse, rawRequest, startServer, until, upgradeRequest, within, WsPeer } from './helpers.js'
+import { captureLogger, clientFrame, echo, parseResponse, rawRequest, startServer, until, upgradeRequest, WatchedClock, watch, within, WsPeer } from './helpers.js'
 
 /** A handler that records `url` and `path`, then echoes. */
 function recorder (): { seen: Array<{ url: string, path: string }>, handler: Parameters<WebSocketServer['register']>[1] } {
@@ -260,13 +260,21 @@ test('attach: an earlier response that closes the connection (Connection: close)
   t.is(served, 0)
 })
 
-test('attach: a host that never answers the earlier request: the upgrade waits at most handshakeTimeout, then the socket is dropped', async (t) => {
+test('attach: a host that never answers the earlier request: the upgrade waits handshakeTimeout (on a VirtualClock: open 1 ms before), then the socket is dropped', async (t) => {
   const { server, port } = await host(t, (path) => path === '/a' ? -1 : 0)
   let served = 0
-  const wss = new WebSocketServer({ logger: captureLogger().logger, handshakeTimeout: 300 }).register('', async (c) => { served++; await echo(c) })
+  const clock = new WatchedClock()
+  const wss = new WebSocketServer({ logger: captureLogger().logger, handshakeTimeout: 300, clock }).register('', async (c) => { served++; await echo(c) })
   wss.attach(server)
   t.teardown(() => wss.close())
-  const out = await pipelined(port, [plainGet('/a'), upgradeRequest()], 5000)
+  const pending = pipelined(port, [plainGet('/a'), upgradeRequest()], 10_000)
+  const settled = watch(pending)
+  // The upgrade request starts the timer.
+  await clock.timersSet(1)
+  await clock.advance(299)
+  t.false(settled(), 'held, not dropped, before handshakeTimeout')
+  await clock.advance(1)
+  const out = await pending
   t.deepEqual(out.statuses, [])
   t.true(out.closed, 'dropped, not left open')
   t.is(served, 0)

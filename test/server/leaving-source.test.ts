@@ -10,7 +10,7 @@ import { inspect } from 'node:util'
 import test from 'ava'
 import { connect, type Connection } from '../../src/index.js'
 import { connectInMemory, take, text } from '../../src/testing.js'
-import { sleep, startServer, within, WsPeer } from './helpers.js'
+import { deferred, startServer, within, WsPeer } from './helpers.js'
 
 /** What `it-first` does: the first item, then `return()` on the iterator. */
 async function first<T> (source: AsyncIterable<T>): Promise<T | undefined> {
@@ -48,7 +48,7 @@ const closing = (conn: Connection): Promise<void> => new Promise((resolve) => {
 })
 
 test('server: a break with no sink running closes with 1000 at once, though the handler goes on', async (t) => {
-  let handlerDone = false
+  const handlerDone = deferred<undefined>()
   const seen: string[] = []
   const { url } = await startServer(t, {
     '': async (conn) => {
@@ -57,7 +57,7 @@ test('server: a break with no sink running closes with 1000 at once, though the 
         break
       }
       await closing(conn)
-      handlerDone = true
+      handlerDone.resolve(undefined)
     }
   })
   const peer = await WsPeer.open(url)
@@ -65,7 +65,7 @@ test('server: a break with no sink running closes with 1000 at once, though the 
   peer.ws.send('two')
   t.deepEqual(await within(peer.closed, 5000, 'the server closes'), { code: 1000, reason: '' })
   t.deepEqual(seen, ['one'], 'later messages are dropped, not queued')
-  await within((async () => { while (!handlerDone) await sleep(5) })(), 5000, 'the handler went on after the break')
+  await within(handlerDone.promise, 5000, 'the handler went on after the break')
 })
 
 test('server: first(source) while the sink runs closes with 1000 when the sink ends', async (t) => {
@@ -86,7 +86,8 @@ test('server: first(source) while the sink runs closes with 1000 when the sink e
   t.is((await peer.next()).data.toString(), 'got hello')
   out.push('still sending')
   t.is((await peer.next()).data.toString(), 'still sending', 'the sink goes on after the source was returned')
-  await sleep(50)
+  // A ping's pong: the server has handled all before it, and is still open.
+  await within(new Promise<void>((resolve) => { peer.ws.once('pong', () => resolve()); peer.ws.ping() }), 5000, 'the pong')
   t.false(server!.signal.aborted, 'open while the sink runs')
   out.end()
   t.deepEqual(await within(peer.closed, 5000, 'closed once the sink ended'), { code: 1000, reason: '' })
@@ -129,12 +130,12 @@ test('server: an it-take style transform that returns the source inside pipe clo
 })
 
 test('client: the README snippet (send, next(), send, break) ends cleanly with 1000', async (t) => {
-  let serverSaw: { code: number, wasClean: boolean } | undefined
+  const serverSaw = deferred<{ code: number, wasClean: boolean }>()
   const { url } = await startServer(t, {
     echo: async (conn) => {
       await conn.sink(conn.source)
       const { code, wasClean } = await conn.closed
-      serverSaw = { code, wasClean }
+      serverSaw.resolve({ code, wasClean })
     }
   })
   const logged: unknown[] = []
@@ -152,29 +153,30 @@ test('client: the README snippet (send, next(), send, break) ends cleanly with 1
   log(await within(conn.closed, 5000, 'closed'))
   t.deepEqual(logged, ['hello', new Uint8Array([97, 103, 97, 105, 110]), { code: 1000, reason: '', wasClean: true }])
   t.is(inspect(logged[1]), 'Uint8Array(5) [ 97, 103, 97, 105, 110 ]', 'prints as the README says')
-  await within((async () => { while (serverSaw === undefined) await sleep(5) })(), 5000, 'the server saw the close')
-  t.deepEqual(serverSaw, { code: 1000, wasClean: true })
+  t.deepEqual(await within(serverSaw.promise, 5000, 'the server saw the close'), { code: 1000, wasClean: true })
 })
 
 test('client: first(source) with no sink closes right away; next() reads without closing', async (t) => {
   const { url } = await startServer(t, {
-    '': async ({ sink }) => { await sink(['one', 'two', 'three']); await sleep(10_000) }
+    '': async ({ sink, closed }) => { await sink(['one', 'two', 'three']); await closed }
   })
   const conn = await connect(url)
   const r = await conn.source.next()
   t.is(text(r.value as Uint8Array), 'one', 'next() reads one message')
   t.false(conn.signal.aborted, 'and leaves the connection open')
   t.is(text((await first(conn.source))!), 'two')
-  t.deepEqual(await within(conn.closed, 5000, 'returning the source closes, though the server would keep the connection 10 s'), { code: 1000, reason: '', wasClean: true })
+  t.deepEqual(await within(conn.closed, 5000, 'returning the source closes, though the server would keep the connection open'), { code: 1000, reason: '', wasClean: true })
   t.deepEqual(await conn.source.next(), { done: true, value: undefined }, 'the source stays ended')
 })
 
 test('client: messages sent with send() before the break still arrive, then the close', async (t) => {
   const got: string[] = []
+  const read = deferred<undefined>()
   const { url } = await startServer(t, {
     '': async ({ source, sink }) => {
       void sink(['ready'])
       for await (const m of source) got.push(text(m))
+      read.resolve(undefined)
     }
   })
   const conn = await connect(url)
@@ -184,7 +186,7 @@ test('client: messages sent with send() before the break still arrive, then the 
   await conn.send('b')
   await conn.source.return!()
   t.is((await within(conn.closed, 5000, 'closed')).code, 1000)
-  await within((async () => { while (got.length < 2) await sleep(5) })(), 5000, 'the server read both')
+  await within(read.promise, 5000, 'the server read to the end')
   t.deepEqual(got, ['a', 'b'])
 })
 

@@ -11,7 +11,7 @@ import { inspect } from 'node:util'
 import test from 'ava'
 import { asText, connect, isText, type Connection } from '../../src/index.js'
 import { take } from '../../src/testing.js'
-import { clientFrame, RawClient, sleep, startServer, utf8, within } from './helpers.js'
+import { clientFrame, nextRead, RawClient, startServer, utf8, within } from './helpers.js'
 
 /** A message behaves like the bytes a user makes: prototype, printing, both deepEquals. */
 function assertPlain (t: import('ava').ExecutionContext, m: Uint8Array, bytes: Uint8Array, what: string): void {
@@ -89,10 +89,12 @@ test('a frame split across reads, a fragmented message and a queued small messag
   // One frame in two reads (gathered), a message in three fragments (joined), then small
   // messages in one read that nobody reads yet (queued: copied out of the read).
   const split = clientFrame(1, 'split across reads')
+  let read = nextRead(server)
   raw.send(split.subarray(0, 5))
-  await sleep(30)
-  raw.send(split.subarray(5))
+  await read
+  read = nextRead(server)
   raw.send(Buffer.concat([
+    split.subarray(5),
     clientFrame(1, 'frag', { fin: false }),
     clientFrame(0, 'men', { fin: false }),
     clientFrame(0, 'ted'),
@@ -100,7 +102,7 @@ test('a frame split across reads, a fragmented message and a queued small messag
     clientFrame(2, new Uint8Array([5])),
     clientFrame(1, 'b'.repeat(200))
   ]))
-  await sleep(100)
+  await read
   const got = await within(take(server.source, 5), 5000, 'five messages')
   const want = [utf8('split across reads'), utf8('fragmented'), utf8('a'), new Uint8Array([5]), utf8('b'.repeat(200))]
   for (let i = 0; i < want.length; i++) assertPlain(t, got[i], want[i], `message ${i}`)

@@ -8,7 +8,8 @@ import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import test, { type ExecutionContext } from 'ava'
 import { InvalidStateError, WebSocketServer, type Connection } from '../../src/index.js'
-import { captureLogger, clientFrame, closePayload, echo, RawClient, rawRequest, sleep, startServer, until, upgradeRequest, within, WsPeer } from './helpers.js'
+import { VirtualClock } from '../../src/testing.js'
+import { captureLogger, clientFrame, closePayload, deferred, echo, RawClient, rawRequest, startServer, until, upgradeRequest, WatchedClock, within, WsPeer } from './helpers.js'
 
 async function plainHttpServer (t: ExecutionContext, onRequest: http.RequestListener = (_req, res) => { res.end('hello from http\n') }): Promise<{ server: http.Server, port: number }> {
   const server = http.createServer(onRequest)
@@ -65,12 +66,15 @@ test('server.close() drops, after closeTimeout, a client that never answers the 
 
 test('server.close() drops, after closeTimeout, a handshake whose request never completes', async (t) => {
   t.timeout(30_000)
-  const { server, port } = await startServer(t, { '': echo }, { closeTimeout: 300 })
+  // close()'s closeTimeout is a real timer; the handshake timer, on a VirtualClock that does not
+  // move, cannot be what drops the socket. It tells when the server has accepted the socket.
+  const clock = new WatchedClock()
+  const { server, port } = await startServer(t, { '': echo }, { closeTimeout: 300, clock })
   const socket = net.connect(port, '127.0.0.1')
   socket.on('error', () => {})
   await once(socket, 'connect')
   socket.write('GET / HTTP/1.1\r\n')
-  await sleep(50)
+  await clock.timersSet(1)
   const closed = once(socket, 'close')
   await within(server.close(), 10_000, 'server.close')
   await within(closed, 5000, 'the half-open handshake is dropped')
@@ -82,12 +86,13 @@ test('server.close() drops, after closeTimeout, a handshake whose request never 
 test('server.close() lets a handshake under way finish: 101, then close 1001, never a reset', async (t) => {
   t.timeout(30_000)
   let ran = 0
-  const { server, port } = await startServer(t, { '': async (c) => { ran++; await echo(c) } })
-  // The socket is accepted now; its request is sent only after close() was called.
+  const clock = new WatchedClock()
+  const { server, port } = await startServer(t, { '': async (c) => { ran++; await echo(c) } }, { clock })
+  // The socket is accepted now (its handshake timer is set); its request is sent only after close() was called.
   const socket = net.connect(port, '127.0.0.1')
   socket.on('error', () => {})
   await once(socket, 'connect')
-  await sleep(50)
+  await clock.timersSet(1)
   const closing = server.close()
   const raw = await RawClient.handshake(socket)
   t.deepEqual(await raw.nextClose(), { code: 1001, reason: 'server shutting down' })
@@ -135,12 +140,13 @@ test('attach: an upgrade on a new connection while close() is under way gets 503
 
 test('server.close() while authorize is still pending at closeTimeout: the client gets 503, not a silent drop', async (t) => {
   t.timeout(30_000)
+  const asked = deferred<undefined>()
   const { server, port } = await startServer(t, { '': echo }, {
     closeTimeout: 300,
-    authorize: async () => await new Promise<boolean>(() => {})
+    authorize: async () => { asked.resolve(undefined); return await new Promise<boolean>(() => {}) }
   })
   const answer = rawRequest(port, upgradeRequest(), 10_000)
-  await sleep(100)
+  await within(asked.promise, 5000, 'authorize is called')
   await within(server.close(), 10_000, 'server.close')
   const res = await answer
   t.is(res.status, 503)
@@ -173,19 +179,25 @@ async function getOn (socket: net.Socket, path: string): Promise<{ status: numbe
 test('attach: the host\'s sockets are not wspipe\'s: handshakeTimeout does not cut a preconnected plain-HTTP client, and close() neither waits for nor drops one', async (t) => {
   t.timeout(30_000)
   const { server: httpServer, port } = await plainHttpServer(t)
-  const wss = new WebSocketServer({ logger: captureLogger().logger, handshakeTimeout: 200, closeTimeout: 60_000 })
+  const clock = new VirtualClock()
+  const wss = new WebSocketServer({ logger: captureLogger().logger, handshakeTimeout: 200, closeTimeout: 60_000, clock })
   wss.register('', echo)
   wss.attach(httpServer, { path: '/ws' })
-  // A browser's preconnect: TCP now, the request later.
+  // A browser's preconnect: TCP now, the request later. wspipe's listeners on the host were
+  // added first, so they have seen the connection when the host's 'connection' event reaches us.
+  let accepted = once(httpServer, 'connection')
   const early = net.connect(port, '127.0.0.1')
   early.on('error', () => {})
   await once(early, 'connect')
-  await sleep(500)
+  await within(accepted, 5000, 'the host accepts')
+  // Well past handshakeTimeout, in virtual time.
+  await clock.advance(500)
   t.deepEqual(await getOn(early, '/page'), { status: 200, body: 'hello from http\n' })
+  accepted = once(httpServer, 'connection')
   const idle = net.connect(port, '127.0.0.1')
   idle.on('error', () => {})
   await once(idle, 'connect')
-  await sleep(50)
+  await within(accepted, 5000, 'the host accepts')
   // closeTimeout is a minute: close() must not be waiting on the host's idle socket.
   await within(wss.close(), 10_000, 'close() without waiting for the host\'s socket')
   t.deepEqual(await getOn(idle, '/after'), { status: 200, body: 'hello from http\n' })
@@ -226,7 +238,9 @@ test('attach: two servers on two paths of one HTTP server; a third path gets 404
 test('attach: two servers on one HTTP server: the other server\'s handshake timer does not drop an open connection', async (t) => {
   t.timeout(30_000)
   const { server: httpServer, port } = await plainHttpServer(t)
-  const opts = { logger: captureLogger().logger, handshakeTimeout: 200 }
+  // One VirtualClock for both: whatever timer either set for the upgrade has been set by the 101.
+  const clock = new VirtualClock()
+  const opts = { logger: captureLogger().logger, handshakeTimeout: 200, clock }
   const a = new WebSocketServer(opts).register('', echo)
   const b = new WebSocketServer(opts).register('', echo)
   a.attach(httpServer, { path: '/a' })
@@ -234,7 +248,7 @@ test('attach: two servers on one HTTP server: the other server\'s handshake time
   t.teardown(async () => { await Promise.all([a.close(), b.close()]) })
   for (const name of ['a', 'b']) {
     const peer = await WsPeer.open(`ws://127.0.0.1:${port}/${name}`)
-    await sleep(500)
+    await clock.advance(500)
     await peer.send(`still ${name}`)
     t.is((await peer.next()).data.toString(), `still ${name}`)
     t.is((await peer.close(1000)).code, 1000)
@@ -243,14 +257,19 @@ test('attach: two servers on one HTTP server: the other server\'s handshake time
 
 test('attach: the handshake timeout never cuts a plain HTTP request the host server is serving', async (t) => {
   t.timeout(30_000)
-  const { server: httpServer, port } = await plainHttpServer(t, (_req, res) => {
-    setTimeout(() => res.end('slow but complete\n'), 800)
-  })
-  const wss = new WebSocketServer({ logger: captureLogger().logger, handshakeTimeout: 200 })
+  const serving = deferred<http.ServerResponse>()
+  const { server: httpServer, port } = await plainHttpServer(t, (_req, res) => { serving.resolve(res) })
+  const clock = new VirtualClock()
+  const wss = new WebSocketServer({ logger: captureLogger().logger, handshakeTimeout: 200, clock })
   wss.register('', echo)
   wss.attach(httpServer, { path: '/ws' })
   t.teardown(() => wss.close())
-  t.deepEqual(await within(httpGet(port, '/slow'), 10_000, 'slow response'), { status: 200, body: 'slow but complete\n' })
+  const response = httpGet(port, '/slow')
+  const res = await within(serving.promise, 5000, 'the request reaches the host')
+  // The host takes four times handshakeTimeout (virtual) to answer.
+  await clock.advance(800)
+  res.end('slow but complete\n')
+  t.deepEqual(await within(response, 10_000, 'slow response'), { status: 200, body: 'slow but complete\n' })
 })
 
 test('attach: close() detaches, the HTTP server keeps serving and later upgrades are not taken', async (t) => {
@@ -322,11 +341,13 @@ test('listen() on a port in use rejects, and listen() can then be tried again', 
 
 test('server.close() does not wait closeTimeout for a socket that has sent nothing (a browser\'s preconnect): it goes after a second', async (t) => {
   t.timeout(30_000)
-  const { server, port } = await startServer(t, { '': echo }, { closeTimeout: 60_000, handshakeTimeout: 60_000 })
+  const clock = new WatchedClock()
+  const { server, port } = await startServer(t, { '': echo }, { closeTimeout: 60_000, handshakeTimeout: 60_000, clock })
   const idle = net.connect(port, '127.0.0.1')
   idle.on('error', () => {})
   await once(idle, 'connect')
-  await sleep(50)
+  // Accepted: its handshake timer is set (on a clock that does not move).
+  await clock.timersSet(1)
   const closed = once(idle, 'close')
   await within(server.close(), 10_000, 'close() without waiting a minute for the idle socket')
   await within(closed, 5000, 'the idle socket is closed')

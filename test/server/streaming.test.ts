@@ -14,7 +14,7 @@ import { connect, ConnectionClosedError, isText, MessageAbandonedError, Protocol
 import { ITEM_OVERHEAD } from '../../src/protocol/gather.js'
 import { peerTest } from '../peers.js'
 import { runPythonClient } from './python-client.js'
-import { captureLogger, clientFrame, closePayload, RawClient, sleep, until, within, WsPeer, type LogEntry, type RawFrame } from './helpers.js'
+import { captureLogger, clientFrame, closePayload, deferred, RawClient, sleep, until, within, WsPeer, type LogEntry, type RawFrame } from './helpers.js'
 
 const MiB = 1024 * 1024
 const decoder = new TextDecoder()
@@ -492,9 +492,10 @@ test('with maxMessageSize: Infinity a message far above the server\'s maxMessage
 test('the memory budget counts queued chunks: a handler that does not read fails with 1013 past a small budget', async (t) => {
   t.timeout(30_000)
   const { port, server, entries } = await serve(t, {
-    '': async ({ source }) => {
+    '': async ({ source, closed }) => {
       await source.next()
-      await sleep(20_000)
+      // Never reads again; stays until the connection is gone.
+      await closed
     }
   }, { memoryBudget: 256 * 1024, receiveHighWaterMark: 4 * MiB, stream: { maxMessageSize: Infinity } })
   const client = await RawClient.connect(port)
@@ -856,7 +857,9 @@ test('a streamed send() cut off by the peer\'s protocol error: it and the send()
   })
   const client = await RawClient.connect(port)
   client.send(clientFrame(1, 'go'))
-  await sleep(50)
+  // The streamed message has begun (its first chunk is out) before the bad frame comes.
+  const first = await client.nextFrame()
+  t.deepEqual([first?.opcode, first?.fin, [...first!.payload]], [2, false, [1, 2, 3]])
   client.send(clientFrame(1, Buffer.from([0xff])))
   await within(finished, 10_000, 'both sends settled')
   t.is(results.length, 2)
@@ -871,7 +874,8 @@ for (const mode of ['whole', 'stream'] as const) {
     t.timeout(20_000)
     const handler = async ({ source, sink }: { source: AsyncIterator<unknown> & AsyncIterable<unknown>, sink: (s: AsyncIterable<never>) => Promise<void> }): Promise<void> => {
       const sinking = sink(source as AsyncIterable<never>)
-      await sleep(20)
+      // A later turn: the sink is waiting on the source by then.
+      await new Promise(setImmediate)
       void source.return?.()
       await sinking
     }
@@ -887,18 +891,21 @@ for (const mode of ['whole', 'stream'] as const) {
 test('send(m) of the message being received, then a break out of source: the whole message is echoed, then 1000 (it was abandoned: 1011)', async (t) => {
   t.timeout(20_000)
   let sent: Promise<unknown> | undefined
+  const broke = deferred<undefined>()
   const { port } = await serve(t, {
     '': async ({ source, send }) => {
       for await (const message of source) {
         sent = send(message).then(() => 'sent', (err: unknown) => String(err))
         break
       }
+      broke.resolve(undefined)
       await sent
     }
   })
   const client = await RawClient.connect(port)
   client.send(clientFrame(2, Buffer.from([1, 2]), { fin: false }))
-  await sleep(50)
+  // The handler has the message, has sent it on and broken out before the rest of it comes.
+  await within(broke.promise, 5000, 'the handler breaks out')
   client.send(clientFrame(0, Buffer.from([3, 4]), { fin: true }))
   const back = await readMessage(client)
   t.deepEqual([...joined(back.data)], [1, 2, 3, 4])
@@ -920,11 +927,10 @@ test('peek one chunk, then break out of source: done reading, so 1000 at once (a
   })
   const client = await RawClient.connect(port)
   client.send(clientFrame(2, Buffer.alloc(10, 1), { fin: false }))
-  const close = client.nextClose(5000)
-  await sleep(100)
+  // At once: the close comes while the message is still unfinished; the rest follows it.
+  t.deepEqual(await client.nextClose(5000), { code: 1000, reason: '' })
   client.send(clientFrame(0, Buffer.alloc(100_000, 2), { fin: true }))
   client.send(clientFrame(2, Buffer.alloc(10, 3)))
-  t.deepEqual(await close, { code: 1000, reason: '' })
   client.send(clientFrame(8, closePayload(1000)))
   await client.waitClosed()
   await until(() => server.stats().heldBytes === 0, 5000, 'nothing held')

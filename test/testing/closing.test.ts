@@ -1,6 +1,6 @@
 // Closing paths seen through the in-memory client: the real framing and closing code, no sockets.
 import test from 'ava'
-import { connectInMemory, take, text } from '../../src/testing.js'
+import { connectInMemory, take, text, VirtualClock } from '../../src/testing.js'
 import { ITEM_OVERHEAD } from '../../src/protocol/gather.js'
 import { within } from '../server/helpers.js'
 
@@ -23,31 +23,37 @@ test('a client that closes without reading still completes a clean closing hands
 
 test('the peer\'s close is answered at once, even while the handler is not reading', async (t) => {
   let serverSawClose = false
+  const clock = new VirtualClock()
   const client = await connectInMemory(async ({ closed }) => {
     // A handler that never reads its source: the close must not wait for it.
     const info = await closed
     serverSawClose = info.code === 4001
-  }, { closeTimeout: 20_000 })
+  }, { closeTimeout: 20_000, clock })
   await client.sink(['one', 'two'])
   client.close(4001)
-  // Were the answer waiting for the handler to read, it would come only at closeTimeout (20 s),
-  // not clean: a clean close well within that bound shows it came at once.
+  // Virtual time does not move: were the answer waiting for the handler to read (or for any
+  // timer), it would never come. It comes, clean, at time 0.
   const closed = await within(client.closed, 10_000, 'the close is answered')
   t.deepEqual(closed, { code: 4001, reason: '', wasClean: true })
+  t.is(clock.now(), 0)
   t.true(serverSawClose)
 })
 
 test('heartbeat: after a pong, the next ping follows `interval` later, not `timeout` + `interval`', async (t) => {
+  const clock = new VirtualClock()
   const client = await connectInMemory(async ({ source }) => {
     for await (const _ of source) { /* drain */ }
-  }, { heartbeat: { interval: 100, timeout: 5000 } })
-  // The client end answers each ping at once. With the bug, the second ping would only come
-  // after the 5 s pong timeout; bounded polling, no timing precision asserted.
-  for (let i = 0; i < 60 && client.server.stats().heartbeatPings < 3; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 50))
+  }, { heartbeat: { interval: 100, timeout: 5000 }, clock })
+  // The client end answers each ping at once (in memory, within the advance). With the bug, the
+  // second ping would only come after the 5 s pong timeout. In virtual time: exactly at 100,
+  // 200 and 300 ms, none 1 ms before.
+  for (let i = 1; i <= 3; i++) {
+    await clock.advance(99)
+    t.is(client.server.stats().heartbeatPings, i - 1, `no ping ${i} before ${i * 100} ms`)
+    await clock.advance(1)
+    t.is(client.server.stats().heartbeatPings, i, `ping ${i} at ${i * 100} ms`)
   }
-  const pings = client.server.stats().heartbeatPings
   client.close()
-  await client.closed
-  t.true(pings >= 3, `heartbeat pings sent within 3 s: ${pings}`)
+  await clock.advance(0)
+  t.deepEqual(await within(client.closed, 5000, 'closed'), { code: 1000, reason: '', wasClean: true })
 })
