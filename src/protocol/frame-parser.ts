@@ -442,17 +442,7 @@ export class FrameParser {
     }
     if (cur.length === 0) return new Uint8Array(0)
     const out = this.alloc(cur.length)
-    let pos = 0
-    for (const part of parts) {
-      const end = pos + part.length
-      if (masked && pos >= cur.unmasked) {
-        copyUnmasked(out, pos, part, cur.m0, cur.m1, cur.m2, cur.m3, pos)
-      } else {
-        out.set(part, pos)
-        if (masked && end > cur.unmasked) applyMask(out.subarray(cur.unmasked, end), cur.m0, cur.m1, cur.m2, cur.m3, cur.unmasked)
-      }
-      pos = end
-    }
+    copyParts(out, cur, masked)
     return out
   }
 
@@ -494,10 +484,10 @@ export class FrameParser {
         return
       }
       // Large enough and far enough along: move what was gathered into the final buffer.
+      // Each held part is copied and unmasked in one step (through the kernel: 2 copies of each
+      // byte, not the 3 of a copy followed by unmasking in place).
       const out = this.alloc(cur.length)
-      let pos = 0
-      for (const p of cur.parts) { out.set(p, pos); pos += p.length }
-      if (this.masked && cur.unmasked < pos) applyMask(out.subarray(cur.unmasked, pos), cur.m0, cur.m1, cur.m2, cur.m3, cur.unmasked)
+      const pos = copyParts(out, cur, this.masked && cur.unmasked < cur.received)
       cur.unmasked = pos
       cur.direct = out
       cur.parts.length = 0
@@ -505,6 +495,25 @@ export class FrameParser {
     }
     copyIn(cur, part, this.masked)
   }
+}
+
+/**
+ * Copy the parts of `cur` into `out` from its start, unmasking the bytes not yet unmasked when
+ * `masked` (each part copied and unmasked while it is in cache). Returns the bytes copied.
+ */
+function copyParts (out: Uint8Array, cur: Gathering, masked: boolean): number {
+  let pos = 0
+  for (const part of cur.parts) {
+    const end = pos + part.length
+    if (masked && pos >= cur.unmasked) {
+      copyUnmasked(out, pos, part, cur.m0, cur.m1, cur.m2, cur.m3, pos)
+    } else {
+      out.set(part, pos)
+      if (masked && end > cur.unmasked) applyMask(out.subarray(cur.unmasked, end), cur.m0, cur.m1, cur.m2, cur.m3, cur.unmasked)
+    }
+    pos = end
+  }
+  return pos
 }
 
 /** Copy `part` into the final buffer after what it holds, and unmask it there while it is in cache. */
