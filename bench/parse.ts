@@ -9,10 +9,15 @@
 //   npm run bench:parse -- --quick     # 3 rounds
 //   npm run bench:parse -- --markdown  # also print a markdown table
 //
-// Every run reports two tables: throughput per CPU second of the worker (process.cpuUsage) and
-// per wall-clock second (hrtime) of the same timed passes. The ratios in each table use that
-// table's time base. CPU time leaves out slices other processes took from the core; wall clock
-// is what a user waits for (and what an external harness measures).
+// What is timed: whole passes over >= 64 MiB of frames, each fed as 64 KiB reads that own their
+// memory (as socket reads do), the consumer touching every frame; by wall clock (hrtime), with
+// the worker's CPU time (process.cpuUsage) of the same passes beside it. Each worker warms up
+// with two untimed passes per size and collects its garbage (gc()) before every timed pass, so
+// no pass pays for the garbage of the pass or decoder before it but each pays for its own.
+// Ratios are medians of per-round ratios (each round runs every decoder back to back), printed
+// with their spread: on a shared machine the spread is the figure's error bar.
+//
+//   npm run bench:parse -- --sizes=16 --rounds=9   # one size, more rounds
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
@@ -21,12 +26,12 @@ import { spawnTs, request, nextMessage, kill, median, machineInfo, tasksetAvaila
 
 const SIZES = [16, 125, 1024, 64 * 1024, 1024 * 1024]
 /**
- * The sizes as run: each fed as 64 KiB views of one large buffer, and 1 MiB also as 64 KiB
- * reads that each own their memory, as socket reads do (a parser may keep such a read by
- * reference, but must copy out of a view that pins a larger buffer).
+ * The sizes as run: each fed as 64 KiB reads that own their memory, as socket reads do (a parser
+ * may keep such a read by reference), and 1 MiB also as 64 KiB views of one large buffer (which
+ * a parser must copy out of rather than pin).
  */
 interface Case { key: string, size: number, owned: boolean }
-const CASES: Case[] = [...SIZES.map(size => ({ key: String(size), size, owned: false })), { key: 'own', size: 1024 * 1024, owned: true }]
+const CASES: Case[] = [...SIZES.map(size => ({ key: String(size), size, owned: true })), { key: 'views', size: 1024 * 1024, owned: false }]
 const MIN_WIRE_BYTES = 64 * 1024 * 1024
 const CHUNK = 64 * 1024
 const MAX_FRAME = 64 * 1024 * 1024
@@ -42,10 +47,16 @@ const LABEL: Record<Variant, string> = {
 
 interface RunResult { type: 'result', cpuMbps: number, wallMbps: number, frames: number, payloadBytes: number, passes: number }
 
+/** Untimed passes per size before the timed ones (the first also checks the decoded bytes). */
+const WARMUP_PASSES = 2
+const gc = (globalThis as { gc?: () => void }).gc
+
 // ---------------------------------------------------------------- worker
 
 /** Decodes every chunk of `work`; returns frames and payload bytes seen. */
 type Decoder = (chunks: readonly Buffer[], work: Buffer) => { frames: number, payloadBytes: number }
+
+const allocUnsafe = (size: number): Uint8Array => Buffer.allocUnsafe(size)
 
 async function makeDecoder (variant: Variant, verify: (p: Uint8Array) => void): Promise<Decoder | string> {
   if (variant === 'wspipe') {
@@ -59,16 +70,20 @@ async function makeDecoder (variant: Variant, verify: (p: Uint8Array) => void): 
     if (typeof mod.FrameParser !== 'function') return 'src/protocol/index.js does not export FrameParser'
     const FrameParser = mod.FrameParser
     return (chunks) => {
-      const parser = new FrameParser({ role: 'server', maxFrameSize: MAX_FRAME })
+      // the allocator the Node driver gives it (no zero-fill), as a server runs it
+      const parser = new FrameParser({ role: 'server', maxFrameSize: MAX_FRAME, alloc: allocUnsafe })
       let frames = 0
       let payloadBytes = 0
       for (let c = 0; c < chunks.length; c++) {
         const out = parser.push(chunks[c])
+        // the consumer touches every frame, as a session does: its opcode and its payload
         for (let i = 0; i < out.length; i++) {
-          payloadBytes += out[i].payload.length
-          verify(out[i].payload)
+          const frame = out[i]
+          if (frame.opcode !== 2) throw new Error('unexpected opcode')
+          payloadBytes += frame.payload.length
+          frames++
+          verify(frame.payload)
         }
-        frames += out.length
       }
       return { frames, payloadBytes }
     }
@@ -123,46 +138,61 @@ async function worker (variant: Variant): Promise<void> {
     return
   }
   process.send!({ type: 'ready' })
-  let cached: { size: number, stream: FrameStream, work: Buffer } | undefined
-  // the chunks of one pass, made outside the timed region: views of `work`, or owned copies
-  const chunksOf = (work: Buffer, owned: boolean): Buffer[] => {
-    const chunks: Buffer[] = []
-    for (let off = 0; off < work.length; off += CHUNK) chunks.push(owned ? Buffer.from(work.subarray(off, off + CHUNK)) : work.subarray(off, off + CHUNK))
-    return chunks
+  let cached: { key: string, stream: FrameStream, work: Buffer, reads: Buffer[] } | undefined
+  // The reads of one pass: views of `work`, or buffers that each own their memory, made once
+  // per size and refilled in place before every pass (fresh 64 MiB per pass would time the
+  // allocator and the collector's external-memory heuristics, not the parser).
+  const readsOf = (work: Buffer, owned: boolean): Buffer[] => {
+    const reads: Buffer[] = []
+    for (let off = 0; off < work.length; off += CHUNK) {
+      const view = work.subarray(off, off + CHUNK)
+      reads.push(owned ? Buffer.from(new ArrayBuffer(view.length)) : view)
+    }
+    return reads
+  }
+  /** Fresh masked bytes in every read, outside the timed region (both parsers unmask in place). */
+  const refill = (stream: FrameStream, work: Buffer, reads: Buffer[], owned: boolean): Buffer[] => {
+    work.set(stream.bytes)
+    if (!owned) return reads
+    for (let i = 0, off = 0; i < reads.length; i++, off += CHUNK) reads[i].set(stream.bytes.subarray(off, off + reads[i].length))
+    return reads
   }
   process.on('message', (msg: any) => {
     if (msg.cmd !== 'run') return
     try {
-      if (cached === undefined || cached.size !== msg.size) {
+      const owned = msg.owned === true
+      const key = `${msg.size as number}:${String(owned)}`
+      if (cached === undefined || cached.key !== key) {
         cached = undefined // let the previous size's buffers go first
         const stream = buildStream(msg.size, MIN_WIRE_BYTES)
         // own ArrayBuffer, so the Uint32Array view of the ceiling is aligned
         const work = Buffer.from(new ArrayBuffer(stream.bytes.length))
-        cached = { size: msg.size as number, stream, work }
-        if (variant !== 'xor-u32') {
-          // untimed check that everything was decoded and really unmasked
-          work.set(stream.bytes)
-          checking = true; checksum = 0
-          const r = decoder(chunksOf(work, msg.owned === true), work)
+        cached = { key, stream, work, reads: readsOf(work, owned) }
+        for (let w = 0; w < WARMUP_PASSES; w++) {
+          const reads = refill(stream, work, cached.reads, owned)
+          checking = w === 0; checksum = 0
+          const r = decoder(reads, work)
           checking = false
-          if (r.frames !== stream.frames || r.payloadBytes !== stream.payloadBytes || checksum !== stream.checksum) {
+          // the first pass checks that everything was decoded and really unmasked
+          if (w === 0 && variant !== 'xor-u32' && (r.frames !== stream.frames || r.payloadBytes !== stream.payloadBytes || checksum !== stream.checksum)) {
             throw new Error(`${variant} size ${msg.size}: decoded ${r.frames} frames / ${r.payloadBytes} B / sum ${checksum}, ` +
               `expected ${stream.frames} / ${stream.payloadBytes} / ${stream.checksum}`)
           }
         }
       }
-      const { stream, work } = cached!
+      const { stream, work, reads } = cached!
       let ns = 0n
       let cpuUs = 0
       let passes = 0
       let frames = 0
       let payloadBytes = 0
       while (passes < msg.minPasses || ns < BigInt(msg.targetMs) * 1_000_000n) {
-        work.set(stream.bytes) // fresh masked copy, outside the timed region
-        const chunks = chunksOf(work, msg.owned === true)
+        refill(stream, work, reads, owned)
+        // what earlier passes left is collected here, untimed; each pass pays for its own garbage
+        gc?.()
         const c0 = process.cpuUsage()
         const t0 = process.hrtime.bigint()
-        const r = decoder(chunks, work)
+        const r = decoder(reads, work)
         ns += process.hrtime.bigint() - t0
         const c1 = process.cpuUsage(c0)
         cpuUs += c1.user + c1.system
@@ -191,23 +221,39 @@ function fmtSize (n: number): string {
   return n >= 1024 * 1024 ? `${n / 1024 / 1024} MiB` : n >= 1024 ? `${n / 1024} KiB` : `${n} B`
 }
 
+function option (name: string): string | undefined {
+  const arg = process.argv.find(a => a.startsWith(`--${name}=`))
+  return arg?.slice(name.length + 3)
+}
+
+/** Median and spread (lowest, highest) of per-round values. */
+function spread (xs: number[]): { med: number, lo: number, hi: number } {
+  return xs.length === 0 ? { med: NaN, lo: NaN, hi: NaN } : { med: median(xs), lo: Math.min(...xs), hi: Math.max(...xs) }
+}
+
 async function main (): Promise<void> {
   const quick = process.argv.includes('--quick')
   const markdown = process.argv.includes('--markdown')
-  const rounds = quick ? 3 : 7
+  const rounds = Number(option('rounds') ?? (quick ? 3 : 7))
+  const sizes = option('sizes')?.split(',').map(Number)
+  const cases = sizes === undefined ? CASES : CASES.filter(c => sizes.includes(c.size))
+  if (cases.length === 0 || !(rounds > 0)) throw new Error(`--sizes takes some of ${SIZES.join(',')}; --rounds a positive number`)
+  // Passes of >= 64 MiB: at least two per round, whatever their speed.
   const targetMs = quick ? 150 : 400
+  const minPasses = 2
   const self = fileURLToPath(import.meta.url)
   const info = machineInfo()
   console.log(`parse benchmark: ${info.date}, ${info.nproc} cores, ${info.cpu}, node ${info.node}; ` +
-    `${rounds} rounds, >= ${MIN_WIRE_BYTES >> 20} MiB of masked frames per size in ${CHUNK >> 10} KiB chunks; ` +
+    `${rounds} rounds, >= ${MIN_WIRE_BYTES >> 20} MiB of masked frames per size in ${CHUNK >> 10} KiB reads; ` +
     `workers pinned to core 1: ${tasksetAvailable()}; load average ${loadAverage()}; src at ${srcVersion()}`)
 
   const workers = new Map<Variant, import('node:child_process').ChildProcess>()
   const unavailable = new Map<Variant, string>()
+  const loads: number[] = []
   try {
     for (const v of VARIANTS) {
       const env: Record<string, string> = v === 'ws-js' ? { WS_NO_BUFFER_UTIL: '1' } : {}
-      const child = spawnTs(self, { core: 1, env, args: ['--worker', v] })
+      const child = spawnTs(self, { core: 1, env, nodeArgs: ['--expose-gc'], args: ['--worker', v] })
       const ready = await nextMessage(child, 'ready', 30_000)
       if (ready.unavailable) {
         unavailable.set(v, ready.unavailable)
@@ -217,15 +263,16 @@ async function main (): Promise<void> {
         workers.set(v, child)
       }
     }
+    // per round: `${base}:${variant}:${case}` -> MB/s, one entry per round
     const results = new Map<string, number[]>()
     const frameCounts = new Map<number, number>()
     for (let round = 0; round < rounds; round++) {
-      for (const { key: ck, size, owned } of CASES) {
+      for (const { key: ck, size, owned } of cases) {
         // rotate the order each round so no decoder always runs first
         const order = [...workers.keys()]
         for (let i = 0; i < round % order.length; i++) order.push(order.shift()!)
         for (const v of order) {
-          const r = await request<RunResult>(workers.get(v)!, { cmd: 'run', size, owned, targetMs, minPasses: 1 }, 'result', 300_000)
+          const r = await request<RunResult>(workers.get(v)!, { cmd: 'run', size, owned, targetMs, minPasses }, 'result', 300_000)
           for (const [base, mbps] of [['cpu', r.cpuMbps], ['wall', r.wallMbps]] as const) {
             const key = `${base}:${v}:${ck}`
             results.set(key, [...(results.get(key) ?? []), mbps])
@@ -237,23 +284,36 @@ async function main (): Promise<void> {
           }
         }
       }
-      process.stdout.write(`  round ${round + 1}/${rounds} done\n`)
+      const load = Number(loadAverage().split(' ')[0])
+      loads.push(load)
+      process.stdout.write(`  round ${round + 1}/${rounds} done (load ${load.toFixed(2)})\n`)
     }
 
     const f = (x: number): string => Number.isFinite(x) ? x.toFixed(0) : 'n/a'
-    const ratio = (a: number, b: number): string => Number.isFinite(a) && Number.isFinite(b) ? `${(a / b).toFixed(2)}×` : 'n/a'
+    // the median of per-round ratios, and their range: decoders measured seconds apart share
+    // the machine's state, so a ratio within a round is steadier than a ratio of medians
+    const ratio = (base: string, a: Variant, b: Variant, ck: string): string => {
+      const xs = results.get(`${base}:${a}:${ck}`) ?? []
+      const ys = results.get(`${base}:${b}:${ck}`) ?? []
+      const per = xs.map((x, i) => x / ys[i]).filter(Number.isFinite)
+      if (per.length === 0) return 'n/a'
+      const r = spread(per)
+      return `${r.med.toFixed(2)}× (${r.lo.toFixed(2)}–${r.hi.toFixed(2)})`
+    }
+    const cell = (base: string, v: Variant, ck: string): string => {
+      const r = spread(results.get(`${base}:${v}:${ck}`) ?? [])
+      return Number.isFinite(r.med) ? `${f(r.med)} (${f(r.lo)}–${f(r.hi)})` : 'n/a'
+    }
     const head = ['payload', 'frames/pass', 'wspipe MB/s', 'ws (JS) MB/s', 'ws+bufferutil MB/s', 'ceiling MB/s', 'wspipe / ws (JS)', 'wspipe / ws+bufferutil']
-    for (const base of ['cpu', 'wall'] as const) {
-      const med = (v: Variant, ck: string): number => median(results.get(`${base}:${v}:${ck}`) ?? [])
+    for (const base of ['wall', 'cpu'] as const) {
       const rows: string[][] = []
-      for (const { key: ck, size, owned } of CASES) {
-        const ours = med('wspipe', ck)
-        const js = med('ws-js', ck)
-        const bu = med('ws-bufferutil', ck)
-        rows.push([fmtSize(size) + (owned ? ', own reads' : ''), String(frameCounts.get(size) ?? ''), f(ours), f(js), f(bu), f(med('xor-u32', ck)), ratio(ours, js), ratio(ours, bu)])
+      for (const { key: ck, size, owned } of cases) {
+        rows.push([fmtSize(size) + (owned ? '' : ', views'), String(frameCounts.get(size) ?? ''),
+          cell(base, 'wspipe', ck), cell(base, 'ws-js', ck), cell(base, 'ws-bufferutil', ck), cell(base, 'xor-u32', ck),
+          ratio(base, 'wspipe', 'ws-js', ck), ratio(base, 'wspipe', 'ws-bufferutil', ck)])
       }
-      console.log(`\nMedian wire-byte throughput per ${base === 'cpu' ? 'CPU second of the worker (process.cpuUsage)' : 'wall-clock second (hrtime)'} ` +
-        `(MB = 10^6 bytes); the ratios are of these ${base === 'cpu' ? 'CPU-time' : 'wall-clock'} medians:\n`)
+      console.log(`\nWire-byte throughput per ${base === 'cpu' ? 'CPU second of the worker (process.cpuUsage)' : 'wall-clock second (hrtime)'} ` +
+        `(MB = 10^6 bytes), median (lowest–highest) over ${rounds} rounds; ratios are medians of per-round ratios:\n`)
       const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => r[i].length)))
       const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i])).join('  ')
       console.log(line(head))
@@ -267,7 +327,8 @@ async function main (): Promise<void> {
     }
     console.log('\nFrame counts and payload checksums verified for all decoders.')
     for (const [v, why] of unavailable) console.log(`\nnote: ${LABEL[v]} not measured: ${why}`)
-    console.log(`\nload average at the end: ${loadAverage()}`)
+    console.log(`\nload average (1 min) after each round: ${loads.map(l => l.toFixed(2)).join(', ')}; at the end: ${loadAverage()}` +
+      (Math.max(...loads) >= 1.5 ? ' (>= 1.5: other processes shared the machine; read the figures as loose)' : ''))
   } finally {
     for (const c of workers.values()) await kill(c)
   }

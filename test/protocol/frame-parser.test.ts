@@ -271,3 +271,28 @@ test('goesDirect: a split frame goes into its final buffer from 64 KiB and half 
   t.true(goesDirect(3 * 2 ** 30, 1.6 * 2 ** 30))
   t.false(goesDirect(3 * 2 ** 30, 1.4 * 2 ** 30))
 })
+
+// §5.3: payload byte i is XORed with key byte i mod 4. Small frames are unmasked four bytes at a
+// time wherever they start in the read, bytes only at the end: every length 0-125, every alignment.
+test('§5.3 small frames back to back in one chunk: every length 0-125 at every offset comes out unmasked, each a view of the chunk', (t) => {
+  const keys = [[0x12, 0x34, 0x56, 0x78], [0xff, 0x00, 0x80, 0x01], [0, 0, 0, 0]]
+  for (const lead of [0, 1, 2, 3]) {
+    const payloads: Uint8Array[] = []
+    const parts: Uint8Array[] = [new Uint8Array(lead)]
+    for (let n = 0; n <= 125; n++) {
+      const payload = new Uint8Array(n)
+      for (let i = 0; i < n; i++) payload[i] = (i * 31 + n + lead) & 0xff
+      payloads.push(payload)
+      parts.push(rawFrame({ opcode: n % 2 === 0 ? Opcode.Binary : Opcode.Text, payload, key: keys[n % keys.length] }))
+    }
+    const chunk = concat(parts)
+    const frames = new FrameParser({ role: 'server' }).push(chunk.subarray(lead))
+    t.is(frames.length, payloads.length)
+    for (let n = 0; n <= 125; n++) {
+      t.deepEqual(frames[n].payload, payloads[n], `length ${n} after ${lead} leading bytes`)
+      t.is(frames[n].payload.buffer, chunk.buffer)
+      t.is(frames[n].opcode, n % 2 === 0 ? Opcode.Binary : Opcode.Text)
+      t.true(frames[n].fin)
+    }
+  }
+})
