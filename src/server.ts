@@ -15,7 +15,7 @@
 import { createServer as createHttpServer, ServerResponse, type IncomingMessage, type Server as HttpServer } from 'node:http'
 import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https'
 import { createSecureServer, type Http2SecureServer, type Http2Server, type IncomingHttpHeaders as Http2Headers, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
-import { isIP, type AddressInfo } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { Server as TlsServer } from 'node:tls'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import type { SecureContextOptions } from 'node:tls'
@@ -32,6 +32,7 @@ import { Http2Streams, type Http2UpgradeRequest } from './http2/server.js'
 import type { ValidConnect } from './http2/handshake.js'
 import { systemClock, type Clock, type ClockTimer } from './driver/clock.js'
 import { runHandler, type Handler, type StreamHandler } from './handler.js'
+import { applicationHeaders, forwardedFor, HANDSHAKE_HEADERS, pathOf } from './upgrade-request.js'
 import { WebSocketConnection } from './driver/connection.js'
 import { DEFAULT_MEMORY_BUDGET, MemoryBudget } from './driver/budget.js'
 import { resolveLimits, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver/types.js'
@@ -867,38 +868,5 @@ function streamHeaders (headers: Http2Headers): Record<string, string | string[]
   return out
 }
 
-/** Headers the handshake consumed: kept off `conn.headers`, so each idle connection holds less. */
-const HANDSHAKE_HEADERS = new Set(['connection', 'upgrade', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions'])
-
-/** The request's headers less the handshake's own, as a fresh object (the request can then be freed). */
-function applicationHeaders (headers: IncomingMessage['headers']): Record<string, string | string[] | undefined> {
-  const out: Record<string, string | string[] | undefined> = {}
-  for (const name in headers) if (!HANDSHAKE_HEADERS.has(name)) out[name] = headers[name]
-  return out
-}
-
-/**
- * The client's address by `X-Forwarded-For`, trusting the last `hops` proxies: each appends the
- * address it received the request from, so the entry `hops` from the end is the last one written
- * by a proxy we trust. Only an IP address counts (a bracketed IPv6 one without its brackets):
- * anything else there, as no header at all, gives undefined (the socket's address). Its
- * neighbours are not tried instead: those further left are anyone's to write.
- */
-export function forwardedFor (header: string | string[] | undefined, hops: number): string | undefined {
-  if (header === undefined) return undefined
-  // Several header lines form one list (RFC 9110 §5.3).
-  const entries = (Array.isArray(header) ? header.join(',') : header).split(',').map((s) => s.trim()).filter((s) => s !== '')
-  if (entries.length === 0) return undefined
-  const entry = entries[Math.max(0, entries.length - hops)]
-  if (isIP(entry) !== 0) return entry
-  // `[2001:db8::1]`, as a URI writes an IPv6 host (RFC 3986 §3.2.2); never with a port.
-  if (entry.startsWith('[') && entry.endsWith(']') && isIP(entry.slice(1, -1)) === 6) return entry.slice(1, -1)
-  return undefined
-}
-
-function pathOf (url: string): string {
-  const q = url.indexOf('?')
-  return q < 0 ? url : url.slice(0, q)
-}
 
 function ignoreError (): void {}
