@@ -22,6 +22,15 @@ import type { CloseInfo } from './types.js'
 /** How long the close owed to a peer that broke the protocol waits for the handler to read what came before it (ms). */
 export const REPLY_GRACE = 1000
 
+/** {@link Closing}'s flags: we ended our side of the transport. */
+const ENDED = 1
+/** The transport is gone (its `close` came). */
+const GONE = 2
+/** The owed close is scheduled to follow the handler's last replies. */
+const REPLY_SCHEDULED = 4
+/** A look at whether both directions are done is scheduled. */
+const DONE_CHECK_SCHEDULED = 8
+
 /** What the closing part asks of the rest of the connection. */
 export interface ClosingOwner {
   /** Write everything the session queued. */
@@ -63,15 +72,11 @@ export class Closing {
   /** The close timer, and what it waits for (the session's {@link CloseTimer}). */
   private timer: ClockTimer | undefined
   private timerKind: CloseTimer | undefined
-  /** We ended our side of the transport. */
-  private ended = false
-  /** The transport is gone (its `close` came). */
-  private transportGone = false
+  /** {@link ENDED}, {@link GONE}, {@link REPLY_SCHEDULED}, {@link DONE_CHECK_SCHEDULED}: one field, not four (bytes per connection). */
+  private flags = 0
   private transportError: Error | undefined
   /** A close of ours asked for while messages are being compressed: sent once they are. */
   private requested: { code: number, reason: string } | undefined
-  private replyScheduled = false
-  private doneCheckScheduled = false
   /** Made on first use of `signal`: most connections never ask. */
   private abortController: AbortController | undefined
   private abortReason: ConnectionClosedError | undefined
@@ -90,7 +95,7 @@ export class Closing {
 
   /** The transport is gone. */
   get gone (): boolean {
-    return this.transportGone
+    return (this.flags & GONE) !== 0
   }
 
   /** What `closed` settled with, once the transport is gone. */
@@ -124,7 +129,7 @@ export class Closing {
 
   /** Nothing more may be sent: our close is out (or asked for), or the transport is gone. */
   get sendingStopped (): boolean {
-    return this.transportGone || this.session.closeSent || this.requested !== undefined
+    return (this.flags & GONE) !== 0 || this.session.closeSent || this.requested !== undefined
   }
 
   /** The code `closed` settles with, as things stand: the session's outcome, or the close asked for. */
@@ -193,8 +198,8 @@ export class Closing {
 
   /** The consumer of `source` has seen its end: the close owed to the peer can follow the replies. */
   onSourceDrained (): void {
-    if (this.session.pendingClose === undefined || this.replyScheduled) return
-    this.replyScheduled = true
+    if (this.session.pendingClose === undefined || (this.flags & REPLY_SCHEDULED) !== 0) return
+    this.flags |= REPLY_SCHEDULED
     // After the flush the sink scheduled for its last replies (setImmediate runs in order).
     setImmediate(replyLater, this)
   }
@@ -218,14 +223,14 @@ export class Closing {
    * handler must decide the close code (1011, or the handler's own `close()`), not this rule.
    */
   scheduleDoneCheck (): void {
-    if (this.doneCheckScheduled || this.sendingStopped) return
-    this.doneCheckScheduled = true
+    if ((this.flags & DONE_CHECK_SCHEDULED) !== 0 || this.sendingStopped) return
+    this.flags |= DONE_CHECK_SCHEDULED
     setImmediate(doneCheck, this)
   }
 
   /** Both directions done: close with 1000, or 1011 if the sink's iterable threw. */
   closeIfDone (): void {
-    this.doneCheckScheduled = false
+    this.flags &= ~DONE_CHECK_SCHEDULED
     if (!this.owner.sourceDetached || this.sendingStopped) return
     const code = this.owner.doneSending()
     if (code !== undefined) this.close(code)
@@ -238,11 +243,11 @@ export class Closing {
    */
   afterFlush (): void {
     // The common case, on every flush: nothing about closing has happened.
-    if (this.transportGone || (this.session.closeState === OPEN_CLOSE_STATE && this.timerKind === undefined)) return
+    if ((this.flags & GONE) !== 0 || (this.session.closeState === OPEN_CLOSE_STATE && this.timerKind === undefined)) return
     this.updateTimer()
     const transport = this.session.closeDecision.transport
-    if (transport === 'end' && !this.ended) {
-      this.ended = true
+    if (transport === 'end' && (this.flags & ENDED) === 0) {
+      this.flags |= ENDED
       this.transport.end()
     } else if (transport === 'destroy') {
       this.transport.destroy()
@@ -302,8 +307,8 @@ export class Closing {
 
   /** The transport is gone: the session's outcome is final, and `closed` settles with it. */
   onClose (): void {
-    if (this.transportGone) return
-    this.transportGone = true
+    if ((this.flags & GONE) !== 0) return
+    this.flags |= GONE
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
     this.timer = undefined
     this.owner.stopHeartbeat()
