@@ -13,7 +13,7 @@ const protocolErrorFields = [...readFileSync(new URL('./src/protocol/errors.ts',
 /** @type {Partial<import('typedoc').TypeDocOptions>} */
 export default {
   name: 'wspipe',
-  entryPoints: ['src/index.ts', 'src/protocol/index.ts', 'src/testing.ts', 'src/browser/index.ts'],
+  entryPoints: ['src/index.ts', 'src/protocol/index.ts', 'src/testing.ts', 'src/browser/index.ts', 'src/topics/redis.ts', 'src/cluster.ts'],
   tsconfig: 'tsconfig.build.json',
   out: 'docs/api',
   // The README is the API reference's landing page.

@@ -7,7 +7,8 @@
 //
 //   npx tsx bench/deflate-cost.ts
 import { constants, deflateRawSync } from 'node:zlib'
-import { PerMessageDeflate, resolveDeflateOptions, type PerMessageDeflateOptions } from '../src/extensions/permessage-deflate.js'
+import { PerMessageDeflate } from '../src/extensions/permessage-deflate.js'
+import { resolveDeflateOptions, type PerMessageDeflateOptions } from '../src/extensions/deflate-options.js'
 import type { DeflateParams } from '../src/extensions/deflate-negotiation.js'
 
 function json (n: number, seed: number): Buffer {

@@ -12,7 +12,8 @@
  *   node --import tsx examples/chat-server.ts --port 8080 [--redis redis://127.0.0.1:6379]
  */
 import { parseArgs } from 'node:util'
-import { CloseCode, isText, RedisAdapter, WebSocketServer, type Handler, type Topics, type WebSocketServerOptions } from '../src/index.js'
+import { CloseCode, isText, WebSocketServer, type Handler, type Topics, type WebSocketServerOptions } from '../src/index.js'
+import { RedisAdapter } from '../src/topics/redis.js'
 import { cannotListen, isMain } from './run.js'
 
 /** `/room/NAME`: the room's name is the topic. */

@@ -11,7 +11,8 @@
  *   node --import tsx examples/cluster.ts --port 8080 --workers 2 --redis redis://127.0.0.1:6379
  */
 import { parseArgs } from 'node:util'
-import { RedisAdapter, serveCluster } from '../src/index.js'
+import { serveCluster } from '../src/cluster.js'
+import { RedisAdapter } from '../src/topics/redis.js'
 import { createServer } from './chat-server.js'
 import { isMain } from './run.js'
 

@@ -1,9 +1,10 @@
 /**
- * {@link serveCluster}: one server process per core with `node:cluster`, and a graceful rolling
- * restart. The workers share one listening port (the primary hands out connections); topics in
- * one worker reach the others only through an adapter (e.g. {@link RedisAdapter}).
+ * `wspipe/cluster`: {@link serveCluster}, one server process per core with `node:cluster`, and a
+ * graceful rolling restart. The workers share one listening port (the primary hands out
+ * connections); topics in one worker reach the others only through an adapter (e.g.
+ * `RedisAdapter` of `wspipe/redis`).
  *
- * @packageDocumentation
+ * @module wspipe/cluster
  */
 
 import cluster, { type Worker } from 'node:cluster'
@@ -94,7 +95,8 @@ type ToWorker = { wspipe: 'stop' }
  *
  * @example
  * ```ts
- * import { serveCluster, WebSocketServer } from 'wspipe'
+ * import { WebSocketServer } from 'wspipe'
+ * import { serveCluster } from 'wspipe/cluster'
  *
  * await serveCluster({
  *   start: async () => {

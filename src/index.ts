@@ -10,6 +10,10 @@
  * await server.listen({ port: 8080 })
  * ```
  *
+ * The optional parts have entry points of their own, so a program that does not use them does
+ * not load them: `wspipe/redis` ({@link TopicsAdapter} over Redis), `wspipe/cluster` (one
+ * server per core), `wspipe/testing` and `wspipe/protocol`.
+ *
  * @module wspipe
  */
 
@@ -21,9 +25,9 @@ export type { Handler, StreamHandler } from './handler.js'
 export { connect, type ConnectOptions, type StreamConnectOptions } from './client.js'
 export { Outbox, DEFAULT_OUTBOX_LIMIT } from './outbox.js'
 export { json } from './json.js'
-export { Topics, Subscription, DEFAULT_TOPICS_OPTIONS, RedisAdapter, DEFAULT_REDIS_ADAPTER_OPTIONS, type TopicsOptions, type SlowSubscriberPolicy, type TopicMessage, type TopicsAdapter, type RemoteDelivery, type RedisAdapterOptions } from './topics/index.js'
-export { DEFAULT_DEFLATE_OPTIONS, type PerMessageDeflateOptions } from './extensions/permessage-deflate.js'
+export { Topics, Subscription, DEFAULT_TOPICS_OPTIONS, type TopicsOptions, type SlowSubscriberPolicy, type TopicMessage } from './topics/topics.js'
+export type { TopicsAdapter, RemoteDelivery } from './topics/adapter.js'
+export { DEFAULT_DEFLATE_OPTIONS, type PerMessageDeflateOptions } from './extensions/deflate-options.js'
 export { ConnectionClosedError, InvalidStateError, JsonDecodeError, MessageAbandonedError, SlowSubscriberError, UpgradeError } from './errors.js'
 export { CloseCode, ProtocolError } from './protocol/index.js'
-export { serveCluster, DEFAULT_RESPAWN, type ClusterOptions, type ClusterPrimary, type ClusterServer, type RespawnOptions } from './cluster.js'
 export { DIAGNOSTICS_CHANNELS, type ConnectionRole, type ConnectionOpenMessage, type ConnectionCloseMessage, type HandshakeRefusedMessage, type MemoryBudgetExhaustedMessage, type SlowSubscriberMessage, type HeartbeatDropMessage, type ZlibBudgetWaitMessage } from './diagnostics.js'

@@ -20,132 +20,12 @@
 
 import { Buffer } from 'node:buffer'
 import { constants, createDeflateRaw, createInflateRaw, deflateRawSync, inflateRawSync, type ZlibOptions } from 'node:zlib'
-import type { DeflateParams, DeflateRequest } from './deflate-negotiation.js'
+import type { DeflateParams } from './deflate-negotiation.js'
+import type { ResolvedDeflateOptions } from './deflate-options.js'
 import { ProtocolError } from '../protocol/errors.js'
 import type { MessageCompression } from '../protocol/extension.js'
 import type { Role } from '../protocol/frame-parser.js'
 import { cancelOffLoop, chargeFor, FREE_RATIO, runOffLoop, ZlibBudget, type OffLoopJob } from './zlib-work.js'
-
-/** Options of permessage-deflate, for the server and the client (`perMessageDeflate`). */
-export interface PerMessageDeflateOptions extends DeflateRequest {
-  /**
-   * The server's LZ77 window (8–15): the server compresses with at most 2^bits bytes of history
-   * and says so in its answer (RFC 7692 §7.1.2.1). The history kept per connection is this big.
-   * Server default 12 (4 KiB); a client requests it from the server only when set.
-   */
-  serverMaxWindowBits?: number
-  /**
-   * The client's LZ77 window (8–15). A server limits a client to it when the client's offer has
-   * `client_max_window_bits` (browsers', `ws`'s and Python's do; §7.1.2.2); the history kept per
-   * connection to read the client is this big. Server default 12 (4 KiB); a client asks for it only when set.
-   */
-  clientMaxWindowBits?: number
-  /** The server resets its compression context after each message (`server_no_context_takeover`, §7.1.1.1). Default false. */
-  serverNoContextTakeover?: boolean
-  /** The client resets its compression context after each message (`client_no_context_takeover`, §7.1.1.2). Default false. */
-  clientNoContextTakeover?: boolean
-  /** Messages shorter than this many bytes are sent uncompressed. Default 1,024. */
-  threshold?: number
-  /** zlib compression level, 0 (none) to 9 (smallest). Default 6. */
-  level?: number
-  /** zlib memLevel, 1 to 9: memory of the compressor's hash, used only during a call. Default 8. */
-  memLevel?: number
-  /**
-   * Shared compressor: our side sends without context takeover (a server answers with
-   * `server_no_context_takeover`), and a message sent with the same bytes and settings as the
-   * one before it — a broadcast — is compressed once for every connection. Default false.
-   */
-  sharedCompressor?: boolean
-  /**
-   * Bytes of zlib work per second one connection may cause: each message inflated or deflated
-   * counts its uncompressed size less 16 × its compressed size (so ordinary traffic counts
-   * nothing and a decompression bomb nearly all of it). While a connection is over it, it is not
-   * read from (backpressure, not a close). Up to one second's worth may be used at once.
-   * `Infinity` for no limit. Default 8 MiB.
-   */
-  connectionBudget?: number
-  /**
-   * The same for all the connections of a server together: while the server is over it, a
-   * message that would need more waits, and its connection is not read from meanwhile.
-   * `Infinity` for no limit. Server only. Default 16 MiB.
-   */
-  serverBudget?: number
-}
-
-/** Defaults of {@link PerMessageDeflateOptions}. */
-export const DEFAULT_DEFLATE_OPTIONS = {
-  /** {@link PerMessageDeflateOptions.serverMaxWindowBits} of a server: 12 (4 KiB of history). */
-  serverMaxWindowBits: 12,
-  /** {@link PerMessageDeflateOptions.clientMaxWindowBits} of a server: 12, where the client lets it be limited. */
-  clientMaxWindowBits: 12,
-  /** {@link PerMessageDeflateOptions.threshold}: 1 KiB. */
-  threshold: 1024,
-  /** {@link PerMessageDeflateOptions.level}: zlib's default, 6. */
-  level: 6,
-  /** {@link PerMessageDeflateOptions.memLevel}: zlib's default, 8. */
-  memLevel: 8,
-  /** {@link PerMessageDeflateOptions.connectionBudget}: 8 MiB of zlib work per second. */
-  connectionBudget: 8 * 1024 * 1024,
-  /** {@link PerMessageDeflateOptions.serverBudget}: 16 MiB of zlib work per second. */
-  serverBudget: 16 * 1024 * 1024
-} as const
-
-/** {@link PerMessageDeflateOptions} checked, with every default filled in. */
-export interface ResolvedDeflateOptions {
-  readonly threshold: number
-  readonly level: number
-  readonly memLevel: number
-  readonly sharedCompressor: boolean
-  /** Bytes of zlib work per second for each connection. */
-  readonly connectionBudget: number
-  /** The server's budget, shared by its connections (made once per server); none for a client. */
-  readonly serverBudget: ZlibBudget | undefined
-  /** What to ask of the peer in the negotiation. */
-  readonly request: DeflateRequest
-}
-
-function checkRate (name: string, value: number | undefined): void {
-  if (value !== undefined && !(typeof value === 'number' && value > 0)) throw new RangeError(`perMessageDeflate.${name} must be a positive number of bytes per second (Infinity for no limit)`)
-}
-
-function checkInt (name: string, value: number | undefined, min: number, max: number): void {
-  if (value !== undefined && !(Number.isInteger(value) && value >= min && value <= max)) throw new RangeError(`perMessageDeflate.${name} must be an integer from ${min} to ${max}`)
-}
-
-/**
- * Check `option` (`true` for the defaults) and fill in the defaults; `undefined` when off. A
- * server (`role` `'server'`) asks for 12-bit windows unless told otherwise, and gets its
- * server-wide zlib budget here (so call this once per server); a client asks for nothing it was
- * not told to.
- */
-export function resolveDeflateOptions (option: boolean | PerMessageDeflateOptions | undefined, role: Role = 'client'): ResolvedDeflateOptions | undefined {
-  if (option === undefined || option === false) return undefined
-  const o = option === true ? {} : option
-  checkInt('threshold', o.threshold, 0, Number.MAX_SAFE_INTEGER)
-  checkInt('level', o.level, -1, 9)
-  checkInt('memLevel', o.memLevel, 1, 9)
-  checkInt('serverMaxWindowBits', o.serverMaxWindowBits, 8, 15)
-  checkInt('clientMaxWindowBits', o.clientMaxWindowBits, 8, 15)
-  checkRate('connectionBudget', o.connectionBudget)
-  checkRate('serverBudget', o.serverBudget)
-  const request: DeflateRequest = {}
-  if (o.serverNoContextTakeover === true) request.serverNoContextTakeover = true
-  if (o.clientNoContextTakeover === true) request.clientNoContextTakeover = true
-  const server = role === 'server'
-  const serverBits = o.serverMaxWindowBits ?? (server ? DEFAULT_DEFLATE_OPTIONS.serverMaxWindowBits : undefined)
-  const clientBits = o.clientMaxWindowBits ?? (server ? DEFAULT_DEFLATE_OPTIONS.clientMaxWindowBits : undefined)
-  if (serverBits !== undefined) request.serverMaxWindowBits = serverBits
-  if (clientBits !== undefined) request.clientMaxWindowBits = clientBits
-  return {
-    threshold: o.threshold ?? DEFAULT_DEFLATE_OPTIONS.threshold,
-    level: o.level ?? DEFAULT_DEFLATE_OPTIONS.level,
-    memLevel: o.memLevel ?? DEFAULT_DEFLATE_OPTIONS.memLevel,
-    sharedCompressor: o.sharedCompressor === true,
-    connectionBudget: o.connectionBudget ?? DEFAULT_DEFLATE_OPTIONS.connectionBudget,
-    serverBudget: server ? new ZlibBudget(o.serverBudget ?? DEFAULT_DEFLATE_OPTIONS.serverBudget) : undefined,
-    request
-  }
-}
 
 /** RFC 7692 §7.2.1: the sender drops the empty stored block's 4 octets; the receiver puts them back. */
 const TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff])
@@ -260,6 +140,22 @@ type Broadcast = Uint8Array & { [kDeflated]?: SharedDeflate[] }
 /** The shared compressor's last message: a copy of its bytes, and its compressed form. */
 let shared: { input: Uint8Array, entry: SharedDeflate } | undefined
 
+/** A compressed message left for later: its input (with the trailer), its compressed size, whether it was too big to inflate at once, and whether it is to be let in charged in full. */
+interface PendingInflate {
+  input: Buffer
+  compressed: number
+  tooBig: boolean
+  full?: boolean
+}
+
+/** Where an inflate off the loop ends: the message, a `ProtocolError`, or neither (let it in again). */
+type InflateDone = (error: ProtocolError | undefined, data: Uint8Array | undefined) => void
+
+/** zlib stopped at its output limit. */
+function isTooLarge (err: Error): boolean {
+  return (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE'
+}
+
 /**
  * One connection's permessage-deflate: compresses what it sends, inflates what it receives,
  * with the negotiated {@link DeflateParams} (RFC 7692 §7.1) for its role.
@@ -287,7 +183,7 @@ export class PerMessageDeflate implements MessageCompression {
   /** @internal Which budget the last wait {@link PerMessageDeflate.inflateLater} returned is for (the longer one). */
   waitingOn: 'connection' | 'server' = 'connection'
   /** The compressed message left for later: its input (compressed bytes and the §7.2.1 tail), and whether it was too big to inflate at once. */
-  private pending: { input: Buffer, compressed: number, tooBig: boolean, full?: boolean } | undefined
+  private pending: PendingInflate | undefined
   /** The jobs off the loop, one each way at most; cancelled when the connection goes. */
   private inflateJob: ZlibJob | undefined
   private deflateJob: ZlibJob | undefined
@@ -469,7 +365,7 @@ export class PerMessageDeflate implements MessageCompression {
    * it is let in once they are out of debt. Throws,
    * or gives `done`, a `ProtocolError`: 1009 past `maxSize`, 1007 for data that does not inflate.
    */
-  inflateLater (maxSize: number, done: (error: ProtocolError | undefined, data: Uint8Array | undefined) => void): Uint8Array | number | undefined {
+  inflateLater (maxSize: number, done: InflateDone): Uint8Array | number | undefined {
     const p = this.pending
     if (p === undefined) throw new Error('no compressed message was left for later')
     if (!p.tooBig) {
@@ -490,51 +386,77 @@ export class PerMessageDeflate implements MessageCompression {
     // One output buffer that surely holds it (or the most allowed): zlib fills it off the loop,
     // and the message is that buffer, never joined from parts on the event loop.
     const bound = Math.min(maxSize, MAX_RATIO * p.compressed + 4096)
-    // Charged ahead what it may cost, the rest settled once its size is known, so that what is
-    // let in at once stays within the budgets. First only what the budgets have left: ordinary
-    // data (far below FREE_RATIO) costs nothing and goes through whole; output past what was
-    // charged stops the job, and the message waits its turn to be let in again, charged the most
-    // it can cost (a decompression bomb: it then puts the budgets in debt, and others wait).
+    const { admission, limit } = this.admit(p, bound, maxSize)
+    this.inflateOffLoop(p, maxSize, bound, admission, limit, done)
+    return undefined
+  }
+
+  /**
+   * Charge the budgets ahead for what `p` may cost, the rest settled once its size is known, so
+   * that what is let in at once stays within the budgets. First only what the budgets have left:
+   * ordinary data (far below FREE_RATIO) costs nothing and goes through whole; output past what
+   * was charged (`limit`) stops the job, and the message waits its turn to be let in again,
+   * charged the most it can cost (a decompression bomb: it then puts the budgets in debt, and
+   * others wait).
+   */
+  private admit (p: PendingInflate, bound: number, maxSize: number): { admission: number, limit: number } {
     const left = Math.max(0, Math.min(this.budget.available, this.options.serverBudget?.available ?? Infinity))
     const most = chargeFor(bound, p.compressed)
     const admission = p.full === true ? most : Math.min(most, left)
     const limit = admission < most ? FREE_RATIO * p.compressed + admission : maxSize
     this.budget.charge(admission)
     this.options.serverBudget?.charge(admission)
-    const epoch = this.inflateEpoch
-    const window = this.receiveWindow
-    // Copied when the job starts; nothing else inflates on this connection meanwhile.
-    const dictionary = window?.bytes
-    // The work done so far; settled once, with what it really cost, whether or not the message
-    // is still wanted: a job cancelled before it started gives its whole admission back.
+    return { admission, limit }
+  }
+
+  /**
+   * The cost of one inflate job: `add` the output it made; `settle` once, with what it really
+   * cost against its `admission`, whether or not the message is still wanted (a job cancelled
+   * before it started gives its whole admission back).
+   */
+  private inflateCost (compressed: number, admission: number): { add: (bytes: number) => void, settle: () => void } {
     let worked = 0
     let settled = false
     const settle = (): void => {
       if (settled) return
       settled = true
       if (this.inflateSettle === settle) this.inflateSettle = undefined
-      const charge = chargeFor(worked, p.compressed) - admission
+      const charge = chargeFor(worked, compressed) - admission
       this.budget.charge(charge)
       this.options.serverBudget?.charge(charge)
     }
     this.inflateSettle = settle
+    return { add: (bytes) => { worked += bytes }, settle }
+  }
+
+  /**
+   * Inflate `p` off the event loop into one buffer of `bound` bytes (output past `limit` stops
+   * it: see {@link PerMessageDeflate.admit}), then give `done` the message, a `ProtocolError`, or
+   * neither when it must be let in again in full.
+   */
+  private inflateOffLoop (p: PendingInflate, maxSize: number, bound: number, admission: number, limit: number, done: InflateDone): void {
+    const epoch = this.inflateEpoch
+    const window = this.receiveWindow
+    // Copied when the job starts; nothing else inflates on this connection meanwhile.
+    const dictionary = window?.bytes
+    const cost = this.inflateCost(p.compressed, admission)
     const inflate = (chunkSize: number, most: number, then: (err: Error | undefined, chunks: Buffer[], total: number) => void): void => {
       const job = this.inflateJob = new ZlibJob('inflate', p.input, { windowBits: this.receiveBits, dictionary, finishFlush: constants.Z_SYNC_FLUSH, chunkSize: Math.max(64, chunkSize) }, most, (err, chunks, total) => {
         if (epoch !== this.inflateEpoch) return
         this.inflateJob = undefined
         then(err, chunks, total)
       }, (total) => {
-        worked += total
+        cost.add(total)
         deflateCounters.inflatedBytes += total
         // Cancelled while it ran: what it did is settled now, as nobody will.
-        if (epoch !== this.inflateEpoch) settle()
+        if (epoch !== this.inflateEpoch) cost.settle()
       })
       runOffLoop(job)
     }
     const finish = (err: Error | undefined, out: Uint8Array | undefined): void => {
-      settle()
+      cost.settle()
       if (err !== undefined) {
-        done(new ProtocolError((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' ? 'WS_ERR_MESSAGE_TOO_BIG' : 'WS_ERR_INVALID_COMPRESSED'), undefined)
+        done(new ProtocolError(isTooLarge(err) ? 'WS_ERR_MESSAGE_TOO_BIG' : 'WS_ERR_INVALID_COMPRESSED'), undefined)
         return
       }
       deflateCounters.inflated++
@@ -542,34 +464,24 @@ export class PerMessageDeflate implements MessageCompression {
       done(undefined, out)
     }
     inflate(Math.min(bound, limit), limit, (err, chunks, total) => {
-      if (err !== undefined && limit < maxSize && (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+      if (err !== undefined && limit < maxSize && isTooLarge(err)) {
         // Past what the budgets had left: settled for what it did, and left to be let in again in full.
-        settle()
+        cost.settle()
         this.pending = { ...p, full: true }
         done(undefined, undefined)
-        return
-      }
-      if (err !== undefined) {
-        finish(err, undefined)
         return
       }
       const first = chunks[0] ?? new Uint8Array(0)
       // Most of its buffer: it is the message. Else (ordinary data, a few times smaller than the
       // bound) once more, into a buffer of its exact size: a small view must not pin a large buffer.
-      if (chunks.length === 1 && first.length * 2 >= first.buffer.byteLength) {
-        finish(undefined, first)
-        return
-      }
-      if (total === 0) {
-        finish(undefined, new Uint8Array(0))
+      if (err !== undefined || total === 0 || (chunks.length === 1 && first.length * 2 >= first.buffer.byteLength)) {
+        finish(err, err !== undefined ? undefined : total === 0 ? new Uint8Array(0) : first)
         return
       }
       inflate(total + 64, maxSize, (err2, chunks2, total2) => {
-        const out = chunks2.length === 1 ? chunks2[0] : Buffer.concat(chunks2, total2)
-        finish(err2, out)
+        finish(err2, chunks2.length === 1 ? chunks2[0] : Buffer.concat(chunks2, total2))
       })
     })
-    return undefined
   }
 
   /** The connection is gone, or the peer closed: work under way both ways is dropped, and its results ignored. */

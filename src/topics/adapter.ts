@@ -1,6 +1,6 @@
 /**
  * {@link TopicsAdapter}: what carries publishes between processes. {@link Topics} calls it;
- * an implementation (e.g. {@link RedisAdapter}) talks to whatever connects the processes.
+ * an implementation (e.g. {@link "wspipe/redis"!RedisAdapter}) talks to whatever connects the processes.
  *
  * @packageDocumentation
  */
@@ -19,7 +19,7 @@ export type RemoteDelivery = (topic: string, payload: Uint8Array, text: boolean)
  * What piles up while the link is down or slow is bounded.
  */
 export interface TopicsAdapter {
-  /** Called once by the {@link Topics} that use this adapter, with where remote messages go. */
+  /** Called once by the {@link wspipe!Topics} that use this adapter, with where remote messages go. */
   start: (deliver: RemoteDelivery) => void
   /** Send a message published in this process to the others (the payload must not be changed). */
   publish: (topic: string, payload: Uint8Array, text: boolean) => void

@@ -1,8 +1,18 @@
 /**
- * {@link RedisAdapter}: topics across processes and machines through Redis pub/sub, with the
- * npm `redis` client, an optional peer dependency loaded only when an adapter is made.
+ * `wspipe/redis`: {@link RedisAdapter}, topics across processes and machines through Redis
+ * pub/sub, with the npm `redis` client, an optional peer dependency loaded only when an adapter
+ * is made.
  *
- * @packageDocumentation
+ * @example
+ * ```ts
+ * import { WebSocketServer } from 'wspipe'
+ * import { RedisAdapter } from 'wspipe/redis'
+ *
+ * const adapter = await RedisAdapter.connect({ url: 'redis://127.0.0.1:6379' })
+ * const server = new WebSocketServer({ topics: { adapter } })
+ * ```
+ *
+ * @module wspipe/redis
  */
 
 import { Buffer, isUtf8 } from 'node:buffer'

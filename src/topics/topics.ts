@@ -38,7 +38,7 @@ export interface TopicsOptions {
    * `'drop'` skips the message for that subscriber only (counted in {@link Subscription.dropped}).
    */
   slowSubscriber?: SlowSubscriberPolicy
-  /** Carries publishes to and from other processes (e.g. {@link RedisAdapter}). Default: this process only. */
+  /** Carries publishes to and from other processes (e.g. {@link "wspipe/redis"!RedisAdapter}). Default: this process only. */
   adapter?: TopicsAdapter
 }
 

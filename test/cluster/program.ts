@@ -8,7 +8,8 @@
  */
 import cluster from 'node:cluster'
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { connect, serveCluster, WebSocketServer } from '../../src/index.js'
+import { connect, WebSocketServer } from '../../src/index.js'
+import { serveCluster } from '../../src/cluster.js'
 
 const flag = process.env.WSPIPE_FIXTURE_FLAG!
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }

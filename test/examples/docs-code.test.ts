@@ -28,7 +28,9 @@ const DOCS = ['README.md', ...readdirSync(`${ROOT}docs`).filter((f) => f.endsWit
 const ENTRY_POINTS: Record<string, string> = {
   wspipe: `${ROOT}src/index.ts`,
   'wspipe/protocol': `${ROOT}src/protocol/index.ts`,
-  'wspipe/testing': `${ROOT}src/testing.ts`
+  'wspipe/testing': `${ROOT}src/testing.ts`,
+  'wspipe/redis': `${ROOT}src/topics/redis.ts`,
+  'wspipe/cluster': `${ROOT}src/cluster.ts`
 }
 
 interface Block {

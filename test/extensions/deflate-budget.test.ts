@@ -7,7 +7,8 @@ import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { constants, deflateRawSync } from 'node:zlib'
 import type { DeflateParams } from '../../src/extensions/deflate-negotiation.js'
-import { PerMessageDeflate, resolveDeflateOptions, type ResolvedDeflateOptions } from '../../src/extensions/permessage-deflate.js'
+import { PerMessageDeflate } from '../../src/extensions/permessage-deflate.js'
+import { resolveDeflateOptions, type ResolvedDeflateOptions } from '../../src/extensions/deflate-options.js'
 import { offLoopJobs } from '../../src/extensions/zlib-work.js'
 
 const MiB = 1024 * 1024

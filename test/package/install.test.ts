@@ -108,10 +108,12 @@ function seededLockfile (name: string): object {
   return { name, version: '1.0.0', lockfileVersion: 3, requires: true, packages }
 }
 
-/** The program each project runs: a server, a client, one echo, and the two other entry points. */
+/** The program each project runs: a server, a client, one echo, and the other Node entry points. */
 const ESM_PROGRAM = `import { WebSocketServer, connect } from 'wspipe'
 import { CloseCode } from 'wspipe/protocol'
 import { connectInMemory } from 'wspipe/testing'
+import { RedisAdapter } from 'wspipe/redis'
+import { serveCluster } from 'wspipe/cluster'
 
 const server = new WebSocketServer().register('echo', ({ source, sink }) => sink(source))
 const { port } = await server.listen({ port: 0, host: '127.0.0.1' })
@@ -121,12 +123,14 @@ const { value } = await conn.source.next()
 conn.close()
 const { code } = await conn.closed
 await server.close()
-console.log(JSON.stringify({ echo: new TextDecoder().decode(value), code, normal: CloseCode.Normal, testing: typeof connectInMemory }))
+console.log(JSON.stringify({ echo: new TextDecoder().decode(value), code, normal: CloseCode.Normal, testing: typeof connectInMemory, redis: typeof RedisAdapter.connect, cluster: typeof serveCluster }))
 `
 
 const CJS_PROGRAM = `const { WebSocketServer, connect } = require('wspipe')
 const { CloseCode } = require('wspipe/protocol')
 const { connectInMemory } = require('wspipe/testing')
+const { RedisAdapter } = require('wspipe/redis')
+const { serveCluster } = require('wspipe/cluster')
 
 async function main () {
   const server = new WebSocketServer().register('echo', ({ source, sink }) => sink(source))
@@ -137,7 +141,7 @@ async function main () {
   conn.close()
   const { code } = await conn.closed
   await server.close()
-  console.log(JSON.stringify({ echo: new TextDecoder().decode(value), code, normal: CloseCode.Normal, testing: typeof connectInMemory }))
+  console.log(JSON.stringify({ echo: new TextDecoder().decode(value), code, normal: CloseCode.Normal, testing: typeof connectInMemory, redis: typeof RedisAdapter.connect, cluster: typeof serveCluster }))
 }
 main().catch((err) => { console.error(err); process.exitCode = 1 })
 `
@@ -146,12 +150,18 @@ main().catch((err) => { console.error(err); process.exitCode = 1 })
 const TYPED = `import { WebSocketServer, connect, type Connection } from 'wspipe'
 import { CloseCode } from 'wspipe/protocol'
 import { connectInMemory } from 'wspipe/testing'
+import { RedisAdapter, type RedisAdapterOptions } from 'wspipe/redis'
+import { serveCluster, type ClusterOptions } from 'wspipe/cluster'
 
 const echo = ({ source, sink }: Connection): Promise<void> => sink(source)
 export const server: WebSocketServer = new WebSocketServer().register('echo', echo)
 export const opening: Promise<Connection> = connect('ws://127.0.0.1:8080/', { protocols: ['echo'] })
 export const normal: number = CloseCode.Normal
 export const client = connectInMemory(echo)
+export const redisOptions: RedisAdapterOptions = { url: 'redis://127.0.0.1:6379' }
+export const adapter: Promise<RedisAdapter> = RedisAdapter.connect(redisOptions)
+export const clusterOptions: ClusterOptions = { workers: 2, start: () => server }
+export const cluster = serveCluster(clusterOptions)
 `
 
 type Kind = 'esm' | 'cjs'
@@ -231,7 +241,7 @@ for (const { kind, from } of installs) {
     t.regex(readFileSync(join(dir, 'node_modules/wspipe/dist/index.d.ts'), 'utf8'), /WebSocketServer/)
 
     const { stdout, stderr } = await run(process.execPath, [kind === 'esm' ? 'echo.mjs' : 'echo.cjs'], dir, 30_000)
-    t.deepEqual(JSON.parse(stdout), { echo: `hello from ${kind === 'esm' ? 'ESM' : 'CommonJS'}`, code: 1000, normal: 1000, testing: 'function' })
+    t.deepEqual(JSON.parse(stdout), { echo: `hello from ${kind === 'esm' ? 'ESM' : 'CommonJS'}`, code: 1000, normal: 1000, testing: 'function', redis: 'function', cluster: 'function' })
     // require() of an ES module prints no warning on Node 20.19 and later.
     t.is(stderr, '')
     t.deepEqual(typeErrors(dir, kind), [])

@@ -6,7 +6,7 @@
 
 import test from 'ava'
 import { connect, WebSocketServer, type WebSocketServerOptions } from '../../src/index.js'
-import { forwardedFor } from '../../src/server.js'
+import { forwardedFor } from '../../src/upgrade-request.js'
 import { RawClient, until } from './helpers.js'
 
 async function addressSeen (options: WebSocketServerOptions, header: string | undefined): Promise<string | undefined> {

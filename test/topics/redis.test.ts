@@ -8,7 +8,8 @@
 
 import { createClient } from 'redis'
 import { peerTest } from '../peers.js'
-import { connect, RedisAdapter, WebSocketServer, type Connection } from '../../src/index.js'
+import { connect, WebSocketServer, type Connection } from '../../src/index.js'
+import { RedisAdapter } from '../../src/topics/redis.js'
 import { take, text } from '../../src/testing.js'
 import { DelayProxy, RedisServer, SilentPort } from './redis-server.js'
 
