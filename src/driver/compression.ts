@@ -45,7 +45,7 @@ export interface CompressionLimits {
   /** Largest message inflated (the session's limit, enforced off the loop by the extension). */
   readonly maxInflated: number
   /** Largest fragment of a streamed message we send. */
-  readonly maxFrame: number
+  readonly maxOutFrame: number
 }
 
 /** One per connection that negotiated permessage-deflate. */
@@ -132,7 +132,7 @@ export class Compression {
     while (outgoing !== undefined && (item = outgoing.shift()) !== undefined) {
       this.outgoingBytes -= item.data.length + ITEM_OVERHEAD
       if (item.kind === 'chunk') {
-        sendFragments(this.session, item.data, item.text, item.last, this.limits.maxFrame)
+        sendFragments(this.session, item.data, item.text, item.last, this.limits.maxOutFrame)
         continue
       }
       const next = this.deflate.deflate(item.data, item.broadcast, this.onDeflated)

@@ -14,7 +14,7 @@ import type { Source } from 'it-stream-types'
 import { CloseCode, isValidCloseCode } from '../protocol/close-codes.js'
 import { ProtocolError } from '../protocol/errors.js'
 import type { Role } from '../protocol/frame-parser.js'
-import { DEFAULT_MAX_MESSAGE_SIZE, Session, type SessionEvent } from '../protocol/session.js'
+import { Session, type SessionEvent } from '../protocol/session.js'
 import { fillMask } from '../crypto.js'
 import { ConnectionClosedError, InvalidStateError } from '../errors.js'
 import { PerMessageDeflate } from '../extensions/permessage-deflate.js'
@@ -54,7 +54,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   onClosed: ((conn: WebSocketConnection) => void) | undefined
 
   private readonly transport: Transport
-  private readonly clock: Clock
+  /** Where every timer of this connection runs. */
+  readonly clock: Clock
   private readonly session: Session
   private readonly role: Role
   private readonly logger: Logger | undefined
@@ -62,8 +63,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   /** Bytes that came with the handshake, processed by start(). */
   private head: Uint8Array | undefined
 
-  // The parts.
-  private readonly reading: Reading
+  // The parts (reading is the output's: see the getter below).
   private readonly output: Output
   /** The zlib work, when permessage-deflate was negotiated. */
   private readonly compression: Compression | undefined
@@ -74,7 +74,6 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   private boundSend: ((message: OutgoingMessage) => Promise<void>) | undefined
   private boundClose: ((code?: number, reason?: string) => void) | undefined
   private boundPing: ((data?: Uint8Array | string) => Promise<number>) | undefined
-  private handlerLogger: Logger | undefined
 
   // The closing group's fields (see the end of the class).
   /** The close timer (owing an answer, or waiting for the peer's); heartbeats use a shared sweeper. */
@@ -125,15 +124,10 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
       compression: options.compression,
       streamMessages: stream !== undefined
     })
-    const maxFrame = limits.maxFrameSize ?? limits.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE
-    this.reading = new Reading(transport)
-    this.output = new Output(this, transport, session, this.reading, config.sendHigh, maxFrame, options.budget)
+    const reading = new Reading(transport)
+    this.output = new Output(this, transport, session, reading, config, options.budget)
     if (options.compression instanceof PerMessageDeflate) {
-      this.compression = new Compression(this, session, options.compression, this.clock, this.reading, options.role, {
-        receiveHigh: config.receiveHigh,
-        maxInflated: limits.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
-        maxFrame
-      })
+      this.compression = new Compression(this, session, options.compression, this.clock, reading, options.role, config)
       this.output.compression = this.compression
     }
     if (stream !== undefined) {
@@ -150,7 +144,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     transport.on('close', transportOnClose)
     transport.on('error', transportOnError)
     transport.on('drain', transportOnDrain)
-    this.heartbeat = new Heartbeat(this, this.clock, config.heartbeatInterval, config.heartbeatTimeout)
+    this.heartbeat = new Heartbeat(this, config)
     // After the 101, before the handler (or connect()'s caller) gets the connection.
     if (connectionOpenChannel.hasSubscribers) publishOpen(this, this.role, this.protocol, this.remoteAddress)
   }
@@ -246,14 +240,18 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   adoptSinkPromise (promise: unknown, logger: Logger): boolean {
     const pump = this.pump
     if (promise === undefined || pump === undefined || promise !== pump.promise) return false
-    this.handlerLogger = logger
-    pump.adopt()
+    pump.adopt(logger)
     return true
   }
 
-  onHandlerSettled (error: unknown): void {
-    if (error !== undefined) finishHandler(this, error, this.handlerLogger!)
+  onHandlerSettled (error: unknown, logger?: Logger): void {
+    if (error !== undefined) finishHandler(this, error, logger!)
     else this.closeWith(CloseCode.Normal)
+  }
+
+  /** Reading pause and resume: a part the output holds (one field fewer per connection). */
+  private get reading (): Reading {
+    return this.output.reading
   }
 
   // What the parts ask of the connection.

@@ -108,6 +108,8 @@ function sweep (sweeper: HeartbeatSweeper): void { sweeper.sweep() }
 
 /** What the heartbeat needs from its connection. */
 export interface HeartbeatOwner {
+  /** Where the heartbeat's time comes from. */
+  readonly clock: Clock
   /** The transport is gone. */
   readonly gone: boolean
   /** Messages the consumer of `source` took so far. */
@@ -120,6 +122,14 @@ export interface HeartbeatOwner {
   sendPing: (payload?: Uint8Array) => void
   /** No sign of life in time: drop the connection (`stalled`: nothing moved while paused; else no pong). */
   drop: (stalled: boolean) => void
+}
+
+/** The heartbeat's settings (a server shares one object among its connections). */
+export interface HeartbeatLimits {
+  /** ms without traffic before a ping; 0: no heartbeat. */
+  readonly heartbeatInterval: number
+  /** ms for the pong (or, while paused, for anything to move) after that. */
+  readonly heartbeatTimeout: number
 }
 
 /** A ping of the user's, waiting for its pong. */
@@ -136,9 +146,8 @@ interface PingWaiter {
  */
 export class Heartbeat implements HeartbeatSubject {
   private readonly owner: HeartbeatOwner
-  private readonly clock: Clock
-  private readonly interval: number
-  private readonly timeout: number
+  /** `heartbeatInterval` (0: none) and `heartbeatTimeout`. */
+  private readonly config: HeartbeatLimits
   heartbeatDue = Infinity
   /** A heartbeat ping is waiting for its pong. */
   private awaiting = false
@@ -152,12 +161,13 @@ export class Heartbeat implements HeartbeatSubject {
   pings = 0
   private waiting: PingWaiter[] | undefined = undefined
 
-  /** `interval` 0: no heartbeat (user pings still work). */
-  constructor (owner: HeartbeatOwner, clock: Clock, interval: number, timeout: number) {
+  /** `heartbeatInterval` 0: no heartbeat (user pings still work). */
+  constructor (owner: HeartbeatOwner, config: HeartbeatLimits) {
     this.owner = owner
-    this.clock = clock
-    this.interval = interval
-    this.timeout = timeout
+    this.config = config
+    const clock = owner.clock
+    const interval = config.heartbeatInterval
+    const timeout = config.heartbeatTimeout
     if (interval > 0) {
       const now = clock.now()
       this.lastLife = now
@@ -168,9 +178,10 @@ export class Heartbeat implements HeartbeatSubject {
 
   /** Closing started or the connection is gone: no more visits. */
   stop (): void {
-    if (this.interval > 0 && this.heartbeatDue !== Infinity) {
+    const { heartbeatInterval: interval, heartbeatTimeout: timeout } = this.config
+    if (interval > 0 && this.heartbeatDue !== Infinity) {
       this.heartbeatDue = Infinity
-      heartbeatSweeper(Math.min(this.interval, this.timeout), this.clock).delete(this)
+      heartbeatSweeper(Math.min(interval, timeout), this.owner.clock).delete(this)
     }
   }
 
@@ -183,8 +194,7 @@ export class Heartbeat implements HeartbeatSubject {
     const moved = taken !== this.takenAtVisit || writable < this.writableAtVisit
     this.takenAtVisit = taken
     this.writableAtVisit = writable
-    const interval = this.interval
-    const timeout = this.timeout
+    const { heartbeatInterval: interval, heartbeatTimeout: timeout } = this.config
     const paused = owner.readingPaused
     const verdict = judge({ seen: this.seen, paused, moved, awaiting: this.awaiting, lastLife: this.lastLife }, now, interval, timeout)
     this.seen = false
@@ -212,7 +222,7 @@ export class Heartbeat implements HeartbeatSubject {
   ping (data: Uint8Array): Promise<number> {
     return new Promise((resolve, reject) => {
       this.owner.sendPing(data)
-      ;(this.waiting ??= []).push({ data, sentAt: this.clock.now(), resolve, reject })
+      ;(this.waiting ??= []).push({ data, sentAt: this.owner.clock.now(), resolve, reject })
     })
   }
 
@@ -222,9 +232,9 @@ export class Heartbeat implements HeartbeatSubject {
       // Answered: the next ping is due `interval` from now, not after the pong timeout.
       this.awaiting = false
       this.seen = false
-      const now = this.clock.now()
+      const now = this.owner.clock.now()
       this.lastLife = now
-      this.heartbeatDue = now + this.interval
+      this.heartbeatDue = now + this.config.heartbeatInterval
     }
     // §5.5.3: a pong echoes its ping's payload, and a peer may answer only the latest ping: the
     // pong settles the ping it echoes and every earlier one.
@@ -233,7 +243,7 @@ export class Heartbeat implements HeartbeatSubject {
     for (let i = 0; i < waiting.length; i++) {
       if (!equalBytes(waiting[i].data, data)) continue
       const answered = waiting.splice(0, i + 1)
-      const now = this.clock.now()
+      const now = this.owner.clock.now()
       for (const p of answered) p.resolve(now - p.sentAt)
       return
     }

@@ -22,6 +22,12 @@ const EMPTY = new Uint8Array(0)
 /** Reading stops when this many times `sendHighWaterMark` waits to be sent. */
 const READ_STOP_FACTOR = 4
 
+/** The limits the output reads (a server shares one object among its connections). */
+export interface OutputLimits {
+  readonly sendHigh: number
+  readonly maxOutFrame: number
+}
+
 /** What the output needs from its connection. */
 export interface OutputOwner {
   /** The transport is gone: nothing is written or charged any more. */
@@ -56,10 +62,10 @@ export class Output {
   private readonly owner: OutputOwner
   private readonly transport: Transport
   private readonly session: Session
-  private readonly reading: Reading
-  private readonly sendHigh: number
-  /** Largest fragment of a streamed message we send. */
-  private readonly maxFrame: number
+  /** Reading pause and resume, which the output stops for a peer that does not read. */
+  readonly reading: Reading
+  /** `sendHigh` and `maxOutFrame` (the largest fragment of a streamed message we send). */
+  private readonly config: OutputLimits
   private readonly budget: MemoryBudget | undefined
   /** The negotiated permessage-deflate's work, if any: whole messages go through it. */
   compression: Compression | undefined = undefined
@@ -82,13 +88,12 @@ export class Output {
   private sharedWritten: (() => void) | undefined = undefined
   private sharedWrittenWatched: (() => void) | undefined = undefined
 
-  constructor (owner: OutputOwner, transport: Transport, session: Session, reading: Reading, sendHigh: number, maxFrame: number, budget: MemoryBudget | undefined) {
+  constructor (owner: OutputOwner, transport: Transport, session: Session, reading: Reading, config: OutputLimits, budget: MemoryBudget | undefined) {
     this.owner = owner
     this.transport = transport
     this.session = session
     this.reading = reading
-    this.sendHigh = sendHigh
-    this.maxFrame = maxFrame
+    this.config = config
     this.budget = budget
   }
 
@@ -140,7 +145,7 @@ export class Output {
     this.lastData = data.length
     const z = this.compression
     if (z !== undefined && z.busy) z.pushChunk(data, text, last)
-    else sendFragments(this.session, data, text, last, this.maxFrame)
+    else sendFragments(this.session, data, text, last, this.config.maxOutFrame)
     this.queued()
   }
 
@@ -185,7 +190,8 @@ export class Output {
     // 'drain' comes only once the transport's own high-water mark (16 KiB) was passed. When ours
     // is lower, or to be sure, the last write above it carries a callback: when it has been
     // written, so has everything before it, and whoever waits for room looks again.
-    const watch = transport.writableLength + this.session.pendingOutput >= this.sendHigh ? (this.written ??= () => { this.owner.onDrain() }) : undefined
+    const sendHigh = this.config.sendHigh
+    const watch = transport.writableLength + this.session.pendingOutput >= sendHigh ? (this.written ??= () => { this.owner.onDrain() }) : undefined
     const out = this.session.takeOutput()
     const n = out.length
     if (n === 0) {
@@ -213,21 +219,22 @@ export class Output {
     // already waits at sendHigh, so data passes it by at most the message that crossed it; this
     // stop sits above both, so only replies the sink does not make (pongs, close) reach it. Were
     // a big message to count, two peers each sending one would stop reading each other: deadlock.
-    if (queued >= this.sendHigh * READ_STOP_FACTOR + this.lastData && !this.reading.has(FOR_WRITE)) this.reading.set(FOR_WRITE, true)
+    if (queued >= sendHigh * READ_STOP_FACTOR + this.lastData && !this.reading.has(FOR_WRITE)) this.reading.set(FOR_WRITE, true)
     if (this.budget !== undefined && !this.handling) this.charge()
     if (this.session.shouldCloseTransport) this.owner.endTransport()
   }
 
   /** Output is at the send mark even after a flush. */
   full (): boolean {
-    if (this.queuedOut() < this.sendHigh) return false
+    const sendHigh = this.config.sendHigh
+    if (this.queuedOut() < sendHigh) return false
     this.flush()
-    return this.transport.writableLength >= this.sendHigh
+    return this.transport.writableLength >= sendHigh
   }
 
   /** The transport wrote some output: read again if we stopped for it, and give the budget back what went. */
   drained (): void {
-    if (this.reading.has(FOR_WRITE) && this.transport.writableLength < this.sendHigh) this.reading.set(FOR_WRITE, false)
+    if (this.reading.has(FOR_WRITE) && this.transport.writableLength < this.config.sendHigh) this.reading.set(FOR_WRITE, false)
   }
 
   /** The transport wrote the oldest batch of shared buffers given to it (or was destroyed with it). */

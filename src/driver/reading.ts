@@ -18,24 +18,32 @@ export const FOR_ZLIB = 8
 /** The peer broke the protocol and our close is not yet sent (§7.1.7): what it sends stays in the kernel. */
 export const FOR_FAILURE = 16
 
+const REASONS = 31
+/** Reading is paused now. */
+const PAUSED = 1 << 30
+/** The transport is gone. */
+const STOPPED = 1 << 29
+
 /** Whether the transport is read, and why not. */
 export class Reading {
   private readonly transport: Transport
-  private reasons = 0
-  /** Reading is paused now. */
-  paused = false
+  /** The reasons that hold, and the {@link PAUSED} and {@link STOPPED} bits (one field: a connection holds many of these). */
+  private state = 0
   /** Times reading was paused. */
   pauses = 0
-  /** The transport is gone: nothing is paused or resumed any more. */
-  private stopped = false
 
   constructor (transport: Transport) {
     this.transport = transport
   }
 
+  /** Reading is paused now. */
+  get paused (): boolean {
+    return (this.state & PAUSED) !== 0
+  }
+
   /** Does `reason` hold? */
   has (reason: number): boolean {
-    return (this.reasons & reason) !== 0
+    return (this.state & reason) !== 0
   }
 
   /** `reason` holds (`on`) or no longer does: pause or resume to match. */
@@ -45,11 +53,13 @@ export class Reading {
 
   /** The reasons in `mask` are now those in `bits`: pause or resume (once) to match. */
   assign (mask: number, bits: number): void {
-    const reasons = (this.reasons & ~mask) | (bits & mask)
-    this.reasons = reasons
-    const pause = reasons !== 0
-    if (pause === this.paused || this.stopped) return
-    this.paused = pause
+    const state = (this.state & ~mask) | (bits & mask & REASONS)
+    const pause = (state & REASONS) !== 0
+    if (pause === ((state & PAUSED) !== 0) || (state & STOPPED) !== 0) {
+      this.state = state
+      return
+    }
+    this.state = pause ? state | PAUSED : state & ~PAUSED
     if (pause) {
       this.pauses++
       this.transport.pause()
@@ -60,6 +70,6 @@ export class Reading {
 
   /** The transport is gone. */
   stop (): void {
-    this.stopped = true
+    this.state |= STOPPED
   }
 }

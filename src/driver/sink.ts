@@ -13,7 +13,7 @@ import type { Source } from 'it-stream-types'
 import { Fifo } from '../fifo.js'
 import { END, WAIT, type MessageSource } from './incoming.js'
 import { claimForSending, lastChunkTaken } from './streamed.js'
-import type { OutgoingMessage, StreamedMessage } from './types.js'
+import type { Logger, OutgoingMessage, StreamedMessage } from './types.js'
 
 /** What the pump needs from its connection. */
 export interface SinkOwner {
@@ -35,7 +35,7 @@ export interface SinkOwner {
   queueEcho: (message: Uint8Array, text: boolean) => void
   flush: () => void
   /** The handler returned the sink's promise and the sink is done: its end is the handler's. */
-  onHandlerSettled: (error: unknown) => void
+  onHandlerSettled: (error: unknown, logger?: Logger) => void
   /** The sink is done, or `send()` has nothing under way: if `source` was returned too, both directions are. */
   onSinkEnded: () => void
   /** What a `send()` rejects with once the connection is closing. */
@@ -112,8 +112,9 @@ export class SinkPump {
   private onError: ((err: unknown) => void) | undefined
   readonly promise: Promise<void>
   private error: unknown
-  /** The handler returned {@link SinkPump.promise}: the sink's end settles the handler. */
+  /** The handler returned {@link SinkPump.promise}: the sink's end settles the handler (its errors logged to `logger`). */
   private adopted = false
+  private logger: Logger | undefined
   /** The chunks of the streamed message being sent, if one is. */
   private chunks: ChunkIterator | undefined
   private chunksText = false
@@ -219,9 +220,10 @@ export class SinkPump {
     this.owed = item
   }
 
-  /** The handler returned this sink's promise: its end is the handler's end, reported without a `.then`. */
-  adopt (): void {
+  /** The handler returned this sink's promise: its end is the handler's end, reported (to `logger`) without a `.then`. */
+  adopt (logger?: Logger): void {
     this.adopted = true
+    this.logger = logger
     if (this.phase === ENDED) this.settleHandler()
   }
 
@@ -229,7 +231,7 @@ export class SinkPump {
     this.adopted = false
     // Handled here, so no unhandled rejection is reported for the promise nobody else holds.
     if (this.error !== undefined) this.promise.then(undefined, ignore)
-    this.owner.onHandlerSettled(this.error)
+    this.owner.onHandlerSettled(this.error, this.logger)
   }
 
   /** The connection's close is sent or the transport is gone: stop, whatever the sink waits for. */

@@ -10,6 +10,7 @@ import type { Role } from '../protocol/frame-parser.js'
 import type { MessageCompression } from '../protocol/extension.js'
 import type { MemoryBudget } from './budget.js'
 import type { Clock } from './clock.js'
+import { DEFAULT_MAX_MESSAGE_SIZE } from '../protocol/session.js'
 
 /**
  * A message sent as a stream: its type, and its bytes as chunks (bytes, or strings sent as
@@ -251,6 +252,10 @@ export interface ResolvedLimits {
   /** 0 when the heartbeat is off. */
   readonly heartbeatInterval: number
   readonly heartbeatTimeout: number
+  /** Largest fragment of a streamed message we send: `maxFrameSize`, else `maxMessageSize`. */
+  readonly maxOutFrame: number
+  /** Largest message inflated (permessage-deflate): `maxMessageSize`. */
+  readonly maxInflated: number
 }
 
 /**
@@ -272,7 +277,9 @@ export function resolveLimits (limits: ConnectionLimits): ResolvedLimits {
     sendHigh: limits.sendHighWaterMark ?? DEFAULT_LIMITS.sendHighWaterMark,
     closeTimeout: limits.closeTimeout ?? DEFAULT_LIMITS.closeTimeout,
     heartbeatInterval: hb === false ? 0 : hb?.interval ?? DEFAULT_LIMITS.heartbeatInterval,
-    heartbeatTimeout: hb === false ? 0 : hb?.timeout ?? DEFAULT_LIMITS.heartbeatTimeout
+    heartbeatTimeout: hb === false ? 0 : hb?.timeout ?? DEFAULT_LIMITS.heartbeatTimeout,
+    maxOutFrame: limits.maxFrameSize ?? limits.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
+    maxInflated: limits.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE
   }
 }
 

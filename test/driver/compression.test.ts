@@ -39,7 +39,7 @@ function setup (): { sent: string[], sentAll: number, z: { done: Array<(p: Uint8
   }
   const clock = new VirtualClock()
   const reading = new Reading(new FakeTransport())
-  const compression = new Compression(owner, session, deflate, clock, reading, 'server', { receiveHigh: 1 << 20, maxInflated: 1 << 20, maxFrame: 1 << 20 })
+  const compression = new Compression(owner, session, deflate, clock, reading, 'server', { receiveHigh: 1 << 20, maxInflated: 1 << 20, maxOutFrame: 1 << 20 })
   return Object.assign(state, { compression, reading, clock })
 }
 

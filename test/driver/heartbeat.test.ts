@@ -46,8 +46,9 @@ interface FakeOwner extends HeartbeatOwner {
   paused: boolean
 }
 
-function owner (): FakeOwner {
+function owner (clock: VirtualClock): FakeOwner {
   const o: FakeOwner = {
+    clock,
     sent: [],
     dropped: [],
     paused: false,
@@ -64,8 +65,8 @@ function owner (): FakeOwner {
 
 test('Heartbeat: an idle peer is pinged after the interval and dropped when no pong comes within the timeout', async (t) => {
   const clock = new VirtualClock()
-  const o = owner()
-  const hb = new Heartbeat(o, clock, 1000, 500)
+  const o = owner(clock)
+  const hb = new Heartbeat(o, { heartbeatInterval: 1000, heartbeatTimeout: 500 })
   await clock.advance(999)
   t.is(o.sent.length, 0)
   await clock.advance(200)
@@ -78,8 +79,8 @@ test('Heartbeat: an idle peer is pinged after the interval and dropped when no p
 
 test('Heartbeat: a pong puts the next ping an interval later; traffic counts as life', async (t) => {
   const clock = new VirtualClock()
-  const o = owner()
-  const hb = new Heartbeat(o, clock, 1000, 500)
+  const o = owner(clock)
+  const hb = new Heartbeat(o, { heartbeatInterval: 1000, heartbeatTimeout: 500 })
   await clock.advance(1100)
   t.is(o.sent.length, 1)
   hb.onPong(new Uint8Array(0))
@@ -94,9 +95,9 @@ test('Heartbeat: a pong puts the next ping an interval later; traffic counts as 
 
 test('Heartbeat: paused with nothing moving, no ping is sent and the peer is dropped after interval + timeout (stalled)', async (t) => {
   const clock = new VirtualClock()
-  const o = owner()
+  const o = owner(clock)
   o.paused = true
-  const hb = new Heartbeat(o, clock, 1000, 500)
+  const hb = new Heartbeat(o, { heartbeatInterval: 1000, heartbeatTimeout: 500 })
   await clock.advance(1400)
   t.deepEqual(o.dropped, [])
   await clock.advance(200)
@@ -107,8 +108,8 @@ test('Heartbeat: paused with nothing moving, no ping is sent and the peer is dro
 
 test('Heartbeat: a user ping resolves with its round-trip time in clock time; a later pong settles earlier pings; the rest reject at close', async (t) => {
   const clock = new VirtualClock()
-  const o = owner()
-  const hb = new Heartbeat(o, clock, 0, 0)
+  const o = owner(clock)
+  const hb = new Heartbeat(o, { heartbeatInterval: 0, heartbeatTimeout: 0 })
   const first = hb.ping(new Uint8Array([1]))
   await clock.advance(10)
   const second = hb.ping(new Uint8Array([2]))

@@ -37,7 +37,7 @@ function setup (sendHigh = 1024, budget?: MemoryBudget): { o: Fake, transport: F
   const transport = new FakeTransport()
   const session = new Session({ role: 'server', alloc: (n) => Buffer.allocUnsafe(n) })
   const reading = new Reading(transport)
-  const output = new Output(o, transport, session, reading, sendHigh, 1 << 20, budget)
+  const output = new Output(o, transport, session, reading, { sendHigh, maxOutFrame: 1 << 20 }, budget)
   return { o, transport, session, reading, output }
 }
 
@@ -106,7 +106,7 @@ test('chunks of a streamed message are fragments of at most maxFrame; an empty c
   const transport = new FakeTransport()
   const session = new Session({ role: 'server' })
   const o = { gone: false, failed: false, heldBeside: () => 0, onDrain: () => {}, endTransport: () => {}, failForBudget: () => {} }
-  const output = new Output(o, transport, session, new Reading(transport), 1 << 20, 4, undefined)
+  const output = new Output(o, transport, session, new Reading(transport), { sendHigh: 1 << 20, maxOutFrame: 4 }, undefined)
   output.chunk(new Uint8Array(10), false)
   output.chunk(new Uint8Array(0), false)
   output.endStream(false)
