@@ -28,11 +28,11 @@ import { resolveDeflateOptions, type PerMessageDeflateOptions, type ResolvedDefl
 import { CloseCode } from './protocol/close-codes.js'
 import { Topics, type TopicsOptions } from './topics/topics.js'
 import { handshakeRefusedChannel, publishRefused } from './diagnostics.js'
-import { Http2Streams, type Http2UpgradeRequest } from './http2/server.js'
+import { http2Listeners, Http2Streams, isHttp2Host, type Http2UpgradeRequest } from './http2/server.js'
 import type { ValidConnect } from './http2/handshake.js'
 import { systemClock, type Clock, type ClockTimer } from './driver/clock.js'
 import { runHandler, type Handler, type StreamHandler } from './handler.js'
-import { applicationHeaders, forwardedFor, HANDSHAKE_HEADERS, pathOf } from './upgrade-request.js'
+import { applicationHeaders, forwardedFor, pathOf, streamHeaders } from './upgrade-request.js'
 import { WebSocketConnection } from './driver/connection.js'
 import { DEFAULT_MEMORY_BUDGET, MemoryBudget } from './driver/budget.js'
 import { resolveLimits, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver/types.js'
@@ -434,30 +434,8 @@ export class WebSocketServer {
     // takes: the handshake timer no longer applies to that socket.
     const requestListener = (req: IncomingMessage): void => { this.clearHandshakeTimer(req.socket) }
     // HTTP/2: extended CONNECT streams for our path; the host serves every other request.
-    const streamListener = (stream: ServerHttp2Stream, headers: Http2Headers): void => {
-      if (headers[':method'] !== 'CONNECT' || headers[':protocol'] === undefined) return
-      const target = originForm(String(headers[':path'] ?? '/'))
-      if (options.path !== undefined && (target === undefined || pathOf(target) !== options.path)) {
-        // Another wspipe server attached for that path takes it; with none, the first refuses.
-        const listeners = server.listeners('stream') as Array<(...args: any[]) => void>
-        const taken = listeners.some((l) => streamPaths.has(l) && (streamPaths.get(l) === undefined || streamPaths.get(l) === (target === undefined ? undefined : pathOf(target))))
-        if (!taken && listeners.find((l) => streamPaths.has(l)) === streamListener) {
-          this.h2.refuse(stream, new HandshakeError(404, 'no WebSocket endpoint at this path'), undefined)
-        }
-        return
-      }
-      this.handleStream(stream, headers)
-    }
-    // Node's compatibility layer (a host with a `request` listener) answers any CONNECT with 405
-    // unless the server has a `connect` listener: extended CONNECTs are ours (in `stream`); a
-    // plain CONNECT (a proxy request) still gets 405 when the host has no listener of its own.
-    const connectListener = (req: IncomingMessage, res: ServerResponse): void => {
-      if (req.headers[':protocol'] !== undefined || server.listenerCount('connect') > 1) return
-      res.statusCode = 405
-      res.end()
-    }
+    const { streamListener, connectListener } = http2Listeners(server, options.path, (stream, headers) => this.handleStream(stream, headers), (stream) => this.h2.refuse(stream, new HandshakeError(404, 'no WebSocket endpoint at this path'), undefined))
     attachedPaths.set(listener, options.path)
-    streamPaths.set(streamListener, options.path)
     server.on('upgrade', listener)
     server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', connectionListener)
     server.on('request', requestListener)
@@ -837,14 +815,6 @@ function remoteKey (socket: NodeDuplex): string | undefined {
 
 /** The upgrade listeners `attach` installed, with the path each serves (`undefined`: every path). */
 const attachedPaths = new WeakMap<(...args: any[]) => void, string | undefined>()
-/** The same for the HTTP/2 `stream` listeners. */
-const streamPaths = new WeakMap<(...args: any[]) => void, string | undefined>()
-
-/** Is `server` an `http2` server (it has `updateSettings`, which HTTP/1 servers lack)? */
-function isHttp2Host (server: HostServer): server is Http2SecureServer | Http2Server {
-  return typeof (server as { updateSettings?: unknown }).updateSettings === 'function'
-}
-
 /** What `authorize` answered, as a refusal (undefined: accepted). Anything but a boolean or `{ status: 401 | 403 }` is a bug in the hook: 500, logged. */
 function authorizeRefusal (result: unknown, logger: Logger, remoteAddress: string | undefined): HandshakeError | undefined {
   if (result === true) return undefined
@@ -857,16 +827,6 @@ function authorizeRefusal (result: unknown, logger: Logger, remoteAddress: strin
   return new HandshakeError(500, 'authorization failed')
 }
 
-/** An HTTP/2 request's headers as a handler sees them: `:authority` as `host`, the other pseudo-headers and the handshake's own left out. */
-function streamHeaders (headers: Http2Headers): Record<string, string | string[] | undefined> {
-  const out: Record<string, string | string[] | undefined> = {}
-  for (const name in headers) {
-    if (name.startsWith(':') || HANDSHAKE_HEADERS.has(name)) continue
-    out[name] = headers[name]
-  }
-  if (headers[':authority'] !== undefined && out.host === undefined) out.host = headers[':authority']
-  return out
-}
 
 
 function ignoreError (): void {}

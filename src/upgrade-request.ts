@@ -9,7 +9,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { isIP } from 'node:net'
 
 /** Headers the handshake consumed: kept off `conn.headers`, so each idle connection holds less. */
-export const HANDSHAKE_HEADERS = new Set(['connection', 'upgrade', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions'])
+const HANDSHAKE_HEADERS = new Set(['connection', 'upgrade', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions'])
 
 /** The request's headers less the handshake's own, as a fresh object (the request can then be freed). */
 export function applicationHeaders (headers: IncomingHttpHeaders): Record<string, string | string[] | undefined> {
@@ -41,4 +41,15 @@ export function forwardedFor (header: string | string[] | undefined, hops: numbe
 export function pathOf (url: string): string {
   const q = url.indexOf('?')
   return q < 0 ? url : url.slice(0, q)
+}
+
+/** An HTTP/2 request's headers as a handler sees them: `:authority` as `host`, the other pseudo-headers and the handshake's own left out. */
+export function streamHeaders (headers: IncomingHttpHeaders): Record<string, string | string[] | undefined> {
+  const out: Record<string, string | string[] | undefined> = {}
+  for (const name in headers) {
+    if (name.startsWith(':') || HANDSHAKE_HEADERS.has(name)) continue
+    out[name] = headers[name]
+  }
+  if (headers[':authority'] !== undefined && out.host === undefined) out.host = headers[':authority']
+  return out
 }

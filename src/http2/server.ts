@@ -7,11 +7,12 @@
  * @packageDocumentation
  */
 
-import { constants, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
+import { constants, type Http2SecureServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
 import { acceptFor } from '../crypto.js'
 import { HandshakeError } from '../errors.js'
-import { rejectBody } from '../handshake.js'
+import { originForm, rejectBody } from '../handshake.js'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { buildConnectResponse, buildRefusalHeaders, isExtendedConnect, validateConnectRequest, type ValidConnect } from './handshake.js'
 import type { Clock, ClockTimer } from '../driver/clock.js'
 import type { WebSocketConnection } from '../driver/connection.js'
@@ -274,3 +275,40 @@ function destroySession (session: ServerHttp2Session): void { session.destroy() 
 
 /** RFC 9113 §8.1: after a complete response, RST_STREAM NO_ERROR asks the client to stop sending. */
 function stopStream (stream: ServerHttp2Stream): void { stream.close(constants.NGHTTP2_NO_ERROR) }
+
+/** A host `attach` can take HTTP/2 streams from: an `http2` server (it has `updateSettings`, which HTTP/1 servers lack). */
+export function isHttp2Host (server: object): server is Http2SecureServer | Http2Server {
+  return typeof (server as { updateSettings?: unknown }).updateSettings === 'function'
+}
+
+/** The `stream` listeners `attach` installed, with the path each serves (`undefined`: every path). */
+const streamPaths = new WeakMap<(...args: any[]) => void, string | undefined>()
+
+/**
+ * The listeners `attach` puts on an HTTP/2 host: `stream` hands extended CONNECTs for `path` to
+ * `take` (another path: a 404 by `refuse`, unless another wspipe server attached for it takes
+ * it); `connect` keeps Node's compatibility layer (a host with a `request` listener) from
+ * answering them 405, while a plain CONNECT still gets 405 if the host has no listener of its own.
+ */
+export function http2Listeners (server: Http2SecureServer | Http2Server | object, path: string | undefined, take: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void, refuse: (stream: ServerHttp2Stream) => void): { streamListener: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void, connectListener: (req: IncomingMessage, res: ServerResponse) => void } {
+  const host = server as Http2SecureServer
+  const streamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void => {
+    if (headers[':method'] !== 'CONNECT' || headers[':protocol'] === undefined) return
+    const target = originForm(String(headers[':path'] ?? '/'))
+    const targetPath = target === undefined ? undefined : target.split('?')[0]
+    if (path !== undefined && targetPath !== path) {
+      const listeners = host.listeners('stream') as Array<(...args: any[]) => void>
+      const taken = listeners.some((l) => streamPaths.has(l) && (streamPaths.get(l) === undefined || streamPaths.get(l) === targetPath))
+      if (!taken && listeners.find((l) => streamPaths.has(l)) === streamListener) refuse(stream)
+      return
+    }
+    take(stream, headers)
+  }
+  streamPaths.set(streamListener, path)
+  const connectListener = (req: IncomingMessage, res: ServerResponse): void => {
+    if (req.headers[':protocol'] !== undefined || host.listenerCount('connect') > 1) return
+    res.statusCode = 405
+    res.end()
+  }
+  return { streamListener, connectListener }
+}
