@@ -14,34 +14,33 @@
 
 import { createServer as createHttpServer, ServerResponse, type IncomingMessage, type Server as HttpServer } from 'node:http'
 import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https'
-import { createSecureServer, type Http2SecureServer, type Http2Server, type IncomingHttpHeaders as Http2Headers, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
+import type { Http2SecureServer, IncomingHttpHeaders as Http2Headers, ServerHttp2Stream } from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import { Server as TlsServer } from 'node:tls'
 import type { Duplex as NodeDuplex } from 'node:stream'
-import type { SecureContextOptions } from 'node:tls'
 import { acceptFor } from './crypto.js'
 import { HandshakeError, InvalidStateError } from './errors.js'
 import { buildAcceptResponse, buildRejectResponse, noHandlerReason, originForm, rejectBody, selectProtocol, validateUpgradeRequest } from './handshake.js'
 import { acceptDeflateOffer, type DeflateParams } from './extensions/deflate-negotiation.js'
 import { PerMessageDeflate } from './extensions/permessage-deflate.js'
-import { resolveDeflateOptions, type PerMessageDeflateOptions, type ResolvedDeflateOptions } from './extensions/deflate-options.js'
+import { resolveDeflateOptions, type ResolvedDeflateOptions } from './extensions/deflate-options.js'
 import { CloseCode } from './protocol/close-codes.js'
-import { Topics, type TopicsOptions } from './topics/topics.js'
+import { Topics } from './topics/topics.js'
 import { handshakeRefusedChannel, publishRefused } from './diagnostics.js'
-import { http2Listeners, Http2Streams, isHttp2Host, type Http2UpgradeRequest } from './http2/server.js'
+import { Http2Streams, refusePlainRequest, type Negotiated, type RequestDetails } from './http2/server.js'
+import { authorizeRefusal } from './authorize.js'
+import { DEFAULT_SERVER_OPTIONS, type HostServer, type ListenOptions, type ServerStats, type WebSocketServerOptions, type WholeModeOptions } from './server-options.js'
+import type { Transport } from './driver/transport.js'
 import type { ValidConnect } from './http2/handshake.js'
-import { systemClock, type Clock, type ClockTimer } from './driver/clock.js'
+import { systemClock, type ClockTimer } from './driver/clock.js'
 import { runHandler, type Handler, type StreamHandler } from './handler.js'
-import { applicationHeaders, forwardedFor, pathOf, streamHeaders } from './upgrade-request.js'
+import { applicationHeaders, forwardedFor, pathOf } from './upgrade-request.js'
 import { WebSocketConnection } from './driver/connection.js'
-import { DEFAULT_MEMORY_BUDGET, MemoryBudget } from './driver/budget.js'
-import { resolveLimits, type Connection, type ResolvedLimits, type ConnectionLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver/types.js'
+import { MemoryBudget } from './driver/budget.js'
+import { resolveLimits, type Connection, type ResolvedLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver/types.js'
 
-/** Options of {@link WebSocketServer.register} for whole messages (the default). */
-export interface WholeModeOptions {
-  /** `'whole'`: each message is one `Uint8Array`, reassembled within `maxMessageSize`. */
-  messages?: 'whole'
-}
+export type { AuthorizeResult } from './authorize.js'
+export { DEFAULT_SERVER_OPTIONS, type HostServer, type ListenOptions, type ServerStats, type WebSocketServerOptions, type WholeModeOptions } from './server-options.js'
 
 /** A registered handler and how its messages come. */
 interface Registration {
@@ -49,103 +48,6 @@ interface Registration {
   /** Stream mode, with its own message limit if given (else the server's); undefined for whole messages. */
   stream: { maxMessageSize?: number } | undefined
 }
-
-/** What `authorize` may answer: true to accept, false for a 403, or a status and reason. */
-export type AuthorizeResult = boolean | {
-  /** 401 (Unauthorized) or 403 (Forbidden). */
-  status: 401 | 403
-  /** A short reason for the response body. */
-  reason?: string
-  /** Extra response headers, e.g. `WWW-Authenticate` with a 401. */
-  headers?: Record<string, string>
-}
-
-/** Options of {@link WebSocketServer}. Every one has a default. */
-export interface WebSocketServerOptions extends ConnectionLimits {
-  /**
-   * Time from TCP accept to a complete upgrade request, in ms; a client that stalls is dropped.
-   * Runs again for `authorize` (then 503) and while the host finishes responses to requests
-   * pipelined before the upgrade (then dropped). Default 10,000.
-   */
-  handshakeTimeout?: number
-  /** Most bytes of request line and headers (`listen` only; Node answers 431 past it). Default 16 KiB. */
-  maxHeaderSize?: number
-  /**
-   * Runs before the 101 (or, over HTTP/2, the 200); refuse with false (403) or
-   * `{ status: 401 | 403, reason }`. An HTTP/2 request is an {@link Http2UpgradeRequest}
-   * (`httpVersion` `'2.0'`). Default: accept all.
-   */
-  authorize? (request: IncomingMessage | Http2UpgradeRequest): AuthorizeResult | Promise<AuthorizeResult>
-  /** Allowed `Origin` values (e.g. `https://example.com`); others get 403. Requests without `Origin` (non-browsers) pass. Default: any. */
-  origins?: readonly string[]
-  /** pino-shaped logger. Default: errors to stderr, the rest discarded. */
-  logger?: Logger
-  /**
-   * Bytes the server may hold for all its connections together: partial frames, unfinished
-   * messages, receive queues and output, each counted with its overhead. A connection whose
-   * growth finds it spent fails with 1013 (Try Again Later); the others carry on. Default 256 MiB.
-   */
-  memoryBudget?: number
-  /** Options of {@link WebSocketServer.topics}: the per-subscriber bound, its policy, an adapter to span processes. */
-  topics?: TopicsOptions
-  /**
-   * Behind reverse proxies, how many of them to trust: `conn.remoteAddress` is then taken from
-   * `X-Forwarded-For`, the entry that many from its end (each proxy appends the address it
-   * received from, so with one proxy the last entry is the one the proxy saw connect). `true`
-   * is 1. Entries further left were written by the client or by proxies not trusted, and are
-   * ignored. A request with fewer entries than trusted proxies gets its leftmost one; a request
-   * without the header, or whose entry is not an IP address (`[v6]` counts, with a port it does
-   * not), keeps the socket's address. Default `false` (0): the socket's address, and the header
-   * is ignored, since any client can send it.
-   */
-  trustProxy?: boolean | number
-  /**
-   * permessage-deflate (RFC 7692): `true` for the defaults, or options. The first acceptable
-   * offer of the client is accepted. Default false: compression costs CPU on every message
-   * (docs/server.md gives the figures); turn it on where bandwidth is dearer.
-   */
-  perMessageDeflate?: boolean | PerMessageDeflateOptions
-  /** Where the server's and its connections' timers run (handshake, close, heartbeat). Default: Node's timers; tests pass a `VirtualClock`. */
-  clock?: Clock
-}
-
-/** The server's counters ({@link WebSocketServer.stats}). */
-export interface ServerStats {
-  /** Open connections. */
-  connections: number
-  /** Bytes held for all connections now, as the memory budget counts them. */
-  heldBytes: number
-  /** The memory budget, in bytes. */
-  memoryBudget: number
-}
-
-/** Options of {@link WebSocketServer.listen}. */
-export interface ListenOptions {
-  /** Default 0: any free port. */
-  port?: number
-  /** Default `127.0.0.1`. */
-  host?: string
-  /** Serve wss://: a key and certificate (and any other TLS context option). */
-  tls?: SecureContextOptions
-  /**
-   * With `tls`: serve WebSockets over HTTP/2 too (RFC 8441 extended CONNECT, chosen by ALPN),
-   * beside HTTP/1.1 upgrades on the same port. Default true; false serves HTTP/1.1 only.
-   */
-  http2?: boolean
-}
-
-/** A host server `attach` takes: HTTP, HTTPS, or HTTP/2 (`http2.createSecureServer({ allowHTTP1: true })`). */
-export type HostServer = HttpServer | HttpsServer | Http2SecureServer | Http2Server
-
-/** Defaults of the server-only options. */
-export const DEFAULT_SERVER_OPTIONS = {
-  /** {@link WebSocketServerOptions.handshakeTimeout}: 10 s. */
-  handshakeTimeout: 10_000,
-  /** {@link WebSocketServerOptions.maxHeaderSize}: 16 KiB. */
-  maxHeaderSize: 16 * 1024,
-  /** {@link WebSocketServerOptions.memoryBudget}: 256 MiB. */
-  memoryBudget: DEFAULT_MEMORY_BUDGET
-} as const
 
 const stderrLogger: Logger = {
   error: (obj, msg) => { console.error(msg ?? '', obj) },
@@ -216,25 +118,16 @@ export class WebSocketServer {
     const trust = options.trustProxy ?? false
     this.trustedProxies = trust === true ? 1 : trust === false ? 0 : trust
     if (!Number.isInteger(this.trustedProxies) || this.trustedProxies < 0) throw new RangeError('trustProxy must be a boolean or a count of proxies')
-    const authorize = options.authorize
     this.h2 = new Http2Streams({
       accepting: () => this.state === 'open',
       negotiate: (request) => this.negotiate(request),
-      authorize: authorize === undefined
-        ? undefined
-        : (request) => Promise.resolve().then(() => authorize(request)).then(
-            (result) => authorizeRefusal(result, this.logger, request.socket?.remoteAddress),
-            (err: unknown) => {
-              this.logger.error({ err, remoteAddress: request.socket?.remoteAddress }, 'authorize threw')
-              return new HandshakeError(500, 'authorization failed')
-            }),
+      authorize: options.authorize,
+      logger: this.logger,
       handshakeTimeout: options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout,
-      endStreamGrace: Math.min(END_STREAM_GRACE, this.resolved.closeTimeout),
+      closeTimeout: this.resolved.closeTimeout,
       clock: options.clock ?? systemClock,
-      open: (stream, request, valid, negotiated) => this.openStream(stream, request, valid, negotiated),
-      refused: (error, request) => {
-        if (handshakeRefusedChannel.hasSubscribers) publishRefused(error.status, error.message, request === undefined ? undefined : this.forwardedOr(request.headers, request.socket?.remoteAddress))
-      },
+      addressOf: (headers, socketAddress) => this.forwardedOr(headers, socketAddress),
+      open: (stream, negotiated, details) => this.start(stream, negotiated, details),
       wake: () => this.wakeDrain?.()
     })
   }
@@ -302,19 +195,11 @@ export class WebSocketServer {
       ? createHttpServer(serverOptions)
       : options.http2 === false
         ? createHttpsServer({ ...serverOptions, handshakeTimeout, ...options.tls })
-        // HTTP/2 and HTTP/1.1 on one port, by ALPN; SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3)
-        // lets clients open WebSockets on their HTTP/2 connection.
-        : createSecureServer({ ...serverOptions, allowHTTP1: true, handshakeTimeout, settings: { enableConnectProtocol: true, maxHeaderListSize: maxHeaderSize, initialWindowSize: STREAM_WINDOW }, ...options.tls })
-    if (server instanceof TlsServer && !(server instanceof HttpsServer)) {
-      // Our own HTTP/2 sessions must open a stream within handshakeTimeout, as an HTTP/1.1 client must send its request.
-      server.on('session', (session: ServerHttp2Session) => { this.h2.adopt(session, handshakeTimeout) })
-    }
+        // HTTP/2 and HTTP/1.1 on one port, by ALPN.
+        : this.h2.createServer(maxHeaderSize, handshakeTimeout, options.tls)
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       if (req.httpVersionMajor === 2) {
-        // A plain HTTP/2 request: WebSockets here are opened with an extended CONNECT (RFC 8441).
-        const body = rejectBody('this is a WebSocket endpoint: open it with an extended CONNECT (RFC 8441)')
-        res.writeHead(405, { Allow: 'CONNECT', 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) })
-        res.end(body)
+        refusePlainRequest(res)
         return
       }
       // A WebSocket handshake that Node did not treat as an upgrade (e.g. its Connection header
@@ -384,9 +269,6 @@ export class WebSocketServer {
    */
   attach (server: HostServer, options: { path?: string } = {}): this {
     this.reopen()
-    const http2 = isHttp2Host(server)
-    // RFC 8441 §3: clients open WebSockets on an HTTP/2 connection only where the server said so.
-    if (http2) server.updateSettings({ enableConnectProtocol: true })
     const listener = (req: IncomingMessage, socket: NodeDuplex, head: Buffer): void => {
       // RFC 7230 §5.3.2: `GET http://host/chat` is a request for /chat.
       const target = originForm(req.url ?? '/')
@@ -433,16 +315,12 @@ export class WebSocketServer {
     // A plain HTTP request on the connection is the host server's to serve, for as long as it
     // takes: the handshake timer no longer applies to that socket.
     const requestListener = (req: IncomingMessage): void => { this.clearHandshakeTimer(req.socket) }
-    // HTTP/2: extended CONNECT streams for our path; the host serves every other request.
-    const { streamListener, connectListener } = http2Listeners(server, options.path, (stream, headers) => this.handleStream(stream, headers), (stream) => this.h2.refuse(stream, new HandshakeError(404, 'no WebSocket endpoint at this path'), undefined))
     attachedPaths.set(listener, options.path)
     server.on('upgrade', listener)
     server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', connectionListener)
     server.on('request', requestListener)
-    if (http2) {
-      server.on('stream', streamListener)
-      server.on('connect', connectListener)
-    }
+    // HTTP/2: extended CONNECT streams for our path; the host serves every other request.
+    const { streamListener, connectListener } = this.h2.attach(server, options.path)
     this.attached.push({ server, listener, connectionListener, requestListener, streamListener, connectListener })
     return this
   }
@@ -504,7 +382,7 @@ export class WebSocketServer {
    * What a valid request gets, over either HTTP version: its origin checked, a subprotocol
    * with a handler, and permessage-deflate if offered and on. Throws the refusal.
    */
-  private negotiate (upgrade: { protocols: string[], extensions: ValidConnect['extensions'], origin: string | undefined }): { protocol: string, deflate: { params: DeflateParams, header: string } | undefined } {
+  private negotiate (upgrade: { protocols: string[], extensions: ValidConnect['extensions'], origin: string | undefined }): Negotiated {
     const origins = this.options.origins
     if (origins !== undefined && upgrade.origin !== undefined && !origins.includes(upgrade.origin)) {
       throw new HandshakeError(403, 'origin not allowed')
@@ -530,29 +408,26 @@ export class WebSocketServer {
     return this.h2.handle(stream, headers)
   }
 
-  /** The connection on an accepted HTTP/2 stream (the 200 is sent). */
-  private openStream (stream: ServerHttp2Stream, request: Http2UpgradeRequest, valid: ValidConnect, negotiated: { protocol: string, deflate: { header: string } | undefined }): WebSocketConnection {
-    const { handler, stream: streamMode } = this.handlers.get(negotiated.protocol)!
-    const deflate = negotiated.deflate as { params: DeflateParams, header: string } | undefined
-    const conn = new WebSocketConnection(stream, {
+  /** Make the connection on an accepted transport (the 101 or the 200 is sent) and start its handler. */
+  private start (transport: Transport, negotiated: Negotiated, details: RequestDetails): WebSocketConnection {
+    const { handler, stream } = this.handlers.get(negotiated.protocol)!
+    const deflate = negotiated.deflate
+    const conn = new WebSocketConnection(transport, {
       role: 'server',
       protocol: negotiated.protocol,
-      url: valid.url,
-      headers: streamHeaders(request.headers),
-      remoteAddress: this.forwardedOr(request.headers, request.socket?.remoteAddress),
-      remotePort: request.socket?.remotePort,
-      httpVersion: '2',
+      ...details,
       clock: this.options.clock,
       logger: this.logger,
       limits: this.options,
       resolved: this.resolved,
       budget: this.budget,
       compression: deflate === undefined ? undefined : new PerMessageDeflate('server', deflate.params, this.deflate!),
-      stream: streamMode
+      stream
     })
     this.connections.add(conn)
     conn.onClosed = this.forget
     runHandler(handler, conn, this.logger)
+    // Frames that came with the request are read once the handler is in place, as later ones are.
     conn.start()
     return conn
   }
@@ -569,34 +444,13 @@ export class WebSocketServer {
       this.reject(socket, new HandshakeError(503, 'the server is shutting down'), req)
       return
     }
-    const { handler, stream } = this.handlers.get(protocol)!
     socket.write(buildAcceptResponse(acceptFor(key), protocol, deflate === undefined ? undefined : { 'Sec-WebSocket-Extensions': deflate.header }))
     socket.off('error', ignoreError)
     // TCP only: frames leave at once (no Nagle delay), and the connection's own timers replace Node's idle timeout.
     const tcp = socket as NodeDuplex & { setNoDelay?: (v: boolean) => void, setTimeout?: (ms: number) => void, remotePort?: number }
     tcp.setNoDelay?.(true)
     tcp.setTimeout?.(0)
-    const conn = new WebSocketConnection(socket, {
-      role: 'server',
-      protocol,
-      url,
-      headers: applicationHeaders(req.headers),
-      remoteAddress: this.addressOf(socket, req),
-      remotePort: tcp.remotePort,
-      clock: this.options.clock,
-      logger: this.logger,
-      head,
-      limits: this.options,
-      resolved: this.resolved,
-      budget: this.budget,
-      compression: deflate === undefined ? undefined : new PerMessageDeflate('server', deflate.params, this.deflate!),
-      stream
-    })
-    this.connections.add(conn)
-    conn.onClosed = this.forget
-    runHandler(handler, conn, this.logger)
-    // Frames that came with the request are read once the handler is in place, as later ones are.
-    conn.start()
+    const conn = this.start(socket, { protocol, deflate }, { url, headers: applicationHeaders(req.headers), remoteAddress: this.addressOf(socket, req), remotePort: tcp.remotePort, head })
     if (this.state === 'draining') conn.close(CloseCode.GoingAway, 'server shutting down')
   }
 
@@ -778,16 +632,6 @@ export class WebSocketServer {
   }
 }
 
-/**
- * What an HTTP/2 peer may send ahead on each stream (SETTINGS_INITIAL_WINDOW_SIZE, RFC 9113
- * §6.9.2): held by Node, outside `memoryBudget`, for a stream whose handler does not read; the
- * default 65,535 makes large messages wait a round trip per 64 KiB.
- */
-const STREAM_WINDOW = 256 * 1024
-
-/** How long an HTTP/2 peer has to end its side of a WebSocket stream after ours (capped by `closeTimeout`). */
-const END_STREAM_GRACE = 1000
-
 /** How long `close()` waits for a socket that has sent nothing (capped by `closeTimeout`). */
 const IDLE_GRACE = 1000
 
@@ -815,18 +659,5 @@ function remoteKey (socket: NodeDuplex): string | undefined {
 
 /** The upgrade listeners `attach` installed, with the path each serves (`undefined`: every path). */
 const attachedPaths = new WeakMap<(...args: any[]) => void, string | undefined>()
-/** What `authorize` answered, as a refusal (undefined: accepted). Anything but a boolean or `{ status: 401 | 403 }` is a bug in the hook: 500, logged. */
-function authorizeRefusal (result: unknown, logger: Logger, remoteAddress: string | undefined): HandshakeError | undefined {
-  if (result === true) return undefined
-  if (result === false) return new HandshakeError(403, 'forbidden')
-  const r = result as Exclude<AuthorizeResult, boolean> | null
-  if (typeof r === 'object' && r !== null && (r.status === 401 || r.status === 403)) {
-    return new HandshakeError(r.status, r.reason ?? (r.status === 401 ? 'unauthorized' : 'forbidden'), r.headers)
-  }
-  logger.error({ result, remoteAddress }, 'authorize returned neither a boolean nor { status: 401 | 403 }')
-  return new HandshakeError(500, 'authorization failed')
-}
-
-
 
 function ignoreError (): void {}

@@ -7,8 +7,9 @@
  * @packageDocumentation
  */
 
-import { constants, type Http2SecureServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
+import { constants, createSecureServer, type Http2SecureServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
+import type { SecureContextOptions } from 'node:tls'
 import { acceptFor } from '../crypto.js'
 import { HandshakeError } from '../errors.js'
 import { originForm, rejectBody } from '../handshake.js'
@@ -16,6 +17,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { buildConnectResponse, buildRefusalHeaders, isExtendedConnect, validateConnectRequest, type ValidConnect } from './handshake.js'
 import type { Clock, ClockTimer } from '../driver/clock.js'
 import type { WebSocketConnection } from '../driver/connection.js'
+import type { DriverOptions, Logger } from '../driver/types.js'
+import { authorizeRefusal, type AuthorizeResult } from '../authorize.js'
+import { handshakeRefusedChannel, publishRefused } from '../diagnostics.js'
+import type { DeflateParams } from '../extensions/deflate-negotiation.js'
+import { streamHeaders } from '../upgrade-request.js'
 
 /**
  * An extended CONNECT request as `authorize` sees it (the HTTP/2 counterpart of an
@@ -36,27 +42,50 @@ export interface Http2UpgradeRequest {
   readonly stream: ServerHttp2Stream
 }
 
+/** What the server's negotiation settled: the subprotocol, and permessage-deflate if accepted. */
+export interface Negotiated {
+  /** The subprotocol, which has a handler. */
+  protocol: string
+  /** The accepted permessage-deflate offer and the response header for it. */
+  deflate: { params: DeflateParams, header: string } | undefined
+}
+
+/** What a new connection is told of its request, over either HTTP version (the rest is the server's). */
+export type RequestDetails = Pick<DriverOptions, 'url' | 'headers' | 'remoteAddress' | 'remotePort' | 'httpVersion' | 'head'>
+
 /** What the server lends its HTTP/2 side. */
 export interface Http2Host {
   /** New WebSockets are accepted (not draining or closed). */
   accepting: () => boolean
   /** Origins, subprotocol and permessage-deflate; throws a {@link HandshakeError} to refuse. */
-  negotiate: (request: ValidConnect) => { protocol: string, deflate: { header: string } | undefined }
-  /** Run `authorize` if the server has one: resolves undefined to accept, or the refusal. Undefined without a hook. */
-  authorize: ((request: Http2UpgradeRequest) => Promise<HandshakeError | undefined>) | undefined
+  negotiate: (request: ValidConnect) => Negotiated
+  /** The server's `authorize` hook, if it has one. */
+  authorize: ((request: Http2UpgradeRequest) => AuthorizeResult | Promise<AuthorizeResult>) | undefined
+  /** Where a failing `authorize` is logged. */
+  logger: Logger
   /** Time `authorize` gets before a 503, in ms. */
   handshakeTimeout: number
-  /** Time the peer gets to end its side of a stream we ended, in ms; then RST_STREAM NO_ERROR. */
-  endStreamGrace: number
+  /** The server's `closeTimeout`, in ms: it caps the time a peer gets to end its side of a stream. */
+  closeTimeout: number
   /** The server's clock, for every timer here. */
   clock: Clock
+  /** The client's address as its connection would have it (`trustProxy` applied to `headers`). */
+  addressOf: (headers: IncomingHttpHeaders, socketAddress: string | undefined) => string | undefined
   /** Make the connection on an accepted stream and start its handler. */
-  open: (stream: ServerHttp2Stream, request: Http2UpgradeRequest, valid: ValidConnect, negotiated: ReturnType<Http2Host['negotiate']>) => WebSocketConnection
-  /** A refusal was sent (for diagnostics). */
-  refused: (error: HandshakeError, request: Http2UpgradeRequest | undefined) => void
+  open: (stream: ServerHttp2Stream, negotiated: Negotiated, details: RequestDetails) => WebSocketConnection
   /** Something `close()` waits for is gone. */
   wake: () => void
 }
+
+/**
+ * What an HTTP/2 peer may send ahead on each stream (SETTINGS_INITIAL_WINDOW_SIZE, RFC 9113
+ * §6.9.2): held by Node, outside `memoryBudget`, for a stream whose handler does not read; the
+ * default 65,535 makes large messages wait a round trip per 64 KiB.
+ */
+const STREAM_WINDOW = 256 * 1024
+
+/** How long an HTTP/2 peer has to end its side of a WebSocket stream after ours (capped by `closeTimeout`). */
+const END_STREAM_GRACE = 1000
 
 /** The connection-level receive window of our own sessions. */
 const SESSION_WINDOW = 16 * 1024 * 1024
@@ -124,7 +153,7 @@ export class Http2Streams {
       return true
     }
     let valid: ValidConnect
-    let negotiated: ReturnType<Http2Host['negotiate']>
+    let negotiated: Negotiated
     try {
       valid = validateConnectRequest(headers)
       negotiated = this.host.negotiate(valid)
@@ -132,8 +161,8 @@ export class Http2Streams {
       this.refuse(stream, err instanceof HandshakeError ? err : new HandshakeError(400, 'bad extended CONNECT request'), request)
       return true
     }
-    const authorize = this.host.authorize
-    if (authorize === undefined) {
+    const hook = this.host.authorize
+    if (hook === undefined) {
       this.accept(stream, request, valid, negotiated)
       return true
     }
@@ -144,12 +173,23 @@ export class Http2Streams {
       this.host.wake()
     }, this.host.handshakeTimeout, undefined)
     this.authorizing.set(stream, timer)
-    void authorize(request).then((refusal) => {
+    void this.authorize(hook, request).then((refusal) => {
       if (!this.settleAuthorizing(stream)) return
       if (refusal !== undefined) this.refuse(stream, refusal, request)
       else this.accept(stream, request, valid, negotiated)
     })
     return true
+  }
+
+  /** Run `authorize`: resolves undefined to accept, or the refusal (500 for a hook that throws, logged). */
+  private authorize (hook: NonNullable<Http2Host['authorize']>, request: Http2UpgradeRequest): Promise<HandshakeError | undefined> {
+    const logger = this.host.logger
+    return Promise.resolve().then(() => hook(request)).then(
+      (result) => authorizeRefusal(result, logger, request.socket?.remoteAddress),
+      (err: unknown) => {
+        logger.error({ err, remoteAddress: request.socket?.remoteAddress }, 'authorize threw')
+        return new HandshakeError(500, 'authorization failed')
+      })
   }
 
   /** Stop waiting for `stream`'s `authorize`; false if it was answered meanwhile (timed out, refused by `close()`) or is gone. */
@@ -162,7 +202,7 @@ export class Http2Streams {
     return !stream.destroyed && !stream.headersSent
   }
 
-  private accept (stream: ServerHttp2Stream, request: Http2UpgradeRequest, valid: ValidConnect, negotiated: ReturnType<Http2Host['negotiate']>): void {
+  private accept (stream: ServerHttp2Stream, request: Http2UpgradeRequest, valid: ValidConnect, negotiated: Negotiated): void {
     if (stream.destroyed || stream.headersSent) return
     if (!this.host.accepting() && !this.draining) {
       this.refuse(stream, new HandshakeError(503, 'the server is shutting down'), request)
@@ -171,7 +211,13 @@ export class Http2Streams {
     const session = stream.session as ServerHttp2Session
     // RFC 8441 §5: "it MUST respond with a 200 (OK) status code"; the stream stays open.
     stream.respond(buildConnectResponse(negotiated.protocol, negotiated.deflate?.header, valid.key === undefined ? undefined : acceptFor(valid.key)))
-    const conn = this.host.open(stream, request, valid, negotiated)
+    const conn = this.host.open(stream, negotiated, {
+      url: valid.url,
+      headers: streamHeaders(request.headers),
+      remoteAddress: this.host.addressOf(request.headers, request.socket?.remoteAddress),
+      remotePort: request.socket?.remotePort,
+      httpVersion: '2'
+    })
     stream.off('error', ignoreError)
     const state = this.track(session)
     state.open++
@@ -181,7 +227,7 @@ export class Http2Streams {
     const clock = this.host.clock
     let linger: ClockTimer | undefined
     stream.once('finish', () => {
-      if (!stream.readableEnded && !stream.closed) linger = clock.setTimeout(stopStream, this.host.endStreamGrace, stream)
+      if (!stream.readableEnded && !stream.closed) linger = clock.setTimeout(stopStream, Math.min(END_STREAM_GRACE, this.host.closeTimeout), stream)
     })
     stream.once('close', () => {
       if (linger !== undefined) clock.clearTimeout(linger)
@@ -197,7 +243,7 @@ export class Http2Streams {
   /** Answer `error` on the stream: its status, a one-line body, END_STREAM. */
   refuse (stream: ServerHttp2Stream, error: HandshakeError, request: Http2UpgradeRequest | undefined): void {
     if (stream.destroyed || stream.headersSent) return
-    this.host.refused(error, request)
+    if (handshakeRefusedChannel.hasSubscribers) publishRefused(error.status, error.message, request === undefined ? undefined : this.host.addressOf(request.headers, request.socket?.remoteAddress))
     const body = rejectBody(error.message)
     stream.respond(buildRefusalHeaders(error, Buffer.byteLength(body)))
     stream.end(body)
@@ -263,6 +309,38 @@ export class Http2Streams {
     await Promise.all(ours)
   }
 
+  /**
+   * The server `listen({ tls })` makes: HTTP/2 and HTTP/1.1 on one port, by ALPN. Its sessions
+   * are adopted: each must open a stream within `handshakeTimeout`.
+   */
+  createServer (maxHeaderSize: number, handshakeTimeout: number, tls: SecureContextOptions): Http2SecureServer {
+    // SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3) lets clients open WebSockets on their HTTP/2 connection.
+    const settings = { enableConnectProtocol: true, maxHeaderListSize: maxHeaderSize, initialWindowSize: STREAM_WINDOW }
+    // Passed on as listen() always has, though Node 20's http2 server does not read it (its HTTP/1.1
+    // fallback keeps Node's default limit, 16 KiB); maxHeaderListSize bounds HTTP/2 headers.
+    const serverOptions = { maxHeaderSize }
+    const server = createSecureServer({ ...serverOptions, allowHTTP1: true, handshakeTimeout, settings, ...tls })
+    // As an HTTP/1.1 client must send its request within handshakeTimeout.
+    server.on('session', (session: ServerHttp2Session) => { this.adopt(session, handshakeTimeout) })
+    return server
+  }
+
+  /**
+   * Serve extended CONNECTs for `path` (every path if undefined) arriving at `server` if it is
+   * an `http2` host; returns the listeners, which `detach` removes.
+   */
+  attach (server: object, path: string | undefined): ReturnType<typeof http2Listeners> {
+    const refuse = (stream: ServerHttp2Stream): void => this.refuse(stream, new HandshakeError(404, 'no WebSocket endpoint at this path'), undefined)
+    const listeners = http2Listeners(server, path, (stream, headers) => this.handle(stream, headers), refuse)
+    if (isHttp2Host(server)) {
+      // RFC 8441 §3: clients open WebSockets on an HTTP/2 connection only where the server said so.
+      server.updateSettings({ enableConnectProtocol: true })
+      server.on('stream', listeners.streamListener)
+      server.on('connect', listeners.connectListener)
+    }
+    return listeners
+  }
+
   /** `listen` or `attach` after a `close()`. */
   reopen (): void {
     this.draining = false
@@ -311,4 +389,11 @@ export function http2Listeners (server: Http2SecureServer | Http2Server | object
     res.end()
   }
   return { streamListener, connectListener }
+}
+
+/** A plain HTTP/2 request to our own server: WebSockets here are opened with an extended CONNECT (RFC 8441), so 405. */
+export function refusePlainRequest (res: ServerResponse): void {
+  const body = rejectBody('this is a WebSocket endpoint: open it with an extended CONNECT (RFC 8441)')
+  res.writeHead(405, { Allow: 'CONNECT', 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) })
+  res.end(body)
 }
