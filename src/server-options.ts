@@ -33,6 +33,13 @@ export interface WebSocketServerOptions extends ConnectionLimits {
   /** Most bytes of request line and headers (`listen` only; Node answers 431 past it). Default 16 KiB. */
   maxHeaderSize?: number
   /**
+   * Most WebSockets one HTTP/2 connection may carry at once (open, or waiting for `authorize`):
+   * one TCP connection must not open WebSockets without bound. `listen({ tls })` advertises it as
+   * SETTINGS_MAX_CONCURRENT_STREAMS (every stream counts there, page requests too); past it a
+   * WebSocket stream is refused with RST_STREAM REFUSED_STREAM (RFC 9113 §8.7). Default 128.
+   */
+  maxStreamsPerSession?: number
+  /**
    * Runs before the 101 (or, over HTTP/2, the 200); refuse with false (403) or
    * `{ status: 401 | 403, reason }`. An HTTP/2 request is an {@link Http2UpgradeRequest}
    * (`httpVersion` `'2.0'`). Default: accept all.
@@ -105,6 +112,8 @@ export const DEFAULT_SERVER_OPTIONS = {
   handshakeTimeout: 10_000,
   /** {@link WebSocketServerOptions.maxHeaderSize}: 16 KiB. */
   maxHeaderSize: 16 * 1024,
+  /** {@link WebSocketServerOptions.maxStreamsPerSession}: 128. */
+  maxStreamsPerSession: 128,
   /** {@link WebSocketServerOptions.memoryBudget}: 256 MiB. */
   memoryBudget: DEFAULT_MEMORY_BUDGET
 } as const

@@ -126,6 +126,7 @@ export class WebSocketServer {
       handshakeTimeout: options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout,
       closeTimeout: this.resolved.closeTimeout,
       clock: options.clock ?? systemClock,
+      maxStreamsPerSession: options.maxStreamsPerSession ?? DEFAULT_SERVER_OPTIONS.maxStreamsPerSession,
       addressOf: (headers, socketAddress) => this.forwardedOr(headers, socketAddress),
       open: (stream, negotiated, details) => this.start(stream, negotiated, details),
       wake: () => this.wakeDrain?.()

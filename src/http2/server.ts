@@ -69,6 +69,8 @@ export interface Http2Host {
   closeTimeout: number
   /** The server's clock, for every timer here. */
   clock: Clock
+  /** Most WebSockets open or being authorized on one HTTP/2 session. */
+  maxStreamsPerSession: number
   /** The client's address as its connection would have it (`trustProxy` applied to `headers`). */
   addressOf: (headers: IncomingHttpHeaders, socketAddress: string | undefined) => string | undefined
   /** Make the connection on an accepted stream and start its handler. */
@@ -93,6 +95,8 @@ const SESSION_WINDOW = 16 * 1024 * 1024
 /** A session we serve WebSockets on: how many are open, and whether it is to get GOAWAY once none is. */
 interface SessionState {
   open: number
+  /** Streams whose `authorize` is deciding: they count against `maxStreamsPerSession` too. */
+  pending: number
   goAway: boolean
   /** Our own server's session that has not yet opened a stream: dropped past `handshakeTimeout`. */
   idleTimer: ClockTimer | undefined
@@ -148,6 +152,13 @@ export class Http2Streams {
     const socket = session?.socket as Socket | undefined
     const request: Http2UpgradeRequest = { httpVersion: '2.0', method: 'CONNECT', url: String(headers[':path'] ?? '/'), headers, socket: socket!, stream }
     if (session === undefined || socket === undefined || stream.destroyed) return true
+    const state = this.track(session as ServerHttp2Session)
+    // One TCP connection must not carry WebSockets without bound: past the limit the stream is
+    // refused with REFUSED_STREAM, which tells the client nothing was processed (RFC 9113 §8.7).
+    if (state.open + state.pending >= this.host.maxStreamsPerSession) {
+      stream.close(constants.NGHTTP2_REFUSED_STREAM)
+      return true
+    }
     if (!this.host.accepting()) {
       this.refuse(stream, new HandshakeError(503, 'the server is shutting down'), request)
       return true
@@ -167,7 +178,9 @@ export class Http2Streams {
       return true
     }
     // RFC 8441 streams arrive whole; the handshake timer bounds `authorize` alone (then 503).
+    state.pending++
     const timer = this.host.clock.setTimeout(() => {
+      state.pending--
       this.authorizing.delete(stream)
       this.refuse(stream, new HandshakeError(503, 'authorization timed out'), request)
       this.host.wake()
@@ -175,6 +188,7 @@ export class Http2Streams {
     this.authorizing.set(stream, timer)
     void this.authorize(hook, request).then((refusal) => {
       if (!this.settleAuthorizing(stream)) return
+      state.pending--
       if (refusal !== undefined) this.refuse(stream, refusal, request)
       else this.accept(stream, request, valid, negotiated)
     })
@@ -252,7 +266,7 @@ export class Http2Streams {
   private track (session: ServerHttp2Session): SessionState {
     let state = this.sessions.get(session)
     if (state === undefined) {
-      state = { open: 0, goAway: false, idleTimer: undefined }
+      state = { open: 0, pending: 0, goAway: false, idleTimer: undefined }
       this.sessions.set(session, state)
       const s = state
       session.once('close', () => {
@@ -314,12 +328,13 @@ export class Http2Streams {
    * are adopted: each must open a stream within `handshakeTimeout`.
    */
   createServer (maxHeaderSize: number, handshakeTimeout: number, tls: SecureContextOptions): Http2SecureServer {
-    // SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3) lets clients open WebSockets on their HTTP/2 connection.
-    const settings = { enableConnectProtocol: true, maxHeaderListSize: maxHeaderSize, initialWindowSize: STREAM_WINDOW }
-    // Passed on as listen() always has, though Node 20's http2 server does not read it (its HTTP/1.1
-    // fallback keeps Node's default limit, 16 KiB); maxHeaderListSize bounds HTTP/2 headers.
-    const serverOptions = { maxHeaderSize }
-    const server = createSecureServer({ ...serverOptions, allowHTTP1: true, handshakeTimeout, settings, ...tls })
+    // SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3) lets clients open WebSockets on their HTTP/2
+    // connection; SETTINGS_MAX_CONCURRENT_STREAMS tells them how many (they queue the rest).
+    const settings = { enableConnectProtocol: true, maxHeaderListSize: maxHeaderSize, initialWindowSize: STREAM_WINDOW, maxConcurrentStreams: this.host.maxStreamsPerSession }
+    const server = createSecureServer({ allowHTTP1: true, handshakeTimeout, settings, ...tls })
+    // The HTTP/1.1 side of the port is Node's HTTP server code run on this server, which reads
+    // `maxHeaderSize` from it (http2.createSecureServer does not take the option).
+    ;(server as unknown as { maxHeaderSize: number }).maxHeaderSize = maxHeaderSize
     // As an HTTP/1.1 client must send its request within handshakeTimeout.
     server.on('session', (session: ServerHttp2Session) => { this.adopt(session, handshakeTimeout) })
     return server
