@@ -46,6 +46,7 @@ export class VirtualClock implements Clock {
   private seq = 0
   private timers: VirtualTimer[] = []
 
+  /** A clock at time 0; `turns`: event-loop turns around each timer in {@link VirtualClock.advance} (default 20). */
   constructor (options: { turns?: number } = {}) {
     this.turns = options.turns ?? 20
   }
@@ -58,6 +59,7 @@ export class VirtualClock implements Clock {
     return this.add(callback, ms, arg, 0)
   }
 
+  /** Cancel a timer `setTimeout` returned: it never fires. */
   clearTimeout (timer: ClockTimer): void {
     this.cancel(timer)
   }
@@ -66,6 +68,7 @@ export class VirtualClock implements Clock {
     return this.add(callback, ms, arg, Math.max(1, ms))
   }
 
+  /** Cancel a timer `setInterval` returned: it fires no more. */
   clearInterval (timer: ClockTimer): void {
     this.cancel(timer)
   }

@@ -19,9 +19,11 @@ export interface Clock {
   now: () => number
   /** Call `callback(arg)` once, `ms` from now. */
   setTimeout: <A>(callback: (arg: A) => void, ms: number, arg: A) => ClockTimer
+  /** Cancel a timer `setTimeout` returned (a fired or cancelled one is ignored). */
   clearTimeout: (timer: ClockTimer) => void
   /** Call `callback(arg)` every `ms`, without keeping the process alive for it (the heartbeat's sweep). */
   setInterval: <A>(callback: (arg: A) => void, ms: number, arg: A) => ClockTimer
+  /** Cancel a timer `setInterval` returned. */
   clearInterval: (timer: ClockTimer) => void
 }
 

@@ -85,12 +85,44 @@ export interface CloseState {
  * - `closed`: the transport is gone (`error`: it failed rather than ended).
  */
 export type CloseInput =
-  | { readonly type: 'send', readonly code: number | undefined, readonly reason: string }
-  | { readonly type: 'receive', readonly code: number, readonly reason: string }
-  | { readonly type: 'fail', readonly code: number, readonly reason: string }
-  | { readonly type: 'eof' }
-  | { readonly type: 'timeout' }
-  | { readonly type: 'closed', readonly error: boolean }
+  | {
+    /** Our close frame goes out. */
+    readonly type: 'send'
+    /** Its code, or undefined for an empty close frame. */
+    readonly code: number | undefined
+    /** Its reason. */
+    readonly reason: string
+  }
+  | {
+    /** The peer's close frame arrived. */
+    readonly type: 'receive'
+    /** Its code (1005 when it carried none). */
+    readonly code: number
+    /** Its reason. */
+    readonly reason: string
+  }
+  | {
+    /** The connection fails (§7.1.7). */
+    readonly type: 'fail'
+    /** The close code the failure calls for (1002, 1007, 1009, 1011, 1013, …). */
+    readonly code: number
+    /** What went wrong, for `closed` (the frame carries at most 123 characters). */
+    readonly reason: string
+  }
+  | {
+    /** The peer ended its side of the transport. */
+    readonly type: 'eof'
+  }
+  | {
+    /** The close timer fired. */
+    readonly type: 'timeout'
+  }
+  | {
+    /** The transport is gone. */
+    readonly type: 'closed'
+    /** It failed (reset, error) rather than ended. */
+    readonly error: boolean
+  }
 
 /** What `closed` settles with, derived from the state ({@link closeOutcome}). */
 export interface CloseOutcome extends ClosePayload {
