@@ -7,43 +7,22 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import net, { type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
 import { peerTest } from '../peers.js'
-import { sleep, within } from '../server/helpers.js'
+import { freePort, sleep, stopChild, within } from '../server/helpers.js'
 import { H2Socket, makeCertificate, openSession } from './helpers.js'
 
 const test = peerTest('openssl')
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
-async function freePort (): Promise<number> {
-  const s = net.createServer()
-  s.listen(0, '127.0.0.1')
-  await once(s, 'listening')
-  const port = (s.address() as AddressInfo).port
-  await new Promise<void>((resolve) => s.close(() => resolve()))
-  return port
-}
-
-/** End the child's whole process group: SIGTERM, then SIGKILL if it lingers. */
-async function stop (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = once(child, 'exit')
-  try { process.kill(-child.pid!, 'SIGTERM') } catch {}
-  const done = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)])
-  if (!done) {
-    try { process.kill(-child.pid!, 'SIGKILL') } catch {}
-    await Promise.race([exited, sleep(2000)])
-  }
-}
 
 /** `npm start -- …args`, once it printed its wss:// URL. */
 async function startDemo (t: { teardown: (f: () => Promise<void>) => void }, args: string[], port: number): Promise<ChildProcess> {
   const child = spawn('npm', ['start', '--', '--port', String(port), ...args], { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => stop(child))
+  t.teardown(() => stopChild(child))
   let stdout = ''
   let stderr = ''
   child.stdout!.setEncoding('utf8').on('data', (c: string) => { stdout += c })

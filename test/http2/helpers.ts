@@ -4,27 +4,14 @@
  * test sees exactly what went over the stream: status, END_STREAM, RST_STREAM, GOAWAY.
  */
 
-import { execFile } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { promisify } from 'node:util'
+import { selfSignedCertificate } from '../../examples/demo/certificate.js'
 import { clientFrame } from '../server/helpers.js'
 
-/** A key and self-signed certificate for 127.0.0.1 and localhost, valid one day. */
+/** A key and self-signed certificate for 127.0.0.1 and localhost: the demo's own (`npm start -- --tls`), as PEM strings. */
 export async function makeCertificate (): Promise<{ key: string, cert: string }> {
-  const dir = await mkdtemp(join(tmpdir(), 'wspipe-h2-'))
-  try {
-    await promisify(execFile)('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1',
-      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')
-    ], { timeout: 30_000 })
-    return { key: await readFile(join(dir, 'key.pem'), 'utf8'), cert: await readFile(join(dir, 'cert.pem'), 'utf8') }
-  } finally {
-    await rm(dir, { recursive: true, force: true })
-  }
+  const { key, cert } = await selfSignedCertificate()
+  return { key: key.toString(), cert: cert.toString() }
 }
 
 /** An HTTP/2 session to `origin` that trusts nothing but works with a self-signed certificate; resolves once the server's SETTINGS came. */

@@ -4,43 +4,20 @@
  * echoes for `echo` and no-subprotocol clients. (The page itself: test/examples/demo-page.test.ts.)
  */
 
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
-import net from 'node:net'
-import type { AddressInfo } from 'node:net'
+import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
 import { startDemo } from '../../examples/echo-server.js'
-import { clientFrame, RawClient, sleep, within, WsPeer } from './helpers.js'
+import { clientFrame, freePort, RawClient, sleep, stopChild, within, WsPeer } from './helpers.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
-async function freePort (): Promise<number> {
-  const s = net.createServer()
-  s.listen(0, '127.0.0.1')
-  await once(s, 'listening')
-  const port = (s.address() as AddressInfo).port
-  await new Promise<void>((resolve) => s.close(() => resolve()))
-  return port
-}
-
-/** End the child's whole process group: SIGTERM, then SIGKILL if it lingers. */
-async function stop (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = once(child, 'exit')
-  try { process.kill(-child.pid!, 'SIGTERM') } catch {}
-  const done = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)])
-  if (!done) {
-    try { process.kill(-child.pid!, 'SIGKILL') } catch {}
-    await Promise.race([exited, sleep(2000)])
-  }
-}
 
 test('npm start -- --port N prints http://127.0.0.1:N/ and ws://127.0.0.1:N/, serves the page there and echoes for echo and no-subprotocol clients', async (t) => {
   t.timeout(60_000)
   const port = await freePort()
   const child = spawn('npm', ['start', '--', '--port', String(port)], { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => stop(child))
+  t.teardown(() => stopChild(child))
   let stdout = ''
   let stderr = ''
   child.stdout!.setEncoding('utf8').on('data', (c: string) => { stdout += c })
@@ -75,7 +52,7 @@ test('npm start -- --port N prints http://127.0.0.1:N/ and ws://127.0.0.1:N/, se
 
   // SIGTERM shuts the demo down cleanly: the open client sees 1001.
   const closed = plain.closed
-  await stop(child)
+  await stopChild(child)
   t.is((await within(closed, 10_000, 'close')).code, 1001)
 })
 

@@ -4,8 +4,10 @@
  * queue around the `ws` client. Every wait here is bounded by a timeout.
  */
 
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import net from 'node:net'
+import { once } from 'node:events'
+import net, { type AddressInfo } from 'node:net'
 import tls from 'node:tls'
 import type { ExecutionContext } from 'ava'
 import WebSocket from 'ws'
@@ -450,5 +452,27 @@ export class WsPeer {
 
   terminate (): void {
     this.ws.terminate()
+  }
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for a child process to listen on). */
+export async function freePort (): Promise<number> {
+  const s = net.createServer()
+  s.listen(0, '127.0.0.1')
+  await once(s, 'listening')
+  const port = (s.address() as AddressInfo).port
+  await new Promise<void>((resolve) => s.close(() => resolve()))
+  return port
+}
+
+/** End a detached child's whole process group: SIGTERM, then SIGKILL if it lingers. */
+export async function stopChild (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = once(child, 'exit')
+  try { process.kill(-child.pid!, 'SIGTERM') } catch {}
+  const done = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)])
+  if (!done) {
+    try { process.kill(-child.pid!, 'SIGKILL') } catch {}
+    await Promise.race([exited, sleep(2000)])
   }
 }
