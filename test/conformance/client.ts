@@ -202,10 +202,7 @@ export class FuzzClient {
         this.failHandshake(err)
         return
       }
-      this.state = 'OPEN'
-      this.connectionWasOpen = true
-      this.note('handshake OK (HTTP/2)')
-      this.hooks.onOpen()
+      this.opened('handshake OK (HTTP/2)')
     })
     stream.on('data', (d: Buffer) => this.onData(d))
     stream.on('end', () => {
@@ -216,6 +213,14 @@ export class FuzzClient {
       if (!this.connectionWasOpen && this.handshakeError === null) this.handshakeError = e.message
     })
     stream.on('close', () => this.connectionLost())
+  }
+
+  /** The opening handshake succeeded (either transport): the case starts. */
+  private opened (what: string): void {
+    this.state = 'OPEN'
+    this.connectionWasOpen = true
+    this.note(what)
+    this.hooks.onOpen()
   }
 
   private checkH2Handshake(h: Record<string, string | string[] | number | undefined>): string | null {
@@ -547,10 +552,7 @@ export class FuzzClient {
         this.failHandshake(err)
         return
       }
-      this.state = 'OPEN'
-      this.connectionWasOpen = true
-      this.note('handshake OK')
-      this.hooks.onOpen()
+      this.opened('handshake OK')
       if (rest.length > 0 && !this.isClosed()) this.consume(new Uint8Array(rest))
       return
     }
