@@ -8,6 +8,7 @@
 //   options: --markdown  --servers=wspipe,ws  --scenarios=a,b,mem,slow  --rounds=N
 //            --transports=tcp,tls,h2 (wspipe also over wss:// with HTTP/1.1, and over HTTP/2 with
 //            every connection a stream of one session, RFC 8441; throughput and latency only)
+//            --baseline=REF (wspipe's src at git REF too, in the same rounds; per-round ratios)
 //            --profile (servers write V8 CPU profiles to bench/profiles/<server>/; see bench/profile-summary.ts)
 //
 // Every run reports both time bases: throughput per wall-clock second of the measured window
@@ -17,6 +18,8 @@ import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import { execFileSync } from 'node:child_process'
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { spawnTs, request, nextMessage, kill, stop, sleep, median, rssOf, cpuSecondsOf, machineCpuSeconds, machineInfo, tasksetAvailable, loadAverage, srcVersion } from './lib/proc.js'
 import type { RunCommand, RunResult, Transport } from './loadgen.js'
 
@@ -64,12 +67,29 @@ const cfg = {
 const onlyServers = flag('servers')?.split(',')
 const transports = (flag('transports')?.split(',') ?? ['tcp']) as Transport[]
 for (const t of transports) if (t !== 'tcp' && t !== 'tls' && t !== 'h2') throw new Error(`--transports takes tcp, tls and h2, not ${t}`)
+const baselineRef = flag('baseline')
 const onlyScenarios = flag('scenarios')?.split(',')
 const wantScenario = (id: string): boolean => onlyScenarios === undefined || onlyScenarios.includes(id)
 
 type Measured = RunResult & { serverCpu: number, otherCpu: number, irqCpu: number }
 
 interface Running { def: ServerDef, child: ChildProcess, port: number }
+
+/**
+ * --baseline=REF: the same server harness over src/ as it was at git REF (extracted with
+ * `git archive`), so an A/B of two versions runs interleaved in one run on one load generator.
+ */
+function baselineServer (ref: string): { def: ServerDef, cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'wspipe-baseline-'))
+  const root = execFileSync('git', ['rev-parse', '--show-toplevel'], { cwd: here, encoding: 'utf8' }).trim()
+  const short = execFileSync('git', ['rev-parse', '--short', ref], { cwd: root, encoding: 'utf8' }).trim()
+  execFileSync('sh', ['-c', `git archive ${short} src | tar -x -C "${dir}"`], { cwd: root })
+  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'))
+  return {
+    def: { name: `wspipe@${short}`, file: 'servers/wspipe.ts', env: { WSPIPE_SRC: join(dir, 'src', 'index.ts') }, raw: false },
+    cleanup: () => rmSync(dir, { recursive: true, force: true })
+  }
+}
 
 async function startServer (def: ServerDef, extra: string[] = []): Promise<Running> {
   const nodeArgs = ['--expose-gc']
@@ -104,8 +124,11 @@ async function main (): Promise<void> {
     console.log(`warning: ulimit -n is ${ulimit}; the ${IDLE_CONNS}-connection test needs more (run \`ulimit -n 65536\` first)\n`)
   }
 
+  const baseline = baselineRef !== undefined ? baselineServer(baselineRef) : undefined
+  process.on('exit', () => baseline?.cleanup())
   const defs = [
     ...(transports.includes('tcp') ? SERVERS.filter(s => onlyServers === undefined || onlyServers.includes(s.name)) : []),
+    ...(baseline !== undefined ? [baseline.def] : []),
     ...transports.filter((t): t is Exclude<Transport, 'tcp'> => t !== 'tcp').map(t => TRANSPORT_SERVERS[t])
   ]
   const unavailable = new Map<string, string>()
@@ -320,6 +343,7 @@ async function main (): Promise<void> {
     printTable(cpuHead, cpuRows)
   }
 
+  if (baseline !== undefined) printAB(baseline.def.name)
   for (const [n, why] of unavailable) console.log(`\nnote: ${n} not measured: ${why}`)
   if (warnings.length > 0) console.log('\nwarnings:\n' + warnings.map(w => `  - ${w}`).join('\n'))
 
@@ -335,6 +359,28 @@ async function main (): Promise<void> {
     }
   }
   console.log(`\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s; load average at the end ${loadAverage()}`)
+
+  /** Round by round, this src against the baseline's: the two ran back to back in each round. */
+  function printAB (base: string): void {
+    const perRound = (sc: Scenario, f: (r: Measured) => number): number[] => {
+      const a = runs.get(sc.id)?.get('wspipe') ?? []
+      const b = runs.get(sc.id)?.get(base) ?? []
+      return a.slice(0, b.length).map((r, i) => f(r) / f(b[i])).filter(Number.isFinite)
+    }
+    const spread = (xs: number[]): string => xs.length === 0
+      ? 'n/a'
+      : `${median(xs).toFixed(3)}× [${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}]`
+    const abHead = ['scenario', 'wall clock: throughput ratio', 'CPU time: server CPU per unit ratio', 'rounds']
+    const abRows = scenarios.filter(sc => sc.unit !== 'latency').map(sc => {
+      const wall = perRound(sc, r => sc.unit === 'msg/s' ? r.messages / r.seconds : r.payloadBytes / r.seconds)
+      const cpu = perRound(sc, r => r.serverCpu * r.seconds / (sc.unit === 'msg/s' ? r.messages : r.payloadBytes))
+      return [sc.id, spread(wall), spread(cpu), String(cpu.length)]
+    })
+    console.log(`\nA/B: wspipe (src at ${srcVersion()}) ÷ ${base}, per round, median [min–max]; throughput: higher is better, CPU: lower is better:\n`)
+    printTable(abHead, abRows)
+    const idle = (n: string): number => median((mem.get(n) ?? []).map(x => x.perConn))
+    if (wantScenario('mem')) console.log(`\nidle RSS per connection: ${fmtNum(idle('wspipe'))} B ÷ ${fmtNum(idle(base))} B = ${(idle('wspipe') / idle(base)).toFixed(3)}×`)
+  }
 }
 
 main().catch(err => { console.error(err); process.exitCode = 1 })

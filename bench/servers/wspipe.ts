@@ -7,8 +7,10 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { WebSocketServer } from '../../src/index.js'
 import { announce } from './control.js'
+
+// WSPIPE_SRC: another checkout's src/index.ts (bench/echo.ts --baseline), the same harness over it
+const { WebSocketServer } = await import(process.env.WSPIPE_SRC ?? '../../src/index.js') as typeof import('../../src/index.js')
 
 const server = new WebSocketServer(process.argv.includes('--defaults') ? {} : { maxMessageSize: 64 * 1024 * 1024 })
 server.register('', ({ source, sink }) => sink(source))
