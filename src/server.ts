@@ -413,10 +413,11 @@ export class WebSocketServer {
   private start (transport: Transport, negotiated: Negotiated, details: RequestDetails): WebSocketConnection {
     const { handler, stream } = this.handlers.get(negotiated.protocol)!
     const deflate = negotiated.deflate
+    const { head, ...request } = details
     const conn = new WebSocketConnection(transport, {
       role: 'server',
       protocol: negotiated.protocol,
-      ...details,
+      ...request,
       clock: this.options.clock,
       logger: this.logger,
       limits: this.options,
@@ -429,7 +430,7 @@ export class WebSocketServer {
     conn.onClosed = this.forget
     runHandler(handler, conn, this.logger)
     // Frames that came with the request are read once the handler is in place, as later ones are.
-    conn.start()
+    conn.start(head)
     return conn
   }
 

@@ -49,8 +49,6 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   readonly remotePort: number | undefined
   readonly httpVersion: '1.1' | '2'
   readonly source: MessageSource | StreamSource
-  /** The connection's own source, when the sink may poll it (whole messages only). */
-  readonly ownMessages: MessageSource | undefined
   /** Called once the connection is gone (the server's bookkeeping; no promise needed). */
   onClosed: ((conn: WebSocketConnection) => void) | undefined
 
@@ -58,11 +56,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   /** Where every timer of this connection runs. */
   readonly clock: Clock
   private readonly session: Session
-  private readonly role: Role
   private readonly logger: Logger | undefined
   private readonly config: ResolvedLimits
-  /** Bytes that came with the handshake, processed by start(). */
-  private head: Uint8Array | undefined
 
   // The parts (reading is the output's: see the getter below).
   private readonly output: Output
@@ -72,9 +67,10 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   /** The sending engine, made by the first `sink()` or `send()`. */
   private pump: SinkPump | undefined
 
-  private boundSend: ((message: OutgoingMessage) => Promise<void>) | undefined
-  private boundClose: ((code?: number, reason?: string) => void) | undefined
-  private boundPing: ((data?: Uint8Array | string) => Promise<number>) | undefined
+  /** `sink`, bound; made on first use (a handler that only reads never makes it). */
+  private boundSink: ((source: Source<OutgoingMessage>) => Promise<void>) | undefined = undefined
+  /** `send`, `close` and `ping`, bound, made on first use: one field for the three. */
+  private bound: BoundMethods | undefined = undefined
 
   /** The closing part: the close timer, the transport's end, `closed` and `signal` (closing.ts). */
   private readonly closing: Closing
@@ -82,7 +78,6 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
   constructor (transport: Transport, options: DriverOptions) {
     this.transport = transport
     this.clock = options.clock ?? systemClock
-    this.role = options.role
     this.protocol = options.protocol
     this.url = options.url
     this.headers = options.headers
@@ -113,12 +108,9 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     }
     if (stream !== undefined) {
       this.source = new StreamSource(this, config.receiveHigh, config.receiveLow)
-      this.ownMessages = undefined
     } else {
-      this.source = this.ownMessages = new MessageSource(this, config.receiveHigh, config.receiveLow)
+      this.source = new MessageSource(this, config.receiveHigh, config.receiveLow)
     }
-    this.sink = this.sink.bind(this)
-    this.head = options.head !== undefined && options.head.length > 0 ? options.head : undefined
     ;(transport as unknown as Record<symbol, WebSocketConnection>)[kConnection] = this
     transport.on('data', transportOnData)
     transport.on('end', transportOnEnd)
@@ -126,19 +118,33 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     transport.on('error', transportOnError)
     transport.on('drain', transportOnDrain)
     this.heartbeat = new Heartbeat(this, config)
-    this.closing = new Closing(this, session, transport, this.clock, config.closeTimeout)
+    this.closing = new Closing(this, session, transport)
     // After the 101, before the handler (or connect()'s caller) gets the connection.
     if (connectionOpenChannel.hasSubscribers) publishOpen(this, this.role, this.protocol, this.remoteAddress)
   }
 
   /**
-   * Process the bytes that came with the handshake. Called once a handler is in place, so frames
-   * in the same TCP segment as the upgrade request are treated like frames that came later.
+   * Process `head`, the bytes that came with the handshake. Called once a handler is in place,
+   * so frames in the same TCP segment as the upgrade request are treated like frames that came
+   * later. The caller keeps them meanwhile: the connection holds no field for them.
    */
-  start (): void {
-    const head = this.head
-    this.head = undefined
-    if (head !== undefined && !this.closing.gone) this.onData(head)
+  start (head: Uint8Array | undefined): void {
+    if (head !== undefined && head.length > 0 && !this.closing.gone) this.onData(head)
+  }
+
+  /** The connection's own source, when the sink may poll it (whole messages only). */
+  get ownMessages (): MessageSource | undefined {
+    const source = this.source
+    return source instanceof MessageSource ? source : undefined
+  }
+
+  private get role (): Role {
+    return this.session.role
+  }
+
+  /** `closeTimeout`, for the closing part. */
+  get closeTimeout (): number {
+    return this.config.closeTimeout
   }
 
   /** The path part of {@link Connection.url}. */
@@ -162,12 +168,14 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
 
   /** `close`, bound (like `sink` and `send`), so `({ close })` works; made on first use. */
   get close (): (code?: number, reason?: string) => void {
-    return (this.boundClose ??= (code, reason) => { this.closing.close(code, reason) })
+    const bound = this.bound ??= {}
+    return (bound.close ??= (code, reason) => { this.closing.close(code, reason) })
   }
 
   /** `ping`, bound; made on first use. */
   get ping (): (data?: Uint8Array | string) => Promise<number> {
-    return (this.boundPing ??= (data) => this.sendPingFrame(data))
+    const bound = this.bound ??= {}
+    return (bound.ping ??= (data) => this.sendPingFrame(data))
   }
 
   private sendPingFrame (data: Uint8Array | string = new Uint8Array(0)): Promise<number> {
@@ -182,8 +190,12 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     return this.heartbeat.ping(new Uint8Array(payload))
   }
 
-  /** `sink`: sends each message of `source` (see {@link OutgoingMessage}); resolves when it ends. */
-  sink (source: Source<OutgoingMessage>): Promise<void> {
+  /** `sink`: sends each message of `source` (see {@link OutgoingMessage}); resolves when it ends. Bound, so `({ sink })` works; made on first use. */
+  get sink (): (source: Source<OutgoingMessage>) => Promise<void> {
+    return (this.boundSink ??= this.sinkFrom.bind(this))
+  }
+
+  private sinkFrom (source: Source<OutgoingMessage>): Promise<void> {
     if (this.pump !== undefined) return Promise.reject(new InvalidStateError(this.pump.sends ? 'sink cannot be called on a connection that send() was used on' : 'sink can be called only once per connection'))
     let pump: SinkPump
     try {
@@ -205,7 +217,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
    */
   get send (): (message: OutgoingMessage) => Promise<void> {
     // Bound, like `sink`, so `({ source, send })` works; made on first use.
-    return (this.boundSend ??= (message) => this.sendMessage(message))
+    const bound = this.bound ??= {}
+    return (bound.send ??= (message) => this.sendMessage(message))
   }
 
   private sendMessage (message: OutgoingMessage): Promise<void> {
@@ -547,6 +560,13 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     if (!this.closing.gone) this.reading.stop()
     this.closing.onClose()
   }
+}
+
+/** `send`, `close` and `ping` of one connection, bound. */
+interface BoundMethods {
+  send?: (message: OutgoingMessage) => Promise<void>
+  close?: (code?: number, reason?: string) => void
+  ping?: (data?: Uint8Array | string) => Promise<number>
 }
 
 const kConnection = Symbol('wspipe.connection')
