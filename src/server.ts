@@ -73,6 +73,8 @@ export class WebSocketServer {
   private readonly authorizing = new Set<NodeDuplex>()
   /** One 'close' listener shared by every pending socket, removed once its handshake is over. */
   private readonly pendingSocketClosed: (this: NodeDuplex) => void
+  /** One handshake-timer callback for every pending socket (given the socket), not a closure per socket. */
+  private readonly handshakeExpired: (socket: NodeDuplex) => void
   private readonly logger: Logger
   private readonly attached: Array<{ server: HostServer, listener: (...args: any[]) => void, connectionListener: (socket: NodeDuplex) => void, requestListener: (req: IncomingMessage) => void, streamListener: (stream: ServerHttp2Stream, headers: Http2Headers) => void, connectListener: (req: IncomingMessage, res: ServerResponse) => void }> = []
   private httpServer: HttpServer | HttpsServer | Http2SecureServer | undefined
@@ -111,6 +113,7 @@ export class WebSocketServer {
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const server = this
     this.pendingSocketClosed = function (this: NodeDuplex) { server.clearHandshakeTimer(this) }
+    this.handshakeExpired = (socket) => { this.onHandshakeExpired(socket) }
     this.logger = options.logger ?? stderrLogger
     this.resolved = resolveLimits(options)
     this.budget = new MemoryBudget(options.memoryBudget ?? DEFAULT_SERVER_OPTIONS.memoryBudget)
@@ -515,21 +518,24 @@ export class WebSocketServer {
   private startHandshakeTimer (socket: NodeDuplex, spent = 0): void {
     const ms = Math.max(0, (this.options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout) - spent)
     const clock = this.options.clock ?? systemClock
-    const timer = clock.setTimeout(() => {
-      if (this.authorizing.has(socket)) {
-        // The client's request was whole; it is the server that is late: say so.
-        this.logger.warn({ remoteAddress: (socket as { remoteAddress?: string }).remoteAddress }, 'authorize did not settle within handshakeTimeout: answered 503')
-        this.reject(socket, new HandshakeError(503, 'authorization timed out'))
-        return
-      }
-      this.pending.delete(socket)
-      socket.destroy()
-      this.wakeDrain?.()
-    }, ms, undefined)
+    const timer = clock.setTimeout(this.handshakeExpired, ms, socket)
     const previous = this.pending.get(socket)
     if (previous !== undefined) clock.clearTimeout(previous)
     else socket.on('close', this.pendingSocketClosed)
     this.pending.set(socket, timer)
+  }
+
+  /** `socket`'s handshake timer fired. */
+  private onHandshakeExpired (socket: NodeDuplex): void {
+    if (this.authorizing.has(socket)) {
+      // The client's request was whole; it is the server that is late: say so.
+      this.logger.warn({ remoteAddress: (socket as { remoteAddress?: string }).remoteAddress }, 'authorize did not settle within handshakeTimeout: answered 503')
+      this.reject(socket, new HandshakeError(503, 'authorization timed out'))
+      return
+    }
+    this.pending.delete(socket)
+    socket.destroy()
+    this.wakeDrain?.()
   }
 
   private clearHandshakeTimer (socket: NodeDuplex): void {
