@@ -5,6 +5,11 @@
  * {@link Session.takeOutput}. It owns every protocol decision and no timer: the driver asks it
  * {@link Session.shouldCloseTransport} and runs the clocks.
  *
+ * Its parts own their fields: the closing rules are closing.ts's, the frames it sends go through
+ * a FrameWriter (frame-writer.ts) and the data frames it receives through a MessageAssembly
+ * (message-assembly.ts); the session holds the parser, the closing state, control frames and the
+ * order of handling.
+ *
  * @example
  * ```ts
  * const session = new Session({ role: 'server' })
@@ -16,7 +21,6 @@
  *
  * @packageDocumentation
  */
-
 
 import { CloseCode } from './close-codes.js'
 import { closePayload, parseClosePayload } from './close-payload.js'
