@@ -7,11 +7,13 @@
 // side costs little. Servers are interleaved over rounds; each figure is a median.
 //
 //   npx tsx bench/broadcast.ts [--quick] [--rounds=N] [--subscribers=N] [--markdown]
+//   --baseline=REF: wspipe's src at git REF too, in the same rounds, with per-round ratios
 import { execFileSync, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { extractBaseline } from './lib/baseline.js'
 import { encodeMaskedFrame, OP_BINARY } from './lib/frames.js'
 import { cpuSecondsOf, kill, request, loadAverage, machineInfo, median, nextMessage, rssOf, sleep, spawnTs, srcVersion, tasksetAvailable } from './lib/proc.js'
 
@@ -28,8 +30,10 @@ const cfg = {
   durationMs: quick ? 1500 : 3000
 }
 const FRAME = 2 + cfg.payload // what each subscriber receives per message
-const SERVERS = [
+const baseline = flag('baseline') !== undefined ? extractBaseline(flag('baseline')!, here) : undefined
+const SERVERS: Array<{ name: string, file: string, env?: Record<string, string> }> = [
   { name: 'wspipe topics', file: 'servers/broadcast-wspipe.ts' },
+  ...(baseline !== undefined ? [{ name: `${baseline.name} topics`, file: 'servers/broadcast-wspipe.ts', env: baseline.env }] : []),
   { name: 'ws loop', file: 'servers/broadcast-ws.ts' }
 ]
 
@@ -76,8 +80,8 @@ interface Result {
   cpuShare: number
 }
 
-async function run (file: string, slow: number): Promise<Result> {
-  const child: ChildProcess = spawnTs(join(here, file), { core: 0, nodeArgs: ['--expose-gc'] })
+async function run (file: string, slow: number, env?: Record<string, string>): Promise<Result> {
+  const child: ChildProcess = spawnTs(join(here, file), { core: 0, nodeArgs: ['--expose-gc'], env })
   try {
     const { port } = await nextMessage<{ port: number }>(child, 'listening', 30_000)
     let bytes = 0
@@ -138,9 +142,9 @@ const fast = new Map<string, Result[]>()
 const withSlow = new Map<string, Result[]>()
 for (let r = 0; r < cfg.rounds; r++) {
   for (const s of SERVERS) {
-    const a = await run(s.file, 0)
+    const a = await run(s.file, 0, s.env)
     ;(fast.get(s.name) ?? fast.set(s.name, []).get(s.name)!).push(a)
-    const b = await run(s.file, cfg.slow)
+    const b = await run(s.file, cfg.slow, s.env)
     ;(withSlow.get(s.name) ?? withSlow.set(s.name, []).get(s.name)!).push(b)
     console.log(`round ${r + 1} ${s.name}: ${fmt(a.rate)} deliveries/s (server ${(a.cpuShare * 100).toFixed(0)} % of a core, ${a.cpuPerDelivery.toFixed(2)} µs CPU each), RSS +${a.rssGrowthMB.toFixed(1)} MB (steady ${a.rssSteadyMB.toFixed(1)}); with ${cfg.slow} non-readers ${fmt(b.rate)}/s, RSS +${b.rssGrowthMB.toFixed(1)} MB (steady ${b.rssSteadyMB.toFixed(1)}), ${b.slowClosed} non-readers closed`)
   }
@@ -161,3 +165,12 @@ for (const r of rows) {
   console.log(`| ${r.name} | ${fmt(r.a)} | ${(r.a / base.a).toFixed(2)} | ${r.us.toFixed(2)} µs | ${(r.share * 100).toFixed(0)} % | ${r.rssFast.toFixed(0)} MB | ${fmt(r.b)} | ${(r.kept * 100).toFixed(0)} % | ${r.rssSlow.toFixed(0)} MB | ${r.steadySlow.toFixed(0)} MB |`)
 }
 console.log('\nRSS growth: peak RSS less RSS with all connections open before the first publish (medians).')
+if (baseline !== undefined) {
+  // round by round: the two versions ran back to back in each round
+  const mine = fast.get('wspipe topics')!
+  const theirs = fast.get(`${baseline.name} topics`)!
+  const spread = (xs: number[]): string => `${median(xs).toFixed(3)}× [${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}]`
+  console.log(`\nA/B: wspipe (src at ${srcVersion()}) ÷ ${baseline.name}, per round, median [min–max]: ` +
+    `deliveries/s ${spread(mine.map((x, i) => x.rate / theirs[i].rate))} (higher is better), ` +
+    `server CPU per delivery ${spread(mine.map((x, i) => x.cpuPerDelivery / theirs[i].cpuPerDelivery))} (lower is better)`)
+}

@@ -18,9 +18,8 @@ import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { spawnTs, request, nextMessage, kill, stop, sleep, median, rssOf, cpuSecondsOf, machineCpuSeconds, machineInfo, tasksetAvailable, loadAverage, srcVersion } from './lib/proc.js'
+import { extractBaseline } from './lib/baseline.js'
 import type { RunCommand, RunResult, Transport } from './loadgen.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -75,21 +74,6 @@ type Measured = RunResult & { serverCpu: number, otherCpu: number, irqCpu: numbe
 
 interface Running { def: ServerDef, child: ChildProcess, port: number }
 
-/**
- * --baseline=REF: the same server harness over src/ as it was at git REF (extracted with
- * `git archive`), so an A/B of two versions runs interleaved in one run on one load generator.
- */
-function baselineServer (ref: string): { def: ServerDef, cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), 'wspipe-baseline-'))
-  const root = execFileSync('git', ['rev-parse', '--show-toplevel'], { cwd: here, encoding: 'utf8' }).trim()
-  const short = execFileSync('git', ['rev-parse', '--short', ref], { cwd: root, encoding: 'utf8' }).trim()
-  execFileSync('sh', ['-c', `git archive ${short} src | tar -x -C "${dir}"`], { cwd: root })
-  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'))
-  return {
-    def: { name: `wspipe@${short}`, file: 'servers/wspipe.ts', env: { WSPIPE_SRC: join(dir, 'src', 'index.ts') }, raw: false },
-    cleanup: () => rmSync(dir, { recursive: true, force: true })
-  }
-}
 
 async function startServer (def: ServerDef, extra: string[] = []): Promise<Running> {
   const nodeArgs = ['--expose-gc']
@@ -124,8 +108,8 @@ async function main (): Promise<void> {
     console.log(`warning: ulimit -n is ${ulimit}; the ${IDLE_CONNS}-connection test needs more (run \`ulimit -n 65536\` first)\n`)
   }
 
-  const baseline = baselineRef !== undefined ? baselineServer(baselineRef) : undefined
-  process.on('exit', () => baseline?.cleanup())
+  const extracted = baselineRef !== undefined ? extractBaseline(baselineRef, here) : undefined
+  const baseline: { def: ServerDef } | undefined = extracted !== undefined ? { def: { name: extracted.name, file: 'servers/wspipe.ts', env: extracted.env, raw: false } } : undefined
   const defs = [
     ...(transports.includes('tcp') ? SERVERS.filter(s => onlyServers === undefined || onlyServers.includes(s.name)) : []),
     ...(baseline !== undefined ? [baseline.def] : []),

@@ -1,8 +1,10 @@
 // Broadcast server on wspipe topics: a connection to /pub publishes every message it sends to
 // topic `t`; every other connection subscribes to it. Default limits (the slow-subscriber
 // policy closes a subscriber 1 MiB behind with 1008).
-import { WebSocketServer } from '../../src/index.js'
 import { announce } from './control.js'
+
+// WSPIPE_SRC: another checkout's src/index.ts (bench/broadcast.ts --baseline)
+const { WebSocketServer } = await import(process.env.WSPIPE_SRC ?? '../../src/index.js') as typeof import('../../src/index.js')
 
 const server = new WebSocketServer({ heartbeat: false })
 server.register('', async (conn) => {
