@@ -11,7 +11,7 @@
  */
 
 import { CloseCode } from '../protocol/close-codes.js'
-import { checkClose, OPEN_CLOSE_STATE, type CloseTimer } from '../protocol/closing.js'
+import { checkClose, isClosing, OPEN_CLOSE_STATE, type CloseTimer } from '../protocol/closing.js'
 import type { ProtocolError } from '../protocol/errors.js'
 import type { Session } from '../protocol/session.js'
 import { ConnectionClosedError } from '../errors.js'
@@ -190,11 +190,12 @@ export class Closing {
     return true
   }
 
-  /** The session reported the peer's close: `source` ends; the same code goes back at once, after what is being written. */
+  /** The session reported the peer's close: `source` ends; the answer goes when the session says (at once, after what is being written). */
   onPeerClose (): void {
     this.owner.endSource()
     this.abort()
-    this.sendOwedClose()
+    if (this.session.closeDecision.owed === 'now') this.sendOwedClose()
+    else this.updateTimer()
   }
 
   /**
@@ -208,7 +209,8 @@ export class Closing {
     this.owner.endSource(error)
     this.abort()
     if (this.session.pendingClose === undefined || this.gone) return
-    if (this.owner.sourceDetached) this.onSourceDrained()
+    if (this.session.closeDecision.owed === 'now') this.sendOwedClose()
+    else if (this.owner.sourceDetached) this.onSourceDrained()
     else this.updateTimer()
   }
 
@@ -223,13 +225,18 @@ export class Closing {
   /** Send the close frame owed to the peer, if any. */
   sendOwedClose (): boolean {
     if (this.session.pendingClose === undefined || this.gone) return false
+    this.session.sendPendingClose()
+    this.owedCloseSent()
+    return true
+  }
+
+  /** The session sent the close we owed (asked, or on its own at the timer or the peer's end of TCP). */
+  private owedCloseSent (): void {
     // The peer closed or failed: what was still being compressed is dropped, as later writes are.
     this.owner.dropZlibWork()
-    this.session.sendPendingClose()
     this.stopSending()
     this.flush()
     this.owner.updateReading()
-    return true
   }
 
   /**
@@ -296,26 +303,26 @@ export class Closing {
     const kind = state.timerKind
     state.timer = undefined
     state.timerKind = undefined
-    if (this.gone) return
-    // The handler did not read up to the peer's protocol error in time: the owed close goes now.
-    if (kind === 'replies') {
-      this.sendOwedClose()
-      return
-    }
-    // No close frame, or no end of TCP, within closeTimeout: the session orders a destroy.
+    if (this.gone || kind === undefined) return
+    // 'replies': the handler did not read up to the peer's protocol error in time, the session
+    // sends the owed close now; else no close frame, or no end of TCP, within closeTimeout: the
+    // session orders a destroy.
+    const owing = this.session.pendingClose !== undefined
     this.session.closeTimerFired()
-    this.flush()
+    if (owing && this.session.pendingClose === undefined) this.owedCloseSent()
+    else this.flush()
   }
 
   /**
-   * The peer ended its side of the transport: nothing more comes. The close it is owed still
-   * goes out first: at once unless the transport stays writable after the peer's end
-   * (`allowHalfOpen`), where the handler may still reply. Then the session says who ends what.
+   * The peer ended its side of the transport: nothing more comes. The session sends a close
+   * still owed at once, unless the transport stays writable after the peer's end
+   * (`allowHalfOpen`), where the handler may still reply; then it says who ends what.
    */
   onEnd (): void {
     if (this.gone) return
-    this.session.receiveEof()
-    if (this.session.pendingClose !== undefined && this.transport.allowHalfOpen !== true) this.sendOwedClose()
+    const owing = this.session.pendingClose !== undefined
+    this.session.receiveEof(this.transport.allowHalfOpen === true)
+    if (owing && this.session.pendingClose === undefined) this.owedCloseSent()
     else this.flush()
   }
 
@@ -339,7 +346,7 @@ export class Closing {
     const info: CloseInfo = { code, reason, wasClean }
     // Without any close frame (or failure) the connection was lost, and `source` throws;
     // after a close it ends (the peer's answer, or closeTimeout, ended it).
-    if (code === CloseCode.Abnormal) {
+    if (!isClosing(this.session.closeState)) {
       this.owner.endSource(new ConnectionClosedError(
         error !== undefined ? `connection lost: ${error.message}` : 'connection closed without a close frame',
         CloseCode.Abnormal, { cause: error }))

@@ -185,7 +185,7 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     else return Promise.reject(new TypeError('a ping payload must be a Uint8Array or a string'))
     // §5.5: "All control frames MUST have a payload length of 125 bytes or less".
     if (payload.length > 125) return Promise.reject(new RangeError('a ping payload is at most 125 bytes (RFC 6455 §5.5)'))
-    if (this.closing.gone || this.session.closeSent) return Promise.reject(this.closingError(this.session.sentCloseCode ?? CloseCode.Abnormal))
+    if (this.closing.gone || this.session.closeSent) return Promise.reject(this.closingError())
     // A copy: the caller may reuse its buffer before the pong comes.
     return this.heartbeat.ping(new Uint8Array(payload))
   }
@@ -507,8 +507,8 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     return this.closing.closingError(code)
   }
 
-  /** The output was written and the session says TCP's end is due (§7.1.1): the closing part carries it out. */
-  endTransport (): void {
+  /** The output was written: the closing part carries out the session's orders (§7.1.1). */
+  afterFlush (): void {
     this.closing.afterFlush()
   }
 
