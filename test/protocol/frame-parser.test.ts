@@ -262,10 +262,11 @@ test('a header split at every byte is parsed the same (all header forms, both ro
   }
 })
 
-test('goesDirect: a split frame goes into its final buffer from 64 KiB and half arrived, also past 2^31 bytes (a 32-bit shift went negative there)', (t) => {
-  t.false(goesDirect(65535, 65535), 'under 64 KiB: gathered')
-  t.false(goesDirect(65536, 32767))
-  t.true(goesDirect(65536, 32768))
+test('goesDirect: a split frame goes into its final buffer at once up to 64 KiB, a longer one once half arrived, also past 2^31 bytes (a 32-bit shift went negative there)', (t) => {
+  t.true(goesDirect(16 * 1024, 1), 'up to 64 KiB: from its first part')
+  t.true(goesDirect(65536, 1))
+  t.false(goesDirect(65537, 32768))
+  t.true(goesDirect(65537, 32769))
   // (1.6 GiB << 1) is negative in 32-bit arithmetic: frames over 1 GiB never went direct.
   t.true(((1.6 * 2 ** 30) << 1) < 0)
   t.true(goesDirect(3 * 2 ** 30, 1.6 * 2 ** 30))
