@@ -17,217 +17,44 @@
  * @packageDocumentation
  */
 
-import { CloseCode, isValidCloseCode } from './close-codes.js'
-import { checkClose, closeDecision, closeOutcome, closeStep, inputStopped, isClosing, OPEN_CLOSE_STATE, type CloseDecision, type CloseInput, type CloseOutcome, type ClosePayload, type CloseState, type PendingClose } from './closing.js'
-import { frameHeaderSize, writeFrameHeader, type MaskSource } from './encode.js'
+
+import { CloseCode } from './close-codes.js'
+import { closePayload, parseClosePayload } from './close-payload.js'
+import { checkClose, closeDecision, closeOutcome, closeStep, inputStopped, isClosing, OPEN_CLOSE_STATE, type CloseDecision, type CloseInput, type CloseOutcome, type CloseState, type PendingClose } from './closing.js'
 import { ProtocolError } from './errors.js'
 import type { MessageCompression } from './extension.js'
-import { Gatherer, ITEM_OVERHEAD } from './gather.js'
-import { DEFAULT_MAX_FRAME_SIZE, FrameParser, type Frame, type IncompleteFrame, type Role } from './frame-parser.js'
-import { applyMask } from './mask.js'
+import { FrameParser, type Frame, type Role } from './frame-parser.js'
+import { FrameWriter, newBytes } from './frame-writer.js'
+import { MessageAssembly } from './message-assembly.js'
 import { Opcode } from './opcode.js'
-import { isUtf8 as jsIsUtf8, Utf8Validator } from './utf8.js'
+import { DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, type SessionEvent, type SessionOptions, type SessionState } from './session-types.js'
+import { isUtf8 as jsIsUtf8 } from './utf8.js'
 
-/** Options of {@link Session}. Every limit has a default. */
-export interface SessionOptions {
-  /** Which end this session is: it decides masking (§5.1). */
-  role: Role
-  /** Largest message, in bytes, after reassembly. Default 16 MiB. Over it: 1009. */
-  maxMessageSize?: number
-  /** Largest single frame, in bytes. Default: `maxMessageSize`. Over it: 1009, refused from the header. */
-  maxFrameSize?: number
-  /**
-   * Most frames in one message; over it: 1009. Default: no limit. A fragment costs its bytes and
-   * no more (small ones are copied together, empty ones not kept), and those bytes are bounded by
-   * `maxMessageSize` and counted in {@link Session.heldBytes}, so the count guards no memory. It
-   * is for an application that wants to cap frames per message anyway.
-   */
-  maxFragments?: number
-  /** Whole-buffer UTF-8 check; the Node driver passes `buffer.isUtf8`. Default: a plain-JS check. */
-  isUtf8?: (bytes: Uint8Array) => boolean
-  /** Random source for masking keys: required for a client (§5.3). */
-  mask?: MaskSource
-  /** Allocates outgoing buffers; the Node driver passes `Buffer.allocUnsafe`. Default: `new Uint8Array`. */
-  alloc?: (size: number) => Uint8Array
-  /**
-   * Hold back the close frame that answers the peer's close, or that reports the peer's
-   * protocol error, until {@link Session.sendPendingClose}: so replies to the messages that
-   * came before it can still go out first (§5.5.1 lets an endpoint finish sending before its
-   * close). Default false: the close is queued at once.
-   */
-  deferClose?: boolean
-  /**
-   * A negotiated per-message compression extension (RFC 7692 permessage-deflate): RSV1 is then
-   * allowed on the first frame of a data message, and such messages pass through it. Default: none.
-   */
-  compression?: MessageCompression
-  /**
-   * Stream messages instead of reassembling them: data arrives as {@link SessionChunkEvent}s,
-   * one per fragment or per read of a fragment, each checked (UTF-8 included) before it is
-   * handed out. No message or frame is held, so `maxFrameSize` and `maxFragments` do not apply
-   * to what is received; `maxMessageSize` still bounds the bytes of one message (a message
-   * whose first frame cannot fit is opened by an empty first chunk before the 1009 error, so the
-   * error belongs to it as when the limit is passed later). Not with `compression`. Default false.
-   */
-  streamMessages?: boolean
-}
-
-/** Default of {@link SessionOptions.maxMessageSize}. */
-export const DEFAULT_MAX_MESSAGE_SIZE = DEFAULT_MAX_FRAME_SIZE
-/**
- * Default of {@link SessionOptions.maxFragments}: no limit. Autobahn's 9.3.1 alone sends 65,537
- * frames (4 MiB in 64-byte fragments, then an empty final one).
- */
-export const DEFAULT_MAX_FRAGMENTS = Infinity
-
-/** A whole message: fragments reassembled, text already checked as UTF-8. */
-export interface SessionMessageEvent {
-  /** The discriminant. */
-  readonly type: 'message'
-  /** The payload, unmasked. */
-  readonly data: Uint8Array
-  /** Binary (opcode 2) rather than text (opcode 1). */
-  readonly binary: boolean
-}
-
-/**
- * Part of a message, with {@link SessionOptions.streamMessages}: its bytes as they arrived
- * (unmasked; text checked as UTF-8 up to here). Every message starts with a chunk whose `first`
- * is true and ends with one whose `last` is true (the same chunk when it came in one piece);
- * only such chunks may be empty.
- */
-export interface SessionChunkEvent {
-  /** The discriminant. */
-  readonly type: 'chunk'
-  /** The bytes: a view of the received bytes, valid until they are reused by the caller. */
-  readonly data: Uint8Array
-  /** The message is binary (opcode 2) rather than text (opcode 1). */
-  readonly binary: boolean
-  /** This chunk starts a message. */
-  readonly first: boolean
-  /** This chunk ends its message (text then ends on a character boundary). */
-  readonly last: boolean
-}
-
-/**
- * A whole compressed message that the extension left for later (its `decompress` returned
- * `undefined`: too large to inflate at once, or no room for it yet). The session processes
- * nothing received after it until {@link Session.decompressed} gives it the inflated bytes (or
- * {@link Session.failWith} fails the connection), so messages stay in order.
- */
-export interface SessionCompressedEvent {
-  /** The discriminant. */
-  readonly type: 'compressed'
-  /** Its compressed payloads in order (fragments, not joined): views of the received bytes. */
-  readonly parts: readonly Uint8Array[]
-  /** Binary (opcode 2) rather than text (opcode 1). */
-  readonly binary: boolean
-}
-
-/** A ping (the pong is already queued) or a pong from the peer. */
-export interface SessionControlEvent {
-  /** The discriminant. */
-  readonly type: 'ping' | 'pong'
-  /** The application data, at most 125 bytes. */
-  readonly data: Uint8Array
-}
-
-/** The peer's close frame (code 1005 when it carried none); the reply is already queued or owed. */
-export interface SessionCloseEvent extends ClosePayload {
-  /** The discriminant. */
-  readonly type: 'close'
-}
-
-/** The peer broke the protocol or a limit; a close frame with `error.closeCode` is queued or owed. */
-export interface SessionErrorEvent {
-  /** The discriminant. */
-  readonly type: 'error'
-  /** What was broken, with the close code it yields. */
-  readonly error: ProtocolError
-}
-
-/** What {@link Session.receive} reports. */
-export type SessionEvent = SessionMessageEvent | SessionChunkEvent | SessionCompressedEvent | SessionControlEvent | SessionCloseEvent | SessionErrorEvent
-
+export { DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, type SessionOptions, type SessionMessageEvent, type SessionChunkEvent, type SessionCompressedEvent, type SessionControlEvent, type SessionCloseEvent, type SessionErrorEvent, type SessionEvent, type SessionState } from './session-types.js'
 export type { ClosePayload, PendingClose } from './closing.js'
-
-/**
- * `open`: both may send. `closing`: one close frame has crossed, or the connection failed and
- * our close is still held back. `closed`: both have, or ours went out after a failure, or the
- * transport is gone. {@link Session.closeState} has the detail.
- */
-export type SessionState = 'open' | 'closing' | 'closed'
-
-/** Frames whose header and payload fit in this many bytes are copied into the output slab. */
-const COPY_LIMIT = 4096
-/** Slabs start small, so an idle connection holds none and a quiet one little, and double up to this. */
-const SLAB_MAX = 64 * 1024
-const SLAB_MIN = 1024
-/** A slab with less room than this left is let go after a flush rather than kept. */
-const SLAB_KEEP = 256
-const EMPTY = new Uint8Array(0)
+export { parseClosePayload } from './close-payload.js'
 
 const encoder = new TextEncoder()
-const decoder = new TextDecoder()
 
 /** One WebSocket connection's protocol state, either side. */
 export class Session {
   /** Which end this session is. */
   readonly role: Role
-  private readonly parser: FrameParser
-  private readonly maxMessageSize: number
-  private readonly maxFragments: number
-  private readonly isUtf8: (bytes: Uint8Array) => boolean
-  private readonly mask: MaskSource | undefined
-  private readonly alloc: (size: number) => Uint8Array
-  private readonly masked: boolean
-  private readonly compression: MessageCompression | undefined
   /** {@link SessionOptions.streamMessages}. */
   readonly streamMessages: boolean
-  /** Stream mode: bytes still to come of the frame whose piece is being handled. */
-  private pieceRest = 0
+  private readonly parser: FrameParser
+  /** The inbound side for data frames: reassembly, limits, UTF-8, what waits behind an inflating message. */
+  private readonly messages: MessageAssembly
+  /** The outbound side: frames encoded into the output queue. */
+  private readonly writer: FrameWriter
+  private readonly isUtf8: (bytes: Uint8Array) => boolean
+  private readonly compression: MessageCompression | undefined
+  private readonly deferClose: boolean
 
   /** Where the closing handshake stands: the one closing state (closing.ts), changed only by {@link Session.step}. */
   private close: CloseState = OPEN_CLOSE_STATE
-  private readonly deferClose: boolean
-
-  // The message being reassembled.
-  private messageOpen = false
-  private messageText = false
-  private messageBytes = 0
-  private messageFragments = 0
-  /** The open message's first frame had RSV1: it is inflated once whole (RFC 7692 §6.2). */
-  private messageCompressed = false
   /** A fragmented message of ours is under way: its next frame is a continuation (§5.4). */
   private sendingFragments = false
-  /** The fragments of the open message, joined once when it is complete (small ones copied, so none pins its read). */
-  private messageParts: Gatherer | undefined
-  /** Made when first needed: only fragmented or still-arriving text uses it. */
-  private utf8: Utf8Validator | undefined
-  /** The parser's incomplete frame whose payload prefix was already validated, and how much of it. */
-  private validatingFrame: Omit<IncompleteFrame, 'parts'> | undefined
-  private validatedBytes = 0
-  /** A compressed message was handed out to be inflated elsewhere (a `compressed` event): whether it is binary. */
-  private awaiting: { binary: boolean } | undefined
-  /**
-   * Frames received while {@link Session.awaiting}, in order. None has a validated start: that
-   * is checked only once all frames before it are handled, which is never while awaiting.
-   */
-  private held: Frame[] | undefined
-  /** What the held frames cost: their bytes plus an item's overhead each. */
-  private heldCost = 0
-  /** The parser's error after the held frames. */
-  private heldError: unknown
-
-  // Outgoing bytes: small frames are packed into a slab, large payloads queued by reference.
-  private output: Uint8Array[] | undefined
-  private outputBytes = 0
-  private slab: Uint8Array = EMPTY
-  private nextSlabSize = SLAB_MIN
-  private slabStart = 0
-  private slabUsed = 0
-  /** A client's masking key (a server never masks). */
-  private readonly maskKey: Uint8Array
 
   /**
    * An open session for `options.role` (the handshake is done elsewhere), with its limits and,
@@ -236,32 +63,32 @@ export class Session {
    */
   constructor (options: SessionOptions) {
     this.role = options.role
-    this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE
-    this.maxFragments = options.maxFragments ?? DEFAULT_MAX_FRAGMENTS
+    const maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE
     this.streamMessages = options.streamMessages ?? false
     if (this.streamMessages && options.compression !== undefined) throw new TypeError('streamed messages cannot be compressed: an extension transforms whole messages')
     this.parser = new FrameParser({
       role: options.role,
       // A streamed frame is never held: only the message limit bounds it, checked per piece
-      // (from the header on) by onChunk, so a message refused at its first frame is handed out.
-      maxFrameSize: this.streamMessages ? Infinity : Math.min(options.maxFrameSize ?? this.maxMessageSize, this.maxMessageSize),
+      // (from the header on) by the message assembly, so a message refused at its first frame is handed out.
+      maxFrameSize: this.streamMessages ? Infinity : Math.min(options.maxFrameSize ?? maxMessageSize, maxMessageSize),
       streamData: this.streamMessages,
       alloc: options.alloc,
-      // RFC 7692 §6: permessage-deflate takes RSV1; where it may appear is checked per frame below.
+      // RFC 7692 §6: permessage-deflate takes RSV1; where it may appear is checked per frame.
       allowedReservedBits: options.compression === undefined ? 0 : 0x40
     })
     this.compression = options.compression
     this.isUtf8 = options.isUtf8 ?? jsIsUtf8
-    this.mask = options.mask
-    this.masked = options.role === 'client'
-    this.maskKey = this.masked ? new Uint8Array(4) : EMPTY
-    if (this.masked && this.mask === undefined) throw new TypeError('a client session needs a mask source')
-    this.alloc = options.alloc ?? ((size) => new Uint8Array(size))
+    const alloc = options.alloc ?? newBytes
+    this.writer = new FrameWriter(options.role === 'client', options.mask, alloc)
+    this.messages = new MessageAssembly(this.parser, {
+      maxMessageSize,
+      maxFragments: options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
+      isUtf8: this.isUtf8,
+      alloc,
+      compression: this.compression,
+      streamMessages: this.streamMessages
+    })
     this.deferClose = options.deferClose ?? false
-  }
-
-  private validator (): Utf8Validator {
-    return (this.utf8 ??= new Utf8Validator())
   }
 
   /** See {@link SessionState}. */
@@ -346,9 +173,7 @@ export class Session {
   /** The transport is gone (`error`: it failed rather than ended): the outcome is final. */
   transportClosed (error = false): void {
     this.step({ type: 'closed', error })
-    this.dropMessage()
-    this.parser.discard()
-    this.dropHeld()
+    this.dropInput()
   }
 
   /**
@@ -365,8 +190,7 @@ export class Session {
 
   /** Bytes received but not yet part of a delivered message (partial frames and fragments). */
   get bufferedBytes (): number {
-    // A streamed message's bytes are handed out as they come: none are held.
-    return this.parser.bufferedBytes + (this.messageOpen && !this.streamMessages ? this.messageBytes : 0) + this.heldCost
+    return this.parser.bufferedBytes + this.messages.bufferedBytes
   }
 
   /**
@@ -374,24 +198,24 @@ export class Session {
    * holding it costs (room in copies, pinned reads, per-part overhead). What a memory budget should count.
    */
   get heldBytes (): number {
-    return this.parser.heldBytes + (this.messageParts?.held ?? 0) + (this.compression?.heldBytes ?? 0) + this.heldCost
+    return this.parser.heldBytes + this.messages.heldBytes + (this.compression?.heldBytes ?? 0)
   }
 
   /** A `compressed` event is out and its bytes are awaited ({@link Session.decompressed}): what arrives meanwhile is held. */
   get awaitingDecompressed (): boolean {
-    return this.awaiting !== undefined
+    return this.messages.awaiting !== undefined
   }
 
   /** Bytes queued for {@link Session.takeOutput}. */
   get pendingOutput (): number {
-    return this.outputBytes + (this.slabUsed - this.slabStart)
+    return this.writer.pending
   }
 
   /** Feed bytes from the transport. Never throws for anything the peer sends. */
   receive (chunk: Uint8Array): SessionEvent[] {
     const events: SessionEvent[] = []
     // §7.1.7 / §5.5.1: after failing, or after the peer's close, further bytes are discarded.
-    if (inputStopped(this.close) || this.close.stage === 'closed' || this.heldError !== undefined) return events
+    if (inputStopped(this.close) || this.close.stage === 'closed' || this.messages.heldError !== undefined) return events
     // Frames completed before a bad header in the same chunk are still handed out first.
     const frames: Frame[] = []
     let parseError: unknown
@@ -400,16 +224,13 @@ export class Session {
     } catch (err) {
       parseError = err
     }
-    let skip = 0
-    if (this.validatingFrame !== undefined && this.parser.pending !== this.validatingFrame) {
-      // frames[0] completes the frame whose start we already checked.
-      skip = this.validatedBytes
-      this.validatingFrame = undefined
-    }
-    if (this.awaiting !== undefined) {
+    const messages = this.messages
+    // frames[0] may complete the frame whose start was already checked.
+    const skip = messages.validatingFrame === undefined ? 0 : messages.validatedSkip(this.parser.pending)
+    if (messages.awaiting !== undefined) {
       // Behind a message being inflated elsewhere: kept, in order, for decompressed().
-      for (let i = 0; i < frames.length; i++) this.hold(frames[i])
-      this.heldError = parseError
+      for (let i = 0; i < frames.length; i++) messages.hold(frames[i])
+      messages.heldError = parseError
       return events
     }
     this.run(frames, skip, parseError, events)
@@ -418,34 +239,29 @@ export class Session {
 
   /** Handle parsed frames in order (then the parser's error, then the frame still arriving), until one leaves a message for later. */
   private run (frames: Frame[], skip: number, parseError: unknown, events: SessionEvent[]): void {
+    const messages = this.messages
     try {
       // Stream mode: what is still to come of the frame the chunk ended in (its last piece here).
       const rest = this.streamMessages ? this.parser.pieceRemaining : 0
       for (let i = 0; i < frames.length; i++) {
-        if (rest > 0) this.pieceRest = i === frames.length - 1 ? rest : 0
-        this.onFrame(frames[i], i === 0 ? skip : 0, events)
+        if (rest > 0) messages.pieceRest = i === frames.length - 1 ? rest : 0
+        const frame = frames[i]
+        if (frame.opcode >= Opcode.Close) this.onControlFrame(frame, events)
+        else messages.onFrame(frame, i === 0 ? skip : 0, events)
         if (this.close.received !== undefined) return
-        if (this.awaiting !== undefined) {
-          for (let j = i + 1; j < frames.length; j++) this.hold(frames[j])
-          this.heldError = parseError
+        if (messages.awaiting !== undefined) {
+          for (let j = i + 1; j < frames.length; j++) messages.hold(frames[j])
+          messages.heldError = parseError
           return
         }
       }
       if (parseError !== undefined) throw parseError
       const pending = this.parser.pending
-      if (pending !== undefined) this.checkIncomplete(pending)
+      if (pending !== undefined) messages.checkIncomplete(pending)
     } catch (err) {
       // Anything else is our bug: 1011, with no detail sent (it may be sensitive).
       this.fail(err instanceof ProtocolError ? err : new ProtocolError('WS_ERR_INTERNAL'), events)
     }
-  }
-
-  /** Keep a frame that arrived behind a message being inflated; a small view is copied, so it does not pin its read. */
-  private hold (frame: Frame): void {
-    const p = frame.payload
-    if (p.length * 2 < p.buffer.byteLength) frame = { ...frame, payload: p.slice() }
-    ;(this.held ??= []).push(frame)
-    this.heldCost += p.length + ITEM_OVERHEAD
   }
 
   /**
@@ -456,21 +272,15 @@ export class Session {
    * @throws Error when no compressed message awaits its bytes.
    */
   decompressed (data: Uint8Array): SessionEvent[] {
-    const awaiting = this.awaiting
-    if (awaiting === undefined) throw new Error('no compressed message awaits its bytes')
-    this.awaiting = undefined
+    const binary = this.messages.endAwaiting()
     const events: SessionEvent[] = []
-    if (!awaiting.binary && !this.isUtf8(data)) {
+    if (!binary && !this.isUtf8(data)) {
       this.fail(new ProtocolError('WS_ERR_INVALID_UTF8'), events)
       return events
     }
-    events.push({ type: 'message', data, binary: awaiting.binary })
-    const held = this.held ?? []
-    const parseError = this.heldError
-    this.held = undefined
-    this.heldCost = 0
-    this.heldError = undefined
-    this.run(held, 0, parseError, events)
+    events.push({ type: 'message', data, binary })
+    const parseError = this.messages.heldError
+    this.run(this.messages.takeHeld(), 0, parseError, events)
     return events
   }
 
@@ -513,32 +323,7 @@ export class Session {
     if (this.compression === undefined) throw new TypeError('a compressed payload needs a negotiated compression extension (RFC 7692 §6)')
     if (compressed instanceof Uint8Array) return this.sendFrame(opcode, compressed, true, true)
     if (compressed.length === 1) return this.sendFrame(opcode, compressed[0], true, true)
-    return this.sendParts(opcode, compressed)
-  }
-
-  /** One frame whose payload is `parts`, in order: the parts are queued as they are (a client masks a copy), never joined. */
-  private sendParts (opcode: number, parts: readonly Uint8Array[]): boolean {
-    let length = 0
-    for (const p of parts) length += p.length
-    if (this.slabUsed + 14 > this.slab.length) this.newSlab(14)
-    let at = writeFrameHeader(this.slab, this.slabUsed, opcode, length, true, true, this.masked)
-    if (this.masked) at = this.writeMaskKey(this.slab, at)
-    this.slabUsed = at
-    this.flushSlab()
-    const key = this.maskKey
-    let offset = 0
-    for (const p of parts) {
-      let body = p
-      if (this.masked) {
-        body = this.alloc(p.length)
-        body.set(p)
-        // The key's cycle goes on across the parts (§5.3: octet i is XORed with key octet i mod 4).
-        applyMask(body, key[0], key[1], key[2], key[3], offset)
-      }
-      offset += p.length
-      ;(this.output ??= []).push(body)
-      this.outputBytes += body.length
-    }
+    this.writer.parts(opcode, compressed, true)
     return true
   }
 
@@ -588,7 +373,7 @@ export class Session {
    * encodes such messages per connection.
    */
   get acceptsEncoded (): boolean {
-    return !this.masked && this.compression === undefined
+    return !this.writer.masked && this.compression === undefined
   }
 
   /**
@@ -598,7 +383,7 @@ export class Session {
    * client masks a copy. A driver can then count a payload sent on many connections once.
    */
   queuesByReference (length: number): boolean {
-    return this.acceptsEncoded && frameHeaderSize(length, false) + length > COPY_LIMIT
+    return this.acceptsEncoded && FrameWriter.byReference(length)
   }
 
   /**
@@ -613,10 +398,7 @@ export class Session {
     if (!this.acceptsEncoded) throw new TypeError('this session cannot send frames encoded elsewhere')
     if (this.close.sent !== undefined) return false
     this.checkNoFragments()
-    const length = frame.length
-    if (this.slabUsed > this.slabStart) this.flushSlab()
-    ;(this.output ??= []).push(frame)
-    this.outputBytes += length
+    this.writer.encoded(frame)
     return true
   }
 
@@ -656,9 +438,7 @@ export class Session {
     checkClose(code, reason)
     this.step({ type: 'fail', code, reason })
     this.step({ type: 'send', code, reason })
-    this.dropMessage()
-    this.parser.discard()
-    this.dropHeld()
+    this.dropInput()
   }
 
   /**
@@ -675,238 +455,21 @@ export class Session {
 
   /** Take everything queued for the transport, in order; the caller writes it. */
   takeOutput (): Uint8Array[] {
-    if (this.slabUsed > this.slabStart) this.flushSlab()
-    // Let a nearly full slab go now rather than hold it while the connection idles.
-    if (this.slab.length - this.slabUsed < SLAB_KEEP) {
-      this.slab = EMPTY
-      this.slabStart = 0
-      this.slabUsed = 0
-    }
-    const out = this.output
-    // Never the internal array, so a caller's array never grows behind its back.
-    if (out === undefined) return []
-    this.output = undefined
-    this.outputBytes = 0
-    return out
+    return this.writer.take()
   }
 
+  /** Queue one frame unless our close went out (§5.5.1: nothing after it). */
   private sendFrame (opcode: number, payload: Uint8Array, fin: boolean, rsv1 = false): boolean {
     if (this.close.sent !== undefined) return false
-    const length = payload.length
-    const headerLen = frameHeaderSize(length, this.masked)
-    if (headerLen + length <= COPY_LIMIT) {
-      // Small frame: header and payload copied into the slab, so many frames leave in one write.
-      if (this.slabUsed + headerLen + length > this.slab.length) this.newSlab(headerLen + length)
-      const slab = this.slab
-      let at = writeFrameHeader(slab, this.slabUsed, opcode, length, fin, rsv1, this.masked)
-      if (this.masked) at = this.writeMaskKey(slab, at)
-      slab.set(payload, at)
-      if (this.masked && length > 0) {
-        const key = this.maskKey
-        applyMask(slab.subarray(at, at + length), key[0], key[1], key[2], key[3])
-      }
-      this.slabUsed = at + length
-      return true
-    }
-    // Large frame: a header in the slab, then the payload by reference (a masked copy for a client).
-    if (this.slabUsed + 14 > this.slab.length) this.newSlab(14)
-    let at = writeFrameHeader(this.slab, this.slabUsed, opcode, length, fin, rsv1, this.masked)
-    if (this.masked) at = this.writeMaskKey(this.slab, at)
-    this.slabUsed = at
-    this.flushSlab()
-    let body = payload
-    if (this.masked) {
-      body = this.alloc(length)
-      body.set(payload)
-      const key = this.maskKey
-      applyMask(body, key[0], key[1], key[2], key[3])
-    }
-    ;(this.output ??= []).push(body)
-    this.outputBytes += length
+    this.writer.frame(opcode, payload, fin, rsv1)
     return true
   }
 
-  private writeMaskKey (slab: Uint8Array, at: number): number {
-    const key = this.maskKey
-    this.mask!(key)
-    slab[at] = key[0]; slab[at + 1] = key[1]; slab[at + 2] = key[2]; slab[at + 3] = key[3]
-    return at + 4
-  }
-
-  private flushSlab (): void {
-    ;(this.output ??= []).push(this.slab.subarray(this.slabStart, this.slabUsed))
-    this.outputBytes += this.slabUsed - this.slabStart
-    this.slabStart = this.slabUsed
-  }
-
-  /** Queued slices of the old slab stay valid: a fresh slab is taken rather than reused. */
-  private newSlab (atLeast: number): void {
-    if (this.slabUsed > this.slabStart) this.flushSlab()
-    // A connection that keeps filling slabs gets bigger ones: fewer allocations, larger writes.
-    const size = Math.max(atLeast, this.nextSlabSize)
-    if (this.slab !== EMPTY && this.nextSlabSize < SLAB_MAX) this.nextSlabSize *= 2
-    this.slab = this.alloc(size)
-    this.slabStart = 0
-    this.slabUsed = 0
-  }
-
-  private onFrame (frame: Frame, skip: number, events: SessionEvent[]): void {
-    const opcode = frame.opcode
-    // RFC 7692 §6: RSV1 only on the first frame of a data message (the parser let it through
-    // only because an extension was negotiated); on a control frame or a continuation it is 1002.
-    if (frame.rsv1 && (opcode >= Opcode.Close || opcode === Opcode.Continuation)) throw new ProtocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 is only for the first frame of a message (RFC 7692 §6)')
-    if (opcode >= Opcode.Close) {
-      this.onControlFrame(frame, events)
-      return
-    }
-    const payload = frame.payload
-    if (opcode === Opcode.Continuation) {
-      // §5.4: a continuation needs an open message.
-      if (!this.messageOpen) throw new ProtocolError('WS_ERR_UNEXPECTED_CONTINUATION')
-    } else {
-      // §5.4: "fragments of one message MUST NOT be interleaved" with another message.
-      if (this.messageOpen) throw new ProtocolError('WS_ERR_EXPECTED_CONTINUATION')
-      if (this.streamMessages) {
-        this.messageText = opcode === Opcode.Text
-        this.messageBytes = 0
-        if (this.messageText) this.validator().reset()
-      }
-    }
-    if (this.streamMessages) {
-      this.onChunk(frame, opcode !== Opcode.Continuation, events)
-      return
-    }
-    if (opcode !== Opcode.Continuation) {
-      if (frame.fin) {
-        if (frame.rsv1) this.onCompressedMessage(opcode, [payload], events)
-        else this.onWholeMessage(frame, skip, events)
-        return
-      }
-      this.messageOpen = true
-      this.messageText = opcode === Opcode.Text
-      this.messageCompressed = frame.rsv1
-      this.messageBytes = 0
-      this.messageFragments = 0
-      if (this.messageText && !this.messageCompressed && skip === 0) this.validator().reset()
-    }
-    this.messageBytes += payload.length
-    if (this.messageBytes > this.maxMessageSize) throw new ProtocolError('WS_ERR_MESSAGE_TOO_BIG')
-    if (++this.messageFragments > this.maxFragments) throw new ProtocolError('WS_ERR_TOO_MANY_FRAGMENTS')
-    if (this.messageCompressed) {
-      // Compressed fragments are held (and counted in heldBytes) until the message is whole.
-      if (!frame.fin) {
-        if (payload.length > 0) (this.messageParts ??= new Gatherer()).append(payload)
-        return
-      }
-      const parts = this.messageParts?.parts ?? []
-      if (payload.length > 0) parts.push(payload)
-      const text = opcode === Opcode.Continuation ? this.messageText : opcode === Opcode.Text
-      this.dropMessage()
-      this.onCompressedMessage(text ? Opcode.Text : Opcode.Binary, parts, events)
-      return
-    }
-    // §8.1: fail on the fragment that breaks UTF-8, not at the end of the message.
-    if (this.messageText && !this.validator().push(payload, skip)) throw new ProtocolError('WS_ERR_INVALID_UTF8')
-    if (!frame.fin) {
-      if (payload.length > 0) (this.messageParts ??= new Gatherer()).append(payload)
-      return
-    }
-    if (this.messageText && !this.validator().complete) throw new ProtocolError('WS_ERR_INVALID_UTF8')
-    // The last fragment is joined straight from the read (it is not held); one part is handed out as it is.
-    const data = this.messageParts?.join(this.alloc, payload) ?? payload
-    const binary = !this.messageText
-    this.dropMessage()
-    events.push({ type: 'message', data, binary })
-  }
-
-  /** A fragment, or a piece of one, in stream mode: checked, then handed out at once. */
-  private onChunk (frame: Frame, first: boolean, events: SessionEvent[]): void {
-    const data = frame.payload
-    const text = this.messageText
-    this.messageBytes += data.length
-    // A frame that cannot fit is refused from its header, before its bytes are judged (as whole).
-    // One that starts a message opens it first, empty: the error then belongs to that message,
-    // and its reader gets it from the message's chunks, as when the limit is passed later on.
-    if (this.messageBytes + this.pieceRest > this.maxMessageSize) {
-      if (first) events.push({ type: 'chunk', data: EMPTY, binary: !text, first: true, last: false })
-      throw new ProtocolError('WS_ERR_MESSAGE_TOO_BIG')
-    }
-    this.pieceRest = 0
-    // §8.1: fail on the chunk that breaks UTF-8, before it is handed out; the end of the message
-    // must fall on a character boundary.
-    if (text && data.length > 0 && !this.pushUtf8(data)) throw new ProtocolError('WS_ERR_INVALID_UTF8')
-    const last = frame.fin
-    if (last) {
-      if (text && !this.validator().complete) throw new ProtocolError('WS_ERR_INVALID_UTF8')
-      this.dropMessage()
-    } else {
-      this.messageOpen = true
-      // An empty fragment in the middle of a message says nothing.
-      if (data.length === 0 && !first) return
-    }
-    events.push({ type: 'chunk', data, binary: !text, first, last })
-  }
-
-  /**
-   * Check a chunk of text, carrying a character split across chunks over: the bytes up to the
-   * last character boundary go through the native whole-buffer check, the rest through the
-   * incremental validator.
-   */
-  private pushUtf8 (bytes: Uint8Array): boolean {
-    const v = this.validator()
-    const n = bytes.length
-    let i = 0
-    // Finish a character begun in the previous chunk (at most three bytes).
-    while (i < n && !v.complete) {
-      if (!v.push(bytes, i, i + 1)) return false
-      i++
-    }
-    if (i === n) return true
-    // Where the last character starts, if it is cut short: its lead byte is among the last four.
-    let end = n
-    let k = n - 1
-    const stop = Math.max(i, n - 4)
-    while (k >= stop && (bytes[k] & 0xc0) === 0x80) k--
-    if (k >= stop) {
-      const lead = bytes[k]
-      const size = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1
-      if (k + size > n) end = k
-    }
-    if (end > i && !this.isUtf8(i === 0 && end === n ? bytes : bytes.subarray(i, end))) return false
-    return v.push(bytes, end, n)
-  }
-
-  /** A message in one frame: the common case, validated in one native call when it arrived whole. */
-  private onWholeMessage (frame: Frame, skip: number, events: SessionEvent[]): void {
-    const payload = frame.payload
-    const binary = frame.opcode === Opcode.Binary
-    if (!binary) {
-      const ok = skip === 0
-        ? this.isUtf8(payload)
-        : this.validator().push(payload, skip) && this.validator().complete
-      if (!ok) throw new ProtocolError('WS_ERR_INVALID_UTF8')
-    }
-    events.push({ type: 'message', data: payload, binary })
-  }
-
-  /**
-   * A whole compressed message: inflated within `maxMessageSize`, then checked like any other
-   * (RFC 7692 §6.2); or, when the extension leaves it for later, handed out as it is, and
-   * nothing after it is handled until its bytes come back ({@link Session.decompressed}).
-   */
-  private onCompressedMessage (opcode: number, parts: Uint8Array[], events: SessionEvent[]): void {
-    const binary = opcode === Opcode.Binary
-    const data = this.compression!.decompress(parts, this.maxMessageSize)
-    if (data === undefined) {
-      this.awaiting = { binary }
-      events.push({ type: 'compressed', parts, binary })
-      return
-    }
-    if (!binary && !this.isUtf8(data)) throw new ProtocolError('WS_ERR_INVALID_UTF8')
-    events.push({ type: 'message', data, binary })
-  }
-
+  /** A ping, pong or close (§5.5); data frames are the message assembly's. */
   private onControlFrame (frame: Frame, events: SessionEvent[]): void {
+    // RFC 7692 §6: RSV1 only on the first frame of a data message (the parser let it through
+    // only because an extension was negotiated).
+    if (frame.rsv1) throw new ProtocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 is only for the first frame of a message (RFC 7692 §6)')
     const payload = frame.payload
     switch (frame.opcode) {
       case Opcode.Ping:
@@ -920,10 +483,8 @@ export class Session {
       default: {
         const { code, reason } = parseClosePayload(payload, this.isUtf8)
         this.step({ type: 'receive', code, reason })
-        this.dropMessage()
         // §5.5.1: nothing after the close is read; what was buffered of it is let go.
-        this.parser.discard()
-        this.dropHeld()
+        this.dropInput()
         // §5.5.1: the answer is owed (closing.ts); held back under deferClose.
         if (!this.deferClose) this.sendPendingClose()
         events.push({ type: 'close', code, reason })
@@ -931,86 +492,17 @@ export class Session {
     }
   }
 
-  /** Check the start of a frame still arriving: size limits now, and UTF-8 as far as it goes (fail fast). */
-  private checkIncomplete (frame: Omit<IncompleteFrame, 'parts'>): void {
-    const continuation = frame.opcode === Opcode.Continuation
-    // RFC 7692 §6: known from the header, so fail before the payload is buffered.
-    if (frame.rsv1 && (frame.opcode >= Opcode.Close || continuation)) throw new ProtocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 is only for the first frame of a message (RFC 7692 §6)')
-    if (frame.opcode >= Opcode.Close) return
-    // §5.4 sequencing is known from the header: fail now rather than buffer a doomed frame.
-    if (continuation && !this.messageOpen) throw new ProtocolError('WS_ERR_UNEXPECTED_CONTINUATION')
-    if (!continuation && this.messageOpen) throw new ProtocolError('WS_ERR_EXPECTED_CONTINUATION')
-    const total = (continuation ? this.messageBytes : 0) + frame.length
-    if (total > this.maxMessageSize) throw new ProtocolError('WS_ERR_MESSAGE_TOO_BIG')
-    if (continuation && this.messageFragments + 1 > this.maxFragments) throw new ProtocolError('WS_ERR_TOO_MANY_FRAGMENTS')
-    const text = continuation ? this.messageText : frame.opcode === Opcode.Text
-    // Compressed text is checked once inflated.
-    if (!text || (continuation ? this.messageCompressed : frame.rsv1)) return
-    if (frame !== this.validatingFrame) {
-      this.validatingFrame = frame
-      this.validatedBytes = 0
-      if (!continuation) this.validator().reset()
-    }
-    // Parts only grow at the end; validate the bytes not seen yet.
-    let partStart = 0
-    // Only text needs the bytes early (they are unmasked on this read).
-    for (const part of this.parser.incomplete!.parts) {
-      const partEnd = partStart + part.length
-      if (partEnd > this.validatedBytes) {
-        if (!this.validator().push(part, this.validatedBytes - partStart)) throw new ProtocolError('WS_ERR_INVALID_UTF8')
-        this.validatedBytes = partEnd
-      }
-      partStart = partEnd
-    }
-  }
-
   private fail (error: ProtocolError, events: SessionEvent[]): void {
     this.step({ type: 'fail', code: error.closeCode, reason: error.message })
     if (!this.deferClose) this.sendPendingClose()
-    this.dropMessage()
-    this.parser.discard()
-    this.dropHeld()
+    this.dropInput()
     events.push({ type: 'error', error })
   }
 
-  /** Nothing more is handled: what waited behind a message being inflated goes too. */
-  private dropHeld (): void {
-    this.awaiting = undefined
-    this.held = undefined
-    this.heldCost = 0
-    this.heldError = undefined
+  /** Nothing more is read (§5.5.1, §7.1.7): the open message, the parser's buffer and what waited behind an inflating message go. */
+  private dropInput (): void {
+    this.messages.drop()
+    this.parser.discard()
+    this.messages.dropHeld()
   }
-
-  private dropMessage (): void {
-    this.messageOpen = false
-    this.messageCompressed = false
-    this.messageParts = undefined
-    this.messageBytes = 0
-    this.messageFragments = 0
-    this.validatingFrame = undefined
-  }
-}
-
-/** Parse and check a close frame's payload, RFC 6455 §5.5.1 and §7.4. */
-export function parseClosePayload (payload: Uint8Array, isUtf8: (bytes: Uint8Array) => boolean = jsIsUtf8): ClosePayload {
-  if (payload.length === 0) return { code: CloseCode.NoStatusReceived, reason: '' }
-  // §5.5.1: if there is a body, its first two bytes are the status code.
-  if (payload.length === 1) throw new ProtocolError('WS_ERR_INVALID_CLOSE_PAYLOAD')
-  const code = (payload[0] << 8) | payload[1]
-  if (!isValidCloseCode(code)) throw new ProtocolError('WS_ERR_INVALID_CLOSE_CODE', String(code))
-  const reasonBytes = payload.subarray(2)
-  // §5.5.1: the reason "is not guaranteed to be human readable" but MUST be UTF-8.
-  if (!isUtf8(reasonBytes)) throw new ProtocolError('WS_ERR_INVALID_CLOSE_REASON')
-  return { code, reason: reasonBytes.length === 0 ? '' : decoder.decode(reasonBytes) }
-}
-
-/** A close frame's payload (§5.5.1): the code in two bytes, then the reason in UTF-8; empty without a code. */
-function closePayload (code: number | undefined, reason: string): Uint8Array {
-  const text = checkClose(code, reason)
-  if (code === undefined) return text
-  const payload = new Uint8Array(2 + text.length)
-  payload[0] = code >>> 8
-  payload[1] = code & 0xff
-  payload.set(text, 2)
-  return payload
 }

@@ -1,0 +1,195 @@
+/**
+ * FrameWriter, the session's outbound side, on its own: small frames packed into a slab that is
+ * reused across takes and grows by doubling, large payloads queued by reference from one past the
+ * copy limit, §5.3 masking with a fresh key per frame (and across the parts of one frame), and
+ * the queue's order and byte count.
+ */
+
+import test from 'ava'
+import { FrameParser, Opcode, type Frame, type Role } from '../../src/protocol/index.js'
+import { COPY_LIMIT, FrameWriter, SLAB_KEEP, SLAB_MAX, SLAB_MIN } from '../../src/protocol/frame-writer.js'
+import { concat, naiveMask, utf8 } from './helpers.js'
+
+/** A mask source that writes 1,2,3,4 then 5,6,7,8 and so on, and counts its calls. */
+function countingMask (): { source: (key: Uint8Array) => void, keys: number[][] } {
+  const keys: number[][] = []
+  let n = 1
+  return {
+    keys,
+    source: (key) => {
+      const k = [n, n + 1, n + 2, n + 3]
+      n += 4
+      key.set(k)
+      keys.push(k)
+    }
+  }
+}
+
+/** An allocator that records every size asked for. */
+function countingAlloc (): { alloc: (size: number) => Uint8Array, sizes: number[] } {
+  const sizes: number[] = []
+  return { sizes, alloc: (size) => { sizes.push(size); return new Uint8Array(size) } }
+}
+
+/** Parse what a writer of `role` produced, as its peer would. */
+function frames (role: Role, out: readonly Uint8Array[]): Frame[] {
+  return new FrameParser({ role: role === 'server' ? 'client' : 'server', maxFrameSize: Infinity, allowedReservedBits: 0x40 }).push(concat(out))
+}
+
+function bytes (n: number, fill = 0x61): Uint8Array {
+  return new Uint8Array(n).fill(fill)
+}
+
+test('small frames share one slab and leave as one array; the queue parses back to the frames, in order', (t) => {
+  const w = new FrameWriter(false, undefined)
+  w.frame(Opcode.Text, utf8('one'), true, false)
+  w.frame(Opcode.Binary, utf8('two'), false, false)
+  w.frame(Opcode.Continuation, utf8('three'), true, false)
+  t.is(w.pending, 5 + 5 + 7)
+  const out = w.take()
+  t.is(out.length, 1, 'one slice of one slab')
+  const parsed = frames('server', out)
+  t.deepEqual(parsed.map((f) => [f.opcode, f.fin, new TextDecoder().decode(f.payload)]), [[Opcode.Text, true, 'one'], [Opcode.Binary, false, 'two'], [Opcode.Continuation, true, 'three']])
+  t.is(w.pending, 0)
+})
+
+test('the slab is reused after a take while it has room, and taken slices are never written over', (t) => {
+  const { alloc, sizes } = countingAlloc()
+  const w = new FrameWriter(false, undefined, alloc)
+  w.frame(Opcode.Text, utf8('first'), true, false)
+  const [first] = w.take()
+  const firstCopy = first.slice()
+  w.frame(Opcode.Text, utf8('second'), true, false)
+  const [second] = w.take()
+  t.deepEqual(sizes, [SLAB_MIN], 'one slab for both')
+  t.is(second.buffer, first.buffer)
+  t.is(second.byteOffset, first.byteOffset + first.length, 'written after the taken bytes')
+  t.deepEqual(first, firstCopy)
+})
+
+test(`a slab with less than ${SLAB_KEEP} bytes of room is let go at a take; one with exactly ${SLAB_KEEP} is kept`, (t) => {
+  // A server frame of n ≤ 125 bytes takes n + 2 in the slab.
+  const fill = (w: FrameWriter, room: number): void => {
+    let left = SLAB_MIN - room
+    while (left > 0) {
+      const n = Math.min(125, left - 2)
+      w.frame(Opcode.Binary, bytes(n), true, false)
+      left -= n + 2
+    }
+  }
+  for (const [room, kept] of [[SLAB_KEEP, true], [SLAB_KEEP - 1, false]] as const) {
+    const { alloc, sizes } = countingAlloc()
+    const w = new FrameWriter(false, undefined, alloc)
+    fill(w, room)
+    const taken = concat(w.take())
+    t.is(taken.length, SLAB_MIN - room)
+    w.frame(Opcode.Binary, bytes(1), true, false)
+    t.is(sizes.length, kept ? 1 : 2, `room ${room}`)
+  }
+})
+
+test(`slabs grow by doubling from ${SLAB_MIN} to ${SLAB_MAX} bytes and stop there; a frame larger than the next slab gets a slab its size`, (t) => {
+  const { alloc, sizes } = countingAlloc()
+  const w = new FrameWriter(false, undefined, alloc)
+  for (let i = 0; i < 400; i++) w.frame(Opcode.Binary, bytes(1000), true, false)
+  const expected = [SLAB_MIN, SLAB_MIN]
+  while (expected[expected.length - 1] < SLAB_MAX) expected.push(expected[expected.length - 1] * 2)
+  t.deepEqual(sizes.slice(0, expected.length), expected)
+  t.true(sizes.slice(expected.length).every((s) => s === SLAB_MAX), sizes.join(','))
+  t.is(concat(w.take()).length, 400 * 1004)
+
+  const big = countingAlloc()
+  const w2 = new FrameWriter(false, undefined, big.alloc)
+  w2.frame(Opcode.Binary, bytes(4000), true, false)
+  t.deepEqual(big.sizes, [4004])
+})
+
+test(`a frame of header and payload up to ${COPY_LIMIT} bytes is copied; one byte past, its payload is queued by reference`, (t) => {
+  // 4 header bytes (the 16-bit length form) + 4092 = COPY_LIMIT.
+  const atLimit = bytes(COPY_LIMIT - 4)
+  const past = bytes(COPY_LIMIT - 3)
+  t.false(FrameWriter.byReference(atLimit.length))
+  t.true(FrameWriter.byReference(past.length))
+  const w = new FrameWriter(false, undefined)
+  w.frame(Opcode.Binary, atLimit, true, false)
+  const copied = w.take()
+  t.is(copied.length, 1)
+  t.not(copied[0].buffer, atLimit.buffer)
+  w.frame(Opcode.Binary, past, true, false)
+  t.is(w.pending, 4 + past.length)
+  const out = w.take()
+  t.is(out.length, 2, 'the header, then the payload')
+  t.is(out[1], past, 'the very object')
+  t.deepEqual(frames('server', out)[0].payload, past)
+})
+
+test('a client masks every frame with a fresh key (§5.3) and never changes the caller\'s payload, small or large', (t) => {
+  const { source, keys } = countingMask()
+  const w = new FrameWriter(true, source)
+  const small = utf8('hello')
+  const large = bytes(COPY_LIMIT * 2, 0x5a)
+  w.frame(Opcode.Text, small, true, false)
+  w.frame(Opcode.Binary, large, true, false)
+  w.frame(Opcode.Ping, new Uint8Array(0), true, false)
+  const out = w.take()
+  t.is(keys.length, 3, 'one key per frame')
+  // The first frame on the wire: 2 header bytes, its key, then the masked payload.
+  const wire = concat(out)
+  t.deepEqual([...wire.subarray(2, 6)], keys[0])
+  t.deepEqual(wire.subarray(6, 11), naiveMask(small, keys[0]))
+  t.false(out.includes(large), 'a masked copy, not the payload')
+  t.deepEqual(large, bytes(COPY_LIMIT * 2, 0x5a))
+  t.deepEqual(small, utf8('hello'))
+  const parsed = frames('client', out)
+  t.deepEqual(parsed.map((f) => f.payload.length), [5, COPY_LIMIT * 2, 0])
+  t.deepEqual(parsed[1].payload, large)
+})
+
+test('a client cannot write without a mask source; a server never masks', (t) => {
+  t.throws(() => new FrameWriter(true, undefined), { instanceOf: TypeError })
+  const w = new FrameWriter(false, undefined)
+  w.frame(Opcode.Text, utf8('x'), true, false)
+  const [out] = w.take()
+  t.is(out[1] & 0x80, 0, 'no mask bit')
+})
+
+test('one frame from parts: one header, the parts as they are for a server, a masked copy whose key runs on across the parts for a client', (t) => {
+  const parts = [utf8('abc'), utf8('defgh'), utf8('ij')]
+  const server = new FrameWriter(false, undefined)
+  server.parts(Opcode.Binary, parts, true)
+  const sout = server.take()
+  t.is(sout.length, 4)
+  t.is(sout[1], parts[0])
+  const [sf] = frames('server', sout)
+  t.true(sf.fin && sf.rsv1)
+  t.is(new TextDecoder().decode(sf.payload), 'abcdefghij')
+
+  const { source, keys } = countingMask()
+  const client = new FrameWriter(true, source)
+  client.parts(Opcode.Binary, parts, false)
+  const cout = client.take()
+  t.is(keys.length, 1)
+  t.deepEqual(concat(cout.slice(1)), naiveMask(utf8('abcdefghij'), keys[0]))
+  t.deepEqual(parts.map((p) => new TextDecoder().decode(p)), ['abc', 'defgh', 'ij'])
+})
+
+test('a frame encoded elsewhere goes by reference between what the slab holds, in order; pending counts it', (t) => {
+  const w = new FrameWriter(false, undefined)
+  const encoded = concat([new Uint8Array([0x82, 0x03]), utf8('xyz')])
+  w.frame(Opcode.Text, utf8('a'), true, false)
+  w.encoded(encoded)
+  w.frame(Opcode.Text, utf8('b'), true, false)
+  t.is(w.pending, 3 + 5 + 3)
+  const out = w.take()
+  t.is(out.length, 3)
+  t.is(out[1], encoded)
+  t.deepEqual(frames('server', out).map((f) => new TextDecoder().decode(f.payload)), ['a', 'xyz', 'b'])
+})
+
+test('take with nothing queued returns a fresh empty array each time', (t) => {
+  const w = new FrameWriter(false, undefined)
+  const a = w.take()
+  const b = w.take()
+  t.deepEqual(a, [])
+  t.not(a, b)
+})
