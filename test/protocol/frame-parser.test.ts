@@ -273,6 +273,25 @@ test('goesDirect: a split frame goes into its final buffer at once up to 64 KiB,
   t.false(goesDirect(3 * 2 ** 30, 1.4 * 2 ** 30))
 })
 
+for (const role of ROLES) {
+  test(`${role}: a 16 KiB frame split across reads is copied into one buffer of its length from its first part, and handed out as that buffer`, (t) => {
+    const payload = new Uint8Array(16 * 1024).map((_, i) => (i * 7) & 0xff)
+    const wire = peerFrame(role, { opcode: Opcode.Binary, payload })
+    const sizes: number[] = []
+    const buffers: Uint8Array[] = []
+    const parser = new FrameParser({ role, alloc: (n) => { sizes.push(n); const b = new Uint8Array(n); buffers.push(b); return b } })
+    // A first part of 100 payload bytes: not half of the frame, yet the final buffer is taken now.
+    const header = wire.length - payload.length
+    t.deepEqual(parser.push(wire.slice(0, header + 100)), [])
+    t.deepEqual(sizes, [16 * 1024], 'one buffer of the declared length, at the first part')
+    const frames = parser.push(wire.slice(header + 100))
+    t.is(frames.length, 1)
+    t.is(frames[0].payload, buffers[0], 'no join: the payload is that buffer')
+    t.deepEqual(frames[0].payload, payload)
+    t.deepEqual(sizes, [16 * 1024], 'nothing else allocated')
+  })
+}
+
 // §5.3: payload byte i is XORed with key byte i mod 4. Small frames are unmasked four bytes at a
 // time wherever they start in the read, bytes only at the end: every length 0-125, every alignment.
 test('§5.3 small frames back to back in one chunk: every length 0-125 at every offset comes out unmasked, each a view of the chunk', (t) => {
