@@ -7,11 +7,14 @@
  */
 
 import test from 'ava'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { constants, deflateRawSync } from 'node:zlib'
-import { connect, isText, type Connection, type PerMessageDeflateOptions } from '../../src/index.js'
+import { connect, isText, type Connection, type PerMessageDeflateOptions, type ZlibBudgetWaitMessage } from '../../src/index.js'
 import { deflateCounters } from '../../src/extensions/permessage-deflate.js'
+import { offLoopJobs } from '../../src/extensions/zlib-work.js'
+import { VirtualClock } from '../../src/testing.js'
 import { startDemo } from '../../examples/echo-server.js'
-import { clientFrame, deferred, RawClient, startServer, until, within } from './helpers.js'
+import { clientFrame, deferred, RawClient, startServer, until, watch, within } from './helpers.js'
 
 const MiB = 1024 * 1024
 const DEFLATE = { 'Sec-WebSocket-Extensions': 'permessage-deflate' }
@@ -87,6 +90,52 @@ test('the server\'s zlib budget is shared by its connections: one that spent it 
   t.false(a.ended || b.ended, 'neither was closed')
   a.destroy()
   b.destroy()
+})
+
+// Serial: the off-loop job count is the process's.
+test.serial('on the server\'s clock, a message over the connection\'s zlib budget is inflated when the wait the budget gave ends, not 1 ms before', async (t) => {
+  const clock = new VirtualClock()
+  const conn = deferred<Connection>()
+  const first = deferred<Uint8Array>()
+  const { server, port } = await startServer(t, {
+    '': async (c) => {
+      conn.resolve(c)
+      const { value } = await c.source.next()
+      first.resolve(value as Uint8Array)
+      await c.closed
+    }
+  }, { clock, heartbeat: false, closeTimeout: 1000, perMessageDeflate: { connectionBudget: 256 * 1024, serverBudget: Infinity } })
+  const waits: Array<{ wait: number, at: number }> = []
+  const gotWait = deferred<undefined>()
+  const delivered = watch(first.promise)
+  const record = (m: unknown): void => {
+    waits.push({ wait: (m as ZlibBudgetWaitMessage).wait, at: clock.now() })
+    gotWait.resolve(undefined)
+  }
+  subscribe('wspipe:zlib_budget:wait', record)
+  t.teardown(() => { unsubscribe('wspipe:zlib_budget:wait', record) })
+  const raw = await RawClient.connect(port, { headers: DEFLATE })
+  await within(conn.promise, 5000, 'the handler')
+  // 1 MiB of work for ~1 KiB, against 256 KiB a second: let in on what the budget holds, it
+  // stops there and waits, in virtual time, for the budget to be out of debt.
+  raw.send(bomb(MiB))
+  await within(gotWait.promise, 10_000, 'a budget wait')
+  await until(() => offLoopJobs() === 0, 10_000, 'the first, stopped inflate to end')
+  t.is(waits.length, 1)
+  const { wait, at } = waits[0]
+  t.true(wait > 1, `a wait of ${wait} ms`)
+  await clock.advance(at + wait - 1 - clock.now())
+  t.is(offLoopJobs(), 0, 'not let in 1 ms before the wait ends')
+  t.is(waits.length, 1)
+  t.false(delivered(), 'nor delivered')
+  await clock.advance(1)
+  const message = await within(first.promise, 10_000, 'the message, let in at the end of the wait')
+  t.is(message.length, MiB)
+  // The connection's zlib budget is in debt now (the message's whole cost): reading waits again.
+  raw.destroy()
+  const closing = server.close()
+  await clock.advance(10_000)
+  await within(closing, 10_000, 'server.close')
 })
 
 // Serial: the zlib counters are the process's.

@@ -93,6 +93,22 @@ export class WatchedClock extends VirtualClock {
   }
 }
 
+/**
+ * `server`'s own HTTP(S) server, made by `listen()` (a private field): a test's listener for its
+ * 'connection' or 'secureConnection' event, added after the server's own, runs after it, so the
+ * test holds the server's end of a socket and can look at its state without waiting.
+ */
+export function ownServer (server: WebSocketServer): net.Server {
+  const own = (server as unknown as { httpServer?: net.Server }).httpServer
+  if (own === undefined) throw new Error('the server is not listening')
+  return own
+}
+
+/** The server's end of the next socket its own server accepts (TCP; with TLS, `secure` for the TLS socket once its handshake is done). */
+export function nextAccepted (server: WebSocketServer, secure = false, ms = 5000): Promise<net.Socket> {
+  return within(once(ownServer(server), secure ? 'secureConnection' : 'connection').then(([s]) => s as net.Socket), ms, 'the server to accept a socket')
+}
+
 export interface LogEntry { level: string, obj: any, msg: string | undefined }
 
 /** A logger that records every call, so tests can assert on what was logged. */
