@@ -93,6 +93,7 @@ export class MemoryTransport extends EventEmitter implements Transport {
     return this.queued
   }
 
+  /** Queue `chunk` for the peer; false from {@link WRITE_HIGH_WATER} queued bytes (`drain` follows). */
   write (chunk: Uint8Array, callback?: (err?: Error | null) => void): boolean {
     if (this.destroyed) {
       if (callback !== undefined) process.nextTick(callback, codedError('Cannot call write after a stream was destroyed', 'ERR_STREAM_DESTROYED'))
@@ -112,14 +113,17 @@ export class MemoryTransport extends EventEmitter implements Transport {
     return false
   }
 
+  /** Hold writes until as many `uncork()`: they then arrive as one chunk. */
   cork (): void {
     this.corked++
   }
 
+  /** See {@link MemoryTransport.cork}. */
   uncork (): void {
     if (this.corked > 0 && --this.corked === 0) this.schedulePump()
   }
 
+  /** End our side once what is queued has gone: the peer sees `end`, we `finish`. */
   end (): this {
     if (this.writableEnded || this.destroyed) return this
     this.writableEnded = true
@@ -128,6 +132,7 @@ export class MemoryTransport extends EventEmitter implements Transport {
     return this
   }
 
+  /** Stop `data` (and `end`): the peer's bytes wait here, up to {@link RECEIVE_WINDOW}, then in its queue. */
   pause (): this {
     this.paused = true
     return this
@@ -140,6 +145,7 @@ export class MemoryTransport extends EventEmitter implements Transport {
     return this
   }
 
+  /** Drop this end at once (see the class for what each side then sees). */
   destroy (error?: Error): this {
     if (this.destroyed) return this
     this.destroyed = true
