@@ -39,7 +39,7 @@ export interface ConnectOptions extends ConnectionLimits {
   tls?: TlsConnectionOptions
   /** Time for the whole opening handshake, in ms. Default 10,000. */
   handshakeTimeout?: number
-  /** Where the handshake's and the connection's timers run. Default: Node's timers; tests pass a `VirtualClock`. */
+  /** Where the handshake's and the connection's timers run (an idle HTTP/2 session this call opened included), and the zlib budget's time. Default: Node's timers; tests pass a `VirtualClock`. */
   clock?: Clock
   /** Most bytes of a refusal's body kept for {@link UpgradeError.reason}. Default 1,024. */
   maxRefusalBody?: number
@@ -174,7 +174,7 @@ export function planConnection (url: string | URL, options: ConnectOptions | Str
   const deflateOption = (options as ConnectOptions).perMessageDeflate
   // permessage-deflate inflates whole messages; a streamed one never is.
   if (streaming && deflateOption !== undefined && deflateOption !== false) throw new TypeError("perMessageDeflate cannot be used with messages: 'stream'")
-  const deflate = resolveDeflateOptions(deflateOption)
+  const deflate = resolveDeflateOptions(deflateOption, 'client', options.clock)
   // Checked now: the connection that takes them is made in an event listener, where a throw is uncaught.
   resolveLimits(options)
   return { target, secure: scheme === 'wss:' || scheme === 'https:', offered, deflate, streaming, options }

@@ -74,7 +74,12 @@ export interface WebSocketServerOptions extends ConnectionLimits {
    * (docs/server.md gives the figures); turn it on where bandwidth is dearer.
    */
   perMessageDeflate?: boolean | PerMessageDeflateOptions
-  /** Where the server's and its connections' timers run (handshake, close, heartbeat). Default: Node's timers; tests pass a `VirtualClock`. */
+  /**
+   * Where every timer of the server and its connections runs, and the time they read (handshake
+   * and `close()` timeouts, a refused socket's linger, HTTP/2 session timers, close timeout,
+   * heartbeat, zlib budget waits and refill; docs/server.md lists them). Default: Node's timers;
+   * tests pass a `VirtualClock`.
+   */
   clock?: Clock
 }
 

@@ -32,7 +32,7 @@ import { authorizeRefusal } from './authorize.js'
 import { DEFAULT_SERVER_OPTIONS, type HostServer, type ListenOptions, type ServerStats, type WebSocketServerOptions, type WholeModeOptions } from './server-options.js'
 import type { Transport } from './driver/transport.js'
 import type { ValidConnect } from './http2/handshake.js'
-import { systemClock, type ClockTimer } from './driver/clock.js'
+import { systemClock, type Clock, type ClockTimer } from './driver/clock.js'
 import { runHandler, type Handler, type StreamHandler } from './handler.js'
 import { applicationHeaders, forwardedFor, pathOf } from './upgrade-request.js'
 import { WebSocketConnection } from './driver/connection.js'
@@ -83,6 +83,8 @@ export class WebSocketServer {
   private readonly resolved: ResolvedLimits
   private readonly budget: MemoryBudget
   private readonly deflate: ResolvedDeflateOptions | undefined
+  /** Where every timer of the server runs (the `clock` option). */
+  private readonly clock: Clock
   private readonly forget = (conn: WebSocketConnection): void => {
     this.connections.delete(conn)
     this.wakeDrain?.()
@@ -115,9 +117,10 @@ export class WebSocketServer {
     this.pendingSocketClosed = function (this: NodeDuplex) { server.clearHandshakeTimer(this) }
     this.handshakeExpired = (socket) => { this.onHandshakeExpired(socket) }
     this.logger = options.logger ?? stderrLogger
+    const clock = this.clock = options.clock ?? systemClock
     this.resolved = resolveLimits(options)
     this.budget = new MemoryBudget(options.memoryBudget ?? DEFAULT_SERVER_OPTIONS.memoryBudget)
-    this.deflate = resolveDeflateOptions(options.perMessageDeflate, 'server')
+    this.deflate = resolveDeflateOptions(options.perMessageDeflate, 'server', clock)
     const trust = options.trustProxy ?? false
     this.trustedProxies = trust === true ? 1 : trust === false ? 0 : trust
     if (!Number.isInteger(this.trustedProxies) || this.trustedProxies < 0) throw new RangeError('trustProxy must be a boolean or a count of proxies')
@@ -128,7 +131,7 @@ export class WebSocketServer {
       logger: this.logger,
       handshakeTimeout: options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout,
       closeTimeout: this.resolved.closeTimeout,
-      clock: options.clock ?? systemClock,
+      clock,
       maxStreamsPerSession: options.maxStreamsPerSession ?? DEFAULT_SERVER_OPTIONS.maxStreamsPerSession,
       addressOf: (headers, socketAddress) => this.forwardedOr(headers, socketAddress),
       open: (stream, negotiated, details) => this.start(stream, negotiated, details),
@@ -231,7 +234,7 @@ export class WebSocketServer {
       server.on('connection', (raw: NodeDuplex) => {
         const key = remoteKey(raw)
         if (key === undefined) return
-        this.tlsHandshakes.set(key, { raw, acceptedAt: performance.now() })
+        this.tlsHandshakes.set(key, { raw, acceptedAt: this.clock.now() })
         raw.once('close', () => {
           if (this.tlsHandshakes.get(key)?.raw === raw) {
             this.tlsHandshakes.delete(key)
@@ -292,7 +295,7 @@ export class WebSocketServer {
         const tcp = key === undefined ? undefined : this.tlsHandshakes.get(key)
         if (tcp !== undefined) {
           // handshakeTimeout runs from TCP accept: what TLS took is spent.
-          spent = performance.now() - tcp.acceptedAt
+          spent = this.clock.now() - tcp.acceptedAt
           this.tlsHandshakes.delete(key!)
           this.wakeDrain?.()
         }
@@ -474,8 +477,10 @@ export class WebSocketServer {
     if (handshakeRefusedChannel.hasSubscribers) publishRefused(error.status, error.message, this.addressOf(socket, req))
     socket.on('error', ignoreError)
     socket.end(buildRejectResponse(error.status, error.message, error.headers))
-    // Do not wait forever for the client to read the refusal.
-    setTimeout(() => socket.destroy(), 1000).unref()
+    // Do not wait forever for the client to read the refusal (nor keep a timer for a socket gone).
+    const clock = this.clock
+    const timer = clock.setTimeout(destroySocket, REFUSAL_LINGER, socket)
+    socket.once('close', () => { clock.clearTimeout(timer) })
   }
 
   /**
@@ -517,7 +522,7 @@ export class WebSocketServer {
   /** Start (or restart) `socket`'s handshake timer, `spent` ms of it already gone. */
   private startHandshakeTimer (socket: NodeDuplex, spent = 0): void {
     const ms = Math.max(0, (this.options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout) - spent)
-    const clock = this.options.clock ?? systemClock
+    const clock = this.clock
     const timer = clock.setTimeout(this.handshakeExpired, ms, socket)
     const previous = this.pending.get(socket)
     if (previous !== undefined) clock.clearTimeout(previous)
@@ -541,7 +546,7 @@ export class WebSocketServer {
   private clearHandshakeTimer (socket: NodeDuplex): void {
     const timer = this.pending.get(socket)
     if (timer !== undefined) {
-      (this.options.clock ?? systemClock).clearTimeout(timer)
+      this.clock.clearTimeout(timer)
       this.pending.delete(socket)
       this.authorizing.delete(socket)
       socket.off('close', this.pendingSocketClosed)
@@ -595,13 +600,15 @@ export class WebSocketServer {
     // HTTP/2 sessions get GOAWAY once their WebSockets have had their 1001 (at once without any).
     this.h2.drain()
     let timedOut = false
-    const timer = setTimeout(() => {
+    const clock = this.clock
+    const closeTimeout = this.resolved.closeTimeout
+    const timer = clock.setTimeout(() => {
       timedOut = true
       this.wakeDrain?.()
-    }, this.options.closeTimeout ?? 5000)
+    }, closeTimeout, undefined)
     // A socket that has sent nothing a second into close() is a preconnect, not a client about
     // to send its request: it is not worth the whole closeTimeout.
-    const idle = setTimeout(() => {
+    const idle = clock.setTimeout(() => {
       for (const socket of [...this.pending.keys()]) {
         if (bytesReadOf(socket) === 0 && !this.authorizing.has(socket)) {
           this.clearHandshakeTimer(socket)
@@ -615,15 +622,15 @@ export class WebSocketServer {
         }
       }
       this.wakeDrain?.()
-    }, Math.min(IDLE_GRACE, this.options.closeTimeout ?? 5000))
+    }, Math.min(IDLE_GRACE, closeTimeout), undefined)
     // Re-checked after each wake: a handshake that ends its pending state adds its connection
     // in the same turn.
     while (!timedOut && (this.connections.size > 0 || this.pending.size > 0 || this.tlsHandshakes.size > 0 || this.h2.authorizing.size > 0)) {
       await new Promise<void>((resolve) => { this.wakeDrain = resolve })
     }
     this.wakeDrain = undefined
-    clearTimeout(timer)
-    clearTimeout(idle)
+    clock.clearTimeout(timer)
+    clock.clearTimeout(idle)
     this.state = 'closing'
     for (const [socket, pendingTimer] of [...this.pending]) {
       // A whole request awaiting authorize gets an answer; a request not yet whole, none.
@@ -631,7 +638,7 @@ export class WebSocketServer {
         this.reject(socket, new HandshakeError(503, 'the server is shutting down'))
         continue
       }
-      (this.options.clock ?? systemClock).clearTimeout(pendingTimer)
+      clock.clearTimeout(pendingTimer)
       socket.destroy()
     }
     this.pending.clear()
@@ -651,6 +658,11 @@ export class WebSocketServer {
 
 /** How long `close()` waits for a socket that has sent nothing (capped by `closeTimeout`). */
 const IDLE_GRACE = 1000
+
+/** How long a refused handshake's socket may stay for the client to read the refusal. */
+const REFUSAL_LINGER = 1000
+
+function destroySocket (socket: NodeDuplex): void { socket.destroy() }
 
 /** Bytes received on `socket` so far (Node's sockets count them; other duplexes: unknown, -1). */
 function bytesReadOf (socket: NodeDuplex): number {

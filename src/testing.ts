@@ -22,14 +22,13 @@
  * @module wspipe/testing
  */
 
-import { Buffer } from 'node:buffer'
-import { Duplex as NodeDuplex } from 'node:stream'
 import type { Duplex, Source } from 'it-stream-types'
 import { WebSocketConnection } from './driver/connection.js'
 import type { Connection, ConnectionLimits, Logger, StreamConnection, StreamModeOptions } from './driver/types.js'
 import { InvalidStateError } from './errors.js'
 import type { Clock } from './driver/clock.js'
 import { runHandler, type Handler, type StreamHandler } from './handler.js'
+import { MemoryTransport } from './memory-transport.js'
 
 /** Options of {@link connectInMemory}. */
 export interface InMemoryOptions extends ConnectionLimits {
@@ -58,74 +57,6 @@ export interface InMemoryClient<Server = Connection> extends Connection {
   readonly errors: unknown[]
 }
 
-/** One end of an in-memory byte pipe that behaves like a TCP socket: copies, backpressure, end and reset. */
-class MemorySocket extends NodeDuplex {
-  peer!: MemorySocket
-  /** Always `127.0.0.1`: there is no socket. */
-  readonly remoteAddress = '127.0.0.1'
-  /** Always 0: there is no socket. */
-  readonly remotePort = 0
-  private pendingWrite: (() => void) | undefined
-
-  constructor () {
-    super({ allowHalfOpen: false, highWaterMark: 64 * 1024 })
-  }
-
-  override _write (chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    // A copy, as a network would make: the receiver unmasks in place.
-    this.deliver(Buffer.from(chunk), callback)
-  }
-
-  override _writev (chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
-    this.deliver(Buffer.concat(chunks.map((c) => c.chunk)), callback)
-  }
-
-  /**
-   * Bytes reach the peer on a later turn of the event loop, as from a real socket: a handler
-   * and a client that never wait on I/O must not starve timers and setImmediate callbacks.
-   */
-  private deliver (bytes: Buffer, callback: (error?: Error | null) => void): void {
-    setImmediate(() => {
-      if (this.destroyed || this.peer.destroyed) {
-        callback()
-        return
-      }
-      if (this.peer.push(bytes)) callback()
-      else this.peer.pendingWrite = callback
-    })
-  }
-
-  override _read (): void {
-    const w = this.pendingWrite
-    if (w !== undefined) {
-      this.pendingWrite = undefined
-      w()
-    }
-  }
-
-  override _final (callback: (error?: Error | null) => void): void {
-    setImmediate(() => {
-      if (!this.peer.destroyed) this.peer.push(null)
-      callback()
-    })
-  }
-
-  override _destroy (error: Error | null, callback: (error?: Error | null) => void): void {
-    // Like a reset: the other end goes too.
-    if (!this.peer.destroyed) process.nextTick(() => this.peer.destroy())
-    callback(error)
-  }
-}
-
-/** Two connected in-memory sockets. */
-function socketPair (): [MemorySocket, MemorySocket] {
-  const a = new MemorySocket()
-  const b = new MemorySocket()
-  a.peer = b
-  b.peer = a
-  return [a, b]
-}
-
 /**
  * Run `handler` against an in-memory client, through the real framing, masking and closing
  * code (no HTTP handshake). Returns the client's end.
@@ -133,7 +64,7 @@ function socketPair (): [MemorySocket, MemorySocket] {
 export async function connectInMemory (handler: StreamHandler, options: InMemoryOptions & StreamModeOptions): Promise<InMemoryClient<StreamConnection>>
 export async function connectInMemory (handler: Handler, options?: InMemoryOptions & { messages?: 'whole' }): Promise<InMemoryClient>
 export async function connectInMemory (handler: Handler | StreamHandler, options: InMemoryOptions = {}): Promise<InMemoryClient<Connection | StreamConnection>> {
-  const [serverSocket, clientSocket] = socketPair()
+  const [serverSocket, clientSocket] = MemoryTransport.pair()
   const errors: unknown[] = []
   const forward = options.logger
   const logger: Logger = {

@@ -24,8 +24,9 @@ function turn (): Promise<void> {
 /**
  * A {@link Clock} for tests: `now()` starts at 0 and moves only in {@link VirtualClock.advance}.
  * Give it to `connectInMemory(handler, { clock })` (or a server's or `connect()`'s `clock`
- * option) and the close timeout, reply grace, heartbeat, zlib budget waits and handshake timeout
- * all run in virtual time, so a test of "dropped after 30 s" takes no 30 s.
+ * option) and every timer of it runs in virtual time (close timeout, reply grace, heartbeat, zlib
+ * budget waits and refill, handshake timeout, `server.close()`'s timeouts: the list is the
+ * `clock` option's in docs/server.md), so a test of "dropped after 30 s" takes no 30 s.
  *
  * What {@link VirtualClock.advance} guarantees:
  * - Timers fire in order of their due time; timers due at the same time, in the order they were

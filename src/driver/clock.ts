@@ -1,8 +1,10 @@
 /**
  * Time, as the driver and the server see it: every timer of a connection (close timeout, reply
- * grace, heartbeat, zlib budget waits, the paused-connection drop) and of a server or client
- * (handshake timeout) goes through a {@link Clock}. The {@link systemClock} is Node's; tests pass
- * the `VirtualClock` of `wspipe/testing` and move time by hand.
+ * grace, heartbeat, zlib budget waits, the paused-connection drop), of a server (handshake
+ * timeout, a refused socket's linger, `close()`'s timeouts, HTTP/2 session timers) and of a
+ * client (handshake timeout, an idle HTTP/2 session), and the time they read (a TLS handshake's
+ * length, the zlib budgets' refill), goes through a {@link Clock}. The {@link systemClock} is
+ * Node's; tests pass the `VirtualClock` of `wspipe/testing` and move time by hand.
  *
  * @packageDocumentation
  */

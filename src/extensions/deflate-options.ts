@@ -8,6 +8,7 @@
 import type { DeflateRequest } from './deflate-negotiation.js'
 import type { Role } from '../protocol/frame-parser.js'
 import { ZlibBudget } from './zlib-work.js'
+import { systemClock, type Clock } from '../driver/clock.js'
 
 /** Options of permessage-deflate, for the server and the client (`perMessageDeflate`). */
 export interface PerMessageDeflateOptions extends DeflateRequest {
@@ -85,6 +86,8 @@ export interface ResolvedDeflateOptions {
   readonly serverBudget: ZlibBudget | undefined
   /** What to ask of the peer in the negotiation. */
   readonly request: DeflateRequest
+  /** The server's or client's clock, by which the zlib budgets refill. */
+  readonly clock: Clock
 }
 
 function checkRate (name: string, value: number | undefined): void {
@@ -101,7 +104,7 @@ function checkInt (name: string, value: number | undefined, min: number, max: nu
  * server-wide zlib budget here (so call this once per server); a client asks for nothing it was
  * not told to.
  */
-export function resolveDeflateOptions (option: boolean | PerMessageDeflateOptions | undefined, role: Role = 'client'): ResolvedDeflateOptions | undefined {
+export function resolveDeflateOptions (option: boolean | PerMessageDeflateOptions | undefined, role: Role = 'client', clock: Clock = systemClock): ResolvedDeflateOptions | undefined {
   if (option === undefined || option === false) return undefined
   const o = option === true ? {} : option
   checkInt('threshold', o.threshold, 0, Number.MAX_SAFE_INTEGER)
@@ -125,7 +128,8 @@ export function resolveDeflateOptions (option: boolean | PerMessageDeflateOption
     memLevel: o.memLevel ?? DEFAULT_DEFLATE_OPTIONS.memLevel,
     sharedCompressor: o.sharedCompressor === true,
     connectionBudget: o.connectionBudget ?? DEFAULT_DEFLATE_OPTIONS.connectionBudget,
-    serverBudget: server ? new ZlibBudget(o.serverBudget ?? DEFAULT_DEFLATE_OPTIONS.serverBudget) : undefined,
-    request
+    serverBudget: server ? new ZlibBudget(o.serverBudget ?? DEFAULT_DEFLATE_OPTIONS.serverBudget, clock) : undefined,
+    request,
+    clock
   }
 }

@@ -202,7 +202,7 @@ export class PerMessageDeflate implements MessageCompression {
     const receiveReset = server ? params.clientNoContextTakeover : params.serverNoContextTakeover
     this.sendWindow = sendReset ? undefined : new SlidingWindow(this.sendBits)
     this.receiveWindow = receiveReset ? undefined : new SlidingWindow(this.receiveBits)
-    this.budget = new ZlibBudget(options.connectionBudget)
+    this.budget = new ZlibBudget(options.connectionBudget, options.clock)
   }
 
   get heldBytes (): number {

@@ -8,6 +8,7 @@
  */
 
 import { Fifo } from '../fifo.js'
+import { systemClock, type Clock } from '../driver/clock.js'
 
 /**
  * A compressed byte pays for this many bytes of zlib work: a message inflated or deflated is
@@ -32,16 +33,19 @@ export class ZlibBudget {
   readonly rate: number
   private tokens: number
   private at: number
+  /** Refills by this clock's time: the connection's or server's, so a virtual one moves it too. */
+  private readonly clock: Clock
 
-  constructor (rate: number) {
+  constructor (rate: number, clock: Clock = systemClock) {
     if (!(rate > 0)) throw new RangeError('a zlib budget must be a positive number of bytes per second')
     this.rate = rate
     this.tokens = rate
-    this.at = performance.now()
+    this.clock = clock
+    this.at = clock.now()
   }
 
   private refill (): void {
-    const now = performance.now()
+    const now = this.clock.now()
     this.tokens = Math.min(this.rate, this.tokens + (now - this.at) * this.rate / 1000)
     this.at = now
   }

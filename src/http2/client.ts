@@ -14,6 +14,7 @@ import type { Duplex as NodeDuplex } from 'node:stream'
 import { attemptHandshake, checkNegotiation, offerHeaders, openClientConnection, type ClientPlan, type Negotiated } from '../client.js'
 import type { Connection, StreamConnection } from '../driver/types.js'
 import { UpgradeError } from '../errors.js'
+import { systemClock, type Clock, type ClockTimer } from '../driver/clock.js'
 
 /** How long a session with no WebSocket left stays open for the next one, in ms. */
 export const SESSION_IDLE_TIMEOUT = 2000
@@ -25,7 +26,9 @@ interface PooledSession {
   readonly ready: Promise<boolean>
   session: ClientHttp2Session
   open: number
-  idle: NodeJS.Timeout | undefined
+  idle: ClockTimer | undefined
+  /** The clock of the `connect()` that opened the session: its idle timer runs there. */
+  readonly clock: Clock
 }
 
 /** Sessions by origin (and the identity of the TLS options they were opened with). */
@@ -44,7 +47,7 @@ function keyOf (origin: string, tls: object | undefined): string {
 }
 
 /** The pooled session for `origin`, opened if there is none (or the one there is going away). */
-function sessionFor (origin: string, tls: SecureClientSessionOptions | undefined): PooledSession {
+function sessionFor (origin: string, tls: SecureClientSessionOptions | undefined, clock: Clock): PooledSession {
   const key = keyOf(origin, tls)
   const found = pool.get(key)
   if (found !== undefined && !found.session.closed && !found.session.destroyed) return found
@@ -54,6 +57,7 @@ function sessionFor (origin: string, tls: SecureClientSessionOptions | undefined
     session,
     open: 0,
     idle: undefined,
+    clock,
     ready: new Promise<boolean>((resolve, reject) => {
       const onSettings = (): void => {
         session.off('error', onError)
@@ -89,8 +93,9 @@ function release (entry: PooledSession): void {
   if (entry.open > 0) return
   // Idle: let the process exit, and close the session if no WebSocket comes for a while.
   entry.session.unref()
-  entry.idle = setTimeout(closeIdle, SESSION_IDLE_TIMEOUT, entry)
-  entry.idle.unref()
+  entry.idle = entry.clock.setTimeout(closeIdle, SESSION_IDLE_TIMEOUT, entry)
+  // A Node timer (the system clock's) must not keep the process alive either.
+  ;(entry.idle as { unref?: () => void }).unref?.()
 }
 
 function closeIdle (entry: PooledSession): void {
@@ -111,6 +116,8 @@ export interface Http2Attempt {
   tls: SecureClientSessionOptions | undefined
   /** Most bytes of a refusal's body kept as its reason. */
   maxRefusalBody: number
+  /** `connect()`'s clock: a session opened here closes when idle by it. */
+  clock: Clock
 }
 
 /** An accepted stream: the socket to run the WebSocket on, and what the server chose. */
@@ -130,9 +137,9 @@ export interface Http2Opened {
  * session's error. `signal` abandons the attempt.
  */
 export async function openHttp2 (attempt: Http2Attempt, signal: AbortSignal): Promise<Http2Opened | undefined> {
-  const entry = sessionFor(attempt.origin, attempt.tls)
+  const entry = sessionFor(attempt.origin, attempt.tls, attempt.clock)
   if (entry.idle !== undefined) {
-    clearTimeout(entry.idle)
+    entry.clock.clearTimeout(entry.idle)
     entry.idle = undefined
   }
   entry.open++
@@ -203,7 +210,8 @@ export function connectHttp2 (plan: ClientPlan): Promise<Connection | StreamConn
       path: target.pathname + target.search,
       headers,
       tls: options.tls as SecureClientSessionOptions | undefined,
-      maxRefusalBody: options.maxRefusalBody ?? 1024
+      maxRefusalBody: options.maxRefusalBody ?? 1024,
+      clock: options.clock ?? systemClock
     }, controller.signal).then((opened) => {
       if (opened === undefined) {
         attempt.succeed(() => undefined)

@@ -16,7 +16,7 @@ import {
   type SlowSubscriberMessage, type ZlibBudgetWaitMessage
 } from '../../src/index.js'
 import { VirtualClock } from '../../src/testing.js'
-import { captureLogger, clientFrame, deferred, echo, rawRequest, RawClient, sleep, startServer, until, upgradeRequest, within } from '../server/helpers.js'
+import { advanceUntil, captureLogger, clientFrame, deferred, echo, rawRequest, RawClient, sleep, startServer, until, upgradeRequest, within } from '../server/helpers.js'
 
 /** Every message published on `name` while the test runs. */
 function record<T> (t: ExecutionContext, name: string): T[] {
@@ -275,12 +275,13 @@ function bomb (n: number): Buffer {
 }
 
 for (const budget of ['connection', 'server'] as const) {
-  test.serial(`zlib_budget:wait: a connection paused for the ${budget}'s zlib budget, once per wait, and every message still arrives`, async (t) => {
+  test.serial(`zlib_budget:wait: a connection paused for the ${budget}'s zlib budget, once per wait, and every message still arrives (the waits in virtual time)`, async (t) => {
     const waits = record<ZlibBudgetWaitMessage>(t, 'wspipe:zlib_budget:wait')
     const MiB = 1024 * 1024
+    const clock = new VirtualClock()
     let serverConn: Connection | undefined
     let received = 0
-    const { port } = await startServer(t, {
+    const { server, port } = await startServer(t, {
       '': async (conn) => {
         serverConn = conn
         for await (const _ of conn.source) if (++received === 6) break
@@ -288,13 +289,14 @@ for (const budget of ['connection', 'server'] as const) {
       }
     }, {
       heartbeat: false,
+      clock,
       perMessageDeflate: budget === 'connection' ? { connectionBudget: 2 * MiB, serverBudget: Infinity } : { connectionBudget: Infinity, serverBudget: 2 * MiB }
     })
     const raw = await RawClient.connect(port, { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate' } })
     t.teardown(() => { raw.destroy() })
     // 6 MiB of zlib work for ~6 KiB on the wire: three seconds of a 2 MiB-a-second budget.
     raw.send(Buffer.concat(Array.from({ length: 6 }, () => bomb(MiB))))
-    await until(() => received === 6, 20_000, 'all six messages')
+    await advanceUntil(clock, () => received === 6, 'all six messages')
     t.true(waits.length > 0, 'a wait was published')
     for (const m of waits) {
       t.is(m.connection, serverConn!)
@@ -304,5 +306,10 @@ for (const budget of ['connection', 'server'] as const) {
     }
     t.is(waits.length, serverConn!.stats().compressionWaits, 'one message per wait stats() counts')
     t.false(raw.ended, 'paused, not closed')
+    // Closed here, with time moved past the close timeout of a connection no longer read.
+    raw.destroy()
+    const closing = server.close()
+    await clock.advance(10_000)
+    await within(closing, 10_000, 'server.close')
   })
 }

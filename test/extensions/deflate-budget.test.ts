@@ -1,6 +1,8 @@
 /**
  * The zlib budget's accounting for inflates off the event loop, at the unit level: several
- * {@link PerMessageDeflate} objects sharing one server budget, as a server's connections do.
+ * {@link PerMessageDeflate} objects sharing one server budget, as a server's connections do. The
+ * budgets refill by the clock they are given, here a VirtualClock: nothing refills them behind
+ * the test's back, and a wait ends exactly when the budget said.
  */
 
 import test from 'ava'
@@ -9,7 +11,8 @@ import { constants, deflateRawSync } from 'node:zlib'
 import type { DeflateParams } from '../../src/extensions/deflate-negotiation.js'
 import { PerMessageDeflate } from '../../src/extensions/permessage-deflate.js'
 import { resolveDeflateOptions, type ResolvedDeflateOptions } from '../../src/extensions/deflate-options.js'
-import { offLoopJobs } from '../../src/extensions/zlib-work.js'
+import { offLoopJobs, ZlibBudget } from '../../src/extensions/zlib-work.js'
+import { VirtualClock } from '../../src/virtual-clock.js'
 
 const MiB = 1024 * 1024
 const PARAMS: DeflateParams = { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15 }
@@ -48,7 +51,7 @@ async function idle (): Promise<void> {
 
 test.serial('an inflate cancelled with its connection gives its admission back to the server budget, started or not', async (t) => {
   await idle()
-  const options = resolveDeflateOptions({ connectionBudget: Infinity, serverBudget: 64 * MiB }, 'server')!
+  const options = resolveDeflateOptions({ connectionBudget: Infinity, serverBudget: 64 * MiB }, 'server', new VirtualClock())!
   // Room for all three admissions at once.
   const server = options.serverBudget!
   const ordinary = compress(json(200 * 1024))
@@ -64,6 +67,7 @@ test.serial('an inflate cancelled with its connection gives its admission back t
   conns[0].cancel()
   await idle()
   t.deepEqual(results, [], 'nothing is delivered for a cancelled inflate')
+  // Time has not moved: this is what the cancels gave back, not a refill.
   t.is(server.available, server.rate, 'the server budget holds all it held before')
   t.is(server.wait(), 0)
 })
@@ -90,7 +94,8 @@ test.serial('three large messages of ordinary JSON on three connections are let 
 
 test.serial('a decompression bomb let in on what is left of the budget stops there, then waits its turn and is charged in full', async (t) => {
   await idle()
-  const options = resolveDeflateOptions({ connectionBudget: Infinity }, 'server')!
+  const clock = new VirtualClock()
+  const options = resolveDeflateOptions({ connectionBudget: Infinity }, 'server', clock)!
   const server = options.serverBudget!
   const message = Buffer.alloc(16 * MiB - 64, 'a')
   const z = receiving(options, compress(message))
@@ -104,15 +109,47 @@ test.serial('a decompression bomb let in on what is left of the budget stops the
   await next
   t.deepEqual(calls, [[undefined, undefined]], 'stopped at what the budget allowed: to be looked at again')
   next = new Promise<void>((resolve) => { called = resolve })
-  // Let in again, with its full cost charged ahead, once the budget is out of debt (a bounded wait).
-  let again = z.inflateLater(16 * MiB, done)
-  for (let i = 0; i < 100 && typeof again === 'number'; i++) {
-    await new Promise((resolve) => setTimeout(resolve, again as number))
-    again = z.inflateLater(16 * MiB, done)
-  }
-  t.is(again, undefined)
+  // Let in again, with its full cost charged ahead, once the budget is out of debt: not 1 ms before.
+  const wait = z.inflateLater(16 * MiB, done)
+  t.true(typeof wait === 'number' && wait > 1, `a wait (${String(wait)})`)
+  await clock.advance((wait as number) - 1)
+  t.is(z.inflateLater(16 * MiB, done), 1, 'still 1 ms to wait')
+  await clock.advance(1)
+  t.is(z.inflateLater(16 * MiB, done), undefined, 'let in')
   await next
   t.is(calls.length, 2)
   t.is(calls[1][0], undefined)
   t.true(Buffer.from(calls[1][1]!).equals(message))
+})
+
+test('a ZlibBudget refills by its clock: 1,500 bytes taken from 1,000 a second is 500 ms of debt, out of it at 500 ms, not 499, and full again at 1.5 s', async (t) => {
+  const clock = new VirtualClock()
+  const budget = new ZlibBudget(1000, clock)
+  t.is(budget.available, 1000, 'starts full')
+  budget.charge(1500)
+  t.is(budget.available, -500)
+  t.is(budget.wait(), 500)
+  await clock.advance(499)
+  t.is(budget.available, -1)
+  t.is(budget.wait(), 1, 'in debt 1 ms before')
+  await clock.advance(1)
+  t.is(budget.available, 0)
+  t.is(budget.wait(), 0, 'out of debt at 500 ms')
+  await clock.advance(999)
+  t.is(budget.available, 999)
+  await clock.advance(10_000)
+  t.is(budget.available, 1000, 'never more than a second\'s worth')
+})
+
+test('resolveDeflateOptions gives its clock to the server budget and, through the options, to each connection\'s budget', async (t) => {
+  const clock = new VirtualClock()
+  const options = resolveDeflateOptions({ connectionBudget: 1000, serverBudget: 2000 }, 'server', clock)!
+  const z = new PerMessageDeflate('server', PARAMS, options)
+  z.budget.charge(1100)
+  options.serverBudget!.charge(2200)
+  t.deepEqual([z.budget.wait(), options.serverBudget!.wait()], [100, 100])
+  await clock.advance(99)
+  t.deepEqual([z.budget.wait(), options.serverBudget!.wait()], [1, 1])
+  await clock.advance(1)
+  t.deepEqual([z.budget.wait(), options.serverBudget!.wait()], [0, 0])
 })

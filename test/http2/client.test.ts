@@ -4,11 +4,13 @@
  * HTTP/1.1 where the server has no HTTP/2 or does not send SETTINGS_ENABLE_CONNECT_PROTOCOL.
  */
 
-import http2, { type ServerHttp2Session } from 'node:http2'
+import http2, { type ClientHttp2Session, type ServerHttp2Session } from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import { connect, UpgradeError, WebSocketServer, type Connection } from '../../src/index.js'
+import { SESSION_IDLE_TIMEOUT } from '../../src/http2/client.js'
+import { VirtualClock } from '../../src/testing.js'
 import { peerTest } from '../peers.js'
-import { captureLogger, echo, until, within } from '../server/helpers.js'
+import { captureLogger, echo, within } from '../server/helpers.js'
 import { makeCertificate } from './helpers.js'
 
 const test = peerTest('openssl')
@@ -62,9 +64,11 @@ test('connect({ http2: true }): the WebSocket on an HTTP/2 stream, echo, a clean
   t.deepEqual(await within(seen[0].closed, 5000, 'server closed'), { code: 1000, reason: 'bye', wasClean: true })
 })
 
-test('connections to one origin share one session, which closes once none is left on it', async (t) => {
+test('connections to one origin share one session, which closes once none is left on it for SESSION_IDLE_TIMEOUT on connect()\'s clock, not 1 ms before', async (t) => {
   const { url, sessions, seen } = await start(t)
-  const conns = await Promise.all([1, 2, 3].map(() => connect(url, { http2: true, tls, protocols: ['echo'] })))
+  const clock = new VirtualClock()
+  const options = { http2: true, tls, protocols: ['echo'], clock }
+  const conns = await Promise.all([1, 2, 3].map(() => connect(url, options)))
   t.is(sessions.length, 1)
   t.is(new Set(seen.map((c) => c.remotePort)).size, 1)
   await Promise.all(conns.map(async (c, i) => {
@@ -75,14 +79,20 @@ test('connections to one origin share one session, which closes once none is lef
   conns[0].close()
   conns[1].close()
   await Promise.all([conns[0].closed, conns[1].closed])
-  const late = await connect(url, { http2: true, tls, protocols: ['echo'] })
+  const late = await connect(url, options)
   t.is(sessions.length, 1)
+  // The client's session, under the connection's stream.
+  const session = (late as unknown as { transport: { session: ClientHttp2Session } }).transport.session
   late.close()
   conns[2].close()
+  // The session is let go as each stream closes, before `closed` settles.
   await Promise.all([late.closed, conns[2].closed])
-  // Idle: the client closes the session (after its idle time), the server sees it go.
-  await until(() => sessions[0].closed || sessions[0].destroyed, 10_000, 'the idle session closed')
-  t.pass()
+  await clock.advance(SESSION_IDLE_TIMEOUT - 1)
+  t.false(session.closed, 'kept 1 ms before its idle time is up')
+  await clock.advance(1)
+  t.true(session.closed, 'closed when its idle time is up')
+  // The server sees it go.
+  await within(new Promise((resolve) => { if (sessions[0].closed || sessions[0].destroyed) resolve(undefined); else sessions[0].once('close', resolve) }), 10_000, 'the idle session closed')
 })
 
 test('a refusal over HTTP/2 is an UpgradeError with the status and the body\'s reason', async (t) => {

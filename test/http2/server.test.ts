@@ -9,7 +9,8 @@ import type { AddressInfo } from 'node:net'
 import WebSocket from 'ws'
 import { WebSocketServer, type Connection, type WebSocketServerOptions } from '../../src/index.js'
 import { peerTest } from '../peers.js'
-import { captureLogger, closePayload, echo, until, within } from '../server/helpers.js'
+import { captureLogger, closePayload, deferred, echo, until, watch, within } from '../server/helpers.js'
+import { VirtualClock } from '../../src/testing.js'
 import { closeCodeOf, H2Socket, makeCertificate, openSession } from './helpers.js'
 
 const test = peerTest('openssl')
@@ -104,18 +105,29 @@ for (const r of refusals) {
   })
 }
 
-test('authorize sees the HTTP/2 request and past handshakeTimeout the stream gets 503', async (t) => {
+test('authorize sees the HTTP/2 request and at handshakeTimeout (on the server\'s clock; not 1 ms before) the stream gets 503', async (t) => {
   let seen: { httpVersion?: string, url?: string } = {}
+  const clock = new VirtualClock()
+  const asked = deferred<undefined>()
   const { origin } = await start(t, {
-    handshakeTimeout: 1500,
+    // Longer than the test could take: only the virtual clock can bring it.
+    handshakeTimeout: 30_000,
+    clock,
     authorize: (req) => {
       seen = { httpVersion: req.httpVersion, url: req.url }
+      asked.resolve(undefined)
       return new Promise(() => {})
     }
   })
   const session = await openSession(origin)
   t.teardown(() => { session.destroy() })
-  const ws = await H2Socket.open(session, '/late')
+  const opening = H2Socket.open(session, '/late')
+  const answered = watch(opening)
+  await within(asked.promise, 5000, 'authorize is called')
+  await clock.advance(29_999)
+  t.false(answered(), 'no answer 1 ms before handshakeTimeout')
+  await clock.advance(1)
+  const ws = await within(opening, 5000, 'the answer')
   t.is(ws.status, 503)
   t.deepEqual(seen, { httpVersion: '2.0', url: '/late' })
 })

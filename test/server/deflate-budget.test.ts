@@ -7,11 +7,14 @@
  */
 
 import test from 'ava'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { constants, deflateRawSync } from 'node:zlib'
-import { connect, isText, type Connection, type PerMessageDeflateOptions } from '../../src/index.js'
+import { connect, isText, type Connection, type PerMessageDeflateOptions, type WebSocketServer, type ZlibBudgetWaitMessage } from '../../src/index.js'
 import { deflateCounters } from '../../src/extensions/permessage-deflate.js'
+import { offLoopJobs } from '../../src/extensions/zlib-work.js'
+import { VirtualClock } from '../../src/testing.js'
 import { startDemo } from '../../examples/echo-server.js'
-import { clientFrame, deferred, RawClient, startServer, until, within } from './helpers.js'
+import { advanceUntil, clientFrame, deferred, RawClient, startServer, until, watch, within } from './helpers.js'
 
 const MiB = 1024 * 1024
 const DEFLATE = { 'Sec-WebSocket-Extensions': 'permessage-deflate' }
@@ -49,44 +52,102 @@ function json (n: number): string {
   return s.slice(0, n)
 }
 
-test('a connection over its own zlib budget is paused, not closed: every message arrives', async (t) => {
+/** Close `server`, moving `clock` past the close timeouts of connections that no longer read. */
+async function closeOn (clock: VirtualClock, server: WebSocketServer): Promise<void> {
+  const closing = server.close()
+  await clock.advance(10_000)
+  await within(closing, 10_000, 'server.close')
+}
+
+test('a connection over its own zlib budget is paused, not closed: every message arrives (the budget\'s waits in virtual time)', async (t) => {
   const options: PerMessageDeflateOptions = { connectionBudget: 2 * MiB, serverBudget: Infinity }
-  let finished!: (r: { n: number, conn: Connection }) => void
-  const result = new Promise<{ n: number, conn: Connection }>((resolve) => { finished = resolve })
-  const { port } = await startServer(t, { '': counting(6, MiB, (n, conn) => finished({ n, conn })) }, { perMessageDeflate: options, heartbeat: false })
+  const clock = new VirtualClock()
+  let result: { n: number, conn: Connection } | undefined
+  const { server, port } = await startServer(t, { '': counting(6, MiB, (n, conn) => { result = { n, conn } }) }, { perMessageDeflate: options, heartbeat: false, clock })
   const raw = await RawClient.connect(port, { headers: DEFLATE })
   // 6 MiB of work for ~6 KiB on the wire: three seconds of this connection's budget.
   raw.send(Buffer.concat(Array.from({ length: 6 }, () => bomb(MiB))))
-  const { n, conn } = await within(result, 20_000, 'all six messages')
+  await advanceUntil(clock, () => result !== undefined, 'all six messages')
+  const { n, conn } = result!
   t.is(n, 6)
   t.true(conn.stats().compressionWaits > 0, 'reading waited for the budget')
+  t.true(clock.now() >= 1000, `the budget's waits took virtual time (${clock.now()} ms)`)
   t.false(raw.ended, 'the connection is still open')
   raw.destroy()
+  await closeOn(clock, server)
 })
 
 test('the server\'s zlib budget is shared by its connections: one that spent it makes the next wait, and both carry on', async (t) => {
   const options: PerMessageDeflateOptions = { connectionBudget: Infinity, serverBudget: 2 * MiB }
-  const doneA = deferred<{ n: number, conn: Connection }>()
-  const doneB = deferred<{ n: number, conn: Connection }>()
-  const { port } = await startServer(t, {
-    a: counting(6, MiB, (n, conn) => doneA.resolve({ n, conn })),
-    b: counting(1, MiB, (n, conn) => doneB.resolve({ n, conn }))
-  }, { perMessageDeflate: options, heartbeat: false })
+  const clock = new VirtualClock()
+  let resultA: { n: number, conn: Connection } | undefined
+  let resultB: { n: number, conn: Connection } | undefined
+  const { server, port } = await startServer(t, {
+    a: counting(6, MiB, (n, conn) => { resultA = { n, conn } }),
+    b: counting(1, MiB, (n, conn) => { resultB = { n, conn } })
+  }, { perMessageDeflate: options, heartbeat: false, clock })
   const a = await RawClient.connect(port, { protocol: 'a', headers: DEFLATE })
   const b = await RawClient.connect(port, { protocol: 'b', headers: DEFLATE })
   // Each connection alone has no limit; a's 6 MiB are over the server's 2 MiB a second (and a
   // second's worth at once), so its last messages wait, and so does b's after them.
   a.send(Buffer.concat(Array.from({ length: 6 }, () => bomb(MiB))))
-  const resultA = await within(doneA.promise, 20_000, 'a\'s messages')
+  await advanceUntil(clock, () => resultA !== undefined, 'a\'s messages')
   b.send(bomb(MiB, 0x62))
-  const resultB = await within(doneB.promise, 20_000, 'b\'s message')
-  t.is(resultA.n, 6)
-  t.is(resultB.n, 1)
-  t.true(resultA.conn.stats().compressionWaits > 0, 'a waited for the server\'s budget it spent')
-  t.true(resultB.conn.stats().compressionWaits > 0, 'b waited for the server\'s budget a spent')
+  await advanceUntil(clock, () => resultB !== undefined, 'b\'s message')
+  t.is(resultA!.n, 6)
+  t.is(resultB!.n, 1)
+  t.true(resultA!.conn.stats().compressionWaits > 0, 'a waited for the server\'s budget it spent')
+  t.true(resultB!.conn.stats().compressionWaits > 0, 'b waited for the server\'s budget a spent')
   t.false(a.ended || b.ended, 'neither was closed')
   a.destroy()
   b.destroy()
+  await closeOn(clock, server)
+})
+
+// Serial: the off-loop job count is the process's.
+test.serial('on the server\'s clock, a message over the connection\'s zlib budget is inflated when the wait the budget gave ends, not 1 ms before', async (t) => {
+  const clock = new VirtualClock()
+  const conn = deferred<Connection>()
+  const first = deferred<Uint8Array>()
+  const { server, port } = await startServer(t, {
+    '': async (c) => {
+      conn.resolve(c)
+      const { value } = await c.source.next()
+      first.resolve(value as Uint8Array)
+      await c.closed
+    }
+  }, { clock, heartbeat: false, closeTimeout: 1000, perMessageDeflate: { connectionBudget: 256 * 1024, serverBudget: Infinity } })
+  const waits: Array<{ wait: number, at: number }> = []
+  const gotWait = deferred<undefined>()
+  const delivered = watch(first.promise)
+  const record = (m: unknown): void => {
+    waits.push({ wait: (m as ZlibBudgetWaitMessage).wait, at: clock.now() })
+    gotWait.resolve(undefined)
+  }
+  subscribe('wspipe:zlib_budget:wait', record)
+  t.teardown(() => { unsubscribe('wspipe:zlib_budget:wait', record) })
+  const raw = await RawClient.connect(port, { headers: DEFLATE })
+  await within(conn.promise, 5000, 'the handler')
+  // 1 MiB of work for ~1 KiB, against 256 KiB a second: let in on what the budget holds, it
+  // stops there and waits, in virtual time, for the budget to be out of debt.
+  raw.send(bomb(MiB))
+  await within(gotWait.promise, 10_000, 'a budget wait')
+  await until(() => offLoopJobs() === 0, 10_000, 'the first, stopped inflate to end')
+  t.is(waits.length, 1)
+  const { wait, at } = waits[0]
+  t.true(wait > 1, `a wait of ${wait} ms`)
+  await clock.advance(at + wait - 1 - clock.now())
+  t.is(offLoopJobs(), 0, 'not let in 1 ms before the wait ends')
+  t.is(waits.length, 1)
+  t.false(delivered(), 'nor delivered')
+  await clock.advance(1)
+  const message = await within(first.promise, 10_000, 'the message, let in at the end of the wait')
+  t.is(message.length, MiB)
+  // The connection's zlib budget is in debt now (the message's whole cost): reading waits again.
+  raw.destroy()
+  const closing = server.close()
+  await clock.advance(10_000)
+  await within(closing, 10_000, 'server.close')
 })
 
 // Serial: the zlib counters are the process's.

@@ -5,8 +5,9 @@
 
 import net from 'node:net'
 import test from 'ava'
-import { deferred, echo, rawRequest, startServer, until, upgradeRequest, WatchedClock, watch, within, WsPeer } from './helpers.js'
+import { deferred, echo, nextAccepted, rawRequest, startServer, until, upgradeRequest, WatchedClock, watch, within, WsPeer } from './helpers.js'
 import type { Connection } from '../../src/index.js'
+import { VirtualClock } from '../../src/testing.js'
 
 const ok = (): void => {}
 
@@ -304,6 +305,25 @@ test('handshakeTimeout also bounds a pending authorize: at the timeout the clien
   t.is(res.status, 503)
   t.is(res.body.trim(), 'authorization timed out')
   t.true(entries.some((e) => e.level === 'warn' && /authorize/.test(e.msg ?? '')))
+})
+
+test('a refused handshake\'s socket, which the client keeps open, is dropped a second after the refusal on the server\'s clock, not 1 ms before', async (t) => {
+  const clock = new VirtualClock()
+  const { server, port } = await startServer(t, { '': echo }, { clock })
+  const accepted = nextAccepted(server)
+  // Half-open allowed: the client does not answer the server's end with its own.
+  const client = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+  client.on('error', ok)
+  t.teardown(() => { client.destroy() })
+  const head = responseHead(client)
+  client.write(upgradeRequest({ headers: { 'Sec-WebSocket-Version': '12' } }))
+  const socket = await accepted
+  t.regex(await head, /^HTTP\/1\.1 426 /)
+  t.true(socket.writableEnded, 'the refusal was sent and our side ended')
+  await clock.advance(999)
+  t.false(socket.destroyed, 'still there 1 ms before the second')
+  await clock.advance(1)
+  t.true(socket.destroyed, 'dropped at the second')
 })
 
 test('bytes sent right after the request (head) reach the handler', async (t) => {

@@ -13,6 +13,7 @@ import type { ExecutionContext } from 'ava'
 import WebSocket from 'ws'
 import { WebSocketServer, type Handler, type Logger, type WebSocketServerOptions } from '../../src/index.js'
 import { VirtualClock } from '../../src/testing.js'
+import { offLoopJobs } from '../../src/extensions/zlib-work.js'
 
 export const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
 
@@ -91,6 +92,35 @@ export class WatchedClock extends VirtualClock {
       while (this.set < n) await new Promise<void>((resolve) => { this.waiters.push(resolve) })
     })(), ms, `${n} timers to be set (${this.set} so far)`)
   }
+}
+
+/**
+ * `server`'s own HTTP(S) server, made by `listen()` (a private field): a test's listener for its
+ * 'connection' or 'secureConnection' event, added after the server's own, runs after it, so the
+ * test holds the server's end of a socket and can look at its state without waiting.
+ */
+export function ownServer (server: WebSocketServer): net.Server {
+  const own = (server as unknown as { httpServer?: net.Server }).httpServer
+  if (own === undefined) throw new Error('the server is not listening')
+  return own
+}
+
+/** The server's end of the next socket its own server accepts (TCP; with TLS, `secure` for the TLS socket once its handshake is done). */
+export function nextAccepted (server: WebSocketServer, secure = false, ms = 5000): Promise<net.Socket> {
+  return within(once(ownServer(server), secure ? 'secureConnection' : 'connection').then(([s]) => s as net.Socket), ms, 'the server to accept a socket')
+}
+
+/**
+ * Move `clock` on `step` ms at a time until `done()`, letting the process's zlib jobs (real work
+ * on the thread pool) finish between steps: for tests whose waits are the zlib budget's. At most
+ * `steps` steps; throws if `done()` is still false then.
+ */
+export async function advanceUntil (clock: VirtualClock, done: () => boolean, what: string, step = 100, steps = 1000): Promise<void> {
+  for (let i = 0; i < steps && !done(); i++) {
+    await clock.advance(step)
+    await until(() => done() || offLoopJobs() === 0, 10_000, `zlib jobs to finish (${what})`)
+  }
+  if (!done()) throw new Error(`not done after ${step * steps} ms of virtual time: ${what}`)
 }
 
 export interface LogEntry { level: string, obj: any, msg: string | undefined }

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net'
 import test, { type ExecutionContext } from 'ava'
 import { InvalidStateError, WebSocketServer, type Connection } from '../../src/index.js'
 import { VirtualClock } from '../../src/testing.js'
-import { captureLogger, clientFrame, closePayload, deferred, echo, RawClient, rawRequest, startServer, until, upgradeRequest, WatchedClock, within, WsPeer } from './helpers.js'
+import { captureLogger, clientFrame, closePayload, deferred, echo, nextAccepted, RawClient, rawRequest, startServer, until, upgradeRequest, WatchedClock, watch, within, WsPeer } from './helpers.js'
 
 async function plainHttpServer (t: ExecutionContext, onRequest: http.RequestListener = (_req, res) => { res.end('hello from http\n') }): Promise<{ server: http.Server, port: number }> {
   const server = http.createServer(onRequest)
@@ -53,32 +53,45 @@ test('server.close() with 100 open connections: every client sees 1001, it resol
   }), { code: 'ECONNREFUSED' })
 })
 
-test('server.close() drops, after closeTimeout, a client that never answers the close', async (t) => {
+test('server.close() drops, after closeTimeout (on the server\'s clock), a client that never answers the close: there at 299 ms, gone at 300', async (t) => {
   t.timeout(30_000)
-  const { server, port } = await startServer(t, { '': echo }, { closeTimeout: 300 })
+  const clock = new VirtualClock()
+  const { server, port } = await startServer(t, { '': echo }, { closeTimeout: 300, clock })
+  const accepted = nextAccepted(server)
   const client = await RawClient.connect(port)
+  const socket = await accepted
   const closing = server.close()
+  const closed = watch(closing)
   t.deepEqual(await client.nextClose(), { code: 1001, reason: 'server shutting down' })
+  await clock.advance(299)
+  t.false(socket.destroyed, 'not dropped 1 ms before closeTimeout')
+  t.false(closed())
+  await clock.advance(1)
+  t.true(socket.destroyed, 'dropped at closeTimeout')
   await within(closing, 10_000, 'server.close resolves')
   await client.waitClosed()
-  t.pass()
 })
 
-test('server.close() drops, after closeTimeout, a handshake whose request never completes', async (t) => {
+test('server.close() drops, after closeTimeout (on the server\'s clock), a handshake whose request never completes: there at 1,999 ms, gone at 2,000', async (t) => {
   t.timeout(30_000)
-  // close()'s closeTimeout is a real timer; the handshake timer, on a VirtualClock that does not
-  // move, cannot be what drops the socket. It tells when the server has accepted the socket.
-  const clock = new WatchedClock()
-  const { server, port } = await startServer(t, { '': echo }, { closeTimeout: 300, clock })
-  const socket = net.connect(port, '127.0.0.1')
-  socket.on('error', () => {})
-  await once(socket, 'connect')
-  socket.write('GET / HTTP/1.1\r\n')
-  await clock.timersSet(1)
-  const closed = once(socket, 'close')
-  await within(server.close(), 10_000, 'server.close')
-  await within(closed, 5000, 'the half-open handshake is dropped')
-  t.pass()
+  // The handshake timer is a minute: only close()'s closeTimeout can drop the socket. Past a
+  // second the idle grace has gone by too: that is for sockets that have sent nothing.
+  const clock = new VirtualClock()
+  const { server, port } = await startServer(t, { '': echo }, { closeTimeout: 2000, handshakeTimeout: 60_000, clock })
+  const accepted = nextAccepted(server)
+  const client = net.connect(port, '127.0.0.1')
+  client.on('error', () => {})
+  client.write('GET / HTTP/1.1\r\n')
+  const socket = await accepted
+  await until(() => socket.bytesRead > 0, 5000, 'the server to read the start of the request')
+  const closing = server.close()
+  const closed = watch(closing)
+  await clock.advance(1999)
+  t.false(socket.destroyed, 'not dropped 1 ms before closeTimeout')
+  t.false(closed())
+  await clock.advance(1)
+  t.true(socket.destroyed, 'dropped at closeTimeout')
+  await within(closing, 10_000, 'server.close')
 })
 
 // A defect seen in CI: a rolling restart's old worker had accepted a TCP connection just before
@@ -138,16 +151,25 @@ test('attach: an upgrade on a new connection while close() is under way gets 503
   await held.waitClosed()
 })
 
-test('server.close() while authorize is still pending at closeTimeout: the client gets 503, not a silent drop', async (t) => {
+test('server.close() while authorize is still pending at closeTimeout: the client gets 503, not a silent drop (at closeTimeout on the server\'s clock, not 1 ms before)', async (t) => {
   t.timeout(30_000)
   const asked = deferred<undefined>()
+  const clock = new VirtualClock()
   const { server, port } = await startServer(t, { '': echo }, {
-    closeTimeout: 300,
+    closeTimeout: 3000,
+    clock,
     authorize: async () => { asked.resolve(undefined); return await new Promise<boolean>(() => {}) }
   })
+  const accepted = nextAccepted(server)
   const answer = rawRequest(port, upgradeRequest(), 10_000)
+  const socket = await accepted
   await within(asked.promise, 5000, 'authorize is called')
-  await within(server.close(), 10_000, 'server.close')
+  const closing = server.close()
+  await clock.advance(2999)
+  t.false(socket.writableEnded, 'no answer 1 ms before closeTimeout')
+  await clock.advance(1)
+  t.true(socket.writableEnded, 'answered at closeTimeout')
+  await within(closing, 10_000, 'server.close')
   const res = await answer
   t.is(res.status, 503)
   t.is(res.body.trim(), 'the server is shutting down')
@@ -343,13 +365,19 @@ test('server.close() does not wait closeTimeout for a socket that has sent nothi
   t.timeout(30_000)
   const clock = new WatchedClock()
   const { server, port } = await startServer(t, { '': echo }, { closeTimeout: 60_000, handshakeTimeout: 60_000, clock })
+  const accepted = nextAccepted(server)
   const idle = net.connect(port, '127.0.0.1')
   idle.on('error', () => {})
   await once(idle, 'connect')
+  const socket = await accepted
   // Accepted: its handshake timer is set (on a clock that does not move).
   await clock.timersSet(1)
   const closed = once(idle, 'close')
-  await within(server.close(), 10_000, 'close() without waiting a minute for the idle socket')
+  const closing = server.close()
+  await clock.advance(999)
+  t.false(socket.destroyed, 'there 1 ms before the second')
+  await clock.advance(1)
+  t.true(socket.destroyed, 'gone at the second')
+  await within(closing, 10_000, 'close() without waiting a minute for the idle socket')
   await within(closed, 5000, 'the idle socket is closed')
-  t.pass()
 })
