@@ -50,7 +50,6 @@ function setup () {
   const transport = new FakeTransport()
   const reading = new Reading(transport)
   const clock = new VirtualClock()
-  let compression: Compression | undefined
   const owner: CompressionOwner = {
     gone: false,
     queuedIn: 0,
@@ -59,13 +58,13 @@ function setup () {
       // The session left the next compressed message for later, as it does when one follows.
       if (state.leaveNext > 0) {
         state.leaveNext--
-        compression!.leftForLater()
+        compression.leftForLater()
       }
     },
     flush: () => {},
     onOutgoingSent: () => {}
   }
-  compression = new Compression(owner, session, deflate, clock, reading, 'server', { receiveHigh: 1000, maxInflated: 1 << 20, maxOutFrame: 1 << 20 })
+  const compression: Compression = new Compression(owner, session, deflate, clock, reading, 'server', { receiveHigh: 1000, maxInflated: 1 << 20, maxOutFrame: 1 << 20 })
   return { answers, jobs, delivered, failures, state, compression, reading, transport, clock, owner }
 }
 
