@@ -10,6 +10,7 @@
 import cluster, { type Worker } from 'node:cluster'
 import type { AddressInfo } from 'node:net'
 import { availableParallelism } from 'node:os'
+import { systemClock, type Clock, type ClockTimer } from './driver/clock.js'
 
 /** What `start` returns in each worker: something to close gracefully, e.g. a `WebSocketServer`. */
 export interface ClusterServer {
@@ -60,6 +61,12 @@ export interface ClusterOptions {
    * too): replacing workers is the primary's rolling restart.
    */
   signals?: boolean
+  /**
+   * Where the primary's timers run: the respawn pauses, how long a worker served, and close()'s
+   * 10 s wait before it kills a worker that hangs while starting. Default: Node's timers. Tests
+   * pass `VirtualClock` from `wspipe/testing`.
+   */
+  clock?: Clock
 }
 
 /** The primary's handle on its workers. */
@@ -81,6 +88,9 @@ export interface ClusterPrimary {
    */
   close: () => Promise<void>
 }
+
+/** close() kills a worker still starting after this long (ms): its `start` may never finish. */
+const KILL_AFTER = 10_000
 
 /** Messages between the primary and a worker. */
 type ToPrimary = { wspipe: 'starting' } | { wspipe: 'ready', address: AddressInfo | undefined }
@@ -139,7 +149,7 @@ async function runWorker (options: ClusterOptions): Promise<void> {
 async function runPrimary (options: ClusterOptions): Promise<ClusterPrimary> {
   const count = options.workers ?? availableParallelism()
   if (!Number.isInteger(count) || count < 1) throw new RangeError('workers must be a positive integer')
-  const pool = new WorkerPool(respawnPolicy(options.respawn ?? true))
+  const pool = new WorkerPool(respawnPolicy(options.respawn ?? true), options.clock ?? systemClock)
   const first = await Promise.allSettled(Array.from({ length: count }, () => pool.fork()))
   const failed = first.find((r): r is PromiseRejectedResult => r.status === 'rejected')
   if (failed !== undefined) {
@@ -189,11 +199,11 @@ class WorkerPool {
   /** Workers forked and not yet serving (first start, restart, replacement): close() waits for them. */
   private readonly starting = new Map<Worker, Starting>()
   /** Replacements waiting for their pause: close() cancels them. */
-  private readonly respawnTimers = new Set<NodeJS.Timeout>()
+  private readonly respawnTimers = new Set<ClockTimer>()
   private closing = false
   private restarting: Promise<void> | undefined
 
-  constructor (private readonly respawn: Required<RespawnOptions> | undefined) {}
+  constructor (private readonly respawn: Required<RespawnOptions> | undefined, private readonly clock: Clock) {}
 
   /**
    * Fork a worker; resolves once it serves, rejects if it exits first. `pause` is what its
@@ -241,14 +251,14 @@ class WorkerPool {
 
   /** When a serving `worker` exits unasked, replace it (a crash loop backs off as failed starts do). */
   private watch (worker: Worker, pause: number): void {
-    const servedAt = performance.now()
+    const servedAt = this.clock.now()
     worker.once('exit', (code: number | null, signal: string | null) => {
       const i = this.serving.indexOf(worker)
       if (i >= 0) this.serving.splice(i, 1)
       if (this.stopping.delete(worker) || this.closing || this.respawn === undefined) return
       const { delay, maxDelay, resetAfter } = this.respawn
       // A worker that stayed up starts the back-off afresh.
-      const next = performance.now() - servedAt >= resetAfter ? delay : Math.min(Math.max(pause * 2, delay), maxDelay)
+      const next = this.clock.now() - servedAt >= resetAfter ? delay : Math.min(Math.max(pause * 2, delay), maxDelay)
       console.error(`wspipe cluster: worker ${String(worker.process.pid)} exited (${String(signal ?? code)}) unasked; replacing it in ${Math.round(next)} ms`)
       this.replace(next)
     })
@@ -259,8 +269,9 @@ class WorkerPool {
    * one that cannot start is tried again, the pause doubling up to `maxDelay`.
    */
   private replace (pause: number): void {
-    // Not unref'd: with every worker gone, this timer is what keeps the primary alive.
-    const timer = setTimeout(() => {
+    // Not unref'd (the system clock's setTimeout is not): with every worker gone, this timer is
+    // what keeps the primary alive.
+    const timer = this.clock.setTimeout(() => {
       this.respawnTimers.delete(timer)
       if (this.closing) return
       this.fork(pause).catch((err: unknown) => {
@@ -269,7 +280,7 @@ class WorkerPool {
         console.error(`wspipe cluster: a replacement worker could not start; trying again in ${Math.round(next)} ms`, err)
         if (!this.closing) this.replace(next)
       })
-    }, pause)
+    }, pause, undefined)
     this.respawnTimers.add(timer)
   }
 
@@ -299,16 +310,16 @@ class WorkerPool {
   /** {@link ClusterPrimary.close}. */
   async close (): Promise<void> {
     this.closing = true
-    for (const timer of this.respawnTimers) clearTimeout(timer)
+    for (const timer of this.respawnTimers) this.clock.clearTimeout(timer)
     this.respawnTimers.clear()
     // Workers still starting (a restart's, a replacement's; their `start` may never finish) are
     // asked to stop, or will be once they listen; one that hangs before that is killed after
     // 10 s. One that served meanwhile is in `serving` and stopped with the others. A failed
     // restart is its caller's error, not close()'s.
     for (const [worker, { listening }] of this.starting) if (listening) worker.send({ wspipe: 'stop' } satisfies ToWorker)
-    const kill = setTimeout(() => { for (const worker of this.starting.keys()) worker.process.kill('SIGKILL') }, 10_000)
+    const kill = this.clock.setTimeout(() => { for (const worker of this.starting.keys()) worker.process.kill('SIGKILL') }, KILL_AFTER, undefined)
     while (this.starting.size > 0) await Promise.allSettled([...this.starting.values()].map((e) => e.ready))
-    clearTimeout(kill)
+    this.clock.clearTimeout(kill)
     await Promise.all([...this.serving].map((w) => this.stop(w)))
   }
 }

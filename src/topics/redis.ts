@@ -17,6 +17,7 @@
 
 import { Buffer, isUtf8 } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
+import { systemClock, type Clock, type ClockTimer } from '../driver/clock.js'
 import type { Logger } from '../driver/types.js'
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../protocol/session.js'
 import type { RemoteDelivery, TopicsAdapter } from './adapter.js'
@@ -51,6 +52,11 @@ export interface RedisAdapterOptions {
   connectTimeout?: number
   /** Aborting it makes a `connect` still under way reject with its reason and let go of its connections. */
   signal?: AbortSignal
+  /**
+   * Where the `connectTimeout` timer runs, as the server's `clock` option. Default: Node's
+   * timers. Tests pass `VirtualClock` from `wspipe/testing`.
+   */
+  clock?: Clock
 }
 
 /** Defaults of {@link RedisAdapterOptions}. */
@@ -202,10 +208,12 @@ export class RedisAdapter implements TopicsAdapter {
       await connecting
       return adapter
     }
+    const clock = options.clock ?? systemClock
     await new Promise<void>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined
+      let timer: ClockTimer | undefined
       const settle = (err?: unknown): void => {
-        clearTimeout(timer)
+        if (timer !== undefined) clock.clearTimeout(timer)
+        timer = undefined
         signal?.removeEventListener('abort', onAbort)
         if (err === undefined) {
           resolve()
@@ -217,7 +225,7 @@ export class RedisAdapter implements TopicsAdapter {
       }
       const onAbort = (): void => { settle(signal!.reason) }
       if (connectTimeout !== undefined) {
-        timer = setTimeout(() => { settle(new Error(`Redis at ${url} did not answer within ${connectTimeout} ms`, { cause: lastError })) }, connectTimeout)
+        timer = clock.setTimeout(() => { settle(new Error(`Redis at ${url} did not answer within ${connectTimeout} ms`, { cause: lastError })) }, connectTimeout, undefined)
       }
       signal?.addEventListener('abort', onAbort, { once: true })
       connecting.then(() => { settle() }, settle)

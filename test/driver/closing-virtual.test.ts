@@ -4,6 +4,8 @@
  * time: `closeTimeout` and the reply grace elapse by `clock.advance`, never by sleeping. Each row
  * checks the close frame the peer sees, how `source` ends, what `closed` settles with on both
  * sides, and who ends TCP first (§7.1.1: the server; a client waits for it within closeTimeout).
+ * Two rows need what connectInMemory does not give (a server's memoryBudget, connect's signal):
+ * they run a real server on 127.0.0.1, with the timers of both ends on the VirtualClock.
  */
 
 import test, { type ExecutionContext } from 'ava'
@@ -12,6 +14,8 @@ import { ConnectionClosedError, ProtocolError, type CloseInfo, type Connection }
 import { REPLY_GRACE } from '../../src/driver/closing.js'
 import { Opcode } from '../../src/protocol/opcode.js'
 import { peerFrame, utf8 } from '../protocol/helpers.js'
+import { connect } from '../../src/client.js'
+import { deferred, startServer, within } from '../server/helpers.js'
 
 const CLOSE_TIMEOUT = 30_000
 
@@ -277,4 +281,135 @@ test('a close after a protocol error sends the error\'s close, not its own', asy
   await clock.advance(0)
   t.is((await settled(clock, client))?.code, 1002)
   t.is((await settled(clock, client.server))?.code, 1002)
+})
+
+// ── Row 7, its "heartbeat timeout" half → 1006 ────────────────────────────────────────────────────
+
+test('row "heartbeat timeout": a silent peer is dropped at interval + timeout exactly, not before; no close frame; source throws; 1006', async (t) => {
+  const clock = new VirtualClock()
+  let thrown: unknown
+  const client = await connectInMemory(async ({ source }) => {
+    try {
+      for await (const _ of source) { /* until the end */ }
+    } catch (err) {
+      thrown = err
+    }
+  }, { clock, closeTimeout: CLOSE_TIMEOUT, heartbeat: { interval: 1000, timeout: 1000 } })
+  // The client goes silent: it reads nothing, so it never answers the server's ping.
+  wire(client).pause()
+  await clock.advance(1999)
+  t.is(await settled(clock, client.server), undefined, 'not before interval + timeout')
+  await clock.advance(1)
+  await assertClosed(t, clock, client.server, { code: 1006, reason: '', wasClean: false }, 'the server')
+  t.true(thrown instanceof ConnectionClosedError, 'source throws')
+})
+
+// ── docs/server.md's row "source returned" → 1000 once the sending side is done ───────────────────
+
+test('row "source returned": a handler that stops reading, with no sink running, closes 1000 on the next turn; later messages are dropped; clean', async (t) => {
+  const clock = new VirtualClock()
+  const got: string[] = []
+  let settledHandler = false
+  const client = await connectInMemory(async ({ source, closed }) => {
+    for await (const m of source) {
+      got.push(text(m))
+      break
+    }
+    // The source is returned (break): done reading. The handler itself has not settled.
+    await closed
+    settledHandler = true
+  }, { clock, closeTimeout: CLOSE_TIMEOUT })
+  await client.send('one')
+  await client.send('two')
+  await clock.advance(0)
+  t.deepEqual(got, ['one'], 'later messages are dropped')
+  await assertClosed(t, clock, client, { code: 1000, reason: '', wasClean: true }, 'the client')
+  await assertClosed(t, clock, client.server, { code: 1000, reason: '', wasClean: true }, 'the server')
+  t.true(settledHandler)
+  t.is(clock.now(), 0, 'no timer was needed')
+})
+
+test('row "source returned" while the sink runs: nothing closes until the sink\'s iterable ends, then 1000', async (t) => {
+  const clock = new VirtualClock()
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  const client = await connectInMemory(async ({ source, sink, closed }) => {
+    const sending = sink((async function * () { yield 'a'; await gate; yield 'b' })())
+    for await (const _ of source) break
+    await sending
+    // The handler has not settled: the close comes from source's return and the sink's end.
+    await closed
+  }, { clock, closeTimeout: CLOSE_TIMEOUT })
+  await client.send('x')
+  await clock.advance(10 * CLOSE_TIMEOUT)
+  t.is(await settled(clock, client), undefined, 'still open while the sink runs')
+  release()
+  await clock.advance(0)
+  t.deepEqual(text(await take(client.source, 10)), ['a', 'b'])
+  await assertClosed(t, clock, client, { code: 1000, reason: '', wasClean: true }, 'the client')
+})
+
+// ── docs/server.md's row "the memory budget is spent" → 1013 (a server's budget: a real server, its clock virtual) ──
+
+test('row "memory budget spent": the messages before it, then WS_ERR_MEMORY_BUDGET; 1013 on both sides, not clean on the server', async (t) => {
+  const clock = new VirtualClock()
+  const got: string[] = []
+  const thrown = deferred<unknown>()
+  const serverClosed = deferred<CloseInfo>()
+  const { url } = await startServer(t, {
+    '': async ({ source, closed }) => {
+      void closed.then(serverClosed.resolve)
+      try {
+        for await (const m of source) got.push(new TextDecoder().decode(m))
+        thrown.resolve(undefined)
+      } catch (err) {
+        thrown.resolve(err)
+      }
+    }
+  }, { clock, closeTimeout: CLOSE_TIMEOUT, heartbeat: false, memoryBudget: 64 * 1024 })
+  const client = await connect(url, { clock, closeTimeout: CLOSE_TIMEOUT, heartbeat: false })
+  await client.send('first')
+  // One message larger than the whole budget: the connection needs more than it has.
+  await client.send(new Uint8Array(256 * 1024))
+  const err = await within(thrown.promise, 5000, 'the handler\'s source')
+  t.deepEqual(got, ['first'], 'the message before it was read')
+  t.true(err instanceof ProtocolError)
+  t.is((err as ProtocolError).code, 'WS_ERR_MEMORY_BUDGET')
+  t.is((err as ProtocolError).closeCode, 1013)
+  // The close goes at once when the handler has read all before it, or after the reply grace.
+  await clock.advance(REPLY_GRACE)
+  const server = await within(serverClosed.promise, 5000, 'the server\'s closed')
+  t.is(server.code, 1013)
+  t.false(server.wasClean)
+  t.is((await within(client.closed, 5000, 'the client\'s closed')).code, 1013)
+})
+
+// ── DESIGN "A client closes on … its signal aborting" (connect's signal; a real server, the clocks virtual) ──
+
+test('a client\'s signal aborting after open: the client closes with 1000; both clean; no timer was needed', async (t) => {
+  const clock = new VirtualClock()
+  const serverClosed = deferred<CloseInfo>()
+  const { url } = await startServer(t, { '': async ({ source, closed }) => { void closed.then(serverClosed.resolve); for await (const _ of source) { /* until the close */ } } }, { clock, closeTimeout: CLOSE_TIMEOUT, heartbeat: false })
+  const controller = new AbortController()
+  const client = await connect(url, { clock, closeTimeout: CLOSE_TIMEOUT, heartbeat: false, signal: controller.signal })
+  t.false(client.signal.aborted)
+  controller.abort()
+  t.deepEqual(await within(client.closed, 5000, 'the client\'s closed'), { code: 1000, reason: '', wasClean: true })
+  t.deepEqual(await within(serverClosed.promise, 5000, 'the server\'s closed'), { code: 1000, reason: '', wasClean: true })
+  t.true(client.signal.aborted, 'the connection\'s own signal follows')
+  t.is(clock.now(), 0, 'no timer was needed')
+})
+
+test('a client\'s signal aborting, the server silent: the client gives up at closeTimeout exactly (virtual time); 1000, not clean', async (t) => {
+  const clock = new VirtualClock()
+  const { url, server } = await startServer(t, { '': async ({ closed }) => { await closed } }, { heartbeat: false })
+  const controller = new AbortController()
+  const client = await connect(url, { clock, closeTimeout: CLOSE_TIMEOUT, heartbeat: false, signal: controller.signal })
+  // The server stops reading: our close never reaches its session.
+  for (const c of server.clients) (c as unknown as { transport: Wire }).transport.pause()
+  controller.abort()
+  await clock.advance(CLOSE_TIMEOUT - 1)
+  t.is(await settled(clock, client), undefined, 'not before closeTimeout')
+  await clock.advance(1)
+  t.deepEqual(await within(client.closed, 5000, 'the client\'s closed'), { code: 1000, reason: '', wasClean: false })
 })

@@ -1,0 +1,196 @@
+// WebSocketConnection on its own: a server-role connection over a fake transport, in virtual time.
+// Bytes go in by the transport's 'data' event; what it writes is parsed as the client would.
+import test from 'ava'
+import { WebSocketConnection } from '../../src/driver/connection.js'
+import { FrameParser, type Frame } from '../../src/protocol/frame-parser.js'
+import { Opcode } from '../../src/protocol/opcode.js'
+import { ConnectionClosedError } from '../../src/errors.js'
+import { VirtualClock } from '../../src/virtual-clock.js'
+import type { CloseInfo } from '../../src/driver/types.js'
+import { REPLY_GRACE } from '../../src/driver/closing.js'
+import { closePayload, concat, peerFrame, utf8 } from '../protocol/helpers.js'
+import { FakeTransport } from './fakes.js'
+
+const CLOSE_TIMEOUT = 1000
+
+/** A FakeTransport whose events can be fired (with the transport as `this`, as a stream does). */
+class EventTransport extends FakeTransport {
+  private readonly listeners = new Map<string, (arg: never) => void>()
+
+  override on (event?: string, listener?: (arg: never) => void): this {
+    if (event !== undefined && listener !== undefined) this.listeners.set(event, listener)
+    return this
+  }
+
+  emit (event: 'data' | 'end' | 'close' | 'drain' | 'error', arg?: unknown): void {
+    this.listeners.get(event)?.call(this, arg as never)
+  }
+}
+
+function setup (heartbeat = false) {
+  const clock = new VirtualClock()
+  const transport = new EventTransport()
+  const conn = new WebSocketConnection(transport, {
+    limits: { closeTimeout: CLOSE_TIMEOUT, heartbeat: heartbeat ? { interval: 1000, timeout: 500 } : false },
+    role: 'server',
+    protocol: '',
+    url: '/',
+    headers: {},
+    clock
+  })
+  const parser = new FrameParser({ role: 'client' })
+  let read = 0
+  /** Frames written since the last look (the kernel takes them: write callbacks run). */
+  const out = (): Frame[] => {
+    const writes = transport.pendingWrites.slice(read)
+    read = transport.pendingWrites.length
+    return parser.push(concat(writes.map((w) => w.bytes)))
+  }
+  const send = (opcode: number, payload: Uint8Array | string = new Uint8Array(0), fin = true): void => {
+    transport.emit('data', peerFrame('server', { opcode, fin, payload: typeof payload === 'string' ? utf8(payload) : payload }))
+  }
+  return { clock, transport, conn, out, send }
+}
+
+/** One turn: the output flushes at the end of the tick it was queued in. */
+const turn = async (): Promise<void> => { await new Promise((resolve) => setImmediate(resolve)) }
+const kinds = (frames: Frame[]): string[] => frames.map((f) => `${f.opcode}:${new TextDecoder().decode(f.payload)}`)
+
+async function settled (clock: VirtualClock, conn: WebSocketConnection): Promise<CloseInfo | undefined> {
+  let info: CloseInfo | undefined
+  void conn.closed.then((i) => { info = i })
+  await clock.settle()
+  return info
+}
+
+test('bytes in, split anywhere: one message on source, in order', async (t) => {
+  const s = setup()
+  const frame = peerFrame('server', { opcode: Opcode.Text, payload: utf8('hello') })
+  s.transport.emit('data', frame.subarray(0, 3))
+  s.transport.emit('data', frame.subarray(3))
+  s.send(Opcode.Binary, new Uint8Array([1, 2]))
+  const it = s.conn.source[Symbol.asyncIterator]()
+  t.is(new TextDecoder().decode((await it.next()).value as Uint8Array), 'hello')
+  t.deepEqual([...((await it.next()).value as Uint8Array)], [1, 2])
+})
+
+test('send(): each message goes out as one unmasked frame, flushed in one corked batch per turn', async (t) => {
+  const s = setup()
+  void s.conn.send('a')
+  void s.conn.send(new Uint8Array([7]))
+  t.is(s.transport.pendingWrites.length, 0, 'not written inside send()')
+  await turn()
+  const frames = s.out()
+  t.deepEqual(frames.map((f) => f.opcode), [Opcode.Text, Opcode.Binary])
+  // Unmasked: the client-role parser above fails on a masked frame (§5.1).
+  t.is(s.transport.batches.length, 1)
+})
+
+test('sink: its messages go out in order; its end alone closes nothing (the handler\'s end does, in handler.ts)', async (t) => {
+  const s = setup()
+  await s.conn.sink(['x', 'y'])
+  await turn()
+  t.deepEqual(kinds(s.out()), [`${Opcode.Text}:x`, `${Opcode.Text}:y`])
+  s.conn.onHandlerSettled(undefined)
+  await turn()
+  const frames = s.out()
+  t.is(frames[0]?.opcode, Opcode.Close)
+  t.is(closePayload(frames[0]).code, 1000, 'the handler settled: 1000')
+})
+
+test('a peer\'s ping is answered with a pong of the same payload; a pong answers conn.ping() with the virtual round-trip time', async (t) => {
+  const s = setup()
+  s.send(Opcode.Ping, 'p1')
+  await turn()
+  t.deepEqual(kinds(s.out()), [`${Opcode.Pong}:p1`])
+  const rtt = s.conn.ping('mine')
+  await turn()
+  t.deepEqual(kinds(s.out()), [`${Opcode.Ping}:mine`])
+  await s.clock.advance(25)
+  s.send(Opcode.Pong, 'mine')
+  t.is(await rtt, 25)
+})
+
+test('the peer closes: the same code goes back, source ends, the server ends TCP, closed is clean with the peer\'s code', async (t) => {
+  const s = setup()
+  const close = concat([new Uint8Array([0x0f, 0xa1]), utf8('done')])
+  s.send(Opcode.Close, close)
+  await turn()
+  const frames = s.out()
+  t.is(frames.length, 1)
+  t.is(closePayload(frames[0]).code, 4001)
+  const it = s.conn.source[Symbol.asyncIterator]()
+  t.true((await it.next()).done)
+  t.true(s.transport.ended, 'the server ends TCP first (§7.1.1)')
+  t.is(await settled(s.clock, s.conn), undefined, 'not closed before the transport is')
+  s.transport.emit('close')
+  t.deepEqual(await settled(s.clock, s.conn), { code: 4001, reason: 'done', wasClean: true })
+})
+
+test('conn.close(): our close frame goes, the peer\'s answer ends TCP, closed is clean with our code', async (t) => {
+  const s = setup()
+  s.conn.close(4000, 'bye')
+  await turn()
+  const frames = s.out()
+  t.deepEqual(closePayload(frames[0]), { code: 4000, reason: 'bye' })
+  t.false(s.transport.ended, 'waits for the peer\'s close')
+  await t.throwsAsync(s.conn.send('late'), { instanceOf: ConnectionClosedError })
+  s.send(Opcode.Close, new Uint8Array([0x0f, 0xa0]))
+  await turn()
+  t.true(s.transport.ended)
+  s.transport.emit('close')
+  t.deepEqual(await settled(s.clock, s.conn), { code: 4000, reason: 'bye', wasClean: true })
+})
+
+test('conn.close() and a silent peer: the transport is destroyed at closeTimeout exactly, closed is not clean', async (t) => {
+  const s = setup()
+  s.conn.close(1000)
+  await turn()
+  await s.clock.advance(CLOSE_TIMEOUT - 1)
+  t.false(s.transport.destroyed, 'nothing at t - 1')
+  await s.clock.advance(1)
+  t.true(s.transport.destroyed)
+  s.transport.emit('close')
+  t.deepEqual(await settled(s.clock, s.conn), { code: 1000, reason: '', wasClean: false })
+})
+
+test('a protocol error from the peer (an unmasked frame to a server) closes with 1002 and source throws', async (t) => {
+  const s = setup()
+  s.transport.emit('data', peerFrame('client', { opcode: Opcode.Text, payload: utf8('x') }))
+  await s.clock.advance(REPLY_GRACE)
+  await turn()
+  const frames = s.out()
+  t.is(frames.at(-1)?.opcode, Opcode.Close)
+  t.is(closePayload(frames.at(-1)!).code, 1002)
+  const it = s.conn.source[Symbol.asyncIterator]()
+  await t.throwsAsync(it.next())
+  t.not(s.conn.failure, undefined)
+})
+
+test('the transport resets before any close: source throws, closed is 1006, the signal aborts', async (t) => {
+  const s = setup()
+  s.send(Opcode.Text, 'kept')
+  s.transport.emit('error', new Error('ECONNRESET'))
+  s.transport.emit('close')
+  const it = s.conn.source[Symbol.asyncIterator]()
+  t.is(new TextDecoder().decode((await it.next()).value as Uint8Array), 'kept', 'what came before is still read')
+  await t.throwsAsync(it.next(), { instanceOf: ConnectionClosedError })
+  t.deepEqual(await settled(s.clock, s.conn), { code: 1006, reason: '', wasClean: false })
+  t.true(s.conn.signal.aborted)
+})
+
+test('the heartbeat (session events routed to it): a silent peer is pinged at the interval and dropped after the timeout', async (t) => {
+  const s = setup(true)
+  await s.clock.advance(1000)
+  await turn()
+  t.deepEqual(s.out().map((f) => f.opcode), [Opcode.Ping])
+  s.send(Opcode.Pong)
+  await s.clock.advance(1000)
+  await turn()
+  t.deepEqual(s.out().map((f) => f.opcode), [Opcode.Ping], 'a pong counts as life: pinged again, not dropped')
+  t.false(s.transport.destroyed)
+  await s.clock.advance(1000)
+  t.true(s.transport.destroyed, 'no pong within the timeout: dropped')
+  s.transport.emit('close')
+  t.is((await settled(s.clock, s.conn))?.code, 1006)
+})
