@@ -300,6 +300,12 @@ export class Session {
 
   /** Queue a message of either type (compressed when an extension was negotiated and takes it). Returns false after our close. */
   send (data: Uint8Array, binary: boolean): boolean {
+    // The common case in one call (an echo sends one per message): no extension, no fragments of
+    // ours under way, our close not sent.
+    if (this.compression === undefined && !this.sendingFragments && this.close.sent === undefined) {
+      this.writer.frame(binary ? Opcode.Binary : Opcode.Text, data, true, false)
+      return true
+    }
     return this.sendMessage(binary ? Opcode.Binary : Opcode.Text, data)
   }
 
