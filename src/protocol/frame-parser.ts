@@ -87,22 +87,23 @@ export interface IncompleteFrame {
 const MAX_HEADER = 14
 const NO_HEADER = new Uint8Array(0)
 /**
- * A split frame at least this long is copied straight into its final buffer, unmasked part by
- * part while each is in cache, instead of being held in parts and joined at the end: one copy
- * and one fresh buffer per frame rather than up to two (gathering a 1 MiB frame from 64 KiB
- * reads: the fresh memory is most of the cost).
+ * A split frame up to this long is copied straight into its final buffer from its first part,
+ * unmasked part by part while each is in cache, instead of being held in parts (small ones
+ * copied into a tail) and joined at the end: one copy per byte rather than up to two. Its
+ * declared length is counted from the header on ({@link FrameParser.heldBytes}), and is no more
+ * than one socket read holds.
  */
-const DIRECT_MIN = 64 * 1024
+const EAGER_MAX = 64 * 1024
 /**
  * Whether a split frame of `length` bytes, `received` of them arrived, goes into its final buffer
- * now: once it is at least {@link DIRECT_MIN} and half of it has arrived, so a bare header cannot
- * make the parser allocate its declared length and memory held stays within 2x the bytes received
- * (the rule of DESIGN "Limits"; {@link FrameParser.heldBytes} counts the declared length for the
- * budget). Plain arithmetic, not a shift: lengths pass 2^31 (a 32-bit shift turned negative there
- * and kept frames over 1 GiB in parts).
+ * now: at once up to {@link EAGER_MAX}; a longer one once half of it has arrived, so a bare
+ * header cannot make the parser allocate a large declared length and memory held stays within 2x
+ * the bytes received (the rule of DESIGN "Limits"; {@link FrameParser.heldBytes} counts the
+ * declared length for the budget). Plain arithmetic, not a shift: lengths pass 2^31 (a 32-bit
+ * shift turned negative there and kept frames over 1 GiB in parts).
  */
 export function goesDirect (length: number, received: number): boolean {
-  return length >= DIRECT_MIN && received * 2 >= length
+  return length <= EAGER_MAX || received * 2 >= length
 }
 
 interface Gathering extends IncompleteFrame {

@@ -262,15 +262,35 @@ test('a header split at every byte is parsed the same (all header forms, both ro
   }
 })
 
-test('goesDirect: a split frame goes into its final buffer from 64 KiB and half arrived, also past 2^31 bytes (a 32-bit shift went negative there)', (t) => {
-  t.false(goesDirect(65535, 65535), 'under 64 KiB: gathered')
-  t.false(goesDirect(65536, 32767))
-  t.true(goesDirect(65536, 32768))
+test('goesDirect: a split frame goes into its final buffer at once up to 64 KiB, a longer one once half arrived, also past 2^31 bytes (a 32-bit shift went negative there)', (t) => {
+  t.true(goesDirect(16 * 1024, 1), 'up to 64 KiB: from its first part')
+  t.true(goesDirect(65536, 1))
+  t.false(goesDirect(65537, 32768))
+  t.true(goesDirect(65537, 32769))
   // (1.6 GiB << 1) is negative in 32-bit arithmetic: frames over 1 GiB never went direct.
   t.true(((1.6 * 2 ** 30) << 1) < 0)
   t.true(goesDirect(3 * 2 ** 30, 1.6 * 2 ** 30))
   t.false(goesDirect(3 * 2 ** 30, 1.4 * 2 ** 30))
 })
+
+for (const role of ROLES) {
+  test(`${role}: a 16 KiB frame split across reads is copied into one buffer of its length from its first part, and handed out as that buffer`, (t) => {
+    const payload = new Uint8Array(16 * 1024).map((_, i) => (i * 7) & 0xff)
+    const wire = peerFrame(role, { opcode: Opcode.Binary, payload })
+    const sizes: number[] = []
+    const buffers: Uint8Array[] = []
+    const parser = new FrameParser({ role, alloc: (n) => { sizes.push(n); const b = new Uint8Array(n); buffers.push(b); return b } })
+    // A first part of 100 payload bytes: not half of the frame, yet the final buffer is taken now.
+    const header = wire.length - payload.length
+    t.deepEqual(parser.push(wire.slice(0, header + 100)), [])
+    t.deepEqual(sizes, [16 * 1024], 'one buffer of the declared length, at the first part')
+    const frames = parser.push(wire.slice(header + 100))
+    t.is(frames.length, 1)
+    t.is(frames[0].payload, buffers[0], 'no join: the payload is that buffer')
+    t.deepEqual(frames[0].payload, payload)
+    t.deepEqual(sizes, [16 * 1024], 'nothing else allocated')
+  })
+}
 
 // §5.3: payload byte i is XORed with key byte i mod 4. Small frames are unmasked four bytes at a
 // time wherever they start in the read, bytes only at the end: every length 0-125, every alignment.

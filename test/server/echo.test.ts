@@ -41,6 +41,27 @@ test('a raised maxMessageSize lets a 20 MiB message through', async (t) => {
   await peer.close(1000)
 })
 
+test('40 pipelined large messages, split across reads, each come back intact and in order', async (t) => {
+  // Gathered into their final buffers from the first part (up to 64 KiB) or from half arrived:
+  // a buffer shared or reused too early would show here as wrong bytes.
+  t.timeout(60_000)
+  const { url } = await startServer(t, { '': echo })
+  const peer = await WsPeer.open(url)
+  const sizes = [16 * 1024, 100_000, 300_000, 1024 * 1024]
+  const sent: Buffer[] = []
+  for (let i = 0; i < 40; i++) {
+    const m = Buffer.alloc(sizes[i % sizes.length], i + 1)
+    m[0] = i
+    sent.push(m)
+    void peer.send(m)
+  }
+  for (let i = 0; i < sent.length; i++) {
+    const back = await peer.next(30_000)
+    t.true(back.data.equals(sent[i]), `message ${i}`)
+  }
+  await peer.close(1000)
+})
+
 test('strings a handler sends go as text, bytes as binary, received text re-sent as text', async (t) => {
   const { url } = await startServer(t, {
     '': async ({ source, sink }) => {
