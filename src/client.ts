@@ -350,13 +350,12 @@ export function openClientConnection (socket: NodeDuplex, head: Buffer, headers:
     url: target.pathname + target.search,
     headers,
     logger: options.logger,
-    head,
     limits: options,
     compression: negotiated.deflate === undefined ? undefined : new PerMessageDeflate('client', negotiated.deflate, plan.deflate!),
     // In stream mode `maxMessageSize` is the streamed limit, which the driver reads from `limits`.
     stream: plan.streaming ? {} : undefined
   })
-  conn.start()
+  conn.start(head)
   const signal = options.signal
   if (signal !== undefined) {
     const close = (): void => conn.close(CloseCode.Normal)

@@ -73,6 +73,8 @@ export class WebSocketServer {
   private readonly authorizing = new Set<NodeDuplex>()
   /** One 'close' listener shared by every pending socket, removed once its handshake is over. */
   private readonly pendingSocketClosed: (this: NodeDuplex) => void
+  /** One handshake-timer callback for every pending socket (given the socket), not a closure per socket. */
+  private readonly handshakeExpired: (socket: NodeDuplex) => void
   private readonly logger: Logger
   private readonly attached: Array<{ server: HostServer, listener: (...args: any[]) => void, connectionListener: (socket: NodeDuplex) => void, requestListener: (req: IncomingMessage) => void, streamListener: (stream: ServerHttp2Stream, headers: Http2Headers) => void, connectListener: (req: IncomingMessage, res: ServerResponse) => void }> = []
   private httpServer: HttpServer | HttpsServer | Http2SecureServer | undefined
@@ -111,6 +113,7 @@ export class WebSocketServer {
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const server = this
     this.pendingSocketClosed = function (this: NodeDuplex) { server.clearHandshakeTimer(this) }
+    this.handshakeExpired = (socket) => { this.onHandshakeExpired(socket) }
     this.logger = options.logger ?? stderrLogger
     this.resolved = resolveLimits(options)
     this.budget = new MemoryBudget(options.memoryBudget ?? DEFAULT_SERVER_OPTIONS.memoryBudget)
@@ -274,24 +277,9 @@ export class WebSocketServer {
       // RFC 7230 §5.3.2: `GET http://host/chat` is a request for /chat.
       const target = originForm(req.url ?? '/')
       const path = target === undefined ? undefined : pathOf(target)
-      if (options.path !== undefined && path !== options.path) {
-        // Another path: our handshake timer is not the one to drop this socket any more.
-        this.clearHandshakeTimer(socket)
-        // Leave it to another upgrade listener; if none will take it (only wspipe listeners,
-        // none for this path), the first of them refuses it: never a silent drop.
-        const listeners = server.listeners('upgrade') as Array<(...args: any[]) => void>
-        const taken = listeners.some((l) => {
-          if (!attachedPaths.has(l)) return true
-          const p = attachedPaths.get(l)
-          return p === undefined || p === path
-        })
-        if (!taken && listeners.find((l) => attachedPaths.has(l)) === listener) {
-          const refuse = (): void => this.reject(socket, new HandshakeError(404, 'no WebSocket endpoint at this path'), req)
-          if (!this.afterEarlierResponses(socket, refuse)) refuse()
-        }
-        return
-      }
-      this.handleUpgrade(req, socket, head)
+      // (The other path's work is a method: a closure here would cost a context per upgrade.)
+      if (options.path !== undefined && path !== options.path) this.otherPath(server, listener, req, socket, path)
+      else this.handleUpgrade(req, socket, head)
     }
     // Only our own server's sockets are ours from accept: an attached host's serve pages too,
     // under the host's own timeouts, and become ours at their upgrade request. One accepted
@@ -327,12 +315,33 @@ export class WebSocketServer {
   }
 
   /**
+   * An upgrade for a path `listener` (attached to `server`) does not serve: leave it to another
+   * upgrade listener; if none will take it (only wspipe listeners, none for this path), the
+   * first of them refuses it: never a silent drop.
+   */
+  private otherPath (server: HostServer, listener: (...args: any[]) => void, req: IncomingMessage, socket: NodeDuplex, path: string | undefined): void {
+    // Another path: our handshake timer is not the one to drop this socket any more.
+    this.clearHandshakeTimer(socket)
+    const listeners = server.listeners('upgrade') as Array<(...args: any[]) => void>
+    const taken = listeners.some((l) => {
+      if (!attachedPaths.has(l)) return true
+      const p = attachedPaths.get(l)
+      return p === undefined || p === path
+    })
+    if (!taken && listeners.find((l) => attachedPaths.has(l)) === listener) {
+      const refuse = (): void => this.reject(socket, new HandshakeError(404, 'no WebSocket endpoint at this path'), req)
+      if (!this.afterEarlierResponses(socket, refuse)) refuse()
+    }
+  }
+
+  /**
    * Take over an upgrade request from any server that exposes Node's `upgrade` event (Express,
    * Fastify, plain `http`): validates it, answers 101 or an HTTP error, and runs the handler.
    */
   handleUpgrade (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array = new Uint8Array(0)): void {
     // Whatever the answer, it waits for the responses to requests pipelined before this one.
-    if (this.afterEarlierResponses(socket, () => this.handleUpgrade(req, socket, head))) return
+    // (The retry is made only then: this function makes no closure, and so no context, per upgrade.)
+    if (earlierResponse(socket) !== undefined && this.afterEarlierResponses(socket, retryUpgrade.bind(this, req, socket, head))) return
     // A socket accepted before close() may still finish its handshake: it then gets 1001 like
     // every other connection, not a reset. A new one while closing is refused.
     const underWay = this.pending.has(socket)
@@ -342,25 +351,25 @@ export class WebSocketServer {
       this.reject(socket, new HandshakeError(503, 'the server is shutting down'), req)
       return
     }
-    let protocol: string | undefined
     let key: string
     let url: string
-    let deflate: { params: DeflateParams, header: string } | undefined
+    let negotiated: Negotiated
     try {
       const upgrade = validateUpgradeRequest(req)
       key = upgrade.key
       url = upgrade.url
-      ;({ protocol, deflate } = this.negotiate(upgrade))
+      negotiated = this.negotiate(upgrade)
     } catch (err) {
       this.reject(socket, err instanceof HandshakeError ? err : new HandshakeError(400, 'bad upgrade request'), req)
       return
     }
-    const chosen = protocol
-    const authorize = this.options.authorize
-    if (authorize === undefined) {
-      this.accept(req, socket, head, key, chosen, url, deflate)
-      return
-    }
+    if (this.options.authorize === undefined) this.accept(req, socket, head, key, negotiated.protocol, url, negotiated.deflate)
+    else this.authorizeUpgrade(req, socket, head, key, url, negotiated)
+  }
+
+  /** Run `authorize` on a valid upgrade, then answer it. */
+  private authorizeUpgrade (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array, key: string, url: string, { protocol: chosen, deflate }: Negotiated): void {
+    const authorize = this.options.authorize!
     // The handshake timer runs again while authorization is pending.
     this.startHandshakeTimer(socket)
     this.authorizing.add(socket)
@@ -416,7 +425,11 @@ export class WebSocketServer {
     const conn = new WebSocketConnection(transport, {
       role: 'server',
       protocol: negotiated.protocol,
-      ...details,
+      url: details.url,
+      headers: details.headers,
+      remoteAddress: details.remoteAddress,
+      remotePort: details.remotePort,
+      httpVersion: details.httpVersion,
       clock: this.options.clock,
       logger: this.logger,
       limits: this.options,
@@ -429,7 +442,7 @@ export class WebSocketServer {
     conn.onClosed = this.forget
     runHandler(handler, conn, this.logger)
     // Frames that came with the request are read once the handler is in place, as later ones are.
-    conn.start()
+    conn.start(details.head)
     return conn
   }
 
@@ -505,21 +518,24 @@ export class WebSocketServer {
   private startHandshakeTimer (socket: NodeDuplex, spent = 0): void {
     const ms = Math.max(0, (this.options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout) - spent)
     const clock = this.options.clock ?? systemClock
-    const timer = clock.setTimeout(() => {
-      if (this.authorizing.has(socket)) {
-        // The client's request was whole; it is the server that is late: say so.
-        this.logger.warn({ remoteAddress: (socket as { remoteAddress?: string }).remoteAddress }, 'authorize did not settle within handshakeTimeout: answered 503')
-        this.reject(socket, new HandshakeError(503, 'authorization timed out'))
-        return
-      }
-      this.pending.delete(socket)
-      socket.destroy()
-      this.wakeDrain?.()
-    }, ms, undefined)
+    const timer = clock.setTimeout(this.handshakeExpired, ms, socket)
     const previous = this.pending.get(socket)
     if (previous !== undefined) clock.clearTimeout(previous)
     else socket.on('close', this.pendingSocketClosed)
     this.pending.set(socket, timer)
+  }
+
+  /** `socket`'s handshake timer fired. */
+  private onHandshakeExpired (socket: NodeDuplex): void {
+    if (this.authorizing.has(socket)) {
+      // The client's request was whole; it is the server that is late: say so.
+      this.logger.warn({ remoteAddress: (socket as { remoteAddress?: string }).remoteAddress }, 'authorize did not settle within handshakeTimeout: answered 503')
+      this.reject(socket, new HandshakeError(503, 'authorization timed out'))
+      return
+    }
+    this.pending.delete(socket)
+    socket.destroy()
+    this.wakeDrain?.()
   }
 
   private clearHandshakeTimer (socket: NodeDuplex): void {
@@ -662,3 +678,8 @@ function remoteKey (socket: NodeDuplex): string | undefined {
 const attachedPaths = new WeakMap<(...args: any[]) => void, string | undefined>()
 
 function ignoreError (): void {}
+
+/** An upgrade that waited for the responses before it, tried again. */
+function retryUpgrade (this: WebSocketServer, req: IncomingMessage, socket: NodeDuplex, head: Uint8Array): void {
+  this.handleUpgrade(req, socket, head)
+}

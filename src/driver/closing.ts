@@ -11,7 +11,7 @@
  */
 
 import { CloseCode } from '../protocol/close-codes.js'
-import { checkClose, OPEN_CLOSE_STATE, type CloseTimer } from '../protocol/closing.js'
+import { checkClose, isClosing, OPEN_CLOSE_STATE, type CloseTimer } from '../protocol/closing.js'
 import type { ProtocolError } from '../protocol/errors.js'
 import type { Session } from '../protocol/session.js'
 import { ConnectionClosedError } from '../errors.js'
@@ -58,6 +58,30 @@ export interface ClosingOwner {
   doneSending: () => number | undefined
   /** The transport is gone and `closed` settles with `info`: let go of everything else. */
   onGone: (info: CloseInfo) => void
+  /** Where the close timer runs. */
+  readonly clock: Clock
+  /** How long a close waits for its answer, and TCP's end after it (ms). */
+  readonly closeTimeout: number
+}
+
+/**
+ * What only a closing connection (or one asked for `closed` or `signal`) needs, made then: an
+ * open connection holds one field for all of it (8 bytes, not 72).
+ */
+class ClosingState {
+  /** The close timer, and what it waits for (the session's {@link CloseTimer}). */
+  timer: ClockTimer | undefined = undefined
+  timerKind: CloseTimer | undefined = undefined
+  transportError: Error | undefined = undefined
+  /** A close of ours asked for while messages are being compressed: sent once they are. */
+  requested: { code: number, reason: string } | undefined = undefined
+  /** Made on first use of `signal`: most connections never ask. */
+  abortController: AbortController | undefined = undefined
+  abortReason: ConnectionClosedError | undefined = undefined
+  /** `closed` is made on first use; most connections are never asked. */
+  closedPromise: Promise<CloseInfo> | undefined = undefined
+  resolveClosed: ((info: CloseInfo) => void) | undefined = undefined
+  info: CloseInfo | undefined = undefined
 }
 
 /** The closing part (see the module's comment). */
@@ -67,30 +91,20 @@ export class Closing {
   private readonly owner: ClosingOwner
   private readonly session: Session
   private readonly transport: Transport
-  private readonly clock: Clock
-  private readonly closeTimeout: number
-  /** The close timer, and what it waits for (the session's {@link CloseTimer}). */
-  private timer: ClockTimer | undefined
-  private timerKind: CloseTimer | undefined
   /** {@link ENDED}, {@link GONE}, {@link REPLY_SCHEDULED}, {@link DONE_CHECK_SCHEDULED}: one field, not four (bytes per connection). */
   private flags = 0
-  private transportError: Error | undefined
-  /** A close of ours asked for while messages are being compressed: sent once they are. */
-  private requested: { code: number, reason: string } | undefined
-  /** Made on first use of `signal`: most connections never ask. */
-  private abortController: AbortController | undefined
-  private abortReason: ConnectionClosedError | undefined
-  /** `closed` is made on first use; most connections are never asked. */
-  private closedPromise: Promise<CloseInfo> | undefined
-  private resolveClosed: ((info: CloseInfo) => void) | undefined
-  private info: CloseInfo | undefined
+  /** The rest, once closing starts (or `closed` or `signal` is asked for). */
+  private state: ClosingState | undefined = undefined
 
-  constructor (owner: ClosingOwner, session: Session, transport: Transport, clock: Clock, closeTimeout: number) {
+  constructor (owner: ClosingOwner, session: Session, transport: Transport) {
     this.owner = owner
     this.session = session
     this.transport = transport
-    this.clock = clock
-    this.closeTimeout = closeTimeout
+  }
+
+  /** {@link Closing.state}, made now if need be. */
+  private get more (): ClosingState {
+    return (this.state ??= new ClosingState())
   }
 
   /** The transport is gone. */
@@ -100,47 +114,49 @@ export class Closing {
 
   /** What `closed` settled with, once the transport is gone. */
   get closeInfo (): CloseInfo | undefined {
-    return this.info
+    return this.state?.info
   }
 
   /** Settles once the transport is gone, with the session's outcome. */
   get closed (): Promise<CloseInfo> {
-    if (this.closedPromise === undefined) {
-      this.closedPromise = this.info !== undefined
-        ? Promise.resolve(this.info)
-        : new Promise((resolve) => { this.resolveClosed = resolve })
+    const state = this.more
+    if (state.closedPromise === undefined) {
+      state.closedPromise = state.info !== undefined
+        ? Promise.resolve(state.info)
+        : new Promise((resolve) => { state.resolveClosed = resolve })
     }
-    return this.closedPromise
+    return state.closedPromise
   }
 
   /** Aborts when closing starts, for any reason. */
   get signal (): AbortSignal {
-    if (this.abortController === undefined) {
-      this.abortController = new AbortController()
-      if (this.abortReason !== undefined) this.abortController.abort(this.abortReason)
+    const state = this.more
+    if (state.abortController === undefined) {
+      state.abortController = new AbortController()
+      if (state.abortReason !== undefined) state.abortController.abort(state.abortReason)
     }
-    return this.abortController.signal
+    return state.abortController.signal
   }
 
   /** Closing has begun (the signal has aborted, or would have). */
   get started (): boolean {
-    return this.abortReason !== undefined
+    return this.state?.abortReason !== undefined
   }
 
   /** Nothing more may be sent: our close is out (or asked for), or the transport is gone. */
   get sendingStopped (): boolean {
-    return (this.flags & GONE) !== 0 || this.session.closeSent || this.requested !== undefined
+    return (this.flags & GONE) !== 0 || this.session.closeSent || this.state?.requested !== undefined
   }
 
   /** The code `closed` settles with, as things stand: the session's outcome, or the close asked for. */
   private get code (): number {
-    const code = this.info?.code ?? this.session.closeOutcome.code
-    return code === CloseCode.Abnormal ? this.requested?.code ?? code : code
+    const code = this.state?.info?.code ?? this.session.closeOutcome.code
+    return code === CloseCode.Abnormal ? this.state?.requested?.code ?? code : code
   }
 
   /** What `send()` and `ping()` reject with once the connection is closing, or closed once `closed` has settled. */
   closingError (code = this.code): ConnectionClosedError {
-    return new ConnectionClosedError(this.info === undefined ? 'the connection is closing' : 'the connection is closed', code)
+    return new ConnectionClosedError(this.state?.info === undefined ? 'the connection is closing' : 'the connection is closed', code)
   }
 
   /**
@@ -154,7 +170,7 @@ export class Closing {
     if (this.sendOwedClose()) return
     if (this.owner.isCompressing) {
       // The messages already given to send go first (DESIGN "Closing"); nothing more is taken.
-      this.requested = { code, reason }
+      this.more.requested = { code, reason }
       this.stopSending()
       return
     }
@@ -167,18 +183,19 @@ export class Closing {
 
   /** The messages being compressed are sent: a close asked for meanwhile goes now. Returns true if one did. */
   compressed (): boolean {
-    const requested = this.requested
+    const requested = this.state?.requested
     if (requested === undefined) return false
-    this.requested = undefined
+    this.state!.requested = undefined
     this.close(requested.code, requested.reason)
     return true
   }
 
-  /** The session reported the peer's close: `source` ends; the same code goes back at once, after what is being written. */
+  /** The session reported the peer's close: `source` ends; the answer goes when the session says (at once, after what is being written). */
   onPeerClose (): void {
     this.owner.endSource()
     this.abort()
-    this.sendOwedClose()
+    if (this.session.closeDecision.owed === 'now') this.sendOwedClose()
+    else this.updateTimer()
   }
 
   /**
@@ -192,7 +209,8 @@ export class Closing {
     this.owner.endSource(error)
     this.abort()
     if (this.session.pendingClose === undefined || this.gone) return
-    if (this.owner.sourceDetached) this.onSourceDrained()
+    if (this.session.closeDecision.owed === 'now') this.sendOwedClose()
+    else if (this.owner.sourceDetached) this.onSourceDrained()
     else this.updateTimer()
   }
 
@@ -207,13 +225,18 @@ export class Closing {
   /** Send the close frame owed to the peer, if any. */
   sendOwedClose (): boolean {
     if (this.session.pendingClose === undefined || this.gone) return false
+    this.session.sendPendingClose()
+    this.owedCloseSent()
+    return true
+  }
+
+  /** The session sent the close we owed (asked, or on its own at the timer or the peer's end of TCP). */
+  private owedCloseSent (): void {
     // The peer closed or failed: what was still being compressed is dropped, as later writes are.
     this.owner.dropZlibWork()
-    this.session.sendPendingClose()
     this.stopSending()
     this.flush()
     this.owner.updateReading()
-    return true
   }
 
   /**
@@ -243,7 +266,7 @@ export class Closing {
    */
   afterFlush (): void {
     // The common case, on every flush: nothing about closing has happened.
-    if ((this.flags & GONE) !== 0 || (this.session.closeState === OPEN_CLOSE_STATE && this.timerKind === undefined)) return
+    if ((this.flags & GONE) !== 0 || (this.session.closeState === OPEN_CLOSE_STATE && this.state?.timerKind === undefined)) return
     this.updateTimer()
     const transport = this.session.closeDecision.transport
     if (transport === 'end' && (this.flags & ENDED) === 0) {
@@ -263,63 +286,67 @@ export class Closing {
   /** Run the timer the session names, if it is not running already. */
   private updateTimer (): void {
     const kind = this.session.closeDecision.timer
-    if (kind === this.timerKind) return
-    if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
-    this.timer = undefined
-    this.timerKind = kind
+    if (kind === this.state?.timerKind) return
+    const state = this.more
+    const { clock, closeTimeout } = this.owner
+    if (state.timer !== undefined) clock.clearTimeout(state.timer)
+    state.timer = undefined
+    state.timerKind = kind
     if (kind === undefined) return
     this.owner.stopHeartbeat()
-    this.timer = this.clock.setTimeout(timerFired, kind === 'replies' ? Math.min(REPLY_GRACE, this.closeTimeout) : this.closeTimeout, this)
+    state.timer = clock.setTimeout(timerFired, kind === 'replies' ? Math.min(REPLY_GRACE, closeTimeout) : closeTimeout, this)
   }
 
   /** The close timer fired: the session says what follows (the owed close, or the end of the transport). */
   onTimer (): void {
-    const kind = this.timerKind
-    this.timer = undefined
-    this.timerKind = undefined
-    if (this.gone) return
-    // The handler did not read up to the peer's protocol error in time: the owed close goes now.
-    if (kind === 'replies') {
-      this.sendOwedClose()
-      return
-    }
-    // No close frame, or no end of TCP, within closeTimeout: the session orders a destroy.
+    const state = this.more
+    const kind = state.timerKind
+    state.timer = undefined
+    state.timerKind = undefined
+    if (this.gone || kind === undefined) return
+    // 'replies': the handler did not read up to the peer's protocol error in time, the session
+    // sends the owed close now; else no close frame, or no end of TCP, within closeTimeout: the
+    // session orders a destroy.
+    const owing = this.session.pendingClose !== undefined
     this.session.closeTimerFired()
-    this.flush()
+    if (owing && this.session.pendingClose === undefined) this.owedCloseSent()
+    else this.flush()
   }
 
   /**
-   * The peer ended its side of the transport: nothing more comes. The close it is owed still
-   * goes out first: at once unless the transport stays writable after the peer's end
-   * (`allowHalfOpen`), where the handler may still reply. Then the session says who ends what.
+   * The peer ended its side of the transport: nothing more comes. The session sends a close
+   * still owed at once, unless the transport stays writable after the peer's end
+   * (`allowHalfOpen`), where the handler may still reply; then it says who ends what.
    */
   onEnd (): void {
     if (this.gone) return
-    this.session.receiveEof()
-    if (this.session.pendingClose !== undefined && this.transport.allowHalfOpen !== true) this.sendOwedClose()
+    const owing = this.session.pendingClose !== undefined
+    this.session.receiveEof(this.transport.allowHalfOpen === true)
+    if (owing && this.session.pendingClose === undefined) this.owedCloseSent()
     else this.flush()
   }
 
   /** The transport failed; `close` follows. */
   onError (err: Error): void {
-    this.transportError ??= err
+    this.more.transportError ??= err
   }
 
   /** The transport is gone: the session's outcome is final, and `closed` settles with it. */
   onClose (): void {
     if ((this.flags & GONE) !== 0) return
     this.flags |= GONE
-    if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
-    this.timer = undefined
+    const state = this.more
+    if (state.timer !== undefined) this.owner.clock.clearTimeout(state.timer)
+    state.timer = undefined
     this.owner.stopHeartbeat()
     this.owner.dropZlibWork()
-    const error = this.transportError
+    const error = state.transportError
     this.session.transportClosed(error !== undefined)
     const { code, reason, wasClean } = this.session.closeOutcome
     const info: CloseInfo = { code, reason, wasClean }
     // Without any close frame (or failure) the connection was lost, and `source` throws;
     // after a close it ends (the peer's answer, or closeTimeout, ended it).
-    if (code === CloseCode.Abnormal) {
+    if (!isClosing(this.session.closeState)) {
       this.owner.endSource(new ConnectionClosedError(
         error !== undefined ? `connection lost: ${error.message}` : 'connection closed without a close frame',
         CloseCode.Abnormal, { cause: error }))
@@ -327,8 +354,8 @@ export class Closing {
       this.owner.endSource()
     }
     this.stopSending()
-    this.info = info
-    this.resolveClosed?.(info)
+    state.info = info
+    state.resolveClosed?.(info)
     this.owner.onGone(info)
   }
 
@@ -340,9 +367,10 @@ export class Closing {
 
   /** Closing has begun: the signal aborts with the code `closed` will report, as far as it is known. */
   private abort (): void {
-    if (this.abortReason !== undefined) return
-    this.abortReason = new ConnectionClosedError('the connection is closing', this.code)
-    this.abortController?.abort(this.abortReason)
+    if (this.state?.abortReason !== undefined) return
+    const state = this.more
+    state.abortReason = new ConnectionClosedError('the connection is closing', this.code)
+    state.abortController?.abort(state.abortReason)
   }
 }
 

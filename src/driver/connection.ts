@@ -49,8 +49,6 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
   readonly remotePort: number | undefined
   readonly httpVersion: '1.1' | '2'
   readonly source: MessageSource | StreamSource
-  /** The connection's own source, when the sink may poll it (whole messages only). */
-  readonly ownMessages: MessageSource | undefined
   /** Called once the connection is gone (the server's bookkeeping; no promise needed). */
   onClosed: ((conn: WebSocketConnection) => void) | undefined
 
@@ -58,11 +56,8 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
   /** Where every timer of this connection runs. */
   readonly clock: Clock
   private readonly session: Session
-  private readonly role: Role
   private readonly logger: Logger | undefined
   private readonly config: ResolvedLimits
-  /** Bytes that came with the handshake, processed by start(). */
-  private head: Uint8Array | undefined
 
   // The parts (reading is the output's: see the getter below).
   private readonly output: Output
@@ -72,9 +67,10 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
   /** The sending engine, made by the first `sink()` or `send()`. */
   private pump: SinkPump | undefined
 
-  private boundSend: ((message: OutgoingMessage) => Promise<void>) | undefined
-  private boundClose: ((code?: number, reason?: string) => void) | undefined
-  private boundPing: ((data?: Uint8Array | string) => Promise<number>) | undefined
+  /** `sink`, bound; made on first use (a handler that only reads never makes it). */
+  private boundSink: ((source: Source<OutgoingMessage>) => Promise<void>) | undefined = undefined
+  /** `send`, `close` and `ping`, bound, made on first use: one field for the three. */
+  private bound: BoundMethods | undefined = undefined
 
   /** The closing part: the close timer, the transport's end, `closed` and `signal` (closing.ts). */
   private readonly closing: Closing
@@ -82,7 +78,6 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
   constructor (transport: Transport, options: DriverOptions) {
     this.transport = transport
     this.clock = options.clock ?? systemClock
-    this.role = options.role
     this.protocol = options.protocol
     this.url = options.url
     this.headers = options.headers
@@ -113,12 +108,9 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
     }
     if (stream !== undefined) {
       this.source = new StreamSource(this, config.receiveHigh, config.receiveLow)
-      this.ownMessages = undefined
     } else {
-      this.source = this.ownMessages = new MessageSource(this, config.receiveHigh, config.receiveLow)
+      this.source = new MessageSource(this, config.receiveHigh, config.receiveLow)
     }
-    this.sink = this.sink.bind(this)
-    this.head = options.head !== undefined && options.head.length > 0 ? options.head : undefined
     ;(transport as unknown as Record<symbol, WebSocketConnection>)[kConnection] = this
     transport.on('data', transportOnData)
     transport.on('end', transportOnEnd)
@@ -126,19 +118,33 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
     transport.on('error', transportOnError)
     transport.on('drain', transportOnDrain)
     this.heartbeat = new Heartbeat(this, config)
-    this.closing = new Closing(this, session, transport, this.clock, config.closeTimeout)
+    this.closing = new Closing(this, session, transport)
     // After the 101, before the handler (or connect()'s caller) gets the connection.
     if (connectionOpenChannel.hasSubscribers) publishOpen(this, this.role, this.protocol, this.remoteAddress)
   }
 
   /**
-   * Process the bytes that came with the handshake. Called once a handler is in place, so frames
-   * in the same TCP segment as the upgrade request are treated like frames that came later.
+   * Process `head`, the bytes that came with the handshake. Called once a handler is in place,
+   * so frames in the same TCP segment as the upgrade request are treated like frames that came
+   * later. The caller keeps them meanwhile: the connection holds no field for them.
    */
-  start (): void {
-    const head = this.head
-    this.head = undefined
-    if (head !== undefined && !this.closing.gone) this.onData(head)
+  start (head: Uint8Array | undefined): void {
+    if (head !== undefined && head.length > 0 && !this.closing.gone) this.onData(head)
+  }
+
+  /** The connection's own source, when the sink may poll it (whole messages only). */
+  get ownMessages (): MessageSource | undefined {
+    const source = this.source
+    return source instanceof MessageSource ? source : undefined
+  }
+
+  private get role (): Role {
+    return this.session.role
+  }
+
+  /** `closeTimeout`, for the closing part. */
+  get closeTimeout (): number {
+    return this.config.closeTimeout
   }
 
   /** The path part of {@link Connection.url}. */
@@ -162,12 +168,14 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
 
   /** `close`, bound (like `sink` and `send`), so `({ close })` works; made on first use. */
   get close (): (code?: number, reason?: string) => void {
-    return (this.boundClose ??= (code, reason) => { this.closing.close(code, reason) })
+    const bound = this.bound ??= {}
+    return (bound.close ??= (code, reason) => { this.closing.close(code, reason) })
   }
 
   /** `ping`, bound; made on first use. */
   get ping (): (data?: Uint8Array | string) => Promise<number> {
-    return (this.boundPing ??= (data) => this.sendPingFrame(data))
+    const bound = this.bound ??= {}
+    return (bound.ping ??= (data) => this.sendPingFrame(data))
   }
 
   private sendPingFrame (data: Uint8Array | string = new Uint8Array(0)): Promise<number> {
@@ -177,13 +185,17 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
     else return Promise.reject(new TypeError('a ping payload must be a Uint8Array or a string'))
     // §5.5: "All control frames MUST have a payload length of 125 bytes or less".
     if (payload.length > 125) return Promise.reject(new RangeError('a ping payload is at most 125 bytes (RFC 6455 §5.5)'))
-    if (this.closing.gone || this.session.closeSent) return Promise.reject(this.closingError(this.session.sentCloseCode ?? CloseCode.Abnormal))
+    if (this.closing.gone || this.session.closeSent) return Promise.reject(this.closingError())
     // A copy: the caller may reuse its buffer before the pong comes.
     return this.heartbeat.ping(new Uint8Array(payload))
   }
 
-  /** `sink`: sends each message of `source` (see {@link OutgoingMessage}); resolves when it ends. */
-  sink (source: Source<OutgoingMessage>): Promise<void> {
+  /** `sink`: sends each message of `source` (see {@link OutgoingMessage}); resolves when it ends. Bound, so `({ sink })` works; made on first use. */
+  get sink (): (source: Source<OutgoingMessage>) => Promise<void> {
+    return (this.boundSink ??= this.sinkFrom.bind(this))
+  }
+
+  private sinkFrom (source: Source<OutgoingMessage>): Promise<void> {
     if (this.pump !== undefined) return Promise.reject(new InvalidStateError(this.pump.sends ? 'sink cannot be called on a connection that send() was used on' : 'sink can be called only once per connection'))
     let pump: SinkPump
     try {
@@ -205,7 +217,8 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
    */
   get send (): (message: OutgoingMessage) => Promise<void> {
     // Bound, like `sink`, so `({ source, send })` works; made on first use.
-    return (this.boundSend ??= (message) => this.sendMessage(message))
+    const bound = this.bound ??= {}
+    return (bound.send ??= (message) => this.sendMessage(message))
   }
 
   private sendMessage (message: OutgoingMessage): Promise<void> {
@@ -515,8 +528,8 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
     return this.closing.closingError(code)
   }
 
-  /** The output was written and the session says TCP's end is due (§7.1.1): the closing part carries it out. */
-  endTransport (): void {
+  /** The output was written: the closing part carries out the session's orders (§7.1.1). */
+  afterFlush (): void {
     this.closing.afterFlush()
   }
 
@@ -568,6 +581,13 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
     if (!this.closing.gone) this.reading.stop()
     this.closing.onClose()
   }
+}
+
+/** `send`, `close` and `ping` of one connection, bound. */
+interface BoundMethods {
+  send?: (message: OutgoingMessage) => Promise<void>
+  close?: (code?: number, reason?: string) => void
+  ping?: (data?: Uint8Array | string) => Promise<number>
 }
 
 const kConnection = Symbol('wspipe.connection')

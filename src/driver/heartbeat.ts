@@ -132,6 +132,9 @@ export interface HeartbeatLimits {
   readonly heartbeatTimeout: number
 }
 
+/** {@link Heartbeat.heartbeatDue} of a connection the sweeper does not watch. */
+const NOT_WATCHED = -1
+
 /** A ping of the user's, waiting for its pong. */
 interface PingWaiter {
   readonly data: Uint8Array
@@ -148,7 +151,12 @@ export class Heartbeat implements HeartbeatSubject {
   private readonly owner: HeartbeatOwner
   /** `heartbeatInterval` (0: none) and `heartbeatTimeout`. */
   private readonly config: HeartbeatLimits
-  heartbeatDue = Infinity
+  /**
+   * Times here are whole milliseconds (rounded up: a visit or a drop is never early), and
+   * {@link NOT_WATCHED} stands for "never" rather than Infinity: a field that only ever holds
+   * small integers is stored unboxed, a fractional one costs a 16-byte number per connection.
+   */
+  heartbeatDue = NOT_WATCHED
   /** A heartbeat ping is waiting for its pong. */
   private awaiting = false
   /** Bytes arrived since the last visit. */
@@ -169,9 +177,9 @@ export class Heartbeat implements HeartbeatSubject {
     const interval = config.heartbeatInterval
     const timeout = config.heartbeatTimeout
     if (interval > 0) {
-      const now = clock.now()
+      const now = Math.ceil(clock.now())
       this.lastLife = now
-      this.heartbeatDue = now + interval
+      this.heartbeatDue = Math.ceil(now + interval)
       heartbeatSweeper(Math.min(interval, timeout), clock).add(this)
     }
   }
@@ -179,14 +187,15 @@ export class Heartbeat implements HeartbeatSubject {
   /** Closing started or the connection is gone: no more visits. */
   stop (): void {
     const { heartbeatInterval: interval, heartbeatTimeout: timeout } = this.config
-    if (interval > 0 && this.heartbeatDue !== Infinity) {
-      this.heartbeatDue = Infinity
+    if (interval > 0 && this.heartbeatDue !== NOT_WATCHED) {
+      this.heartbeatDue = NOT_WATCHED
       heartbeatSweeper(Math.min(interval, timeout), this.owner.clock).delete(this)
     }
   }
 
   /** The sweeper's visit, once `heartbeatDue` has passed. */
-  onHeartbeat (now: number): void {
+  onHeartbeat (at: number): void {
+    const now = Math.ceil(at)
     const owner = this.owner
     if (owner.gone) return
     const writable = owner.writableLength
@@ -202,10 +211,10 @@ export class Heartbeat implements HeartbeatSubject {
       case 'alive':
         this.lastLife = now
         this.awaiting = false
-        this.heartbeatDue = now + interval
+        this.heartbeatDue = Math.ceil(now + interval)
         return
       case 'wait':
-        this.heartbeatDue = Math.min(now + interval, this.lastLife + interval + timeout)
+        this.heartbeatDue = Math.ceil(Math.min(now + interval, this.lastLife + interval + timeout))
         return
       case 'drop':
         owner.drop(paused)
@@ -214,7 +223,7 @@ export class Heartbeat implements HeartbeatSubject {
         this.awaiting = true
         this.pings++
         owner.sendPing()
-        this.heartbeatDue = now + timeout
+        this.heartbeatDue = Math.ceil(now + timeout)
     }
   }
 
@@ -232,9 +241,9 @@ export class Heartbeat implements HeartbeatSubject {
       // Answered: the next ping is due `interval` from now, not after the pong timeout.
       this.awaiting = false
       this.seen = false
-      const now = this.owner.clock.now()
+      const now = Math.ceil(this.owner.clock.now())
       this.lastLife = now
-      this.heartbeatDue = now + this.config.heartbeatInterval
+      this.heartbeatDue = Math.ceil(now + this.config.heartbeatInterval)
     }
     // §5.5.3: a pong echoes its ping's payload, and a peer may answer only the latest ping: the
     // pong settles the ping it echoes and every earlier one.

@@ -43,7 +43,12 @@ export class MessageSource extends MarkedQueue implements AsyncIterableIterator<
   private head = 0
   /** Queue index from which messages arrived since the last {@link MessageSource.settle}. */
   private fresh = 0
-  private waiter: { resolve: (r: IteratorResult<Uint8Array>) => void, reject: (e: unknown) => void } | undefined
+  /**
+   * Settles the pending `next()`: only its resolving function is held (an error is given as a
+   * rejected promise), not a `{ resolve, reject }` pair, so a handler waiting in `for await`
+   * costs a closure and an object fewer.
+   */
+  private waiter: ((r: IteratorResult<Uint8Array> | PromiseLike<never>) => void) | undefined
   /** The connection's own sink polled and found nothing: wake it on the next message or the end. */
   private sinkWaiting = false
 
@@ -63,7 +68,7 @@ export class MessageSource extends MarkedQueue implements AsyncIterableIterator<
     if (waiter !== undefined) {
       this.waiter = undefined
       if (text) markNew(message)
-      waiter.resolve({ done: false, value: message })
+      waiter({ done: false, value: message })
       return
     }
     // An echo's sink waits for exactly this: hand the message over without queueing it.
@@ -114,8 +119,7 @@ export class MessageSource extends MarkedQueue implements AsyncIterableIterator<
     if (waiter !== undefined && this.length === 0) {
       this.waiter = undefined
       this.owner.onSourceDrained()
-      if (error !== undefined) waiter.reject(error)
-      else waiter.resolve(DONE)
+      waiter(error !== undefined ? Promise.reject(error) : DONE)
     }
     if (this.sinkWaiting) {
       this.sinkWaiting = false
@@ -182,7 +186,7 @@ export class MessageSource extends MarkedQueue implements AsyncIterableIterator<
       return DONE_PROMISE
     }
     if (this.waiter !== undefined) return Promise.reject(new InvalidStateError('source.next() called while a previous call is pending'))
-    return new Promise((resolve, reject) => { this.waiter = { resolve, reject } })
+    return new Promise((resolve) => { this.waiter = resolve })
   }
 
   /** Done reading: the connection closes once its sink is done too (see the owner). */
@@ -196,7 +200,7 @@ export class MessageSource extends MarkedQueue implements AsyncIterableIterator<
     // A next() or a sink waiting on this source sees its end (either would wait forever).
     const waiter = this.waiter
     this.waiter = undefined
-    waiter?.resolve(DONE)
+    waiter?.(DONE)
     if (this.sinkWaiting) {
       this.sinkWaiting = false
       this.owner.wakeSink()

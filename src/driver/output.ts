@@ -38,8 +38,8 @@ export interface OutputOwner {
   heldBeside: () => number
   /** Output was written: whoever waits for room looks again. */
   onDrain: () => void
-  /** The session says TCP ends now (§7.1.1). */
-  endTransport: () => void
+  /** Output was written: carry out the session's closing orders (its timer; ending TCP, §7.1.1). */
+  afterFlush: () => void
   /** The budget refused what this connection holds: fail it (1013). */
   failForBudget: (held: number) => void
 }
@@ -199,7 +199,7 @@ export class Output {
     const n = out.length
     if (n === 0) {
       // The peer's answer to our close leaves nothing to write, but TCP must still end (§7.1.1).
-      if (this.session.shouldCloseTransport) this.owner.endTransport()
+      this.owner.afterFlush()
       return
     }
     // Shared buffers in this output go back to the budget once the transport has written it.
@@ -224,7 +224,7 @@ export class Output {
     // a big message to count, two peers each sending one would stop reading each other: deadlock.
     if (queued >= sendHigh * READ_STOP_FACTOR + this.lastData && !this.reading.has(FOR_WRITE)) this.reading.set(FOR_WRITE, true)
     if (this.budget !== undefined && !this.handling) this.charge()
-    if (this.session.shouldCloseTransport) this.owner.endTransport()
+    this.owner.afterFlush()
   }
 
   /** Output is at the send mark even after a flush. */

@@ -106,8 +106,11 @@ export class SinkPump {
   /** Pulling from the connection's own source (an echo): polled without promises. */
   private readonly own: boolean
   private pumping = false
-  private resolve!: () => void
-  private reject!: (err: unknown) => void
+  /**
+   * Settles {@link SinkPump.promise}: a failure resolves it with a rejected promise, so only one
+   * of the two resolving functions is held per idle connection (a closure fewer).
+   */
+  private settle!: (value?: PromiseLike<void>) => void
   private onResult: ((result: IteratorResult<OutgoingMessage>) => void) | undefined
   private onError: ((err: unknown) => void) | undefined
   readonly promise: Promise<void>
@@ -144,10 +147,7 @@ export class SinkPump {
     const iterator = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]()
     this.iterator = iterator
     this.own = iterator === owner.ownMessages
-    this.promise = new Promise<void>((resolve, reject) => {
-      this.resolve = resolve
-      this.reject = reject
-    })
+    this.promise = new Promise<void>((resolve) => { this.settle = resolve })
   }
 
   /** The sink has ended (its iterable ended or threw, or it was stopped). */
@@ -469,8 +469,7 @@ export class SinkPump {
     // rejection, the connection closes (§7.4.1 1011).
     if (chunks !== undefined && error !== undefined) this.owner.failStream(error)
     if (!finished && iterator !== undefined) stopIterator(iterator)
-    if (error !== undefined) this.reject(error)
-    else this.resolve()
+    this.settle(error !== undefined ? Promise.reject(error) : undefined)
     if (this.adopted) this.settleHandler()
     this.owner.onSinkEnded()
   }

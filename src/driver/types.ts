@@ -294,8 +294,6 @@ export interface DriverOptions {
   url: string
   headers: Record<string, string | string[] | undefined>
   logger?: Logger
-  /** Bytes that arrived with the handshake, after its end: processed by `start()`, once a handler is in place. */
-  head?: Uint8Array
   /** The peer's address (the socket's, or by `X-Forwarded-For` under `trustProxy`); the transport is not asked. */
   remoteAddress?: string
   /** The peer's port, when the transport has one. */

@@ -51,7 +51,10 @@ export interface Negotiated {
 }
 
 /** What a new connection is told of its request, over either HTTP version (the rest is the server's). */
-export type RequestDetails = Pick<DriverOptions, 'url' | 'headers' | 'remoteAddress' | 'remotePort' | 'httpVersion' | 'head'>
+export type RequestDetails = Pick<DriverOptions, 'url' | 'headers' | 'remoteAddress' | 'remotePort' | 'httpVersion'> & {
+  /** Bytes that arrived with the handshake, after its end: given to the connection's `start()`, once a handler is in place. */
+  head?: Uint8Array
+}
 
 /** What the server lends its HTTP/2 side. */
 export interface Http2Host {

@@ -11,7 +11,7 @@
  *     │                                              ▲
  *     │ receive / fail        send (the owed close)  │
  *     └─────────────▶ owing ─────────────────────────┘
- *                      (or its 'replies' timer)
+ *             (the answer at once; after a failure, the replies first or the 'replies' timer)
  * ```
  *
  * The model is the sans-I/O core of python-websockets (`close_expected()`, its EOF rules) and
@@ -80,7 +80,8 @@ export interface CloseState {
  * - `receive`: the peer's close frame arrived.
  * - `fail`: the connection fails (§7.1.7) with this code (the peer broke the protocol, a limit or
  *   a budget was passed); `reason` is for `closed` (the frame carries at most 123 characters of it).
- * - `eof`: the peer ended its side of the transport.
+ * - `eof`: the peer ended its side of the transport (in `owing`, the owed close goes at once
+ *   unless the transport stays `writable`).
  * - `timeout`: the timer {@link closeDecision} asked for fired.
  * - `closed`: the transport is gone (`error`: it failed rather than ended).
  */
@@ -112,6 +113,11 @@ export type CloseInput =
   | {
     /** The peer ended its side of the transport. */
     readonly type: 'eof'
+    /**
+     * Ours stays writable after it (a half-open transport): an owed close may still wait for the
+     * handler's replies. Otherwise it goes at once, before the transport ends ours.
+     */
+    readonly writable?: boolean
   }
   | {
     /** The close timer fired. */
@@ -148,12 +154,22 @@ export type CloseTimer = 'replies' | 'peer-close' | 'tcp-end'
  */
 export type TransportAction = 'keep' | 'end' | 'destroy'
 
+/**
+ * When the close we owe goes (stage `owing` only): `now`, after what is already being written
+ * (the answer to the peer's close, §5.5.1: "as soon as practical"), or `after-replies`, once the
+ * handler has read up to the failure or the `replies` timer fires, so its replies to what came
+ * before go first (§7.1.7 does not forbid them).
+ */
+export type OwedClose = 'now' | 'after-replies'
+
 /** The driver's orders, derived from the state ({@link closeDecision}). */
 export interface CloseDecision {
   /** The timer that should run, or undefined for none. */
   readonly timer: CloseTimer | undefined
   /** What to do with the transport. */
   readonly transport: TransportAction
+  /** In `owing`: when the owed close goes; undefined in every other stage. */
+  readonly owed: OwedClose | undefined
 }
 
 /** The state every connection starts in (shared: a connection that never closes costs nothing). */
@@ -196,15 +212,19 @@ export function closeStep (state: CloseState, input: CloseInput): CloseState {
       if (stage === 'sent') return { ...state, stage: 'done', failure }
       return state
     }
-    case 'eof':
-      return state.eof ? state : { ...state, eof: true }
-    case 'timeout': {
-      const timer = closeDecision(state, 'server').timer
-      // The grace for replies is over: the owed close goes now.
-      if (timer === 'replies') return closeStep(state, { type: 'send', code: undefined, reason: '' })
-      if (timer === undefined || state.timedOut) return state
-      return { ...state, timedOut: true }
+    case 'eof': {
+      const ended = state.eof ? state : { ...state, eof: true }
+      // Nothing more can be read, and unless ours stays writable the transport ends it too: the
+      // owed close goes now, so the peer still gets it (§5.5.1).
+      if (stage === 'owing' && input.writable !== true) return closeStep(ended, { type: 'send', code: undefined, reason: '' })
+      return ended
     }
+    case 'timeout':
+      // The grace for replies is over: the owed close goes now.
+      if (stage === 'owing') return closeStep(state, { type: 'send', code: undefined, reason: '' })
+      // Only `open` without the peer's end of TCP runs no timer (see closeDecision).
+      if ((stage === 'open' && !state.eof) || state.timedOut) return state
+      return { ...state, timedOut: true }
     case 'closed':
       return { ...state, stage: 'closed', owed: undefined, transportError: input.error }
   }
@@ -225,12 +245,14 @@ export function closeOutcome (state: CloseState): CloseOutcome {
   return { code: CloseCode.Abnormal, reason: '', wasClean: false }
 }
 
-const KEEP: CloseDecision = Object.freeze({ timer: undefined, transport: 'keep' })
-const REPLIES: CloseDecision = Object.freeze({ timer: 'replies', transport: 'keep' })
-const AWAIT_CLOSE: CloseDecision = Object.freeze({ timer: 'peer-close', transport: 'keep' })
-const AWAIT_END: CloseDecision = Object.freeze({ timer: 'tcp-end', transport: 'keep' })
-const END: CloseDecision = Object.freeze({ timer: 'tcp-end', transport: 'end' })
-const DESTROY: CloseDecision = Object.freeze({ timer: undefined, transport: 'destroy' })
+const KEEP: CloseDecision = Object.freeze({ timer: undefined, transport: 'keep', owed: undefined })
+// The owed close is bounded by the grace either way: a driver that cannot write at once still sends it then.
+const ANSWER_NOW: CloseDecision = Object.freeze({ timer: 'replies', transport: 'keep', owed: 'now' })
+const REPLIES: CloseDecision = Object.freeze({ timer: 'replies', transport: 'keep', owed: 'after-replies' })
+const AWAIT_CLOSE: CloseDecision = Object.freeze({ timer: 'peer-close', transport: 'keep', owed: undefined })
+const AWAIT_END: CloseDecision = Object.freeze({ timer: 'tcp-end', transport: 'keep', owed: undefined })
+const END: CloseDecision = Object.freeze({ timer: 'tcp-end', transport: 'end', owed: undefined })
+const DESTROY: CloseDecision = Object.freeze({ timer: undefined, transport: 'destroy', owed: undefined })
 
 /**
  * Who ends TCP and when, and which timer bounds the wait (every stage but `open` and `closed`
@@ -248,9 +270,9 @@ export function closeDecision (state: CloseState, role: Role): CloseDecision {
       // The peer ended TCP without a close frame: end ours too (the outcome is 1006).
       return state.eof ? END : KEEP
     case 'owing':
-      // The owed close goes first; the driver sends it at once if it cannot write after the
-      // peer's end of TCP, else when the handler has read up to it or the grace runs out.
-      return REPLIES
+      // The owed close goes first: the answer to the peer's close at once; after a failure, once
+      // the handler has read up to it or the grace runs out (a half-open transport's end too).
+      return state.failure === undefined ? ANSWER_NOW : REPLIES
     case 'sent':
       if (state.timedOut) return DESTROY
       return state.eof ? END : AWAIT_CLOSE

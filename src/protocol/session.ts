@@ -2,8 +2,9 @@
  * The message-level session: a sans-I/O state machine on top of {@link FrameParser}. Bytes go in
  * through {@link Session.receive}; whole messages, pings, pongs and the peer's close come out as
  * events; everything to send (messages, automatic pongs, close replies) queues as bytes for
- * {@link Session.takeOutput}. It owns every protocol decision and no timer: the driver asks it
- * {@link Session.shouldCloseTransport} and runs the clocks.
+ * {@link Session.takeOutput}. It owns every protocol decision and no timer: the driver carries
+ * out {@link Session.closeDecision} (the close timer, when an owed close goes, the transport's
+ * end) and runs the clocks.
  *
  * Its parts own their fields: the closing rules are closing.ts's, the frames it sends go through
  * a FrameWriter (frame-writer.ts) and the data frames it receives through a MessageAssembly
@@ -160,10 +161,11 @@ export class Session {
 
   /**
    * The peer ended its side of the transport (python-websockets' `receive_eof`): nothing more
-   * will arrive. See {@link Session.closeDecision} for what follows.
+   * will arrive. An owed close is queued now unless ours stays `writable` (a half-open
+   * transport). See {@link Session.closeDecision} for what follows.
    */
-  receiveEof (): void {
-    this.step({ type: 'eof' })
+  receiveEof (writable = false): void {
+    this.step({ type: 'eof', writable })
   }
 
   /**

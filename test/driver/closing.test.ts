@@ -73,9 +73,11 @@ function setup (role: Role, closeTimeout = 5000) {
     endSource: (error?: Error) => { owner.source.push(error === undefined ? 'end' : `throw ${error.name}`) },
     releaseSource: () => {},
     doneSending: () => owner.doneCode,
-    onGone: (info: CloseInfo) => { did.push(`gone ${info.code}`) }
+    onGone: (info: CloseInfo) => { did.push(`gone ${info.code}`) },
+    clock,
+    closeTimeout
   }
-  const closing = new Closing(owner, session, transport, clock, closeTimeout)
+  const closing = new Closing(owner, session, transport)
   /** Frames the peer would read, closes as their code. */
   const parser = new FrameParser({ role: role === 'server' ? 'client' : 'server' })
   const written = (): Array<number | string | undefined> =>

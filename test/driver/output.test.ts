@@ -31,7 +31,7 @@ function setup (sendHigh = 1024, budget?: MemoryBudget): { o: Fake, transport: F
     failed: false,
     heldBeside: () => o.beside,
     onDrain: () => { o.drains++ },
-    endTransport: () => { o.ends++ },
+    afterFlush: () => { o.ends++ },
     failForBudget: (held) => { o.refused.push(held) }
   }
   const transport = new FakeTransport()
@@ -105,7 +105,7 @@ test('held bytes are charged to the budget and given back on release; a refused 
 test('chunks of a streamed message are fragments of at most maxFrame; an empty chunk sends nothing unless last', async (t) => {
   const transport = new FakeTransport()
   const session = new Session({ role: 'server' })
-  const o = { gone: false, failed: false, heldBeside: () => 0, onDrain: () => {}, endTransport: () => {}, failForBudget: () => {} }
+  const o = { gone: false, failed: false, heldBeside: () => 0, onDrain: () => {}, afterFlush: () => {}, failForBudget: () => {} }
   const output = new Output(o, transport, session, new Reading(transport), { sendHigh: 1 << 20, maxOutFrame: 4 }, undefined)
   output.chunk(new Uint8Array(10), false)
   output.chunk(new Uint8Array(0), false)

@@ -378,14 +378,41 @@ for (const role of ROLES) {
 
   // ── The peer's end of TCP in each stage ─────────────────────────────────────────────────────────
 
-  test(`the peer ends TCP while our close is owed: the owed close still goes first, then we end ours (${role})`, (t) => {
+  test(`the peer ends TCP while our close is owed: the session sends the owed close at once, then we end ours (${role})`, (t) => {
     const s = driverSession(role)
     s.receive(closeFrame(role, 1000))
     s.receiveEof()
-    t.is(orders(s), 'keep/replies', 'not ended before the owed close is out')
-    s.sendPendingClose()
+    t.deepEqual(sent(s), [{ code: 1000, reason: '' }], 'the owed close is queued before the transport ends ours')
+    t.is(s.pendingClose, undefined)
     t.is(orders(s), 'end/tcp-end', 'the client too: the server has already ended')
     t.deepEqual(outcome(s), { code: 1000, reason: '', wasClean: true })
+  })
+
+  test(`the peer ends TCP after a protocol error, ours stays writable (half-open): the owed close still waits for the replies (${role})`, (t) => {
+    const s = driverSession(role)
+    s.receive(badOpcode(role))
+    s.receiveEof(true)
+    t.deepEqual(sent(s), [], 'nothing sent yet: the handler may still reply')
+    t.is(s.closeDecision.owed, 'after-replies')
+    t.is(orders(s), 'keep/replies', 'not ended before the owed close is out')
+    s.closeTimerFired()
+    const frames = sent(s)
+    t.is(frames.length, 1, 'the grace is over: the owed close goes')
+    t.is((frames[0] as { code: number }).code, 1002)
+    t.is(orders(s), 'end/tcp-end')
+  })
+
+  test(`when the owed close goes: the answer to the peer's close at once, a failure's after the replies (${role})`, (t) => {
+    const answer = driverSession(role)
+    answer.receive(closeFrame(role, 4000))
+    t.is(answer.closeDecision.owed, 'now', '§5.5.1: answered as soon as practical')
+    const failed = driverSession(role)
+    failed.receive(badOpcode(role))
+    t.is(failed.closeDecision.owed, 'after-replies', 'the handler may answer what came before the failure first')
+    const open = driverSession(role)
+    t.is(open.closeDecision.owed, undefined, 'nothing is owed while open')
+    open.sendClose(1000)
+    t.is(open.closeDecision.owed, undefined, 'nor once ours is out')
   })
 
   test(`the peer ends TCP without answering our close: we end ours; our code, not clean (${role})`, (t) => {
@@ -420,7 +447,7 @@ const inputArb: fc.Arbitrary<CloseInput> = fc.oneof(
   fc.record({ type: fc.constant('send' as const), code: fc.option(codeArb.filter((c) => c !== 1005), { nil: undefined }), reason: fc.string({ maxLength: 5 }) }).map((i) => ({ ...i, reason: i.code === undefined ? '' : i.reason })),
   fc.record({ type: fc.constant('receive' as const), code: codeArb, reason: fc.string({ maxLength: 5 }) }),
   fc.record({ type: fc.constant('fail' as const), code: fc.constantFrom(1002, 1007, 1009, 1011, 1013), reason: fc.string({ maxLength: 200 }) }),
-  fc.constant({ type: 'eof' as const }),
+  fc.record({ type: fc.constant('eof' as const), writable: fc.boolean() }),
   fc.constant({ type: 'timeout' as const }),
   fc.record({ type: fc.constant('closed' as const), error: fc.boolean() })
 )
@@ -450,8 +477,12 @@ test('property: every stage but open and closed has a timer or a destroy (no sta
     for (const input of inputs) {
       s = closeStep(s, input)
       const d = closeDecision(s, role)
-      if (s.stage === 'closed') assert.deepEqual(d, { timer: undefined, transport: 'keep' })
+      if (s.stage === 'closed') assert.deepEqual(d, { timer: undefined, transport: 'keep', owed: undefined })
       else if (s.stage !== 'open' || s.eof) assert.ok(d.timer !== undefined || d.transport === 'destroy', `${s.stage}: no end`)
+      // The answer to a peer's close goes at once; a failure's close after the replies; nothing is owed elsewhere.
+      assert.equal(d.owed, s.stage !== 'owing' ? undefined : s.failure === undefined ? 'now' : 'after-replies')
+      // Owing after the peer's end of TCP only while ours stays writable.
+      if (input.type === 'eof' && input.writable !== true) assert.notEqual(s.stage, 'owing')
       if (d.transport === 'destroy') assert.ok(s.timedOut)
       if (s.stage === 'owing') assert.equal(d.timer, 'replies', 'the owed close is bounded by the grace')
       if (s.stage === 'done' && !s.timedOut) {
