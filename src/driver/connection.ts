@@ -14,7 +14,7 @@ import type { Source } from 'it-stream-types'
 import { CloseCode } from '../protocol/close-codes.js'
 import { ProtocolError } from '../protocol/errors.js'
 import type { Role } from '../protocol/frame-parser.js'
-import { Session, type SessionEvent } from '../protocol/session.js'
+import { Session, type MessageReceiver, type SessionEvent } from '../protocol/session.js'
 import { fillMask } from '../crypto.js'
 import { ConnectionClosedError, InvalidStateError } from '../errors.js'
 import { PerMessageDeflate } from '../extensions/permessage-deflate.js'
@@ -41,7 +41,7 @@ const encoder = new TextEncoder()
  * The driver: one per transport. Implements {@link Connection}, or in stream mode
  * {@link StreamConnection} (its `source` is then a {@link StreamSource}).
  */
-export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwner, OutputOwner, CompressionOwner, HeartbeatOwner, ClosingOwner {
+export class WebSocketConnection implements MessageReceiver, IncomingOwner, SinkOwner, StreamOwner, OutputOwner, CompressionOwner, HeartbeatOwner, ClosingOwner {
   readonly protocol: string
   readonly url: string
   readonly headers: Record<string, string | string[] | undefined>
@@ -383,7 +383,17 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     if (z !== undefined) z.beforeRead()
     // Messages are handed out as plain Uint8Arrays (not Buffers), so they print and compare
     // like the bytes a user makes: one view per read, and the frames inside it are views of it.
-    this.handleEvents(this.session.receive(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)))
+    const view = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+    const output = this.output
+    // Replies made while this read's messages are handed out (an echo) leave in one flush at its
+    // end. The session hands whole messages straight to onMessage (no event object each).
+    output.handling = true
+    try {
+      this.dispatch(this.session.receive(view, this))
+    } finally {
+      output.handling = false
+    }
+    this.afterHandling()
     if (z !== undefined) z.afterRead()
   }
 
@@ -392,27 +402,38 @@ export class WebSocketConnection implements IncomingOwner, SinkOwner, StreamOwne
     // Replies made while these events are handed out (an echo) leave in the flush below.
     output.handling = true
     try {
-      for (let i = 0; i < events.length; i++) this.onEvent(events[i])
-      // What is still queued must not pin this read.
-      this.source.settle()
-      output.flush()
+      this.dispatch(events)
     } finally {
       output.handling = false
     }
-    output.charge()
+    this.afterHandling()
+  }
+
+  private dispatch (events: SessionEvent[]): void {
+    for (let i = 0; i < events.length; i++) this.onEvent(events[i])
+    // What is still queued must not pin this read.
+    this.source.settle()
+    this.output.flush()
+  }
+
+  private afterHandling (): void {
+    this.output.charge()
     this.compression?.checkBudget()
+  }
+
+  /** A whole message from the session (a `message` event, or handed over during receive). */
+  onMessage (data: Uint8Array, binary: boolean): void {
+    // A message joined from parts or frames lies in a buffer from `alloc` (a Buffer, for
+    // the output's sake): hand out a plain view of it.
+    if (data instanceof Buffer) data = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+    ;(this.source as MessageSource).push(data, !binary)
   }
 
   private onEvent (event: SessionEvent): void {
     switch (event.type) {
-      case 'message': {
-        let data = event.data
-        // A message joined from parts or frames lies in a buffer from `alloc` (a Buffer, for
-        // the output's sake): hand out a plain view of it.
-        if (data instanceof Buffer) data = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-        ;(this.source as MessageSource).push(data, !event.binary)
+      case 'message':
+        this.onMessage(event.data, event.binary)
         return
-      }
       case 'chunk':
         (this.source as StreamSource).push(event.data, !event.binary, event.first, event.last)
         return

@@ -13,7 +13,7 @@ import type { MessageCompression } from './extension.js'
 import { Gatherer, ITEM_OVERHEAD } from './gather.js'
 import type { Frame, FrameParser, IncompleteFrame } from './frame-parser.js'
 import { Opcode } from './opcode.js'
-import type { SessionEvent } from './session-types.js'
+import type { MessageReceiver, SessionEvent } from './session-types.js'
 import { Utf8Validator } from './utf8.js'
 
 const EMPTY = new Uint8Array(0)
@@ -45,6 +45,8 @@ export class MessageAssembly {
   private readonly streamMessages: boolean
   /** Stream mode: bytes still to come of the frame whose piece is being handled (set by the session per piece). */
   pieceRest = 0
+  /** Where whole single-frame messages go while the session's receive() runs, if its caller gave one. */
+  receiver: MessageReceiver | undefined = undefined
 
   /** A message is under way: its next data frame is a continuation (§5.4). */
   private open = false
@@ -244,7 +246,10 @@ export class MessageAssembly {
         : this.validator().push(payload, skip) && this.validator().complete
       if (!ok) throw new ProtocolError('WS_ERR_INVALID_UTF8')
     }
-    events.push({ type: 'message', data: payload, binary })
+    // Straight to the receiver, unless an event of this read waits before it (order is the wire's).
+    const receiver = this.receiver
+    if (receiver !== undefined && events.length === 0) receiver.onMessage(payload, binary)
+    else events.push({ type: 'message', data: payload, binary })
   }
 
   /**

@@ -130,6 +130,17 @@ export interface SessionErrorEvent {
   readonly error: ProtocolError
 }
 
+/**
+ * Takes whole messages from {@link Session.receive} as they complete, instead of as `message`
+ * events: a driver that hands each message on at once (an echo) then makes no event object per
+ * message. Called only while no other event of the same read waits in the returned array, so the
+ * order of messages and events is the wire's.
+ */
+export interface MessageReceiver {
+  /** A whole message, unfragmented and uncompressed: unmasked, text already checked as UTF-8 (§8.1). */
+  onMessage: (data: Uint8Array, binary: boolean) => void
+}
+
 /** What {@link Session.receive} reports. */
 export type SessionEvent = SessionMessageEvent | SessionChunkEvent | SessionCompressedEvent | SessionControlEvent | SessionCloseEvent | SessionErrorEvent
 

@@ -32,10 +32,10 @@ import { FrameParser, type Frame, type Role } from './frame-parser.js'
 import { FrameWriter, newBytes } from './frame-writer.js'
 import { MessageAssembly } from './message-assembly.js'
 import { Opcode } from './opcode.js'
-import { DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, type SessionEvent, type SessionOptions, type SessionState } from './session-types.js'
+import { DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, type MessageReceiver, type SessionEvent, type SessionOptions, type SessionState } from './session-types.js'
 import { isUtf8 as jsIsUtf8 } from './utf8.js'
 
-export { DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, type SessionOptions, type SessionMessageEvent, type SessionChunkEvent, type SessionCompressedEvent, type SessionControlEvent, type SessionCloseEvent, type SessionErrorEvent, type SessionEvent, type SessionState } from './session-types.js'
+export { DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, type MessageReceiver, type SessionOptions, type SessionMessageEvent, type SessionChunkEvent, type SessionCompressedEvent, type SessionControlEvent, type SessionCloseEvent, type SessionErrorEvent, type SessionEvent, type SessionState } from './session-types.js'
 export type { ClosePayload, PendingClose } from './closing.js'
 export { parseClosePayload } from './close-payload.js'
 
@@ -217,8 +217,12 @@ export class Session {
     return this.writer.pending
   }
 
-  /** Feed bytes from the transport. Never throws for anything the peer sends. */
-  receive (chunk: Uint8Array): SessionEvent[] {
+  /**
+   * Feed bytes from the transport. Never throws for anything the peer sends. With a `receiver`,
+   * whole messages go to it as they complete, except one that follows another event of this
+   * read: that one, and everything after it, comes in the returned array (see {@link MessageReceiver}).
+   */
+  receive (chunk: Uint8Array, receiver?: MessageReceiver): SessionEvent[] {
     const events: SessionEvent[] = []
     // §7.1.7 / §5.5.1: after failing, or after the peer's close, further bytes are discarded.
     if (inputStopped(this.close) || this.close.stage === 'closed' || this.messages.heldError !== undefined) return events
@@ -239,7 +243,12 @@ export class Session {
       messages.heldError = parseError
       return events
     }
-    this.run(frames, skip, parseError, events)
+    messages.receiver = receiver
+    try {
+      this.run(frames, skip, parseError, events)
+    } finally {
+      messages.receiver = undefined
+    }
     return events
   }
 
@@ -302,6 +311,12 @@ export class Session {
 
   /** Queue a message of either type (compressed when an extension was negotiated and takes it). Returns false after our close. */
   send (data: Uint8Array, binary: boolean): boolean {
+    // The common case in one call (an echo sends one per message): no extension, no fragments of
+    // ours under way, our close not sent.
+    if (this.compression === undefined && !this.sendingFragments && this.close.sent === undefined) {
+      this.writer.frame(binary ? Opcode.Binary : Opcode.Text, data, true, false)
+      return true
+    }
     return this.sendMessage(binary ? Opcode.Binary : Opcode.Text, data)
   }
 

@@ -590,3 +590,34 @@ for (const role of ROLES) {
     t.is(outputFrames(s)[0].payload.length, 0)
   })
 }
+
+for (const role of ROLES) {
+  test(`a receiver given to receive() gets whole messages as they complete, and keeps the wire's order once another event came first (${role})`, (t) => {
+    const session = newSession(role)
+    const got: string[] = []
+    const receiver = { onMessage: (data: Uint8Array, binary: boolean) => { got.push(`${binary ? 'b' : 't'}:${new TextDecoder().decode(data)}`) } }
+    // Only whole messages in the read: all go to the receiver, none comes back as an event.
+    const first = session.receive(concat([text(role, 'one'), binary(role, utf8('two'))]), receiver)
+    t.deepEqual(got, ['t:one', 'b:two'])
+    t.deepEqual(first, [])
+    // A pong before a message: the message follows it in the array, not ahead of it through the receiver.
+    got.length = 0
+    const second = session.receive(concat([text(role, 'three'), pong(role), text(role, 'four'), text(role, 'fi', false), cont(role, 've')]), receiver)
+    t.deepEqual(got, ['t:three'])
+    t.deepEqual(second.map((e) => e.type), ['pong', 'message', 'message'])
+    t.deepEqual(messages(second), [{ data: 'four', binary: false }, { data: 'five', binary: false }])
+    // A message split across reads, and one joined from fragments, come as events as before.
+    got.length = 0
+    const frame = text(role, 'split')
+    const third = [...session.receive(frame.slice(0, 4), receiver), ...session.receive(frame.slice(4), receiver)]
+    t.deepEqual(got, ['t:split'])
+    t.deepEqual(third, [])
+    // Without a receiver, nothing changes.
+    t.deepEqual(messages(session.receive(text(role, 'six'))), [{ data: 'six', binary: false }])
+    // Invalid UTF-8 is refused before any receiver sees it (§8.1).
+    got.length = 0
+    const bad = session.receive(text(role, new Uint8Array([0xc3, 0x28])), receiver)
+    t.deepEqual(got, [])
+    t.is(bad[bad.length - 1].type, 'error')
+  })
+}
