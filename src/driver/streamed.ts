@@ -99,7 +99,8 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
   private current: StreamedIncoming | undefined
   /** Drop arriving chunks up to the end of an abandoned message. */
   private discarding = false
-  private messageWaiter: Waiter<ReceivedStream> | undefined
+  /** Settles the pending `source.next()`: only its resolving function is held (an error as a rejected promise), as in incoming.ts. */
+  private messageWaiter: ((r: IteratorResult<ReceivedStream> | PromiseLike<never>) => void) | undefined
   private chunkWaiter: Waiter<Uint8Array> | undefined
   /** `return()` came while the current message was being read or sent: it finishes, then the source detaches. */
   private returning = false
@@ -150,7 +151,7 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
     const mw = this.messageWaiter
     if (mw !== undefined && this.head < this.queue.length) {
       this.messageWaiter = undefined
-      mw.resolve({ done: false, value: this.open() })
+      mw({ done: false, value: this.open() })
     }
   }
 
@@ -182,8 +183,7 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
       this.owner.onSourceDrained()
       // Thrown once: a later next() sees the end.
       this.error = undefined
-      if (error !== undefined) mw.reject(error)
-      else mw.resolve(DONE)
+      mw(error !== undefined ? Promise.reject(error) : DONE)
     }
   }
 
@@ -218,7 +218,7 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
       return DONE_PROMISE
     }
     if (this.messageWaiter !== undefined) return Promise.reject(new InvalidStateError('source.next() called while a previous call is pending'))
-    return new Promise((resolve, reject) => { this.messageWaiter = { resolve, reject } })
+    return new Promise((resolve) => { this.messageWaiter = resolve })
   }
 
   /**
@@ -231,7 +231,7 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
     // A next() waiting on this source sees its end (it would wait forever).
     const mw = this.messageWaiter
     this.messageWaiter = undefined
-    mw?.resolve(DONE)
+    mw?.(DONE)
     const cur = this.current
     if (cur !== undefined && !cur.finished) {
       if (cur.claimed || this.chunkWaiter !== undefined) {
