@@ -154,7 +154,13 @@ for (const path of PATHS) {
     const url = await deafServer(t, { code: 4001, reason: 'first' })
     const result = await page.evaluate(async (url) => {
       const conn = await wspipe.connect(url)
-      await new Promise((resolve) => setTimeout(resolve, 200))
+      // Wait for the server's close to arrive (closing starts: the signal aborts), not a fixed
+      // time: under load 200 ms was sometimes too short. Bounded: 10 s.
+      await new Promise<void>((resolve) => {
+        if (conn.signal.aborted) resolve()
+        conn.signal.addEventListener('abort', () => { resolve() }, { once: true })
+        setTimeout(resolve, 10_000)
+      })
       conn.close(4000, 'mine')
       return await conn.closed
     }, url)
