@@ -5,7 +5,7 @@
 //
 //   npm run bench                      # full run (about 10 minutes)
 //   npm run bench -- --quick           # about 2 minutes
-//   options: --markdown  --servers=wspipe,ws  --scenarios=a,b,mem,slow  --rounds=N
+//   options: --markdown  --servers=wspipe,ws  --scenarios=a,b,mem,slow  --rounds=N  --mem-rounds=N
 //            --transports=tcp,tls,h2 (wspipe also over wss:// with HTTP/1.1, and over HTTP/2 with
 //            every connection a stream of one session, RFC 8441; throughput and latency only)
 //            --baseline=REF (wspipe's src at git REF too, in the same rounds; per-round ratios)
@@ -60,7 +60,9 @@ const cfg = {
   rounds: Number(flag('rounds') ?? (quick ? 2 : 5)),
   warmupMs: quick ? 300 : 1000,
   durationMs: quick ? 1000 : 3000,
-  memRounds: quick ? 1 : 2,
+  // idle memory: the server measured first in a run shows more RSS (V8's young generation grows
+  // with the machine's state), so each round starts with the next server (--mem-rounds=N)
+  memRounds: Number(flag('mem-rounds') ?? (quick ? 1 : 2)),
   slowMaxMs: quick ? 5000 : 20000
 }
 const onlyServers = flag('servers')?.split(',')
@@ -193,7 +195,8 @@ async function main (): Promise<void> {
   // ---- memory per idle connection: a fresh server each time, RSS after forced GC
   if (wantScenario('mem')) {
     for (let round = 0; round < cfg.memRounds; round++) {
-      for (const def of defs) {
+      const order = [...defs.slice(round % defs.length), ...defs.slice(0, round % defs.length)]
+      for (const def of order) {
         if (unavailable.has(def.name) || def.transport !== undefined) continue
         let srv: Running | undefined
         try {
