@@ -202,23 +202,32 @@ test('row "protocol error by the peer", a handler that does not read: the close 
   t.is((await settled(clock, client.server))?.code, 1002)
 })
 
+/** A handler that reads `source` to its end and keeps what it threw, if anything. */
+function readToEnd (): { handler: (conn: { source: AsyncIterable<Uint8Array> }) => Promise<void>, thrown: unknown } {
+  const reader = {
+    thrown: undefined as unknown,
+    handler: async ({ source }: { source: AsyncIterable<Uint8Array> }): Promise<void> => {
+      try {
+        for await (const _ of source) { /* until the end */ }
+      } catch (err) {
+        reader.thrown = err
+      }
+    }
+  }
+  return reader
+}
+
 // ── Row 7: socket reset → 1006 ────────────────────────────────────────────────────────────────────
 
 test('row "socket reset": no close frame; source throws; 1006, not clean', async (t) => {
   const clock = new VirtualClock()
-  let thrown: unknown
-  const client = await connectInMemory(async ({ source }) => {
-    try {
-      for await (const _ of source) { /* until the end */ }
-    } catch (err) {
-      thrown = err
-    }
-  }, { clock, closeTimeout: CLOSE_TIMEOUT })
+  const reader = readToEnd()
+  const client = await connectInMemory(reader.handler, { clock, closeTimeout: CLOSE_TIMEOUT })
   // A reset: the client's socket is destroyed (the in-memory pair takes the server's down too).
   wire(client).destroy()
   await clock.advance(0)
   await assertClosed(t, clock, client.server, { code: 1006, reason: '', wasClean: false }, 'the server')
-  t.true(thrown instanceof ConnectionClosedError)
+  t.true(reader.thrown instanceof ConnectionClosedError)
   await assertClosed(t, clock, client, { code: 1006, reason: '', wasClean: false }, 'the client')
 })
 
@@ -287,21 +296,15 @@ test('a close after a protocol error sends the error\'s close, not its own', asy
 
 test('row "heartbeat timeout": a silent peer is dropped at interval + timeout exactly, not before; no close frame; source throws; 1006', async (t) => {
   const clock = new VirtualClock()
-  let thrown: unknown
-  const client = await connectInMemory(async ({ source }) => {
-    try {
-      for await (const _ of source) { /* until the end */ }
-    } catch (err) {
-      thrown = err
-    }
-  }, { clock, closeTimeout: CLOSE_TIMEOUT, heartbeat: { interval: 1000, timeout: 1000 } })
+  const reader = readToEnd()
+  const client = await connectInMemory(reader.handler, { clock, closeTimeout: CLOSE_TIMEOUT, heartbeat: { interval: 1000, timeout: 1000 } })
   // The client goes silent: it reads nothing, so it never answers the server's ping.
   wire(client).pause()
   await clock.advance(1999)
   t.is(await settled(clock, client.server), undefined, 'not before interval + timeout')
   await clock.advance(1)
   await assertClosed(t, clock, client.server, { code: 1006, reason: '', wasClean: false }, 'the server')
-  t.true(thrown instanceof ConnectionClosedError, 'source throws')
+  t.true(reader.thrown instanceof ConnectionClosedError, 'source throws')
 })
 
 // ── docs/server.md's row "source returned" → 1000 once the sending side is done ───────────────────
