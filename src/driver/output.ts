@@ -129,11 +129,9 @@ export class Output {
   /** Queue a message polled from this connection's own source (an echo), text if it came as text. */
   echo (message: Uint8Array, text: boolean): void {
     this.lastData = message.length
-    if (this.compression === undefined) this.session.send(message, !text)
-    else this.compression.send(message, !text, false)
-    // Inside a read's handling (where an echo's messages come from) the flush comes at its end;
-    // queued() is only needed past 64 KiB then.
-    if (!this.handling || this.session.pendingOutput >= 65536) this.queued()
+    // Inside a read's handling (where an echo's messages come from) queued() leaves the flush to its end.
+    this.data(message, !text, false)
+    this.queued()
   }
 
   /**

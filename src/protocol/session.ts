@@ -311,12 +311,6 @@ export class Session {
 
   /** Queue a message of either type (compressed when an extension was negotiated and takes it). Returns false after our close. */
   send (data: Uint8Array, binary: boolean): boolean {
-    // The common case in one call (an echo sends one per message): no extension, no fragments of
-    // ours under way, our close not sent.
-    if (this.compression === undefined && !this.sendingFragments && this.close.sent === undefined) {
-      this.writer.frame(binary ? Opcode.Binary : Opcode.Text, data, true, false)
-      return true
-    }
     return this.sendMessage(binary ? Opcode.Binary : Opcode.Text, data)
   }
 
@@ -324,9 +318,10 @@ export class Session {
     if (this.close.sent !== undefined) return false
     this.checkNoFragments()
     const compressed = this.compression?.compress(data)
-    // RFC 7692 §6.1: RSV1 marks the (first) frame of a compressed message.
-    if (compressed !== undefined) return this.sendFrame(opcode, compressed, true, true)
-    return this.sendFrame(opcode, data, true)
+    // RFC 7692 §6.1: RSV1 marks the (first) frame of a compressed message. The writer directly:
+    // the close was checked above (an echo sends one message per message received).
+    this.writer.frame(opcode, compressed ?? data, true, compressed !== undefined)
+    return true
   }
 
   /**
