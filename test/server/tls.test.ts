@@ -4,20 +4,16 @@
  * (not verifying).
  */
 
-import { execFile } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import https from 'node:https'
 import net from 'node:net'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import tls from 'node:tls'
-import { promisify } from 'node:util'
 import { Agent } from 'undici'
 import { WebSocketServer } from '../../src/index.js'
 import { echoBattery, undiciKind, wsKind } from './clients.js'
 import { peerTest } from '../peers.js'
+import { makeCertificate } from '../http2/helpers.js'
 import { captureLogger, clientFrame, closePayload, echo, nextAccepted, parseResponse, RawClient, startServer, upgradeRequest, WatchedClock, within, WsPeer } from './helpers.js'
 
 const test = peerTest('openssl')
@@ -26,18 +22,8 @@ let key = ''
 let cert = ''
 
 test.before(async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'wspipe-tls-'))
-  try {
-    await promisify(execFile)('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1',
-      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')
-    ], { timeout: 30_000 })
-    key = await readFile(join(dir, 'key.pem'), 'utf8')
-    cert = await readFile(join(dir, 'cert.pem'), 'utf8')
-  } finally {
-    await rm(dir, { recursive: true, force: true })
-  }
+  // the demo's own self-signed certificate (127.0.0.1 and localhost)
+  ({ key, cert } = await makeCertificate())
 })
 
 async function startTls (t: Parameters<typeof startServer>[0], options: ConstructorParameters<typeof WebSocketServer>[0] = {}): Promise<{ url: string, port: number }> {
