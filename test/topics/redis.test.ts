@@ -155,6 +155,8 @@ test('RedisAdapter.connect with connectTimeout rejects when nothing answers, and
     const outcome = await settledWithin(RedisAdapter.connect({ url: silent.url, connectTimeout: 300 }), 5000)
     t.is(outcome.state, 'rejected')
     t.regex(String((outcome.error as Error)?.message), /did not answer within 300 ms/)
+    // it did try: its connection reached the port (the accept may be seen after the rejection)
+    await until(() => silent.accepted > 0, 'the adapter\'s connection to reach the port')
     t.true(silent.accepted > 0, 'it did try')
     // Both connections closed, and no new attempt is made.
     await until(() => silent.open === 0, 'the adapter to close its connections')
