@@ -18,7 +18,7 @@ import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import { execFileSync } from 'node:child_process'
-import { spawnTs, request, nextMessage, kill, stop, sleep, median, rssOf, cpuSecondsOf, machineCpuSeconds, machineInfo, tasksetAvailable, loadAverage, srcVersion } from './lib/proc.js'
+import { spawnTs, request, nextMessage, kill, stop, sleep, median, rssOf, procStatOf, machineCpuSeconds, machineInfo, tasksetAvailable, loadAverage, srcVersion } from './lib/proc.js'
 import { extractBaseline } from './lib/baseline.js'
 import type { RunCommand, RunResult, Transport } from './loadgen.js'
 
@@ -72,7 +72,8 @@ const baselineRef = flag('baseline')
 const onlyScenarios = flag('scenarios')?.split(',')
 const wantScenario = (id: string): boolean => onlyScenarios === undefined || onlyScenarios.includes(id)
 
-type Measured = RunResult & { serverCpu: number, otherCpu: number, irqCpu: number }
+/** serverCpu, otherCpu, irqCpu: % of one core over the window; serverUser and serverSys: CPU seconds; minorFaults: the server's, in the window. */
+type Measured = RunResult & { serverCpu: number, otherCpu: number, irqCpu: number, serverUser: number, serverSys: number, minorFaults: number }
 
 interface Running { def: ServerDef, child: ChildProcess, port: number }
 
@@ -152,25 +153,28 @@ async function main (): Promise<void> {
               payloadSize: sc.payloadSize, text: sc.text, warmupMs: cfg.warmupMs, durationMs: cfg.durationMs, latency: sc.unit === 'latency',
               transport: srv.def.transport
             }
-            let cpuStart = 0
-            let cpuEnd = 0
+            let cpuStart = { user: 0, system: 0, minorFaults: 0 }
+            let cpuEnd = { user: 0, system: 0, minorFaults: 0 }
             let machineStart = { busy: 0, interrupts: 0 }
             let machineEnd = { busy: 0, interrupts: 0 }
             const onMsg = (m: any): void => {
-              if (m?.type === 'window-start') { cpuStart = cpuSecondsOf(srv.child.pid!); machineStart = machineCpuSeconds() }
-              if (m?.type === 'window-end') { cpuEnd = cpuSecondsOf(srv.child.pid!); machineEnd = machineCpuSeconds() }
+              if (m?.type === 'window-start') { cpuStart = procStatOf(srv.child.pid!); machineStart = machineCpuSeconds() }
+              if (m?.type === 'window-end') { cpuEnd = procStatOf(srv.child.pid!); machineEnd = machineCpuSeconds() }
             }
             loadgen.on('message', onMsg)
             try {
               const r = await request<RunResult>(loadgen, cmd, 'result', cfg.warmupMs + cfg.durationMs + 60_000)
-              const serverCpu = 100 * (cpuEnd - cpuStart) / r.seconds
+              const serverUser = cpuEnd.user - cpuStart.user
+              const serverSys = cpuEnd.system - cpuStart.system
+              const minorFaults = cpuEnd.minorFaults - cpuStart.minorFaults
+              const serverCpu = 100 * (serverUser + serverSys) / r.seconds
               // interrupt work (loopback TCP runs much of itself in softirq) and, apart from
               // that, whatever other processes ran on the machine meanwhile
               const irqCpu = 100 * (machineEnd.interrupts - machineStart.interrupts) / r.seconds
               const otherCpu = Math.max(0, 100 * (machineEnd.busy - machineStart.busy) / r.seconds - irqCpu - serverCpu - r.clientCpu)
               if (!runs.has(sc.id)) runs.set(sc.id, new Map())
               const byServer = runs.get(sc.id)!
-              byServer.set(srv.def.name, [...(byServer.get(srv.def.name) ?? []), { ...r, serverCpu, otherCpu, irqCpu }])
+              byServer.set(srv.def.name, [...(byServer.get(srv.def.name) ?? []), { ...r, serverCpu, otherCpu, irqCpu, serverUser, serverSys, minorFaults }])
             } catch (err) {
               const msg = `${srv.def.name}, scenario ${sc.id}, round ${round + 1}: ${(err as Error).message}`
               warnings.push(msg)
@@ -323,11 +327,27 @@ async function main (): Promise<void> {
     const v = cost(sc, n)
     return fmtNum(v, sc.unit === 'MB/s' ? 2 : 2) + ratio(v, cost(sc, BASELINE))
   })])
+  // The same CPU time split into user and system, with the minor page faults taken meanwhile: on
+  // this kind of machine large messages' cost follows the C allocator's faults (docs/performance.md).
+  const perUnit = (sc: Scenario, r: Measured, x: number): number | undefined => r.messages === 0
+    ? undefined
+    : sc.unit === 'MB/s' ? x / (r.payloadBytes / 1e6) : x / r.messages
+  const splitHead = ['server', ...scenarios.map(sc => sc.unit === 'MB/s' ? `${sc.id} user / sys ms/MB · faults/MB` : `${sc.id} user / sys µs/msg · faults/msg`)]
+  const splitRows = names.map(n => [n, ...scenarios.map(sc => {
+    const scale = sc.unit === 'MB/s' ? 1e3 : 1e6
+    const u = med(sc.id, n, r => perUnit(sc, r, scale * r.serverUser))
+    const y = med(sc.id, n, r => perUnit(sc, r, scale * r.serverSys))
+    const f = med(sc.id, n, r => perUnit(sc, r, r.minorFaults))
+    return Number.isFinite(u) ? `${u.toFixed(2)} / ${y.toFixed(2)} · ${f.toFixed(sc.unit === 'MB/s' ? 1 : 3)}` : 'n/a'
+  })])
   if (scenarios.length > 0) {
     console.log('\nCPU time: the server\'s CPU time (user + system, from /proc) per echoed message (or MB), lower is better; (×) = ratio to ws of these CPU-time medians:\n')
     printTable(costHead, costRows)
+    console.log('\nThe same, user and system time apart, and the server\'s minor page faults in the window per message (or MB); medians:\n')
+    printTable(splitHead, splitRows)
     console.log('\nCPU during the measured window, % of one core: server (core 0) / load generator (core 1) / irq+softirq / other processes:\n')
     printTable(cpuHead, cpuRows)
+    printLead('ws+native')
   }
 
   if (baseline !== undefined) printAB(baseline.def.name)
@@ -341,11 +361,33 @@ async function main (): Promise<void> {
     if (scenarios.length > 0) {
       console.log('\nCPU time (ratios of server CPU time per message or MB):\n')
       printMarkdown(costHead, costRows)
+      console.log('\nUser / system CPU and minor page faults per unit:\n')
+      printMarkdown(splitHead, splitRows)
       console.log('\nCPU during the window, % of one core:\n')
       printMarkdown(cpuHead, cpuRows)
     }
   }
   console.log(`\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s; load average at the end ${loadAverage()}`)
+
+  /**
+   * Round by round, wspipe against `other` (servers are interleaved, so each round's pair ran
+   * minutes apart at most): how far ahead wspipe is by each clock, median [min–max] of the rounds.
+   */
+  function printLead (other: string): void {
+    if (!names.includes('wspipe') || !names.includes(other)) return
+    const rows = scenarios.filter(sc => sc.unit !== 'latency').map(sc => {
+      const a = runs.get(sc.id)?.get('wspipe') ?? []
+      const b = runs.get(sc.id)?.get(other) ?? []
+      const n = Math.min(a.length, b.length)
+      const unit = (r: Measured): number => sc.unit === 'msg/s' ? r.messages : r.payloadBytes
+      const wall = a.slice(0, n).map((r, i) => (unit(r) / r.seconds) / (unit(b[i]) / b[i].seconds)).filter(Number.isFinite)
+      const cpu = a.slice(0, n).map((r, i) => (b[i].serverCpu * b[i].seconds / unit(b[i])) / (r.serverCpu * r.seconds / unit(r))).filter(Number.isFinite)
+      const spread = (xs: number[]): string => xs.length === 0 ? 'n/a' : `${median(xs).toFixed(2)}× [${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}]`
+      return [sc.id, spread(wall), spread(cpu), String(Math.min(wall.length, cpu.length))]
+    })
+    console.log(`\nwspipe against ${other}, per round, median [min–max]; above 1 means wspipe is ahead by that clock:\n`)
+    printTable(['scenario', `throughput, wspipe ÷ ${other}`, `server CPU per unit, ${other} ÷ wspipe`, 'rounds'], rows)
+  }
 
   /** Round by round, this src against the baseline's: the two ran back to back in each round. */
   function printAB (base: string): void {

@@ -118,13 +118,19 @@ const CLK_TCK = 100 // Linux USER_HZ; true on every mainstream kernel config
 
 /** CPU seconds (user + system) consumed so far by `pid`. */
 export function cpuSecondsOf (pid: number): number {
+  const s = procStatOf(pid)
+  return s.user + s.system
+}
+
+/** A process's CPU seconds (user, system) and minor page faults so far, from /proc/<pid>/stat; zeros when unreadable. */
+export function procStatOf (pid: number): { user: number, system: number, minorFaults: number } {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    // fields after the parenthesised command name; utime and stime are fields 14 and 15
+    // fields after the parenthesised command name: minflt is field 10, utime 14, stime 15
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(rest[11]) + Number(rest[12])) / CLK_TCK
+    return { user: Number(rest[11]) / CLK_TCK, system: Number(rest[12]) / CLK_TCK, minorFaults: Number(rest[7]) }
   } catch {
-    return 0
+    return { user: 0, system: 0, minorFaults: 0 }
   }
 }
 
