@@ -10,6 +10,9 @@
 //            every connection a stream of one session, RFC 8441; throughput and latency only)
 //            --baseline=REF (wspipe's src at git REF too, in the same rounds; per-round ratios)
 //            --profile (servers write V8 CPU profiles to bench/profiles/<server>/; see bench/profile-summary.ts)
+//            --server-node-flags=F1,F2 (node/V8 flags for every server, e.g. --initial-old-space-size=64:
+//            V8's old-generation limit otherwise decides whether a server falls into back-to-back
+//            mark-compacts at 16 KiB and 1 MiB, whichever library it runs)
 //
 // Every run reports both time bases: throughput per wall-clock second of the measured window
 // (the first table; its ratios are wall-clock ratios) and the server's CPU time per message or MB
@@ -69,6 +72,8 @@ const onlyServers = flag('servers')?.split(',')
 const transports = (flag('transports')?.split(',') ?? ['tcp']) as Transport[]
 for (const t of transports) if (t !== 'tcp' && t !== 'tls' && t !== 'h2') throw new Error(`--transports takes tcp, tls and h2, not ${t}`)
 const baselineRef = flag('baseline')
+// the flags hold '=' themselves: everything after the option's own '='
+const serverNodeFlags = args.find(a => a.startsWith('--server-node-flags='))?.slice('--server-node-flags='.length).split(',').filter(f => f !== '') ?? []
 const onlyScenarios = flag('scenarios')?.split(',')
 const wantScenario = (id: string): boolean => onlyScenarios === undefined || onlyScenarios.includes(id)
 
@@ -79,7 +84,7 @@ interface Running { def: ServerDef, child: ChildProcess, port: number }
 
 
 async function startServer (def: ServerDef, extra: string[] = []): Promise<Running> {
-  const nodeArgs = ['--expose-gc']
+  const nodeArgs = ['--expose-gc', ...serverNodeFlags]
   // one directory per server: the tsx loader thread writes a profile of its own next to the main thread's
   if (args.includes('--profile')) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${join(here, 'profiles', def.name.replace(/\W+/g, '-'))}`)
   const child = spawnTs(join(here, def.file), { core: 0, env: def.env, nodeArgs, args: [...(def.args ?? []), ...extra] })
@@ -106,7 +111,7 @@ async function main (): Promise<void> {
   try { ulimit = execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim() } catch {}
   console.log(`echo benchmark${quick ? ' (--quick)' : ''}: ${info.date}, ${info.nproc} cores, ${info.cpu}, node ${info.node}, ` +
     `taskset: ${tasksetAvailable() ? 'servers on core 0, load generator on core 1' : 'not available, processes unpinned'}, ulimit -n ${ulimit}, load average ${loadAverage()}`)
-  console.log(`src at ${srcVersion()}; ${cfg.rounds} rounds × (${cfg.warmupMs} ms warm-up + ${cfg.durationMs} ms measured) per server and scenario\n`)
+  console.log(`src at ${srcVersion()}; ${cfg.rounds} rounds × (${cfg.warmupMs} ms warm-up + ${cfg.durationMs} ms measured) per server and scenario${serverNodeFlags.length > 0 ? `; servers run with ${serverNodeFlags.join(' ')}` : ''}\n`)
   if (ulimit !== 'unlimited' && Number(ulimit) < IDLE_CONNS + 100) {
     console.log(`warning: ulimit -n is ${ulimit}; the ${IDLE_CONNS}-connection test needs more (run \`ulimit -n 65536\` first)\n`)
   }
