@@ -118,7 +118,7 @@ export class FrameWriter {
 
   /**
    * Queue one whole frame (FIN, no RSV bit) whose payload is `bytes[start, end)`: a small one
-   * is copied into the slab byte by byte, with no view of the payload made.
+   * from a server is copied into the slab (eight bytes to a step), with no view of it made.
    */
   frameAt (opcode: number, bytes: Uint8Array, start: number, end: number): void {
     const length = end - start
