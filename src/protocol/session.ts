@@ -221,9 +221,11 @@ export class Session implements WholeFrameTaker {
    * Feed bytes from the transport. Never throws for anything the peer sends. With a `receiver`,
    * whole messages go to it as they complete, except one that follows another event of this
    * read: that one, and everything after it, comes in the returned array (see {@link MessageReceiver}).
+   * A receiver must not call `receive` again (the parser is in the middle of the chunk): that throws.
    */
   receive (chunk: Uint8Array, receiver?: MessageReceiver): SessionEvent[] {
     const events: SessionEvent[] = []
+    if (this.messages.receiver !== undefined) throw new Error('Session.receive re-entered from a receiver: queue the bytes and feed them after it returns')
     // §7.1.7 / §5.5.1: after failing, or after the peer's close, further bytes are discarded.
     if (inputStopped(this.close) || this.close.stage === 'closed' || this.messages.heldError !== undefined) return events
     const messages = this.messages

@@ -633,6 +633,27 @@ for (const role of ROLES) {
     t.deepEqual(got, ['onMessageAt b:bin', 'onMessage t:txt', 'onMessageAt b:'])
   })
 
+  test(`receive() called again from inside a receiver throws (the parser is mid-chunk), and the session goes on afterwards (${role})`, (t) => {
+    const session = newSession(role)
+    const got: string[] = []
+    let nested: unknown
+    const receiver = {
+      onMessage: (data: Uint8Array) => { got.push(new TextDecoder().decode(data)) },
+      onMessageAt: (chunk: Uint8Array, start: number, end: number) => {
+        got.push(new TextDecoder().decode(chunk.subarray(start, end)))
+        if (nested === undefined) {
+          try { session.receive(binary(role, utf8('inner')), receiver) } catch (err) { nested = err }
+        }
+      }
+    }
+    t.deepEqual(session.receive(concat([binary(role, utf8('a')), binary(role, utf8('b'))]), receiver), [])
+    t.true(nested instanceof Error)
+    t.regex((nested as Error).message, /re-entered/)
+    t.deepEqual(got, ['a', 'b'])
+    t.deepEqual(session.receive(binary(role, utf8('c')), receiver), [])
+    t.deepEqual(got, ['a', 'b', 'c'])
+  })
+
   test(`§5.4 a whole binary frame while a fragmented message is open is not given to the receiver: 1002 (${role})`, (t) => {
     const session = newSession(role)
     const got: string[] = []
