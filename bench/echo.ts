@@ -77,8 +77,12 @@ const serverNodeFlags = args.find(a => a.startsWith('--server-node-flags='))?.sl
 const onlyScenarios = flag('scenarios')?.split(',')
 const wantScenario = (id: string): boolean => onlyScenarios === undefined || onlyScenarios.includes(id)
 
-/** serverCpu, otherCpu, irqCpu: % of one core over the window; serverUser and serverSys: CPU seconds; minorFaults: the server's, in the window. */
-type Measured = RunResult & { serverCpu: number, otherCpu: number, irqCpu: number, serverUser: number, serverSys: number, minorFaults: number }
+/**
+ * serverCpu, otherCpu, irqCpu: % of one core over the window; serverUser and serverSys: CPU
+ * seconds; minorFaults, majorGcs (mark-compacts), gcMs (all of V8's pauses): the server's, in the window.
+ */
+type Measured = RunResult & { serverCpu: number, otherCpu: number, irqCpu: number, serverUser: number, serverSys: number, minorFaults: number, majorGcs: number, gcMs: number }
+interface GcStats { major: number, minor: number, ms: number }
 
 interface Running { def: ServerDef, child: ChildProcess, port: number }
 
@@ -162,7 +166,13 @@ async function main (): Promise<void> {
             let cpuEnd = { user: 0, system: 0, minorFaults: 0 }
             let machineStart = { busy: 0, interrupts: 0 }
             let machineEnd = { busy: 0, interrupts: 0 }
+            // V8's collection counts at the window's edges, asked of the server as the edges pass
+            let gcStart: Promise<GcStats | undefined> = Promise.resolve(undefined)
+            let gcEnd: Promise<GcStats | undefined> = Promise.resolve(undefined)
+            const gcStats = async (): Promise<GcStats | undefined> => await request<GcStats>(srv.child, { cmd: 'gcstats' }, 'gcstats', 5000).catch(() => undefined)
             const onMsg = (m: any): void => {
+              if (m?.type === 'window-start') gcStart = gcStats()
+              if (m?.type === 'window-end') gcEnd = gcStats()
               if (m?.type === 'window-start') { cpuStart = procStatOf(srv.child.pid!); machineStart = machineCpuSeconds() }
               if (m?.type === 'window-end') { cpuEnd = procStatOf(srv.child.pid!); machineEnd = machineCpuSeconds() }
             }
@@ -173,13 +183,16 @@ async function main (): Promise<void> {
               const serverSys = cpuEnd.system - cpuStart.system
               const minorFaults = cpuEnd.minorFaults - cpuStart.minorFaults
               const serverCpu = 100 * (serverUser + serverSys) / r.seconds
+              const [g0, g1] = await Promise.all([gcStart, gcEnd])
+              const majorGcs = g0 !== undefined && g1 !== undefined ? g1.major - g0.major : NaN
+              const gcMs = g0 !== undefined && g1 !== undefined ? g1.ms - g0.ms : NaN
               // interrupt work (loopback TCP runs much of itself in softirq) and, apart from
               // that, whatever other processes ran on the machine meanwhile
               const irqCpu = 100 * (machineEnd.interrupts - machineStart.interrupts) / r.seconds
               const otherCpu = Math.max(0, 100 * (machineEnd.busy - machineStart.busy) / r.seconds - irqCpu - serverCpu - r.clientCpu)
               if (!runs.has(sc.id)) runs.set(sc.id, new Map())
               const byServer = runs.get(sc.id)!
-              byServer.set(srv.def.name, [...(byServer.get(srv.def.name) ?? []), { ...r, serverCpu, otherCpu, irqCpu, serverUser, serverSys, minorFaults }])
+              byServer.set(srv.def.name, [...(byServer.get(srv.def.name) ?? []), { ...r, serverCpu, otherCpu, irqCpu, serverUser, serverSys, minorFaults, majorGcs, gcMs }])
             } catch (err) {
               const msg = `${srv.def.name}, scenario ${sc.id}, round ${round + 1}: ${(err as Error).message}`
               warnings.push(msg)
@@ -337,18 +350,20 @@ async function main (): Promise<void> {
   const perUnit = (sc: Scenario, r: Measured, x: number): number | undefined => r.messages === 0
     ? undefined
     : sc.unit === 'MB/s' ? x / (r.payloadBytes / 1e6) : x / r.messages
-  const splitHead = ['server', ...scenarios.map(sc => sc.unit === 'MB/s' ? `${sc.id} user / sys ms/MB · faults/MB` : `${sc.id} user / sys µs/msg · faults/msg`)]
+  const splitHead = ['server', ...scenarios.map(sc => sc.unit === 'MB/s' ? `${sc.id} user / sys ms/MB · faults/MB · MC/s, GC %` : `${sc.id} user / sys µs/msg · faults/msg · MC/s, GC %`)]
   const splitRows = names.map(n => [n, ...scenarios.map(sc => {
     const scale = sc.unit === 'MB/s' ? 1e3 : 1e6
     const u = med(sc.id, n, r => perUnit(sc, r, scale * r.serverUser))
     const y = med(sc.id, n, r => perUnit(sc, r, scale * r.serverSys))
     const f = med(sc.id, n, r => perUnit(sc, r, r.minorFaults))
-    return Number.isFinite(u) ? `${u.toFixed(2)} / ${y.toFixed(2)} · ${f.toFixed(sc.unit === 'MB/s' ? 1 : 3)}` : 'n/a'
+    const mc = med(sc.id, n, r => r.majorGcs / r.seconds)
+    const gcShare = med(sc.id, n, r => r.gcMs / 10 / r.seconds)
+    return Number.isFinite(u) ? `${u.toFixed(2)} / ${y.toFixed(2)} · ${f.toFixed(sc.unit === 'MB/s' ? 1 : 3)} · ${fmtNum(mc, 1)}, ${fmtNum(gcShare, 1)} %` : 'n/a'
   })])
   if (scenarios.length > 0) {
     console.log('\nCPU time: the server\'s CPU time (user + system, from /proc) per echoed message (or MB), lower is better; (×) = ratio to ws of these CPU-time medians:\n')
     printTable(costHead, costRows)
-    console.log('\nThe same, user and system time apart, and the server\'s minor page faults in the window per message (or MB); medians:\n')
+    console.log('\nThe same, user and system time apart; the server\'s minor page faults per message (or MB); V8\'s mark-compacts per second and its GC pauses as % of the window (from the server\'s `gc` performance entries); medians:\n')
     printTable(splitHead, splitRows)
     console.log('\nCPU during the measured window, % of one core: server (core 0) / load generator (core 1) / irq+softirq / other processes:\n')
     printTable(cpuHead, cpuRows)

@@ -1,7 +1,21 @@
 // Shared by every echo server: announce the port, and answer the orchestrator's IPC commands.
 // Servers run with --expose-gc so memory can be measured after a full collection.
 
+import { PerformanceObserver, constants } from 'node:perf_hooks'
+
 declare const gc: undefined | (() => void)
+
+// V8's collections, counted for the orchestrator's `gcstats`: on a small heap V8 can fall into
+// back-to-back mark-compacts under socket traffic (docs/performance.md), which decides CPU figures.
+const gcStats = { major: 0, minor: 0, ms: 0 }
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind = (e.detail as { kind?: number } | undefined)?.kind
+    if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) gcStats.major++
+    else if (kind === constants.NODE_PERFORMANCE_GC_MINOR) gcStats.minor++
+    gcStats.ms += e.duration
+  }
+}).observe({ entryTypes: ['gc'] })
 
 export interface Listening { port: number, [k: string]: unknown }
 
@@ -10,6 +24,7 @@ export function announce (info: Listening): void {
   if (process.send === undefined) return
   process.send({ type: 'listening', ...info })
   process.on('message', (msg: any) => {
+    if (msg?.cmd === 'gcstats') process.send!({ type: 'gcstats', ...gcStats })
     if (msg?.cmd === 'gc') {
       // several passes so weak/finalized objects from the previous pass are collected too
       for (let i = 0; i < 4; i++) gc?.()

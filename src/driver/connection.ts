@@ -321,6 +321,10 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
     this.output.echo(message, text)
   }
 
+  queueEchoAt (chunk: Uint8Array, start: number, end: number, text: boolean): void {
+    this.output.echoAt(chunk, start, end, text)
+  }
+
   queueChunk (chunk: Uint8Array | string, text: boolean, last?: boolean): void {
     this.output.chunk(chunk, text, last)
   }
@@ -424,6 +428,17 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
     // the output's sake): hand out a plain view of it.
     if (data instanceof Buffer) data = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
     ;(this.source as MessageSource).push(data, !binary)
+  }
+
+  /** A whole binary message lying at `chunk[start, end)` of the read (handed over during receive). */
+  onMessageAt (chunk: Uint8Array, start: number, end: number, binary: boolean): void {
+    const source = this.source as MessageSource
+    // An echo's sink waits for exactly this: its frame is copied from the read, with no view made.
+    if (source.sinkTakesNext && this.pump!.offerAt(chunk, start, end, !binary)) {
+      source.taken++
+      return
+    }
+    source.push(new Uint8Array(chunk.buffer, chunk.byteOffset + start, end - start), !binary)
   }
 
   private onEvent (event: SessionEvent): void {

@@ -61,6 +61,11 @@ export class MessageSource extends MarkedQueue implements AsyncIterableIterator<
     return this.queue.length - this.head
   }
 
+  /** The connection's own sink waits for the next message, and nothing is queued or read before it: {@link MessageSource.push} would offer it there. */
+  get sinkTakesNext (): boolean {
+    return this.sinkWaiting && this.waiter === undefined && !this.detached && this.head === this.queue.length
+  }
+
   /** Hand a message (`text` if it came as text) to a waiting reader, or queue it. */
   push (message: Uint8Array, text: boolean): void {
     if (this.detached) return

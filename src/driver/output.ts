@@ -147,6 +147,14 @@ export class Output {
     this.queued()
   }
 
+  /** {@link Output.echo} for a message that lies at `chunk[start, end)` of the read being handled: no view of it is made. */
+  echoAt (chunk: Uint8Array, start: number, end: number, text: boolean): void {
+    this.lastData = end - start
+    if (this.compression === undefined) this.session.sendAt(chunk, start, end, !text)
+    else this.compression.send(chunk.subarray(start, end), !text, false)
+    this.queued()
+  }
+
   /**
    * Queue one chunk of a streamed message as fragments of at most `maxFrameSize` (§5.4). An
    * empty chunk sends nothing unless it is the `last`.

@@ -33,6 +33,8 @@ export interface SinkOwner {
   failStream: (err: unknown) => void
   /** Queue a message polled from the connection's own source, as text if it came as text. */
   queueEcho: (message: Uint8Array, text: boolean) => void
+  /** The same for a message that lies at `chunk[start, end)` of the read being handled. */
+  queueEchoAt: (chunk: Uint8Array, start: number, end: number, text: boolean) => void
   flush: () => void
   /** The handler returned the sink's promise and the sink is done: its end is the handler's. */
   onHandlerSettled: (error: unknown, logger?: Logger) => void
@@ -257,11 +259,23 @@ export class SinkPump {
    * now, as the loop would, and keep waiting. False when the sink cannot take it at once.
    */
   offer (message: Uint8Array, text: boolean): boolean {
+    if (!this.takesOffer()) return false
+    this.owner.queueEcho(message, text)
+    return true
+  }
+
+  /** {@link SinkPump.offer} for a message that lies at `chunk[start, end)` of the read being handled. */
+  offerAt (chunk: Uint8Array, start: number, end: number, text: boolean): boolean {
+    if (!this.takesOffer()) return false
+    this.owner.queueEchoAt(chunk, start, end, text)
+    return true
+  }
+
+  /** This sink waits for its own source's next message and has room to send it at once. */
+  private takesOffer (): boolean {
     if (this.phase !== WAITING || !this.own || this.pumping) return false
     const owner = this.owner
-    if (owner.sendingStopped || owner.outputFull()) return false
-    owner.queueEcho(message, text)
-    return true
+    return !owner.sendingStopped && !owner.outputFull()
   }
 
   /** Pull and send until the sink must wait. */

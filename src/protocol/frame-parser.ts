@@ -65,6 +65,19 @@ export interface FrameParserOptions {
   streamData?: boolean
 }
 
+/**
+ * Takes whole small frames straight from the chunk as {@link FrameParser.push} parses them, so
+ * no {@link Frame} (nor payload view) is made for them: a receiver that handles each one at once.
+ */
+export interface WholeFrameTaker {
+  /**
+   * The frame with first header byte `b0`, whole, its payload (unmasked, at most 125 bytes)
+   * at `chunk[start, end)`. Offered only while no frame of this push waits in `frames` before
+   * it, so the order stays the wire's. False: it goes into `frames` as a {@link Frame}.
+   */
+  takeFrame: (b0: number, chunk: Uint8Array, start: number, end: number) => boolean
+}
+
 /** Default of {@link FrameParserOptions.maxFrameSize}. */
 export const DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
 
@@ -212,9 +225,9 @@ export class FrameParser {
    * a {@link ProtocolError} on the first rule broken. Frames completed earlier in the same chunk
    * are then still in `frames`, so a caller can deliver them before failing (the messages before
    * a bad frame are the peer's). The chunk is unmasked in place. After a throw the parser must
-   * not be used.
+   * not be used. A `taker` is offered each whole small frame first (see {@link WholeFrameTaker}).
    */
-  push (chunk: Uint8Array, frames: Frame[] = []): Frame[] {
+  push (chunk: Uint8Array, frames: Frame[] = [], taker?: WholeFrameTaker): Frame[] {
     let off = 0
     const len = chunk.length
 
@@ -260,7 +273,7 @@ export class FrameParser {
           if (masked && len7 > 0) unmaskSmall(view ??= new DataView(buffer, base, len), chunk, start, end)
           // A plain view made directly: `subarray` would look up the chunk's species constructor
           // (a Node Buffer's is JavaScript, and cost a quarter of the time at 16 B per frame).
-          frames.push(makeFrame(b0, new Uint8Array(buffer, base + start, len7)))
+          if (taker === undefined || frames.length > 0 || !taker.takeFrame(b0, chunk, start, end)) frames.push(makeFrame(b0, new Uint8Array(buffer, base + start, len7)))
           off = end
           continue
         }

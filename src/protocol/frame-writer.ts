@@ -27,6 +27,21 @@ export function newBytes (size: number): Uint8Array {
   return new Uint8Array(size)
 }
 
+/**
+ * Copy `length` bytes of `src` from `start` into `out` at `at`, eight to a step: for the few
+ * bytes of a small frame this beats `set` (which needs a view of them) and a plain loop.
+ */
+function copyBytes (out: Uint8Array, at: number, src: Uint8Array, start: number, length: number): void {
+  let i = 0
+  for (; i + 8 <= length; i += 8) {
+    const s = start + i
+    const o = at + i
+    out[o] = src[s]; out[o + 1] = src[s + 1]; out[o + 2] = src[s + 2]; out[o + 3] = src[s + 3]
+    out[o + 4] = src[s + 4]; out[o + 5] = src[s + 5]; out[o + 6] = src[s + 6]; out[o + 7] = src[s + 7]
+  }
+  for (; i < length; i++) out[at + i] = src[start + i]
+}
+
 /** Encodes frames into a queue of byte arrays for the transport, in order. */
 export class FrameWriter {
   /** A client's writer: every frame masked with a fresh key (§5.3). */
@@ -99,6 +114,24 @@ export class FrameWriter {
     }
     ;(this.output ??= []).push(body)
     this.outputBytes += length
+  }
+
+  /**
+   * Queue one whole frame (FIN, no RSV bit) whose payload is `bytes[start, end)`: a small one
+   * from a server is copied into the slab (eight bytes to a step), with no view of it made.
+   */
+  frameAt (opcode: number, bytes: Uint8Array, start: number, end: number): void {
+    const length = end - start
+    const headerLen = frameHeaderSize(length, false)
+    if (this.masked || headerLen + length > COPY_LIMIT) {
+      this.frame(opcode, bytes.subarray(start, end), true, false)
+      return
+    }
+    if (this.slabUsed + headerLen + length > this.slab.length) this.newSlab(headerLen + length)
+    const slab = this.slab
+    const at = writeFrameHeader(slab, this.slabUsed, opcode, length, true, false, false)
+    copyBytes(slab, at, bytes, start, length)
+    this.slabUsed = at + length
   }
 
   /** One frame whose payload is `parts`, in order: the parts are queued as they are (a client masks a copy), never joined. */

@@ -90,6 +90,11 @@ export class MessageAssembly {
     return (this.utf8 ??= new Utf8Validator())
   }
 
+  /** A fragmented message (or, in stream mode, a frame's pieces) is under way. */
+  get messageOpen (): boolean {
+    return this.open
+  }
+
   /** Bytes received but not yet delivered: the open message's, and the held frames'. */
   get bufferedBytes (): number {
     // A streamed message's bytes are handed out as they come: none are held.

@@ -139,6 +139,12 @@ export interface SessionErrorEvent {
 export interface MessageReceiver {
   /** A whole message, unfragmented and uncompressed: unmasked, text already checked as UTF-8 (§8.1). */
   onMessage: (data: Uint8Array, binary: boolean) => void
+  /**
+   * The same for a binary message that lies whole in the chunk being received, at
+   * `chunk[start, end)`: no view of it was made, so one that only copies the bytes (an echo's
+   * frame) makes none either.
+   */
+  onMessageAt: (chunk: Uint8Array, start: number, end: number, binary: boolean) => void
 }
 
 /** What {@link Session.receive} reports. */

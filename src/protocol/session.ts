@@ -28,7 +28,7 @@ import { closePayload, parseClosePayload } from './close-payload.js'
 import { checkClose, closeDecision, closeOutcome, closeStep, inputStopped, isClosing, OPEN_CLOSE_STATE, type CloseDecision, type CloseInput, type CloseOutcome, type CloseState, type PendingClose } from './closing.js'
 import { ProtocolError } from './errors.js'
 import type { MessageCompression } from './extension.js'
-import { FrameParser, type Frame, type Role } from './frame-parser.js'
+import { FrameParser, type Frame, type Role, type WholeFrameTaker } from './frame-parser.js'
 import { FrameWriter, newBytes } from './frame-writer.js'
 import { MessageAssembly } from './message-assembly.js'
 import { Opcode } from './opcode.js'
@@ -42,7 +42,7 @@ export { parseClosePayload } from './close-payload.js'
 const encoder = new TextEncoder()
 
 /** One WebSocket connection's protocol state, either side. */
-export class Session {
+export class Session implements WholeFrameTaker {
   /** Which end this session is. */
   readonly role: Role
   /** {@link SessionOptions.streamMessages}. */
@@ -221,35 +221,61 @@ export class Session {
    * Feed bytes from the transport. Never throws for anything the peer sends. With a `receiver`,
    * whole messages go to it as they complete, except one that follows another event of this
    * read: that one, and everything after it, comes in the returned array (see {@link MessageReceiver}).
+   * A receiver must not call `receive` again (the parser is in the middle of the chunk): that throws.
    */
   receive (chunk: Uint8Array, receiver?: MessageReceiver): SessionEvent[] {
     const events: SessionEvent[] = []
+    if (this.messages.receiver !== undefined) throw new Error('Session.receive re-entered from a receiver: queue the bytes and feed them after it returns')
     // §7.1.7 / §5.5.1: after failing, or after the peer's close, further bytes are discarded.
     if (inputStopped(this.close) || this.close.stage === 'closed' || this.messages.heldError !== undefined) return events
-    // Frames completed before a bad header in the same chunk are still handed out first.
-    const frames: Frame[] = []
-    let parseError: unknown
-    try {
-      this.parser.push(chunk, frames)
-    } catch (err) {
-      parseError = err
-    }
     const messages = this.messages
-    // frames[0] may complete the frame whose start was already checked.
-    const skip = messages.validatingFrame === undefined ? 0 : messages.validatedSkip(this.parser.pending)
-    if (messages.awaiting !== undefined) {
-      // Behind a message being inflated elsewhere: kept, in order, for decompressed().
-      for (let i = 0; i < frames.length; i++) messages.hold(frames[i])
-      messages.heldError = parseError
-      return events
-    }
+    // Whole messages in one small frame go to the receiver as the parser finds them (takeFrame),
+    // with no Frame made, when nothing can stand before them: no message under way or awaited.
+    const taker = receiver !== undefined && !messages.messageOpen && messages.awaiting === undefined && !this.streamMessages ? this : undefined
     messages.receiver = receiver
     try {
+      // Frames completed before a bad header in the same chunk are still handed out first.
+      const frames: Frame[] = []
+      let parseError: unknown
+      try {
+        this.parser.push(chunk, frames, taker)
+      } catch (err) {
+        parseError = err
+      }
+      // frames[0] may complete the frame whose start was already checked.
+      const skip = messages.validatingFrame === undefined ? 0 : messages.validatedSkip(this.parser.pending)
+      if (messages.awaiting !== undefined) {
+        // Behind a message being inflated elsewhere: kept, in order, for decompressed().
+        for (let i = 0; i < frames.length; i++) messages.hold(frames[i])
+        messages.heldError = parseError
+        return events
+      }
       this.run(frames, skip, parseError, events)
     } finally {
       messages.receiver = undefined
     }
     return events
+  }
+
+  /**
+   * The parser's offer of a whole small frame during {@link Session.receive} (see
+   * {@link WholeFrameTaker}): a whole text or binary message (FIN, no RSV bit) goes straight to
+   * the receiver. Anything else, and text that is not UTF-8, is left to the frame path, which
+   * judges it in order.
+   */
+  takeFrame (b0: number, chunk: Uint8Array, start: number, end: number): boolean {
+    const receiver = this.messages.receiver
+    if (receiver === undefined) return false
+    if (b0 === (0x80 | Opcode.Binary)) {
+      receiver.onMessageAt(chunk, start, end, true)
+      return true
+    }
+    if (b0 !== (0x80 | Opcode.Text)) return false
+    const data = new Uint8Array(chunk.buffer, chunk.byteOffset + start, end - start)
+    // §8.1: text must be UTF-8; the message assembly fails it with 1007.
+    if (!this.isUtf8(data)) return false
+    receiver.onMessage(data, false)
+    return true
   }
 
   /** Handle parsed frames in order (then the parser's error, then the frame still arriving), until one leaves a message for later. */
@@ -312,6 +338,18 @@ export class Session {
   /** Queue a message of either type (compressed when an extension was negotiated and takes it). Returns false after our close. */
   send (data: Uint8Array, binary: boolean): boolean {
     return this.sendMessage(binary ? Opcode.Binary : Opcode.Text, data)
+  }
+
+  /**
+   * {@link Session.send} for a payload that is `bytes[start, end)` (a message received in the
+   * same read, echoed): no view of it is made when it is copied into the output.
+   */
+  sendAt (bytes: Uint8Array, start: number, end: number, binary: boolean): boolean {
+    if (this.compression !== undefined) return this.send(bytes.subarray(start, end), binary)
+    if (this.close.sent !== undefined) return false
+    this.checkNoFragments()
+    this.writer.frameAt(binary ? Opcode.Binary : Opcode.Text, bytes, start, end)
+    return true
   }
 
   private sendMessage (opcode: number, data: Uint8Array): boolean {

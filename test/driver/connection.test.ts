@@ -194,3 +194,18 @@ test('the heartbeat (session events routed to it): a silent peer is pinged at th
   s.transport.emit('close')
   t.is((await settled(s.clock, s.conn))?.code, 1006)
 })
+
+test('sink(source), an echo: the messages of one read go back in the wire\'s order, binary as binary and text as text, with the pong owed between them, in one write', async (t) => {
+  const s = setup()
+  void s.conn.sink(s.conn.source)
+  await turn()
+  s.transport.emit('data', concat([
+    peerFrame('server', { opcode: Opcode.Binary, payload: new Uint8Array([1, 2, 3]) }),
+    peerFrame('server', { opcode: Opcode.Text, payload: utf8('hé') }),
+    peerFrame('server', { opcode: Opcode.Binary, payload: new Uint8Array(0) }),
+    peerFrame('server', { opcode: Opcode.Ping, payload: utf8('p') }),
+    peerFrame('server', { opcode: Opcode.Binary, payload: utf8('after') })
+  ]))
+  t.is(s.transport.pendingWrites.length, 1, 'the read\'s replies leave in one write')
+  t.deepEqual(kinds(s.out()), [`${Opcode.Binary}:\u0001\u0002\u0003`, `${Opcode.Text}:hé`, `${Opcode.Binary}:`, `${Opcode.Pong}:p`, `${Opcode.Binary}:after`])
+})

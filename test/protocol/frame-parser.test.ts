@@ -316,3 +316,32 @@ test('§5.3 small frames back to back in one chunk: every length 0-125 at every 
     }
   }
 })
+
+for (const role of ROLES) {
+  test(`a taker is offered each whole small frame while none waits in the output array; what it refuses, and every frame after, come as frames (${role})`, (t) => {
+    const offered: string[] = []
+    const taker = {
+      takeFrame: (b0: number, chunk: Uint8Array, start: number, end: number): boolean => {
+        offered.push(`${b0.toString(16)}:${new TextDecoder().decode(chunk.subarray(start, end))}`)
+        return b0 !== 0x89
+      }
+    }
+    const parser = new FrameParser({ role })
+    const bytes = concat([
+      peerFrame(role, { opcode: Opcode.Binary, payload: utf8('one') }),
+      peerFrame(role, { opcode: Opcode.Ping, payload: utf8('p') }),
+      peerFrame(role, { opcode: Opcode.Binary, payload: utf8('two') })
+    ])
+    const frames = parser.push(bytes, [], taker)
+    // The payload is offered unmasked; 'two' is not offered: the refused ping waits before it.
+    t.deepEqual(offered, ['82:one', '89:p'])
+    t.deepEqual(frames.map((f) => `${f.opcode}:${new TextDecoder().decode(f.payload)}`), [`${Opcode.Ping}:p`, `${Opcode.Binary}:two`])
+    // A frame split across chunks is gathered, never offered.
+    offered.length = 0
+    const split = peerFrame(role, { opcode: Opcode.Binary, payload: utf8('three') })
+    t.deepEqual(parser.push(split.slice(0, 3), [], taker), [])
+    const rest = parser.push(split.slice(3), [], taker)
+    t.deepEqual(offered, [])
+    t.deepEqual(rest.map((f) => new TextDecoder().decode(f.payload)), ['three'])
+  })
+}

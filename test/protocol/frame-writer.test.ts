@@ -193,3 +193,19 @@ test('take with nothing queued returns a fresh empty array each time', (t) => {
   t.deepEqual(a, [])
   t.not(a, b)
 })
+
+test('frameAt writes the same bytes as frame() for a payload given by its place in a larger array: every length 0-130 and across the copy limit, server and client', (t) => {
+  const source = new Uint8Array(COPY_LIMIT + 64)
+  for (let i = 0; i < source.length; i++) source[i] = (i * 7 + 3) & 0xff
+  for (const masked of [false, true]) {
+    const lengths = [...Array.from({ length: 131 }, (_, i) => i), COPY_LIMIT - 2, COPY_LIMIT + 1]
+    for (const length of lengths) {
+      const start = length % 13
+      const byPlace = new FrameWriter(masked, masked ? countingMask().source : undefined)
+      const byView = new FrameWriter(masked, masked ? countingMask().source : undefined)
+      byPlace.frameAt(Opcode.Binary, source, start, start + length)
+      byView.frame(Opcode.Binary, source.subarray(start, start + length), true, false)
+      t.deepEqual(concat(byPlace.take()), concat(byView.take()), `length ${length}, ${masked ? 'client' : 'server'}`)
+    }
+  }
+})

@@ -595,7 +595,8 @@ for (const role of ROLES) {
   test(`a receiver given to receive() gets whole messages as they complete, and keeps the wire's order once another event came first (${role})`, (t) => {
     const session = newSession(role)
     const got: string[] = []
-    const receiver = { onMessage: (data: Uint8Array, binary: boolean) => { got.push(`${binary ? 'b' : 't'}:${new TextDecoder().decode(data)}`) } }
+    const onMessage = (data: Uint8Array, binary: boolean): void => { got.push(`${binary ? 'b' : 't'}:${new TextDecoder().decode(data)}`) }
+    const receiver = { onMessage, onMessageAt: (chunk: Uint8Array, start: number, end: number, binary: boolean) => { onMessage(chunk.subarray(start, end), binary) } }
     // Only whole messages in the read: all go to the receiver, none comes back as an event.
     const first = session.receive(concat([text(role, 'one'), binary(role, utf8('two'))]), receiver)
     t.deepEqual(got, ['t:one', 'b:two'])
@@ -619,5 +620,47 @@ for (const role of ROLES) {
     const bad = session.receive(text(role, new Uint8Array([0xc3, 0x28])), receiver)
     t.deepEqual(got, [])
     t.is(bad[bad.length - 1].type, 'error')
+  })
+
+  test(`a receiver gets a binary message that lies whole in the read by its place in the chunk (onMessageAt), text as a view (onMessage) (${role})`, (t) => {
+    const session = newSession(role)
+    const got: string[] = []
+    const receiver = {
+      onMessage: (data: Uint8Array, binary: boolean) => { got.push(`onMessage ${binary ? 'b' : 't'}:${new TextDecoder().decode(data)}`) },
+      onMessageAt: (chunk: Uint8Array, start: number, end: number, binary: boolean) => { got.push(`onMessageAt ${binary ? 'b' : 't'}:${new TextDecoder().decode(chunk.subarray(start, end))}`) }
+    }
+    t.deepEqual(session.receive(concat([binary(role, utf8('bin')), text(role, 'txt'), binary(role, new Uint8Array(0))]), receiver), [])
+    t.deepEqual(got, ['onMessageAt b:bin', 'onMessage t:txt', 'onMessageAt b:'])
+  })
+
+  test(`receive() called again from inside a receiver throws (the parser is mid-chunk), and the session goes on afterwards (${role})`, (t) => {
+    const session = newSession(role)
+    const got: string[] = []
+    let nested: unknown
+    const receiver = {
+      onMessage: (data: Uint8Array) => { got.push(new TextDecoder().decode(data)) },
+      onMessageAt: (chunk: Uint8Array, start: number, end: number) => {
+        got.push(new TextDecoder().decode(chunk.subarray(start, end)))
+        if (nested === undefined) {
+          try { session.receive(binary(role, utf8('inner')), receiver) } catch (err) { nested = err }
+        }
+      }
+    }
+    t.deepEqual(session.receive(concat([binary(role, utf8('a')), binary(role, utf8('b'))]), receiver), [])
+    t.true(nested instanceof Error)
+    t.regex((nested as Error).message, /re-entered/)
+    t.deepEqual(got, ['a', 'b'])
+    t.deepEqual(session.receive(binary(role, utf8('c')), receiver), [])
+    t.deepEqual(got, ['a', 'b', 'c'])
+  })
+
+  test(`§5.4 a whole binary frame while a fragmented message is open is not given to the receiver: 1002 (${role})`, (t) => {
+    const session = newSession(role)
+    const got: string[] = []
+    const receiver = { onMessage: () => { got.push('onMessage') }, onMessageAt: () => { got.push('onMessageAt') } }
+    t.deepEqual(session.receive(text(role, 'a', false), receiver), [])
+    const events = session.receive(binary(role, utf8('b')), receiver)
+    t.deepEqual(got, [])
+    assertSessionFailed(t, session, events, 'WS_ERR_EXPECTED_CONTINUATION', 1002)
   })
 }
