@@ -25,12 +25,15 @@ import { Compression, type CompressionOwner } from './compression.js'
 import { Heartbeat, type HeartbeatOwner } from './heartbeat.js'
 import { MessageSource, type IncomingOwner } from './incoming.js'
 import { Output, type OutputOwner } from './output.js'
-import { allocMessage } from './pool.js'
 import { FOR_FAILURE, FOR_INFLATE, FOR_QUEUE, Reading } from './reading.js'
 import { SinkPump, type SinkOwner } from './sink.js'
 import { StreamSource, type StreamOwner } from './streamed.js'
 import type { Transport } from './transport.js'
 import { resolveLimits, type CloseInfo, type ConnectionStats, type DriverOptions, type Logger, type OutgoingMessage, type ResolvedLimits } from './types.js'
+
+function allocUnsafe (size: number): Uint8Array {
+  return Buffer.allocUnsafe(size)
+}
 
 const encoder = new TextEncoder()
 
@@ -92,7 +95,7 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
       maxFragments: limits.maxFragments,
       isUtf8,
       mask: fillMask,
-      alloc: allocMessage,
+      alloc: allocUnsafe,
       deferClose: true,
       compression: options.compression,
       streamMessages: stream !== undefined

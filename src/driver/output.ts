@@ -14,7 +14,6 @@ import { preparedShare } from './prepared.js'
 import { FOR_WRITE, type Reading } from './reading.js'
 import { SHARED_REF_COST, SharedOutput, shareOf } from './shared.js'
 import { isText } from '../text-mark.js'
-import { POOL_MIN, recycleMessage } from './pool.js'
 import type { Transport } from './transport.js'
 import type { OutgoingMessage } from './types.js'
 
@@ -88,8 +87,6 @@ export class Output {
   /** Write callbacks of a shared buffer (without, and with, the drain watch); made when first needed. */
   private sharedWritten: (() => void) | undefined = undefined
   private sharedWrittenWatched: (() => void) | undefined = undefined
-  /** Echoed messages queued by reference whose memory goes back to the pool once written (see pool.ts). */
-  private recycled: Uint8Array[] | undefined = undefined
 
   constructor (owner: OutputOwner, transport: Transport, session: Session, reading: Reading, config: OutputLimits, budget: MemoryBudget | undefined) {
     this.owner = owner
@@ -131,19 +128,9 @@ export class Output {
 
   /** Queue a message polled from this connection's own source (an echo), text if it came as text. */
   echo (message: Uint8Array, text: boolean): void {
-    const length = this.lastData = message.length
-    if (this.compression === undefined) {
-      const queued = this.session.send(message, !text)
-      // Nobody else holds a polled message: once written, its memory can take the next one.
-      // One copied into the output (or not sent: we closed) is free now; one queued by reference, once written.
-      if (length >= POOL_MIN) {
-        if (queued && this.session.queuesByReference(length)) (this.recycled ??= []).push(message)
-        else recycleMessage(message)
-      }
-    } else {
-      this.compression.send(message, !text, false)
-    }
+    this.lastData = message.length
     // Inside a read's handling (where an echo's messages come from) queued() leaves the flush to its end.
+    this.data(message, !text, false)
     this.queued()
   }
 
@@ -222,17 +209,11 @@ export class Output {
       return
     }
     // Shared buffers in this output go back to the budget once the transport has written it.
-    let done = this.shared?.flushed() === true
+    const done = this.shared?.flushed() === true
       ? watch !== undefined
         ? (this.sharedWrittenWatched ??= () => { this.onSharedWritten(); this.owner.onDrain() })
         : (this.sharedWritten ??= () => { this.onSharedWritten() })
       : watch
-    const recycled = this.recycled
-    if (recycled !== undefined) {
-      // All of them are in this batch: its last write's callback comes once all is written.
-      this.recycled = undefined
-      done = recycleAfter(recycled, done)
-    }
     if (n === 1) {
       transport.write(out[0], done)
     } else {
@@ -326,11 +307,3 @@ export class Output {
 }
 
 function flushLater (output: Output): void { output.flush() }
-
-/** A write callback that gives `messages` back to the pool once written (not when the write failed), then calls `then`. */
-function recycleAfter (messages: Uint8Array[], then: (() => void) | undefined): (err?: Error | null) => void {
-  return (err) => {
-    if (err == null) for (let i = 0; i < messages.length; i++) recycleMessage(messages[i])
-    then?.()
-  }
-}
