@@ -328,6 +328,10 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
     this.output.echoAt(chunk, start, end, text)
   }
 
+  queueEchoParts (parts: readonly Uint8Array[], length: number): void {
+    this.output.echoParts(parts, length)
+  }
+
   queueChunk (chunk: Uint8Array | string, text: boolean, last?: boolean): void {
     this.output.chunk(chunk, text, last)
   }
@@ -442,6 +446,19 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
       return
     }
     source.push(new Uint8Array(chunk.buffer, chunk.byteOffset + start, end - start), !binary)
+  }
+
+  /** An echo (its own source polled, no compression) takes long messages as the parts they arrived in. */
+  get wantsParts (): boolean {
+    return this.compression === undefined && this.pump?.echoes === true
+  }
+
+  /** A long binary message as the parts it arrived in: an echo waiting for it writes them as they are, never joined. */
+  onMessageParts (parts: readonly Uint8Array[], length: number): boolean {
+    const source = this.source as MessageSource
+    if (!source.sinkTakesNext || this.compression !== undefined || !this.pump!.offerParts(parts, length)) return false
+    source.taken++
+    return true
   }
 
   private onEvent (event: SessionEvent): void {

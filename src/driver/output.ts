@@ -142,6 +142,13 @@ export class Output {
     this.queued()
   }
 
+  /** Queue a binary message polled from this connection's own source as the `parts` it arrived in (`length` bytes): written by reference, never joined. */
+  echoParts (parts: readonly Uint8Array[], length: number): void {
+    this.lastData = length
+    this.session.sendParts(parts)
+    this.queued()
+  }
+
   /**
    * Queue one chunk of a streamed message as fragments of at most `maxFrameSize` (§5.4). An
    * empty chunk sends nothing unless it is the `last`.

@@ -35,6 +35,8 @@ export interface SinkOwner {
   queueEcho: (message: Uint8Array, text: boolean) => void
   /** The same for a message that lies at `chunk[start, end)` of the read being handled. */
   queueEchoAt: (chunk: Uint8Array, start: number, end: number, text: boolean) => void
+  /** The same for a binary message received as `parts` (`length` bytes in all), written as they are. */
+  queueEchoParts: (parts: readonly Uint8Array[], length: number) => void
   flush: () => void
   /** The handler returned the sink's promise and the sink is done: its end is the handler's. */
   onHandlerSettled: (error: unknown, logger?: Logger) => void
@@ -269,6 +271,18 @@ export class SinkPump {
     if (!this.takesOffer()) return false
     this.owner.queueEchoAt(chunk, start, end, text)
     return true
+  }
+
+  /** {@link SinkPump.offer} for a binary message received as `parts` (never joined: written as they are). */
+  offerParts (parts: readonly Uint8Array[], length: number): boolean {
+    if (!this.takesOffer()) return false
+    this.owner.queueEchoParts(parts, length)
+    return true
+  }
+
+  /** Whether this sink polls the connection's own source (an echo). */
+  get echoes (): boolean {
+    return this.own
   }
 
   /** This sink waits for its own source's next message and has room to send it at once. */

@@ -76,6 +76,13 @@ export interface WholeFrameTaker {
    * it, so the order stays the wire's. False: it goes into `frames` as a {@link Frame}.
    */
   takeFrame: (b0: number, chunk: Uint8Array, start: number, end: number) => boolean
+  /**
+   * A whole frame (first header byte `b0`, `length` bytes) that arrived over several chunks and
+   * was kept in `parts` ({@link FrameParser.keepParts}), unmasked in place, offered before it is
+   * joined. Same order rule as `takeFrame`. True: taken as parts (they are the taker's now, and
+   * are never joined); false: joined into one buffer, it goes into `frames`.
+   */
+  takeParts?: (b0: number, parts: readonly Uint8Array[], length: number) => boolean
 }
 
 /** Default of {@link FrameParserOptions.maxFrameSize}. */
@@ -157,6 +164,12 @@ export class FrameParser {
   private readonly smallMax: number
   private readonly allowedRsv: number
   private readonly alloc: (size: number) => Uint8Array
+  /**
+   * A taker may take long split frames as their parts ({@link WholeFrameTaker.takeParts}): keep
+   * them by reference (the {@link Gatherer}'s rule: small parts copied, memory within 2x) rather
+   * than copying them into one buffer as they come. Set before each {@link FrameParser.push}.
+   */
+  keepParts = false
 
   /** Header bytes of a header split across chunks (at most 14). */
   private header: Uint8Array = NO_HEADER
@@ -236,7 +249,7 @@ export class FrameParser {
       if (off < 0) return frames
     }
     if (this.current !== undefined) {
-      off = this.continuePayload(chunk, frames)
+      off = this.continuePayload(chunk, frames, 0, taker)
       if (off < 0) return frames
     }
     if (this.headerLength > 0) {
@@ -464,7 +477,7 @@ export class FrameParser {
    * Add bytes from `chunk[off..]` to the frame being gathered. Returns the offset after the
    * frame once it is complete, or -1 when the chunk ran out first.
    */
-  private continuePayload (chunk: Uint8Array, frames: Frame[], off = 0): number {
+  private continuePayload (chunk: Uint8Array, frames: Frame[], off = 0, taker?: WholeFrameTaker): number {
     const cur = this.current!
     const want = cur.length - cur.received
     const take = Math.min(want, chunk.length - off)
@@ -478,6 +491,20 @@ export class FrameParser {
       frames.push(makeFrame(this.currentB0, cur.direct))
       return off + take
     }
+    const b0 = this.currentB0
+    if (taker?.takeParts !== undefined && frames.length === 0 && cur.parts.length > 0 && cur.length > EAGER_MAX) {
+      // Offered as parts: the last one through the gatherer too, so a few bytes at the end of
+      // a read do not pin all of it while the parts are held (an echo's write).
+      if (take > 0) {
+        cur.gatherer.append(chunk.subarray(off, off + take))
+        cur.received += take
+      }
+      if (this.masked) unmaskFrom(cur)
+      this.current = undefined
+      if (taker.takeParts(b0, cur.parts, cur.length)) return off + take
+      frames.push(makeFrame(b0, this.gather(cur)))
+      return off + take
+    }
     // The part that completes the frame is gathered now, not held: no need to copy it out first.
     if (take > 0) {
       cur.parts.push(chunk.subarray(off, off + take))
@@ -485,14 +512,14 @@ export class FrameParser {
     }
     const payload = this.gather(cur)
     this.current = undefined
-    frames.push(makeFrame(this.currentB0, payload))
+    frames.push(makeFrame(b0, payload))
     return off + take
   }
 
   /** Add a part that does not complete the frame: held by the gatherer, or copied into the final buffer. */
   private addPart (cur: Gathering, part: Uint8Array): void {
     if (cur.direct === undefined) {
-      if (!goesDirect(cur.length, cur.received + part.length)) {
+      if (this.keepParts ? cur.length > EAGER_MAX : !goesDirect(cur.length, cur.received + part.length)) {
         cur.gatherer.append(part, cur.length - cur.received)
         cur.received += part.length
         return

@@ -145,6 +145,19 @@ export interface MessageReceiver {
    * frame) makes none either.
    */
   onMessageAt: (chunk: Uint8Array, start: number, end: number, binary: boolean) => void
+  /**
+   * Whether {@link MessageReceiver.onMessageParts} would likely take the next long message (an
+   * echo): only then are long frames kept in parts rather than copied into one buffer as they
+   * come. Read at the start of each {@link Session.receive}.
+   */
+  readonly wantsParts?: boolean
+  /**
+   * The same for a binary message in one frame that arrived over several reads, as its parts
+   * (unmasked; large ones are views of the reads, none pins much more than its bytes) and
+   * `length`, their total. True: taken (an echo sends the parts as they are, never joined);
+   * false: they are joined and the message comes by `onMessage` or in the returned events.
+   */
+  onMessageParts?: (parts: readonly Uint8Array[], length: number) => boolean
 }
 
 /** What {@link Session.receive} reports. */

@@ -233,6 +233,7 @@ export class Session implements WholeFrameTaker {
     // with no Frame made, when nothing can stand before them: no message under way or awaited.
     const taker = receiver !== undefined && !messages.messageOpen && messages.awaiting === undefined && !this.streamMessages ? this : undefined
     messages.receiver = receiver
+    this.parser.keepParts = taker !== undefined && receiver!.wantsParts === true
     try {
       // Frames completed before a bad header in the same chunk are still handed out first.
       const frames: Frame[] = []
@@ -275,6 +276,29 @@ export class Session implements WholeFrameTaker {
     // §8.1: text must be UTF-8; the message assembly fails it with 1007.
     if (!this.isUtf8(data)) return false
     receiver.onMessage(data, false)
+    return true
+  }
+
+  /**
+   * The parser's offer of a long frame that arrived over several reads, as its parts (see
+   * {@link WholeFrameTaker.takeParts}): a whole binary message (FIN, no RSV bit) goes to a
+   * receiver that takes parts. Its length was checked against the limits from its header.
+   */
+  takeParts (b0: number, parts: readonly Uint8Array[], length: number): boolean {
+    const receiver = this.messages.receiver
+    if (receiver?.onMessageParts === undefined || b0 !== (0x80 | Opcode.Binary)) return false
+    return receiver.onMessageParts(parts, length)
+  }
+
+  /**
+   * {@link Session.send} for a binary message given as `parts` (a received one, echoed): one
+   * frame whose payload is the parts, queued by reference, never joined. False after our close.
+   */
+  sendParts (parts: readonly Uint8Array[]): boolean {
+    if (this.compression !== undefined) return this.send(joinParts(parts), true)
+    if (this.close.sent !== undefined) return false
+    this.checkNoFragments()
+    this.writer.parts(Opcode.Binary, parts, false)
     return true
   }
 
@@ -559,4 +583,17 @@ export class Session implements WholeFrameTaker {
     this.parser.discard()
     this.messages.dropHeld()
   }
+}
+
+/** `parts` in one buffer. */
+function joinParts (parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0
+  for (const p of parts) length += p.length
+  const out = new Uint8Array(length)
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.length
+  }
+  return out
 }

@@ -195,6 +195,25 @@ test('the heartbeat (session events routed to it): a silent peer is pinged at th
   t.is((await settled(s.clock, s.conn))?.code, 1006)
 })
 
+test('sink(source), an echo: a long binary message split across reads is written back from the reads themselves (unmasked in place), not joined into a new buffer', async (t) => {
+  const s = setup()
+  void s.conn.sink(s.conn.source)
+  await turn()
+  const payload = Uint8Array.from({ length: 300_000 }, (_, i) => (i * 13 + 1) & 0xff)
+  const wire = peerFrame('server', { opcode: Opcode.Binary, payload })
+  const reads: Uint8Array[] = []
+  for (let at = 0; at < wire.length; at += 65536) reads.push(wire.slice(at, at + 65536))
+  for (const r of reads) s.transport.emit('data', r)
+  await turn()
+  const frames = s.out()
+  t.is(frames.length, 1)
+  t.is(frames[0].opcode, Opcode.Binary)
+  t.deepEqual(frames[0].payload, payload)
+  const readBuffers = new Set(reads.map((r) => r.buffer))
+  const fromReads = s.transport.batches.flat().filter((b) => readBuffers.has(b.buffer as ArrayBuffer))
+  t.true(fromReads.length >= reads.length - 2, `${fromReads.length} written buffers are the reads' own memory`)
+})
+
 test('sink(source), an echo: the messages of one read go back in the wire\'s order, binary as binary and text as text, with the pong owed between them, in one write', async (t) => {
   const s = setup()
   void s.conn.sink(s.conn.source)

@@ -29,6 +29,7 @@ function fake (): Fake {
     queueMessage: (m) => { if (typeof m !== 'string' && !(m instanceof Uint8Array)) throw new TypeError('bad'); o.sent.push(m) },
     queueEcho: (m) => { o.sent.push(m) },
     queueEchoAt: (c, start, end) => { o.sent.push(c.slice(start, end)) },
+    queueEchoParts: (parts) => { o.sent.push(Buffer.concat(parts)) },
     flush: () => {},
     onHandlerSettled: (e) => { o.settled.push(e) },
     onSinkEnded: () => {},

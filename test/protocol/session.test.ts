@@ -664,3 +664,79 @@ for (const role of ROLES) {
     assertSessionFailed(t, session, events, 'WS_ERR_EXPECTED_CONTINUATION', 1002)
   })
 }
+
+for (const role of ROLES) {
+  /** A long binary message (masked when the peer is a client) cut into reads of `read` bytes, each its own buffer as a socket's are. */
+  const longReads = (payload: Uint8Array, read: number): Uint8Array[] => {
+    const wire = binary(role, payload)
+    const reads: Uint8Array[] = []
+    for (let at = 0; at < wire.length; at += read) reads.push(wire.slice(at, at + read))
+    return reads
+  }
+  const pattern = (n: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 7 + 3) & 0xff)
+
+  test(`a receiver that wants parts gets a long binary message split across reads as the reads themselves, unmasked, never joined (${role})`, (t) => {
+    const session = newSession(role)
+    const payload = pattern(300_000)
+    const reads = longReads(payload, 65536)
+    const got: Array<{ parts: readonly Uint8Array[], length: number }> = []
+    const receiver = {
+      wantsParts: true,
+      onMessage: () => { t.fail('joined') },
+      onMessageAt: () => { t.fail('not whole in a read') },
+      onMessageParts: (parts: readonly Uint8Array[], length: number) => { got.push({ parts, length }); return true }
+    }
+    for (const r of reads) t.deepEqual(session.receive(r, receiver), [])
+    t.is(got.length, 1)
+    t.is(got[0].length, payload.length)
+    t.deepEqual(concat([...got[0].parts]), payload)
+    // Every full read is held by reference (the frame's parts lie in the reads' own memory).
+    const readBuffers = new Set(reads.map((r) => r.buffer))
+    const byReference = got[0].parts.filter((p) => readBuffers.has(p.buffer as ArrayBuffer))
+    t.true(byReference.length >= reads.length - 2, `${byReference.length} of ${got[0].parts.length} parts are views of the reads`)
+    // The session goes on: the next message, whole in one read, comes as before.
+    const after: string[] = []
+    session.receive(binary(role, utf8('next')), { onMessage: () => {}, onMessageAt: (c: Uint8Array, s: number, e: number) => { after.push(new TextDecoder().decode(c.subarray(s, e))) } })
+    t.deepEqual(after, ['next'])
+  })
+
+  test(`a long message's few last bytes, at the start of a read that holds the next frame, are copied out rather than pin that read (${role})`, (t) => {
+    const session = newSession(role)
+    const payload = pattern(200_000)
+    const wire = concat([binary(role, payload), binary(role, pattern(60_000))])
+    // The first frame ends 10 bytes into the last read, which holds all of the second frame.
+    const cut = binary(role, payload).length - 10
+    const reads = [wire.slice(0, 65536), wire.slice(65536, 131072), wire.slice(131072, cut), wire.slice(cut)]
+    let parts: readonly Uint8Array[] = []
+    const receiver = { wantsParts: true, onMessage: () => {}, onMessageAt: () => {}, onMessageParts: (p: readonly Uint8Array[]) => { parts = p; return true } }
+    for (const r of reads) session.receive(r, receiver)
+    t.deepEqual(concat([...parts]), payload)
+    t.false(parts.some((p) => p.buffer === reads[3].buffer), 'no part is a view of the last read')
+  })
+
+  test(`long messages a receiver does not take as parts come joined, as before: refused parts, text, a fragmented message, no wantsParts (${role})`, (t) => {
+    const payload = pattern(200_000)
+    const joined = (receiver: object, wire: Uint8Array[]): Uint8Array[] => {
+      const session = newSession(role)
+      const out: Uint8Array[] = []
+      const r = { onMessage: (d: Uint8Array) => { out.push(d.slice()) }, onMessageAt: () => { t.fail('not whole in a read') }, ...receiver }
+      for (const chunk of wire) {
+        for (const e of session.receive(chunk, r)) if (e.type === 'message') out.push(e.data.slice())
+      }
+      return out
+    }
+    let offered = 0
+    const refusing = { wantsParts: true, onMessageParts: () => { offered++; return false } }
+    t.deepEqual(joined(refusing, longReads(payload, 65536)), [payload], 'refused: joined and delivered')
+    t.is(offered, 1)
+    offered = 0
+    const textPayload = utf8('é'.repeat(100_000))
+    const textWire = text(role, textPayload)
+    const textReads = [textWire.slice(0, 65536), textWire.slice(65536, 131072), textWire.slice(131072)]
+    t.deepEqual(joined(refusing, textReads), [textPayload], 'text')
+    const fragWire = concat([binary(role, payload.subarray(0, 100_000), false), cont(role, payload.subarray(100_000))])
+    t.deepEqual(joined(refusing, [fragWire.slice(0, 65536), fragWire.slice(65536, 150_000), fragWire.slice(150_000)]), [payload], 'fragments')
+    t.is(offered, 0, 'neither text nor a fragment is offered as parts')
+    t.deepEqual(joined({}, longReads(payload, 65536)), [payload], 'a receiver without onMessageParts')
+  })
+}
