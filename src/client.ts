@@ -12,9 +12,9 @@
  */
 
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http'
-import { request as httpsRequest } from 'node:https'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls'
+import { loadedHttps, loadHttps } from './lazy-modules.js'
 import { acceptFor, newKey } from './crypto.js'
 import { parseProtocols, validateNegotiation, validateSwitchingProtocols, type HeaderMap } from './handshake.js'
 import { checkDeflateAnswer, deflateOffer, PERMESSAGE_DEFLATE, type DeflateParams } from './extensions/deflate-negotiation.js'
@@ -105,8 +105,11 @@ export function connect (url: string | URL, options: ConnectOptions | StreamConn
       return connect(url, { ...options, http2: false, handshakeTimeout: left } as ConnectOptions)
     })
   }
+  // wss:// over HTTP/1.1: node:https is loaded the first time it is needed (src/lazy-modules.ts).
+  const https = plan.secure ? loadedHttps() : undefined
+  if (plan.secure && https === undefined) return loadHttps().then(() => connect(url, options as ConnectOptions))
   const key = newKey()
-  const req = sendUpgradeRequest(plan, key)
+  const req = sendUpgradeRequest(plan, key, https?.request ?? httpRequest)
   return attemptHandshake<Connection | StreamConnection>(options, () => req.destroy(), (attempt) => {
     req.on('error', attempt.fail)
     req.on('response', (res: IncomingMessage) => readRefusal(res, plan, key, attempt.fail))
@@ -189,9 +192,8 @@ export function offerHeaders (plan: ClientPlan): Record<string, string> {
 }
 
 /** Open the TCP (or TLS) connection and send the HTTP/1.1 upgrade request of §4.1 with `key`. */
-function sendUpgradeRequest (plan: ClientPlan, key: string): ClientRequest {
+function sendUpgradeRequest (plan: ClientPlan, key: string, request: typeof httpRequest): ClientRequest {
   const { target, secure, options } = plan
-  const request = secure ? httpsRequest : httpRequest
   const req = request({
     ...(secure ? options.tls : {}),
     protocol: secure ? 'https:' : 'http:',

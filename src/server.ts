@@ -13,10 +13,9 @@
  */
 
 import { createServer as createHttpServer, ServerResponse, type IncomingMessage, type Server as HttpServer } from 'node:http'
-import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https'
+import type { Server as HttpsServer } from 'node:https'
 import type { Http2SecureServer, IncomingHttpHeaders as Http2Headers, ServerHttp2Stream } from 'node:http2'
 import type { AddressInfo } from 'node:net'
-import { Server as TlsServer } from 'node:tls'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import { acceptFor } from './crypto.js'
 import { HandshakeError, InvalidStateError } from './errors.js'
@@ -28,6 +27,7 @@ import { CloseCode } from './protocol/close-codes.js'
 import { Topics } from './topics/topics.js'
 import { handshakeRefusedChannel, publishRefused } from './diagnostics.js'
 import { Http2Streams, refusePlainRequest, type Negotiated, type RequestDetails } from './http2/server.js'
+import { isTlsServer, loadHttp2, loadHttps } from './lazy-modules.js'
 import { authorizeRefusal } from './authorize.js'
 import { DEFAULT_SERVER_OPTIONS, type HostServer, type ListenOptions, type ServerStats, type WebSocketServerOptions, type WholeModeOptions } from './server-options.js'
 import type { Transport } from './driver/transport.js'
@@ -192,6 +192,9 @@ export class WebSocketServer {
    * server may listen again; while `close()` is under way this rejects.
    */
   async listen (options: ListenOptions = {}): Promise<AddressInfo> {
+    // TLS and HTTP/2 code is loaded only for a server that uses it (src/lazy-modules.ts).
+    const https = options.tls !== undefined && options.http2 === false ? await loadHttps() : undefined
+    const http2 = options.tls !== undefined && options.http2 !== false ? await loadHttp2() : undefined
     this.reopen()
     if (this.httpServer !== undefined) throw new InvalidStateError('the server is already listening')
     const maxHeaderSize = this.options.maxHeaderSize ?? DEFAULT_SERVER_OPTIONS.maxHeaderSize
@@ -200,10 +203,10 @@ export class WebSocketServer {
     const handshakeTimeout = this.options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout
     const server = options.tls === undefined
       ? createHttpServer(serverOptions)
-      : options.http2 === false
-        ? createHttpsServer({ ...serverOptions, handshakeTimeout, ...options.tls })
+      : https !== undefined
+        ? https.createServer({ ...serverOptions, handshakeTimeout, ...options.tls })
         // HTTP/2 and HTTP/1.1 on one port, by ALPN.
-        : this.h2.createServer(maxHeaderSize, handshakeTimeout, options.tls)
+        : this.h2.createServer(http2!.createSecureServer, maxHeaderSize, handshakeTimeout, options.tls)
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       if (req.httpVersionMajor === 2) {
         refusePlainRequest(res)
@@ -309,7 +312,7 @@ export class WebSocketServer {
     const requestListener = (req: IncomingMessage): void => { this.clearHandshakeTimer(req.socket) }
     attachedPaths.set(listener, options.path)
     server.on('upgrade', listener)
-    server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', connectionListener)
+    server.on(isTlsServer(server) ? 'secureConnection' : 'connection', connectionListener)
     server.on('request', requestListener)
     // HTTP/2: extended CONNECT streams for our path; the host serves every other request.
     const { streamListener, connectListener } = this.h2.attach(server, options.path)

@@ -10,7 +10,7 @@ declare const gc: undefined | (() => void)
 const gcStats = { major: 0, minor: 0, ms: 0 }
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
-    const kind = (e.detail as { kind?: number } | undefined)?.kind
+    const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind
     if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) gcStats.major++
     else if (kind === constants.NODE_PERFORMANCE_GC_MINOR) gcStats.minor++
     gcStats.ms += e.duration

@@ -8,9 +8,10 @@
  * @packageDocumentation
  */
 
-import { connect as connectSession, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type SecureClientSessionOptions } from 'node:http2'
+import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, SecureClientSessionOptions } from 'node:http2'
 import type { Socket } from 'node:net'
 import type { Duplex as NodeDuplex } from 'node:stream'
+import { loadHttp2 } from '../lazy-modules.js'
 import { attemptHandshake, checkNegotiation, offerHeaders, openClientConnection, type ClientPlan, type Negotiated } from '../client.js'
 import type { Connection, StreamConnection } from '../driver/types.js'
 import { UpgradeError } from '../errors.js'
@@ -47,7 +48,7 @@ function keyOf (origin: string, tls: object | undefined): string {
 }
 
 /** The pooled session for `origin`, opened if there is none (or the one there is going away). */
-function sessionFor (origin: string, tls: SecureClientSessionOptions | undefined, clock: Clock): PooledSession {
+function sessionFor (origin: string, tls: SecureClientSessionOptions | undefined, clock: Clock, connectSession: typeof import('node:http2').connect): PooledSession {
   const key = keyOf(origin, tls)
   const found = pool.get(key)
   if (found !== undefined && !found.session.closed && !found.session.destroyed) return found
@@ -137,7 +138,8 @@ export interface Http2Opened {
  * session's error. `signal` abandons the attempt.
  */
 export async function openHttp2 (attempt: Http2Attempt, signal: AbortSignal): Promise<Http2Opened | undefined> {
-  const entry = sessionFor(attempt.origin, attempt.tls, attempt.clock)
+  // node:http2 is loaded only once HTTP/2 is used (src/lazy-modules.ts).
+  const entry = sessionFor(attempt.origin, attempt.tls, attempt.clock, (await loadHttp2()).connect)
   if (entry.idle !== undefined) {
     entry.clock.clearTimeout(entry.idle)
     entry.idle = undefined

@@ -7,7 +7,7 @@
  * @packageDocumentation
  */
 
-import { constants, createSecureServer, type Http2SecureServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
+import type { createSecureServer, Http2SecureServer, Http2Server, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
 import type { SecureContextOptions } from 'node:tls'
 import { acceptFor } from '../crypto.js'
@@ -94,6 +94,9 @@ const END_STREAM_GRACE = 1000
 
 /** The connection-level receive window of our own sessions. */
 const SESSION_WINDOW = 16 * 1024 * 1024
+/** RFC 9113 §7 error codes for RST_STREAM: written out so node:http2 is loaded only when used. */
+const NO_ERROR = 0x0
+const REFUSED_STREAM = 0x7
 
 /** A session we serve WebSockets on: how many are open, and whether it is to get GOAWAY once none is. */
 interface SessionState {
@@ -159,7 +162,7 @@ export class Http2Streams {
     // One TCP connection must not carry WebSockets without bound: past the limit the stream is
     // refused with REFUSED_STREAM, which tells the client nothing was processed (RFC 9113 §8.7).
     if (state.open + state.pending >= this.host.maxStreamsPerSession) {
-      stream.close(constants.NGHTTP2_REFUSED_STREAM)
+      stream.close(REFUSED_STREAM)
       return true
     }
     if (!this.host.accepting()) {
@@ -330,11 +333,11 @@ export class Http2Streams {
    * The server `listen({ tls })` makes: HTTP/2 and HTTP/1.1 on one port, by ALPN. Its sessions
    * are adopted: each must open a stream within `handshakeTimeout`.
    */
-  createServer (maxHeaderSize: number, handshakeTimeout: number, tls: SecureContextOptions): Http2SecureServer {
+  createServer (create: typeof createSecureServer, maxHeaderSize: number, handshakeTimeout: number, tls: SecureContextOptions): Http2SecureServer {
     // SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3) lets clients open WebSockets on their HTTP/2
     // connection; SETTINGS_MAX_CONCURRENT_STREAMS tells them how many (they queue the rest).
     const settings = { enableConnectProtocol: true, maxHeaderListSize: maxHeaderSize, initialWindowSize: STREAM_WINDOW, maxConcurrentStreams: this.host.maxStreamsPerSession }
-    const server = createSecureServer({ allowHTTP1: true, handshakeTimeout, settings, ...tls })
+    const server = create({ allowHTTP1: true, handshakeTimeout, settings, ...tls })
     // The HTTP/1.1 side of the port is Node's HTTP server code run on this server, which reads
     // `maxHeaderSize` from it (http2.createSecureServer does not take the option).
     ;(server as unknown as { maxHeaderSize: number }).maxHeaderSize = maxHeaderSize
@@ -370,7 +373,7 @@ function ignoreError (): void {}
 function destroySession (session: ServerHttp2Session): void { session.destroy() }
 
 /** RFC 9113 §8.1: after a complete response, RST_STREAM NO_ERROR asks the client to stop sending. */
-function stopStream (stream: ServerHttp2Stream): void { stream.close(constants.NGHTTP2_NO_ERROR) }
+function stopStream (stream: ServerHttp2Stream): void { stream.close(NO_ERROR) }
 
 /** A host `attach` can take HTTP/2 streams from: an `http2` server (it has `updateSettings`, which HTTP/1 servers lack). */
 export function isHttp2Host (server: object): server is Http2SecureServer | Http2Server {
