@@ -13,7 +13,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { extractBaseline } from './lib/baseline.js'
+import { currentWspipe, extractBaseline } from './lib/baseline.js'
 import { encodeMaskedFrame, OP_BINARY } from './lib/frames.js'
 import { cpuSecondsOf, kill, request, loadAverage, machineInfo, median, nextMessage, rssOf, sleep, spawnTs, srcVersion, tasksetAvailable } from './lib/proc.js'
 
@@ -32,7 +32,7 @@ const cfg = {
 const FRAME = 2 + cfg.payload // what each subscriber receives per message
 const baseline = flag('baseline') !== undefined ? extractBaseline(flag('baseline')!, here) : undefined
 const SERVERS: Array<{ name: string, file: string, env?: Record<string, string> }> = [
-  { name: 'wspipe topics', file: 'servers/broadcast-wspipe.ts' },
+  { name: 'wspipe topics', file: 'servers/broadcast-wspipe.ts', env: currentWspipe(here).env },
   ...(baseline !== undefined ? [{ name: `${baseline.name} topics`, file: 'servers/broadcast-wspipe.ts', env: baseline.env }] : []),
   { name: 'ws loop', file: 'servers/broadcast-ws.ts' }
 ]

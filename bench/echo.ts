@@ -10,6 +10,7 @@
 //            every connection a stream of one session, RFC 8441; throughput and latency only)
 //            --baseline=REF (wspipe's src at git REF too, in the same rounds; per-round ratios)
 //            --profile (servers write V8 CPU profiles to bench/profiles/<server>/; see bench/profile-summary.ts)
+//            --from-src (wspipe's src/ through tsx, not built: profiles then name src/ files)
 //            --server-node-flags=F1,F2 (node/V8 flags for every server, e.g. --initial-old-space-size=64:
 //            V8's old-generation limit otherwise decides whether a server falls into back-to-back
 //            mark-compacts at 16 KiB and 1 MiB, whichever library it runs)
@@ -22,7 +23,7 @@ import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { spawnTs, request, nextMessage, kill, stop, sleep, median, rssOf, procStatOf, machineCpuSeconds, machineInfo, tasksetAvailable, loadAverage, srcVersion } from './lib/proc.js'
-import { extractBaseline } from './lib/baseline.js'
+import { currentWspipe, describeWspipe, extractBaseline } from './lib/baseline.js'
 import type { RunCommand, RunResult, Transport } from './loadgen.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -120,6 +121,11 @@ async function main (): Promise<void> {
     console.log(`warning: ulimit -n is ${ulimit}; the ${IDLE_CONNS}-connection test needs more (run \`ulimit -n 65536\` first)\n`)
   }
 
+  // wspipe as it ships: built from src/ (bench/lib/baseline.ts)
+  const current = currentWspipe(here)
+  SERVERS[0].env = current.env
+  for (const def of Object.values(TRANSPORT_SERVERS)) def.env = current.env
+  console.log(`wspipe: ${describeWspipe(current)}\n`)
   const extracted = baselineRef !== undefined ? extractBaseline(baselineRef, here) : undefined
   const baseline: { def: ServerDef } | undefined = extracted !== undefined ? { def: { name: extracted.name, file: 'servers/wspipe.ts', env: extracted.env, raw: false } } : undefined
   const defs = [

@@ -1,22 +1,68 @@
-// --baseline=REF for the benchmarks: src/ as it was at git REF, extracted with `git archive` to a
-// temporary directory, so the same server harness runs over both versions in one run
-// (WSPIPE_SRC tells a server script which src/index.ts to import).
+// How the benchmarks load wspipe: as it ships, JavaScript built from src/ (comments stripped,
+// one file per module, as `npm run build` makes dist/), not src/ through tsx's loader, which
+// keeps every module's TypeScript source and a source map in the heap (~0.7 MB more for wspipe
+// than for ws in a server process; on these small heaps that is enough to put V8 into a loop of
+// mark-compacts under socket traffic, docs/performance.md). --from-src keeps the tsx path (CPU
+// profiles then name src/ files).
+//
+// --baseline=REF: src/ as it was at git REF, extracted with `git archive` and built the same way,
+// so the same server harness runs over both versions in one run (WSPIPE_SRC tells a server
+// script which index to import).
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
+import { buildSync } from 'esbuild'
 
-/** src at a git ref: `name` is `wspipe@<short hash>`, `env` goes to the server process. */
+/** A wspipe to load: `name` is `wspipe` or `wspipe@<short hash>`, `env` goes to the server process. */
 export interface Baseline { name: string, env: Record<string, string>, cleanup: () => void }
 
-export function extractBaseline (ref: string, cwd: string): Baseline {
-  const root = execFileSync('git', ['rev-parse', '--show-toplevel'], { cwd, encoding: 'utf8' }).trim()
-  const short = execFileSync('git', ['rev-parse', '--short', ref], { cwd: root, encoding: 'utf8' }).trim()
-  const dir = mkdtempSync(join(tmpdir(), 'wspipe-baseline-'))
-  execFileSync('sh', ['-c', `git archive ${short} src | tar -x -C "${dir}"`], { cwd: root })
-  // the extracted src resolves its dependencies from this checkout's node_modules
-  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'))
+const fromSrc = process.argv.includes('--from-src')
+
+function root (cwd: string): string {
+  return execFileSync('git', ['rev-parse', '--show-toplevel'], { cwd, encoding: 'utf8' }).trim()
+}
+
+/** Every .ts file under `dir`, recursively. */
+function tsFiles (dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter(f => f.endsWith('.ts') && !f.endsWith('.d.ts')).map(f => join(dir, f))
+}
+
+/** Build `srcDir` into `outDir` (a file per module, as tsc would) and return the index's path. */
+function build (srcDir: string, outDir: string): string {
+  buildSync({ entryPoints: tsFiles(srcDir), outdir: outDir, outbase: srcDir, format: 'esm', platform: 'node', target: 'node20', legalComments: 'none', logLevel: 'error' })
+  return join(outDir, 'index.js')
+}
+
+function tempDir (repo: string): { dir: string, cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'wspipe-bench-'))
+  // the built modules resolve their dependencies from this checkout's node_modules
+  symlinkSync(join(repo, 'node_modules'), join(dir, 'node_modules'))
   const cleanup = (): void => rmSync(dir, { recursive: true, force: true })
   process.on('exit', cleanup)
-  return { name: `wspipe@${short}`, env: { WSPIPE_SRC: join(dir, 'src', 'index.ts') }, cleanup }
+  return { dir, cleanup }
+}
+
+/** This checkout's wspipe, built (or, with --from-src, its src/ as it is). */
+export function currentWspipe (cwd: string): Baseline {
+  if (fromSrc) return { name: 'wspipe', env: {}, cleanup: () => {} }
+  const repo = root(cwd)
+  const { dir, cleanup } = tempDir(repo)
+  const index = build(join(repo, 'src'), join(dir, 'dist'))
+  return { name: 'wspipe', env: { WSPIPE_SRC: index }, cleanup }
+}
+
+/** wspipe's src/ at git `ref`, built like {@link currentWspipe}. */
+export function extractBaseline (ref: string, cwd: string): Baseline {
+  const repo = root(cwd)
+  const short = execFileSync('git', ['rev-parse', '--short', ref], { cwd: repo, encoding: 'utf8' }).trim()
+  const { dir, cleanup } = tempDir(repo)
+  execFileSync('sh', ['-c', `git archive ${short} src | tar -x -C "${dir}"`], { cwd: repo })
+  const index = fromSrc ? join(dir, 'src', 'index.ts') : build(join(dir, 'src'), join(dir, 'dist'))
+  return { name: `wspipe@${short}`, env: { WSPIPE_SRC: index }, cleanup }
+}
+
+/** Where a built index came from, for the report's header. */
+export function describeWspipe (b: Baseline): string {
+  return b.env.WSPIPE_SRC === undefined ? 'src/ through tsx (--from-src)' : `built from src/ (${relative(tmpdir(), b.env.WSPIPE_SRC)})`
 }

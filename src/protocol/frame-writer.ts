@@ -28,18 +28,13 @@ export function newBytes (size: number): Uint8Array {
 }
 
 /**
- * Copy `length` bytes of `src` from `start` into `out` at `at`, eight to a step: for the few
- * bytes of a small frame this beats `set` (which needs a view of them) and a plain loop.
+ * Copy `length` bytes from `src` at `start` into `out` at `at`, four to a step: for the few
+ * bytes of a small frame this beats `set` (which needs a view of them) and a byte loop.
  */
-function copyBytes (out: Uint8Array, at: number, src: Uint8Array, start: number, length: number): void {
+function copyBytes (out: DataView, at: number, src: DataView, start: number, length: number): void {
   let i = 0
-  for (; i + 8 <= length; i += 8) {
-    const s = start + i
-    const o = at + i
-    out[o] = src[s]; out[o + 1] = src[s + 1]; out[o + 2] = src[s + 2]; out[o + 3] = src[s + 3]
-    out[o + 4] = src[s + 4]; out[o + 5] = src[s + 5]; out[o + 6] = src[s + 6]; out[o + 7] = src[s + 7]
-  }
-  for (; i < length; i++) out[at + i] = src[start + i]
+  for (; i + 4 <= length; i += 4) out.setInt32(at + i, src.getInt32(start + i))
+  for (; i < length; i++) out.setUint8(at + i, src.getUint8(start + i))
 }
 
 /** Encodes frames into a queue of byte arrays for the transport, in order. */
@@ -54,6 +49,11 @@ export class FrameWriter {
   private output: Uint8Array[] | undefined
   private outputBytes = 0
   private slab: Uint8Array = EMPTY
+  /** The slab's DataView, for {@link FrameWriter.frameAt}'s copies; made when first needed. */
+  private slabView: DataView | undefined = undefined
+  /** The last `bytes` given to {@link FrameWriter.frameAt} (a read being handled) and its DataView; let go at {@link FrameWriter.take}. */
+  private source: Uint8Array | undefined = undefined
+  private sourceView: DataView | undefined = undefined
   private nextSlabSize = SLAB_MIN
   /** Where the slab's bytes not yet in `output` start, and where its free room starts. */
   private slabStart = 0
@@ -130,7 +130,11 @@ export class FrameWriter {
     if (this.slabUsed + headerLen + length > this.slab.length) this.newSlab(headerLen + length)
     const slab = this.slab
     const at = writeFrameHeader(slab, this.slabUsed, opcode, length, true, false, false)
-    copyBytes(slab, at, bytes, start, length)
+    if (bytes !== this.source) {
+      this.source = bytes
+      this.sourceView = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    }
+    copyBytes(this.slabView ??= new DataView(slab.buffer, slab.byteOffset, slab.byteLength), at, this.sourceView!, start, length)
     this.slabUsed = at + length
   }
 
@@ -164,10 +168,14 @@ export class FrameWriter {
 
   /** Take everything queued, in order; the caller writes it. */
   take (): Uint8Array[] {
+    // The read that frameAt copied from must not stay pinned.
+    this.source = undefined
+    this.sourceView = undefined
     if (this.slabUsed > this.slabStart) this.flushSlab()
     // Let a nearly full slab go now rather than hold it while the connection idles.
     if (this.slab.length - this.slabUsed < SLAB_KEEP) {
       this.slab = EMPTY
+      this.slabView = undefined
       this.slabStart = 0
       this.slabUsed = 0
     }
@@ -208,6 +216,7 @@ export class FrameWriter {
     const size = Math.max(atLeast, this.nextSlabSize)
     if (this.slab !== EMPTY && this.nextSlabSize < SLAB_MAX) this.nextSlabSize *= 2
     this.slab = this.alloc(size)
+    this.slabView = undefined
     this.slabStart = 0
     this.slabUsed = 0
   }

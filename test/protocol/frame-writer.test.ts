@@ -209,3 +209,24 @@ test('frameAt writes the same bytes as frame() for a payload given by its place 
     }
   }
 })
+
+test('frameAt from several arrays in turn (views at an offset into larger buffers), over many slabs, writes the same bytes as frame()', (t) => {
+  const backing = new Uint8Array(4096)
+  for (let i = 0; i < backing.length; i++) backing[i] = (i * 11 + 5) & 0xff
+  const sources = [backing.subarray(3, 1500), backing.subarray(1001), new Uint8Array(backing.buffer, 7, 999)]
+  const byPlace = new FrameWriter(false, undefined)
+  const byView = new FrameWriter(false, undefined)
+  const placed: Uint8Array[] = []
+  const viewed: Uint8Array[] = []
+  // 600 frames of up to 200 bytes: past the first slabs' sizes, so frames land in fresh slabs.
+  for (let i = 0; i < 600; i++) {
+    const source = sources[i % sources.length]
+    const length = (i * 37) % 201
+    const start = (i * 13) % (source.length - length)
+    byPlace.frameAt(Opcode.Binary, source, start, start + length)
+    byView.frame(Opcode.Binary, source.subarray(start, start + length), true, false)
+    if (i % 97 === 0) { placed.push(...byPlace.take()); viewed.push(...byView.take()) }
+  }
+  placed.push(...byPlace.take()); viewed.push(...byView.take())
+  t.deepEqual(concat(placed), concat(viewed))
+})
