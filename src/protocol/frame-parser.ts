@@ -166,7 +166,7 @@ export class FrameParser {
   private readonly alloc: (size: number) => Uint8Array
   /**
    * A taker may take long split frames as their parts ({@link WholeFrameTaker.takeParts}): keep
-   * them by reference (the {@link Gatherer}'s rule: small parts copied, memory within 2x) rather
+   * them by reference (the gatherer's rule, gather.ts: small parts copied, memory within 2x) rather
    * than copying them into one buffer as they come. Set before each {@link FrameParser.push}.
    */
   keepParts = false
