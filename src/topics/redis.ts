@@ -77,7 +77,7 @@ export const DEFAULT_REDIS_ADAPTER_OPTIONS = {
 interface RedisClient {
   readonly isReady: boolean
   connect: () => Promise<unknown>
-  on: ((event: 'error', listener: (err: Error) => void) => unknown) & ((event: 'ready', listener: () => void) => unknown)
+  on: ((event: 'error', listener: (err: Error) => void) => unknown) & ((event: 'ready' | 'connect', listener: () => void) => unknown)
   publish: (channel: string, message: Buffer) => Promise<unknown>
   subscribe: (channel: string, listener: (message: Buffer, channel: Buffer) => void, bufferMode: true) => Promise<void>
   unsubscribe: (channel: string) => Promise<void>
@@ -349,6 +349,13 @@ export class RedisAdapter implements TopicsAdapter {
   /** Stop both clients at once (no reconnecting, nothing waited for). */
   private destroy (): void {
     for (const client of [this.pub, this.sub]) {
+      // node-redis keeps a socket only once it has connected: one still connecting when destroy()
+      // runs is missed and would stay open (seen under load in CI), so it goes when it says so.
+      client.on('connect', () => {
+        try {
+          client.destroy?.()
+        } catch {}
+      })
       try {
         client.destroy?.()
       } catch {}
