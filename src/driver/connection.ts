@@ -456,7 +456,7 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
   /** A long binary message as the parts it arrived in: an echo waiting for it writes them as they are, never joined. */
   onMessageParts (parts: readonly Uint8Array[], length: number): boolean {
     const source = this.source as MessageSource
-    if (!source.sinkTakesNext || this.compression !== undefined || !this.pump!.offerParts(parts, length)) return false
+    if (!source.sinkTakesNext || !this.pump!.offerParts(parts, length)) return false
     source.taken++
     return true
   }

@@ -292,10 +292,11 @@ export class Session implements WholeFrameTaker {
 
   /**
    * {@link Session.send} for a binary message given as `parts` (a received one, echoed): one
-   * frame whose payload is the parts, queued by reference, never joined. False after our close.
+   * frame whose payload is the parts, queued by reference, never joined; with permessage-deflate
+   * negotiated it goes uncompressed (RSV1 clear, as {@link Session.sendCompressed} with no
+   * payload sends). False after our close.
    */
   sendParts (parts: readonly Uint8Array[]): boolean {
-    if (this.compression !== undefined) return this.send(joinParts(parts), true)
     if (this.close.sent !== undefined) return false
     this.checkNoFragments()
     this.writer.parts(Opcode.Binary, parts, false)
@@ -583,17 +584,4 @@ export class Session implements WholeFrameTaker {
     this.parser.discard()
     this.messages.dropHeld()
   }
-}
-
-/** `parts` in one buffer. */
-function joinParts (parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0
-  for (const p of parts) length += p.length
-  const out = new Uint8Array(length)
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
 }

@@ -120,3 +120,14 @@ test('sendCompressed: a payload compressed elsewhere goes with RSV1, one buffer 
   t.is(out[2], big[1])
   t.throws(() => new Session({ role: 'server' }).sendCompressed(utf8('x'), false, utf8('y')), { instanceOf: TypeError })
 })
+
+test('sendParts with an extension negotiated: one binary frame, RSV1 clear (an uncompressed message), the parts by reference, not joined', (t) => {
+  const s = new Session({ role: 'server', compression: fake() })
+  const parts = [new Uint8Array(8192).fill(1), new Uint8Array(8192).fill(2)]
+  t.true(s.sendParts(parts))
+  const out = s.takeOutput()
+  t.is(out[1], parts[0])
+  t.is(out[2], parts[1])
+  const [frame] = new FrameParser({ role: 'client', allowedReservedBits: 0x40 }).push(concat(out))
+  t.deepEqual([frame.opcode, frame.rsv1, frame.fin, frame.payload.length], [Opcode.Binary, false, true, 16384])
+})
