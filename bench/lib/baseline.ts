@@ -9,7 +9,7 @@
 // so the same server harness runs over both versions in one run (WSPIPE_SRC tells a server
 // script which index to import).
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { buildSync } from 'esbuild'
@@ -38,6 +38,10 @@ function tempDir (repo: string): { dir: string, cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'wspipe-bench-'))
   // the built modules resolve their dependencies from this checkout's node_modules
   symlinkSync(join(repo, 'node_modules'), join(dir, 'node_modules'))
+  // ESM, as wspipe's own package.json says: without it node takes the built .js files for
+  // CommonJS, and tsx (the servers' loader) rewrites every one of them, keeping the rewritten
+  // source and an inline source map per module in the server's heap (1.5 MB over ws's)
+  writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n')
   const cleanup = (): void => rmSync(dir, { recursive: true, force: true })
   process.on('exit', cleanup)
   return { dir, cleanup }
