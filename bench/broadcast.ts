@@ -11,9 +11,9 @@
 import { execFileSync, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
-import { dirname, join } from 'node:path'
+import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { currentWspipe, extractBaseline } from './lib/baseline.js'
+import { currentWspipe, extractBaseline, serverScript } from './lib/baseline.js'
 import { encodeMaskedFrame, OP_BINARY } from './lib/frames.js'
 import { cpuSecondsOf, kill, request, loadAverage, machineInfo, median, nextMessage, rssOf, sleep, spawnTs, srcVersion, tasksetAvailable } from './lib/proc.js'
 
@@ -81,7 +81,7 @@ interface Result {
 }
 
 async function run (file: string, slow: number, env?: Record<string, string>): Promise<Result> {
-  const child: ChildProcess = spawnTs(join(here, file), { core: 0, nodeArgs: ['--expose-gc'], env })
+  const child: ChildProcess = spawnTs(serverScript(here, file), { core: 0, nodeArgs: ['--expose-gc'], env })
   try {
     const { port } = await nextMessage<{ port: number }>(child, 'listening', 30_000)
     let bytes = 0

@@ -10,7 +10,7 @@
 //            every connection a stream of one session, RFC 8441; throughput and latency only)
 //            --baseline=REF (wspipe's src at git REF too, in the same rounds; per-round ratios)
 //            --profile (servers write V8 CPU profiles to bench/profiles/<server>/; see bench/profile-summary.ts)
-//            --from-src (wspipe's src/ through tsx, not built: profiles then name src/ files)
+//            --from-src (wspipe's src/ and the server scripts through tsx, not built: profiles then name src/ files)
 //            --server-node-flags=F1,F2 (node/V8 flags for every server, e.g. --initial-old-space-size=64:
 //            V8's old-generation limit otherwise decides whether a server falls into back-to-back
 //            mark-compacts at 16 KiB and 1 MiB, whichever library it runs)
@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { spawnTs, request, nextMessage, kill, stop, sleep, median, rssOf, procStatOf, machineCpuSeconds, machineInfo, tasksetAvailable, loadAverage, srcVersion } from './lib/proc.js'
-import { currentWspipe, describeWspipe, extractBaseline } from './lib/baseline.js'
+import { currentWspipe, describeWspipe, extractBaseline, serverScript } from './lib/baseline.js'
 import type { RunCommand, RunResult, Transport } from './loadgen.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -92,7 +92,7 @@ async function startServer (def: ServerDef, extra: string[] = []): Promise<Runni
   const nodeArgs = ['--expose-gc', ...serverNodeFlags]
   // one directory per server: the tsx loader thread writes a profile of its own next to the main thread's
   if (args.includes('--profile')) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${join(here, 'profiles', def.name.replace(/\W+/g, '-'))}`)
-  const child = spawnTs(join(here, def.file), { core: 0, env: def.env, nodeArgs, args: [...(def.args ?? []), ...extra] })
+  const child = spawnTs(serverScript(here, def.file), { core: 0, env: def.env, nodeArgs, args: [...(def.args ?? []), ...extra] })
   try {
     const m = await nextMessage(child, 'listening', 30_000)
     if (def.name === 'ws' && (m.bufferutil === true || m.utf8validate === true)) throw new Error('plain ws loaded a native add-on')

@@ -1,9 +1,10 @@
 // How the benchmarks load wspipe: as it ships, JavaScript built from src/ (comments stripped,
 // one file per module, as `npm run build` makes dist/), not src/ through tsx's loader, which
-// keeps every module's TypeScript source and a source map in the heap (~0.7 MB more for wspipe
-// than for ws in a server process; on these small heaps that is enough to put V8 into a loop of
-// mark-compacts under socket traffic, docs/performance.md). --from-src keeps the tsx path (CPU
-// profiles then name src/ files).
+// keeps every module's TypeScript source and a source map in the heap. The server scripts
+// (bench/servers) are built too and run on node alone, as a deployed server runs: tsx's loader
+// would add its own ~1 MB to every server's heap. On these small heaps that decides whether
+// V8 starts marking at all (docs/performance.md, "the mark-compact loop"). --from-src keeps the
+// tsx path for wspipe and the servers (CPU profiles then name src/ files).
 //
 // --baseline=REF: src/ as it was at git REF, extracted with `git archive` and built the same way,
 // so the same server harness runs over both versions in one run (WSPIPE_SRC tells a server
@@ -56,6 +57,27 @@ export function currentWspipe (cwd: string): Baseline {
   return { name: 'wspipe', env: { WSPIPE_SRC: index }, cleanup }
 }
 
+/** The server scripts the echo and broadcast benches run, built for node alone. */
+const SERVER_SCRIPTS = ['control', 'wspipe', 'ws', 'it-ws', 'tcp', 'broadcast-wspipe', 'broadcast-ws']
+
+/**
+ * Where a bench server script runs from: with --from-src, `bench/<file>` under tsx; otherwise
+ * the script built to JavaScript (once per process, in a temp directory), which
+ * {@link spawnTs} then runs without tsx. `file` is relative to bench/, e.g. `servers/ws.ts`.
+ */
+export function serverScript (cwd: string, file: string): string {
+  const repo = root(cwd)
+  if (fromSrc) return join(repo, 'bench', file)
+  if (builtServers === undefined) {
+    const { dir } = tempDir(repo)
+    const srcDir = join(repo, 'bench', 'servers')
+    buildSync({ entryPoints: SERVER_SCRIPTS.map(n => join(srcDir, `${n}.ts`)), outdir: join(dir, 'servers'), outbase: srcDir, format: 'esm', platform: 'node', target: 'node20', legalComments: 'none', logLevel: 'error' })
+    builtServers = dir
+  }
+  return join(builtServers, file.replace(/\.ts$/, '.js'))
+}
+let builtServers: string | undefined
+
 /** wspipe's src/ at git `ref`, built like {@link currentWspipe}. */
 export function extractBaseline (ref: string, cwd: string): Baseline {
   const repo = root(cwd)
@@ -68,5 +90,7 @@ export function extractBaseline (ref: string, cwd: string): Baseline {
 
 /** Where a built index came from, for the report's header. */
 export function describeWspipe (b: Baseline): string {
-  return b.env.WSPIPE_SRC === undefined ? 'src/ through tsx (--from-src)' : `built from src/ (${relative(tmpdir(), b.env.WSPIPE_SRC)})`
+  return b.env.WSPIPE_SRC === undefined
+    ? 'src/ through tsx, and so are the server scripts (--from-src)'
+    : `built from src/ (${relative(tmpdir(), b.env.WSPIPE_SRC)}); the server scripts built too, on node without tsx`
 }

@@ -44,9 +44,13 @@ export interface SpawnOptions {
   args?: string[]
 }
 
-/** Runs a TypeScript file under tsx in its own node process, pinned to `core`, with an IPC channel. */
+/**
+ * Runs a script in its own node process, pinned to `core`, with an IPC channel: a TypeScript file
+ * under tsx, a built .js file on node alone (bench/lib/baseline.ts serverScript).
+ */
 export function spawnTs (file: string, opts: SpawnOptions = {}): ChildProcess {
-  const nodeArgv = [...(opts.nodeArgs ?? []), '--import', tsxLoader, file, ...(opts.args ?? [])]
+  const loader = file.endsWith('.ts') ? ['--import', tsxLoader] : []
+  const nodeArgv = [...(opts.nodeArgs ?? []), ...loader, file, ...(opts.args ?? [])]
   const pinned = opts.core !== undefined && tasksetAvailable()
   // taskset execs node, so the child's pid is node's own pid (which /proc sampling relies on)
   const cmd = pinned ? 'taskset' : process.execPath
