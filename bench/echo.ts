@@ -14,6 +14,8 @@
 //            --server-node-flags=F1,F2 (node/V8 flags for every server, e.g. --initial-old-space-size=64:
 //            V8's old-generation limit otherwise decides whether a server falls into back-to-back
 //            mark-compacts at 16 KiB and 1 MiB, whichever library it runs)
+//            --app-heap=MB (every server keeps MB of plain objects, as an application would: a heap
+//            past V8's 8 MB marking threshold, where socket traffic alone starts mark-compacts)
 //
 // Every run reports both time bases: throughput per wall-clock second of the measured window
 // (the first table; its ratios are wall-clock ratios) and the server's CPU time per message or MB
@@ -75,6 +77,9 @@ for (const t of transports) if (t !== 'tcp' && t !== 'tls' && t !== 'h2') throw 
 const baselineRef = flag('baseline')
 // the flags hold '=' themselves: everything after the option's own '='
 const serverNodeFlags = args.find(a => a.startsWith('--server-node-flags='))?.slice('--server-node-flags='.length).split(',').filter(f => f !== '') ?? []
+// --app-heap=MB: every server first builds and keeps MB of plain objects (bench/servers/control.ts),
+// standing in for the application a real server carries
+const appHeapMb = Number(args.find(a => a.startsWith('--app-heap='))?.slice('--app-heap='.length) ?? 0)
 const onlyScenarios = flag('scenarios')?.split(',')
 const wantScenario = (id: string): boolean => onlyScenarios === undefined || onlyScenarios.includes(id)
 
@@ -92,7 +97,8 @@ async function startServer (def: ServerDef, extra: string[] = []): Promise<Runni
   const nodeArgs = ['--expose-gc', ...serverNodeFlags]
   // one directory per server: the tsx loader thread writes a profile of its own next to the main thread's
   if (args.includes('--profile')) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${join(here, 'profiles', def.name.replace(/\W+/g, '-'))}`)
-  const child = spawnTs(serverScript(here, def.file), { core: 0, env: def.env, nodeArgs, args: [...(def.args ?? []), ...extra] })
+  const env = appHeapMb > 0 ? { ...def.env, BENCH_APP_HEAP_MB: String(appHeapMb) } : def.env
+  const child = spawnTs(serverScript(here, def.file), { core: 0, env, nodeArgs, args: [...(def.args ?? []), ...extra] })
   try {
     const m = await nextMessage(child, 'listening', 30_000)
     if (def.name === 'ws' && (m.bufferutil === true || m.utf8validate === true)) throw new Error('plain ws loaded a native add-on')
@@ -116,7 +122,7 @@ async function main (): Promise<void> {
   try { ulimit = execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim() } catch {}
   console.log(`echo benchmark${quick ? ' (--quick)' : ''}: ${info.date}, ${info.nproc} cores, ${info.cpu}, node ${info.node}, ` +
     `taskset: ${tasksetAvailable() ? 'servers on core 0, load generator on core 1' : 'not available, processes unpinned'}, ulimit -n ${ulimit}, load average ${loadAverage()}`)
-  console.log(`src at ${srcVersion()}; ${cfg.rounds} rounds × (${cfg.warmupMs} ms warm-up + ${cfg.durationMs} ms measured) per server and scenario${serverNodeFlags.length > 0 ? `; servers run with ${serverNodeFlags.join(' ')}` : ''}\n`)
+  console.log(`src at ${srcVersion()}; ${cfg.rounds} rounds × (${cfg.warmupMs} ms warm-up + ${cfg.durationMs} ms measured) per server and scenario${serverNodeFlags.length > 0 ? `; servers run with ${serverNodeFlags.join(' ')}` : ''}${appHeapMb > 0 ? `; every server keeps ${appHeapMb} MB of application objects` : ''}\n`)
   if (ulimit !== 'unlimited' && Number(ulimit) < IDLE_CONNS + 100) {
     console.log(`warning: ulimit -n is ${ulimit}; the ${IDLE_CONNS}-connection test needs more (run \`ulimit -n 65536\` first)\n`)
   }
