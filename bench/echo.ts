@@ -16,6 +16,9 @@
 //            mark-compacts at 16 KiB and 1 MiB, whichever library it runs)
 //            --app-heap=MB (every server keeps MB of plain objects, as an application would: a heap
 //            past V8's 8 MB marking threshold, where socket traffic alone starts mark-compacts)
+//            --server-env=K=V (environment for every server, repeatable; e.g.
+//            GLIBC_TUNABLES=glibc.malloc.trim_threshold=33554432 keeps glibc from handing freed
+//            read buffers back to the kernel, the page faults that decide many 1 MiB rounds)
 //
 // Every run reports both time bases: throughput per wall-clock second of the measured window
 // (the first table; its ratios are wall-clock ratios) and the server's CPU time per message or MB
@@ -80,6 +83,13 @@ const serverNodeFlags = args.find(a => a.startsWith('--server-node-flags='))?.sl
 // --app-heap=MB: every server first builds and keeps MB of plain objects (bench/servers/control.ts),
 // standing in for the application a real server carries
 const appHeapMb = Number(args.find(a => a.startsWith('--app-heap='))?.slice('--app-heap='.length) ?? 0)
+// --server-env=K=V (repeatable): environment for every server, e.g. glibc's malloc tunables
+const serverEnv = Object.fromEntries(args.filter(a => a.startsWith('--server-env=')).map(a => {
+  const kv = a.slice('--server-env='.length)
+  const eq = kv.indexOf('=')
+  if (eq < 1) throw new Error(`--server-env wants K=V, got ${kv}`)
+  return [kv.slice(0, eq), kv.slice(eq + 1)]
+}))
 const onlyScenarios = flag('scenarios')?.split(',')
 const wantScenario = (id: string): boolean => onlyScenarios === undefined || onlyScenarios.includes(id)
 
@@ -97,7 +107,7 @@ async function startServer (def: ServerDef, extra: string[] = []): Promise<Runni
   const nodeArgs = ['--expose-gc', ...serverNodeFlags]
   // one directory per server: the tsx loader thread writes a profile of its own next to the main thread's
   if (args.includes('--profile')) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${join(here, 'profiles', def.name.replace(/\W+/g, '-'))}`)
-  const env = appHeapMb > 0 ? { ...def.env, BENCH_APP_HEAP_MB: String(appHeapMb) } : def.env
+  const env = { ...def.env, ...serverEnv, ...(appHeapMb > 0 ? { BENCH_APP_HEAP_MB: String(appHeapMb) } : {}) }
   const child = spawnTs(serverScript(here, def.file), { core: 0, env, nodeArgs, args: [...(def.args ?? []), ...extra] })
   try {
     const m = await nextMessage(child, 'listening', 30_000)
@@ -122,7 +132,7 @@ async function main (): Promise<void> {
   try { ulimit = execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim() } catch {}
   console.log(`echo benchmark${quick ? ' (--quick)' : ''}: ${info.date}, ${info.nproc} cores, ${info.cpu}, node ${info.node}, ` +
     `taskset: ${tasksetAvailable() ? 'servers on core 0, load generator on core 1' : 'not available, processes unpinned'}, ulimit -n ${ulimit}, load average ${loadAverage()}`)
-  console.log(`src at ${srcVersion()}; ${cfg.rounds} rounds × (${cfg.warmupMs} ms warm-up + ${cfg.durationMs} ms measured) per server and scenario${serverNodeFlags.length > 0 ? `; servers run with ${serverNodeFlags.join(' ')}` : ''}${appHeapMb > 0 ? `; every server keeps ${appHeapMb} MB of application objects` : ''}\n`)
+  console.log(`src at ${srcVersion()}; ${cfg.rounds} rounds × (${cfg.warmupMs} ms warm-up + ${cfg.durationMs} ms measured) per server and scenario${serverNodeFlags.length > 0 ? `; servers run with ${serverNodeFlags.join(' ')}` : ''}${appHeapMb > 0 ? `; every server keeps ${appHeapMb} MB of application objects` : ''}${Object.keys(serverEnv).length > 0 ? `; server environment ${Object.entries(serverEnv).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}\n`)
   if (ulimit !== 'unlimited' && Number(ulimit) < IDLE_CONNS + 100) {
     console.log(`warning: ulimit -n is ${ulimit}; the ${IDLE_CONNS}-connection test needs more (run \`ulimit -n 65536\` first)\n`)
   }
