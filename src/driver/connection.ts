@@ -297,6 +297,10 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
     return this.output.full()
   }
 
+  roomFor (length: number): boolean {
+    return this.output.roomFor(length)
+  }
+
   wakeSink (): void {
     this.pump?.pump()
   }
@@ -446,6 +450,17 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
       return
     }
     source.push(new Uint8Array(chunk.buffer, chunk.byteOffset + start, end - start), !binary)
+  }
+
+  /** An echo waits for its next message with room for all a chunk of `length` bytes holds: the session may echo its small messages itself. */
+  echoesChunk (length: number): boolean {
+    return this.compression === undefined && (this.source as MessageSource).sinkTakesNext && this.pump!.takesChunk(length)
+  }
+
+  /** The session echoed `count` messages of the read being handled (the last `lastLength` bytes long): the echo's sink took them. */
+  onEchoed (count: number, lastLength: number): void {
+    this.source.taken += count
+    this.output.echoed(lastLength)
   }
 
   /** An echo (its own source polled, no compression) takes long messages as the parts they arrived in. */

@@ -19,6 +19,9 @@ import type { OutgoingMessage } from './types.js'
 
 const EMPTY = new Uint8Array(0)
 
+/** Output queued in the session is written at once from this many bytes, not at the end of the tick or read. */
+const FLUSH_AT = 65536
+
 /** Reading stops when this many times `sendHighWaterMark` waits to be sent. */
 const READ_STOP_FACTOR = 4
 
@@ -142,6 +145,20 @@ export class Output {
     this.queued()
   }
 
+  /** The session echoed messages of the read being handled (the last `lastLength` bytes long) into its output. */
+  echoed (lastLength: number): void {
+    this.lastData = lastLength
+    this.queued()
+  }
+
+  /**
+   * `length` more bytes queued now leave the output below `sendHighWaterMark` (so a sink would
+   * take each message) and below the size at which {@link Output.queued} flushes at once.
+   */
+  roomFor (length: number): boolean {
+    return this.compression === undefined && this.session.pendingOutput + length < FLUSH_AT && this.queuedOut() + length < this.config.sendHigh
+  }
+
   /** Queue a binary message polled from this connection's own source as the `parts` it arrived in (`length` bytes): written by reference, never joined. */
   echoParts (parts: readonly Uint8Array[], length: number): void {
     this.lastData = length
@@ -188,7 +205,7 @@ export class Output {
   /** Something was queued: flush now if much is, else at the end of the tick (or of the read being handled). */
   queued (): void {
     if (this.compression !== undefined && !this.handling) this.compression.checkBudget()
-    if (this.session.pendingOutput >= 65536) this.flush()
+    if (this.session.pendingOutput >= FLUSH_AT) this.flush()
     else if (!this.handling) this.scheduleFlush()
   }
 

@@ -23,6 +23,8 @@ export interface SinkOwner {
   readonly sendingStopped: boolean
   /** Output is at the send mark even after a flush: wait for {@link SinkPump.onDrain}. */
   outputFull: () => boolean
+  /** `length` more bytes queued now would leave the output below the send mark, and leave the flush to the end of the read. */
+  roomFor: (length: number) => boolean
   /** Queue one message for sending. Throws a TypeError for anything but a string or bytes. */
   queueMessage: (message: OutgoingMessage) => void
   /** Queue a chunk of a streamed message (an empty one only if it is the last). Throws a TypeError for anything but bytes or a string. */
@@ -278,6 +280,17 @@ export class SinkPump {
     if (!this.takesOffer()) return false
     this.owner.queueEchoParts(parts, length)
     return true
+  }
+
+  /**
+   * {@link SinkPump.offer} for every message of a read of `length` bytes at once: this sink waits
+   * for its own source's next message, and the output has room for all the read's replies (each
+   * no longer than its frame came), so each would be taken as it came.
+   */
+  takesChunk (length: number): boolean {
+    if (this.phase !== WAITING || !this.own || this.pumping) return false
+    const owner = this.owner
+    return !owner.sendingStopped && owner.roomFor(length)
   }
 
   /** Whether this sink polls the connection's own source (an echo). */

@@ -13,7 +13,7 @@
 
 import { ProtocolError } from './errors.js'
 import { Gatherer } from './gather.js'
-import { applyMask, copyUnmasked } from './mask.js'
+import { applyMask, copyUnmasked, maskInView } from './mask.js'
 import { isControlOpcode, isKnownOpcode, Opcode } from './opcode.js'
 
 /** Which end of the connection this parser sits on: it decides the masking rule of §5.1. */
@@ -71,11 +71,14 @@ export interface FrameParserOptions {
  */
 export interface WholeFrameTaker {
   /**
-   * The frame with first header byte `b0`, whole, its payload (unmasked, at most 125 bytes)
-   * at `chunk[start, end)`. Offered only while no frame of this push waits in `frames` before
-   * it, so the order stays the wire's. False: it goes into `frames` as a {@link Frame}.
+   * The frame with first header byte `b0`, whole, its payload (at most 125 bytes) at
+   * `chunk[start, end)` and still masked with `key` (as `view.getInt32` reads the key, 0 when
+   * the frame is not masked; `view` is a DataView of `chunk`): a taker that copies the payload
+   * unmasks it in the copy ({@link maskInView} unmasks in place). Offered only while no frame of
+   * this push waits in `frames` before it, so the order stays the wire's. False: it goes into
+   * `frames` as a {@link Frame}, and the bytes must be as they were.
    */
-  takeFrame: (b0: number, chunk: Uint8Array, start: number, end: number) => boolean
+  takeFrame: (b0: number, view: DataView, chunk: Uint8Array, start: number, end: number, key: number) => boolean
   /**
    * A whole frame (first header byte `b0`, `length` bytes) that arrived over several chunks and
    * was kept in `parts` ({@link FrameParser.keepParts}), unmasked in place, offered before it is
@@ -265,7 +268,7 @@ export class FrameParser {
     const rsvRefused = 0x70 & ~this.allowedRsv
     const buffer = chunk.buffer
     const base = chunk.byteOffset
-    // Made at the first small masked frame of this chunk, dropped with it (it must not pin the read).
+    // Made at the first small frame of this chunk that needs it, dropped with it (it must not pin the read).
     let view: DataView | undefined
     while (off < len) {
       const avail = len - off
@@ -283,11 +286,19 @@ export class FrameParser {
         const start = off + headerLen
         const end = start + len7
         if (end <= len) {
-          if (masked && len7 > 0) unmaskSmall(view ??= new DataView(buffer, base, len), chunk, start, end)
+          off = end
+          if (taker !== undefined && frames.length === 0) {
+            view ??= new DataView(buffer, base, len)
+            // Offered still masked: an echo unmasks it as it copies it (§5.3's XOR, once).
+            if (taker.takeFrame(b0, view, chunk, start, end, masked ? view.getInt32(start - 4) : 0)) continue
+          }
+          if (masked && len7 > 0) {
+            view ??= new DataView(buffer, base, len)
+            maskInView(view, chunk, start, end, view.getInt32(start - 4))
+          }
           // A plain view made directly: `subarray` would look up the chunk's species constructor
           // (a Node Buffer's is JavaScript, and cost a quarter of the time at 16 B per frame).
-          if (taker === undefined || frames.length > 0 || !taker.takeFrame(b0, chunk, start, end)) frames.push(makeFrame(b0, new Uint8Array(buffer, base + start, len7)))
-          off = end
+          frames.push(makeFrame(b0, new Uint8Array(buffer, base + start, len7)))
           continue
         }
       }
@@ -580,22 +591,6 @@ function newBytes (size: number): Uint8Array {
 function isSmallOpcode (b0: number): boolean {
   const opcode = b0 & 0x0f
   return opcode <= 2 || (opcode >= 8 && opcode <= 10 && (b0 & 0x80) !== 0)
-}
-
-/**
- * Unmask `chunk[start, end)` in place with the key in the 4 bytes before `start` (§5.3), four
- * bytes at a time through `view` (a DataView of the chunk: any alignment, one big-endian word
- * per step, so the key read the same way needs no byte order), bytes only at the end.
- */
-function unmaskSmall (view: DataView, chunk: Uint8Array, start: number, end: number): void {
-  const key = view.getInt32(start - 4)
-  let i = start
-  for (; i + 4 <= end; i += 4) view.setInt32(i, view.getInt32(i) ^ key)
-  if (i < end) {
-    chunk[i] ^= key >>> 24
-    if (i + 1 < end) chunk[i + 1] ^= (key >>> 16) & 0xff
-    if (i + 2 < end) chunk[i + 2] ^= (key >>> 8) & 0xff
-  }
 }
 
 /** Header size in bytes from the second header byte: 2, plus 2 or 8 of extended length, plus 4 of mask key. */

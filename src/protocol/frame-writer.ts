@@ -138,6 +138,35 @@ export class FrameWriter {
     this.slabUsed = at + length
   }
 
+  /**
+   * Queue one whole small frame (FIN, no RSV bit, at most 125 bytes) from a server, whose payload
+   * is the bytes of `src` in `[start, end)` masked with `key` (as `src.getInt32` reads a masking
+   * key; 0 for bytes not masked): copied into the slab and unmasked in the same pass (§5.3), four
+   * bytes a step, so a received frame echoed is read and written once.
+   */
+  frameFrom (opcode: number, src: DataView, start: number, end: number, key: number): void {
+    const length = end - start
+    if (this.masked || length > 125) {
+      // Not what it is for (a client masks with its own key; longer payloads take a longer header).
+      const payload = new Uint8Array(length)
+      for (let i = 0; i < length; i++) payload[i] = src.getUint8(start + i) ^ (key >>> (24 - ((i & 3) << 3)))
+      this.frame(opcode, payload, true, false)
+      return
+    }
+    if (this.slabUsed + 2 + length > this.slab.length) this.newSlab(2 + length)
+    const slab = this.slab
+    const head = this.slabUsed
+    slab[head] = 0x80 | opcode
+    slab[head + 1] = length
+    const at = head + 2
+    const out = this.slabView ??= new DataView(slab.buffer, slab.byteOffset, slab.byteLength)
+    let i = 0
+    for (; i + 4 <= length; i += 4) out.setInt32(at + i, src.getInt32(start + i) ^ key)
+    // The last one to three bytes take the key's octets in order.
+    for (; i < length; i++) out.setUint8(at + i, src.getUint8(start + i) ^ (key >>> (24 - ((i & 3) << 3))))
+    this.slabUsed = at + length
+  }
+
   /** One frame whose payload is `parts`, in order: the parts are queued as they are (a client masks a copy), never joined. */
   parts (opcode: number, parts: readonly Uint8Array[], rsv1: boolean): void {
     let length = 0

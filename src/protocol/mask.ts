@@ -72,6 +72,21 @@ export function applyMask (data: Uint8Array, m0: number, m1: number, m2: number,
 }
 
 /**
+ * XOR `bytes[start, end)` in place with `key`, a masking key as `view.getInt32` reads it (its
+ * first octet highest), `view` being a DataView of `bytes`: four bytes a step, any alignment, no
+ * byte order to mind; bytes only at the end. Applied twice, it leaves the bytes as they were.
+ */
+export function maskInView (view: DataView, bytes: Uint8Array, start: number, end: number, key: number): void {
+  let i = start
+  for (; i + 4 <= end; i += 4) view.setInt32(i, view.getInt32(i) ^ key)
+  if (i < end) {
+    bytes[i] ^= key >>> 24
+    if (i + 1 < end) bytes[i + 1] ^= (key >>> 16) & 0xff
+    if (i + 2 < end) bytes[i + 2] ^= (key >>> 8) & 0xff
+  }
+}
+
+/**
  * A WebAssembly module, written by hand: one 64 KiB page of memory exported as `mem`, and
  * `xor(len, key)`, which XORs `mem[0, len)` (len a multiple of 64) with the 32-bit `key` splatted
  * over a v128, four 16-byte lanes a round:

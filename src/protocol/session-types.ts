@@ -158,6 +158,17 @@ export interface MessageReceiver {
    * false: they are joined and the message comes by `onMessage` or in the returned events.
    */
   onMessageParts?: (parts: readonly Uint8Array[], length: number) => boolean
+  /**
+   * Whether each whole small message of a chunk of `length` bytes may be sent back at once as it
+   * is found (an echo that waits for its next message and has room for all of them): then the
+   * session copies each one into its output itself, as {@link Session.send} would, and reports
+   * them with {@link MessageReceiver.onEchoed} rather than handing them over one by one. Asked
+   * at the start of each {@link Session.receive}, which checks its own side (no close sent, no
+   * fragments of ours under way, no compression).
+   */
+  echoesChunk?: (length: number) => boolean
+  /** `count` messages of this chunk were echoed (the last `lastLength` bytes long); called before any other message of the chunk is handed out. */
+  onEchoed?: (count: number, lastLength: number) => void
 }
 
 /** What {@link Session.receive} reports. */

@@ -33,6 +33,7 @@ import { FrameWriter, newBytes } from './frame-writer.js'
 import { MessageAssembly } from './message-assembly.js'
 import { Opcode } from './opcode.js'
 import { DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, type MessageReceiver, type SessionEvent, type SessionOptions, type SessionState } from './session-types.js'
+import { maskInView } from './mask.js'
 import { isUtf8 as jsIsUtf8 } from './utf8.js'
 
 export { DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, type MessageReceiver, type SessionOptions, type SessionMessageEvent, type SessionChunkEvent, type SessionCompressedEvent, type SessionControlEvent, type SessionCloseEvent, type SessionErrorEvent, type SessionEvent, type SessionState } from './session-types.js'
@@ -60,6 +61,11 @@ export class Session implements WholeFrameTaker {
   private close: CloseState = OPEN_CLOSE_STATE
   /** A fragmented message of ours is under way: its next frame is a continuation (§5.4). */
   private sendingFragments = false
+  /** This chunk's whole small messages are echoed as they are found ({@link MessageReceiver.echoesChunk}). */
+  private echoing = false
+  /** Messages echoed so far in this chunk, and the last one's length. */
+  private echoed = 0
+  private echoedLast = 0
 
   /**
    * An open session for `options.role` (the handshake is done elsewhere), with its limits and,
@@ -234,6 +240,9 @@ export class Session implements WholeFrameTaker {
     const taker = receiver !== undefined && !messages.messageOpen && messages.awaiting === undefined && !this.streamMessages ? this : undefined
     messages.receiver = receiver
     this.parser.keepParts = taker !== undefined && receiver!.wantsParts === true
+    // Decided once per chunk: whatever the chunk holds, no one sees its messages before they are sent back.
+    this.echoing = taker !== undefined && this.close.sent === undefined && !this.sendingFragments && this.compression === undefined &&
+      !this.writer.masked && receiver!.echoesChunk?.(chunk.length) === true
     try {
       // Frames completed before a bad header in the same chunk are still handed out first.
       const frames: Frame[] = []
@@ -242,6 +251,14 @@ export class Session implements WholeFrameTaker {
         this.parser.push(chunk, frames, taker)
       } catch (err) {
         parseError = err
+      }
+      if (this.echoing) {
+        this.echoing = false
+        const echoed = this.echoed
+        if (echoed > 0) {
+          this.echoed = 0
+          receiver!.onEchoed!(echoed, this.echoedLast)
+        }
       }
       // frames[0] may complete the frame whose start was already checked.
       const skip = messages.validatingFrame === undefined ? 0 : messages.validatedSkip(this.parser.pending)
@@ -261,20 +278,40 @@ export class Session implements WholeFrameTaker {
   /**
    * The parser's offer of a whole small frame during {@link Session.receive} (see
    * {@link WholeFrameTaker}): a whole text or binary message (FIN, no RSV bit) goes straight to
-   * the receiver. Anything else, and text that is not UTF-8, is left to the frame path, which
-   * judges it in order.
+   * the receiver, unmasked in place, or, when this chunk is echoed, straight into the output,
+   * unmasked as it is copied. Anything else, and text that is not UTF-8, is left to the frame
+   * path (as it came), which judges it in order.
    */
-  takeFrame (b0: number, chunk: Uint8Array, start: number, end: number): boolean {
+  takeFrame (b0: number, view: DataView, chunk: Uint8Array, start: number, end: number, key: number): boolean {
     const receiver = this.messages.receiver
     if (receiver === undefined) return false
     if (b0 === (0x80 | Opcode.Binary)) {
+      if (this.echoing) {
+        // Copied into the output and unmasked there, as send() would copy it: no view, no hand-over.
+        this.writer.frameFrom(Opcode.Binary, view, start, end, key)
+        this.echoed++
+        this.echoedLast = end - start
+        return true
+      }
+      if (key !== 0) maskInView(view, chunk, start, end, key)
       receiver.onMessageAt(chunk, start, end, true)
       return true
     }
     if (b0 !== (0x80 | Opcode.Text)) return false
+    if (key !== 0) maskInView(view, chunk, start, end, key)
     const data = new Uint8Array(chunk.buffer, chunk.byteOffset + start, end - start)
     // §8.1: text must be UTF-8; the message assembly fails it with 1007.
-    if (!this.isUtf8(data)) return false
+    if (!this.isUtf8(data)) {
+      // Left as it came (masked again): the parser's frame path unmasks it.
+      if (key !== 0) maskInView(view, chunk, start, end, key)
+      return false
+    }
+    if (this.echoing) {
+      this.writer.frameFrom(Opcode.Text, view, start, end, 0)
+      this.echoed++
+      this.echoedLast = end - start
+      return true
+    }
     receiver.onMessage(data, false)
     return true
   }

@@ -27,11 +27,11 @@ class EventTransport extends FakeTransport {
   }
 }
 
-function setup (heartbeat = false) {
+function setup (heartbeat = false, sendHighWaterMark?: number) {
   const clock = new VirtualClock()
   const transport = new EventTransport()
   const conn = new WebSocketConnection(transport, {
-    limits: { closeTimeout: CLOSE_TIMEOUT, heartbeat: heartbeat ? { interval: 1000, timeout: 500 } : false },
+    limits: { closeTimeout: CLOSE_TIMEOUT, heartbeat: heartbeat ? { interval: 1000, timeout: 500 } : false, sendHighWaterMark },
     role: 'server',
     protocol: '',
     url: '/',
@@ -227,4 +227,34 @@ test('sink(source), an echo: the messages of one read go back in the wire\'s ord
   ]))
   t.is(s.transport.pendingWrites.length, 1, 'the read\'s replies leave in one write')
   t.deepEqual(kinds(s.out()), [`${Opcode.Binary}:\u0001\u0002\u0003`, `${Opcode.Text}:hé`, `${Opcode.Binary}:`, `${Opcode.Pong}:p`, `${Opcode.Binary}:after`])
+})
+
+test('sink(source), an echo at sendHighWaterMark: it takes a read\'s messages only while the output is below the mark; the rest wait in source and go back, in order, once the transport drains', async (t) => {
+  const s = setup(false, 40)
+  void s.conn.sink(s.conn.source)
+  await turn()
+  const parser = new FrameParser({ role: 'client' })
+  /** What the transport holds, as frames; then the "kernel" takes it. */
+  const take = (): Frame[] => {
+    const frames = parser.push(concat(s.transport.pendingWrites.map((w) => w.bytes)))
+    s.transport.written()
+    return frames
+  }
+  const payloads = Array.from({ length: 10 }, (_, i) => new Uint8Array(10).fill(i))
+  s.transport.emit('data', concat(payloads.map((payload) => peerFrame('server', { opcode: Opcode.Binary, payload }))))
+  // 12-byte frames: the fourth takes the output to 48, past the mark of 40; the others wait.
+  const got = take()
+  t.deepEqual(got.map((f) => f.payload[0]), [0, 1, 2, 3])
+  t.true(s.conn.stats().queuedInBytes > 0)
+  for (let i = 0; i < 10 && got.length < 10; i++) {
+    s.transport.emit('drain')
+    await turn()
+    got.push(...take())
+  }
+  t.deepEqual(got.map((f) => f.payload), payloads)
+  t.is(s.conn.stats().queuedInBytes, 0)
+  // Room again: a read that fits is taken whole, in one write.
+  s.transport.emit('data', concat(payloads.map((payload) => peerFrame('server', { opcode: Opcode.Binary, payload: payload.subarray(0, 1) }))))
+  t.is(s.transport.pendingWrites.length, 1)
+  t.deepEqual(take().map((f) => f.payload[0]), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
 })

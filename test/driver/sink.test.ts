@@ -26,6 +26,7 @@ function fake (): Fake {
     failStream: () => {},
     get sendingStopped () { return o.stopped },
     outputFull: () => o.full,
+    roomFor: () => !o.full,
     queueMessage: (m) => { if (typeof m !== 'string' && !(m instanceof Uint8Array)) throw new TypeError('bad'); o.sent.push(m) },
     queueEcho: (m) => { o.sent.push(m) },
     queueEchoAt: (c, start, end) => { o.sent.push(c.slice(start, end)) },

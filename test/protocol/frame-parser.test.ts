@@ -321,8 +321,13 @@ for (const role of ROLES) {
   test(`a taker is offered each whole small frame while none waits in the output array; what it refuses, and every frame after, come as frames (${role})`, (t) => {
     const offered: string[] = []
     const taker = {
-      takeFrame: (b0: number, chunk: Uint8Array, start: number, end: number): boolean => {
-        offered.push(`${b0.toString(16)}:${new TextDecoder().decode(chunk.subarray(start, end))}`)
+      takeFrame: (b0: number, view: DataView, chunk: Uint8Array, start: number, end: number, key: number): boolean => {
+        // Offered as it came: masked with `key` (0 when not masked); unmasked here in a copy.
+        const payload = chunk.slice(start, end)
+        for (let i = 0; i < payload.length; i++) payload[i] ^= key >>> (24 - 8 * (i & 3))
+        t.is(view.getUint8(start - 1), chunk[start - 1])
+        t.is(key !== 0, role === 'server')
+        offered.push(`${b0.toString(16)}:${new TextDecoder().decode(payload)}`)
         return b0 !== 0x89
       }
     }
@@ -333,7 +338,8 @@ for (const role of ROLES) {
       peerFrame(role, { opcode: Opcode.Binary, payload: utf8('two') })
     ])
     const frames = parser.push(bytes, [], taker)
-    // The payload is offered unmasked; 'two' is not offered: the refused ping waits before it.
+    // The payload is offered masked, and left as it came when refused (the ping's frame is unmasked);
+    // 'two' is not offered: the refused ping waits before it.
     t.deepEqual(offered, ['82:one', '89:p'])
     t.deepEqual(frames.map((f) => `${f.opcode}:${new TextDecoder().decode(f.payload)}`), [`${Opcode.Ping}:p`, `${Opcode.Binary}:two`])
     // A frame split across chunks is gathered, never offered.

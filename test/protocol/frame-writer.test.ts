@@ -230,3 +230,29 @@ test('frameAt from several arrays in turn (views at an offset into larger buffer
   placed.push(...byPlace.take()); viewed.push(...byView.take())
   t.deepEqual(concat(placed), concat(viewed))
 })
+
+test('frameFrom writes the same bytes as frame() of the unmasked payload: every length 0-125, at every offset mod 4, masked with a key or not; a client writer, or a longer payload, still gets a correct frame', (t) => {
+  const masked = new Uint8Array(300)
+  for (let i = 0; i < masked.length; i++) masked[i] = (i * 7 + 3) & 0xff
+  const view = new DataView(masked.buffer)
+  for (const key of [0, 0x12345678, -0x5a5a5a5b]) {
+    const keyBytes = [key >>> 24, (key >>> 16) & 0xff, (key >>> 8) & 0xff, key & 0xff]
+    for (let length = 0; length <= 125; length++) {
+      const start = length % 4 + 1
+      // What a receiver unmasks (§5.3: octet i XOR key octet i mod 4).
+      const plain = masked.slice(start, start + length).map((b, i) => b ^ keyBytes[i & 3])
+      const from = new FrameWriter(false, undefined)
+      const expected = new FrameWriter(false, undefined)
+      from.frameFrom(Opcode.Binary, view, start, start + length, key)
+      expected.frame(Opcode.Binary, plain, true, false)
+      t.deepEqual(concat(from.take()), concat(expected.take()), `length ${length}, key ${key}`)
+    }
+    const plain = masked.slice(5, 205).map((b, i) => b ^ keyBytes[i & 3])
+    const long = new FrameWriter(false, undefined)
+    long.frameFrom(Opcode.Text, view, 5, 205, key)
+    t.deepEqual(new FrameParser({ role: 'client' }).push(concat(long.take())).map((f) => f.payload), [plain])
+    const client = new FrameWriter(true, countingMask().source)
+    client.frameFrom(Opcode.Binary, view, 5, 40, key)
+    t.deepEqual(new FrameParser({ role: 'server' }).push(concat(client.take())).map((f) => f.payload), [plain.subarray(0, 35)])
+  }
+})

@@ -4,7 +4,7 @@
  */
 
 import test from 'ava'
-import { DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, Opcode, ProtocolError, Session, type ProtocolErrorCode, type Role, type SessionEvent, type SessionOptions } from '../../src/protocol/index.js'
+import { DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, FrameParser, Opcode, ProtocolError, Session, type ProtocolErrorCode, type Role, type SessionEvent, type SessionOptions } from '../../src/protocol/index.js'
 import { assertSessionFailed, closePayload, concat, hex, newSession, oneByteAtATime, output, outputFrames, peerFrame, receiveAll, rfcMask, utf8 } from './helpers.js'
 
 const ROLES: Role[] = ['server', 'client']
@@ -664,6 +664,71 @@ for (const role of ROLES) {
     assertSessionFailed(t, session, events, 'WS_ERR_EXPECTED_CONTINUATION', 1002)
   })
 }
+
+/** A receiver that echoes whole chunks when `room` says so, and logs what it is asked and given. */
+function echoingReceiver (room: (length: number) => boolean): { log: string[], receiver: Required<Pick<import('../../src/protocol/index.js').MessageReceiver, 'onMessage' | 'onMessageAt' | 'echoesChunk' | 'onEchoed'>> } {
+  const log: string[] = []
+  const receiver = {
+    onMessage: (data: Uint8Array, binary: boolean) => { log.push(`onMessage ${binary ? 'b' : 't'}:${new TextDecoder().decode(data)}`) },
+    onMessageAt: (chunk: Uint8Array, start: number, end: number, binary: boolean) => { log.push(`onMessageAt ${binary ? 'b' : 't'}:${new TextDecoder().decode(chunk.subarray(start, end))}`) },
+    echoesChunk: (length: number) => { log.push(`echoesChunk ${length}`); return room(length) },
+    onEchoed: (count: number, last: number) => { log.push(`onEchoed ${count} ${last}`) }
+  }
+  return { log, receiver }
+}
+
+const frameText = (f: { opcode: number, payload: Uint8Array }): string => `${f.opcode}:${new TextDecoder().decode(f.payload)}`
+
+test('a server echoing a chunk copies its whole small messages into the output as it finds them, unmasked, text as text, in the wire\'s order; what follows a control frame goes the usual way, after it', (t) => {
+  const session = newSession('server')
+  const { log, receiver } = echoingReceiver(() => true)
+  const chunk = concat([binary('server', utf8('one')), text('server', 'twó'), binary('server', new Uint8Array(0)), binary('server', utf8('x'.repeat(125))), ping('server', utf8('p')), binary('server', utf8('after'))])
+  const events = session.receive(chunk, receiver)
+  t.deepEqual(log, [`echoesChunk ${chunk.length}`, 'onEchoed 4 125'])
+  // The message after the ping comes as an event, behind it; the pong follows the echoes.
+  t.deepEqual(events.map((e) => e.type), ['ping', 'message'])
+  t.deepEqual(outputFrames(session).map(frameText), [`${Opcode.Binary}:one`, `${Opcode.Text}:twó`, `${Opcode.Binary}:`, `${Opcode.Binary}:${'x'.repeat(125)}`, `${Opcode.Pong}:p`])
+  // Refused (no room): handed over one by one, as before.
+  const refusing = echoingReceiver(() => false)
+  const second = concat([binary('server', utf8('a')), text('server', 'b')])
+  t.deepEqual(session.receive(second, refusing.receiver), [])
+  t.deepEqual(refusing.log, [`echoesChunk ${second.length}`, 'onMessageAt b:a', 'onMessage t:b'])
+  t.deepEqual(outputFrames(session), [])
+})
+
+test('§8.1 text that is not UTF-8 is not echoed: the messages before it are, then the session fails with 1007 and nothing after it is read', (t) => {
+  const session = newSession('server')
+  const { log, receiver } = echoingReceiver(() => true)
+  const events = session.receive(concat([binary('server', utf8('ok')), text('server', new Uint8Array([0x61, 0xc3, 0x28, 0x62, 0x63])), binary('server', utf8('never'))]), receiver)
+  t.deepEqual(log.slice(1), ['onEchoed 1 2'])
+  const frames = new FrameParser({ role: 'client' }).push(concat(session.takeOutput()))
+  t.deepEqual(frames.map((f) => f.opcode), [Opcode.Binary, Opcode.Close])
+  t.deepEqual(frames[0].payload, utf8('ok'))
+  t.is(closePayload(frames[1]).code, 1007)
+  t.is(events[events.length - 1].type, 'error')
+  t.is(session.state, 'closed')
+})
+
+test('a session does not echo a chunk after its close was sent, while its own fragmented message is under way, or with compression; a client never asks', (t) => {
+  const closing = newSession('server')
+  closing.sendClose(1000)
+  const a = echoingReceiver(() => true)
+  closing.receive(binary('server', utf8('late')), a.receiver)
+  t.deepEqual(a.log, ['onMessageAt b:late'])
+  const fragmenting = newSession('server')
+  fragmenting.sendChunk(utf8('half'), true, false)
+  const b = echoingReceiver(() => true)
+  fragmenting.receive(binary('server', utf8('m')), b.receiver)
+  t.deepEqual(b.log, ['onMessageAt b:m'])
+  const compressing = newSession('server', { compression: { decompress: (parts) => concat([...parts]), compress: () => undefined, heldBytes: 0 } })
+  const d = echoingReceiver(() => true)
+  compressing.receive(binary('server', utf8('m')), d.receiver)
+  t.deepEqual(d.log, ['onMessageAt b:m'])
+  const client = newSession('client')
+  const c = echoingReceiver(() => true)
+  client.receive(binary('client', utf8('m')), c.receiver)
+  t.deepEqual(c.log, ['onMessageAt b:m'])
+})
 
 for (const role of ROLES) {
   /** A long binary message (masked when the peer is a client) cut into reads of `read` bytes, each its own buffer as a socket's are. */
