@@ -574,6 +574,15 @@ export class Session implements WholeFrameTaker {
     return this.writer.take()
   }
 
+  /**
+   * What {@link Session.takeOutput} returned last is held by no one any more, nor any view of it
+   * (the transport copied it): its room is reused for what is queued next. Never call it while
+   * anything may still read those bytes.
+   */
+  outputReleased (): void {
+    this.writer.takenReleased()
+  }
+
   /** Queue one frame unless our close went out (§5.5.1: nothing after it). */
   private sendFrame (opcode: number, payload: Uint8Array, fin: boolean, rsv1 = false): boolean {
     if (this.close.sent !== undefined) return false

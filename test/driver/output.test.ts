@@ -1,6 +1,7 @@
 // The Output part on its own: a real session, a fake transport, a fake connection.
 import test from 'ava'
 import { Buffer } from 'node:buffer'
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { Session } from '../../src/protocol/session.js'
 import { MemoryBudget } from '../../src/driver/budget.js'
 import { Output, type OutputOwner } from '../../src/driver/output.js'
@@ -118,4 +119,51 @@ test('chunks of a streamed message are fragments of at most maxFrame; an empty c
     { opcode: 0, fin: true, length: 0 }
   ])
   t.throws(() => { output.chunk(42 as unknown as string, false) }, { instanceOf: TypeError })
+})
+
+test('over a plain TCP socket, a batch written through to the kernel (writableLength 0 after the write) leaves its bytes to the next batch; the peer gets every frame intact. A transport that may hold what it was given never has it written over', async (t) => {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve))
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1')
+  const socket = await accepted
+  t.teardown(() => { client.destroy(); socket.destroy(); server.close() })
+  const received: Buffer[] = []
+  client.on('data', (d: Buffer) => received.push(d))
+  const o: OutputOwner = { gone: false, failed: false, heldBeside: () => 0, onDrain: () => {}, afterFlush: () => {}, failForBudget: () => {} }
+  const session = new Session({ role: 'server', alloc: (n) => Buffer.allocUnsafe(n) })
+  const output = new Output(o, socket, session, new Reading(socket), { sendHigh: 1 << 20, maxOutFrame: 1 << 20 }, undefined)
+  const written: Uint8Array[] = []
+  const write = socket.write
+  socket.write = function (this: Socket, chunk: Uint8Array, ...rest: unknown[]) { written.push(chunk); return write.call(this, chunk, ...rest as []) } as typeof socket.write
+  for (let i = 0; i < 50; i++) {
+    output.message(new Uint8Array(20).fill(i))
+    output.flush()
+  }
+  // Every batch went through at once (a quiet local socket), each over the same bytes.
+  t.is(written.length, 50)
+  t.true(written.every((w) => w.buffer === written[0].buffer && w.byteOffset === written[0].byteOffset))
+  const total = 50 * 22
+  for (let i = 0; i < 100 && received.reduce((n, d) => n + d.length, 0) < total; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  const frames = new FrameParser({ role: 'client' }).push(Buffer.concat(received))
+  t.deepEqual(frames.map((f) => f.payload), Array.from({ length: 50 }, (_, i) => new Uint8Array(20).fill(i)))
+
+  // Another transport may keep what it was given after saying it is written (a TLS socket, an
+  // HTTP/2 stream, an in-memory pair, a user's Duplex): never written over.
+  class DoneAtOnce extends FakeTransport {
+    override write (chunk: Uint8Array, callback?: (err?: Error | null) => void): boolean {
+      super.write(chunk, callback)
+      this.written()
+      return true
+    }
+  }
+  const transport = new DoneAtOnce()
+  const heldSession = new Session({ role: 'server', alloc: (n) => Buffer.allocUnsafe(n) })
+  const held = new Output(o, transport, heldSession, new Reading(transport), { sendHigh: 1 << 20, maxOutFrame: 1 << 20 }, undefined)
+  for (let i = 0; i < 50; i++) {
+    held.message(new Uint8Array(20).fill(i))
+    held.flush()
+    t.is(transport.writableLength, 0)
+  }
+  t.deepEqual(new FrameParser({ role: 'client' }).push(Buffer.concat(transport.batches.flat())).map((f) => f.payload[0]), Array.from({ length: 50 }, (_, i) => i))
 })

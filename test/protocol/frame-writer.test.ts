@@ -67,6 +67,33 @@ test('the slab is reused after a take while it has room, and taken slices are ne
   t.deepEqual(first, firstCopy)
 })
 
+test('takenReleased: once nothing holds what take() returned, the next frames are written over it from the slab\'s start; not while anything is queued', (t) => {
+  const { alloc, sizes } = countingAlloc()
+  const w = new FrameWriter(false, undefined, alloc)
+  w.frame(Opcode.Binary, utf8('first'), true, false)
+  const [first] = w.take()
+  w.takenReleased()
+  w.frame(Opcode.Binary, utf8('again'), true, false)
+  const [second] = w.take()
+  t.is(second.buffer, first.buffer)
+  t.is(second.byteOffset, first.byteOffset, 'the same bytes again')
+  t.deepEqual(new FrameParser({ role: 'client' }).push(second).map((f) => new TextDecoder().decode(f.payload)), ['again'])
+  // Not released: the next frame goes after it. Released once more is queued: too late, nothing moves.
+  w.frame(Opcode.Binary, utf8('third'), true, false)
+  w.takenReleased()
+  w.frame(Opcode.Binary, utf8('fourth'), true, false)
+  const [both] = w.take()
+  t.is(both.byteOffset, second.byteOffset + second.length)
+  t.deepEqual(new FrameParser({ role: 'client' }).push(both).map((f) => new TextDecoder().decode(f.payload)), ['third', 'fourth'])
+  // Many batches, each released: one slab of the first size does for all of them.
+  for (let i = 0; i < 1000; i++) {
+    w.takenReleased()
+    w.frame(Opcode.Binary, new Uint8Array(100), true, false)
+    w.take()
+  }
+  t.deepEqual(sizes, [SLAB_MIN])
+})
+
 test(`a slab with less than ${SLAB_KEEP} bytes of room is let go at a take; one with exactly ${SLAB_KEEP} is kept`, (t) => {
   // A server frame of n ≤ 125 bytes takes n + 2 in the slab.
   const fill = (w: FrameWriter, room: number): void => {
