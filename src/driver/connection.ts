@@ -35,6 +35,11 @@ function allocUnsafe (size: number): Uint8Array {
   return Buffer.allocUnsafe(size)
 }
 
+/** A `Buffer` viewing part of `buffer`: what a socket's `write` takes as it is. */
+function bufferView (buffer: ArrayBufferLike, byteOffset: number, length: number): Uint8Array {
+  return Buffer.from(buffer as ArrayBuffer, byteOffset, length)
+}
+
 const encoder = new TextEncoder()
 
 /**
@@ -96,6 +101,7 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
       isUtf8,
       mask: fillMask,
       alloc: allocUnsafe,
+      view: bufferView,
       deferClose: true,
       compression: options.compression,
       streamMessages: stream !== undefined
@@ -393,15 +399,15 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
     this.heartbeat.seen = true
     const z = this.compression
     if (z !== undefined) z.beforeRead()
-    // Messages are handed out as plain Uint8Arrays (not Buffers), so they print and compare
-    // like the bytes a user makes: one view per read, and the frames inside it are views of it.
-    const view = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)
     const output = this.output
     // Replies made while this read's messages are handed out (an echo) leave in one flush at its
-    // end. The session hands whole messages straight to onMessage (no event object each).
+    // end. The session hands whole messages straight to onMessage (no event object each). The
+    // read goes in as it came (a Buffer, from a socket): the parser makes plain Uint8Array views
+    // of it, and onMessage makes one of a Buffer, so messages print and compare like the bytes a
+    // user makes.
     output.handling = true
     try {
-      this.dispatch(this.session.receive(view, this))
+      this.dispatch(this.session.receive(chunk, this))
     } finally {
       output.handling = false
     }

@@ -34,6 +34,12 @@ export interface SessionOptions {
   /** Allocates outgoing buffers; the Node driver passes `Buffer.allocUnsafe`. Default: `new Uint8Array`. */
   alloc?: (size: number) => Uint8Array
   /**
+   * Makes the views of `alloc`'s buffers that {@link Session.takeOutput} returns. The Node driver
+   * passes one that makes a `Buffer`, what a socket's `write` takes as it is (`subarray` of a
+   * `Buffer` looks up its species constructor, a JavaScript class, each time). Default: `new Uint8Array`.
+   */
+  view?: (buffer: ArrayBufferLike, byteOffset: number, length: number) => Uint8Array
+  /**
    * Hold back the close frame that answers the peer's close, or that reports the peer's
    * protocol error, until {@link Session.sendPendingClose}: so replies to the messages that
    * came before it can still go out first (§5.5.1 lets an endpoint finish sending before its

@@ -90,7 +90,7 @@ export class Session implements WholeFrameTaker {
     this.compression = options.compression
     this.isUtf8 = options.isUtf8 ?? jsIsUtf8
     const alloc = options.alloc ?? newBytes
-    this.writer = new FrameWriter(options.role === 'client', options.mask, alloc)
+    this.writer = new FrameWriter(options.role === 'client', options.mask, alloc, options.view)
     this.messages = new MessageAssembly(this.parser, {
       maxMessageSize,
       maxFragments: options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
