@@ -390,6 +390,8 @@ async function main (): Promise<void> {
     console.log('\nCPU during the measured window, % of one core: server (core 0) / load generator (core 1) / irq+softirq / other processes:\n')
     printTable(cpuHead, cpuRows)
     printLead('ws+native')
+    // issue 24 item 4 measures the small echo's server CPU against the raw-TCP echo's
+    printLead('raw TCP')
   }
 
   if (baseline !== undefined) printAB(baseline.def.name)
