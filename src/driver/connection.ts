@@ -399,15 +399,15 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
     this.heartbeat.seen = true
     const z = this.compression
     if (z !== undefined) z.beforeRead()
+    // Messages are handed out as plain Uint8Arrays (not Buffers), so they print and compare
+    // like the bytes a user makes: one view per read, and the frames inside it are views of it.
+    const view = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)
     const output = this.output
     // Replies made while this read's messages are handed out (an echo) leave in one flush at its
-    // end. The session hands whole messages straight to onMessage (no event object each). The
-    // read goes in as it came (a Buffer, from a socket): the parser makes plain Uint8Array views
-    // of it, and onMessage makes one of a Buffer, so messages print and compare like the bytes a
-    // user makes.
+    // end. The session hands whole messages straight to onMessage (no event object each).
     output.handling = true
     try {
-      this.dispatch(this.session.receive(chunk, this))
+      this.dispatch(this.session.receive(view, this))
     } finally {
       output.handling = false
     }
