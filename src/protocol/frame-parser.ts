@@ -72,13 +72,13 @@ export interface FrameParserOptions {
 export interface WholeFrameTaker {
   /**
    * The frame with first header byte `b0`, whole, its payload (at most 125 bytes) at
-   * `chunk[start, end)` and still masked with `key` (as `view.getInt32` reads the key, 0 when
-   * the frame is not masked; `view` is a DataView of `chunk`): a taker that copies the payload
-   * unmasks it in the copy ({@link maskInView} unmasks in place). Offered only while no frame of
-   * this push waits in `frames` before it, so the order stays the wire's. False: it goes into
-   * `frames` as a {@link Frame}, and the bytes must be as they were.
+   * `chunk[start, end)` and still masked with `key` (as `view.getInt32` reads the key; `view` is
+   * a DataView of `chunk`). An unmasked frame (a client's parser) comes with key 0 and no view.
+   * A taker that copies the payload unmasks it in the copy ({@link maskInView} unmasks in place).
+   * Offered only while no frame of this push waits in `frames` before it, so the order stays the
+   * wire's. False: it goes into `frames` as a {@link Frame}, and the bytes must be as they were.
    */
-  takeFrame: (b0: number, view: DataView, chunk: Uint8Array, start: number, end: number, key: number) => boolean
+  takeFrame: (b0: number, view: DataView | undefined, chunk: Uint8Array, start: number, end: number, key: number) => boolean
   /**
    * A whole frame (first header byte `b0`, `length` bytes) that arrived over several chunks and
    * was kept in `parts` ({@link FrameParser.keepParts}), unmasked in place, offered before it is
@@ -288,9 +288,13 @@ export class FrameParser {
         if (end <= len) {
           off = end
           if (taker !== undefined && frames.length === 0) {
-            view ??= new DataView(buffer, base, len)
             // Offered still masked: an echo unmasks it as it copies it (§5.3's XOR, once).
-            if (taker.takeFrame(b0, view, chunk, start, end, masked ? view.getInt32(start - 4) : 0)) continue
+            if (masked) {
+              view ??= new DataView(buffer, base, len)
+              if (taker.takeFrame(b0, view, chunk, start, end, view.getInt32(start - 4))) continue
+            } else if (taker.takeFrame(b0, undefined, chunk, start, end, 0)) {
+              continue
+            }
           }
           if (masked && len7 > 0) {
             view ??= new DataView(buffer, base, len)

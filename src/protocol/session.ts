@@ -282,31 +282,32 @@ export class Session implements WholeFrameTaker {
    * unmasked as it is copied. Anything else, and text that is not UTF-8, is left to the frame
    * path (as it came), which judges it in order.
    */
-  takeFrame (b0: number, view: DataView, chunk: Uint8Array, start: number, end: number, key: number): boolean {
+  takeFrame (b0: number, view: DataView | undefined, chunk: Uint8Array, start: number, end: number, key: number): boolean {
     const receiver = this.messages.receiver
     if (receiver === undefined) return false
     if (b0 === (0x80 | Opcode.Binary)) {
-      if (this.echoing) {
+      // Only a server echoes, and a server's frames are masked: they come with a view.
+      if (this.echoing && view !== undefined) {
         // Copied into the output and unmasked there, as send() would copy it: no view, no hand-over.
         this.writer.frameFrom(Opcode.Binary, view, start, end, key)
         this.echoed++
         this.echoedLast = end - start
         return true
       }
-      if (key !== 0) maskInView(view, chunk, start, end, key)
+      if (view !== undefined) maskInView(view, chunk, start, end, key)
       receiver.onMessageAt(chunk, start, end, true)
       return true
     }
     if (b0 !== (0x80 | Opcode.Text)) return false
-    if (key !== 0) maskInView(view, chunk, start, end, key)
+    if (view !== undefined) maskInView(view, chunk, start, end, key)
     const data = new Uint8Array(chunk.buffer, chunk.byteOffset + start, end - start)
     // §8.1: text must be UTF-8; the message assembly fails it with 1007.
     if (!this.isUtf8(data)) {
       // Left as it came (masked again): the parser's frame path unmasks it.
-      if (key !== 0) maskInView(view, chunk, start, end, key)
+      if (view !== undefined) maskInView(view, chunk, start, end, key)
       return false
     }
-    if (this.echoing) {
+    if (this.echoing && view !== undefined) {
       this.writer.frameFrom(Opcode.Text, view, start, end, 0)
       this.echoed++
       this.echoedLast = end - start
