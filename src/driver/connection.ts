@@ -463,10 +463,10 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
     return this.compression === undefined && (this.source as MessageSource).sinkTakesNext && this.pump!.takesChunk(length)
   }
 
-  /** The session echoed `count` messages of the read being handled (the last `lastLength` bytes long): the echo's sink took them. */
-  onEchoed (count: number, lastLength: number): void {
+  /** The session echoed `count` messages of the read being handled: the echo's sink took them. */
+  onEchoed (count: number): void {
     this.source.taken += count
-    this.output.echoed(lastLength)
+    this.output.echoed()
   }
 
   /** An echo (its own source polled, no compression) takes long messages as the parts they arrived in. */

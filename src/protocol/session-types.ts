@@ -173,8 +173,8 @@ export interface MessageReceiver {
    * fragments of ours under way, no compression).
    */
   echoesChunk?: (length: number) => boolean
-  /** `count` messages of this chunk were echoed (the last `lastLength` bytes long); called before any other message of the chunk is handed out. */
-  onEchoed?: (count: number, lastLength: number) => void
+  /** `count` messages of this chunk, each of at most 125 bytes, were echoed; called before any other message of the chunk is handed out. */
+  onEchoed?: (count: number) => void
 }
 
 /** What {@link Session.receive} reports. */

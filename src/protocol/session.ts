@@ -61,11 +61,11 @@ export class Session implements WholeFrameTaker {
   private close: CloseState = OPEN_CLOSE_STATE
   /** A fragmented message of ours is under way: its next frame is a continuation (§5.4). */
   private sendingFragments = false
-  /** This chunk's whole small messages are echoed as they are found ({@link MessageReceiver.echoesChunk}). */
-  private echoing = false
-  /** Messages echoed so far in this chunk, and the last one's length. */
-  private echoed = 0
-  private echoedLast = 0
+  /**
+   * Messages of this chunk echoed so far, as they were found ({@link MessageReceiver.echoesChunk}),
+   * or -1 when this chunk's are not echoed. One field: every idle connection holds it.
+   */
+  private echoed = -1
 
   /**
    * An open session for `options.role` (the handshake is done elsewhere), with its limits and,
@@ -241,8 +241,8 @@ export class Session implements WholeFrameTaker {
     messages.receiver = receiver
     this.parser.keepParts = taker !== undefined && receiver!.wantsParts === true
     // Decided once per chunk: whatever the chunk holds, no one sees its messages before they are sent back.
-    this.echoing = taker !== undefined && this.close.sent === undefined && !this.sendingFragments && this.compression === undefined &&
-      !this.writer.masked && receiver!.echoesChunk?.(chunk.length) === true
+    this.echoed = taker !== undefined && this.close.sent === undefined && !this.sendingFragments && this.compression === undefined &&
+      !this.writer.masked && receiver!.echoesChunk?.(chunk.length) === true ? 0 : -1
     try {
       // Frames completed before a bad header in the same chunk are still handed out first.
       const frames: Frame[] = []
@@ -252,13 +252,10 @@ export class Session implements WholeFrameTaker {
       } catch (err) {
         parseError = err
       }
-      if (this.echoing) {
-        this.echoing = false
-        const echoed = this.echoed
-        if (echoed > 0) {
-          this.echoed = 0
-          receiver!.onEchoed!(echoed, this.echoedLast)
-        }
+      const echoed = this.echoed
+      if (echoed >= 0) {
+        this.echoed = -1
+        if (echoed > 0) receiver!.onEchoed!(echoed)
       }
       // frames[0] may complete the frame whose start was already checked.
       const skip = messages.validatingFrame === undefined ? 0 : messages.validatedSkip(this.parser.pending)
@@ -287,11 +284,10 @@ export class Session implements WholeFrameTaker {
     if (receiver === undefined) return false
     if (b0 === (0x80 | Opcode.Binary)) {
       // Only a server echoes, and a server's frames are masked: they come with a view.
-      if (this.echoing && view !== undefined) {
+      if (this.echoed >= 0 && view !== undefined) {
         // Copied into the output and unmasked there, as send() would copy it: no view, no hand-over.
         this.writer.frameFrom(Opcode.Binary, view, start, end, key)
         this.echoed++
-        this.echoedLast = end - start
         return true
       }
       if (view !== undefined) maskInView(view, chunk, start, end, key)
@@ -307,10 +303,9 @@ export class Session implements WholeFrameTaker {
       if (view !== undefined) maskInView(view, chunk, start, end, key)
       return false
     }
-    if (this.echoing && view !== undefined) {
+    if (this.echoed >= 0 && view !== undefined) {
       this.writer.frameFrom(Opcode.Text, view, start, end, 0)
       this.echoed++
-      this.echoedLast = end - start
       return true
     }
     receiver.onMessage(data, false)
