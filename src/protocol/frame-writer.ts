@@ -66,10 +66,11 @@ export class FrameWriter {
   private output: Uint8Array[] | undefined
   private outputBytes = 0
   private slab: Uint8Array = EMPTY
-  /** The slab's buffer and where the slab starts in it, read once per slab (`buffer` is a call into C++). */
-  private slabBuffer: ArrayBufferLike = EMPTY.buffer
-  private slabOffset = 0
-  /** The slab's DataView, for {@link FrameWriter.frameAt}'s copies; made when first needed. */
+  /**
+   * The slab's DataView, for {@link FrameWriter.frameAt}'s copies and for the slab's buffer and
+   * offset when a view of it is taken (a typed array's `buffer` is a call into C++, a DataView's
+   * is not); made when first needed.
+   */
   private slabView: DataView | undefined = undefined
   /** The last `bytes` given to {@link FrameWriter.frameAt} (a read being handled) and its DataView; let go at {@link FrameWriter.take}. */
   private source: Uint8Array | undefined = undefined
@@ -155,7 +156,7 @@ export class FrameWriter {
       this.source = bytes
       this.sourceView = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     }
-    copyBytes(this.slabView ??= new DataView(this.slabBuffer, this.slabOffset, slab.byteLength), at, this.sourceView!, start, length)
+    copyBytes(this.slabView ??= new DataView(slab.buffer, slab.byteOffset, slab.byteLength), at, this.sourceView!, start, length)
     this.slabUsed = at + length
   }
 
@@ -175,7 +176,7 @@ export class FrameWriter {
     slab[head] = 0x80 | opcode
     slab[head + 1] = length
     const at = head + 2
-    const out = this.slabView ??= new DataView(this.slabBuffer, this.slabOffset, slab.byteLength)
+    const out = this.slabView ??= new DataView(slab.buffer, slab.byteOffset, slab.byteLength)
     let i = 0
     // Sixteen bytes a round: the views' checks once per round rather than per word.
     for (; i + 16 <= length; i += 16) {
@@ -234,8 +235,6 @@ export class FrameWriter {
     // Let a nearly full slab go now rather than hold it while the connection idles.
     if (this.slab.length - this.slabUsed < SLAB_KEEP) {
       this.slab = EMPTY
-      this.slabBuffer = EMPTY.buffer
-      this.slabOffset = 0
       this.slabView = undefined
       this.slabStart = 0
       this.slabUsed = 0
@@ -278,7 +277,9 @@ export class FrameWriter {
   }
 
   private flushSlab (): void {
-    ;(this.output ??= []).push(this.view(this.slabBuffer, this.slabOffset + this.slabStart, this.slabUsed - this.slabStart))
+    const slab = this.slab
+    const v = this.slabView ??= new DataView(slab.buffer, slab.byteOffset, slab.byteLength)
+    ;(this.output ??= []).push(this.view(v.buffer, v.byteOffset + this.slabStart, this.slabUsed - this.slabStart))
     this.outputBytes += this.slabUsed - this.slabStart
     this.slabStart = this.slabUsed
   }
@@ -289,9 +290,7 @@ export class FrameWriter {
     // A connection that keeps filling slabs gets bigger ones: fewer allocations, larger writes.
     const size = Math.max(atLeast, this.nextSlabSize)
     if (this.slab !== EMPTY && this.nextSlabSize < SLAB_MAX) this.nextSlabSize *= 2
-    const slab = this.slab = this.alloc(size)
-    this.slabBuffer = slab.buffer
-    this.slabOffset = slab.byteOffset
+    this.slab = this.alloc(size)
     this.slabView = undefined
     this.slabStart = 0
     this.slabUsed = 0
