@@ -75,12 +75,6 @@ export class Output {
   compression: Compression | undefined = undefined
   /** Inside the handling of a read, which flushes and charges once at its end. */
   handling = false
-  /**
-   * The transport is a plain TCP socket: a write that leaves its `writableLength` at 0 has been
-   * copied into the kernel, and nothing holds the bytes written. (A TLS socket, an HTTP/2 stream,
-   * an in-memory pair or a user's Duplex may keep them.)
-   */
-  private readonly copiesWrites: boolean
   /** Largest `writableLength` seen. */
   peak = 0
   /** Payload bytes of the last data message (or chunk) queued: the one that may have crossed sendHigh. */
@@ -105,7 +99,6 @@ export class Output {
     this.reading = reading
     this.config = config
     this.budget = budget
-    this.copiesWrites = transport instanceof Socket && transport.constructor === Socket
   }
 
   /** Queue one message; flush at the end of the tick so a burst leaves in one write. */
@@ -256,8 +249,11 @@ export class Output {
       transport.uncork()
     }
     const queued = transport.writableLength
-    // Written through to the kernel: the session writes the next batch over the same bytes.
-    if (queued === 0 && this.copiesWrites) this.session.outputReleased()
+    // Written through to the kernel: the session writes the next batch over the same bytes. Only
+    // a plain TCP socket says so by a `writableLength` of 0 (a TLS socket, an HTTP/2 stream, the
+    // in-memory pair or a user's Duplex may keep what they were given). Asked here, not kept in
+    // a field: every idle connection would hold it.
+    if (queued === 0 && transport.constructor === Socket) this.session.outputReleased()
     if (queued > this.peak) this.peak = queued
     // A peer that does not read our output (pongs included) is not read from either. The sink
     // already waits at sendHigh, so data passes it by at most the message that crossed it; this
