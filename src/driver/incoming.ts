@@ -108,8 +108,8 @@ export class MessageSource extends MarkedQueue implements AsyncIterableIterator<
     for (let i = Math.max(this.fresh, this.head); i < queue.length; i++) {
       const m = queue[i]
       if (m.length * 2 < m.buffer.byteLength) {
-        // A plain Uint8Array with its own buffer, like the message it replaces.
-        queue[i] = m.slice()
+        // A plain Uint8Array with its own buffer (a Buffer's slice() would be another view).
+        queue[i] = new Uint8Array(m)
       }
     }
     this.fresh = queue.length

@@ -160,7 +160,8 @@ export class StreamSource extends MarkedQueue implements AsyncIterableIterator<R
     const queue = this.queue
     for (let i = Math.max(this.fresh, this.head); i < queue.length; i++) {
       const c = queue[i]
-      if (c.data.length * 2 < c.data.buffer.byteLength) c.data = c.data.slice()
+      // a copy (a Buffer's slice() would be another view of what it pins)
+      if (c.data.length * 2 < c.data.buffer.byteLength) c.data = new Uint8Array(c.data)
     }
     this.fresh = queue.length
   }

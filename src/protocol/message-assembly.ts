@@ -323,7 +323,8 @@ export class MessageAssembly {
   /** Keep a frame that arrived behind a message being inflated; a small view is copied, so it does not pin its read. */
   hold (frame: Frame): void {
     const p = frame.payload
-    if (p.length * 2 < p.buffer.byteLength) frame = { ...frame, payload: p.slice() }
+    // A copy whatever the view's class: a Node Buffer's slice() is another view of its pool.
+    if (p.length * 2 < p.buffer.byteLength) frame = { ...frame, payload: new Uint8Array(p) }
     ;(this.held ??= []).push(frame)
     this.heldCost += p.length + ITEM_OVERHEAD
   }

@@ -224,3 +224,16 @@ test('held frames: behind a message left for later, frames are kept in order at 
   t.is(a.awaiting, undefined)
   t.is(a.bufferedBytes, 0)
 })
+
+test('held frames: a small payload that is a Node Buffer (the driver allocates split frames from Node\'s shared pool) is copied too, not kept as a view of the pool', (t) => {
+  const { a } = setup({ compression: fakeCompression(true) })
+  a.onFrame(frame(Opcode.Binary, 'zz', true, true), 0, [])
+  // Buffer#slice is a view, not a copy: the held frame would pin the whole pool slab
+  const pooled = Buffer.from('abc')
+  t.true(pooled.buffer.byteLength > 3 * 2, 'Buffer.from of a few bytes comes from the shared pool')
+  a.hold(frame(Opcode.Text, pooled))
+  a.endAwaiting()
+  const [held] = a.takeHeld()
+  t.is(held.payload.buffer.byteLength, 3, 'copied out of the pool')
+  t.deepEqual([...held.payload], [...pooled])
+})
