@@ -74,7 +74,7 @@ export interface WholeFrameTaker {
    * The frame with first header byte `b0`, whole, its payload (at most 125 bytes) at
    * `chunk[start, end)` and still masked with `key` (as `view.getInt32` reads the key; `view` is
    * a DataView of `chunk`). An unmasked frame (a client's parser) comes with key 0 and no view.
-   * A taker that copies the payload unmasks it in the copy ({@link maskInView} unmasks in place).
+   * A taker that copies the payload unmasks it in the copy (mask.ts's `maskInView` unmasks in place).
    * Offered only while no frame of this push waits in `frames` before it, so the order stays the
    * wire's. False: it goes into `frames` as a {@link Frame}, and the bytes must be as they were.
    */
