@@ -33,16 +33,6 @@ export function plainView (buffer: ArrayBufferLike, byteOffset: number, length: 
 }
 
 /**
- * Copy `length` bytes from `src` at `start` into `out` at `at`, four to a step: for the few
- * bytes of a small frame this beats `set` (which needs a view of them) and a byte loop.
- */
-function copyBytes (out: DataView, at: number, src: DataView, start: number, length: number): void {
-  let i = 0
-  for (; i + 4 <= length; i += 4) out.setInt32(at + i, src.getInt32(start + i))
-  for (; i < length; i++) out.setUint8(at + i, src.getUint8(start + i))
-}
-
-/**
  * The last `length` (< 16) bytes of a payload: `src` at `start` XOR `key` into `out` at `at`,
  * four bytes a step, then single bytes with the key's octets in order (`length` counts from a
  * multiple of 4 into the payload, so its first byte takes the key's first octet).
@@ -67,7 +57,7 @@ export class FrameWriter {
   private outputBytes = 0
   private slab: Uint8Array = EMPTY
   /**
-   * The slab's DataView, for {@link FrameWriter.frameAt}'s copies and for the slab's buffer and
+   * The slab's DataView, for {@link FrameWriter.frameFrom}'s copies and for the slab's buffer and
    * offset when a view of it is taken (a typed array's `buffer` is a call into C++, a DataView's
    * is not); made when first needed.
    */
@@ -140,24 +130,18 @@ export class FrameWriter {
 
   /**
    * Queue one whole frame (FIN, no RSV bit) whose payload is `bytes[start, end)`: a small one
-   * from a server is copied into the slab (eight bytes to a step), with no view of it made.
+   * from a server is copied into the slab by {@link FrameWriter.frameFrom}, with no view of it made.
    */
   frameAt (opcode: number, bytes: Uint8Array, start: number, end: number): void {
-    const length = end - start
-    const headerLen = frameHeaderSize(length, false)
-    if (this.masked || headerLen + length > COPY_LIMIT) {
+    if (this.masked || end - start > 125) {
       this.frame(opcode, bytes.subarray(start, end), true, false)
       return
     }
-    if (this.slabUsed + headerLen + length > this.slab.length) this.newSlab(headerLen + length)
-    const slab = this.slab
-    const at = writeFrameHeader(slab, this.slabUsed, opcode, length, true, false, false)
     if (bytes !== this.source) {
       this.source = bytes
       this.sourceView = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     }
-    copyBytes(this.slabView ??= new DataView(slab.buffer, slab.byteOffset, slab.byteLength), at, this.sourceView!, start, length)
-    this.slabUsed = at + length
+    this.frameFrom(opcode, this.sourceView!, start, end, 0)
   }
 
   /**
