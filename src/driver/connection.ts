@@ -458,9 +458,9 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
     source.push(new Uint8Array(chunk.buffer, chunk.byteOffset + start, end - start), !binary)
   }
 
-  /** An echo waits for its next message with room for all a chunk of `length` bytes holds: the session may echo its small messages itself. */
+  /** An echo waits for its next message with room for all a chunk of `length` bytes holds: the session may echo its small messages itself (the session asks only with no compression negotiated). */
   echoesChunk (length: number): boolean {
-    return this.compression === undefined && (this.source as MessageSource).sinkTakesNext && this.pump!.takesChunk(length)
+    return (this.source as MessageSource).sinkTakesNext && this.pump!.takesChunk(length)
   }
 
   /** The session echoed `count` messages of the read being handled: the echo's sink took them. */

@@ -158,7 +158,7 @@ export class Output {
    * take each message) and below the size at which {@link Output.queued} flushes at once.
    */
   roomFor (length: number): boolean {
-    return this.compression === undefined && this.session.pendingOutput + length < FLUSH_AT && this.queuedOut() + length < this.config.sendHigh
+    return this.session.pendingOutput + length < FLUSH_AT && this.queuedOut() + length < this.config.sendHigh
   }
 
   /** Queue a binary message polled from this connection's own source as the `parts` it arrived in (`length` bytes): written by reference, never joined. */
