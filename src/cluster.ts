@@ -93,8 +93,11 @@ export interface ClusterPrimary {
 const KILL_AFTER = 10_000
 
 /** Messages between the primary and a worker. */
-type ToPrimary = { wspipe: 'starting' } | { wspipe: 'ready', address: AddressInfo | undefined }
-type ToWorker = { wspipe: 'stop' }
+type ToPrimary = { wspipe: 'starting' } | { wspipe: 'ready', address: AddressInfo | undefined } | { wspipe: 'closed' } | { wspipe: 'exiting' }
+type ToWorker = { wspipe: 'stop' } | { wspipe: 'exit' }
+
+/** A closed worker whose primary does not answer its 'closed' (a stuck primary) exits after this long (ms). */
+const EXIT_WAIT = 5000
 
 /**
  * Run `start` in `workers` worker processes. In the primary, resolves once every worker serves,
@@ -126,15 +129,36 @@ export async function serveCluster (options: ClusterOptions): Promise<ClusterPri
 async function runWorker (options: ClusterOptions): Promise<void> {
   let server: ClusterServer | undefined = undefined
   let stopping: Promise<void> | undefined
+  let exitCode = 0
   const stop = (): void => {
-    // Asked to stop while `start` runs (it may never finish): it has not served, so it just exits.
-    if (server === undefined) process.exit(0)
-    stopping ??= server.close().then(() => { process.exit(0) }, (err: unknown) => {
+    // Asked to stop while `start` runs (it may never finish): it has not served, so it exits
+    // (once the primary has what it handed over back; `start` may have begun to listen).
+    if (server === undefined) return leave()
+    stopping ??= server.close().then(leave, (err: unknown) => {
       console.error('wspipe cluster: closing the worker failed', err)
-      process.exit(1)
+      exitCode = 1
+      leave()
     })
   }
-  process.on('message', (message: ToWorker) => { if (message?.wspipe === 'stop') stop() })
+  // The primary hands each connection over in an IPC message and keeps its socket until the
+  // worker answers (node:cluster's round robin); one still on its way when the worker exits is
+  // never answered and its client is left hanging. So a closed worker tells the primary and exits
+  // on its reply: IPC is ordered, so every hand-off sent before it has reached this process, and
+  // been refused (the server is closed), by then.
+  let leaving = false
+  const leave = (): void => {
+    if (leaving) return
+    leaving = true
+    if (process.send === undefined || !process.connected) process.exit(exitCode)
+    process.send({ wspipe: 'closed' } satisfies ToPrimary)
+    setTimeout(() => process.exit(exitCode), EXIT_WAIT).unref()
+    process.once('disconnect', () => process.exit(exitCode))
+  }
+  process.on('message', (message: ToWorker) => {
+    if (message?.wspipe === 'stop') stop()
+    // Exits once that last message is written: the refusals written before it are then sent too.
+    else if (message?.wspipe === 'exit') process.send!({ wspipe: 'exiting' } satisfies ToPrimary, undefined, undefined, () => process.exit(exitCode))
+  })
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, stop)
   // SIGHUP sent to the process group (a closed terminal, `kill -HUP -pgid`) would kill the worker
   // with no 1001: the primary hears it too and replaces the workers gracefully.
@@ -211,6 +235,8 @@ class WorkerPool {
    */
   async fork (pause = 0): Promise<Worker> {
     const worker = cluster.fork()
+    // A worker that closed asks before it exits (see runWorker).
+    worker.on('message', (message: ToPrimary) => { if (message?.wspipe === 'closed' && worker.isConnected()) worker.send({ wspipe: 'exit' } satisfies ToWorker) })
     const entry: Starting = { listening: false }
     entry.ready = this.started(worker, entry)
     this.starting.set(worker, entry)

@@ -2,7 +2,8 @@
  * serveCluster's primary when workers fail: a crashed worker's replacement still starting at
  * close(), a rolling restart whose new worker cannot start, an initial worker that cannot start,
  * a replacement that fails and is tried again, workers that keep crashing once they serve, and a
- * SIGHUP sent to the whole process group. Each scenario runs test/cluster/program.ts as a
+ * SIGHUP sent to the whole process group, connections handed to a worker as it closes, and a
+ * primary that never answers a closed worker. Each scenario runs test/cluster/program.ts as a
  * process (node:cluster forks the main module) and reads its one-line JSON outcome.
  */
 import { spawn } from 'node:child_process'
@@ -104,5 +105,21 @@ test('a SIGHUP to the whole process group: the worker survives it, the primary\'
   t.like(out.closed, { code: 1001, wasClean: true })
   t.is(out.oldExit, 'code 0, signal null', 'the old worker closed and exited, not killed by the signal')
   t.true(out.replaced)
+  t.deepEqual(out.alive, [])
+})
+
+test('a rolling restart whose old worker is handed connections as it closes: every one is served, none is left hanging', async (t) => {
+  t.timeout(40_000)
+  const out = await scenario('handoff-across-close')
+  t.deepEqual(out.opened, Array(6).fill('opened'))
+  t.true(out.replaced)
+  t.deepEqual(out.alive, [])
+})
+
+test('a closed worker whose primary never answers its last message exits after 5 s, not never', async (t) => {
+  t.timeout(40_000)
+  const out = await scenario('silent-primary')
+  t.is(typeof out.exitedAfter, 'number', String(out.exitedAfter))
+  t.true((out.exitedAfter as number) >= 4900 && (out.exitedAfter as number) < 8000, `exited ${String(out.exitedAfter)} ms after it was asked to stop`)
   t.deepEqual(out.alive, [])
 })

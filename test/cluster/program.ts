@@ -3,8 +3,9 @@
  * in the primary one scripted scenario (argv[2]) that prints its outcome as one JSON line.
  * A worker's `start` reads the file named by WSPIPE_FIXTURE_FLAG when it starts: `slow` makes it
  * take 1 s, `fail` makes it throw, `hang` makes it never finish, `crash N` (N > 0) makes it serve
- * and then exit with 3 after 100 ms, leaving `crash N-1`. Worker 2 fails whenever
- * WSPIPE_FIXTURE_FAIL_SECOND is set.
+ * and then exit with 3 after 100 ms, leaving `crash N-1`, `block-close` makes its close first tell
+ * the primary and then hold its thread for 600 ms (connections handed to it meanwhile wait, unread,
+ * in its IPC channel). Worker 2 fails whenever WSPIPE_FIXTURE_FAIL_SECOND is set.
  */
 import cluster from 'node:cluster'
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -21,7 +22,12 @@ function alive (): number[] {
   return Object.values(cluster.workers ?? {}).filter((w) => w !== undefined && !w.isDead()).map((w) => w!.process.pid!)
 }
 
-const run = serveCluster({
+// Its workers must hold their thread as they close from their first start on.
+if (cluster.isPrimary && scenario === 'handoff-across-close') writeFileSync(flag, 'block-close')
+
+// 'silent-primary': the primary is not serveCluster's; it forks one worker itself and never
+// answers the worker's last message.
+const run = cluster.isPrimary && scenario === 'silent-primary' ? undefined : serveCluster({
   workers,
   // The primary handles SIGHUP itself only where the scenario is about signals.
   signals: scenario === 'group-sighup',
@@ -42,6 +48,16 @@ const run = serveCluster({
     // The '' handler holds its connection open until it closes.
     const server = new WebSocketServer({ closeTimeout: 200 }).register('', async (conn) => { await conn.closed })
     await server.listen({ port: 0 })
+    if (cue === 'block-close') {
+      return {
+        address: () => server.address(),
+        close: async () => {
+          process.send!({ fixture: 'blocking' })
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 600)
+          await server.close()
+        }
+      }
+    }
     return server
   }
 })
@@ -49,11 +65,18 @@ const run = serveCluster({
 if (cluster.isPrimary) {
   const out: Record<string, unknown> = { scenario }
   try {
-    if (scenario === 'initial-fork-fails') {
-      out.serveCluster = await run.then(() => 'resolved', (err: Error) => `rejected: ${err.message}`)
+    if (scenario === 'silent-primary') {
+      const worker = cluster.fork()
+      await new Promise<void>((resolve) => worker.on('message', (message: { wspipe?: string }) => { if (message?.wspipe === 'ready') resolve() }))
+      const exited = new Promise<number>((resolve) => worker.once('exit', () => resolve(performance.now())))
+      const asked = performance.now()
+      worker.send({ wspipe: 'stop' })
+      out.exitedAfter = await Promise.race([exited.then((at) => Math.round(at - asked)), sleep(15_000).then(() => 'no exit after 15 s')])
+    } else if (scenario === 'initial-fork-fails') {
+      out.serveCluster = await run!.then(() => 'resolved', (err: Error) => `rejected: ${err.message}`)
       await sleep(500)
     } else {
-      const primary = (await run)!
+      const primary = (await run!)!
       if (scenario === 'close-while-respawning') {
         // The replacement of a crashed worker is still starting when close() is called.
         writeFileSync(flag, 'slow')
@@ -110,6 +133,30 @@ if (cluster.isPrimary) {
         out.closed = (await Promise.race([conn.closed, sleep(10_000).then(() => 'not closed after 10 s')]))
         out.oldExit = await Promise.race([oldExit, sleep(10_000).then(() => 'no exit after 10 s')])
         for (let i = 0; i < 200 && !(primary.pids.length === 1 && primary.pids[0] !== old); i++) await sleep(50)
+        out.replaced = primary.pids.length === 1 && primary.pids[0] !== old
+        await primary.close()
+      } else if (scenario === 'handoff-across-close') {
+        // A rolling restart whose old worker is handed connections while it closes: each must be
+        // served (by the new worker), none left open with nobody behind it.
+        const old = primary.pids[0]
+        const blocking = new Promise<void>((resolve) => {
+          cluster.on('message', (worker, message: { fixture?: string }) => { if (worker.process.pid === old && message?.fixture === 'blocking') resolve() })
+        })
+        const restarted = primary.restart()
+        await blocking
+        // The old and the new worker both take turns in the primary's round robin until the old
+        // one's close reaches it: some of these are handed to the old one, whose thread is held.
+        const opened = await Promise.all(Array.from({ length: 6 }, async () => {
+          try {
+            const conn = await connect(`ws://127.0.0.1:${primary.address!.port}/`, { handshakeTimeout: 4000 })
+            conn.close()
+            return 'opened'
+          } catch (err) {
+            return String(err)
+          }
+        }))
+        await restarted
+        out.opened = opened
         out.replaced = primary.pids.length === 1 && primary.pids[0] !== old
         await primary.close()
       } else if (scenario === 'respawn-retries') {
