@@ -285,8 +285,8 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
     return this.source.taken
   }
 
-  get writableLength (): number {
-    return this.transport.writableLength
+  get outputWritten (): number {
+    return this.output.writtenBytes
   }
 
   get readingPaused (): boolean {

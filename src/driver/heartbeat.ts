@@ -11,7 +11,7 @@ export interface Pulse {
   readonly seen: boolean
   /** We hold reading paused (the handler is not reading, or the peer is not reading our output): its pongs cannot arrive. */
   readonly paused: boolean
-  /** While paused: the handler took a message or the socket wrote some output. */
+  /** The handler took a message or the transport finished writing some of our output (the peer reads it). */
   readonly moved: boolean
   /** A heartbeat ping is waiting for its pong. */
   readonly awaiting: boolean
@@ -19,14 +19,21 @@ export interface Pulse {
   readonly lastLife: number
 }
 
-/** What to do at a visit: `alive` (schedule the next), `ping`, `wait` (paused, not yet stalled long enough) or `drop`. */
-export type Verdict = 'alive' | 'ping' | 'wait' | 'drop'
+/**
+ * What to do at a visit: `alive` (schedule the next), `ping`, `wait` (paused, not yet stalled
+ * long enough), `pending` (the ping's pong may be behind our own output, which moves: look
+ * again after another timeout) or `drop`.
+ */
+export type Verdict = 'alive' | 'ping' | 'wait' | 'pending' | 'drop'
 
 /**
  * The heartbeat's rule. Traffic proves the peer alive. While reading is paused no pong can
  * arrive, so no ping is sent; but with nothing read and nothing written for `interval +
  * timeout` the connection is dropped all the same: no state lives forever (DESIGN "Limits").
- * Otherwise an idle peer is pinged, and dropped if the pong does not come within `timeout`.
+ * Otherwise an idle peer is pinged, and dropped if the pong does not come within `timeout`,
+ * unless our output moved meanwhile: the ping leaves after what we queued before it, and a slow
+ * reader of a long feed answers it late. The peer reading our bytes is life as well; once they
+ * stop moving, the pong's `timeout` ends it.
  */
 export function judge (pulse: Pulse, now: number, interval: number, timeout: number): Verdict {
   if (pulse.seen) return 'alive'
@@ -34,7 +41,8 @@ export function judge (pulse: Pulse, now: number, interval: number, timeout: num
     if (pulse.moved) return 'alive'
     return now - pulse.lastLife >= interval + timeout ? 'drop' : 'wait'
   }
-  return pulse.awaiting ? 'drop' : 'ping'
+  if (!pulse.awaiting) return 'ping'
+  return pulse.moved ? 'pending' : 'drop'
 }
 
 import { systemClock, type Clock, type ClockTimer } from './clock.js'
@@ -114,8 +122,8 @@ export interface HeartbeatOwner {
   readonly gone: boolean
   /** Messages the consumer of `source` took so far. */
   readonly taken: number
-  /** Bytes the transport has not written yet. */
-  readonly writableLength: number
+  /** Bytes of our output the transport finished writing, modulo 2^30 (only its changes count). */
+  readonly outputWritten: number
   /** We hold reading paused. */
   readonly readingPaused: boolean
   /** Queue a ping (none: the heartbeat's, empty) and flush. */
@@ -164,7 +172,7 @@ export class Heartbeat implements HeartbeatSubject {
   /** When life was last seen; what moved while paused, as of the last visit. */
   private lastLife = 0
   private takenAtVisit = 0
-  private writableAtVisit = 0
+  private writtenAtVisit = 0
   /** Heartbeat pings sent. */
   pings = 0
   private waiting: PingWaiter[] | undefined = undefined
@@ -198,11 +206,11 @@ export class Heartbeat implements HeartbeatSubject {
     const now = Math.ceil(at)
     const owner = this.owner
     if (owner.gone) return
-    const writable = owner.writableLength
+    const written = owner.outputWritten
     const taken = owner.taken
-    const moved = taken !== this.takenAtVisit || writable < this.writableAtVisit
+    const moved = taken !== this.takenAtVisit || written !== this.writtenAtVisit
     this.takenAtVisit = taken
-    this.writableAtVisit = writable
+    this.writtenAtVisit = written
     const { heartbeatInterval: interval, heartbeatTimeout: timeout } = this.config
     const paused = owner.readingPaused
     const verdict = judge({ seen: this.seen, paused, moved, awaiting: this.awaiting, lastLife: this.lastLife }, now, interval, timeout)
@@ -216,6 +224,10 @@ export class Heartbeat implements HeartbeatSubject {
       case 'wait':
         this.heartbeatDue = Math.ceil(Math.min(now + interval, this.lastLife + interval + timeout))
         return
+      case 'pending':
+        this.lastLife = now
+        this.heartbeatDue = Math.ceil(now + timeout)
+        return
       case 'drop':
         owner.drop(paused)
         return
@@ -223,6 +235,8 @@ export class Heartbeat implements HeartbeatSubject {
         this.awaiting = true
         this.pings++
         owner.sendPing()
+        // The ping's own bytes going out are no sign of the peer.
+        this.writtenAtVisit = owner.outputWritten
         this.heartbeatDue = Math.ceil(now + timeout)
     }
   }

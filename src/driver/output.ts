@@ -23,6 +23,9 @@ const EMPTY = new Uint8Array(0)
 /** Output queued in the session is written at once from this many bytes, not at the end of the tick or read. */
 const FLUSH_AT = 65536
 
+/** {@link Output.writtenBytes} counts modulo 2^30. */
+const WRAP = 0x3fffffff
+
 /** Reading stops when this many times `sendHighWaterMark` waits to be sent. */
 const READ_STOP_FACTOR = 4
 
@@ -77,6 +80,8 @@ export class Output {
   handling = false
   /** Largest `writableLength` seen. */
   peak = 0
+  /** Bytes given to the transport, modulo 2^30 (it stays a small integer, stored unboxed). */
+  private handed = 0
   /** Payload bytes of the last data message (or chunk) queued: the one that may have crossed sendHigh. */
   private lastData = 0
   private flushScheduled = false
@@ -240,14 +245,21 @@ export class Output {
         ? (this.sharedWrittenWatched ??= () => { this.onSharedWritten(); this.owner.onDrain() })
         : (this.sharedWritten ??= () => { this.onSharedWritten() })
       : watch
+    let handed = this.handed
     if (n === 1) {
+      handed += out[0].length
       transport.write(out[0], done)
     } else {
       transport.cork()
-      for (let i = 0; i < n - 1; i++) transport.write(out[i])
+      for (let i = 0; i < n - 1; i++) {
+        handed += out[i].length
+        transport.write(out[i])
+      }
+      handed += out[n - 1].length
       transport.write(out[n - 1], done)
       transport.uncork()
     }
+    this.handed = handed & WRAP
     const queued = transport.writableLength
     // Written through to the kernel: the session writes the next batch over the same bytes. Only
     // a plain TCP socket says so by a `writableLength` of 0 (a TLS socket, an HTTP/2 stream, the
@@ -283,6 +295,14 @@ export class Output {
     shared.written(this.budget!)
     // Their bytes went back to the budget above; this connection's slots for them go once all are written.
     if (shared.count === 0 && !this.owner.gone) this.charge()
+  }
+
+  /**
+   * Bytes the transport has finished writing, modulo 2^30: it moves when the peer reads what we
+   * send (once the kernel's buffers are full, only then). A write counts once it completes whole.
+   */
+  get writtenBytes (): number {
+    return (this.handed - this.transport.writableLength) & WRAP
   }
 
   /** Bytes queued in the session and the transport. */

@@ -113,7 +113,8 @@ export interface ConnectionLimits {
   /** How long to wait for the peer's close frame, then for TCP to end. Default 5,000 ms. */
   closeTimeout?: number
   /**
-   * Ping idle peers and drop the ones that do not answer. Also ends a connection on which
+   * Ping idle peers and drop the ones that do not answer (a pong that waits behind our own
+   * output is waited for while that output keeps moving). Also ends a connection on which
    * nothing was read and nothing written for `interval + timeout` while reading is paused (a
    * handler that does not read, or a peer that does not read our output): it is dropped without
    * a close frame (1006). Default on, `{ interval: 30000, timeout: 10000 }`; `false` turns both off.

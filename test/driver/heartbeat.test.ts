@@ -13,6 +13,11 @@ test('idle and not paused: ping; still no pong at the next visit: drop', (t) => 
   t.is(judge({ ...base, awaiting: true }, 60, 30, 10), 'drop')
 })
 
+test('awaiting a pong while our output moves: pending (the pong may be behind it); nothing moved: drop', (t) => {
+  t.is(judge({ ...base, awaiting: true, moved: true }, 60, 30, 10), 'pending')
+  t.is(judge({ ...base, awaiting: true, moved: false }, 70, 30, 10), 'drop')
+})
+
 test('paused: no ping (no pong could arrive); moved is life; nothing for interval + timeout: drop', (t) => {
   t.is(judge({ ...base, paused: true, moved: true }, 1000, 30, 10), 'alive')
   t.is(judge({ ...base, paused: true, lastLife: 0 }, 39, 30, 10), 'wait')
@@ -44,6 +49,7 @@ interface FakeOwner extends HeartbeatOwner {
   sent: Array<Uint8Array | undefined>
   dropped: boolean[]
   paused: boolean
+  outputWritten: number
 }
 
 function owner (clock: VirtualClock): FakeOwner {
@@ -54,7 +60,7 @@ function owner (clock: VirtualClock): FakeOwner {
     paused: false,
     gone: false,
     taken: 0,
-    writableLength: 0,
+    outputWritten: 0,
     get readingPaused () { return o.paused },
     sendPing: (payload) => { o.sent.push(payload) },
     // As the connection does: the transport is destroyed, so the connection is gone.
@@ -88,6 +94,54 @@ test('Heartbeat: a pong puts the next ping an interval later; traffic counts as 
   await clock.advance(1000)
   t.is(o.sent.length, 1, 'traffic: no ping')
   await clock.advance(1100)
+  t.is(o.sent.length, 2)
+  t.deepEqual(o.dropped, [])
+  hb.stop()
+})
+
+test('Heartbeat: a ping behind our moving output is waited for as long as the output moves, with no second ping; once it stops, dropped a timeout later (pong timeout)', async (t) => {
+  const clock = new VirtualClock()
+  const o = owner(clock)
+  const hb = new Heartbeat(o, { heartbeatInterval: 1000, heartbeatTimeout: 500 })
+  await clock.advance(1000)
+  t.is(o.sent.length, 1)
+  for (let i = 0; i < 6; i++) {
+    o.outputWritten += 65536
+    await clock.advance(500)
+    t.deepEqual(o.dropped, [], `visit ${i}: the output moved`)
+  }
+  t.is(o.sent.length, 1, 'one ping, still awaited')
+  await clock.advance(499)
+  t.deepEqual(o.dropped, [])
+  await clock.advance(1)
+  t.deepEqual(o.dropped, [false])
+  hb.stop()
+})
+
+test('Heartbeat: the ping\'s own bytes going out are not life: an idle peer that does not answer is dropped at the timeout', async (t) => {
+  const clock = new VirtualClock()
+  const o = owner(clock)
+  // As a socket with nothing queued: the ping is written at once.
+  o.sendPing = (payload) => { o.sent.push(payload); o.outputWritten += 2 }
+  const hb = new Heartbeat(o, { heartbeatInterval: 1000, heartbeatTimeout: 500 })
+  await clock.advance(1000)
+  t.is(o.sent.length, 1)
+  await clock.advance(500)
+  t.deepEqual(o.dropped, [false])
+  hb.stop()
+})
+
+test('Heartbeat: a pong that comes after pending visits puts the next ping an interval later', async (t) => {
+  const clock = new VirtualClock()
+  const o = owner(clock)
+  const hb = new Heartbeat(o, { heartbeatInterval: 1000, heartbeatTimeout: 500 })
+  await clock.advance(1000)
+  o.outputWritten += 1000
+  await clock.advance(500)
+  hb.onPong(new Uint8Array(0))
+  await clock.advance(999)
+  t.is(o.sent.length, 1)
+  await clock.advance(1)
   t.is(o.sent.length, 2)
   t.deepEqual(o.dropped, [])
   hb.stop()

@@ -106,6 +106,59 @@ test('traffic counts as life: a chatty peer is never pinged, and not dropped, th
   t.is((await client.nextClose())?.code, 1000)
 })
 
+test('a slow reader of a long feed is not dropped while its ping waits behind our output: our bytes moving are life', async (t) => {
+  t.timeout(60_000)
+  const clock = new VirtualClock()
+  const opened = deferred<Connection>()
+  const size = 256 * 1024
+  // 16 MiB: far more than the kernel's buffers and our 1 MiB queue hold, so the feed outlasts the ping.
+  const count = 64
+  const { port } = await startServer(t, {
+    '': async (c) => {
+      opened.resolve(c)
+      for (let i = 0; i < count; i++) await c.send(new Uint8Array(size).fill(i))
+      for await (const m of c.source) void m
+    }
+  }, { heartbeat: { interval: 1000, timeout: 1000 }, clock })
+  const client = await RawClient.connect(port)
+  // The client reads nothing for now: the server's output fills (the sink waits at 1 MiB).
+  client.socket.pause()
+  const conn = await within(opened.promise, 5000, 'handler')
+  const closed = watch(conn.closed)
+  for (let i = 0; i < 200 && conn.stats().queuedOutBytes < 1024 * 1024; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.true(conn.stats().queuedOutBytes >= 1024 * 1024, 'the output is full')
+  await clock.advance(1000)
+  t.is(conn.stats().heartbeatPings, 1, 'pinged: the ping waits behind at least 1 MiB of messages')
+  // A slow link: each heartbeat timeout the client reads 1 MiB (Node writes what queued while a
+  // write was under way as one, so our output is seen to move about once per 1 MiB) and answers
+  // the ping once it has read that far.
+  let visitsBeforePong = -1
+  for (let step = 0; step < 30 && visitsBeforePong < 0 && !closed(); step++) {
+    const goal = client.received + 1024 * 1024
+    client.socket.resume()
+    for (let i = 0; i < 500 && client.received < goal && !client.ended; i++) await new Promise((resolve) => setTimeout(resolve, 2))
+    client.socket.pause()
+    for (const f of client.takeFrames()) {
+      if (f.opcode === 9 && visitsBeforePong < 0) {
+        client.send(clientFrame(10, f.payload))
+        visitsBeforePong = step
+      }
+    }
+    // The server has seen its writes complete before time moves on (once answered, it stays put:
+    // an interval later comes the next ping).
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    if (visitsBeforePong < 0) await clock.advance(1000)
+  }
+  t.false(closed(), 'not dropped')
+  t.true(visitsBeforePong >= 1, `the pong came ${visitsBeforePong} timeouts after the ping: the server looked while it was still on its way`)
+  t.is(conn.stats().heartbeatPings, 1, 'one ping, waited for')
+  // The rest at full speed, then a clean close.
+  client.socket.resume()
+  client.send(clientFrame(8, closePayload(1000)))
+  t.is((await client.nextClose(20_000))?.code, 1000)
+  t.deepEqual(await within(conn.closed, 5000, 'closed'), { code: 1000, reason: '', wasClean: true })
+})
+
 test('heartbeat: false never pings, and sets no timer at all', async (t) => {
   const clock = new VirtualClock()
   const opened = deferred<Connection>()

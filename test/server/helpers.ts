@@ -371,6 +371,13 @@ export class RawClient {
     return this.frames.shift()
   }
 
+  /** The frames received and not yet taken, taken now (none waited for). */
+  takeFrames (): RawFrame[] {
+    const frames = this.frames
+    this.frames = []
+    return frames
+  }
+
   /** Skip data frames until a close frame; returns its code and reason (1005 when empty). */
   async nextClose (ms = 5000): Promise<{ code: number, reason: string } | undefined> {
     const deadline = Date.now() + ms
