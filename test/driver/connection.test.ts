@@ -258,3 +258,35 @@ test('sink(source), an echo at sendHighWaterMark: it takes a read\'s messages on
   t.is(s.transport.pendingWrites.length, 1)
   t.deepEqual(take().map((f) => f.payload[0]), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
 })
+
+test('sink(source), an echo: small messages in the read that ends a long message echoed as its parts wait for room like any other (the long one took the output past sendHighWaterMark), and reading goes on: the output past 4 x the mark is the sink\'s own long message', async (t) => {
+  const sendHighWaterMark = 16 * 1024
+  const s = setup(false, sendHighWaterMark)
+  void s.conn.sink(s.conn.source)
+  await turn()
+  const long = Uint8Array.from({ length: 100_000 }, (_, i) => (i * 7 + 1) & 0xff)
+  const smalls = [1, 2, 3].map((i) => new Uint8Array(20).fill(i))
+  const wire = concat([
+    peerFrame('server', { opcode: Opcode.Binary, payload: long }),
+    ...smalls.map((payload) => peerFrame('server', { opcode: Opcode.Binary, payload }))
+  ])
+  // The long message arrives over two reads; the second holds its last 100 bytes and the three
+  // small ones: a read far below the mark, though the message it ends is far above it.
+  const cut = wire.length - 3 * 26 - 100
+  s.transport.emit('data', wire.slice(0, cut))
+  s.transport.emit('data', wire.slice(cut))
+  // The long one went (100 KB, past the mark of 16 KiB): the small ones wait in source, as the
+  // sink would have them wait, and reading is not stopped for the sink's own message.
+  t.true(s.conn.stats().queuedInBytes > 0, 'the small messages wait for room')
+  t.is(s.transport.pauses, 0, 'reading was not stopped')
+  // The peer reads: everything comes back, in order.
+  const parser = new FrameParser({ role: 'client' })
+  const got: Frame[] = []
+  for (let i = 0; i < 10 && got.length < 4; i++) {
+    got.push(...parser.push(concat(s.transport.pendingWrites.map((w) => w.bytes))))
+    s.transport.written()
+    s.transport.emit('drain')
+    await turn()
+  }
+  t.deepEqual(got.map((f) => f.payload), [long, ...smalls])
+})
