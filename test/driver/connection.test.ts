@@ -290,3 +290,41 @@ test('sink(source), an echo: small messages in the read that ends a long message
   }
   t.deepEqual(got.map((f) => f.payload), [long, ...smalls])
 })
+
+/** One read of `n` small binary messages, `[i]` for i from `from`. */
+const smallRead = (from: number, n: number): Uint8Array => concat(Array.from({ length: n }, (_, i) => peerFrame('server', { opcode: Opcode.Binary, payload: new Uint8Array([from + i]) })))
+
+test('a sink that is not its own source polled, though it looks like an echo (a transform between), sees every message of a read: none is sent back by the session as it came', async (t) => {
+  const s = setup()
+  void s.conn.sink((async function * () { for await (const m of s.conn.source) yield new Uint8Array([m[0] + 100]) })())
+  await turn()
+  s.transport.emit('data', smallRead(0, 5))
+  for (let i = 0; i < 5; i++) await turn()
+  t.deepEqual(s.out().map((f) => f.payload[0]), [100, 101, 102, 103, 104])
+})
+
+test('sink(source) after the handler read the first message itself: that one is the handler\'s, the rest of its read and every later read come back once each, in order', async (t) => {
+  const s = setup()
+  const first = s.conn.source.next()
+  s.transport.emit('data', smallRead(0, 5))
+  t.deepEqual((await first).value, new Uint8Array([0]))
+  void s.conn.sink(s.conn.source)
+  await turn()
+  s.transport.emit('data', smallRead(5, 5))
+  await turn()
+  t.deepEqual(s.out().map((f) => f.payload[0]), [1, 2, 3, 4, 5, 6, 7, 8, 9])
+})
+
+test('sink(source) with a source.next() of the handler pending too: each message of a read goes to one of them, none twice, none lost', async (t) => {
+  const s = setup()
+  void s.conn.sink(s.conn.source)
+  await turn()
+  const pending = s.conn.source.next()
+  s.transport.emit('data', smallRead(0, 5))
+  s.transport.emit('data', smallRead(5, 5))
+  await turn()
+  const mine = (await pending).value as Uint8Array
+  const echoed = s.out().map((f) => f.payload[0])
+  t.deepEqual([mine[0], ...echoed].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+  t.is(mine[0], 0)
+})
