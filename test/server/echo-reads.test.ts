@@ -276,3 +276,32 @@ for (const bad of BAD) {
     t.is(echoed.count() - echoedBefore, before.length)
   })
 }
+
+test.serial('sink(source) over TCP, conn.close() from a timer while the client keeps sending reads of small messages: the echoes stop at the close, nothing follows it (§5.5.1), and every message echoed before it is one the client sent, in order', async (t) => {
+  const echoed = countEchoed()
+  t.teardown(() => { echoed.restore() })
+  const { port } = await startServer(t, {
+    '': async (conn) => {
+      setTimeout(() => { conn.close(4000, 'enough') }, 100).unref()
+      await conn.sink(conn.source)
+    }
+  }, { heartbeat: false })
+  const client = await RawClient.connect(port)
+  t.teardown(() => { client.destroy() })
+  const got = collectEcho(client, 10_000)
+  const sent: Buffer[] = []
+  // Reads of ten small messages, a turn apart, until the server's close arrives (at most 2 s).
+  for (let i = 0; got.close === undefined && i < 2000; i++) {
+    const batch = Array.from({ length: 10 }, (_, j) => Buffer.from(`${i}:${j}`))
+    sent.push(...batch)
+    client.send(Buffer.concat(batch.map((m) => clientFrame(0x2, m))))
+    await new Promise((resolve) => setTimeout(resolve, 1))
+  }
+  t.is(got.close?.payload.readUInt16BE(0), 4000)
+  client.send(clientFrame(0x8, closePayload(4000)))
+  await got.done
+  t.deepEqual(got.after, [])
+  t.true(got.messages.length > 0 && got.messages.length <= sent.length)
+  t.deepEqual(got.messages.map((m) => m.payload.toString()), sent.slice(0, got.messages.length).map((m) => m.toString()))
+  t.true(echoed.count() > 0, 'the session echoed reads itself before the close')
+})
