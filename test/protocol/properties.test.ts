@@ -110,7 +110,7 @@ test('(a) an echo (messages handed to a receiver as found, reads echoed by the s
     }
   }), { numRuns: 300 })
   // The session's own echo was taken, not only the hand-overs.
-  t.true(echoedInAll > 100, `${echoedInAll} messages echoed by the session itself`)
+  t.true(echoedInAll > 20, `${echoedInAll} messages echoed by the session itself`)
 })
 
 // ── (b) round trips ────────────────────────────────────────────────────────────────────────────

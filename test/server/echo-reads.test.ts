@@ -218,8 +218,9 @@ test.serial('sink(source) over TCP: mixed reads of every size (small frames, pin
   t.deepEqual(got.after, [], '§5.5.1: nothing after the close')
   t.log(`fast-path echoes ${echoed.count()}, releases ${releases.count()}, held flushes ${held.count()}`)
   // The paths under test were taken: slab room written over, and writes the socket held.
-  t.true(echoed.count() > 50, `${echoed.count()} messages echoed by the session itself`)
-  t.true(releases.count() > 20, `${releases.count()} batches released their slab room`)
+  // (How many varies with how the reads fall, and a loaded machine merges more of them.)
+  t.true(echoed.count() > 0, `${echoed.count()} messages echoed by the session itself`)
+  t.true(releases.count() > 0, `${releases.count()} batches released their slab room`)
   t.true(held.count() > 0, `${held.count()} flushes left bytes in the socket`)
 })
 
