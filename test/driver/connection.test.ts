@@ -296,7 +296,7 @@ const smallRead = (from: number, n: number): Uint8Array => concat(Array.from({ l
 
 test('a sink that is not its own source polled, though it looks like an echo (a transform between), sees every message of a read: none is sent back by the session as it came', async (t) => {
   const s = setup()
-  void s.conn.sink((async function * () { for await (const m of s.conn.source) yield new Uint8Array([m[0] + 100]) })())
+  void s.conn.sink((async function * () { for await (const m of s.conn.source) yield new Uint8Array([(m as Uint8Array)[0] + 100]) })())
   await turn()
   s.transport.emit('data', smallRead(0, 5))
   for (let i = 0; i < 5; i++) await turn()
