@@ -318,6 +318,9 @@ export class Session implements WholeFrameTaker {
    * receiver that takes parts. Its length was checked against the limits from its header.
    */
   takeParts (b0: number, parts: readonly Uint8Array[], length: number): boolean {
+    // The read starts with the end of a long message, which the room echoesChunk found for the
+    // read did not count: its small messages go one by one, each as the sink would take it.
+    this.echoed = -1
     const receiver = this.messages.receiver
     if (receiver?.onMessageParts === undefined || b0 !== (0x80 | Opcode.Binary)) return false
     return receiver.onMessageParts(parts, length)

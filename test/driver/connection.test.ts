@@ -258,3 +258,73 @@ test('sink(source), an echo at sendHighWaterMark: it takes a read\'s messages on
   t.is(s.transport.pendingWrites.length, 1)
   t.deepEqual(take().map((f) => f.payload[0]), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
 })
+
+test('sink(source), an echo: small messages in the read that ends a long message echoed as its parts wait for room like any other (the long one took the output past sendHighWaterMark), and reading goes on: the output past 4 x the mark is the sink\'s own long message', async (t) => {
+  const sendHighWaterMark = 16 * 1024
+  const s = setup(false, sendHighWaterMark)
+  void s.conn.sink(s.conn.source)
+  await turn()
+  const long = Uint8Array.from({ length: 100_000 }, (_, i) => (i * 7 + 1) & 0xff)
+  const smalls = [1, 2, 3].map((i) => new Uint8Array(20).fill(i))
+  const wire = concat([
+    peerFrame('server', { opcode: Opcode.Binary, payload: long }),
+    ...smalls.map((payload) => peerFrame('server', { opcode: Opcode.Binary, payload }))
+  ])
+  // The long message arrives over two reads; the second holds its last 100 bytes and the three
+  // small ones: a read far below the mark, though the message it ends is far above it.
+  const cut = wire.length - 3 * 26 - 100
+  s.transport.emit('data', wire.slice(0, cut))
+  s.transport.emit('data', wire.slice(cut))
+  // The long one went (100 KB, past the mark of 16 KiB): the small ones wait in source, as the
+  // sink would have them wait, and reading is not stopped for the sink's own message.
+  t.true(s.conn.stats().queuedInBytes > 0, 'the small messages wait for room')
+  t.is(s.transport.pauses, 0, 'reading was not stopped')
+  // The peer reads: everything comes back, in order.
+  const parser = new FrameParser({ role: 'client' })
+  const got: Frame[] = []
+  for (let i = 0; i < 10 && got.length < 4; i++) {
+    got.push(...parser.push(concat(s.transport.pendingWrites.map((w) => w.bytes))))
+    s.transport.written()
+    s.transport.emit('drain')
+    await turn()
+  }
+  t.deepEqual(got.map((f) => f.payload), [long, ...smalls])
+})
+
+/** One read of `n` small binary messages, `[i]` for i from `from`. */
+const smallRead = (from: number, n: number): Uint8Array => concat(Array.from({ length: n }, (_, i) => peerFrame('server', { opcode: Opcode.Binary, payload: new Uint8Array([from + i]) })))
+
+test('a sink that is not its own source polled, though it looks like an echo (a transform between), sees every message of a read: none is sent back by the session as it came', async (t) => {
+  const s = setup()
+  void s.conn.sink((async function * () { for await (const m of s.conn.source) yield new Uint8Array([(m as Uint8Array)[0] + 100]) })())
+  await turn()
+  s.transport.emit('data', smallRead(0, 5))
+  for (let i = 0; i < 5; i++) await turn()
+  t.deepEqual(s.out().map((f) => f.payload[0]), [100, 101, 102, 103, 104])
+})
+
+test('sink(source) after the handler read the first message itself: that one is the handler\'s, the rest of its read and every later read come back once each, in order', async (t) => {
+  const s = setup()
+  const first = s.conn.source.next()
+  s.transport.emit('data', smallRead(0, 5))
+  t.deepEqual((await first).value, new Uint8Array([0]))
+  void s.conn.sink(s.conn.source)
+  await turn()
+  s.transport.emit('data', smallRead(5, 5))
+  await turn()
+  t.deepEqual(s.out().map((f) => f.payload[0]), [1, 2, 3, 4, 5, 6, 7, 8, 9])
+})
+
+test('sink(source) with a source.next() of the handler pending too: each message of a read goes to one of them, none twice, none lost', async (t) => {
+  const s = setup()
+  void s.conn.sink(s.conn.source)
+  await turn()
+  const pending = s.conn.source.next()
+  s.transport.emit('data', smallRead(0, 5))
+  s.transport.emit('data', smallRead(5, 5))
+  await turn()
+  const mine = (await pending).value as Uint8Array
+  const echoed = s.out().map((f) => f.payload[0])
+  t.deepEqual([mine[0], ...echoed].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+  t.is(mine[0], 0)
+})

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict'
 import test from 'ava'
 import fc from 'fast-check'
-import { FrameParser, Opcode, Session, encodeFrame, isControlOpcode, type Role } from '../../src/protocol/index.js'
+import { FrameParser, Opcode, Session, encodeFrame, isControlOpcode, type MessageReceiver, type Role } from '../../src/protocol/index.js'
 import { concat, fixedMask, oneByteAtATime, rfcMask, splitAt } from './helpers.js'
 import { controlPayloadArb, cutCopy, encodeFor, expand, hexOf, normEvent, normFrame, normSpec, other, payloadArb, streamArb, textArb } from './arbitraries.js'
 
@@ -55,6 +55,62 @@ test('(a) any split of a valid stream gives the same session events and output a
     if (bytes.length <= 4000) assert.deepEqual(receiveChunks(role, oneByteAtATime(bytes.slice())), whole)
   }), { numRuns: 300 })
   t.pass()
+})
+
+/**
+ * A server session that echoes every message as the driver's `sink(source)` does: whole small
+ * messages by the session itself on the reads `answers` says yes to (echoesChunk), the others as
+ * they are handed over (onMessageAt, onMessage, onMessageParts, then the message events).
+ * Returns the frames it wrote, as the client parses them, and how many the session echoed itself.
+ */
+function echoChunks (chunks: readonly Uint8Array[], answers: readonly boolean[]): { data: string[], controls: string[], echoed: number } {
+  const session = new Session({ role: 'server', deferClose: true })
+  let asked = 0
+  let echoed = 0
+  const receiver: MessageReceiver = {
+    wantsParts: true,
+    onMessage: (data, binary) => { assert.ok(session.send(data, binary)) },
+    onMessageAt: (chunk, start, end, binary) => { assert.ok(session.sendAt(chunk, start, end, binary)) },
+    onMessageParts: (parts) => session.sendParts(parts),
+    echoesChunk: () => answers[asked++ % answers.length],
+    onEchoed: (count) => { echoed += count }
+  }
+  const out: Uint8Array[] = []
+  for (const c of chunks) {
+    for (const e of session.receive(c, receiver)) if (e.type === 'message') assert.ok(session.send(e.data, e.binary))
+    // Taken after each read, as a driver's flush does (the slab is written again behind it).
+    const taken = session.takeOutput()
+    out.push(concat(taken.map((b) => b.slice())))
+    session.outputReleased()
+  }
+  session.sendPendingClose()
+  out.push(concat(session.takeOutput()))
+  const data: string[] = []
+  const controls: string[] = []
+  for (const f of new FrameParser({ role: 'client' }).push(concat(out))) (f.opcode === Opcode.Text || f.opcode === Opcode.Binary || f.opcode === Opcode.Continuation ? data : controls).push(normFrame(f))
+  return { data, controls, echoed }
+}
+
+test('(a) an echo (messages handed to a receiver as found, reads echoed by the session itself or not, the output slab released after each read): any split gives back every message as one frame and every ping as a pong, in order, byte for byte', (t) => {
+  let echoedInAll = 0
+  fc.assert(fc.property(streamArb, fc.boolean(), fc.nat(), fc.array(fc.nat({ max: 1 << 18 }), { maxLength: 12 }), fc.array(fc.boolean(), { minLength: 1, maxLength: 5 }), (generated, whole, keySeed, rawCuts, answers) => {
+    // Half the streams have every message in one frame: the ones the session may echo itself.
+    const stream = whole ? { ...generated, items: generated.items.map((item) => item.kind === 'message' ? { ...item, message: { ...item.message, cuts: [] } } : item) } : generated
+    const { frames, events } = expand(stream)
+    const bytes = encodeFor('server', frames, keySeed)
+    const want = events.flatMap((e) => e.type === 'message' ? [`${e.binary ? Opcode.Binary : Opcode.Text}/1000/${hexOf(e.data)}`] : [])
+    const pongs = events.flatMap((e) => e.type === 'ping' ? [`${Opcode.Pong}/1000/${hexOf(e.data)}`] : [])
+    const close = events.find((e) => e.type === 'close')
+    const wantControls = close === undefined ? pongs : [...pongs, `${Opcode.Close}/1000/${hexOf(new Uint8Array([close.code >>> 8, close.code & 0xff]))}`]
+    for (const chunks of [[bytes.slice()], cutCopy(bytes, rawCuts.map((c) => c % (bytes.length + 1)))]) {
+      const got = echoChunks(chunks, answers)
+      assert.deepEqual(got.data, want)
+      assert.deepEqual(got.controls, wantControls)
+      echoedInAll += got.echoed
+    }
+  }), { numRuns: 300 })
+  // The session's own echo was taken, not only the hand-overs.
+  t.true(echoedInAll > 20, `${echoedInAll} messages echoed by the session itself`)
 })
 
 // ── (b) round trips ────────────────────────────────────────────────────────────────────────────
