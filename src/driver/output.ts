@@ -8,6 +8,7 @@
 
 import { Buffer } from 'node:buffer'
 import { Socket } from 'node:net'
+import { Writable } from 'node:stream'
 import type { Session } from '../protocol/session.js'
 import { SHARED_MIN, type MemoryBudget, type SharedBytes } from './budget.js'
 import type { Compression } from './compression.js'
@@ -22,6 +23,12 @@ const EMPTY = new Uint8Array(0)
 
 /** Output queued in the session is written at once from this many bytes, not at the end of the tick or read. */
 const FLUSH_AT = 65536
+
+/**
+ * Node's own write, which a plain `net.Socket` inherits: a socket whose `write` is another (an
+ * instrumentation's wrapper, say) may write later than it says, so its slab is not reused.
+ */
+const nodeWrite = Writable.prototype.write
 
 /** {@link Output.writtenBytes} counts modulo 2^30. */
 const WRAP = 0x3fffffff
@@ -263,9 +270,9 @@ export class Output {
     const queued = transport.writableLength
     // Written through to the kernel: the session writes the next batch over the same bytes. Only
     // a plain TCP socket says so by a `writableLength` of 0 (a TLS socket, an HTTP/2 stream, the
-    // in-memory pair or a user's Duplex may keep what they were given). Asked here, not kept in
-    // a field: every idle connection would hold it.
-    if (queued === 0 && transport.constructor === Socket) this.session.outputReleased()
+    // in-memory pair or a user's Duplex may keep what they were given), and only through Node's
+    // own `write`. Asked here, not kept in a field: every idle connection would hold it.
+    if (queued === 0 && transport.write === nodeWrite && transport.constructor === Socket) this.session.outputReleased()
     if (queued > this.peak) this.peak = queued
     // A peer that does not read our output (pongs included) is not read from either. The sink
     // already waits at sendHigh, so data passes it by at most the message that crossed it; this

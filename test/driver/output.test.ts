@@ -133,9 +133,11 @@ test('over a plain TCP socket, a batch written through to the kernel (writableLe
   const o: OutputOwner = { gone: false, failed: false, heldBeside: () => 0, onDrain: () => {}, afterFlush: () => {}, failForBudget: () => {} }
   const session = new Session({ role: 'server', alloc: (n) => Buffer.allocUnsafe(n) })
   const output = new Output(o, socket, session, new Reading(socket), { sendHigh: 1 << 20, maxOutFrame: 1 << 20 }, undefined)
+  // Watched below `write` (which must stay Node's own for the slab to be reused): what the
+  // socket's `Writable` hands to its `_write` when not corked.
   const written: Uint8Array[] = []
-  const write = socket.write
-  socket.write = function (this: Socket, chunk: Uint8Array, ...rest: unknown[]) { written.push(chunk); return write.call(this, chunk, ...rest as []) } as typeof socket.write
+  const socketWrite = socket._write
+  socket._write = function (this: Socket, chunk: Uint8Array, ...rest: unknown[]) { written.push(chunk); return socketWrite.call(this, chunk, ...rest as [BufferEncoding, (error?: Error | null) => void]) } as typeof socket._write
   for (let i = 0; i < 50; i++) {
     output.message(new Uint8Array(20).fill(i))
     output.flush()
