@@ -405,7 +405,12 @@ test.serial('WebSocketStream: close() with writes the server does not take: afte
     }
   })
   const sending = page.evaluate(async (url) => {
-    const conn = await wspipe.connect(url, { protocols: ['stall'], closeTimeout: 500 })
+    // A send waits once more than sendHighWaterMark of writes have not finished. With the 1 MiB
+    // default, a send could wait 500 ms only because Chromium's network process was not run (a
+    // busy machine): the writes then all finished within closeTimeout, into room the server's
+    // socket still had, and none was dropped. 16 MiB is more than that room (here 6-7 MiB): what
+    // is in flight when a send waits cannot all leave before closeTimeout, however late it runs.
+    const conn = await wspipe.connect(url, { protocols: ['stall'], closeTimeout: 500, sendHighWaterMark: 16 * 1024 * 1024 })
     let handed = 0
     const sleep = (ms: number): Promise<true> => new Promise((resolve) => setTimeout(() => resolve(true), ms))
     for (let i = 0; i < 512; i++) {

@@ -185,12 +185,14 @@ test('two wspipe peers sending 16 MiB messages both ways at once both keep readi
   t.timeout(60_000)
   // A message bigger than 4 × sendHighWaterMark (plus what the kernel buffers) sits in each side's
   // output at once. Were that to stop reading, as pongs owed to a non-reader do, neither side would
-  // read the other's message and neither output would drain. The short heartbeat ends such a
-  // stall (1006) instead of letting the test hang.
+  // read the other's message and neither output would drain: an echo never comes, `within` ends
+  // the wait, and close() (its closeTimeout) ends the connection, so the test does not hang.
+  // No heartbeat: a ping waits behind the 16 MiB frame being written ahead of it, and on a busy
+  // machine writing that frame can outlast a short heartbeat's timeout while the peer reads it.
   const size = 16 * 1024 * 1024
   const count = 6
-  const { url } = await startServer(t, { '': echo }, { heartbeat: { interval: 1000, timeout: 1000 } })
-  const conn = await connect(url, { heartbeat: { interval: 1000, timeout: 1000 } })
+  const { url } = await startServer(t, { '': echo }, { heartbeat: false })
+  const conn = await connect(url, { heartbeat: false })
   const message = new Uint8Array(size)
   const sending = (async () => {
     for (let i = 0; i < count; i++) await conn.send(message.fill(i + 1, 0, 4))

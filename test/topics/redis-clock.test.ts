@@ -7,9 +7,13 @@ import { SilentPort } from './redis-server.js'
 
 const CONNECT_TIMEOUT = 60_000
 
-/** Wait (bounded) until `check` holds, real turns of the event loop apart. */
+/**
+ * Wait (bounded) until `check` holds, real turns of the event loop apart: 3000 turns, 30 s or
+ * more. What it waits for first, connect() loading `redis` through the test's TypeScript loader,
+ * took seconds on a busy machine.
+ */
 async function until (check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
+  for (let i = 0; i < 3000; i++) {
     if (check()) return
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
