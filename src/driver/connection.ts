@@ -289,6 +289,10 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
     return this.output.writtenBytes
   }
 
+  get outputQueued (): number {
+    return this.output.queuedOut()
+  }
+
   get readingPaused (): boolean {
     return this.reading.paused
   }

@@ -15,6 +15,8 @@ export interface Pulse {
   readonly moved: boolean
   /** A heartbeat ping is waiting for its pong. */
   readonly awaiting: boolean
+  /** That ping was queued behind output of ours not yet written (its pong comes after the peer reads that). */
+  readonly behind: boolean
   /** When a sign of life was last seen (ms). */
   readonly lastLife: number
 }
@@ -31,9 +33,9 @@ export type Verdict = 'alive' | 'ping' | 'wait' | 'pending' | 'drop'
  * arrive, so no ping is sent; but with nothing read and nothing written for `interval +
  * timeout` the connection is dropped all the same: no state lives forever (DESIGN "Limits").
  * Otherwise an idle peer is pinged, and dropped if the pong does not come within `timeout`,
- * unless our output moved meanwhile: the ping leaves after what we queued before it, and a slow
- * reader of a long feed answers it late. The peer reading our bytes is life as well; once they
- * stop moving, the pong's `timeout` ends it.
+ * unless the ping was queued behind output of ours and that output moved meanwhile: a slow
+ * reader of a long feed reads the ping, and answers it, only after what we queued before it.
+ * The peer reading our bytes is life then; once they stop moving, the `timeout` ends it.
  */
 export function judge (pulse: Pulse, now: number, interval: number, timeout: number): Verdict {
   if (pulse.seen) return 'alive'
@@ -42,7 +44,7 @@ export function judge (pulse: Pulse, now: number, interval: number, timeout: num
     return now - pulse.lastLife >= interval + timeout ? 'drop' : 'wait'
   }
   if (!pulse.awaiting) return 'ping'
-  return pulse.moved ? 'pending' : 'drop'
+  return pulse.behind && pulse.moved ? 'pending' : 'drop'
 }
 
 import { systemClock, type Clock, type ClockTimer } from './clock.js'
@@ -124,6 +126,8 @@ export interface HeartbeatOwner {
   readonly taken: number
   /** Bytes of our output the transport finished writing, modulo 2^30 (only its changes count). */
   readonly outputWritten: number
+  /** Bytes of our output not yet written (queued in the session or the transport). */
+  readonly outputQueued: number
   /** We hold reading paused. */
   readonly readingPaused: boolean
   /** Queue a ping (none: the heartbeat's, empty) and flush. */
@@ -167,6 +171,8 @@ export class Heartbeat implements HeartbeatSubject {
   heartbeatDue = NOT_WATCHED
   /** A heartbeat ping is waiting for its pong. */
   private awaiting = false
+  /** That ping was queued behind output not yet written. */
+  private behind = false
   /** Bytes arrived since the last visit. */
   seen = false
   /** When life was last seen; what moved while paused, as of the last visit. */
@@ -213,7 +219,7 @@ export class Heartbeat implements HeartbeatSubject {
     this.writtenAtVisit = written
     const { heartbeatInterval: interval, heartbeatTimeout: timeout } = this.config
     const paused = owner.readingPaused
-    const verdict = judge({ seen: this.seen, paused, moved, awaiting: this.awaiting, lastLife: this.lastLife }, now, interval, timeout)
+    const verdict = judge({ seen: this.seen, paused, moved, awaiting: this.awaiting, behind: this.behind, lastLife: this.lastLife }, now, interval, timeout)
     this.seen = false
     switch (verdict) {
       case 'alive':
@@ -233,6 +239,7 @@ export class Heartbeat implements HeartbeatSubject {
         return
       case 'ping':
         this.awaiting = true
+        this.behind = owner.outputQueued > 0
         this.pings++
         owner.sendPing()
         // The ping's own bytes going out are no sign of the peer.

@@ -2,7 +2,7 @@
 import test from 'ava'
 import { HeartbeatSweeper, judge } from '../../src/driver/heartbeat.js'
 
-const base = { seen: false, paused: false, moved: false, awaiting: false, lastLife: 0 }
+const base = { seen: false, paused: false, moved: false, awaiting: false, behind: false, lastLife: 0 }
 
 test('traffic is life', (t) => {
   t.is(judge({ ...base, seen: true, awaiting: true }, 100_000, 30, 10), 'alive')
@@ -13,9 +13,10 @@ test('idle and not paused: ping; still no pong at the next visit: drop', (t) => 
   t.is(judge({ ...base, awaiting: true }, 60, 30, 10), 'drop')
 })
 
-test('awaiting a pong while our output moves: pending (the pong may be behind it); nothing moved: drop', (t) => {
-  t.is(judge({ ...base, awaiting: true, moved: true }, 60, 30, 10), 'pending')
-  t.is(judge({ ...base, awaiting: true, moved: false }, 70, 30, 10), 'drop')
+test('awaiting a pong to a ping queued behind our output, which moves: pending; nothing moved, or the ping was not behind anything: drop', (t) => {
+  t.is(judge({ ...base, awaiting: true, behind: true, moved: true }, 60, 30, 10), 'pending')
+  t.is(judge({ ...base, awaiting: true, behind: true, moved: false }, 70, 30, 10), 'drop')
+  t.is(judge({ ...base, awaiting: true, behind: false, moved: true }, 60, 30, 10), 'drop')
 })
 
 test('paused: no ping (no pong could arrive); moved is life; nothing for interval + timeout: drop', (t) => {
@@ -50,6 +51,7 @@ interface FakeOwner extends HeartbeatOwner {
   dropped: boolean[]
   paused: boolean
   outputWritten: number
+  outputQueued: number
 }
 
 function owner (clock: VirtualClock): FakeOwner {
@@ -61,6 +63,7 @@ function owner (clock: VirtualClock): FakeOwner {
     gone: false,
     taken: 0,
     outputWritten: 0,
+    outputQueued: 0,
     get readingPaused () { return o.paused },
     sendPing: (payload) => { o.sent.push(payload) },
     // As the connection does: the transport is destroyed, so the connection is gone.
@@ -103,6 +106,8 @@ test('Heartbeat: a ping behind our moving output is waited for as long as the ou
   const clock = new VirtualClock()
   const o = owner(clock)
   const hb = new Heartbeat(o, { heartbeatInterval: 1000, heartbeatTimeout: 500 })
+  // A long feed is queued when the ping goes: the ping waits behind it.
+  o.outputQueued = 4 << 20
   await clock.advance(1000)
   t.is(o.sent.length, 1)
   for (let i = 0; i < 6; i++) {
@@ -114,6 +119,19 @@ test('Heartbeat: a ping behind our moving output is waited for as long as the ou
   await clock.advance(499)
   t.deepEqual(o.dropped, [])
   await clock.advance(1)
+  t.deepEqual(o.dropped, [false])
+  hb.stop()
+})
+
+test('Heartbeat: output that moves after a ping queued behind nothing is no excuse: dropped at the timeout', async (t) => {
+  const clock = new VirtualClock()
+  const o = owner(clock)
+  const hb = new Heartbeat(o, { heartbeatInterval: 1000, heartbeatTimeout: 500 })
+  await clock.advance(1000)
+  t.is(o.sent.length, 1)
+  // Written after the ping (a reply, a message the handler sent): into the kernel's buffers, whatever the peer does.
+  o.outputWritten += 300
+  await clock.advance(500)
   t.deepEqual(o.dropped, [false])
   hb.stop()
 })
@@ -135,6 +153,7 @@ test('Heartbeat: a pong that comes after pending visits puts the next ping an in
   const clock = new VirtualClock()
   const o = owner(clock)
   const hb = new Heartbeat(o, { heartbeatInterval: 1000, heartbeatTimeout: 500 })
+  o.outputQueued = 1 << 20
   await clock.advance(1000)
   o.outputWritten += 1000
   await clock.advance(500)
