@@ -144,6 +144,10 @@ export interface HeartbeatLimits {
   readonly heartbeatTimeout: number
 }
 
+/** A heartbeat ping waits for its pong; one that was queued behind output of ours. */
+const AWAITING = 1
+const AWAITING_BEHIND = 2
+
 /** {@link Heartbeat.heartbeatDue} of a connection the sweeper does not watch. */
 const NOT_WATCHED = -1
 
@@ -169,10 +173,8 @@ export class Heartbeat implements HeartbeatSubject {
    * small integers is stored unboxed, a fractional one costs a 16-byte number per connection.
    */
   heartbeatDue = NOT_WATCHED
-  /** A heartbeat ping is waiting for its pong. */
-  private awaiting = false
-  /** That ping was queued behind output not yet written. */
-  private behind = false
+  /** A heartbeat ping is waiting for its pong: {@link AWAITING}, or {@link AWAITING_BEHIND} if it was queued behind output not yet written; 0 if none. */
+  private awaiting = 0
   /** Bytes arrived since the last visit. */
   seen = false
   /** When life was last seen; what moved while paused, as of the last visit. */
@@ -219,12 +221,12 @@ export class Heartbeat implements HeartbeatSubject {
     this.writtenAtVisit = written
     const { heartbeatInterval: interval, heartbeatTimeout: timeout } = this.config
     const paused = owner.readingPaused
-    const verdict = judge({ seen: this.seen, paused, moved, awaiting: this.awaiting, behind: this.behind, lastLife: this.lastLife }, now, interval, timeout)
+    const verdict = judge({ seen: this.seen, paused, moved, awaiting: this.awaiting !== 0, behind: this.awaiting === AWAITING_BEHIND, lastLife: this.lastLife }, now, interval, timeout)
     this.seen = false
     switch (verdict) {
       case 'alive':
         this.lastLife = now
-        this.awaiting = false
+        this.awaiting = 0
         this.heartbeatDue = Math.ceil(now + interval)
         return
       case 'wait':
@@ -238,8 +240,7 @@ export class Heartbeat implements HeartbeatSubject {
         owner.drop(paused)
         return
       case 'ping':
-        this.awaiting = true
-        this.behind = owner.outputQueued > 0
+        this.awaiting = owner.outputQueued > 0 ? AWAITING_BEHIND : AWAITING
         this.pings++
         owner.sendPing()
         // The ping's own bytes going out are no sign of the peer.
@@ -258,9 +259,9 @@ export class Heartbeat implements HeartbeatSubject {
 
   /** A pong arrived. */
   onPong (data: Uint8Array): void {
-    if (this.awaiting) {
+    if (this.awaiting !== 0) {
       // Answered: the next ping is due `interval` from now, not after the pong timeout.
-      this.awaiting = false
+      this.awaiting = 0
       this.seen = false
       const now = Math.ceil(this.owner.clock.now())
       this.lastLife = now
