@@ -269,7 +269,8 @@ export class Closing {
     if ((this.flags & GONE) !== 0 || (this.session.closeState === OPEN_CLOSE_STATE && this.state?.timerKind === undefined)) return
     this.updateTimer()
     const transport = this.session.closeDecision.transport
-    if (transport === 'end' && (this.flags & ENDED) === 0) {
+    // Not while a long output still goes a slice at a time (output.ts): our close is behind it.
+    if (transport === 'end' && (this.flags & ENDED) === 0 && this.session.pendingOutput === 0) {
       this.flags |= ENDED
       this.transport.end()
     } else if (transport === 'destroy') {

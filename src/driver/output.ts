@@ -92,6 +92,8 @@ export class Output {
   /** Payload bytes of the last data message (or chunk) queued: the one that may have crossed sendHigh. */
   private lastData = 0
   private flushScheduled = false
+  /** A slice of a long output is being written: the rest waits for it (see {@link Output.flush}). */
+  private slicing = false
   /** What this connection has charged to the budget. */
   private charged = 0
   /** Buffers in the output that other connections may hold too: the budget counts each once. */
@@ -103,6 +105,8 @@ export class Output {
   /** Write callbacks of a shared buffer (without, and with, the drain watch); made when first needed. */
   private sharedWritten: (() => void) | undefined = undefined
   private sharedWrittenWatched: (() => void) | undefined = undefined
+  /** Write callback of a slice (made when first needed). */
+  private sliceWritten: ((err?: Error | null) => void) | undefined = undefined
 
   constructor (owner: OutputOwner, transport: Transport, session: Session, reading: Reading, config: OutputLimits, budget: MemoryBudget | undefined) {
     this.owner = owner
@@ -229,29 +233,50 @@ export class Output {
     setImmediate(flushLater, this)
   }
 
-  /** Write everything the session queued, as one corked batch. */
+  /**
+   * Write everything the session queued, as one corked batch; more than a slice (`sendHigh`, at
+   * least 64 KiB) goes a slice at a time, each when the one before it has been written. Node
+   * reports a write done only when all of it is, and joins whatever queued behind it into one
+   * write: a long message handed over whole would show no progress until its end, and a
+   * heartbeat's pong, queued behind it, would look lost while the peer reads it slowly.
+   */
   flush (): void {
     this.flushScheduled = false
     if (this.owner.gone) return
+    if (this.slicing) return this.afterWrite(this.transport.writableLength)
     const transport = this.transport
     // 'drain' comes only once the transport's own high-water mark (16 KiB) was passed. When ours
     // is lower, or to be sure, the last write above it carries a callback: when it has been
     // written, so has everything before it, and whoever waits for room looks again.
     const sendHigh = this.config.sendHigh
     const watch = transport.writableLength + this.session.pendingOutput >= sendHigh ? (this.written ??= () => { this.owner.onDrain() }) : undefined
-    const out = this.session.takeOutput()
+    const out = this.session.takeOutput(sendHigh > FLUSH_AT ? sendHigh : FLUSH_AT)
     const n = out.length
     if (n === 0) {
       // The peer's answer to our close leaves nothing to write, but TCP must still end (§7.1.1).
       this.owner.afterFlush()
       return
     }
-    // Shared buffers in this output go back to the budget once the transport has written it.
-    const done = this.shared?.flushed() === true
-      ? watch !== undefined
-        ? (this.sharedWrittenWatched ??= () => { this.onSharedWritten(); this.owner.onDrain() })
-        : (this.sharedWritten ??= () => { this.onSharedWritten() })
-      : watch
+    let done: (() => void) | undefined
+    if (this.session.pendingOutput > 0) {
+      // A slice: the next is written from its callback, and whoever waits for room looks again.
+      // (Shared buffers are marked written only with the last slice.)
+      this.slicing = true
+      done = this.sliceWritten ??= (err?: Error | null) => {
+        this.slicing = false
+        // A failed write: the transport is going, and the rest with it.
+        if (err != null) return
+        this.owner.onDrain()
+        this.flush()
+      }
+    } else {
+      // Shared buffers in this output go back to the budget once the transport has written it.
+      done = this.shared?.flushed() === true
+        ? watch !== undefined
+          ? (this.sharedWrittenWatched ??= () => { this.onSharedWritten(); this.owner.onDrain() })
+          : (this.sharedWritten ??= () => { this.onSharedWritten() })
+        : watch
+    }
     let handed = this.handed
     if (n === 1) {
       handed += out[0].length
@@ -273,12 +298,18 @@ export class Output {
     // in-memory pair or a user's Duplex may keep what they were given), and only through Node's
     // own `write`. Asked here, not kept in a field: every idle connection would hold it.
     if (queued === 0 && transport.write === nodeWrite && transport.constructor === Socket) this.session.outputReleased()
+    this.afterWrite(queued)
+  }
+
+  /** After a flush (`queued`: the transport's `writableLength`): the read stop, the budget, the closing part. */
+  private afterWrite (queued: number): void {
     if (queued > this.peak) this.peak = queued
     // A peer that does not read our output (pongs included) is not read from either. The sink
     // already waits at sendHigh, so data passes it by at most the message that crossed it; this
     // stop sits above both, so only replies the sink does not make (pongs, close) reach it. Were
     // a big message to count, two peers each sending one would stop reading each other: deadlock.
-    if (queued >= sendHigh * READ_STOP_FACTOR + this.lastData && !this.reading.has(FOR_WRITE)) this.reading.set(FOR_WRITE, true)
+    // What waits in the session behind a slice counts too.
+    if (queued + this.session.pendingOutput >= this.config.sendHigh * READ_STOP_FACTOR + this.lastData && !this.reading.has(FOR_WRITE)) this.reading.set(FOR_WRITE, true)
     if (this.budget !== undefined && !this.handling) this.charge()
     this.owner.afterFlush()
   }
@@ -288,12 +319,12 @@ export class Output {
     const sendHigh = this.config.sendHigh
     if (this.queuedOut() < sendHigh) return false
     this.flush()
-    return this.transport.writableLength >= sendHigh
+    return this.queuedOut() >= sendHigh
   }
 
   /** The transport wrote some output: read again if we stopped for it, and give the budget back what went. */
   drained (): void {
-    if (this.reading.has(FOR_WRITE) && this.transport.writableLength < this.config.sendHigh) this.reading.set(FOR_WRITE, false)
+    if (this.reading.has(FOR_WRITE) && this.queuedOut() < this.config.sendHigh) this.reading.set(FOR_WRITE, false)
   }
 
   /** The transport wrote the oldest batch of shared buffers given to it (or was destroyed with it). */

@@ -210,8 +210,11 @@ export class FrameWriter {
     this.outputBytes += frame.length
   }
 
-  /** Take everything queued, in order; the caller writes it. */
-  take (): Uint8Array[] {
+  /**
+   * Take what is queued, in order; the caller writes it. With `max`, at most `max` bytes: a
+   * long chunk is cut, and the rest stays queued for the next take.
+   */
+  take (max = Infinity): Uint8Array[] {
     // The read that frameAt copied from must not stay pinned.
     this.source = undefined
     this.sourceView = undefined
@@ -226,9 +229,31 @@ export class FrameWriter {
     const out = this.output
     // Never the internal array, so a caller's array never grows behind its back.
     if (out === undefined) return []
-    this.output = undefined
-    this.outputBytes = 0
-    return out
+    if (this.outputBytes <= max) {
+      this.output = undefined
+      this.outputBytes = 0
+      return out
+    }
+    // The first `max` bytes; the chunk that crosses it is cut, its rest first in what stays.
+    const taken: Uint8Array[] = []
+    let bytes = 0
+    let i = 0
+    while (bytes < max) {
+      const chunk = out[i]
+      if (bytes + chunk.length <= max) {
+        taken.push(chunk)
+        bytes += chunk.length
+        i++
+      } else {
+        const cut = max - bytes
+        taken.push(chunk.subarray(0, cut))
+        out[i] = chunk.subarray(cut)
+        bytes = max
+      }
+    }
+    this.output = out.slice(i)
+    this.outputBytes -= bytes
+    return taken
   }
 
   /**

@@ -568,9 +568,12 @@ export class Session implements WholeFrameTaker {
     return events
   }
 
-  /** Take everything queued for the transport, in order; the caller writes it. */
-  takeOutput (): Uint8Array[] {
-    return this.writer.take()
+  /**
+   * Take what is queued for the transport, in order; the caller writes it. With `max`, at most
+   * that many bytes (a long chunk is cut; the rest stays queued, in {@link Session.pendingOutput}).
+   */
+  takeOutput (max?: number): Uint8Array[] {
+    return this.writer.take(max)
   }
 
   /**

@@ -169,3 +169,43 @@ test('over a plain TCP socket, a batch written through to the kernel (writableLe
   }
   t.deepEqual(new FrameParser({ role: 'client' }).push(Buffer.concat(transport.batches.flat())).map((f) => f.payload[0]), Array.from({ length: 50 }, (_, i) => i))
 })
+
+test('a long output goes to the transport a slice at a time (sendHigh, at least 64 KiB), each when the one before it is written; the rest, and a ping queued behind it, wait in the session; every slice tells waiters to look again', (t) => {
+  const { o, transport, session, output } = setup(128 * 1024)
+  const message = new Uint8Array(1024 * 1024).map((_, i) => i & 0xff)
+  output.message(message)
+  session.sendPing(new Uint8Array([1, 2, 3]))
+  output.flush()
+  const written = (): number => transport.batches.flat().reduce((n, c) => n + c.length, 0)
+  t.is(written(), 128 * 1024, 'one slice handed over')
+  t.is(output.queuedOut(), 10 + 1024 * 1024 + 5, 'the rest counts as queued (a 10-byte header, the message, the ping)')
+  // More flushes before the slice is written hand over nothing (Node would join it all into one write).
+  output.flush()
+  output.queued()
+  t.is(written(), 128 * 1024)
+  let slices = 1
+  for (let i = 0; i < 20 && transport.pendingWrites.length > 0; i++) {
+    transport.written()
+    slices++
+  }
+  t.is(slices, 10, 'nine slices of 128 KiB, the last with the ping')
+  t.true(o.drains >= 8, `waiters told to look again after each slice (${o.drains})`)
+  const got = frames(transport)
+  t.deepEqual(got.map((f) => [f.opcode, f.length]), [[2, 1024 * 1024], [9, 3]])
+  t.deepEqual(new Uint8Array(Buffer.concat(transport.batches.flat()).subarray(10, 10 + 1024 * 1024)), message)
+  t.is(output.queuedOut(), 0)
+})
+
+test('a peer that does not read a long output: the read stop counts what still waits in the session, so pongs cannot pile up behind the slices', (t) => {
+  const { transport, session, reading, output } = setup(64 * 1024)
+  output.message(new Uint8Array(1024 * 1024))
+  output.message(new Uint8Array(1024 * 1024))
+  output.flush()
+  t.is(transport.writableLength, 64 * 1024, 'a slice (header included) in the transport')
+  t.true(reading.has(FOR_WRITE), 'reading stops: over 4 × sendHigh plus the last message waits, nearly all of it in the session')
+  // Written whole at last: reading resumes on the transport's drain.
+  for (let i = 0; i < 40 && transport.pendingWrites.length > 0; i++) transport.written()
+  output.drained()
+  t.false(reading.has(FOR_WRITE))
+  t.is(session.pendingOutput, 0)
+})

@@ -283,3 +283,26 @@ test('frameFrom writes the same bytes as frame() of the unmasked payload: every 
     t.deepEqual(new FrameParser({ role: 'server' }).push(concat(client.take())).map((f) => f.payload), [plain.subarray(0, 35)])
   }
 })
+
+test('take(max): at most max bytes, a chunk that crosses it cut; the rest stays queued, in order, and the next takes carry on where it stopped', (t) => {
+  const w = new FrameWriter(false, undefined)
+  w.frame(Opcode.Text, utf8('hi'), true, false)
+  w.frame(Opcode.Binary, bytes(10_000, 0x62), true, false)
+  w.frame(Opcode.Ping, utf8('p'), true, false)
+  const total = w.pending
+  t.is(total, 4 + 4 + 10_000 + 3)
+  const taken: Uint8Array[][] = []
+  for (let i = 0; i < 20 && w.pending > 0; i++) {
+    const out = w.take(3000)
+    t.true(out.reduce((n, c) => n + c.length, 0) <= 3000)
+    taken.push(out)
+  }
+  t.is(taken.length, 4, '10,011 bytes in takes of at most 3,000')
+  t.deepEqual(taken.map((out) => out.reduce((n, c) => n + c.length, 0)), [3000, 3000, 3000, total - 9000])
+  t.deepEqual(frames('server', taken.flat()).map((f) => [f.opcode, f.payload.length]), [[Opcode.Text, 2], [Opcode.Binary, 10_000], [Opcode.Ping, 1]])
+  t.true(frames('server', taken.flat())[1].payload.every((b) => b === 0x62))
+  // Everything fits: one take, as without a limit.
+  w.frame(Opcode.Text, utf8('x'), true, false)
+  t.is(w.take(3000).reduce((n, c) => n + c.length, 0), 3)
+  t.is(w.pending, 0)
+})

@@ -6,7 +6,7 @@
  * (a quarter of the shorter one), a visit falls exactly on each due time.
  */
 
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 import type { Connection } from '../../src/index.js'
 import { VirtualClock } from '../../src/testing.js'
 import { clientFrame, closePayload, deferred, echo, nextRead, RawClient, startServer, watch, within, WsPeer } from './helpers.js'
@@ -106,42 +106,39 @@ test('traffic counts as life: a chatty peer is never pinged, and not dropped, th
   t.is((await client.nextClose())?.code, 1000)
 })
 
-test('a slow reader of a long feed is not dropped while its ping waits behind our output: our bytes moving are life', async (t) => {
-  t.timeout(60_000)
+/**
+ * A slow link: the server's `feed` fills its output while the raw client reads nothing; the
+ * server pings (behind at least 1 MiB of it); then, each heartbeat timeout, the client reads
+ * `step` bytes and answers the ping once it has read that far. Ends with a clean close.
+ */
+async function slowReader (t: ExecutionContext, step: number, feed: (c: Connection) => Promise<void>): Promise<void> {
   const clock = new VirtualClock()
   const opened = deferred<Connection>()
-  const size = 256 * 1024
-  // 16 MiB: far more than the kernel's buffers and our 1 MiB queue hold, so the feed outlasts the ping.
-  const count = 64
   const { port } = await startServer(t, {
     '': async (c) => {
       opened.resolve(c)
-      for (let i = 0; i < count; i++) await c.send(new Uint8Array(size).fill(i))
+      await feed(c)
       for await (const m of c.source) void m
     }
   }, { heartbeat: { interval: 1000, timeout: 1000 }, clock })
   const client = await RawClient.connect(port)
-  // The client reads nothing for now: the server's output fills (the sink waits at 1 MiB).
   client.socket.pause()
   const conn = await within(opened.promise, 5000, 'handler')
   const closed = watch(conn.closed)
   for (let i = 0; i < 200 && conn.stats().queuedOutBytes < 1024 * 1024; i++) await new Promise((resolve) => setTimeout(resolve, 10))
   t.true(conn.stats().queuedOutBytes >= 1024 * 1024, 'the output is full')
   await clock.advance(1000)
-  t.is(conn.stats().heartbeatPings, 1, 'pinged: the ping waits behind at least 1 MiB of messages')
-  // A slow link: each heartbeat timeout the client reads 1 MiB (Node writes what queued while a
-  // write was under way as one, so our output is seen to move about once per 1 MiB) and answers
-  // the ping once it has read that far.
+  t.is(conn.stats().heartbeatPings, 1, 'pinged: the ping waits behind at least 1 MiB')
   let visitsBeforePong = -1
-  for (let step = 0; step < 30 && visitsBeforePong < 0 && !closed(); step++) {
-    const goal = client.received + 1024 * 1024
+  for (let visit = 0; visit < 30 && visitsBeforePong < 0 && !closed(); visit++) {
+    const goal = client.received + step
     client.socket.resume()
     for (let i = 0; i < 500 && client.received < goal && !client.ended; i++) await new Promise((resolve) => setTimeout(resolve, 2))
     client.socket.pause()
     for (const f of client.takeFrames()) {
       if (f.opcode === 9 && visitsBeforePong < 0) {
         client.send(clientFrame(10, f.payload))
-        visitsBeforePong = step
+        visitsBeforePong = visit
       }
     }
     // The server has seen its writes complete before time moves on (once answered, it stays put:
@@ -157,6 +154,21 @@ test('a slow reader of a long feed is not dropped while its ping waits behind ou
   client.send(clientFrame(8, closePayload(1000)))
   t.is((await client.nextClose(20_000))?.code, 1000)
   t.deepEqual(await within(conn.closed, 5000, 'closed'), { code: 1000, reason: '', wasClean: true })
+}
+
+test('a slow reader of a long feed is not dropped while its ping waits behind our output: our bytes moving are life', async (t) => {
+  t.timeout(60_000)
+  // 64 messages of 256 KiB: far more than the kernel's buffers and our 1 MiB queue hold. Node
+  // writes what queued while a write was under way as one, so the output is seen to move about
+  // once per 1 MiB: 1 MiB a timeout.
+  await slowReader(t, 1024 * 1024, async (c) => { for (let i = 0; i < 64; i++) await c.send(new Uint8Array(256 * 1024).fill(i)) })
+})
+
+test('a slow reader of one 16 MiB message is not dropped while its ping waits behind it: the message goes to the socket a slice at a time, so its progress shows', async (t) => {
+  t.timeout(60_000)
+  // 3 MiB a timeout: once the last slice is written, what the kernel's buffers hold ahead of the
+  // ping (a few MiB over loopback) must reach the peer within one timeout.
+  await slowReader(t, 3 * 1024 * 1024, async (c) => { await c.send(new Uint8Array(16 * 1024 * 1024).fill(7)) })
 })
 
 test('heartbeat: false never pings, and sets no timer at all', async (t) => {
