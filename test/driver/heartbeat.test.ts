@@ -72,6 +72,13 @@ function owner (clock: VirtualClock): FakeOwner {
   return o
 }
 
+/** A heartbeat of 1000 ms + 500 ms over a fake connection, in virtual time. */
+function started (): { clock: VirtualClock, o: FakeOwner, hb: Heartbeat } {
+  const clock = new VirtualClock()
+  const o = owner(clock)
+  return { clock, o, hb: new Heartbeat(o, { heartbeatInterval: 1000, heartbeatTimeout: 500 }) }
+}
+
 test('Heartbeat: an idle peer is pinged after the interval and dropped when no pong comes within the timeout', async (t) => {
   const clock = new VirtualClock()
   const o = owner(clock)
@@ -103,9 +110,7 @@ test('Heartbeat: a pong puts the next ping an interval later; traffic counts as 
 })
 
 test('Heartbeat: a ping behind our moving output is waited for as long as the output moves, with no second ping; once it stops, dropped a timeout later (pong timeout)', async (t) => {
-  const clock = new VirtualClock()
-  const o = owner(clock)
-  const hb = new Heartbeat(o, { heartbeatInterval: 1000, heartbeatTimeout: 500 })
+  const { clock, o, hb } = started()
   // A long feed is queued when the ping goes: the ping waits behind it.
   o.outputQueued = 4 << 20
   await clock.advance(1000)
@@ -124,9 +129,7 @@ test('Heartbeat: a ping behind our moving output is waited for as long as the ou
 })
 
 test('Heartbeat: output that moves after a ping queued behind nothing is no excuse: dropped at the timeout', async (t) => {
-  const clock = new VirtualClock()
-  const o = owner(clock)
-  const hb = new Heartbeat(o, { heartbeatInterval: 1000, heartbeatTimeout: 500 })
+  const { clock, o, hb } = started()
   await clock.advance(1000)
   t.is(o.sent.length, 1)
   // Written after the ping (a reply, a message the handler sent): into the kernel's buffers, whatever the peer does.
@@ -137,11 +140,9 @@ test('Heartbeat: output that moves after a ping queued behind nothing is no excu
 })
 
 test('Heartbeat: the ping\'s own bytes going out are not life: an idle peer that does not answer is dropped at the timeout', async (t) => {
-  const clock = new VirtualClock()
-  const o = owner(clock)
+  const { clock, o, hb } = started()
   // As a socket with nothing queued: the ping is written at once.
   o.sendPing = (payload) => { o.sent.push(payload); o.outputWritten += 2 }
-  const hb = new Heartbeat(o, { heartbeatInterval: 1000, heartbeatTimeout: 500 })
   await clock.advance(1000)
   t.is(o.sent.length, 1)
   await clock.advance(500)
@@ -150,9 +151,7 @@ test('Heartbeat: the ping\'s own bytes going out are not life: an idle peer that
 })
 
 test('Heartbeat: a pong that comes after pending visits puts the next ping an interval later', async (t) => {
-  const clock = new VirtualClock()
-  const o = owner(clock)
-  const hb = new Heartbeat(o, { heartbeatInterval: 1000, heartbeatTimeout: 500 })
+  const { clock, o, hb } = started()
   o.outputQueued = 1 << 20
   await clock.advance(1000)
   o.outputWritten += 1000
