@@ -123,3 +123,12 @@ test('a closed worker whose primary never answers its last message exits after 5
   t.true((out.exitedAfter as number) >= 4900 && (out.exitedAfter as number) < 8000, `exited ${String(out.exitedAfter)} ms after it was asked to stop`)
   t.deepEqual(out.alive, [])
 })
+
+test('a worker told to stop twice at once (SIGTERM and the primary\'s stop) whose close rejects: it asks the primary once, and its exit code 1 survives the round trip', async (t) => {
+  t.timeout(40_000)
+  const out = await scenario('close-fails-twice-asked')
+  t.is(out.close, 'resolved')
+  t.is(out.exit, 'code 1, signal null')
+  t.is(out.asked, 1)
+  t.deepEqual(out.alive, [])
+})

@@ -5,7 +5,8 @@
  * take 1 s, `fail` makes it throw, `hang` makes it never finish, `crash N` (N > 0) makes it serve
  * and then exit with 3 after 100 ms, leaving `crash N-1`, `block-close` makes its close first tell
  * the primary and then hold its thread for 600 ms (connections handed to it meanwhile wait, unread,
- * in its IPC channel). Worker 2 fails whenever WSPIPE_FIXTURE_FAIL_SECOND is set.
+ * in its IPC channel), `close-fails` makes its close reject once the server closed. Worker 2
+ * fails whenever WSPIPE_FIXTURE_FAIL_SECOND is set.
  */
 import cluster from 'node:cluster'
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -24,6 +25,7 @@ function alive (): number[] {
 
 // Its workers must hold their thread as they close from their first start on.
 if (cluster.isPrimary && scenario === 'handoff-across-close') writeFileSync(flag, 'block-close')
+if (cluster.isPrimary && scenario === 'close-fails-twice-asked') writeFileSync(flag, 'close-fails')
 
 // 'silent-primary': the primary is not serveCluster's; it forks one worker itself and never
 // answers the worker's last message.
@@ -48,6 +50,15 @@ const run = cluster.isPrimary && scenario === 'silent-primary' ? undefined : ser
     // The '' handler holds its connection open until it closes.
     const server = new WebSocketServer({ closeTimeout: 200 }).register('', async (conn) => { await conn.closed })
     await server.listen({ port: 0 })
+    if (cue === 'close-fails') {
+      return {
+        address: () => server.address(),
+        close: async () => {
+          await server.close()
+          throw new Error('close failed on cue')
+        }
+      }
+    }
     if (cue === 'block-close') {
       return {
         address: () => server.address(),
@@ -159,6 +170,19 @@ if (cluster.isPrimary) {
         out.opened = opened
         out.replaced = primary.pids.length === 1 && primary.pids[0] !== old
         await primary.close()
+      } else if (scenario === 'close-fails-twice-asked') {
+        // A SIGTERM and the primary's stop reach the worker at once, and its close rejects: it
+        // asks the primary once, and exits 1 on the answer.
+        const pid = primary.pids[0]
+        const exit = new Promise<string>((resolve) => {
+          cluster.on('exit', (worker, code, signal) => { if (worker.process.pid === pid) resolve(`code ${String(code)}, signal ${String(signal)}`) })
+        })
+        let asked = 0
+        cluster.on('message', (worker, message: { wspipe?: string }) => { if (worker.process.pid === pid && message?.wspipe === 'closed') asked++ })
+        process.kill(pid, 'SIGTERM')
+        out.close = await Promise.race([primary.close().then(() => 'resolved'), sleep(8000).then(() => 'still pending after 8 s')])
+        out.exit = await Promise.race([exit, sleep(2000).then(() => 'no exit')])
+        out.asked = asked
       } else if (scenario === 'respawn-retries') {
         // The first replacement fails to start; a later one, once the cue is gone, serves.
         writeFileSync(flag, 'fail')
