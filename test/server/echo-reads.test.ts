@@ -348,3 +348,41 @@ test('a socket whose write is wrapped to write later (as an instrumentation libr
   client.send(clientFrame(0x8, closePayload(1000)))
   await client.waitClosed(5000)
 })
+
+test('a socket whose _write and _writev are wrapped to write later keeps its bytes counted in writableLength until written: every echo intact', async (t) => {
+  t.timeout(60_000)
+  const { server, port } = await startServer(t, { '': echo })
+  const accepted = nextAccepted(server)
+  const client = await RawClient.connect(port)
+  const serverSocket = await accepted
+  // Below `write`, Node's own accounting holds: a chunk counts in writableLength until its
+  // callback, so a deferred _write or _writev is never mistaken for bytes in the kernel.
+  const socket = serverSocket as unknown as Record<'_write' | '_writev', (...a: unknown[]) => void>
+  for (const name of ['_write', '_writev'] as const) {
+    const inner = socket[name]
+    socket[name] = function (this: unknown, ...args: unknown[]) { setTimeout(() => { inner.apply(this, args) }, 2) }
+  }
+  const expected: Buffer[] = []
+  for (let r = 0; r < 100; r++) {
+    const frames: Buffer[] = []
+    for (let k = 0; k < 16; k++) {
+      const n = r * 16 + k
+      const payload = Buffer.alloc(32, n & 0xff)
+      payload.writeUInt32BE(n, 0)
+      expected.push(payload)
+      frames.push(clientFrame(2, payload))
+    }
+    client.send(Buffer.concat(frames))
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  for (let i = 0; i < expected.length; i++) {
+    const f = await client.nextFrame(10_000)
+    if (f === undefined || f.opcode !== 2 || !f.payload.equals(expected[i])) {
+      t.fail(`echo ${i} of ${expected.length}: ${f === undefined ? 'nothing' : `opcode ${f.opcode}, ${f.payload.subarray(0, 8).toString('hex')}`}, not ${expected[i].subarray(0, 8).toString('hex')}`)
+      return
+    }
+  }
+  t.pass()
+  client.send(clientFrame(0x8, closePayload(1000)))
+  t.is((await client.nextClose(5000))?.code, 1000)
+})
