@@ -11,7 +11,7 @@ export interface Pulse {
   readonly seen: boolean
   /** We hold reading paused (the handler is not reading, or the peer is not reading our output): its pongs cannot arrive. */
   readonly paused: boolean
-  /** The handler took a message or the transport finished writing some of our output (the peer reads it). */
+  /** The handler took a message, or the transport finished writing some of our output since a visit that found some still queued (the peer reads it). */
   readonly moved: boolean
   /** A heartbeat ping is waiting for its pong. */
   readonly awaiting: boolean
@@ -150,6 +150,8 @@ const AWAITING_BEHIND = 2
 
 /** {@link Heartbeat.heartbeatDue} of a connection the sweeper does not watch. */
 const NOT_WATCHED = -1
+/** `writtenAtVisit` when the last visit found nothing of ours queued: no write since counts. */
+const NOTHING_QUEUED = -1
 
 /** A ping of the user's, waiting for its pong. */
 interface PingWaiter {
@@ -180,7 +182,7 @@ export class Heartbeat implements HeartbeatSubject {
   /** When life was last seen; what moved while paused, as of the last visit. */
   private lastLife = 0
   private takenAtVisit = 0
-  private writtenAtVisit = 0
+  private writtenAtVisit = NOTHING_QUEUED
   /** Heartbeat pings sent. */
   pings = 0
   private waiting: PingWaiter[] | undefined = undefined
@@ -216,9 +218,12 @@ export class Heartbeat implements HeartbeatSubject {
     if (owner.gone) return
     const written = owner.outputWritten
     const taken = owner.taken
-    const moved = taken !== this.takenAtVisit || written !== this.writtenAtVisit
+    const moved = taken !== this.takenAtVisit || (this.writtenAtVisit !== NOTHING_QUEUED && written !== this.writtenAtVisit)
     this.takenAtVisit = taken
-    this.writtenAtVisit = written
+    // The kernel takes our bytes while its buffers have room, whether or not the peer reads (a
+    // hung peer's kernel still acknowledges them): writes finished count only after a visit
+    // that found output of ours still queued, held back by a kernel that was full.
+    this.writtenAtVisit = owner.outputQueued > 0 ? written : NOTHING_QUEUED
     const { heartbeatInterval: interval, heartbeatTimeout: timeout } = this.config
     const paused = owner.readingPaused
     const verdict = judge({ seen: this.seen, paused, moved, awaiting: this.awaiting !== 0, behind: this.awaiting === AWAITING_BEHIND, lastLife: this.lastLife }, now, interval, timeout)
@@ -243,8 +248,9 @@ export class Heartbeat implements HeartbeatSubject {
         this.awaiting = owner.outputQueued > 0 ? AWAITING_BEHIND : AWAITING
         this.pings++
         owner.sendPing()
-        // The ping's own bytes going out are no sign of the peer.
-        this.writtenAtVisit = owner.outputWritten
+        // The ping's own bytes going out are no sign of the peer (nor the queue they may make on a
+        // transport that finishes writes later, TLS: what the visit found before the ping stands).
+        if (this.writtenAtVisit !== NOTHING_QUEUED) this.writtenAtVisit = owner.outputWritten
         this.heartbeatDue = Math.ceil(now + timeout)
     }
   }

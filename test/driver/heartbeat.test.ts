@@ -139,6 +139,26 @@ test('Heartbeat: output that moves after a ping queued behind nothing is no excu
   hb.stop()
 })
 
+test('Heartbeat: a ping behind output that then drained: once a visit finds nothing of ours queued, writes the kernel takes are no excuse: a peer that stopped reading, fed a trickle, is dropped a timeout later', async (t) => {
+  const { clock, o, hb } = started()
+  o.outputQueued = 65536
+  await clock.advance(1000)
+  t.is(o.sent.length, 1)
+  // What was ahead of the ping left, the ping with it.
+  o.outputQueued = 0
+  o.outputWritten += 65536
+  await clock.advance(500)
+  t.deepEqual(o.dropped, [], 'the output it waited behind moved')
+  // Then the peer stops reading; a ticker's small messages still go into the kernel's buffers.
+  for (let i = 0; i < 12 && o.dropped.length === 0; i++) {
+    o.outputWritten += 100
+    await clock.advance(125)
+  }
+  t.deepEqual(o.dropped, [false])
+  t.is(clock.now(), 2000)
+  hb.stop()
+})
+
 test('Heartbeat: the ping\'s own bytes going out are not life: an idle peer that does not answer is dropped at the timeout', async (t) => {
   const { clock, o, hb } = started()
   // As a socket with nothing queued: the ping is written at once.
@@ -174,6 +194,21 @@ test('Heartbeat: paused with nothing moving, no ping is sent and the peer is dro
   t.deepEqual(o.dropped, [])
   await clock.advance(200)
   t.deepEqual(o.dropped, [true])
+  t.is(o.sent.length, 0)
+  hb.stop()
+})
+
+test('Heartbeat: paused, writes that find nothing of ours queued (the kernel takes them, read or not) are no life: a hung peer fed a trickle is dropped after interval + timeout (stalled)', async (t) => {
+  const clock = new VirtualClock()
+  const o = owner(clock)
+  o.paused = true
+  const hb = new Heartbeat(o, { heartbeatInterval: 1000, heartbeatTimeout: 500 })
+  for (let i = 0; i < 24 && o.dropped.length === 0; i++) {
+    o.outputWritten += 100
+    await clock.advance(125)
+  }
+  t.deepEqual(o.dropped, [true])
+  t.is(clock.now(), 1500)
   t.is(o.sent.length, 0)
   hb.stop()
 })

@@ -252,3 +252,30 @@ test('attach() to http2.createSecureServer({ allowHTTP1: true }): pages and WebS
   const elsewhere = await H2Socket.open(session, '/other')
   t.is(elsewhere.status, 404)
 })
+
+test('the heartbeat over an HTTP/2 stream: a peer whose stream stops reading, fed a trickle the session still takes, is dropped at the pong timeout', async (t) => {
+  const clock = new VirtualClock()
+  const opened = deferred<Connection>()
+  const { origin } = await start(t, { heartbeat: { interval: 1000, timeout: 1000 }, clock }, (server) => server.register('', async (c) => {
+    opened.resolve(c)
+    for await (const m of c.source) void m
+  }))
+  const session = await openSession(origin)
+  t.teardown(() => { session.destroy() })
+  const ws = await H2Socket.open(session)
+  ws.stream.pause()
+  const conn = await within(opened.promise, 5000, 'handler')
+  const closed = watch(conn.closed)
+  await clock.advance(1000)
+  t.is(conn.stats().heartbeatPings, 1, 'pinged')
+  // 100 bytes per step, well inside the stream's flow-control window: each write finishes at once.
+  let steps = 0
+  for (; steps < 10 && !closed(); steps++) {
+    await conn.send(new Uint8Array(100)).catch(() => {})
+    for (let i = 0; i < 50 && conn.stats().queuedOutBytes > 0; i++) await new Promise((resolve) => setTimeout(resolve, 2))
+    await clock.advance(1000)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  t.is(steps, 1, 'dropped at the first visit after the ping, the pong timeout')
+  t.is((await within(conn.closed, 5000, 'closed')).code, 1006)
+})

@@ -171,6 +171,60 @@ test('a slow reader of one 16 MiB message is not dropped while its ping waits be
   await slowReader(t, 3 * 1024 * 1024, async (c) => { await c.send(new Uint8Array(16 * 1024 * 1024).fill(7)) })
 })
 
+for (const peer of ['stops reading', 'reads but never answers pings'] as const) {
+  test(`a peer that ${peer}, fed a trickle the kernel's buffers still take, is dropped at the pong timeout: bytes the kernel takes are no sign of the peer`, async (t) => {
+    const clock = new VirtualClock()
+    const opened = deferred<Connection>()
+    const { port } = await startServer(t, { '': async (c) => { opened.resolve(c); for await (const m of c.source) void m } }, { heartbeat: { interval: 1000, timeout: 1000 }, clock })
+    const client = await RawClient.connect(port)
+    t.teardown(() => { client.socket.destroy() })
+    // A hung peer: its kernel still acknowledges what we send, until its buffers fill.
+    if (peer === 'stops reading') client.socket.pause()
+    const conn = await within(opened.promise, 5000, 'handler')
+    const closed = watch(conn.closed)
+    await clock.advance(1000)
+    t.is(conn.stats().heartbeatPings, 1, 'pinged')
+    // A ticker: 100 bytes per step, far less than the kernel's buffers hold, so each is written at once.
+    let steps = 0
+    for (; steps < 10 && !closed(); steps++) {
+      await conn.send(new Uint8Array(100)).catch(() => {})
+      for (let i = 0; i < 50 && conn.stats().queuedOutBytes > 0; i++) await new Promise((resolve) => setTimeout(resolve, 2))
+      await clock.advance(1000)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    t.is(steps, 1, 'dropped at the first visit after the ping, the pong timeout')
+    t.deepEqual(await within(conn.closed, 5000, 'closed'), { code: 1006, reason: '', wasClean: false })
+    t.is(conn.stats().heartbeatPings, 1)
+  })
+}
+
+test('a handler that does not read and a peer that stopped reading, while the handler sends a trickle the kernel takes: dropped as stalled at interval + timeout', async (t) => {
+  const clock = new VirtualClock()
+  const opened = deferred<Connection>()
+  // The handler never reads: reading pauses once the peer's messages pass the receive mark.
+  const { port } = await startServer(t, { '': async (c) => { opened.resolve(c); await c.closed } }, { heartbeat: { interval: 1000, timeout: 1000 }, receiveHighWaterMark: 32 * 1024, clock })
+  const client = await RawClient.connect(port)
+  t.teardown(() => { client.socket.destroy() })
+  client.socket.pause()
+  const conn = await within(opened.promise, 5000, 'handler')
+  const closed = watch(conn.closed)
+  for (let i = 0; i < 8; i++) client.send(clientFrame(2, new Uint8Array(16 * 1024)))
+  for (let i = 0; i < 200 && conn.stats().queuedInBytes < 32 * 1024; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  // Bytes arrived before the first visit (life at 1000); from there nothing is read, and nothing taken.
+  let at = 0
+  for (let step = 0; step < 20 && !closed(); step++) {
+    await conn.send(new Uint8Array(100)).catch(() => {})
+    for (let i = 0; i < 50 && conn.stats().queuedOutBytes > 0; i++) await new Promise((resolve) => setTimeout(resolve, 2))
+    await clock.advance(500)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    at = clock.now()
+  }
+  t.true(closed(), 'dropped')
+  t.is(at, 3000, 'at the last life (the visit at 1000) + interval + timeout')
+  t.is(conn.stats().heartbeatPings, 0, 'no ping while reading is paused')
+  t.is((await within(conn.closed, 5000, 'closed')).code, 1006)
+})
+
 test('heartbeat: false never pings, and sets no timer at all', async (t) => {
   const clock = new VirtualClock()
   const opened = deferred<Connection>()

@@ -10,11 +10,12 @@ import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import tls from 'node:tls'
 import { Agent } from 'undici'
-import { WebSocketServer } from '../../src/index.js'
+import { WebSocketServer, type Connection } from '../../src/index.js'
+import { VirtualClock } from '../../src/testing.js'
 import { echoBattery, undiciKind, wsKind } from './clients.js'
 import { peerTest } from '../peers.js'
 import { makeCertificate } from '../http2/helpers.js'
-import { captureLogger, clientFrame, closePayload, echo, nextAccepted, parseResponse, RawClient, startServer, upgradeRequest, WatchedClock, within, WsPeer } from './helpers.js'
+import { captureLogger, clientFrame, closePayload, deferred, echo, nextAccepted, parseResponse, RawClient, startServer, upgradeRequest, watch, WatchedClock, within, WsPeer } from './helpers.js'
 
 const test = peerTest('openssl')
 
@@ -165,4 +166,30 @@ test.serial('wss:// handshakeTimeout counts from TCP accept, on the server\'s cl
   await clock.advance(1)
   // Counted from TLS done instead, it would be there until 1,400 ms.
   t.true(socket.destroyed, 'gone 1,000 ms after accept')
+})
+
+test('wss://: the heartbeat ping of a TLS socket (which finishes writes a tick later) is no life: a peer that stops reading, fed a trickle, is dropped at the pong timeout', async (t) => {
+  const clock = new VirtualClock()
+  const opened = deferred<Connection>()
+  const server = new WebSocketServer({ logger: captureLogger().logger, heartbeat: { interval: 1000, timeout: 1000 }, clock })
+  server.register('', async (c) => { opened.resolve(c); for await (const m of c.source) void m })
+  const { port } = await server.listen({ port: 0, tls: { key, cert } })
+  t.teardown(() => within(server.close(), 15_000, 'server.close'))
+  const client = await RawClient.connect(port, { tls: { ca: cert, servername: 'localhost' } })
+  t.teardown(() => { client.socket.destroy() })
+  client.socket.pause()
+  const conn = await within(opened.promise, 5000, 'handler')
+  const closed = watch(conn.closed)
+  await clock.advance(1000)
+  t.is(conn.stats().heartbeatPings, 1, 'pinged')
+  // 100 bytes per step: the kernel takes each at once, read or not.
+  let steps = 0
+  for (; steps < 10 && !closed(); steps++) {
+    await conn.send(new Uint8Array(100)).catch(() => {})
+    for (let i = 0; i < 50 && conn.stats().queuedOutBytes > 0; i++) await new Promise((resolve) => setTimeout(resolve, 2))
+    await clock.advance(1000)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  t.is(steps, 1, 'dropped at the first visit after the ping, the pong timeout')
+  t.deepEqual(await within(conn.closed, 5000, 'closed'), { code: 1006, reason: '', wasClean: false })
 })
