@@ -132,7 +132,8 @@ async function runWorker (options: ClusterOptions): Promise<void> {
   let exitCode = 0
   const stop = (): void => {
     // Asked to stop while `start` runs (it may never finish): it has not served, so it exits
-    // (once the primary has what it handed over back; `start` may have begun to listen).
+    // once the primary answers (hand-offs still on their way are then refused back). A
+    // connection its server, if `start` had begun to listen, already accepted ends with it.
     if (server === undefined) return leave()
     stopping ??= server.close().then(leave, (err: unknown) => {
       console.error('wspipe cluster: closing the worker failed', err)
