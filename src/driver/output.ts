@@ -277,9 +277,10 @@ export class Output {
           : (this.sharedWritten ??= () => { this.onSharedWritten() })
         : watch
     }
+    // Counted before the last write: its callback (a transport may call it at once) may flush again.
     let handed = this.handed
     if (n === 1) {
-      handed += out[0].length
+      this.handed = (handed + out[0].length) & WRAP
       transport.write(out[0], done)
     } else {
       transport.cork()
@@ -287,11 +288,10 @@ export class Output {
         handed += out[i].length
         transport.write(out[i])
       }
-      handed += out[n - 1].length
+      this.handed = (handed + out[n - 1].length) & WRAP
       transport.write(out[n - 1], done)
       transport.uncork()
     }
-    this.handed = handed & WRAP
     const queued = transport.writableLength
     // Written through to the kernel: the session writes the next batch over the same bytes. Only
     // a plain TCP socket says so by a `writableLength` of 0 (a TLS socket, an HTTP/2 stream, the
