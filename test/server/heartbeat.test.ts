@@ -9,7 +9,7 @@
 import test, { type ExecutionContext } from 'ava'
 import type { Connection } from '../../src/index.js'
 import { VirtualClock } from '../../src/testing.js'
-import { clientFrame, closePayload, deferred, echo, nextRead, RawClient, startServer, watch, within, WsPeer } from './helpers.js'
+import { clientFrame, closePayload, deferred, echo, nextRead, RawClient, startServer, timeoutsUntilDropped, watch, within, WsPeer } from './helpers.js'
 
 test('a peer that never answers pings is pinged at the interval and closed at interval + pong timeout (1006, not clean)', async (t) => {
   const clock = new VirtualClock()
@@ -181,18 +181,8 @@ for (const peer of ['stops reading', 'reads but never answers pings'] as const) 
     // A hung peer: its kernel still acknowledges what we send, until its buffers fill.
     if (peer === 'stops reading') client.socket.pause()
     const conn = await within(opened.promise, 5000, 'handler')
-    const closed = watch(conn.closed)
-    await clock.advance(1000)
-    t.is(conn.stats().heartbeatPings, 1, 'pinged')
-    // A ticker: 100 bytes per step, far less than the kernel's buffers hold, so each is written at once.
-    let steps = 0
-    for (; steps < 10 && !closed(); steps++) {
-      await conn.send(new Uint8Array(100)).catch(() => {})
-      for (let i = 0; i < 50 && conn.stats().queuedOutBytes > 0; i++) await new Promise((resolve) => setTimeout(resolve, 2))
-      await clock.advance(1000)
-      await new Promise((resolve) => setTimeout(resolve, 10))
-    }
-    t.is(steps, 1, 'dropped at the first visit after the ping, the pong timeout')
+    // A ticker: 100 bytes per timeout, far less than the kernel's buffers hold.
+    t.is(await timeoutsUntilDropped(t, clock, conn), 1, 'dropped at the first visit after the ping, the pong timeout')
     t.deepEqual(await within(conn.closed, 5000, 'closed'), { code: 1006, reason: '', wasClean: false })
     t.is(conn.stats().heartbeatPings, 1)
   })

@@ -11,7 +11,7 @@ import net, { type AddressInfo } from 'node:net'
 import tls from 'node:tls'
 import type { ExecutionContext } from 'ava'
 import WebSocket from 'ws'
-import { WebSocketServer, type Handler, type Logger, type WebSocketServerOptions } from '../../src/index.js'
+import { WebSocketServer, type Connection, type Handler, type Logger, type WebSocketServerOptions } from '../../src/index.js'
 import { VirtualClock } from '../../src/testing.js'
 import { offLoopJobs } from '../../src/extensions/zlib-work.js'
 
@@ -49,6 +49,25 @@ export function deferred<T> (): { promise: Promise<T>, resolve: (value: T) => vo
   let resolve!: (value: T) => void
   const promise = new Promise<T>((r) => { resolve = r })
   return { promise, resolve }
+}
+
+/**
+ * A hung peer fed a trickle: the heartbeat (interval and timeout 1000 ms on `clock`) pings
+ * `conn`, then 100 bytes are sent per timeout, each small enough for the transport's buffers to
+ * take at once, read or not. Returns how many timeouts passed before `conn` closed (at most 10).
+ */
+export async function timeoutsUntilDropped (t: ExecutionContext, clock: VirtualClock, conn: Connection): Promise<number> {
+  const closed = watch(conn.closed)
+  await clock.advance(1000)
+  t.is(conn.stats().heartbeatPings, 1, 'pinged')
+  let steps = 0
+  for (; steps < 10 && !closed(); steps++) {
+    await conn.send(new Uint8Array(100)).catch(() => {})
+    for (let i = 0; i < 50 && conn.stats().queuedOutBytes > 0; i++) await new Promise((resolve) => setTimeout(resolve, 2))
+    await clock.advance(1000)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  return steps
 }
 
 /** Whether `p` has settled yet: `settled()` reads false until it has. */

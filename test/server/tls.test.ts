@@ -15,7 +15,7 @@ import { VirtualClock } from '../../src/testing.js'
 import { echoBattery, undiciKind, wsKind } from './clients.js'
 import { peerTest } from '../peers.js'
 import { makeCertificate } from '../http2/helpers.js'
-import { captureLogger, clientFrame, closePayload, deferred, echo, nextAccepted, parseResponse, RawClient, startServer, upgradeRequest, watch, WatchedClock, within, WsPeer } from './helpers.js'
+import { captureLogger, clientFrame, closePayload, deferred, echo, nextAccepted, parseResponse, RawClient, startServer, timeoutsUntilDropped, upgradeRequest, WatchedClock, within, WsPeer } from './helpers.js'
 
 const test = peerTest('openssl')
 
@@ -179,17 +179,7 @@ test('wss://: the heartbeat ping of a TLS socket (which finishes writes a tick l
   t.teardown(() => { client.socket.destroy() })
   client.socket.pause()
   const conn = await within(opened.promise, 5000, 'handler')
-  const closed = watch(conn.closed)
-  await clock.advance(1000)
-  t.is(conn.stats().heartbeatPings, 1, 'pinged')
-  // 100 bytes per step: the kernel takes each at once, read or not.
-  let steps = 0
-  for (; steps < 10 && !closed(); steps++) {
-    await conn.send(new Uint8Array(100)).catch(() => {})
-    for (let i = 0; i < 50 && conn.stats().queuedOutBytes > 0; i++) await new Promise((resolve) => setTimeout(resolve, 2))
-    await clock.advance(1000)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-  t.is(steps, 1, 'dropped at the first visit after the ping, the pong timeout')
+  // 100 bytes per timeout: the kernel takes each at once, read or not.
+  t.is(await timeoutsUntilDropped(t, clock, conn), 1, 'dropped at the first visit after the ping, the pong timeout')
   t.deepEqual(await within(conn.closed, 5000, 'closed'), { code: 1006, reason: '', wasClean: false })
 })
