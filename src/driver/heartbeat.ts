@@ -11,12 +11,12 @@ export interface Pulse {
   readonly seen: boolean
   /** We hold reading paused (the handler is not reading, or the peer is not reading our output): its pongs cannot arrive. */
   readonly paused: boolean
-  /** The handler took a message, or the transport finished writing some of our output since a visit that found some still queued (the peer reads it). */
+  /** The handler took a message, or {@link Pulse.outputMoved}. */
   readonly moved: boolean
+  /** The transport finished writing some of our output since a visit that found some still queued: the peer reads it. */
+  readonly outputMoved: boolean
   /** A heartbeat ping is waiting for its pong. */
   readonly awaiting: boolean
-  /** That ping was queued behind output of ours not yet written (its pong comes after the peer reads that). */
-  readonly behind: boolean
   /** When a sign of life was last seen (ms). */
   readonly lastLife: number
 }
@@ -33,9 +33,9 @@ export type Verdict = 'alive' | 'ping' | 'wait' | 'pending' | 'drop'
  * arrive, so no ping is sent; but with nothing read and nothing written for `interval +
  * timeout` the connection is dropped all the same: no state lives forever (DESIGN "Limits").
  * Otherwise an idle peer is pinged, and dropped if the pong does not come within `timeout`,
- * unless the ping was queued behind output of ours and that output moved meanwhile: a slow
- * reader of a long feed reads the ping, and answers it, only after what we queued before it.
- * The peer reading our bytes is life then; once they stop moving, the `timeout` ends it.
+ * unless our output moved meanwhile (which it can only if the ping was queued behind it): a
+ * slow reader of a long feed reads the ping, and answers it, only after what we queued before
+ * it. The peer reading our bytes is life then; once they stop moving, the `timeout` ends it.
  */
 export function judge (pulse: Pulse, now: number, interval: number, timeout: number): Verdict {
   if (pulse.seen) return 'alive'
@@ -44,7 +44,7 @@ export function judge (pulse: Pulse, now: number, interval: number, timeout: num
     return now - pulse.lastLife >= interval + timeout ? 'drop' : 'wait'
   }
   if (!pulse.awaiting) return 'ping'
-  return pulse.behind && pulse.moved ? 'pending' : 'drop'
+  return pulse.outputMoved ? 'pending' : 'drop'
 }
 
 import { systemClock, type Clock, type ClockTimer } from './clock.js'
@@ -144,10 +144,6 @@ export interface HeartbeatLimits {
   readonly heartbeatTimeout: number
 }
 
-/** A heartbeat ping waits for its pong; one that was queued behind output of ours. */
-const AWAITING = 1
-const AWAITING_BEHIND = 2
-
 /** {@link Heartbeat.heartbeatDue} of a connection the sweeper does not watch. */
 const NOT_WATCHED = -1
 /** `writtenAtVisit` when the last visit found nothing of ours queued: no write since counts. */
@@ -175,8 +171,8 @@ export class Heartbeat implements HeartbeatSubject {
    * small integers is stored unboxed, a fractional one costs a 16-byte number per connection.
    */
   heartbeatDue = NOT_WATCHED
-  /** A heartbeat ping is waiting for its pong: {@link AWAITING}, or {@link AWAITING_BEHIND} if it was queued behind output not yet written; 0 if none. */
-  private awaiting = 0
+  /** A heartbeat ping is waiting for its pong. */
+  private awaiting = false
   /** Bytes arrived since the last visit. */
   seen = false
   /** When life was last seen; what moved while paused, as of the last visit. */
@@ -218,20 +214,22 @@ export class Heartbeat implements HeartbeatSubject {
     if (owner.gone) return
     const written = owner.outputWritten
     const taken = owner.taken
-    const moved = taken !== this.takenAtVisit || (this.writtenAtVisit !== NOTHING_QUEUED && written !== this.writtenAtVisit)
+    const outputMoved = this.writtenAtVisit !== NOTHING_QUEUED && written !== this.writtenAtVisit
+    const moved = outputMoved || taken !== this.takenAtVisit
     this.takenAtVisit = taken
     // The kernel takes our bytes while its buffers have room, whether or not the peer reads (a
     // hung peer's kernel still acknowledges them): writes finished count only after a visit
-    // that found output of ours still queued, held back by a kernel that was full.
+    // that found output of ours still queued, held back by a kernel that was full (and so a ping
+    // sent at a visit that found none queued is excused by nothing: it waited behind nothing).
     this.writtenAtVisit = owner.outputQueued > 0 ? written : NOTHING_QUEUED
     const { heartbeatInterval: interval, heartbeatTimeout: timeout } = this.config
     const paused = owner.readingPaused
-    const verdict = judge({ seen: this.seen, paused, moved, awaiting: this.awaiting !== 0, behind: this.awaiting === AWAITING_BEHIND, lastLife: this.lastLife }, now, interval, timeout)
+    const verdict = judge({ seen: this.seen, paused, moved, outputMoved, awaiting: this.awaiting, lastLife: this.lastLife }, now, interval, timeout)
     this.seen = false
     switch (verdict) {
       case 'alive':
         this.lastLife = now
-        this.awaiting = 0
+        this.awaiting = false
         this.heartbeatDue = Math.ceil(now + interval)
         return
       case 'wait':
@@ -245,7 +243,7 @@ export class Heartbeat implements HeartbeatSubject {
         owner.drop(paused)
         return
       case 'ping':
-        this.awaiting = owner.outputQueued > 0 ? AWAITING_BEHIND : AWAITING
+        this.awaiting = true
         this.pings++
         owner.sendPing()
         // The ping's own bytes going out are no sign of the peer (nor the queue they may make on a
@@ -265,9 +263,9 @@ export class Heartbeat implements HeartbeatSubject {
 
   /** A pong arrived. */
   onPong (data: Uint8Array): void {
-    if (this.awaiting !== 0) {
+    if (this.awaiting) {
       // Answered: the next ping is due `interval` from now, not after the pong timeout.
-      this.awaiting = 0
+      this.awaiting = false
       this.seen = false
       const now = Math.ceil(this.owner.clock.now())
       this.lastLife = now

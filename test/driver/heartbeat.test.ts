@@ -2,7 +2,7 @@
 import test from 'ava'
 import { HeartbeatSweeper, judge } from '../../src/driver/heartbeat.js'
 
-const base = { seen: false, paused: false, moved: false, awaiting: false, behind: false, lastLife: 0 }
+const base = { seen: false, paused: false, moved: false, outputMoved: false, awaiting: false, lastLife: 0 }
 
 test('traffic is life', (t) => {
   t.is(judge({ ...base, seen: true, awaiting: true }, 100_000, 30, 10), 'alive')
@@ -13,10 +13,10 @@ test('idle and not paused: ping; still no pong at the next visit: drop', (t) => 
   t.is(judge({ ...base, awaiting: true }, 60, 30, 10), 'drop')
 })
 
-test('awaiting a pong to a ping queued behind our output, which moves: pending; nothing moved, or the ping was not behind anything: drop', (t) => {
-  t.is(judge({ ...base, awaiting: true, behind: true, moved: true }, 60, 30, 10), 'pending')
-  t.is(judge({ ...base, awaiting: true, behind: true, moved: false }, 70, 30, 10), 'drop')
-  t.is(judge({ ...base, awaiting: true, behind: false, moved: true }, 60, 30, 10), 'drop')
+test('awaiting a pong while our output, which the ping queued behind, moves: pending; nothing moved, or only the handler took a message: drop', (t) => {
+  t.is(judge({ ...base, awaiting: true, moved: true, outputMoved: true }, 60, 30, 10), 'pending')
+  t.is(judge({ ...base, awaiting: true, moved: false, outputMoved: false }, 70, 30, 10), 'drop')
+  t.is(judge({ ...base, awaiting: true, moved: true, outputMoved: false }, 60, 30, 10), 'drop')
 })
 
 test('paused: no ping (no pong could arrive); moved is life; nothing for interval + timeout: drop', (t) => {
