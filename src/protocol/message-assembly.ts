@@ -112,6 +112,10 @@ export class MessageAssembly {
    * @throws ProtocolError for a broken rule or limit.
    */
   onFrame (frame: Frame, skip: number, events: SessionEvent[]): void {
+    if (this.streamMessages) {
+      this.onPiece(frame, events)
+      return
+    }
     const opcode = frame.opcode
     const payload = frame.payload
     if (opcode === Opcode.Continuation) {
@@ -123,17 +127,6 @@ export class MessageAssembly {
     } else {
       // §5.4: "fragments of one message MUST NOT be interleaved" with another message.
       if (this.open) throw new ProtocolError('WS_ERR_EXPECTED_CONTINUATION')
-      if (this.streamMessages) {
-        this.text = opcode === Opcode.Text
-        this.bytes = 0
-        if (this.text) this.validator().reset()
-      }
-    }
-    if (this.streamMessages) {
-      this.onChunk(frame, opcode !== Opcode.Continuation, events)
-      return
-    }
-    if (opcode !== Opcode.Continuation) {
       if (frame.fin) {
         if (frame.rsv1) this.onCompressedMessage(opcode, [payload], events)
         else this.onWholeMessage(frame, skip, events)
@@ -182,6 +175,29 @@ export class MessageAssembly {
     const text = this.text
     this.drop()
     this.onCompressedMessage(text ? Opcode.Text : Opcode.Binary, parts, events)
+  }
+
+  /** Stream mode: a data frame, or a piece of one (never compressed: the session refuses that). */
+  private onPiece (frame: Frame, events: SessionEvent[]): void {
+    const opcode = frame.opcode
+    const first = opcode !== Opcode.Continuation
+    // A frame that cannot fit alone is refused from its header, before its sequencing is judged,
+    // as the whole-message parser's frame limit (never above the message limit) refuses it. A
+    // later piece of a frame that passed has less to come, so it passes too.
+    if (frame.payload.length + this.pieceRest > this.maxMessageSize) {
+      if (first && !this.open) events.push({ type: 'chunk', data: EMPTY, binary: opcode !== Opcode.Text, first: true, last: false })
+      throw new ProtocolError('WS_ERR_MESSAGE_TOO_BIG')
+    }
+    // §5.4: a continuation needs an open message, and messages are not interleaved.
+    if (!first) {
+      if (!this.open) throw new ProtocolError('WS_ERR_UNEXPECTED_CONTINUATION')
+    } else {
+      if (this.open) throw new ProtocolError('WS_ERR_EXPECTED_CONTINUATION')
+      this.text = opcode === Opcode.Text
+      this.bytes = 0
+      if (this.text) this.validator().reset()
+    }
+    this.onChunk(frame, first, events)
   }
 
   /** A fragment, or a piece of one, in stream mode: checked, then handed out at once. */

@@ -126,6 +126,26 @@ test('a first frame that cannot fit the message limit is refused from its header
   }
 })
 
+test('a data frame that cannot fit the message limit is 1009 from its header in stream mode too, before its sequencing is judged (as the whole-message parser\'s frame limit does)', (t) => {
+  const limit = 100
+  const big = new Uint8Array(limit + 1)
+  const cases: Array<[string, Uint8Array]> = [
+    // fast-check's counterexample (seed -76980473), shortened: a continuation with no message open.
+    ['a continuation, no message open', clientFrame(Opcode.Continuation, big).subarray(0, 8)],
+    ['a new message while one is open', concat([clientFrame(Opcode.Text, utf8('ab'), false), clientFrame(Opcode.Binary, big).subarray(0, 8)])],
+    ['a continuation with RSV1, no message open', (() => { const f = clientFrame(Opcode.Continuation, big).subarray(0, 8).slice(); f[0] |= 0x40; return f })()]
+  ]
+  for (const [name, bytes] of cases) {
+    const whole = run('server', [bytes], false, limit)
+    const streamed = run('server', [bytes], true, limit)
+    const codes = (events: string[]): string[] => events.filter((e) => e.startsWith('error/')).map((e) => String(PROTOCOL_ERRORS[e.slice(6) as ProtocolErrorCode].closeCode))
+    t.deepEqual(codes(streamed.events), codes(whole.events), name)
+  }
+  // The whole-message side of the first two, as the title says: 1009.
+  t.deepEqual(run('server', [cases[0][1]], false, limit).events.filter((e) => e.startsWith('error/')), ['error/WS_ERR_FRAME_TOO_BIG'])
+  t.deepEqual(run('server', [cases[1][1]], true, limit).events.filter((e) => e.startsWith('error/')), ['error/WS_ERR_MESSAGE_TOO_BIG'])
+})
+
 test('text: a character split across chunks passes; invalid UTF-8 in the last fragment fails with 1007 after the earlier chunks were handed out', (t) => {
   const text = utf8('héllo wörld 😀 '.repeat(50))
   // Cut inside a 4-byte character and inside a 2-byte one.
