@@ -33,14 +33,16 @@ import type { RunCommand, RunResult, Transport } from './loadgen.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 
-interface ServerDef { name: string, file: string, env: Record<string, string>, raw: boolean, args?: string[], transport?: Transport }
+interface ServerDef { name: string, file: string, env: Record<string, string>, raw: boolean, args?: string[], transport?: Transport, memOnly?: boolean }
 const SERVERS: ServerDef[] = [
   { name: 'wspipe', file: 'servers/wspipe.ts', env: {}, raw: false },
   { name: 'ws', file: 'servers/ws.ts', env: { WS_NO_BUFFER_UTIL: '1', WS_NO_UTF_8_VALIDATE: '1' }, raw: false },
   // empty strings are falsy for ws's checks, so the add-ons load even if the caller exported the flags
   { name: 'ws+native', file: 'servers/ws.ts', env: { WS_NO_BUFFER_UTIL: '', WS_NO_UTF_8_VALIDATE: '' }, raw: false },
   { name: 'it-ws', file: 'servers/it-ws.ts', env: {}, raw: false },
-  { name: 'raw TCP', file: 'servers/tcp.ts', env: {}, raw: true }
+  { name: 'raw TCP', file: 'servers/tcp.ts', env: {}, raw: true },
+  // the idle-memory floor of any WebSocket server on node:http (the mem scenario only; named in --servers)
+  { name: 'upgraded socket', file: 'servers/upgraded.ts', env: {}, raw: false, memOnly: true }
 ]
 const BASELINE = 'ws'
 /** wspipe over the other transports of `--transports`: one TLS server serves both (ALPN). */
@@ -145,7 +147,7 @@ async function main (): Promise<void> {
   const extracted = baselineRef !== undefined ? extractBaseline(baselineRef, here) : undefined
   const baseline: { def: ServerDef } | undefined = extracted !== undefined ? { def: { name: extracted.name, file: 'servers/wspipe.ts', env: extracted.env, raw: false } } : undefined
   const defs = [
-    ...(transports.includes('tcp') ? SERVERS.filter(s => onlyServers === undefined || onlyServers.includes(s.name)) : []),
+    ...(transports.includes('tcp') ? SERVERS.filter(s => onlyServers === undefined ? s.memOnly !== true : onlyServers.includes(s.name)) : []),
     ...(baseline !== undefined ? [baseline.def] : []),
     ...transports.filter((t): t is Exclude<Transport, 'tcp'> => t !== 'tcp').map(t => TRANSPORT_SERVERS[t])
   ]
@@ -164,6 +166,7 @@ async function main (): Promise<void> {
   if (scenarios.length > 0) {
     const live = new Map<string, Running>()
     for (const def of defs) {
+      if (def.memOnly === true) continue
       try {
         live.set(def.name, await startServer(def))
       } catch (err) {
@@ -269,7 +272,7 @@ async function main (): Promise<void> {
   // ---- slow reader: default server options, sample the server's RSS while the client floods it
   if (wantScenario('slow')) {
     for (const def of defs) {
-      if (unavailable.has(def.name) || def.transport !== undefined) continue
+      if (unavailable.has(def.name) || def.transport !== undefined || def.memOnly === true) continue
       let srv: Running | undefined
       try {
         srv = await startServer(def, ['--defaults'])

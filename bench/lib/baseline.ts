@@ -58,7 +58,7 @@ export function currentWspipe (cwd: string): Baseline {
 }
 
 /** The server scripts the echo and broadcast benches run, built for node alone. */
-const SERVER_SCRIPTS = ['control', 'wspipe', 'ws', 'it-ws', 'tcp', 'broadcast-wspipe', 'broadcast-ws']
+const SERVER_SCRIPTS = ['control', 'wspipe', 'ws', 'it-ws', 'tcp', 'upgraded', 'broadcast-wspipe', 'broadcast-ws']
 
 /**
  * Where a bench server script runs from: with --from-src, `bench/<file>` under tsx; otherwise
