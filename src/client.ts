@@ -37,7 +37,7 @@ export interface ConnectOptions extends ConnectionLimits {
   signal?: AbortSignal
   /** TLS options for wss:// (e.g. `ca`, `rejectUnauthorized`, `servername`). */
   tls?: TlsConnectionOptions
-  /** Time for the whole opening handshake, in ms. Default 10,000. */
+  /** Time for the whole opening handshake, in ms; a refusal whose body has not ended by then rejects as that refusal, with what came of its body. Default 10,000. */
   handshakeTimeout?: number
   /** Where the handshake's and the connection's timers run (an idle HTTP/2 session this call opened included), and the zlib budget's time. Default: Node's timers; tests pass a `VirtualClock`. */
   clock?: Clock
@@ -112,7 +112,7 @@ export function connect (url: string | URL, options: ConnectOptions | StreamConn
   const req = sendUpgradeRequest(plan, key, https?.request ?? httpRequest)
   return attemptHandshake<Connection | StreamConnection>(options, () => req.destroy(), (attempt) => {
     req.on('error', attempt.fail)
-    req.on('response', (res: IncomingMessage) => readRefusal(res, plan, key, attempt.fail))
+    req.on('response', (res: IncomingMessage) => readRefusal(res, plan, key, attempt))
     req.on('upgrade', (res: IncomingMessage, socket: NodeDuplex, head: Buffer) => {
       if (attempt.settled) {
         socket.destroy()
@@ -224,6 +224,8 @@ export interface HandshakeAttempt<T> {
   succeed: (open: () => T) => void
   /** Fail with `err` and cancel the handshake, unless settled already. */
   fail: (err: unknown) => void
+  /** From now on, fail at the timeout with `error()` rather than a timeout: a refusal whose body is still coming reports itself. */
+  failOnTimeoutWith: (error: () => unknown) => void
 }
 
 /**
@@ -235,6 +237,7 @@ export function attemptHandshake<T> (options: Pick<ConnectOptions, 'signal' | 'h
   return new Promise<T>((resolve, reject) => {
     const { signal } = options
     let settled = false
+    let timeoutError = (): unknown => new UpgradeError('the opening handshake timed out', 0, 'timeout')
     /** Marks the attempt settled; false if it was already. */
     const end = (): boolean => {
       if (settled) return false
@@ -250,12 +253,13 @@ export function attemptHandshake<T> (options: Pick<ConnectOptions, 'signal' | 'h
         if (!end()) return
         cancel()
         reject(err)
-      }
+      },
+      failOnTimeoutWith: (error) => { timeoutError = error }
     }
     const onAbort = (): void => attempt.fail(signal!.reason)
     signal?.addEventListener('abort', onAbort, { once: true })
     const clock = options.clock ?? systemClock
-    const timer = clock.setTimeout(() => attempt.fail(new UpgradeError('the opening handshake timed out', 0, 'timeout')), options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT, undefined)
+    const timer = clock.setTimeout(() => attempt.fail(timeoutError()), options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT, undefined)
     run(attempt)
   })
 }
@@ -300,34 +304,54 @@ function asUpgradeError (err: unknown): UpgradeError {
 }
 
 /**
- * A response that is not an upgrade: a refusal, failed with a bounded piece of its body as the
- * reason, or a 101 Node did not take for an upgrade (no `Upgrade` or `Connection: Upgrade`),
- * failed saying what is missing.
+ * A refusal's body as it comes: at most `limit` bytes of it kept (a view of a chunk pins at most
+ * that chunk, one of them), for the {@link UpgradeError} it makes, at its end or before.
  */
-function readRefusal (res: IncomingMessage, plan: ClientPlan, key: string, fail: (err: unknown) => void): void {
+export class RefusalBody {
+  private readonly chunks: Buffer[] = []
+  private size = 0
+  private readonly limit: number
+
+  constructor (limit: number) {
+    this.limit = limit
+  }
+
+  /** Keep what fits of `chunk`; true once `limit` bytes have come. */
+  add (chunk: Buffer): boolean {
+    if (this.size < this.limit) this.chunks.push(chunk.subarray(0, this.limit - this.size))
+    this.size += chunk.length
+    return this.size >= this.limit
+  }
+
+  /** The refusal: `status`, and as its reason the first line of the body so far, or `statusText` when there is none. */
+  error (status: number, statusText = ''): UpgradeError {
+    const body = Buffer.concat(this.chunks).toString('utf8').trim()
+    const reason = body !== '' ? body.split('\n')[0] : statusText
+    return new UpgradeError(`server refused the upgrade: ${status} ${reason}`, status, reason)
+  }
+}
+
+/**
+ * A response that is not an upgrade: a refusal, failed with a bounded piece of its body as the
+ * reason (what came of it, should the handshake time out first), or a 101 Node did not take for
+ * an upgrade (no `Upgrade` or `Connection: Upgrade`), failed saying what is missing.
+ */
+function readRefusal (res: IncomingMessage, plan: ClientPlan, key: string, attempt: Pick<HandshakeAttempt<unknown>, 'fail' | 'failOnTimeoutWith'>): void {
   if (res.statusCode === 101) {
     res.destroy()
     try {
       checkUpgradeResponse(res, plan, key)
-      fail(new UpgradeError('invalid handshake response: the server did not switch protocols', 101, 'the server did not switch protocols'))
+      attempt.fail(new UpgradeError('invalid handshake response: the server did not switch protocols', 101, 'the server did not switch protocols'))
     } catch (err) {
-      fail(err)
+      attempt.fail(err)
     }
     return
   }
-  const limit = plan.options.maxRefusalBody ?? 1024
-  const chunks: Buffer[] = []
-  let size = 0
-  const done = (): void => {
-    const body = Buffer.concat(chunks).toString('utf8').trim()
-    const reason = body !== '' ? body.split('\n')[0] : res.statusMessage ?? ''
-    fail(new UpgradeError(`server refused the upgrade: ${res.statusCode ?? 0} ${reason}`, res.statusCode ?? 0, reason))
-  }
-  res.on('data', (chunk: Buffer) => {
-    if (size < limit) chunks.push(chunk.subarray(0, limit - size))
-    size += chunk.length
-    if (size >= limit) done()
-  })
+  const body = new RefusalBody(plan.options.maxRefusalBody ?? 1024)
+  const refusal = (): UpgradeError => body.error(res.statusCode ?? 0, res.statusMessage ?? '')
+  const done = (): void => attempt.fail(refusal())
+  attempt.failOnTimeoutWith(refusal)
+  res.on('data', (chunk: Buffer) => { if (body.add(chunk)) done() })
   res.on('end', done)
   res.on('error', done)
 }

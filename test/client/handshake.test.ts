@@ -260,6 +260,23 @@ test('a server that never answers: the handshake times out at handshakeTimeout w
   }
 })
 
+test('a refusal whose body never ends: at handshakeTimeout connect() rejects with the refusal (its status, the first line that came), not a timeout', async (t) => {
+  const bodies = ['moved elsewhere\nand then some', '']
+  const raw = await startRawServer((socket) => {
+    // A 302 promising 100 bytes of body, and sending fewer.
+    socket.write(`HTTP/1.1 302 Found\r\nLocation: ws://127.0.0.1:9/\r\nContent-Length: 100\r\n\r\n${bodies.shift() ?? ''}`)
+  })
+  try {
+    for (const reason of [/^moved elsewhere$/, /^Found$/]) {
+      // Real time: the response (a few bytes over loopback) is in long before the timeout.
+      await assertUpgradeError(t, connect(raw.url, { handshakeTimeout: 1000 }), 302, reason)
+      t.true(await eventually(() => raw.sockets.size === 0), 'the client closed its socket')
+    }
+  } finally {
+    await raw.close()
+  }
+})
+
 test('a signal aborted before connect rejects at once with its reason', async (t) => {
   const reason = new Error('not today')
   const controller = new AbortController()
