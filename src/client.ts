@@ -82,8 +82,9 @@ const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
  *
  * @throws (as a rejection) `SyntaxError` for a URL that is not a WebSocket URL or an empty or
  * duplicate subprotocol; `RangeError` for a `maxMessageSize` or `maxFrameSize` under 1 byte;
- * {@link UpgradeError} for a refusal, an invalid 101 (status 101) or a
- * handshake timeout (status 0); `signal.reason` when `signal` aborts first; and, unwrapped,
+ * {@link UpgradeError} for a refusal, an invalid 101 (status 101), an answer that is not HTTP
+ * (status 0, reason `malformed response`) or a handshake timeout (status 0, reason `timeout`);
+ * `signal.reason` when `signal` aborts first; and, unwrapped,
  * Node's own error when the TCP or TLS connection fails (e.g. `code` `ECONNREFUSED`).
  */
 export function connect (url: string | URL, options: StreamConnectOptions): Promise<StreamConnection>
@@ -111,7 +112,7 @@ export function connect (url: string | URL, options: ConnectOptions | StreamConn
   const key = newKey()
   const req = sendUpgradeRequest(plan, key, https?.request ?? httpRequest)
   return attemptHandshake<Connection | StreamConnection>(options, () => req.destroy(), (attempt) => {
-    req.on('error', attempt.fail)
+    req.on('error', (err: NodeJS.ErrnoException) => { attempt.fail(malformedResponse(err) ?? err) })
     req.on('response', (res: IncomingMessage) => readRefusal(res, plan, key, attempt))
     req.on('upgrade', (res: IncomingMessage, socket: NodeDuplex, head: Buffer) => {
       if (attempt.settled) {
@@ -296,6 +297,16 @@ export function checkNegotiation (headers: HeaderMap, plan: ClientPlan): Negotia
   } catch (err) {
     throw asUpgradeError(err)
   }
+}
+
+/**
+ * Node's HTTP parser refusing the server's answer (`HPE_*`: not HTTP, or a head past
+ * `--max-http-header-size`) as an {@link UpgradeError} (status 0): the server answered, wrongly;
+ * the connection itself did not fail. `undefined` for any other error.
+ */
+function malformedResponse (err: NodeJS.ErrnoException): UpgradeError | undefined {
+  if (typeof err.code !== 'string' || !err.code.startsWith('HPE_')) return undefined
+  return new UpgradeError(`invalid handshake response: ${err.message}`, 0, 'malformed response', { cause: err })
 }
 
 function asUpgradeError (err: unknown): UpgradeError {

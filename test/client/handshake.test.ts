@@ -277,6 +277,26 @@ test('a refusal whose body never ends: at handshakeTimeout connect() rejects wit
   }
 })
 
+test('an answer that is not HTTP, or a 101 whose head is past Node\'s 16 KiB of headers, rejects with UpgradeError (status 0, Node\'s parse error as cause), not a bare parse error', async (t) => {
+  const answers = [
+    'SSH-2.0-OpenSSH_9.2\r\n\r\n',
+    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' + 'X-Pad: ' + 'a'.repeat(17 * 1024) + '\r\n\r\n'
+  ]
+  for (const answer of answers) {
+    const raw = await startRawServer((socket) => { socket.write(answer) })
+    try {
+      const err = await t.throwsAsync(connect(raw.url), { instanceOf: UpgradeError })
+      t.is(err?.status, 0)
+      t.is(err?.reason, 'malformed response')
+      t.regex(err?.message ?? '', /^invalid handshake response: Parse Error/)
+      t.regex(String((err?.cause as NodeJS.ErrnoException | undefined)?.code), /^HPE_/)
+      t.true(await eventually(() => raw.sockets.size === 0), 'the client closed its socket')
+    } finally {
+      await raw.close()
+    }
+  }
+})
+
 test('a signal aborted before connect rejects at once with its reason', async (t) => {
   const reason = new Error('not today')
   const controller = new AbortController()
