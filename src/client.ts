@@ -84,7 +84,8 @@ const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
  * duplicate subprotocol; `RangeError` for a `maxMessageSize` or `maxFrameSize` under 1 byte;
  * {@link UpgradeError} for a refusal, an invalid 101 (status 101), an answer that is not HTTP
  * (status 0, reason `malformed response`) or a handshake timeout (status 0, reason `timeout`);
- * `signal.reason` when `signal` aborts first; and, unwrapped,
+ * `signal.reason` when `signal` aborts first; Node's `TypeError` for an invalid header name or value
+ * in `headers` (`code` `ERR_INVALID_HTTP_TOKEN`, `ERR_INVALID_CHAR`); and, unwrapped,
  * Node's own error when the TCP or TLS connection fails (e.g. `code` `ECONNREFUSED`).
  */
 export function connect (url: string | URL, options: StreamConnectOptions): Promise<StreamConnection>
@@ -110,7 +111,13 @@ export function connect (url: string | URL, options: ConnectOptions | StreamConn
   const https = plan.secure ? loadedHttps() : undefined
   if (plan.secure && https === undefined) return loadHttps().then(() => connect(url, options as ConnectOptions))
   const key = newKey()
-  const req = sendUpgradeRequest(plan, key, https?.request ?? httpRequest)
+  let req: ClientRequest
+  try {
+    req = sendUpgradeRequest(plan, key, https?.request ?? httpRequest)
+  } catch (err) {
+    // Node checks the headers as it builds the request (a CR LF in a value, a name that is not a token): nothing was sent.
+    return Promise.reject(err)
+  }
   return attemptHandshake<Connection | StreamConnection>(options, () => req.destroy(), (attempt) => {
     req.on('error', (err: NodeJS.ErrnoException) => { attempt.fail(malformedResponse(err) ?? err) })
     req.on('response', (res: IncomingMessage) => readRefusal(res, plan, key, attempt))

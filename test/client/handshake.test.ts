@@ -172,6 +172,26 @@ test('invalid protocols are refused before any I/O', async (t) => {
   await t.throwsAsync(connect('ws://127.0.0.1:1/', { protocols: [''] }), { instanceOf: SyntaxError })
 })
 
+test('an invalid header name or value (a CR LF in it) rejects with Node\'s TypeError, not a throw from connect() itself, and nothing is sent', async (t) => {
+  let requests = 0
+  const raw = await startRawServer(() => { requests++ })
+  try {
+    for (const [headers, code] of [[{ 'X-Note': 'a\r\nInjected: yes' }, 'ERR_INVALID_CHAR'], [{ 'Not A Token': 'x' }, 'ERR_INVALID_HTTP_TOKEN']] as const) {
+      let pending: Promise<unknown> | undefined
+      t.notThrows(() => { pending = connect(raw.url, { headers }) }, 'connect() returns a promise')
+      const err = await t.throwsAsync(pending ?? Promise.resolve(), { instanceOf: TypeError })
+      t.is((err as NodeJS.ErrnoException | undefined)?.code, code)
+    }
+    // A valid request sent after them arrives, and is the only one that does.
+    const ok = connect(raw.url, { handshakeTimeout: 100 }).catch(() => undefined)
+    t.true(await eventually(() => requests === 1), 'the valid request arrived')
+    await ok
+    t.is(requests, 1, 'only the valid request reached the server')
+  } finally {
+    await raw.close()
+  }
+})
+
 test('invalid URLs are refused before any I/O', async (t) => {
   await t.throwsAsync(connect('not a url'), { instanceOf: SyntaxError })
   await t.throwsAsync(connect('ftp://127.0.0.1/'), { instanceOf: SyntaxError })
