@@ -37,7 +37,7 @@ export interface ConnectOptions extends ConnectionLimits {
   signal?: AbortSignal
   /** TLS options for wss:// (e.g. `ca`, `rejectUnauthorized`, `servername`). */
   tls?: TlsConnectionOptions
-  /** Time for the whole opening handshake, in ms; a refusal whose body has not ended by then rejects as that refusal, with what came of its body. Default 10,000. */
+  /** Time for the whole opening handshake, in ms (`Infinity`: no limit); a refusal whose body has not ended by then rejects as that refusal, with what came of its body. Default 10,000. */
   handshakeTimeout?: number
   /** Where the handshake's and the connection's timers run (an idle HTTP/2 session this call opened included), and the zlib budget's time. Default: Node's timers; tests pass a `VirtualClock`. */
   clock?: Clock
@@ -81,7 +81,8 @@ const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
  * {@link UpgradeError} carrying the status and reason if the server refuses.
  *
  * @throws (as a rejection) `SyntaxError` for a URL that is not a WebSocket URL or an empty or
- * duplicate subprotocol; `RangeError` for a `maxMessageSize` or `maxFrameSize` under 1 byte;
+ * duplicate subprotocol; `RangeError` for a `maxMessageSize` or `maxFrameSize` under 1 byte, or
+ * a `handshakeTimeout` or `closeTimeout` under 0 ms;
  * {@link UpgradeError} for a refusal, an invalid 101 (status 101), an answer that is not HTTP
  * (status 0, reason `malformed response`) or a handshake timeout (status 0, reason `timeout`);
  * `signal.reason` when `signal` aborts first; Node's `TypeError` for an invalid header name or value
@@ -188,6 +189,10 @@ export function planConnection (url: string | URL, options: ConnectOptions | Str
   const deflate = resolveDeflateOptions(deflateOption, 'client', options.clock)
   // Checked now: the connection that takes them is made in an event listener, where a throw is uncaught.
   resolveLimits(options)
+  for (const name of ['handshakeTimeout', 'closeTimeout'] as const) {
+    const value = options[name]
+    if (value !== undefined && !(value >= 0)) throw new RangeError(`${name} must be a number of ms, 0 or more (or Infinity), not ${String(value)}`)
+  }
   return { target, secure: scheme === 'wss:' || scheme === 'https:', offered, deflate, streaming, options }
 }
 

@@ -317,6 +317,24 @@ test('an answer that is not HTTP, or a 101 whose head is past Node\'s 16 KiB of 
   }
 })
 
+test('handshakeTimeout Infinity, or past 2^31 − 1 ms, waits for the answer (Node\'s timers fire such a delay after 1 ms); a negative or NaN one is refused with a RangeError', async (t) => {
+  // The 101 comes 100 ms after the request: far past the 1 ms Node gives an overflowing delay.
+  const raw = await startRawServer((socket, req) => { setTimeout(() => { if (!socket.destroyed) socket.write(switchingProtocols(req)) }, 100) })
+  try {
+    for (const handshakeTimeout of [Infinity, 2 ** 31]) {
+      const conn = await connect(raw.url, { handshakeTimeout, heartbeat: false })
+      t.is(conn.protocol, '', `opened with handshakeTimeout ${handshakeTimeout}`)
+      conn.close()
+    }
+    for (const handshakeTimeout of [-1, NaN]) {
+      await t.throwsAsync(connect(raw.url, { handshakeTimeout }), { instanceOf: RangeError, message: /handshakeTimeout/ })
+    }
+    await t.throwsAsync(connect(raw.url, { closeTimeout: -1 }), { instanceOf: RangeError, message: /closeTimeout/ })
+  } finally {
+    await raw.close()
+  }
+})
+
 test('a signal aborted before connect rejects at once with its reason', async (t) => {
   const reason = new Error('not today')
   const controller = new AbortController()
