@@ -37,7 +37,7 @@ export interface ConnectOptions extends ConnectionLimits {
   signal?: AbortSignal
   /** TLS options for wss:// (e.g. `ca`, `rejectUnauthorized`, `servername`). */
   tls?: TlsConnectionOptions
-  /** Time for the whole opening handshake, in ms. Default 10,000. */
+  /** Time for the whole opening handshake, in ms (`Infinity`: no limit); a refusal whose body has not ended by then rejects as that refusal, with what came of its body. Default 10,000. */
   handshakeTimeout?: number
   /** Where the handshake's and the connection's timers run (an idle HTTP/2 session this call opened included), and the zlib budget's time. Default: Node's timers; tests pass a `VirtualClock`. */
   clock?: Clock
@@ -81,9 +81,12 @@ const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
  * {@link UpgradeError} carrying the status and reason if the server refuses.
  *
  * @throws (as a rejection) `SyntaxError` for a URL that is not a WebSocket URL or an empty or
- * duplicate subprotocol; `RangeError` for a `maxMessageSize` or `maxFrameSize` under 1 byte;
- * {@link UpgradeError} for a refusal, an invalid 101 (status 101) or a
- * handshake timeout (status 0); `signal.reason` when `signal` aborts first; and, unwrapped,
+ * duplicate subprotocol; `RangeError` for a `maxMessageSize` or `maxFrameSize` under 1 byte, or
+ * a `handshakeTimeout` or `closeTimeout` under 0 ms;
+ * {@link UpgradeError} for a refusal, an invalid 101 (status 101), an answer that is not HTTP
+ * (status 0, reason `malformed response`) or a handshake timeout (status 0, reason `timeout`);
+ * `signal.reason` when `signal` aborts first; Node's `TypeError` for an invalid header name or value
+ * in `headers` (`code` `ERR_INVALID_HTTP_TOKEN`, `ERR_INVALID_CHAR`); and, unwrapped,
  * Node's own error when the TCP or TLS connection fails (e.g. `code` `ECONNREFUSED`).
  */
 export function connect (url: string | URL, options: StreamConnectOptions): Promise<StreamConnection>
@@ -109,10 +112,16 @@ export function connect (url: string | URL, options: ConnectOptions | StreamConn
   const https = plan.secure ? loadedHttps() : undefined
   if (plan.secure && https === undefined) return loadHttps().then(() => connect(url, options as ConnectOptions))
   const key = newKey()
-  const req = sendUpgradeRequest(plan, key, https?.request ?? httpRequest)
+  let req: ClientRequest
+  try {
+    req = sendUpgradeRequest(plan, key, https?.request ?? httpRequest)
+  } catch (err) {
+    // Node checks the headers as it builds the request (a CR LF in a value, a name that is not a token): nothing was sent.
+    return Promise.reject(err)
+  }
   return attemptHandshake<Connection | StreamConnection>(options, () => req.destroy(), (attempt) => {
-    req.on('error', attempt.fail)
-    req.on('response', (res: IncomingMessage) => readRefusal(res, plan, key, attempt.fail))
+    req.on('error', (err: NodeJS.ErrnoException) => { attempt.fail(malformedResponse(err) ?? err) })
+    req.on('response', (res: IncomingMessage) => readRefusal(res, plan, key, attempt))
     req.on('upgrade', (res: IncomingMessage, socket: NodeDuplex, head: Buffer) => {
       if (attempt.settled) {
         socket.destroy()
@@ -180,6 +189,10 @@ export function planConnection (url: string | URL, options: ConnectOptions | Str
   const deflate = resolveDeflateOptions(deflateOption, 'client', options.clock)
   // Checked now: the connection that takes them is made in an event listener, where a throw is uncaught.
   resolveLimits(options)
+  for (const name of ['handshakeTimeout', 'closeTimeout'] as const) {
+    const value = options[name]
+    if (value !== undefined && !(value >= 0)) throw new RangeError(`${name} must be a number of ms, 0 or more (or Infinity), not ${String(value)}`)
+  }
   return { target, secure: scheme === 'wss:' || scheme === 'https:', offered, deflate, streaming, options }
 }
 
@@ -224,6 +237,8 @@ export interface HandshakeAttempt<T> {
   succeed: (open: () => T) => void
   /** Fail with `err` and cancel the handshake, unless settled already. */
   fail: (err: unknown) => void
+  /** From now on, fail at the timeout with `error()` rather than a timeout: a refusal whose body is still coming reports itself. */
+  failOnTimeoutWith: (error: () => unknown) => void
 }
 
 /**
@@ -235,6 +250,7 @@ export function attemptHandshake<T> (options: Pick<ConnectOptions, 'signal' | 'h
   return new Promise<T>((resolve, reject) => {
     const { signal } = options
     let settled = false
+    let timeoutError = (): unknown => new UpgradeError('the opening handshake timed out', 0, 'timeout')
     /** Marks the attempt settled; false if it was already. */
     const end = (): boolean => {
       if (settled) return false
@@ -250,12 +266,13 @@ export function attemptHandshake<T> (options: Pick<ConnectOptions, 'signal' | 'h
         if (!end()) return
         cancel()
         reject(err)
-      }
+      },
+      failOnTimeoutWith: (error) => { timeoutError = error }
     }
     const onAbort = (): void => attempt.fail(signal!.reason)
     signal?.addEventListener('abort', onAbort, { once: true })
     const clock = options.clock ?? systemClock
-    const timer = clock.setTimeout(() => attempt.fail(new UpgradeError('the opening handshake timed out', 0, 'timeout')), options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT, undefined)
+    const timer = clock.setTimeout(() => attempt.fail(timeoutError()), options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT, undefined)
     run(attempt)
   })
 }
@@ -294,40 +311,70 @@ export function checkNegotiation (headers: HeaderMap, plan: ClientPlan): Negotia
   }
 }
 
+/**
+ * Node's HTTP parser refusing the server's answer (`HPE_*`: not HTTP, or a head past
+ * `--max-http-header-size`) as an {@link UpgradeError} (status 0): the server answered, wrongly;
+ * the connection itself did not fail. `undefined` for any other error.
+ */
+function malformedResponse (err: NodeJS.ErrnoException): UpgradeError | undefined {
+  if (typeof err.code !== 'string' || !err.code.startsWith('HPE_')) return undefined
+  return new UpgradeError(`invalid handshake response: ${err.message}`, 0, 'malformed response', { cause: err })
+}
+
 function asUpgradeError (err: unknown): UpgradeError {
   const e = err as HandshakeError
   return new UpgradeError(`invalid handshake response: ${e.message}`, e.status ?? 101, e.message)
 }
 
 /**
- * A response that is not an upgrade: a refusal, failed with a bounded piece of its body as the
- * reason, or a 101 Node did not take for an upgrade (no `Upgrade` or `Connection: Upgrade`),
- * failed saying what is missing.
+ * A refusal's body as it comes: at most `limit` bytes of it kept (a view of a chunk pins at most
+ * that chunk, one of them), for the {@link UpgradeError} it makes, at its end or before.
  */
-function readRefusal (res: IncomingMessage, plan: ClientPlan, key: string, fail: (err: unknown) => void): void {
+export class RefusalBody {
+  private readonly chunks: Buffer[] = []
+  private size = 0
+  private readonly limit: number
+
+  constructor (limit: number) {
+    this.limit = limit
+  }
+
+  /** Keep what fits of `chunk`; true once `limit` bytes have come. */
+  add (chunk: Buffer): boolean {
+    if (this.size < this.limit) this.chunks.push(chunk.subarray(0, this.limit - this.size))
+    this.size += chunk.length
+    return this.size >= this.limit
+  }
+
+  /** The refusal: `status`, and as its reason the first line of the body so far, or `statusText` when there is none. */
+  error (status: number, statusText = ''): UpgradeError {
+    const body = Buffer.concat(this.chunks).toString('utf8').trim()
+    const reason = body !== '' ? body.split('\n')[0] : statusText
+    return new UpgradeError(`server refused the upgrade: ${status} ${reason}`, status, reason)
+  }
+}
+
+/**
+ * A response that is not an upgrade: a refusal, failed with a bounded piece of its body as the
+ * reason (what came of it, should the handshake time out first), or a 101 Node did not take for
+ * an upgrade (no `Upgrade` or `Connection: Upgrade`), failed saying what is missing.
+ */
+function readRefusal (res: IncomingMessage, plan: ClientPlan, key: string, attempt: Pick<HandshakeAttempt<unknown>, 'fail' | 'failOnTimeoutWith'>): void {
   if (res.statusCode === 101) {
     res.destroy()
     try {
       checkUpgradeResponse(res, plan, key)
-      fail(new UpgradeError('invalid handshake response: the server did not switch protocols', 101, 'the server did not switch protocols'))
+      attempt.fail(new UpgradeError('invalid handshake response: the server did not switch protocols', 101, 'the server did not switch protocols'))
     } catch (err) {
-      fail(err)
+      attempt.fail(err)
     }
     return
   }
-  const limit = plan.options.maxRefusalBody ?? 1024
-  const chunks: Buffer[] = []
-  let size = 0
-  const done = (): void => {
-    const body = Buffer.concat(chunks).toString('utf8').trim()
-    const reason = body !== '' ? body.split('\n')[0] : res.statusMessage ?? ''
-    fail(new UpgradeError(`server refused the upgrade: ${res.statusCode ?? 0} ${reason}`, res.statusCode ?? 0, reason))
-  }
-  res.on('data', (chunk: Buffer) => {
-    if (size < limit) chunks.push(chunk.subarray(0, limit - size))
-    size += chunk.length
-    if (size >= limit) done()
-  })
+  const body = new RefusalBody(plan.options.maxRefusalBody ?? 1024)
+  const refusal = (): UpgradeError => body.error(res.statusCode ?? 0, res.statusMessage ?? '')
+  const done = (): void => attempt.fail(refusal())
+  attempt.failOnTimeoutWith(refusal)
+  res.on('data', (chunk: Buffer) => { if (body.add(chunk)) done() })
   res.on('end', done)
   res.on('error', done)
 }

@@ -36,9 +36,9 @@ export class UpgradeError extends Error {
   /** The server's one-line reason: its status text or response body. */
   readonly reason: string
 
-  /** `message` for people; `status` the server's HTTP status (0 when there was none: a timeout, or a browser, which does not say); `reason` its one-line reason. */
-  constructor (message: string, status: number, reason: string) {
-    super(message)
+  /** `message` for people; `status` the server's HTTP status (0 when there was none: a timeout, an answer that is not HTTP, or a browser, which does not say); `reason` its one-line reason; `cause`, what led to it. */
+  constructor (message: string, status: number, reason: string, options?: { cause?: unknown }) {
+    super(message, options)
     this.status = status
     this.reason = reason
   }

@@ -5,8 +5,9 @@
  * @packageDocumentation
  */
 
+import { UpgradeError } from '../errors.js'
 import { PageConnection } from './connection.js'
-import type { Transport, TransportLimits } from './transport.js'
+import { timeoutTimer, type Transport, type TransportLimits } from './transport.js'
 import type { Connection, ConnectOptions, StreamConnection, StreamConnectOptions } from './types.js'
 import { openWebSocket } from './websocket.js'
 import { hasWebSocketStream, openWebSocketStream } from './websocketstream.js'
@@ -20,7 +21,9 @@ export const DEFAULT_BROWSER_OPTIONS = {
   /** {@link ConnectOptions.maxMessageSize}: 16 MiB. */
   maxMessageSize: 16 * 1024 * 1024,
   /** {@link ConnectOptions.closeTimeout}: 5 s. */
-  closeTimeout: 5000
+  closeTimeout: 5000,
+  /** {@link ConnectOptions.handshakeTimeout}: 10 s, as on Node. */
+  handshakeTimeout: 10_000
 } as const
 
 /** RFC 6455 §4.1: a subprotocol is a token (RFC 2616 §2.2). */
@@ -35,6 +38,25 @@ function limit (options: ConnectOptions | StreamConnectOptions, name: keyof type
 }
 
 /**
+ * What ends the opening handshake: `signal` (with its reason) or, after `ms`, the timeout (an
+ * {@link UpgradeError} with status 0, as on Node, rather than the browser's own, far longer, wait).
+ * `done` stops both once the handshake is over.
+ */
+function handshakeSignal (signal: AbortSignal | undefined, ms: number): { signal: AbortSignal, done: () => void } {
+  const controller = new AbortController()
+  const onAbort = (): void => { controller.abort(signal!.reason) }
+  signal?.addEventListener('abort', onAbort, { once: true })
+  const timer = timeoutTimer(ms, () => { controller.abort(new UpgradeError('the opening handshake timed out', 0, 'timeout')) })
+  return {
+    signal: controller.signal,
+    done: () => {
+      if (timer !== undefined) clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+    }
+  }
+}
+
+/**
  * Open a WebSocket connection to `url` from a page: `ws://` or `wss://`, or `http(s)://` and
  * URLs relative to the page, which map to them. Resolves once the connection is open. Uses
  * `WebSocketStream` when the browser has it, plain `WebSocket` otherwise (see docs/browser.md for
@@ -44,7 +66,8 @@ function limit (options: ConnectOptions | StreamConnectOptions, name: keyof type
  * invalid or duplicate subprotocol; `TypeError` for `messages: 'stream'` in a browser without
  * `WebSocketStream`, or a `messages` other than `'whole'` and `'stream'`; `RangeError` for a
  * negative limit; `UpgradeError` with status 0 when the handshake fails — refused, unreachable or
- * answered wrongly: browsers do not tell a page which; `signal.reason` when `signal` aborts first.
+ * answered wrongly: browsers do not tell a page which; `UpgradeError` with status 0 and reason
+ * `timeout` past `handshakeTimeout`; `signal.reason` when `signal` aborts first.
  */
 export function connect (url: string | URL, options: StreamConnectOptions): Promise<StreamConnection>
 export function connect (url: string | URL, options?: ConnectOptions): Promise<Connection>
@@ -70,9 +93,11 @@ export function connect (url: string | URL, options: ConnectOptions | StreamConn
   if (!stream && mode !== undefined && mode !== 'whole') return Promise.reject(new TypeError(`messages must be 'whole' or 'stream', not ${String(mode)}`))
   let limits: TransportLimits
   let maxMessageSize: number
+  let handshakeTimeout: number
   try {
     limits = { receiveHigh: limit(options, 'receiveHighWaterMark'), sendHigh: limit(options, 'sendHighWaterMark'), closeTimeout: limit(options, 'closeTimeout') }
     maxMessageSize = limit(options, 'maxMessageSize')
+    handshakeTimeout = limit(options, 'handshakeTimeout')
   } catch (err) {
     return Promise.reject(err)
   }
@@ -81,10 +106,11 @@ export function connect (url: string | URL, options: ConnectOptions | StreamConn
   const signal = options.signal
   if (signal?.aborted === true) return Promise.reject(signal.reason)
 
+  const handshake = handshakeSignal(signal, handshakeTimeout)
   const opening: Promise<Transport> = withStreams
-    ? openWebSocketStream(target.href, offered, limits, signal)
-    : openWebSocket(target.href, offered, limits, signal)
-  return opening.then((transport) => {
+    ? openWebSocketStream(target.href, offered, limits, handshake.signal)
+    : openWebSocket(target.href, offered, limits, handshake.signal)
+  return opening.finally(handshake.done).then((transport) => {
     const conn = new PageConnection(transport, { stream, maxMessageSize })
     transport.owner = conn
     if (signal !== undefined) {

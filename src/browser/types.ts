@@ -47,6 +47,13 @@ export interface ConnectOptions {
    * counts as that. Default 5,000 ms.
    */
   closeTimeout?: number
+  /**
+   * Time for the opening handshake, in ms: past it `connect` rejects with an `UpgradeError`
+   * (status 0, reason `timeout`), as on Node, and the socket is closed. `Infinity` leaves it to
+   * the browser's own limit (240 s in Chromium 156); more than 2^31 − 1 ms counts as 2^31 − 1.
+   * Default 10,000 ms.
+   */
+  handshakeTimeout?: number
   /** `'whole'` (the default): each message is one `Uint8Array`. See {@link StreamConnectOptions}. */
   messages?: 'whole'
 }

@@ -29,11 +29,17 @@ export interface Clock {
   clearInterval: (timer: ClockTimer) => void
 }
 
-/** Node's own clock: `performance.now()` and the global timers. */
+/** The longest delay Node's timers take: a longer one, `Infinity` included, fires after 1 ms. */
+const LONGEST_DELAY = 2 ** 31 - 1
+
+/**
+ * Node's own clock: `performance.now()` and the global timers. A timeout of `Infinity` sets no
+ * timer (it never fires, as on a `VirtualClock`), and a longer delay than Node takes waits that longest one.
+ */
 export const systemClock: Clock = {
   now: () => performance.now(),
-  setTimeout: (callback, ms, arg) => setTimeout(callback, ms, arg),
-  clearTimeout: (timer) => { clearTimeout(timer as NodeJS.Timeout) },
-  setInterval: (callback, ms, arg) => setInterval(callback, ms, arg).unref(),
+  setTimeout: (callback, ms, arg) => ms === Infinity ? undefined : setTimeout(callback, Math.min(ms, LONGEST_DELAY), arg),
+  clearTimeout: (timer) => { clearTimeout(timer as NodeJS.Timeout | undefined) },
+  setInterval: (callback, ms, arg) => setInterval(callback, Math.min(ms, LONGEST_DELAY), arg).unref(),
   clearInterval: (timer) => { clearInterval(timer as NodeJS.Timeout) }
 }

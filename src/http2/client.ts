@@ -12,7 +12,7 @@ import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, Secure
 import type { Socket } from 'node:net'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import { loadHttp2 } from '../lazy-modules.js'
-import { attemptHandshake, checkNegotiation, offerHeaders, openClientConnection, type ClientPlan, type Negotiated } from '../client.js'
+import { attemptHandshake, checkNegotiation, offerHeaders, openClientConnection, RefusalBody, type ClientPlan, type Negotiated } from '../client.js'
 import type { Connection, StreamConnection } from '../driver/types.js'
 import { UpgradeError } from '../errors.js'
 import { systemClock, type Clock, type ClockTimer } from '../driver/clock.js'
@@ -119,6 +119,8 @@ export interface Http2Attempt {
   maxRefusalBody: number
   /** `connect()`'s clock: a session opened here closes when idle by it. */
   clock: Clock
+  /** Told, once a refusal's body is being read, what a timeout should fail with instead. */
+  failOnTimeoutWith?: (error: () => unknown) => void
 }
 
 /** An accepted stream: the socket to run the WebSocket on, and what the server chose. */
@@ -181,9 +183,12 @@ export async function openHttp2 (attempt: Http2Attempt, signal: AbortSignal): Pr
     }
     const status = Number(response[':status'])
     if (status !== 200) {
-      // A refusal: its status, and the first line of a bounded piece of its body as the reason.
-      const reason = await refusalReason(stream, attempt.maxRefusalBody)
-      throw new UpgradeError(`server refused the upgrade: ${status} ${reason}`, status, reason)
+      // A refusal: its status, and the first line of a bounded piece of its body as the reason
+      // (of what came of it, should the handshake time out first).
+      const body = new RefusalBody(attempt.maxRefusalBody)
+      attempt.failOnTimeoutWith?.(() => body.error(status))
+      await readRefusalBody(stream, body, signal)
+      throw body.error(status)
     }
     stream.off('error', ignoreError)
     stream.once('close', done)
@@ -213,7 +218,8 @@ export function connectHttp2 (plan: ClientPlan): Promise<Connection | StreamConn
       headers,
       tls: options.tls as SecureClientSessionOptions | undefined,
       maxRefusalBody: options.maxRefusalBody ?? 1024,
-      clock: options.clock ?? systemClock
+      clock: options.clock ?? systemClock,
+      failOnTimeoutWith: attempt.failOnTimeoutWith
     }, controller.signal).then((opened) => {
       if (opened === undefined) {
         attempt.succeed(() => undefined)
@@ -245,23 +251,24 @@ function responseHeaders (headers: IncomingHttpHeaders): Record<string, string |
   return out
 }
 
-/** The first line of a refusal's body, at most `limit` bytes of it read. */
-async function refusalReason (stream: ClientHttp2Stream, limit: number): Promise<string> {
-  const chunks: Buffer[] = []
-  let size = 0
+/**
+ * Read a refusal's body into `body` until it ends or is long enough; the stream is closed then,
+ * or as soon as `signal` aborts (a body that never ends must not hold the stream, and with it the
+ * session, after the handshake gave up).
+ */
+async function readRefusalBody (stream: ClientHttp2Stream, body: RefusalBody, signal: AbortSignal): Promise<void> {
+  let onAbort: (() => void) | undefined
   await new Promise<void>((resolve) => {
-    stream.on('data', (chunk: Buffer) => {
-      if (size < limit) chunks.push(chunk.subarray(0, limit - size))
-      size += chunk.length
-      if (size >= limit) {
-        stream.close()
-        resolve()
-      }
-    })
+    stream.on('data', (chunk: Buffer) => { if (body.add(chunk)) resolve() })
     stream.once('end', resolve)
     stream.once('close', resolve)
+    onAbort = resolve
+    if (signal.aborted) resolve()
+    else signal.addEventListener('abort', onAbort, { once: true })
   })
-  return Buffer.concat(chunks).toString('utf8').trim().split('\n')[0]
+  signal.removeEventListener('abort', onAbort!)
+  // Whatever ended the read (the body's end, the limit, the abort), the stream is done: closed, it no longer keeps the session busy.
+  stream.close()
 }
 
 /** `promise`, or `signal.reason` if it aborts first (the promise's value is then dropped). */

@@ -9,7 +9,7 @@ import { CloseCode } from './close-codes.js'
 /** Stable error codes, each with the close code it yields (`closeCode`) and its message (`message`, which a close frame carries as its reason). */
 export const PROTOCOL_ERRORS = {
   /** A client received a masked frame (RFC 6455 §5.1). */
-  WS_ERR_UNEXPECTED_MASK: { closeCode: CloseCode.ProtocolError, message: 'client frames must not be masked' },
+  WS_ERR_UNEXPECTED_MASK: { closeCode: CloseCode.ProtocolError, message: 'server frames must not be masked' },
   /** A server received an unmasked frame (§5.1). */
   WS_ERR_EXPECTED_MASK: { closeCode: CloseCode.ProtocolError, message: 'client frames must be masked' },
   /** A reserved bit is set that no extension negotiated (§5.2). */

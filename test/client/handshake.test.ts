@@ -172,6 +172,26 @@ test('invalid protocols are refused before any I/O', async (t) => {
   await t.throwsAsync(connect('ws://127.0.0.1:1/', { protocols: [''] }), { instanceOf: SyntaxError })
 })
 
+test('an invalid header name or value (a CR LF in it) rejects with Node\'s TypeError, not a throw from connect() itself, and nothing is sent', async (t) => {
+  let requests = 0
+  const raw = await startRawServer(() => { requests++ })
+  try {
+    for (const [headers, code] of [[{ 'X-Note': 'a\r\nInjected: yes' }, 'ERR_INVALID_CHAR'], [{ 'Not A Token': 'x' }, 'ERR_INVALID_HTTP_TOKEN']] as const) {
+      let pending: Promise<unknown> | undefined
+      t.notThrows(() => { pending = connect(raw.url, { headers }) }, 'connect() returns a promise')
+      const err = await t.throwsAsync(pending ?? Promise.resolve(), { instanceOf: TypeError })
+      t.is((err as NodeJS.ErrnoException | undefined)?.code, code)
+    }
+    // A valid request sent after them arrives, and is the only one that does.
+    const ok = connect(raw.url, { handshakeTimeout: 100 }).catch(() => undefined)
+    t.true(await eventually(() => requests === 1), 'the valid request arrived')
+    await ok
+    t.is(requests, 1, 'only the valid request reached the server')
+  } finally {
+    await raw.close()
+  }
+})
+
 test('invalid URLs are refused before any I/O', async (t) => {
   await t.throwsAsync(connect('not a url'), { instanceOf: SyntaxError })
   await t.throwsAsync(connect('ftp://127.0.0.1/'), { instanceOf: SyntaxError })
@@ -255,6 +275,61 @@ test('a server that never answers: the handshake times out at handshakeTimeout w
     await assertUpgradeError(t, pending, 0, /^timeout$/)
     // The client gave up on the socket.
     t.true(await eventually(() => raw.sockets.size === 0), 'the client closed its socket')
+  } finally {
+    await raw.close()
+  }
+})
+
+test('a refusal whose body never ends: at handshakeTimeout connect() rejects with the refusal (its status, the first line that came), not a timeout', async (t) => {
+  const bodies = ['moved elsewhere\nand then some', '']
+  const raw = await startRawServer((socket) => {
+    // A 302 promising 100 bytes of body, and sending fewer.
+    socket.write(`HTTP/1.1 302 Found\r\nLocation: ws://127.0.0.1:9/\r\nContent-Length: 100\r\n\r\n${bodies.shift() ?? ''}`)
+  })
+  try {
+    for (const reason of [/^moved elsewhere$/, /^Found$/]) {
+      // Real time: the response (a few bytes over loopback) is in long before the timeout.
+      await assertUpgradeError(t, connect(raw.url, { handshakeTimeout: 1000 }), 302, reason)
+      t.true(await eventually(() => raw.sockets.size === 0), 'the client closed its socket')
+    }
+  } finally {
+    await raw.close()
+  }
+})
+
+test('an answer that is not HTTP, or a 101 whose head is past Node\'s 16 KiB of headers, rejects with UpgradeError (status 0, Node\'s parse error as cause), not a bare parse error', async (t) => {
+  const answers = [
+    'SSH-2.0-OpenSSH_9.2\r\n\r\n',
+    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' + 'X-Pad: ' + 'a'.repeat(17 * 1024) + '\r\n\r\n'
+  ]
+  for (const answer of answers) {
+    const raw = await startRawServer((socket) => { socket.write(answer) })
+    try {
+      const err = await t.throwsAsync(connect(raw.url), { instanceOf: UpgradeError })
+      t.is(err?.status, 0)
+      t.is(err?.reason, 'malformed response')
+      t.regex(err?.message ?? '', /^invalid handshake response: Parse Error/)
+      t.regex(String((err?.cause as NodeJS.ErrnoException | undefined)?.code), /^HPE_/)
+      t.true(await eventually(() => raw.sockets.size === 0), 'the client closed its socket')
+    } finally {
+      await raw.close()
+    }
+  }
+})
+
+test('handshakeTimeout Infinity, or past 2^31 − 1 ms, waits for the answer (Node\'s timers fire such a delay after 1 ms); a negative or NaN one is refused with a RangeError', async (t) => {
+  // The 101 comes 100 ms after the request: far past the 1 ms Node gives an overflowing delay.
+  const raw = await startRawServer((socket, req) => { setTimeout(() => { if (!socket.destroyed) socket.write(switchingProtocols(req)) }, 100) })
+  try {
+    for (const handshakeTimeout of [Infinity, 2 ** 31]) {
+      const conn = await connect(raw.url, { handshakeTimeout, heartbeat: false })
+      t.is(conn.protocol, '', `opened with handshakeTimeout ${handshakeTimeout}`)
+      conn.close()
+    }
+    for (const handshakeTimeout of [-1, NaN]) {
+      await t.throwsAsync(connect(raw.url, { handshakeTimeout }), { instanceOf: RangeError, message: /handshakeTimeout/ })
+    }
+    await t.throwsAsync(connect(raw.url, { closeTimeout: -1 }), { instanceOf: RangeError, message: /closeTimeout/ })
   } finally {
     await raw.close()
   }

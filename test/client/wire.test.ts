@@ -6,7 +6,7 @@
 
 import type { Socket } from 'node:net'
 import test from 'ava'
-import { connect, ConnectionClosedError } from '../../src/index.js'
+import { connect, ConnectionClosedError, ProtocolError } from '../../src/index.js'
 import { VirtualClock } from '../../src/testing.js'
 import { nextRead, watch } from '../server/helpers.js'
 import { decoder, eventually, startRawServer, startWsServer, switchingProtocols, within } from './helpers.js'
@@ -180,6 +180,29 @@ test('a close frame from the server is answered with the same code once the sour
     t.false(socket.destroyed, 'the client leaves ending TCP to the server (§7.1.1)')
     socket.end()
     t.deepEqual(await conn.closed, { code: 4002, reason: 'bye', wasClean: true })
+  } finally {
+    await server.close()
+  }
+})
+
+test('a masked frame from the server (§5.1) fails the client with 1002, and the close frame tells the server "server frames must not be masked"', async (t) => {
+  const server = await recordingServer()
+  try {
+    const conn = await connect(server.url, { heartbeat: false })
+    t.true(await eventually(() => server.sockets.length === 1))
+    // Text "hi" masked with key 01 02 03 04: a server MUST NOT mask (§5.1).
+    server.sockets[0].write(Buffer.from([0x81, 0x82, 1, 2, 3, 4, 0x68 ^ 1, 0x69 ^ 2]))
+    const err = await t.throwsAsync((async () => { for await (const _ of conn.source) t.fail('no message is handed out') })(), { instanceOf: ProtocolError })
+    t.is(err?.code, 'WS_ERR_UNEXPECTED_MASK')
+    t.is(err?.closeCode, 1002)
+    t.is(err?.message, 'server frames must not be masked')
+    t.true(await eventually(() => server.received().length >= 1), 'the client sent its close')
+    const close = server.received()[0]
+    t.is(close.opcode, 8)
+    t.is((close.payload[0] << 8) | close.payload[1], 1002)
+    t.is(decoder.decode(close.payload.subarray(2)), 'server frames must not be masked')
+    server.sockets[0].end()
+    t.deepEqual(await conn.closed, { code: 1002, reason: 'server frames must not be masked', wasClean: false })
   } finally {
     await server.close()
   }

@@ -141,3 +141,39 @@ test('without http2 (and for ws://) the client stays on HTTP/1.1', async (t) => 
   overWs.close()
   await overWs.closed
 })
+
+test('a refusal whose body never ends: at handshakeTimeout connect() rejects with the refusal (403, the first line that came), at an abort with its reason; either way the stream is closed, so the session goes idle', async (t) => {
+  const host = http2.createSecureServer({ key, cert, settings: { enableConnectProtocol: true } })
+  const streams: http2.ServerHttp2Stream[] = []
+  host.on('stream', (stream) => {
+    streams.push(stream)
+    stream.on('error', () => {})
+    // A 403 whose body starts and never ends.
+    stream.respond({ ':status': 403 })
+    stream.write('forbidden, and the rest never comes')
+  })
+  const sessions: ServerHttp2Session[] = []
+  host.on('session', (s) => sessions.push(s))
+  await new Promise<void>((resolve) => host.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => {
+    for (const s of sessions) s.destroy()
+    await new Promise<void>((resolve) => host.close(() => resolve()))
+  })
+  const url = `wss://127.0.0.1:${(host.address() as AddressInfo).port}/`
+  const streamClosed = (i: number, what: string): Promise<boolean> => within(new Promise<boolean>((resolve) => { if (streams[i].closed) resolve(true); else streams[i].once('close', () => resolve(true)) }), 5000, what)
+  // Real time: the 403 and its first bytes (over loopback) are in long before the timeout.
+  const refusal = await connect(url, { http2: true, tls, handshakeTimeout: 1000 }).then(() => 'open', (err: unknown) => err)
+  t.true(refusal instanceof UpgradeError, 'connect() rejected at handshakeTimeout')
+  t.is((refusal as UpgradeError).status, 403)
+  t.is((refusal as UpgradeError).reason, 'forbidden, and the rest never comes')
+  t.true(await streamClosed(0, 'the client lets go of the stream at the timeout'))
+  const controller = new AbortController()
+  const aborted = connect(url, { http2: true, tls, signal: controller.signal }).then(() => 'open', (err: unknown) => err)
+  for (let i = 0; i < 200 && streams.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  controller.abort(new Error('enough'))
+  t.is(((await aborted) as Error).message, 'enough')
+  t.true(await streamClosed(1, 'the client lets go of the stream at the abort'))
+  t.is(sessions.length, 1, 'both on one session')
+  // No WebSocket left on the session: it closes at its idle time.
+  t.true(await within(new Promise<boolean>((resolve) => { if (sessions[0].closed || sessions[0].destroyed) resolve(true); else sessions[0].once('close', () => resolve(true)) }), SESSION_IDLE_TIMEOUT + 5000, 'the idle session closes'))
+})
