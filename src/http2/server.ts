@@ -173,6 +173,9 @@ export class Http2Streams {
     let negotiated: Negotiated
     try {
       valid = validateConnectRequest(headers)
+      // The stream is the WebSocket both ways (RFC 8441 §5): one whose request ended it
+      // (END_STREAM on the HEADERS) could never carry a frame of the client's, its close included.
+      if (stream.endAfterHeaders) throw new HandshakeError(400, 'an extended CONNECT must leave its stream open')
       negotiated = this.host.negotiate(valid)
     } catch (err) {
       this.refuse(stream, err instanceof HandshakeError ? err : new HandshakeError(400, 'bad extended CONNECT request'), request)

@@ -65,3 +65,16 @@ test('a stream the peer resets while authorize decides gives its place back: max
   asked[0].answer(true)
   t.is((await within(opening, 5000, 'the answer')).status, 200)
 })
+
+test('an extended CONNECT that ends its stream (END_STREAM on the HEADERS) gets 400: the client could never send a frame on it', async (t) => {
+  let handlers = 0
+  const { origin, server } = await start(t)
+  server.register('', () => { handlers++ })
+  const session = await openSession(origin)
+  t.teardown(() => { session.destroy() })
+  const stream = sendConnect(session, origin, { endStream: true })
+  const [headers] = await within(new Promise<[http2.IncomingHttpHeaders]>((resolve) => stream.once('response', (h) => resolve([h]))), 5000, 'the response')
+  t.is(Number(headers[':status']), 400)
+  t.is(handlers, 0)
+  t.is(server.clients.size, 0)
+})
