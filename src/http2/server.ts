@@ -7,7 +7,7 @@
  * @packageDocumentation
  */
 
-import type { createSecureServer, Http2SecureServer, Http2Server, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2'
+import type { createSecureServer, Http2SecureServer, Http2Server, Http2ServerResponse, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
 import type { SecureContextOptions } from 'node:tls'
 import { acceptFor } from '../crypto.js'
@@ -92,11 +92,19 @@ const STREAM_WINDOW = 256 * 1024
 /** How long an HTTP/2 peer has to end its side of a WebSocket stream after ours (capped by `closeTimeout`). */
 const END_STREAM_GRACE = 1000
 
+/**
+ * How long a refused stream (its answer ended) is kept for the peer to read the answer and end
+ * its side, as an HTTP/1.1 refusal's socket is (server.ts REFUSAL_LINGER): a peer that does
+ * neither (a window it never opens, a side it never ends) would hold the stream for good.
+ */
+const REFUSAL_LINGER = 1000
+
 /** The connection-level receive window of our own sessions. */
 const SESSION_WINDOW = 16 * 1024 * 1024
 /** RFC 9113 §7 error codes for RST_STREAM: written out so node:http2 is loaded only when used. */
 const NO_ERROR = 0x0
 const REFUSED_STREAM = 0x7
+const CANCEL = 0x8
 
 /** A session we serve WebSockets on: how many are open, and whether it is to get GOAWAY once none is. */
 interface SessionState {
@@ -104,7 +112,7 @@ interface SessionState {
   /** Streams whose `authorize` is deciding: they count against `maxStreamsPerSession` too. */
   pending: number
   goAway: boolean
-  /** Our own server's session that has not yet opened a stream: dropped past `handshakeTimeout`. */
+  /** Our own server's session with no stream open: dropped (before its first) or sent GOAWAY (after) past `handshakeTimeout`. */
   idleTimer: ClockTimer | undefined
 }
 
@@ -129,7 +137,8 @@ export class Http2Streams {
 
   /**
    * A session of our own server: it must open a stream within `timeout` ms (as an HTTP/1.1
-   * client must send its request within `handshakeTimeout`), or it is dropped.
+   * client must send its request within `handshakeTimeout`), or it is dropped; and whenever its
+   * streams are all closed, open another within `timeout` ms, or it gets GOAWAY.
    */
   adopt (session: ServerHttp2Session, timeout: number): void {
     // The connection-level window (RFC 9113 §6.9.2) is consumed as data arrives, so it bounds no
@@ -139,9 +148,19 @@ export class Http2Streams {
     const state = this.track(session)
     const clock = this.host.clock
     state.idleTimer = clock.setTimeout(destroySession, timeout, session)
-    session.once('stream', () => {
-      clock.clearTimeout(state.idleTimer)
-      state.idleTimer = undefined
+    // Every stream counts (WebSockets, refusals, plain requests): a session with none open serves
+    // nothing, and a peer must not keep it (a TLS socket, an HTTP/2 session) without end.
+    // RFC 9113 §9.1 lets a server close an idle connection, GOAWAY first.
+    let streams = 0
+    session.on('stream', (stream: ServerHttp2Stream) => {
+      streams++
+      if (state.idleTimer !== undefined) {
+        clock.clearTimeout(state.idleTimer)
+        state.idleTimer = undefined
+      }
+      stream.once('close', () => {
+        if (--streams === 0 && !session.closed && !session.destroyed) state.idleTimer = clock.setTimeout(closeSession, timeout, session)
+      })
     })
     if (this.draining) this.maybeGoAway(session, state)
   }
@@ -273,6 +292,28 @@ export class Http2Streams {
     const body = rejectBody(error.message)
     stream.respond(buildRefusalHeaders(error, Buffer.byteLength(body)))
     stream.end(body)
+    this.linger(stream)
+  }
+
+  /**
+   * A refused stream's answer is ended: past {@link REFUSAL_LINGER} a stream still open is reset,
+   * with NO_ERROR if the answer was all sent (RFC 9113 §8.1: the client may stop sending its
+   * request), else CANCEL.
+   */
+  linger (stream: ServerHttp2Stream): void {
+    if (stream.closed) return
+    const clock = this.host.clock
+    const timer = clock.setTimeout(resetRefused, REFUSAL_LINGER, stream)
+    stream.once('close', () => { clock.clearTimeout(timer) })
+  }
+
+  /** A plain HTTP/2 request to our own server: WebSockets here are opened with an extended CONNECT (RFC 8441), so 405. */
+  refusePlainRequest (res: ServerResponse): void {
+    const body = rejectBody('this is a WebSocket endpoint: open it with an extended CONNECT (RFC 8441)')
+    res.writeHead(405, { Allow: 'CONNECT', 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) })
+    res.end(body)
+    // An HTTP/2 request's response, from Node's compatibility layer.
+    this.linger((res as unknown as Http2ServerResponse).stream)
   }
 
   private track (session: ServerHttp2Session): SessionState {
@@ -358,7 +399,7 @@ export class Http2Streams {
    */
   attach (server: object, path: string | undefined): ReturnType<typeof http2Listeners> {
     const refuse = (stream: ServerHttp2Stream): void => this.refuse(stream, new HandshakeError(404, 'no WebSocket endpoint at this path'), undefined)
-    const listeners = http2Listeners(server, path, (stream, headers) => this.handle(stream, headers), refuse)
+    const listeners = http2Listeners(server, path, (stream, headers) => this.handle(stream, headers), refuse, (stream) => { this.linger(stream) })
     if (isHttp2Host(server)) {
       // RFC 8441 §3: clients open WebSockets on an HTTP/2 connection only where the server said so.
       server.updateSettings({ enableConnectProtocol: true })
@@ -378,6 +419,13 @@ function ignoreError (): void {}
 
 function destroySession (session: ServerHttp2Session): void { session.destroy() }
 
+/** GOAWAY (NO_ERROR); Node ends the session once it is sent, no stream being open. */
+function closeSession (session: ServerHttp2Session): void { session.close() }
+
+function resetRefused (stream: ServerHttp2Stream): void {
+  if (!stream.closed) stream.close(stream.writableFinished ? NO_ERROR : CANCEL)
+}
+
 /** RFC 9113 §8.1: after a complete response, RST_STREAM NO_ERROR asks the client to stop sending. */
 function stopStream (stream: ServerHttp2Stream): void { stream.close(NO_ERROR) }
 
@@ -393,9 +441,10 @@ const streamPaths = new WeakMap<(...args: any[]) => void, string | undefined>()
  * The listeners `attach` puts on an HTTP/2 host: `stream` hands extended CONNECTs for `path` to
  * `take` (another path: a 404 by `refuse`, unless another wspipe server attached for it takes
  * it); `connect` keeps Node's compatibility layer (a host with a `request` listener) from
- * answering them 405, while a plain CONNECT still gets 405 if the host has no listener of its own.
+ * answering them 405, while a plain CONNECT still gets 405 if the host has no listener of its own
+ * (its stream then given to `answered`).
  */
-export function http2Listeners (server: Http2SecureServer | Http2Server | object, path: string | undefined, take: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void, refuse: (stream: ServerHttp2Stream) => void): { streamListener: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void, connectListener: (req: IncomingMessage, res: ServerResponse) => void } {
+export function http2Listeners (server: Http2SecureServer | Http2Server | object, path: string | undefined, take: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void, refuse: (stream: ServerHttp2Stream) => void, answered: (stream: ServerHttp2Stream) => void): { streamListener: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void, connectListener: (req: IncomingMessage, res: ServerResponse) => void } {
   const host = server as Http2SecureServer
   const streamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void => {
     if (headers[':method'] !== 'CONNECT' || headers[':protocol'] === undefined) return
@@ -414,13 +463,7 @@ export function http2Listeners (server: Http2SecureServer | Http2Server | object
     if (req.headers[':protocol'] !== undefined || host.listenerCount('connect') > 1) return
     res.statusCode = 405
     res.end()
+    answered((res as unknown as Http2ServerResponse).stream)
   }
   return { streamListener, connectListener }
-}
-
-/** A plain HTTP/2 request to our own server: WebSockets here are opened with an extended CONNECT (RFC 8441), so 405. */
-export function refusePlainRequest (res: ServerResponse): void {
-  const body = rejectBody('this is a WebSocket endpoint: open it with an extended CONNECT (RFC 8441)')
-  res.writeHead(405, { Allow: 'CONNECT', 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) })
-  res.end(body)
 }
