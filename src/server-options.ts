@@ -53,7 +53,8 @@ export interface WebSocketServerOptions extends ConnectionLimits {
   logger?: Logger
   /**
    * Bytes the server may hold for all its connections together: partial frames, unfinished
-   * messages, receive queues and output, each counted with its overhead. A connection whose
+   * messages, receive queues and output, each counted with its overhead, and the flow-control
+   * window of each HTTP/2 stream whose reading is paused (Node takes that much unread). A connection whose
    * growth finds it spent fails with 1013 (Try Again Later); the others carry on. Default 256 MiB.
    */
   memoryBudget?: number

@@ -131,7 +131,7 @@ export class WebSocketServer {
       logger: this.logger,
       handshakeTimeout: options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout,
       closeTimeout: this.resolved.closeTimeout,
-      clock,
+      clock, budget: this.budget,
       maxStreamsPerSession: options.maxStreamsPerSession ?? DEFAULT_SERVER_OPTIONS.maxStreamsPerSession,
       addressOf: (headers, socketAddress) => this.forwardedOr(headers, socketAddress),
       open: (stream, negotiated, details) => this.start(stream, negotiated, details),

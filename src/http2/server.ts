@@ -21,6 +21,7 @@ import type { DriverOptions, Logger } from '../driver/types.js'
 import { authorizeRefusal, type AuthorizeResult } from '../authorize.js'
 import { handshakeRefusedChannel, publishRefused } from '../diagnostics.js'
 import type { DeflateParams } from '../extensions/deflate-negotiation.js'
+import type { MemoryBudget } from '../driver/budget.js'
 import { streamHeaders } from '../upgrade-request.js'
 
 /**
@@ -76,6 +77,8 @@ export interface Http2Host {
   maxStreamsPerSession: number
   /** The client's address as its connection would have it (`trustProxy` applied to `headers`). */
   addressOf: (headers: IncomingHttpHeaders, socketAddress: string | undefined) => string | undefined
+  /** The server's memory budget: a paused stream's window counts there (see {@link Http2Streams.countWindowWhilePaused}). */
+  budget: MemoryBudget
   /** Make the connection on an accepted stream and start its handler. */
   open: (stream: ServerHttp2Stream, negotiated: Negotiated, details: RequestDetails) => WebSocketConnection
   /** Something `close()` waits for is gone. */
@@ -84,8 +87,8 @@ export interface Http2Host {
 
 /**
  * What an HTTP/2 peer may send ahead on each stream (SETTINGS_INITIAL_WINDOW_SIZE, RFC 9113
- * §6.9.2): held by Node, outside `memoryBudget`, for a stream whose handler does not read; the
- * default 65,535 makes large messages wait a round trip per 64 KiB.
+ * §6.9.2): held by Node for a stream whose reading is paused, and counted in `memoryBudget`
+ * then; the default 65,535 makes large messages wait a round trip per 64 KiB.
  */
 const STREAM_WINDOW = 256 * 1024
 
@@ -264,6 +267,7 @@ export class Http2Streams {
       httpVersion: '2'
     })
     stream.off('error', ignoreError)
+    this.countWindowWhilePaused(stream, session, conn)
     const state = this.track(session)
     state.open++
     // After our END_STREAM (the closing handshake done) the peer should end its side too; a
@@ -283,6 +287,39 @@ export class Http2Streams {
       conn.close(1001, 'server shutting down')
       this.maybeGoAway(session, state)
     }
+  }
+
+  /**
+   * While the connection holds `stream`'s reading paused, Node still takes what the peer sends on
+   * it, up to the stream's window, into the stream's own buffer: one TCP connection could make
+   * the server hold `maxStreamsPerSession` windows beyond every queue the budget counts. So a
+   * paused stream counts its whole window (the most Node may hold for it; its real use cannot
+   * be seen until it is read) in `memoryBudget`, and gives it back on resuming or closing. A
+   * pause the budget cannot cover fails that connection with 1013, as any other growth does.
+   */
+  private countWindowWhilePaused (stream: ServerHttp2Stream, session: ServerHttp2Session, conn: WebSocketConnection): void {
+    const window = session.localSettings?.initialWindowSize ?? 65_535
+    const budget = this.host.budget
+    let charged = false
+    // 'pause' and 'resume' can come unpaired (Node emits 'resume' a tick after resume(), whatever
+    // came between): each one re-reads the state.
+    const onFlow = (): void => {
+      const paused = stream.readableFlowing === false && !stream.destroyed
+      if (paused === charged) return
+      charged = paused
+      if (!paused) {
+        budget.charge(-window)
+        return
+      }
+      // Failed from a microtask: the pause came from inside the driver's own bookkeeping.
+      if (!budget.charge(window)) queueMicrotask(() => { if (!conn.gone) { conn.failForBudget(window); stream.close(CANCEL) } })
+    }
+    stream.on('pause', onFlow)
+    stream.on('resume', onFlow)
+    stream.once('close', () => {
+      if (charged) budget.charge(-window)
+      charged = false
+    })
   }
 
   /** Answer `error` on the stream: its status, a one-line body, END_STREAM. */

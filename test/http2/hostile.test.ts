@@ -131,3 +131,43 @@ test('a refusal (or a plain request\'s 405) whose body the peer never lets throu
   t.is(refused.stream.rstCode, http2.constants.NGHTTP2_CANCEL)
   t.is(get.rstCode, http2.constants.NGHTTP2_CANCEL)
 })
+
+test('what Node holds for stalled streams (their flow-control window) counts against memoryBudget: the streams past it fail with 1013', async (t) => {
+  t.timeout(60_000)
+  const memoryBudget = 2 * 1024 * 1024
+  const held: ServerHttp2Stream[] = []
+  const closes: Array<Promise<{ code: number }>> = []
+  const server = new WebSocketServer({
+    logger: captureLogger().logger,
+    memoryBudget,
+    receiveHighWaterMark: 16 * 1024,
+    authorize: (req) => { held.push((req as { stream: ServerHttp2Stream }).stream); return true }
+  })
+  // Never reads: each stream pauses once its receive queue is past the mark.
+  server.register('', async (conn: Connection) => { closes.push(conn.closed); await new Promise<void>((resolve) => conn.signal.addEventListener('abort', () => resolve())) })
+  const { port } = await server.listen({ port: 0, tls: { key, cert } })
+  t.teardown(() => within(server.close(), 15_000, 'server.close'))
+  const origin = `https://127.0.0.1:${port}`
+  const sessions = await Promise.all([openSession(origin), openSession(origin)])
+  t.teardown(() => { for (const s of sessions) s.destroy() })
+  const streams = 16
+  const sockets: H2Socket[] = []
+  for (let i = 0; i < streams; i++) sockets.push(await H2Socket.open(sessions[i % 2]))
+  t.true(sockets.every((s) => s.status === 200))
+  // 512 KiB at each, more than the 256 KiB stream window: the rest waits at the client.
+  for (const s of sockets) for (let j = 0; j < 16; j++) s.stream.write(clientFrame(0x2, new Uint8Array(32 * 1024)))
+  // Let it arrive: until nothing more moves for a while (bounded).
+  let last = -1
+  for (let i = 0; i < 100; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const now = held.reduce((n, s) => n + s.readableLength, 0) + server.stats().heldBytes
+    if (now === last && i > 10) break
+    last = now
+  }
+  const inNode = held.reduce((n, s) => n + (s.destroyed ? 0 : s.readableLength), 0)
+  const counted = server.stats().heldBytes
+  t.true(inNode <= counted, `Node holds ${inNode} bytes in the streams, the budget counts ${counted} in all`)
+  t.true(counted <= memoryBudget, `the budget counts ${counted}, over its ${memoryBudget}`)
+  const codes = await Promise.all(closes.filter((_, i) => held[i].destroyed).map(async (c) => (await c).code))
+  t.true(codes.length > 0 && codes.every((c) => c === 1013), `closed: ${codes.join(',')}`)
+})
