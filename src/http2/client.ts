@@ -182,7 +182,8 @@ export async function openHttp2 (attempt: Http2Attempt, signal: AbortSignal): Pr
     const status = Number(response[':status'])
     if (status !== 200) {
       // A refusal: its status, and the first line of a bounded piece of its body as the reason.
-      const reason = await refusalReason(stream, attempt.maxRefusalBody)
+      const reason = await refusalReason(stream, attempt.maxRefusalBody, signal)
+      if (signal.aborted) throw signal.reason
       throw new UpgradeError(`server refused the upgrade: ${status} ${reason}`, status, reason)
     }
     stream.off('error', ignoreError)
@@ -245,10 +246,17 @@ function responseHeaders (headers: IncomingHttpHeaders): Record<string, string |
   return out
 }
 
-/** The first line of a refusal's body, at most `limit` bytes of it read. */
-async function refusalReason (stream: ClientHttp2Stream, limit: number): Promise<string> {
+/**
+ * The first line of a refusal's body, at most `limit` bytes of it read. A body that does not
+ * end is cut off when `signal` aborts (`connect()`'s timeout): its stream is reset, so that
+ * neither it nor the session it holds open outlives the attempt.
+ */
+async function refusalReason (stream: ClientHttp2Stream, limit: number, signal: AbortSignal): Promise<string> {
   const chunks: Buffer[] = []
   let size = 0
+  const onAbort = (): void => { stream.close(CANCEL) }
+  signal.addEventListener('abort', onAbort, { once: true })
+  if (signal.aborted) onAbort()
   await new Promise<void>((resolve) => {
     stream.on('data', (chunk: Buffer) => {
       if (size < limit) chunks.push(chunk.subarray(0, limit - size))
@@ -261,6 +269,7 @@ async function refusalReason (stream: ClientHttp2Stream, limit: number): Promise
     stream.once('end', resolve)
     stream.once('close', resolve)
   })
+  signal.removeEventListener('abort', onAbort)
   return Buffer.concat(chunks).toString('utf8').trim().split('\n')[0]
 }
 
@@ -292,5 +301,8 @@ export function http2Headers (headers: Record<string, string> | undefined): Reco
   }
   return out
 }
+
+/** RFC 9113 §7 CANCEL: the stream is no longer needed (written out so node:http2 is loaded only when used). */
+const CANCEL = 0x8
 
 function ignoreError (): void {}

@@ -66,19 +66,6 @@ test('a stream the peer resets while authorize decides gives its place back: max
   t.is((await within(opening, 5000, 'the answer')).status, 200)
 })
 
-test('an extended CONNECT that ends its stream (END_STREAM on the HEADERS) gets 400: the client could never send a frame on it', async (t) => {
-  let handlers = 0
-  const { origin, server } = await start(t)
-  server.register('', () => { handlers++ })
-  const session = await openSession(origin)
-  t.teardown(() => { session.destroy() })
-  const stream = sendConnect(session, origin, { endStream: true })
-  const [headers] = await within(new Promise<[http2.IncomingHttpHeaders]>((resolve) => stream.once('response', (h) => resolve([h]))), 5000, 'the response')
-  t.is(Number(headers[':status']), 400)
-  t.is(handlers, 0)
-  t.is(server.clients.size, 0)
-})
-
 test('a session of listen()\'s server with no stream open gets GOAWAY at handshakeTimeout (on the server\'s clock; not 1 ms before), after its WebSockets as before its first', async (t) => {
   const clock = new VirtualClock()
   const { origin } = await start(t, { clock, handshakeTimeout: 30_000 })
@@ -132,6 +119,19 @@ test('a refusal (or a plain request\'s 405) whose body the peer never lets throu
   t.is(get.rstCode, http2.constants.NGHTTP2_CANCEL)
 })
 
+test('an extended CONNECT that ends its stream (END_STREAM on the HEADERS) gets 400: the client could never send a frame on it', async (t) => {
+  let handlers = 0
+  const { origin, server } = await start(t)
+  server.register('', () => { handlers++ })
+  const session = await openSession(origin)
+  t.teardown(() => { session.destroy() })
+  const stream = sendConnect(session, origin, { endStream: true })
+  const [headers] = await within(new Promise<[http2.IncomingHttpHeaders]>((resolve) => stream.once('response', (h) => resolve([h]))), 5000, 'the response')
+  t.is(Number(headers[':status']), 400)
+  t.is(handlers, 0)
+  t.is(server.clients.size, 0)
+})
+
 test('what Node holds for stalled streams (their flow-control window) counts against memoryBudget: the streams past it fail with 1013', async (t) => {
   t.timeout(60_000)
   const memoryBudget = 2 * 1024 * 1024
@@ -170,4 +170,36 @@ test('what Node holds for stalled streams (their flow-control window) counts aga
   t.true(counted <= memoryBudget, `the budget counts ${counted}, over its ${memoryBudget}`)
   const codes = await Promise.all(closes.filter((_, i) => held[i].destroyed).map(async (c) => (await c).code))
   t.true(codes.length > 0 && codes.every((c) => c === 1013), `closed: ${codes.join(',')}`)
+})
+
+test('client: a refusal whose body never ends rejects at handshakeTimeout, resets its stream, and lets the session close when idle', async (t) => {
+  const host = http2.createSecureServer({ key, cert, settings: { enableConnectProtocol: true } })
+  const serverStreams: ServerHttp2Stream[] = []
+  const serverSessions: ServerHttp2Session[] = []
+  host.on('session', (s) => serverSessions.push(s))
+  host.on('stream', (stream) => {
+    stream.on('error', () => {})
+    serverStreams.push(stream)
+    stream.respond({ ':status': 403 })
+    // A body begun and never ended.
+    stream.write('forbid')
+  })
+  await new Promise<void>((resolve) => host.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => {
+    for (const s of serverSessions) s.destroy()
+    await new Promise<void>((resolve) => host.close(() => resolve()))
+  })
+  const clock = new VirtualClock()
+  const url = `wss://127.0.0.1:${(host.address() as AddressInfo).port}/`
+  const connecting = connect(url, { http2: true, tls: { rejectUnauthorized: false }, handshakeTimeout: 5000, clock })
+  const failed = watch(connecting)
+  await until(() => serverStreams.length === 1, 5000, 'the CONNECT arrives')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  await clock.advance(5000)
+  await until(failed, 5000, 'connect() settles at handshakeTimeout')
+  const err = await t.throwsAsync(connecting)
+  t.false(err instanceof UpgradeError && err.status === 200)
+  await until(() => serverStreams[0].closed, 5000, 'the refused stream is reset by the client')
+  await clock.advance(SESSION_IDLE_TIMEOUT)
+  await until(() => serverSessions[0].closed || serverSessions[0].destroyed, 5000, 'the idle session closes')
 })
