@@ -52,7 +52,9 @@ function sessionFor (origin: string, tls: SecureClientSessionOptions | undefined
   const key = keyOf(origin, tls)
   const found = pool.get(key)
   if (found !== undefined && !found.session.closed && !found.session.destroyed) return found
-  const session = connectSession(origin, { ...tls })
+  // A WebSocket client has no use for server push (RFC 9113 §6.5.2, SETTINGS_ENABLE_PUSH 0):
+  // pushed streams nobody reads would each hold their window here for good.
+  const session = connectSession(origin, { ...tls, settings: { ...tls?.settings, enablePush: false } })
   const entry: PooledSession = {
     key,
     session,

@@ -2,7 +2,7 @@
  * WebSocket over HTTP/2 against hostile or broken peers, written with `node:http2`: streams reset
  * while `authorize` decides, sessions kept open with no stream, refusals whose body the peer never
  * lets through, a request that ends its stream at once, stalled streams against `memoryBudget`,
- * and, for the client, a refusal whose body never ends.
+ * and, for the client, a refusal whose body never ends and a server that pushes streams.
  */
 
 import http2, { type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
@@ -202,4 +202,39 @@ test('client: a refusal whose body never ends rejects at handshakeTimeout, reset
   await until(() => serverStreams[0].closed, 5000, 'the refused stream is reset by the client')
   await clock.advance(SESSION_IDLE_TIMEOUT)
   await until(() => serverSessions[0].closed || serverSessions[0].destroyed, 5000, 'the idle session closes')
+})
+
+test('client: the session refuses server push (SETTINGS_ENABLE_PUSH 0), so a server cannot make it hold pushed streams', async (t) => {
+  const host = http2.createSecureServer({ key, cert, settings: { enableConnectProtocol: true } })
+  const serverSessions: ServerHttp2Session[] = []
+  host.on('session', (s) => serverSessions.push(s))
+  const pushes: Array<Error | null> = []
+  host.on('stream', (stream) => {
+    stream.on('error', () => {})
+    stream.respond({ ':status': 200 })
+    for (let i = 0; i < 10; i++) {
+      try {
+        stream.pushStream({ ':path': `/pushed/${i}` }, (err, pushed) => {
+          pushes.push(err)
+          if (err !== null) return
+          pushed.on('error', () => {})
+          pushed.respond({ ':status': 200 })
+          pushed.end(new Uint8Array(60_000))
+        })
+      } catch (err) {
+        pushes.push(err as Error)
+      }
+    }
+  })
+  await new Promise<void>((resolve) => host.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => {
+    for (const s of serverSessions) s.destroy()
+    await new Promise<void>((resolve) => host.close(() => resolve()))
+  })
+  const conn = await connect(`wss://127.0.0.1:${(host.address() as AddressInfo).port}/`, { http2: true, tls: { rejectUnauthorized: false } })
+  t.teardown(() => { conn.close() })
+  t.is(conn.httpVersion, '2')
+  t.false(serverSessions[0].remoteSettings.enablePush)
+  t.is(pushes.length, 10)
+  t.true(pushes.every((e) => e !== null), 'every push refused')
 })
