@@ -37,7 +37,11 @@ export interface Http2UpgradeRequest {
   readonly url: string
   /** The request's headers, pseudo-headers included. */
   readonly headers: IncomingHttpHeaders
-  /** The HTTP/2 session's socket (for `remoteAddress`, `getPeerCertificate()`, …). */
+  /**
+   * The HTTP/2 session's socket (for `remoteAddress`, `getPeerCertificate()`, …). Read it before
+   * an `await`: once the session is gone (the peer left), Node throws ERR_HTTP2_SOCKET_UNBOUND
+   * on every property read.
+   */
   readonly socket: Socket
   /** The HTTP/2 stream the WebSocket would run on. */
   readonly stream: ServerHttp2Stream
@@ -109,6 +113,13 @@ const NO_ERROR = 0x0
 const REFUSED_STREAM = 0x7
 const CANCEL = 0x8
 
+/** Who sent an extended CONNECT: its headers and its session's socket's address, read when it came. */
+interface Peer {
+  readonly headers: IncomingHttpHeaders
+  readonly address: string | undefined
+  readonly port: number | undefined
+}
+
 /** A session we serve WebSockets on: how many are open, and whether it is to get GOAWAY once none is. */
 interface SessionState {
   open: number
@@ -178,8 +189,11 @@ export class Http2Streams {
     stream.on('error', ignoreError)
     const session = stream.session
     const socket = session?.socket as Socket | undefined
-    const request: Http2UpgradeRequest = { httpVersion: '2.0', method: 'CONNECT', url: String(headers[':path'] ?? '/'), headers, socket: socket!, stream }
     if (session === undefined || socket === undefined || stream.destroyed) return true
+    const request: Http2UpgradeRequest = { httpVersion: '2.0', method: 'CONNECT', url: String(headers[':path'] ?? '/'), headers, socket, stream }
+    // Read now: once the session is gone (the peer left while `authorize` decided), its socket
+    // throws on every property read (ERR_HTTP2_SOCKET_UNBOUND).
+    const peer: Peer = { headers, address: socket.remoteAddress, port: socket.remotePort }
     const state = this.track(session as ServerHttp2Session)
     // One TCP connection must not carry WebSockets without bound: past the limit the stream is
     // refused with REFUSED_STREAM, which tells the client nothing was processed (RFC 9113 §8.7).
@@ -188,7 +202,7 @@ export class Http2Streams {
       return true
     }
     if (!this.host.accepting()) {
-      this.refuse(stream, new HandshakeError(503, 'the server is shutting down'), request)
+      this.refuse(stream, new HandshakeError(503, 'the server is shutting down'), peer)
       return true
     }
     let valid: ValidConnect
@@ -200,12 +214,12 @@ export class Http2Streams {
       if (stream.endAfterHeaders) throw new HandshakeError(400, 'an extended CONNECT must leave its stream open')
       negotiated = this.host.negotiate(valid)
     } catch (err) {
-      this.refuse(stream, err instanceof HandshakeError ? err : new HandshakeError(400, 'bad extended CONNECT request'), request)
+      this.refuse(stream, err instanceof HandshakeError ? err : new HandshakeError(400, 'bad extended CONNECT request'), peer)
       return true
     }
     const hook = this.host.authorize
     if (hook === undefined) {
-      this.accept(stream, request, valid, negotiated)
+      this.accept(stream, peer, valid, negotiated)
       return true
     }
     // RFC 8441 streams arrive whole; the handshake timer bounds `authorize` alone (then 503).
@@ -213,29 +227,29 @@ export class Http2Streams {
     const timer = this.host.clock.setTimeout(() => {
       state.pending--
       this.authorizing.delete(stream)
-      this.refuse(stream, new HandshakeError(503, 'authorization timed out'), request)
+      this.refuse(stream, new HandshakeError(503, 'authorization timed out'), peer)
       this.host.wake()
     }, this.host.handshakeTimeout, undefined)
     this.authorizing.set(stream, timer)
-    void this.authorize(hook, request).then((refusal) => {
+    void this.authorize(hook, request, peer.address).then((refusal) => {
       if (!this.settleAuthorizing(stream)) return
       // The place is given back whether or not the stream is still there to answer: a stream
       // the peer reset meanwhile must not hold it for good.
       state.pending--
       if (stream.destroyed || stream.headersSent) return
-      if (refusal !== undefined) this.refuse(stream, refusal, request)
-      else this.accept(stream, request, valid, negotiated)
+      if (refusal !== undefined) this.refuse(stream, refusal, peer)
+      else this.accept(stream, peer, valid, negotiated)
     })
     return true
   }
 
   /** Run `authorize`: resolves undefined to accept, or the refusal (500 for a hook that throws, logged). */
-  private authorize (hook: NonNullable<Http2Host['authorize']>, request: Http2UpgradeRequest): Promise<HandshakeError | undefined> {
+  private authorize (hook: NonNullable<Http2Host['authorize']>, request: Http2UpgradeRequest, remoteAddress: string | undefined): Promise<HandshakeError | undefined> {
     const logger = this.host.logger
     return Promise.resolve().then(() => hook(request)).then(
-      (result) => authorizeRefusal(result, logger, request.socket?.remoteAddress),
+      (result) => authorizeRefusal(result, logger, remoteAddress),
       (err: unknown) => {
-        logger.error({ err, remoteAddress: request.socket?.remoteAddress }, 'authorize threw')
+        logger.error({ err, remoteAddress }, 'authorize threw')
         return new HandshakeError(500, 'authorization failed')
       })
   }
@@ -250,10 +264,10 @@ export class Http2Streams {
     return true
   }
 
-  private accept (stream: ServerHttp2Stream, request: Http2UpgradeRequest, valid: ValidConnect, negotiated: Negotiated): void {
+  private accept (stream: ServerHttp2Stream, peer: Peer, valid: ValidConnect, negotiated: Negotiated): void {
     if (stream.destroyed || stream.headersSent) return
     if (!this.host.accepting() && !this.draining) {
-      this.refuse(stream, new HandshakeError(503, 'the server is shutting down'), request)
+      this.refuse(stream, new HandshakeError(503, 'the server is shutting down'), peer)
       return
     }
     const session = stream.session as ServerHttp2Session
@@ -261,9 +275,9 @@ export class Http2Streams {
     stream.respond(buildConnectResponse(negotiated.protocol, negotiated.deflate?.header, valid.key === undefined ? undefined : acceptFor(valid.key)))
     const conn = this.host.open(stream, negotiated, {
       url: valid.url,
-      headers: streamHeaders(request.headers),
-      remoteAddress: this.host.addressOf(request.headers, request.socket?.remoteAddress),
-      remotePort: request.socket?.remotePort,
+      headers: streamHeaders(peer.headers),
+      remoteAddress: this.host.addressOf(peer.headers, peer.address),
+      remotePort: peer.port,
       httpVersion: '2'
     })
     stream.off('error', ignoreError)
@@ -323,9 +337,9 @@ export class Http2Streams {
   }
 
   /** Answer `error` on the stream: its status, a one-line body, END_STREAM. */
-  refuse (stream: ServerHttp2Stream, error: HandshakeError, request: Http2UpgradeRequest | undefined): void {
+  refuse (stream: ServerHttp2Stream, error: HandshakeError, peer: Peer | undefined): void {
     if (stream.destroyed || stream.headersSent) return
-    if (handshakeRefusedChannel.hasSubscribers) publishRefused(error.status, error.message, request === undefined ? undefined : this.host.addressOf(request.headers, request.socket?.remoteAddress))
+    if (handshakeRefusedChannel.hasSubscribers) publishRefused(error.status, error.message, peer === undefined ? undefined : this.host.addressOf(peer.headers, peer.address))
     const body = rejectBody(error.message)
     stream.respond(buildRefusalHeaders(error, Buffer.byteLength(body)))
     stream.end(body)

@@ -66,6 +66,33 @@ test('a stream the peer resets while authorize decides gives its place back: max
   t.is((await within(opening, 5000, 'the answer')).status, 200)
 })
 
+for (const outcome of ['accepts', 'refuses', 'throws'] as const) {
+  test(`a peer that leaves while authorize decides: authorize then ${outcome}, and nothing crashes (its session's socket is no longer readable)`, async (t) => {
+    const asked: Array<{ stream: ServerHttp2Stream, settle: () => void }> = []
+    const { origin, server } = await start(t, {
+      authorize: (req) => new Promise((resolve, reject) => {
+        const settle = (): void => { if (outcome === 'throws') reject(new Error('late')); else resolve(outcome === 'accepts') }
+        asked.push({ stream: (req as { stream: ServerHttp2Stream }).stream, settle })
+      })
+    })
+    const session = await openSession(origin)
+    sendConnect(session, origin)
+    await until(() => asked.length === 1, 5000, 'authorize is asked')
+    session.destroy()
+    await until(() => asked[0].stream.closed, 5000, 'the server saw the session go')
+    asked[0].settle()
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    // The server carries on: a new session's WebSocket is served.
+    const next = await openSession(origin)
+    t.teardown(() => { next.destroy() })
+    const opening = H2Socket.open(next)
+    await until(() => asked.length === 2, 5000, 'authorize is asked again')
+    asked[1].settle()
+    t.is((await within(opening, 5000, 'the answer')).status, outcome === 'accepts' ? 200 : outcome === 'refuses' ? 403 : 500)
+    t.is(server.clients.size, outcome === 'accepts' ? 1 : 0)
+  })
+}
+
 test('a session of listen()\'s server with no stream open gets GOAWAY at handshakeTimeout (on the server\'s clock; not 1 ms before), after its WebSockets as before its first', async (t) => {
   const clock = new VirtualClock()
   const { origin } = await start(t, { clock, handshakeTimeout: 30_000 })
