@@ -54,7 +54,8 @@ export interface WebSocketServerOptions extends ConnectionLimits {
   /**
    * Bytes the server may hold for all its connections together: partial frames, unfinished
    * messages, receive queues and output, each counted with its overhead, and the flow-control
-   * window of each HTTP/2 stream whose reading is paused (Node takes that much unread). A connection whose
+   * window of each HTTP/2 stream whose reading is paused or whose `authorize` is deciding (Node
+   * takes that much unread). A connection whose
    * growth finds it spent fails with 1013 (Try Again Later); the others carry on. Default 256 MiB.
    */
   memoryBudget?: number

@@ -134,8 +134,8 @@ interface SessionState {
 export class Http2Streams {
   private readonly host: Http2Host
   private readonly sessions = new Map<ServerHttp2Session, SessionState>()
-  /** Streams whose `authorize` is deciding, with their timers. */
-  readonly authorizing = new Map<ServerHttp2Stream, ClockTimer>()
+  /** Streams whose `authorize` is deciding, with their timers and the window each counts in the budget. */
+  readonly authorizing = new Map<ServerHttp2Stream, { timer: ClockTimer, window: number }>()
   private draining = false
 
   constructor (host: Http2Host) {
@@ -222,17 +222,24 @@ export class Http2Streams {
       this.accept(stream, peer, valid, negotiated)
       return true
     }
+    // Nothing reads the stream while `authorize` decides, yet Node takes what the peer sends on
+    // it, up to its window: that much counts in the budget meanwhile (503 if it cannot).
+    const window = windowOf(session as ServerHttp2Session)
+    if (!this.host.budget.charge(window)) {
+      this.host.budget.charge(-window)
+      this.refuse(stream, new HandshakeError(503, 'the server is out of memory'), peer)
+      return true
+    }
     // RFC 8441 streams arrive whole; the handshake timer bounds `authorize` alone (then 503).
     state.pending++
     const timer = this.host.clock.setTimeout(() => {
       state.pending--
-      this.authorizing.delete(stream)
+      this.endAuthorizing(stream)
       this.refuse(stream, new HandshakeError(503, 'authorization timed out'), peer)
-      this.host.wake()
     }, this.host.handshakeTimeout, undefined)
-    this.authorizing.set(stream, timer)
+    this.authorizing.set(stream, { timer, window })
     void this.authorize(hook, request, peer.address).then((refusal) => {
-      if (!this.settleAuthorizing(stream)) return
+      if (!this.endAuthorizing(stream)) return
       // The place is given back whether or not the stream is still there to answer: a stream
       // the peer reset meanwhile must not hold it for good.
       state.pending--
@@ -254,12 +261,13 @@ export class Http2Streams {
       })
   }
 
-  /** Stop waiting for `stream`'s `authorize`; false if that wait was already over (timed out, or refused by `close()`). */
-  private settleAuthorizing (stream: ServerHttp2Stream): boolean {
-    const timer = this.authorizing.get(stream)
-    if (timer === undefined) return false
-    this.host.clock.clearTimeout(timer)
+  /** Stop waiting for `stream`'s `authorize` (its window leaves the budget); false if that wait was already over (timed out, or refused by `close()`). */
+  private endAuthorizing (stream: ServerHttp2Stream): boolean {
+    const waiting = this.authorizing.get(stream)
+    if (waiting === undefined) return false
+    this.host.clock.clearTimeout(waiting.timer)
     this.authorizing.delete(stream)
+    this.host.budget.charge(-waiting.window)
     this.host.wake()
     return true
   }
@@ -312,7 +320,7 @@ export class Http2Streams {
    * pause the budget cannot cover fails that connection with 1013, as any other growth does.
    */
   private countWindowWhilePaused (stream: ServerHttp2Stream, session: ServerHttp2Session, conn: WebSocketConnection): void {
-    const window = session.localSettings?.initialWindowSize ?? 65_535
+    const window = windowOf(session)
     const budget = this.host.budget
     let charged = false
     // 'pause' and 'resume' can come unpaired (Node emits 'resume' a tick after resume(), whatever
@@ -406,9 +414,8 @@ export class Http2Streams {
    */
   async finish (own: (session: ServerHttp2Session) => boolean, grace: number): Promise<void> {
     const clock = this.host.clock
-    for (const [stream, timer] of [...this.authorizing]) {
-      clock.clearTimeout(timer)
-      this.authorizing.delete(stream)
+    for (const stream of [...this.authorizing.keys()]) {
+      this.endAuthorizing(stream)
       this.refuse(stream, new HandshakeError(503, 'the server is shutting down'), undefined)
     }
     const ours: Array<Promise<void>> = []
@@ -467,6 +474,11 @@ export class Http2Streams {
 }
 
 function ignoreError (): void {}
+
+/** What a peer may send ahead on each stream of `session` (its SETTINGS_INITIAL_WINDOW_SIZE as we sent it). */
+function windowOf (session: ServerHttp2Session): number {
+  return session.localSettings?.initialWindowSize ?? 65_535
+}
 
 function destroySession (session: ServerHttp2Session): void { session.destroy() }
 

@@ -199,6 +199,52 @@ test('what Node holds for stalled streams (their flow-control window) counts aga
   t.true(codes.length > 0 && codes.every((c) => c === 1013), `closed: ${codes.join(',')}`)
 })
 
+test('what Node holds for streams awaiting authorize (their flow-control window) counts against memoryBudget: those past it get 503', async (t) => {
+  t.timeout(60_000)
+  const memoryBudget = 1024 * 1024
+  const waiting: ServerHttp2Stream[] = []
+  const decisions: Array<(ok: boolean) => void> = []
+  const server = new WebSocketServer({
+    logger: captureLogger().logger,
+    memoryBudget,
+    // Decides at the end of the test: refuses.
+    authorize: (req) => { waiting.push((req as { stream: ServerHttp2Stream }).stream); return new Promise<boolean>((resolve) => decisions.push(resolve)) }
+  })
+  server.register('', echo)
+  const { port } = await server.listen({ port: 0, tls: { key, cert } })
+  t.teardown(() => within(server.close(), 15_000, 'server.close'))
+  const origin = `https://127.0.0.1:${port}`
+  const sessions = await Promise.all([openSession(origin), openSession(origin)])
+  t.teardown(() => { for (const s of sessions) s.destroy() })
+  const statuses: Array<number | string> = []
+  for (let i = 0; i < 16; i++) {
+    const stream = sendConnect(sessions[i % 2], origin)
+    stream.once('response', (h) => statuses.push(Number(h[':status'])))
+    stream.once('close', () => { if (stream.sentHeaders !== undefined && statuses.length < 16) statuses.push(`closed ${stream.rstCode ?? ''}`) })
+    // 512 KiB sent before any answer, more than the 256 KiB stream window.
+    for (let j = 0; j < 16; j++) stream.write(clientFrame(0x2, new Uint8Array(32 * 1024)))
+  }
+  await until(() => waiting.length > 0, 5000, 'authorize is asked')
+  // Let it arrive: until nothing more moves for a while (bounded).
+  let last = -1
+  for (let i = 0; i < 100; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const now = waiting.reduce((n, s) => n + s.readableLength, 0)
+    if (now === last && i > 10) break
+    last = now
+  }
+  const inNode = waiting.reduce((n, s) => n + s.readableLength, 0)
+  const counted = server.stats().heldBytes
+  t.true(inNode <= counted, `Node holds ${inNode} bytes in the streams awaiting authorize, the budget counts ${counted}`)
+  t.true(counted <= memoryBudget, `the budget counts ${counted}, over its ${memoryBudget}`)
+  t.true(waiting.length < 16, 'some streams were not let in')
+  await until(() => statuses.length >= 16 - waiting.length, 5000, 'the others are answered')
+  t.true(statuses.every((s) => s === 503), `answered: ${statuses.join(',')}`)
+  for (const decide of decisions) decide(false)
+  await until(() => statuses.length === 16, 5000, 'every stream answered')
+  t.is(server.stats().heldBytes, 0, 'the windows went back to the budget')
+})
+
 test('client: a refusal whose body never ends rejects at handshakeTimeout, resets its stream, and lets the session close when idle', async (t) => {
   const host = http2.createSecureServer({ key, cert, settings: { enableConnectProtocol: true } })
   const serverStreams: ServerHttp2Stream[] = []
