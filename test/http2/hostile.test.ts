@@ -2,7 +2,8 @@
  * WebSocket over HTTP/2 against hostile or broken peers, written with `node:http2`: streams reset
  * while `authorize` decides, sessions kept open with no stream, refusals whose body the peer never
  * lets through, a request that ends its stream at once, stalled streams against `memoryBudget`,
- * and, for the client, a refusal whose body never ends and a server that pushes streams.
+ * and, for the client, a refusal whose body never ends, a server that pushes streams, and a
+ * session that goes away as a WebSocket is opened on it.
  */
 
 import http2, { type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
@@ -310,4 +311,28 @@ test('client: the session refuses server push (SETTINGS_ENABLE_PUSH 0), so a ser
   t.false(serverSessions[0].remoteSettings.enablePush)
   t.is(pushes.length, 10)
   t.true(pushes.every((e) => e !== null), 'every push refused')
+})
+
+test('client: a session that goes away (GOAWAY) as the CONNECT is sent does not fail connect(): the request, refused unprocessed, is sent again on a new session', async (t) => {
+  const host = http2.createSecureServer({ key, cert, settings: { enableConnectProtocol: true } })
+  const serverSessions: ServerHttp2Session[] = []
+  host.on('session', (s) => {
+    serverSessions.push(s)
+    // The first session goes away before any stream: the client's CONNECT on it is not processed.
+    if (serverSessions.length === 1) setImmediate(() => { s.goaway(http2.constants.NGHTTP2_NO_ERROR, 0) })
+  })
+  host.on('stream', (stream) => {
+    stream.on('error', () => {})
+    stream.respond({ ':status': 200 })
+    stream.pipe(stream)
+  })
+  await new Promise<void>((resolve) => host.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => {
+    for (const s of serverSessions) s.destroy()
+    await new Promise<void>((resolve) => host.close(() => resolve()))
+  })
+  const conn = await connect(`wss://127.0.0.1:${(host.address() as AddressInfo).port}/`, { http2: true, tls: { rejectUnauthorized: false }, handshakeTimeout: 5000 })
+  t.teardown(() => { conn.close() })
+  t.is(conn.httpVersion, '2')
+  t.is(serverSessions.length, 2)
 })
