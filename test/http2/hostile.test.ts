@@ -160,6 +160,20 @@ test('an extended CONNECT that ends its stream (END_STREAM on the HEADERS) gets 
   t.is(server.clients.size, 0)
 })
 
+test('a header list past maxHeaderSize (SETTINGS_MAX_HEADER_LIST_SIZE) resets that stream alone (ENHANCE_YOUR_CALM); the session carries on', async (t) => {
+  const { origin } = await start(t, { maxHeaderSize: 4096 })
+  const session = await openSession(origin)
+  t.teardown(() => { session.destroy() })
+  t.is(session.remoteSettings.maxHeaderListSize, 4096)
+  const huge = session.request({
+    ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':path': '/', ':authority': new URL(origin).host, 'sec-websocket-version': '13', 'x-big': 'a'.repeat(8192)
+  })
+  huge.on('error', () => {})
+  await within(new Promise((resolve) => huge.once('close', resolve)), 5000, 'the oversized request is reset')
+  t.is(huge.rstCode, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM)
+  t.is((await H2Socket.open(session)).status, 200)
+})
+
 test('what Node holds for stalled streams (their flow-control window) counts against memoryBudget: the streams past it fail with 1013', async (t) => {
   t.timeout(60_000)
   const memoryBudget = 2 * 1024 * 1024
