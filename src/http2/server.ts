@@ -81,7 +81,7 @@ export interface Http2Host {
   maxStreamsPerSession: number
   /** The client's address as its connection would have it (`trustProxy` applied to `headers`). */
   addressOf: (headers: IncomingHttpHeaders, socketAddress: string | undefined) => string | undefined
-  /** The server's memory budget: a paused stream's window counts there (see {@link Http2Streams.countWindowWhilePaused}). */
+  /** The server's memory budget: the window of a stream paused or awaiting `authorize` counts there (see {@link Http2Streams.countWindowWhilePaused}). */
   budget: MemoryBudget
   /** Make the connection on an accepted stream and start its handler. */
   open: (stream: ServerHttp2Stream, negotiated: Negotiated, details: RequestDetails) => WebSocketConnection

@@ -1,7 +1,8 @@
 /**
  * WebSocket over HTTP/2 against hostile or broken peers, written with `node:http2`: streams reset
- * while `authorize` decides, sessions kept open with no stream, refusals whose body the peer never
- * lets through, a request that ends its stream at once, stalled streams against `memoryBudget`,
+ * and sessions gone while `authorize` decides, sessions kept open with no stream, refusals whose
+ * body the peer never lets through, a request that ends its stream at once, a header list past
+ * the limit, stalled streams and streams awaiting `authorize` against `memoryBudget`,
  * and, for the client, a refusal whose body never ends, a server that pushes streams, and a
  * session that goes away as a WebSocket is opened on it.
  */
