@@ -2,7 +2,7 @@
  * WebSocket over HTTP/2 against hostile or broken peers, written with `node:http2`: streams reset
  * and sessions gone while `authorize` decides, sessions kept open with no stream, refusals whose
  * body the peer never lets through, a request that ends its stream at once, a header list past
- * the limit, stalled streams and streams awaiting `authorize` against `memoryBudget`,
+ * the limit, a window never opened, data after the close, stalled streams and streams awaiting `authorize` against `memoryBudget`,
  * and, for the client, a refusal whose body never ends, a server that pushes streams, and a
  * session that goes away as a WebSocket is opened on it.
  */
@@ -173,6 +173,59 @@ test('a header list past maxHeaderSize (SETTINGS_MAX_HEADER_LIST_SIZE) resets th
   await within(new Promise((resolve) => huge.once('close', resolve)), 5000, 'the oversized request is reset')
   t.is(huge.rstCode, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM)
   t.is((await H2Socket.open(session)).status, 200)
+})
+
+test('a peer that never opens its window (SETTINGS_INITIAL_WINDOW_SIZE 0): conn.close() ends the WebSocket at closeTimeout (on the server\'s clock; not 1 ms before) with a reset, and the close frame it could not send counts in heldBytes until then', async (t) => {
+  const clock = new VirtualClock()
+  const opened = deferred<Connection>()
+  const server = new WebSocketServer({ logger: captureLogger().logger, clock, closeTimeout: 5000, heartbeat: false })
+  server.register('', async (conn) => { opened.resolve(conn); for await (const m of conn.source) void m })
+  const { port } = await server.listen({ port: 0, tls: { key, cert } })
+  t.teardown(() => within(server.close(), 15_000, 'server.close'))
+  const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false, settings: { initialWindowSize: 0 } })
+  session.on('error', () => {})
+  t.teardown(() => { session.destroy() })
+  await new Promise((resolve) => session.once('remoteSettings', resolve))
+  const ws = await H2Socket.open(session)
+  t.is(ws.status, 200)
+  const conn = await within(opened.promise, 5000, 'the handler')
+  conn.close(1000, 'bye')
+  await until(() => server.stats().heldBytes > 0, 5000, 'the close frame is queued')
+  const closed = watch(conn.closed)
+  await clock.advance(4999)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.false(closed(), 'not 1 ms before closeTimeout')
+  await clock.advance(1)
+  t.deepEqual(await within(conn.closed, 5000, 'closed'), { code: 1000, reason: 'bye', wasClean: false })
+  await ws.whenClosed()
+  t.is(ws.ended, false, 'reset, no END_STREAM: nothing could be sent')
+  await until(() => server.stats().heldBytes === 0, 5000, 'what was queued goes back to the budget')
+})
+
+test('a peer that sends data after its close frame: nothing more reaches the handler, and the stream is reset (NO_ERROR) a second after our END_STREAM (on the server\'s clock)', async (t) => {
+  const clock = new VirtualClock()
+  const received: string[] = []
+  const server = new WebSocketServer({ logger: captureLogger().logger, clock })
+  server.register('', async (conn) => { for await (const m of conn.source) received.push(new TextDecoder().decode(m)) })
+  const { port } = await server.listen({ port: 0, tls: { key, cert } })
+  t.teardown(() => within(server.close(), 15_000, 'server.close'))
+  const session = await openSession(`https://127.0.0.1:${port}`)
+  t.teardown(() => { session.destroy() })
+  const ws = await H2Socket.open(session)
+  ws.sendText('before')
+  ws.send(0x8, new Uint8Array([0x03, 0xe8]))
+  const answer = await ws.next()
+  t.is(answer.opcode, 8)
+  await until(() => ws.ended, 5000, 'our END_STREAM')
+  // The peer goes on: frames after its close, bounded in count.
+  for (let i = 0; i < 20; i++) ws.sendText(`after ${i}`)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.false(ws.closed)
+  await clock.advance(1000)
+  await ws.whenClosed()
+  t.is(ws.stream.rstCode, http2.constants.NGHTTP2_NO_ERROR)
+  t.deepEqual(received, ['before'])
+  t.is(server.stats().heldBytes, 0)
 })
 
 test('what Node holds for stalled streams (their flow-control window) counts against memoryBudget: the streams past it fail with 1013', async (t) => {
