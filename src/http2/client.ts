@@ -16,6 +16,7 @@ import { attemptHandshake, checkNegotiation, offerHeaders, openClientConnection,
 import type { Connection, StreamConnection } from '../driver/types.js'
 import { UpgradeError } from '../errors.js'
 import { systemClock, type Clock, type ClockTimer } from '../driver/clock.js'
+import { cancelOnDestroy } from './abort.js'
 
 /** How long a session with no WebSocket left stays open for the next one, in ms. */
 export const SESSION_IDLE_TIMEOUT = 2000
@@ -202,6 +203,7 @@ export async function openHttp2 (attempt: Http2Attempt, signal: AbortSignal, ret
       throw new UpgradeError(`server refused the upgrade: ${status} ${reason}`, status, reason)
     }
     stream.off('error', ignoreError)
+    cancelOnDestroy(stream)
     stream.once('close', done)
     const socket = entry.session.socket as Socket | undefined
     return { stream, response, remoteAddress: socket?.remoteAddress, remotePort: socket?.remotePort, done }

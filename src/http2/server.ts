@@ -23,6 +23,7 @@ import { handshakeRefusedChannel, publishRefused } from '../diagnostics.js'
 import type { DeflateParams } from '../extensions/deflate-negotiation.js'
 import type { MemoryBudget } from '../driver/budget.js'
 import { streamHeaders } from '../upgrade-request.js'
+import { cancelOnDestroy } from './abort.js'
 
 /**
  * An extended CONNECT request as `authorize` sees it (the HTTP/2 counterpart of an
@@ -281,6 +282,7 @@ export class Http2Streams {
     const session = stream.session as ServerHttp2Session
     // RFC 8441 §5: "it MUST respond with a 200 (OK) status code"; the stream stays open.
     stream.respond(buildConnectResponse(negotiated.protocol, negotiated.deflate?.header, valid.key === undefined ? undefined : acceptFor(valid.key)))
+    cancelOnDestroy(stream)
     const conn = this.host.open(stream, negotiated, {
       url: valid.url,
       headers: streamHeaders(peer.headers),

@@ -175,7 +175,7 @@ test('a header list past maxHeaderSize (SETTINGS_MAX_HEADER_LIST_SIZE) resets th
   t.is((await H2Socket.open(session)).status, 200)
 })
 
-test('a peer that never opens its window (SETTINGS_INITIAL_WINDOW_SIZE 0): conn.close() ends the WebSocket at closeTimeout (on the server\'s clock; not 1 ms before) with a reset, and the close frame it could not send counts in heldBytes until then', async (t) => {
+test('a peer that never opens its window (SETTINGS_INITIAL_WINDOW_SIZE 0): conn.close() ends the WebSocket at closeTimeout (on the server\'s clock; not 1 ms before) with RST_STREAM CANCEL (RFC 8441 §5), and the close frame it could not send counts in heldBytes until then', async (t) => {
   const clock = new VirtualClock()
   const opened = deferred<Connection>()
   const server = new WebSocketServer({ logger: captureLogger().logger, clock, closeTimeout: 5000, heartbeat: false })
@@ -200,6 +200,8 @@ test('a peer that never opens its window (SETTINGS_INITIAL_WINDOW_SIZE 0): conn.
   await ws.whenClosed()
   // The close frame never got through the window.
   await t.throwsAsync(ws.next(100), { message: 'the stream ended before a frame came' })
+  // RFC 8441 §5: an abort (TCP's RST) is RST_STREAM CANCEL.
+  t.is(ws.stream.rstCode, http2.constants.NGHTTP2_CANCEL)
   await until(() => server.stats().heldBytes === 0, 5000, 'what was queued goes back to the budget')
 })
 
@@ -404,4 +406,31 @@ test('client: a session that goes away (GOAWAY) as the CONNECT is sent does not 
   t.teardown(() => { conn.close() })
   t.is(conn.httpVersion, '2')
   t.is(serverSessions.length, 2)
+})
+
+test('client: a WebSocket the client drops (closeTimeout, the server never answering its close) is reset with RST_STREAM CANCEL (RFC 8441 §5), not NO_ERROR', async (t) => {
+  const host = http2.createSecureServer({ key, cert, settings: { enableConnectProtocol: true } })
+  const serverSessions: ServerHttp2Session[] = []
+  host.on('session', (s) => serverSessions.push(s))
+  const streams: ServerHttp2Stream[] = []
+  host.on('stream', (stream) => {
+    stream.on('error', () => {})
+    streams.push(stream)
+    stream.respond({ ':status': 200 })
+    // Reads what the client sends and never answers.
+    stream.resume()
+  })
+  await new Promise<void>((resolve) => host.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => {
+    for (const s of serverSessions) s.destroy()
+    await new Promise<void>((resolve) => host.close(() => resolve()))
+  })
+  const clock = new VirtualClock()
+  const conn = await connect(`wss://127.0.0.1:${(host.address() as AddressInfo).port}/`, { http2: true, tls: { rejectUnauthorized: false }, clock, closeTimeout: 1000, heartbeat: false })
+  conn.close(1000)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  await clock.advance(1000)
+  t.like(await within(conn.closed, 5000, 'closed'), { code: 1000, wasClean: false })
+  await until(() => streams[0].closed, 5000, 'the server sees the stream close')
+  t.is(streams[0].rstCode, http2.constants.NGHTTP2_CANCEL)
 })
