@@ -27,7 +27,9 @@ export interface WebSocketServerOptions extends ConnectionLimits {
   /**
    * Time from TCP accept to a complete upgrade request, in ms; a client that stalls is dropped.
    * Runs again for `authorize` (then 503) and while the host finishes responses to requests
-   * pipelined before the upgrade (then dropped). Default 10,000.
+   * pipelined before the upgrade (then dropped). An HTTP/2 connection to `listen`'s server
+   * with no stream open gets this long to open one (then it is dropped, or after its first
+   * stream sent GOAWAY). Default 10,000.
    */
   handshakeTimeout?: number
   /** Most bytes of request line and headers (`listen` only; Node answers 431 past it). Default 16 KiB. */
@@ -51,7 +53,9 @@ export interface WebSocketServerOptions extends ConnectionLimits {
   logger?: Logger
   /**
    * Bytes the server may hold for all its connections together: partial frames, unfinished
-   * messages, receive queues and output, each counted with its overhead. A connection whose
+   * messages, receive queues and output, each counted with its overhead, and the flow-control
+   * window of each HTTP/2 stream whose reading is paused or whose `authorize` is deciding (Node
+   * takes that much unread). A connection whose
    * growth finds it spent fails with 1013 (Try Again Later); the others carry on. Default 256 MiB.
    */
   memoryBudget?: number

@@ -26,7 +26,7 @@ import { resolveDeflateOptions, type ResolvedDeflateOptions } from './extensions
 import { CloseCode } from './protocol/close-codes.js'
 import { Topics } from './topics/topics.js'
 import { handshakeRefusedChannel, publishRefused } from './diagnostics.js'
-import { Http2Streams, refusePlainRequest, type Negotiated, type RequestDetails } from './http2/server.js'
+import { Http2Streams, type Negotiated, type RequestDetails } from './http2/server.js'
 import { isTlsServer, loadHttp2, loadHttps } from './lazy-modules.js'
 import { authorizeRefusal } from './authorize.js'
 import { DEFAULT_SERVER_OPTIONS, type HostServer, type ListenOptions, type ServerStats, type WebSocketServerOptions, type WholeModeOptions } from './server-options.js'
@@ -131,7 +131,7 @@ export class WebSocketServer {
       logger: this.logger,
       handshakeTimeout: options.handshakeTimeout ?? DEFAULT_SERVER_OPTIONS.handshakeTimeout,
       closeTimeout: this.resolved.closeTimeout,
-      clock,
+      clock, budget: this.budget,
       maxStreamsPerSession: options.maxStreamsPerSession ?? DEFAULT_SERVER_OPTIONS.maxStreamsPerSession,
       addressOf: (headers, socketAddress) => this.forwardedOr(headers, socketAddress),
       open: (stream, negotiated, details) => this.start(stream, negotiated, details),
@@ -209,7 +209,7 @@ export class WebSocketServer {
         : this.h2.createServer(http2!.createSecureServer, maxHeaderSize, handshakeTimeout, options.tls)
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       if (req.httpVersionMajor === 2) {
-        refusePlainRequest(res)
+        this.h2.refusePlainRequest(res)
         return
       }
       // A WebSocket handshake that Node did not treat as an upgrade (e.g. its Connection header

@@ -16,6 +16,7 @@ import { attemptHandshake, checkNegotiation, offerHeaders, openClientConnection,
 import type { Connection, StreamConnection } from '../driver/types.js'
 import { UpgradeError } from '../errors.js'
 import { systemClock, type Clock, type ClockTimer } from '../driver/clock.js'
+import { cancelOnDestroy } from './abort.js'
 
 /** How long a session with no WebSocket left stays open for the next one, in ms. */
 export const SESSION_IDLE_TIMEOUT = 2000
@@ -52,7 +53,9 @@ function sessionFor (origin: string, tls: SecureClientSessionOptions | undefined
   const key = keyOf(origin, tls)
   const found = pool.get(key)
   if (found !== undefined && !found.session.closed && !found.session.destroyed) return found
-  const session = connectSession(origin, { ...tls })
+  // A WebSocket client has no use for server push (RFC 9113 §6.5.2, SETTINGS_ENABLE_PUSH 0):
+  // pushed streams nobody reads would each hold their window here for good.
+  const session = connectSession(origin, { ...tls, settings: { ...tls?.settings, enablePush: false } })
   const entry: PooledSession = {
     key,
     session,
@@ -137,9 +140,10 @@ export interface Http2Opened {
  * Send the extended CONNECT on the origin's session. Resolves with the opened stream, or
  * `undefined` when the server does not offer WebSockets over HTTP/2 (the caller falls back to
  * HTTP/1.1); rejects with an {@link UpgradeError} for a refusal or an invalid 200, or with the
- * session's error. `signal` abandons the attempt.
+ * session's error. `signal` abandons the attempt. A CONNECT the server did not process because
+ * its session was going away (GOAWAY) is sent once more, on a new session.
  */
-export async function openHttp2 (attempt: Http2Attempt, signal: AbortSignal): Promise<Http2Opened | undefined> {
+export async function openHttp2 (attempt: Http2Attempt, signal: AbortSignal, retried = false): Promise<Http2Opened | undefined> {
   // node:http2 is loaded only once HTTP/2 is used (src/lazy-modules.ts).
   const entry = sessionFor(attempt.origin, attempt.tls, attempt.clock, (await loadHttp2()).connect)
   if (entry.idle !== undefined) {
@@ -154,6 +158,8 @@ export async function openHttp2 (attempt: Http2Attempt, signal: AbortSignal): Pr
     released = true
     release(entry)
   }
+  // The request was refused before any processing, so it can be sent again (RFC 9113 §8.7).
+  let unprocessed = false
   try {
     const ok = await abortable(entry.ready, signal)
     if (!ok) {
@@ -161,14 +167,21 @@ export async function openHttp2 (attempt: Http2Attempt, signal: AbortSignal): Pr
       return undefined
     }
     const authority = new URL(attempt.origin).host
-    const stream = entry.session.request({
-      ':method': 'CONNECT',
-      ':protocol': 'websocket',
-      ':scheme': 'https',
-      ':path': attempt.path,
-      ':authority': authority,
-      ...attempt.headers
-    })
+    let stream: ClientHttp2Stream
+    try {
+      stream = entry.session.request({
+        ':method': 'CONNECT',
+        ':protocol': 'websocket',
+        ':scheme': 'https',
+        ':path': attempt.path,
+        ':authority': authority,
+        ...attempt.headers
+      })
+    } catch (err) {
+      // The server's GOAWAY came before this request left.
+      unprocessed = (err as NodeJS.ErrnoException).code === 'ERR_HTTP2_GOAWAY_SESSION'
+      throw err
+    }
     stream.on('error', ignoreError)
     const onAbort = (): void => { stream.close() }
     signal.addEventListener('abort', onAbort, { once: true })
@@ -176,7 +189,10 @@ export async function openHttp2 (attempt: Http2Attempt, signal: AbortSignal): Pr
     try {
       response = await new Promise<IncomingHttpHeaders>((resolve, reject) => {
         stream.once('response', resolve)
-        stream.once('close', () => reject(signal.aborted ? signal.reason : new UpgradeError(`the server reset the stream (HTTP/2 error code ${stream.rstCode ?? 0})`, 0, 'stream reset')))
+        stream.once('close', () => {
+          unprocessed = stream.rstCode === REFUSED_STREAM
+          reject(signal.aborted ? signal.reason : new UpgradeError(`the server reset the stream (HTTP/2 error code ${stream.rstCode ?? 0})`, 0, 'stream reset'))
+        })
       })
     } finally {
       signal.removeEventListener('abort', onAbort)
@@ -191,11 +207,14 @@ export async function openHttp2 (attempt: Http2Attempt, signal: AbortSignal): Pr
       throw body.error(status)
     }
     stream.off('error', ignoreError)
+    cancelOnDestroy(stream)
     stream.once('close', done)
     const socket = entry.session.socket as Socket | undefined
     return { stream, response, remoteAddress: socket?.remoteAddress, remotePort: socket?.remotePort, done }
   } catch (err) {
     done()
+    // Refused unprocessed on a session going away (no longer pooled): the next one is new.
+    if (unprocessed && !retried && !signal.aborted && pool.get(entry.key) !== entry) return await openHttp2(attempt, signal, true)
     throw err
   }
 }
@@ -267,8 +286,9 @@ async function readRefusalBody (stream: ClientHttp2Stream, body: RefusalBody, si
     else signal.addEventListener('abort', onAbort, { once: true })
   })
   signal.removeEventListener('abort', onAbort!)
-  // Whatever ended the read (the body's end, the limit, the abort), the stream is done: closed, it no longer keeps the session busy.
-  stream.close()
+  // Whatever ended the read (the body's end, the limit, the abort), the stream is done: closed, it
+  // no longer keeps the session busy; cut short, it is reset with CANCEL (no longer needed).
+  stream.close(stream.readableEnded ? undefined : CANCEL)
 }
 
 /** `promise`, or `signal.reason` if it aborts first (the promise's value is then dropped). */
@@ -299,5 +319,10 @@ export function http2Headers (headers: Record<string, string> | undefined): Reco
   }
   return out
 }
+
+/** RFC 9113 §7 error codes, written out so node:http2 is loaded only when used. REFUSED_STREAM: not processed, safe to retry. */
+const REFUSED_STREAM = 0x7
+/** CANCEL: the stream is no longer needed. */
+const CANCEL = 0x8
 
 function ignoreError (): void {}
