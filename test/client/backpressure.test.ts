@@ -10,11 +10,11 @@
 
 import test from 'ava'
 import { connect, type Connection } from '../../src/index.js'
-import { eventually, startOurServer, startWsServer } from './helpers.js'
+import { eventually, startOurServer, startRawServer, startWsServer, switchingProtocols } from './helpers.js'
 
 const MESSAGE = 64 * 1024
 const HIGH_WATER = 256 * 1024
-/** What a paused reader may hold at most: the mark, the rest of one socket read, and a message that completes in it. */
+/** What a paused reader may hold at most: the mark, the rest of one socket read, and a message that completes in it (in bytes, for these large messages; a read of empty ones counts 256 B each, see the empty flood below). */
 const IN_BOUND = HIGH_WATER + 64 * 1024 + 2 * MESSAGE
 /** What a blocked sender may hold at most: the mark plus one message and its header. */
 const OUT_BOUND = HIGH_WATER + MESSAGE + 64
@@ -170,5 +170,49 @@ test('the client floods, a ws server does not read: the client\'s send queue is 
     t.is((await conn.closed).code, 1000)
   } finally {
     await peer.close()
+  }
+})
+
+test('a flood of empty messages the client does not read: the queue passes the mark by at most one socket read\'s messages (each counted as 256 B), then reading pauses', async (t) => {
+  // Found by an adversarial try: a read is parsed whole before reading pauses, so 64 KiB of
+  // 2-byte frames (32,768 messages) can land past the mark at once. This pins that bound.
+  const READ = 64 * 1024
+  const MARK = 64 * 1024
+  const FRAMES = 1 << 20 // 2 MiB of `82 00`
+  const block = Buffer.alloc(READ)
+  for (let i = 0; i < READ; i += 2) block[i] = 0x82
+  let written = 0
+  const raw = await startRawServer((socket, request) => {
+    socket.write(switchingProtocols(request))
+    const pump = (): void => {
+      while (!socket.destroyed && written < FRAMES * 2) {
+        written += READ
+        if (!socket.write(block)) return void socket.once('drain', pump)
+      }
+    }
+    pump()
+  })
+  try {
+    const conn = await connect(raw.url, { receiveHighWaterMark: MARK, heartbeat: false })
+    t.true(await eventually(() => conn.stats().queuedInBytes > MARK), 'the queue reached the mark')
+    // Paused: what is queued stops growing while nobody reads.
+    let last = -1
+    t.true(await eventually(() => { const q = conn.stats().queuedInBytes; const same = q === last; last = q; return same }, 200, 50), 'the queue stopped growing')
+    const bound = MARK + (READ / 2) * 256 + 256
+    t.true(conn.stats().peakQueuedInBytes <= bound, `peak ${conn.stats().peakQueuedInBytes} <= ${bound}`)
+    // Nothing is lost: read them all (bounded by the count sent).
+    let count = 0
+    let nonEmpty = 0
+    for await (const m of conn.source) {
+      if (m.length !== 0) nonEmpty++
+      if (++count === FRAMES) break
+    }
+    t.is(count, FRAMES)
+    t.is(nonEmpty, 0)
+    t.log(`peak ${conn.stats().peakQueuedInBytes} B for a mark of ${MARK}`)
+    t.true(conn.stats().peakQueuedInBytes <= bound, `peak ${conn.stats().peakQueuedInBytes} <= ${bound}`)
+    conn.close()
+  } finally {
+    await raw.close()
   }
 })
