@@ -263,12 +263,25 @@ export interface ResolvedLimits {
  * Fill in the defaults of `limits`.
  * @throws RangeError for a `maxMessageSize` or `maxFrameSize` under 1 byte (or not a number):
  * besides bounding what is received, one of them sizes the fragments of a streamed send, which
- * could not advance.
+ * could not advance; for a mark or `closeTimeout` under 0 or NaN (a NaN mark would never pause
+ * reading, a NaN timer fires at once), and a `heartbeat` interval or timeout that is not a
+ * positive, finite number of ms.
  */
 export function resolveLimits (limits: ConnectionLimits): ResolvedLimits {
   for (const name of ['maxMessageSize', 'maxFrameSize'] as const) {
     const value = limits[name]
     if (value !== undefined && !(value >= 1)) throw new RangeError(`${name} must be a number of bytes, at least 1 (or Infinity), not ${String(value)}`)
+  }
+  for (const name of ['receiveHighWaterMark', 'sendHighWaterMark', 'closeTimeout'] as const) {
+    const value = limits[name]
+    if (value !== undefined && !(value >= 0)) throw new RangeError(`${name} must be a number, 0 or more (or Infinity), not ${String(value)}`)
+  }
+  const beat = limits.heartbeat
+  if (beat !== undefined && beat !== false) {
+    for (const name of ['interval', 'timeout'] as const) {
+      const value = beat[name]
+      if (value !== undefined && !(value > 0 && value < Infinity)) throw new RangeError(`heartbeat.${name} must be a positive number of ms (or heartbeat: false), not ${String(value)}`)
+    }
   }
   const receiveHigh = limits.receiveHighWaterMark ?? DEFAULT_LIMITS.receiveHighWaterMark
   const hb = limits.heartbeat

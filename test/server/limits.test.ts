@@ -87,3 +87,23 @@ test('maxFragments counts empty fragments too', async (t) => {
   await peer.send(Buffer.alloc(0), { fin: true })
   t.is((await within(peer.closed, 5000, 'close')).code, 1009)
 })
+
+test('a limit or timeout that is not a number in range is a RangeError when the server or client is made, not a mark that never pauses or a timer that fires at once', async (t) => {
+  const { WebSocketServer, connect } = await import('../../src/index.js')
+  // Number(process.env.UNSET) is NaN: `queued > NaN` is never true, so reading would never pause.
+  const bad: Array<[string, WebSocketServerOptions]> = [
+    ['receiveHighWaterMark NaN', { receiveHighWaterMark: NaN }],
+    ['receiveHighWaterMark -1', { receiveHighWaterMark: -1 }],
+    ['sendHighWaterMark NaN', { sendHighWaterMark: NaN }],
+    ['closeTimeout NaN', { closeTimeout: NaN }],
+    ['closeTimeout -5', { closeTimeout: -5 }],
+    ['heartbeat interval NaN', { heartbeat: { interval: NaN, timeout: 1000 } }],
+    ['heartbeat timeout -1', { heartbeat: { interval: 1000, timeout: -1 } }]
+  ]
+  for (const [name, options] of bad) {
+    t.throws(() => new WebSocketServer(options), { instanceOf: RangeError }, `server, ${name}`)
+    await t.throwsAsync(connect('ws://127.0.0.1:1/', options), { instanceOf: RangeError }, `client, ${name}`)
+  }
+  // In range: Infinity where a limit may be unlimited, 0 for a mark.
+  t.notThrows(() => new WebSocketServer({ receiveHighWaterMark: 0, closeTimeout: Infinity, heartbeat: { interval: 1000, timeout: 1000 } }))
+})
