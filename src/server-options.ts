@@ -40,6 +40,13 @@ export interface WebSocketServerOptions extends ConnectionLimits {
    */
   maxStreamsPerSession?: number
   /**
+   * Most WebSockets the server serves at once, over every way in: open connections and upgrades
+   * whose `authorize` is still deciding (so a slow hook lets no burst past it). An upgrade past it
+   * is answered 503 `too many connections` before `authorize` runs. Default `Infinity`: bounded
+   * only by `memoryBudget` and the process's file descriptors.
+   */
+  maxConnections?: number
+  /**
    * Runs before the 101 (or, over HTTP/2, the 200); refuse with false (403) or
    * `{ status: 401 | 403, reason }`. An HTTP/2 request is an {@link Http2UpgradeRequest}
    * (`httpVersion` `'2.0'`). Default: accept all.
@@ -119,6 +126,22 @@ export const DEFAULT_SERVER_OPTIONS = {
   maxHeaderSize: 16 * 1024,
   /** {@link WebSocketServerOptions.maxStreamsPerSession}: 128. */
   maxStreamsPerSession: 128,
+  /** {@link WebSocketServerOptions.maxConnections}: no limit. */
+  maxConnections: Infinity,
   /** {@link WebSocketServerOptions.memoryBudget}: 256 MiB. */
   memoryBudget: DEFAULT_MEMORY_BUDGET
 } as const
+
+/** The default `logger`: errors to stderr, the rest discarded. */
+export const stderrLogger: Logger = {
+  error: (obj, msg) => { console.error(msg ?? '', obj) },
+  warn: () => {},
+  info: () => {},
+  debug: () => {}
+}
+
+/** @throws RangeError for a `maxConnections` that is neither a whole number ≥ 0 nor `Infinity`. */
+export function checkMaxConnections (max: number | undefined): void {
+  if (max === undefined || max === Infinity || (Number.isInteger(max) && max >= 0)) return
+  throw new RangeError('maxConnections must be a whole number of connections (or Infinity)')
+}
