@@ -116,7 +116,8 @@ interface Wanted {
  *
  * @example
  * ```ts
- * import { RedisAdapter, WebSocketServer } from 'wspipe'
+ * import { WebSocketServer } from 'wspipe'
+ * import { RedisAdapter } from 'wspipe/redis'
  *
  * const adapter = await RedisAdapter.connect({ url: 'redis://127.0.0.1:6379', connectTimeout: 10_000 })
  * const server = new WebSocketServer({ topics: { adapter } })
