@@ -234,7 +234,7 @@ export class RedisAdapter implements TopicsAdapter {
       }
       const onAbort = (): void => { settle(signal!.reason) }
       if (connectTimeout !== undefined) {
-        timer = clock.setTimeout(() => { settle(new Error(`Redis at ${url} did not answer within ${connectTimeout} ms`, { cause: lastError })) }, connectTimeout, undefined)
+        timer = clock.setTimeout(() => { settle(new Error(`Redis at ${withoutPassword(url)} did not answer within ${connectTimeout} ms`, { cause: lastError })) }, connectTimeout, undefined)
       }
       signal?.addEventListener('abort', onAbort, { once: true })
       connecting.then(() => { settle() }, settle)
@@ -399,5 +399,17 @@ export class RedisAdapter implements TopicsAdapter {
         client.destroy?.()
       }
     }))
+  }
+}
+
+/** `url` as an error message may show it: a password in it masked (messages end up in logs). */
+function withoutPassword (url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password === '') return url
+    parsed.password = '***'
+    return parsed.href
+  } catch {
+    return 'the URL given'
   }
 }

@@ -89,3 +89,12 @@ peerTest('redis-server')('a later outage is logged the same way: error once when
     await redis.stop()
   }
 })
+
+test.serial('connectTimeout\'s error names the Redis it waited for without the password in its URL', async (t) => {
+  t.timeout(30_000)
+  const redis = await droppingPort()
+  t.teardown(() => redis.stop())
+  const { logger } = captureLogger()
+  const error = await t.throwsAsync(RedisAdapter.connect({ url: `redis://user:secret@127.0.0.1:${redis.port}/2`, connectTimeout: 200, logger }))
+  t.is(error?.message, `Redis at redis://user:***@127.0.0.1:${redis.port}/2 did not answer within 200 ms`)
+})
