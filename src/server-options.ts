@@ -145,3 +145,19 @@ export function checkMaxConnections (max: number | undefined): void {
   if (max === undefined || max === Infinity || (Number.isInteger(max) && max >= 0)) return
   throw new RangeError('maxConnections must be a whole number of connections (or Infinity)')
 }
+
+/**
+ * `listen`'s argument as JavaScript may pass it: `listen(8080)`, as Node's servers take it, would
+ * listen on a random port, and a `port` that is not a number on a pipe of that name.
+ * @throws TypeError for anything but an options object; RangeError for a port that is not a
+ * whole number from 0 to 65535 (a numeric string, as `process.env.PORT` is, counts).
+ */
+export function checkListenOptions (options: ListenOptions): void {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`listen takes options: listen({ port: ${String(options)} })`)
+  const port: unknown = options.port
+  if (port === undefined) return
+  const n = typeof port === 'string' && port.trim() !== '' ? Number(port) : port
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new RangeError(`port must be a whole number from 0 to 65535, not ${typeof port === 'string' ? JSON.stringify(port) : String(port)}`)
+  }
+}

@@ -29,7 +29,7 @@ import { handshakeRefusedChannel, publishRefused } from './diagnostics.js'
 import { Http2Streams, refusePlainRequest, type Negotiated, type RequestDetails } from './http2/server.js'
 import { isTlsServer, loadHttp2, loadHttps } from './lazy-modules.js'
 import { authorizeRefusal } from './authorize.js'
-import { checkMaxConnections, DEFAULT_SERVER_OPTIONS, stderrLogger, type HostServer, type ListenOptions, type ServerStats, type WebSocketServerOptions, type WholeModeOptions } from './server-options.js'
+import { checkListenOptions, checkMaxConnections, DEFAULT_SERVER_OPTIONS, stderrLogger, type HostServer, type ListenOptions, type ServerStats, type WebSocketServerOptions, type WholeModeOptions } from './server-options.js'
 import type { Transport } from './driver/transport.js'
 import type { ValidConnect } from './http2/handshake.js'
 import { systemClock, type Clock, type ClockTimer } from './driver/clock.js'
@@ -183,9 +183,11 @@ export class WebSocketServer {
 
   /**
    * Start an HTTP (or, with `tls`, HTTPS) server of our own. Resolves once it listens. A closed
-   * server may listen again; while `close()` is under way this rejects.
+   * server may listen again; while `close()` is under way this rejects. Rejects with a TypeError
+   * for `listen(8080)` (write `listen({ port: 8080 })`), a RangeError for a port not in 0–65535.
    */
   async listen (options: ListenOptions = {}): Promise<AddressInfo> {
+    checkListenOptions(options)
     // TLS and HTTP/2 code is loaded only for a server that uses it (src/lazy-modules.ts).
     const https = options.tls !== undefined && options.http2 === false ? await loadHttps() : undefined
     const http2 = options.tls !== undefined && options.http2 !== false ? await loadHttp2() : undefined
