@@ -26,6 +26,7 @@ import { resolveLimits, type Connection, type ConnectionLimits, type Logger, typ
 import { HandshakeError, UpgradeError } from './errors.js'
 import { systemClock, type Clock } from './driver/clock.js'
 import { connectHttp2 } from './http2/client.js'
+import { optionsArgumentError } from './connect-options.js'
 
 /** Options of {@link connect}. */
 export interface ConnectOptions extends ConnectionLimits {
@@ -81,7 +82,8 @@ const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
  * {@link UpgradeError} carrying the status and reason if the server refuses.
  *
  * @throws (as a rejection) `SyntaxError` for a URL that is not a WebSocket URL or an empty or
- * duplicate subprotocol; `RangeError` for a `maxMessageSize` or `maxFrameSize` under 1 byte;
+ * duplicate subprotocol; `TypeError` for a second argument that is not an options object
+ * (`connect(url, ['echo'])`: write `connect(url, { protocols: ['echo'] })`); `RangeError` for a `maxMessageSize` or `maxFrameSize` under 1 byte;
  * {@link UpgradeError} for a refusal, an invalid 101 (status 101) or a
  * handshake timeout (status 0); `signal.reason` when `signal` aborts first; and, unwrapped,
  * Node's own error when the TCP or TLS connection fails (e.g. `code` `ECONNREFUSED`).
@@ -153,6 +155,8 @@ export interface ClientPlan {
  * `RangeError` for bad ones, and `signal.reason` when the signal has aborted already.
  */
 export function planConnection (url: string | URL, options: ConnectOptions | StreamConnectOptions): ClientPlan {
+  const misused = optionsArgumentError(options)
+  if (misused !== undefined) throw misused
   let target: URL
   try {
     target = new URL(url)

@@ -10,6 +10,7 @@ import type { Transport, TransportLimits } from './transport.js'
 import type { Connection, ConnectOptions, StreamConnection, StreamConnectOptions } from './types.js'
 import { openWebSocket } from './websocket.js'
 import { hasWebSocketStream, openWebSocketStream } from './websocketstream.js'
+import { optionsArgumentError } from '../connect-options.js'
 
 /** Defaults of the browser's {@link ConnectOptions}. */
 export const DEFAULT_BROWSER_OPTIONS = {
@@ -41,7 +42,9 @@ function limit (options: ConnectOptions | StreamConnectOptions, name: keyof type
  * what differs).
  *
  * @throws (as a rejection) `SyntaxError` for a URL that is not a WebSocket URL or an empty,
- * invalid or duplicate subprotocol; `TypeError` for `messages: 'stream'` in a browser without
+ * invalid or duplicate subprotocol; `TypeError` for a second argument that is not an options
+ * object (`connect(url, ['chat'])`, as `new WebSocket(url, protocols)` takes it: write
+ * `connect(url, { protocols: ['chat'] })`), for `messages: 'stream'` in a browser without
  * `WebSocketStream`, or a `messages` other than `'whole'` and `'stream'`; `RangeError` for a
  * negative limit; `UpgradeError` with status 0 when the handshake fails — refused, unreachable or
  * answered wrongly: browsers do not tell a page which; `signal.reason` when `signal` aborts first.
@@ -49,6 +52,8 @@ function limit (options: ConnectOptions | StreamConnectOptions, name: keyof type
 export function connect (url: string | URL, options: StreamConnectOptions): Promise<StreamConnection>
 export function connect (url: string | URL, options?: ConnectOptions): Promise<Connection>
 export function connect (url: string | URL, options: ConnectOptions | StreamConnectOptions = {}): Promise<Connection | StreamConnection> {
+  const misused = optionsArgumentError(options)
+  if (misused !== undefined) return Promise.reject(misused)
   let target: URL
   try {
     target = new URL(url, (globalThis as { location?: { href: string } }).location?.href)
