@@ -83,9 +83,10 @@ const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
  *
  * @throws (as a rejection) `SyntaxError` for a URL that is not a WebSocket URL or an empty or
  * duplicate subprotocol; `TypeError` for a second argument that is not an options object
- * (`connect(url, ['echo'])`: write `connect(url, { protocols: ['echo'] })`); `RangeError` for a `maxMessageSize` or `maxFrameSize` under 1 byte;
- * {@link UpgradeError} for a refusal, an invalid 101 (status 101) or a
- * handshake timeout (status 0); `signal.reason` when `signal` aborts first; and, unwrapped,
+ * (`connect(url, ['echo'])`: write `connect(url, { protocols: ['echo'] })`); `RangeError` for a
+ * `maxMessageSize` or `maxFrameSize` under 1 byte; {@link UpgradeError} for a refusal, an
+ * invalid 101 (status 101) or a handshake timeout (status 0); `signal.reason` when `signal`
+ * aborts first; and, unwrapped,
  * Node's own error when the TCP or TLS connection fails (e.g. `code` `ECONNREFUSED`).
  */
 export function connect (url: string | URL, options: StreamConnectOptions): Promise<StreamConnection>
