@@ -26,6 +26,7 @@ import { resolveLimits, type Connection, type ConnectionLimits, type Logger, typ
 import { HandshakeError, UpgradeError } from './errors.js'
 import { systemClock, type Clock } from './driver/clock.js'
 import { connectHttp2 } from './http2/client.js'
+import { optionsArgumentError } from './connect-options.js'
 
 /** Options of {@link connect}. */
 export interface ConnectOptions extends ConnectionLimits {
@@ -81,8 +82,10 @@ const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
  * {@link UpgradeError} carrying the status and reason if the server refuses.
  *
  * @throws (as a rejection) `SyntaxError` for a URL that is not a WebSocket URL or an empty or
- * duplicate subprotocol; `RangeError` for a `maxMessageSize` or `maxFrameSize` under 1 byte, or
- * a `handshakeTimeout` or `closeTimeout` under 0 ms;
+ * duplicate subprotocol; `TypeError` for a second argument that is not an options object
+ * (`connect(url, ['echo'])`: write `connect(url, { protocols: ['echo'] })`); `RangeError` for a
+ * `maxMessageSize` or `maxFrameSize` under 1 byte, or a `handshakeTimeout` or `closeTimeout`
+ * under 0 ms, or a mark or `heartbeat` out of range (docs/server.md, "Errors");
  * {@link UpgradeError} for a refusal, an invalid 101 (status 101), an answer that is not HTTP
  * (status 0, reason `malformed response`) or a handshake timeout (status 0, reason `timeout`);
  * `signal.reason` when `signal` aborts first; Node's `TypeError` for an invalid header name or value
@@ -162,6 +165,8 @@ export interface ClientPlan {
  * `RangeError` for bad ones, and `signal.reason` when the signal has aborted already.
  */
 export function planConnection (url: string | URL, options: ConnectOptions | StreamConnectOptions): ClientPlan {
+  const misused = optionsArgumentError(options)
+  if (misused !== undefined) throw misused
   let target: URL
   try {
     target = new URL(url)

@@ -32,6 +32,12 @@ export function runHandler (handler: Handler | StreamHandler, conn: WebSocketCon
   if (typeof (result as PromiseLike<void> | undefined)?.then === 'function') {
     Promise.resolve(result).then(() => conn.close(CloseCode.Normal), (err: unknown) => finishHandler(conn, err, logger))
   } else {
+    // `({ source, sink }) => { sink(source) }`: the braces drop the sink's promise, so the
+    // connection closes at once. Almost surely a missing `return`: never silently.
+    if (conn.sinkUnderWay) {
+      const err = new Error('return (or await) the sink\'s promise: the connection closes when the handler returns')
+      logger.error({ err, protocol: conn.protocol, remoteAddress: conn.remoteAddress, path: conn.path }, 'WebSocket handler returned before its sink was done, so the connection closed at once')
+    }
     conn.close(CloseCode.Normal)
   }
 }

@@ -42,6 +42,13 @@ export interface WebSocketServerOptions extends ConnectionLimits {
    */
   maxStreamsPerSession?: number
   /**
+   * Most WebSockets the server serves at once, over every way in: open connections and upgrades
+   * whose `authorize` is still deciding (so a slow hook lets no burst past it). An upgrade past it
+   * is answered 503 `too many connections` before `authorize` runs. Default `Infinity`: bounded
+   * only by `memoryBudget` and the process's file descriptors.
+   */
+  maxConnections?: number
+  /**
    * Runs before the 101 (or, over HTTP/2, the 200); refuse with false (403) or
    * `{ status: 401 | 403, reason }`. An HTTP/2 request is an {@link Http2UpgradeRequest}
    * (`httpVersion` `'2.0'`). Default: accept all.
@@ -123,6 +130,38 @@ export const DEFAULT_SERVER_OPTIONS = {
   maxHeaderSize: 16 * 1024,
   /** {@link WebSocketServerOptions.maxStreamsPerSession}: 128. */
   maxStreamsPerSession: 128,
+  /** {@link WebSocketServerOptions.maxConnections}: no limit. */
+  maxConnections: Infinity,
   /** {@link WebSocketServerOptions.memoryBudget}: 256 MiB. */
   memoryBudget: DEFAULT_MEMORY_BUDGET
 } as const
+
+/** The default `logger`: errors to stderr, the rest discarded. */
+export const stderrLogger: Logger = {
+  error: (obj, msg) => { console.error(msg ?? '', obj) },
+  warn: () => {},
+  info: () => {},
+  debug: () => {}
+}
+
+/** @throws RangeError for a `maxConnections` that is neither a whole number ≥ 0 nor `Infinity`. */
+export function checkMaxConnections (max: number | undefined): void {
+  if (max === undefined || max === Infinity || (Number.isInteger(max) && max >= 0)) return
+  throw new RangeError('maxConnections must be a whole number of connections (or Infinity)')
+}
+
+/**
+ * `listen`'s argument as JavaScript may pass it: `listen(8080)`, as Node's servers take it, would
+ * listen on a random port, and a `port` that is not a number on a pipe of that name.
+ * @throws TypeError for anything but an options object; RangeError for a port that is not a
+ * whole number from 0 to 65535 (a numeric string, as `process.env.PORT` is, counts).
+ */
+export function checkListenOptions (options: ListenOptions): void {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`listen takes options: listen({ port: ${String(options)} })`)
+  const port: unknown = options.port
+  if (port === undefined) return
+  const n = typeof port === 'string' && port.trim() !== '' ? Number(port) : port
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new RangeError(`port must be a whole number from 0 to 65535, not ${typeof port === 'string' ? JSON.stringify(port) : String(port)}`)
+  }
+}

@@ -29,7 +29,7 @@ import { handshakeRefusedChannel, publishRefused } from './diagnostics.js'
 import { Http2Streams, type Negotiated, type RequestDetails } from './http2/server.js'
 import { isTlsServer, loadHttp2, loadHttps } from './lazy-modules.js'
 import { authorizeRefusal } from './authorize.js'
-import { DEFAULT_SERVER_OPTIONS, type HostServer, type ListenOptions, type ServerStats, type WebSocketServerOptions, type WholeModeOptions } from './server-options.js'
+import { checkListenOptions, checkMaxConnections, DEFAULT_SERVER_OPTIONS, stderrLogger, type HostServer, type ListenOptions, type ServerStats, type WebSocketServerOptions, type WholeModeOptions } from './server-options.js'
 import type { Transport } from './driver/transport.js'
 import type { ValidConnect } from './http2/handshake.js'
 import { systemClock, type Clock, type ClockTimer } from './driver/clock.js'
@@ -47,13 +47,6 @@ interface Registration {
   handler: Handler | StreamHandler
   /** Stream mode, with its own message limit if given (else the server's); undefined for whole messages. */
   stream: { maxMessageSize?: number } | undefined
-}
-
-const stderrLogger: Logger = {
-  error: (obj, msg) => { console.error(msg ?? '', obj) },
-  warn: () => {},
-  info: () => {},
-  debug: () => {}
 }
 
 /** A WebSocket server in which every connection is an async-iterable duplex. */
@@ -107,8 +100,8 @@ export class WebSocketServer {
    * nowhere until {@link WebSocketServer.listen}, {@link WebSocketServer.attach} or
    * {@link WebSocketServer.handleUpgrade}. Options are checked here.
    * @throws RangeError for a `memoryBudget` that is not a positive number, a `maxMessageSize` or
-   * `maxFrameSize` under 1 byte, a `perMessageDeflate` option out of range, or a `trustProxy`
-   * that is neither a boolean nor a count of proxies.
+   * `maxFrameSize` under 1 byte, a `perMessageDeflate` option out of range, or a `trustProxy` or
+   * `maxConnections` that is not a count (`trustProxy` may be a boolean, `maxConnections` Infinity).
    */
   constructor (options: WebSocketServerOptions = {}) {
     this.options = options
@@ -124,6 +117,7 @@ export class WebSocketServer {
     const trust = options.trustProxy ?? false
     this.trustedProxies = trust === true ? 1 : trust === false ? 0 : trust
     if (!Number.isInteger(this.trustedProxies) || this.trustedProxies < 0) throw new RangeError('trustProxy must be a boolean or a count of proxies')
+    checkMaxConnections(options.maxConnections)
     this.h2 = new Http2Streams({
       accepting: () => this.state === 'open',
       negotiate: (request) => this.negotiate(request),
@@ -189,9 +183,11 @@ export class WebSocketServer {
 
   /**
    * Start an HTTP (or, with `tls`, HTTPS) server of our own. Resolves once it listens. A closed
-   * server may listen again; while `close()` is under way this rejects.
+   * server may listen again; while `close()` is under way this rejects. Rejects with a TypeError
+   * for `listen(8080)` (write `listen({ port: 8080 })`), a RangeError for a port not in 0–65535.
    */
   async listen (options: ListenOptions = {}): Promise<AddressInfo> {
+    checkListenOptions(options)
     // TLS and HTTP/2 code is loaded only for a server that uses it (src/lazy-modules.ts).
     const https = options.tls !== undefined && options.http2 === false ? await loadHttps() : undefined
     const http2 = options.tls !== undefined && options.http2 !== false ? await loadHttp2() : undefined
@@ -407,6 +403,8 @@ export class WebSocketServer {
     if (protocol === undefined) {
       throw new HandshakeError(400, noHandlerReason(upgrade.protocols))
     }
+    // Upgrades awaiting `authorize` (either HTTP version) count too, so a slow hook lets no burst past.
+    if (this.connections.size + this.authorizing.size + this.h2.authorizing.size >= (this.options.maxConnections ?? Infinity)) throw new HandshakeError(503, 'too many connections')
     let deflate: { params: DeflateParams, header: string } | undefined
     // The shared compressor never keeps our context: say so (RFC 7692 §7.1.1.1). A streamed
     // message is never whole, and permessage-deflate inflates whole messages: not offered then.

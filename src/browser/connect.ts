@@ -11,6 +11,7 @@ import { timeoutTimer, type Transport, type TransportLimits } from './transport.
 import type { Connection, ConnectOptions, StreamConnection, StreamConnectOptions } from './types.js'
 import { openWebSocket } from './websocket.js'
 import { hasWebSocketStream, openWebSocketStream } from './websocketstream.js'
+import { optionsArgumentError } from '../connect-options.js'
 
 /** Defaults of the browser's {@link ConnectOptions}. */
 export const DEFAULT_BROWSER_OPTIONS = {
@@ -63,7 +64,9 @@ function handshakeSignal (signal: AbortSignal | undefined, ms: number): { signal
  * what differs).
  *
  * @throws (as a rejection) `SyntaxError` for a URL that is not a WebSocket URL or an empty,
- * invalid or duplicate subprotocol; `TypeError` for `messages: 'stream'` in a browser without
+ * invalid or duplicate subprotocol; `TypeError` for a second argument that is not an options
+ * object (`connect(url, ['chat'])`, as `new WebSocket(url, protocols)` takes it: write
+ * `connect(url, { protocols: ['chat'] })`), for `messages: 'stream'` in a browser without
  * `WebSocketStream`, or a `messages` other than `'whole'` and `'stream'`; `RangeError` for a
  * negative limit; `UpgradeError` with status 0 when the handshake fails — refused, unreachable or
  * answered wrongly: browsers do not tell a page which; `UpgradeError` with status 0 and reason
@@ -72,6 +75,8 @@ function handshakeSignal (signal: AbortSignal | undefined, ms: number): { signal
 export function connect (url: string | URL, options: StreamConnectOptions): Promise<StreamConnection>
 export function connect (url: string | URL, options?: ConnectOptions): Promise<Connection>
 export function connect (url: string | URL, options: ConnectOptions | StreamConnectOptions = {}): Promise<Connection | StreamConnection> {
+  const misused = optionsArgumentError(options)
+  if (misused !== undefined) return Promise.reject(misused)
   let target: URL
   try {
     target = new URL(url, (globalThis as { location?: { href: string } }).location?.href)

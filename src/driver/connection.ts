@@ -201,6 +201,11 @@ export class WebSocketConnection implements MessageReceiver, IncomingOwner, Sink
     return (this.boundSink ??= this.sinkFrom.bind(this))
   }
 
+  /** `sink` was called and has not ended: a handler returning now cuts it short. */
+  get sinkUnderWay (): boolean {
+    return this.pump !== undefined && !this.pump.sends && !this.pump.ended
+  }
+
   private sinkFrom (source: Source<OutgoingMessage>): Promise<void> {
     if (this.pump !== undefined) return Promise.reject(new InvalidStateError(this.pump.sends ? 'sink cannot be called on a connection that send() was used on' : 'sink can be called only once per connection'))
     let pump: SinkPump

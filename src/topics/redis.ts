@@ -19,6 +19,7 @@ import { Buffer, isUtf8 } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
 import { systemClock, type Clock, type ClockTimer } from '../driver/clock.js'
 import type { Logger } from '../driver/types.js'
+import { stderrLogger } from '../server-options.js'
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../protocol/session.js'
 import type { RemoteDelivery, TopicsAdapter } from './adapter.js'
 
@@ -30,7 +31,11 @@ export interface RedisAdapterOptions {
   prefix?: string
   /** Longest wait between two attempts to reconnect, in ms (the wait grows by 50 ms per attempt up to it). Default 1,000. */
   maxReconnectDelay?: number
-  /** Where connection errors go (`warn`) and rejected messages (`debug`). Default: nowhere (they are counted). */
+  /**
+   * Where an outage goes (`error`, once, at its first failed attempt; `info` when Redis is back),
+   * each failed attempt (`warn`) and rejected messages (`debug`). Default: errors to stderr, the
+   * rest discarded (and counted), so an unreachable Redis is never silent.
+   */
   logger?: Logger
   /**
    * Largest payload taken from Redis, in bytes: a larger one is dropped and counted in
@@ -116,7 +121,8 @@ interface Wanted {
  *
  * @example
  * ```ts
- * import { RedisAdapter, WebSocketServer } from 'wspipe'
+ * import { WebSocketServer } from 'wspipe'
+ * import { RedisAdapter } from 'wspipe/redis'
  *
  * const adapter = await RedisAdapter.connect({ url: 'redis://127.0.0.1:6379', connectTimeout: 10_000 })
  * const server = new WebSocketServer({ topics: { adapter } })
@@ -141,7 +147,9 @@ export class RedisAdapter implements TopicsAdapter {
   private readonly prefix: string
   private readonly maxMessageSize: number
   private readonly maxPending: number
-  private readonly logger: Logger | undefined
+  private readonly logger: Logger
+  /** A connection to Redis failed and both are not up again yet: its first failure was logged as an error. */
+  private outage = false
   private readonly id = randomBytes(ID_BYTES)
   private deliver: RemoteDelivery | undefined
   private pending = 0
@@ -158,7 +166,7 @@ export class RedisAdapter implements TopicsAdapter {
     this.prefix = options.prefix ?? DEFAULT_REDIS_ADAPTER_OPTIONS.prefix
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_REDIS_ADAPTER_OPTIONS.maxMessageSize
     this.maxPending = options.maxPendingBytes ?? DEFAULT_REDIS_ADAPTER_OPTIONS.maxPendingBytes
-    this.logger = options.logger
+    this.logger = options.logger ?? stderrLogger
   }
 
   /**
@@ -195,17 +203,17 @@ export class RedisAdapter implements TopicsAdapter {
     }
     const adapter = new RedisAdapter(mod.createClient(clientOptions), mod.createClient(clientOptions), options)
     let lastError: Error | undefined
-    const onError = (err: Error): void => {
-      adapter.errors++
-      lastError = err
-      options.logger?.warn({ err }, 'Redis connection error (reconnecting)')
-    }
+    // While connect() is under way without connectTimeout, the outage's log line says that it waits.
+    let hint = connectTimeout === undefined ? '; RedisAdapter.connect() waits until it is up (pass connectTimeout to give up instead)' : ''
+    const onError = (err: Error): void => { lastError = err; adapter.failed(err, hint) }
     adapter.pub.on('error', onError)
     adapter.sub.on('error', onError)
-    adapter.sub.on('ready', () => { adapter.resubscribe() })
+    adapter.pub.on('ready', () => { adapter.backUp() })
+    adapter.sub.on('ready', () => { adapter.resubscribe(); adapter.backUp() })
     const connecting = Promise.all([adapter.pub.connect(), adapter.sub.connect()])
     if (signal === undefined && connectTimeout === undefined) {
       await connecting
+      hint = ''
       return adapter
     }
     const clock = options.clock ?? systemClock
@@ -214,6 +222,7 @@ export class RedisAdapter implements TopicsAdapter {
       const settle = (err?: unknown): void => {
         if (timer !== undefined) clock.clearTimeout(timer)
         timer = undefined
+        hint = ''
         signal?.removeEventListener('abort', onAbort)
         if (err === undefined) {
           resolve()
@@ -225,12 +234,31 @@ export class RedisAdapter implements TopicsAdapter {
       }
       const onAbort = (): void => { settle(signal!.reason) }
       if (connectTimeout !== undefined) {
-        timer = clock.setTimeout(() => { settle(new Error(`Redis at ${url} did not answer within ${connectTimeout} ms`, { cause: lastError })) }, connectTimeout, undefined)
+        timer = clock.setTimeout(() => { settle(new Error(`Redis at ${withoutPassword(url)} did not answer within ${connectTimeout} ms`, { cause: lastError })) }, connectTimeout, undefined)
       }
       signal?.addEventListener('abort', onAbort, { once: true })
       connecting.then(() => { settle() }, settle)
     })
     return adapter
+  }
+
+  /** A connection to Redis failed: the first failure of an outage is an error (never silent), the others warnings. */
+  private failed (err: Error, hint: string): void {
+    this.errors++
+    if (this.outage) {
+      this.logger.warn({ err }, 'Redis connection error (reconnecting)')
+      return
+    }
+    this.outage = true
+    // Not the URL: it may hold a password.
+    this.logger.error({ err }, `Redis is unreachable (retrying): publishes reach this process only until it is back${hint}`)
+  }
+
+  /** A connection to Redis is up: the outage is over once both are. */
+  private backUp (): void {
+    if (!this.outage || !this.connected) return
+    this.outage = false
+    this.logger.info({}, 'Redis is reachable again')
   }
 
   /** Both connections to Redis are up. */
@@ -343,7 +371,7 @@ export class RedisAdapter implements TopicsAdapter {
 
   private reject (channel: Buffer, why: string): void {
     this.rejected++
-    this.logger?.debug({ channel: channel.toString() }, `a message from Redis was dropped: ${why}`)
+    this.logger.debug({ channel: channel.toString() }, `a message from Redis was dropped: ${why}`)
   }
 
   /** Stop both clients at once (no reconnecting, nothing waited for). */
@@ -371,5 +399,17 @@ export class RedisAdapter implements TopicsAdapter {
         client.destroy?.()
       }
     }))
+  }
+}
+
+/** `url` as an error message may show it: a password in it masked (messages end up in logs). */
+function withoutPassword (url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password === '') return url
+    parsed.password = '***'
+    return parsed.href
+  } catch {
+    return 'the URL given'
   }
 }

@@ -38,7 +38,7 @@ test('import { connect } from \'wspipe\', bundled for the browser with esbuild\'
   t.false(bundle.packageFiles.includes('dist/client.js'))
   t.false(bundle.packageFiles.some((f) => f.startsWith('dist/driver/connection') || f === 'dist/server.js'))
   // Only files with no Node in them: the browser build, the pure layer, and plain modules.
-  t.deepEqual(bundle.packageFiles.filter((f) => !f.startsWith('dist/browser/')), ['dist/errors.js', 'dist/fifo.js', 'dist/json.js', 'dist/outbox.js', 'dist/protocol/close-codes.js', 'dist/protocol/gather.js', 'dist/text-mark.js'])
+  t.deepEqual(bundle.packageFiles.filter((f) => !f.startsWith('dist/browser/')), ['dist/connect-options.js', 'dist/errors.js', 'dist/fifo.js', 'dist/json.js', 'dist/outbox.js', 'dist/protocol/close-codes.js', 'dist/protocol/gather.js', 'dist/text-mark.js'])
   t.log(`import { connect } from 'wspipe' for the browser: ${bundle.code.length} bytes minified, ${bundle.gzipped} gzipped`)
 })
 

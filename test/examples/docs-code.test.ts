@@ -12,8 +12,13 @@
  *
  * The lines after the first are put before the block. docs/guide.md's `// file:` blocks are the
  * files themselves (test/examples/docs-sync.test.ts), so those files are compiled instead.
+ *
+ * The `@example` blocks of the TSDoc in src/ (what the API reference and an editor's hover show)
+ * are mostly fragments, so only their imports are checked: each name imported from a package
+ * entry point must be exported there.
  */
 
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -28,6 +33,7 @@ const DOCS = ['README.md', ...readdirSync(`${ROOT}docs`).filter((f) => f.endsWit
 const ENTRY_POINTS: Record<string, string> = {
   wspipe: `${ROOT}src/index.ts`,
   'wspipe/protocol': `${ROOT}src/protocol/index.ts`,
+  'wspipe/browser': `${ROOT}src/browser/index.ts`,
   'wspipe/testing': `${ROOT}src/testing.ts`,
   'wspipe/redis': `${ROOT}src/topics/redis.ts`,
   'wspipe/cluster': `${ROOT}src/cluster.ts`
@@ -42,6 +48,8 @@ interface Block {
   /** How many lines of context precede the block in `code`. */
   readonly contextLines: number
   readonly run: boolean
+  /** A TSDoc example: only its `import` lines are checked. */
+  readonly importsOnly?: boolean
 }
 
 const FENCE = /(?:<!-- check: (compile|run)\s*\n?([\s\S]*?)-->\n)?```ts\n([\s\S]*?)```/g
@@ -70,8 +78,25 @@ function blocksOf (doc: string): { blocks: Block[], files: string[] } {
   return { blocks, files }
 }
 
+/** The TSDoc `@example` blocks of src/ that import from the package (the others are fragments of a line or two). */
+function tsdocExamples (): Block[] {
+  const sources = execFileSync('git', ['ls-files', '-z', 'src'], { cwd: ROOT, encoding: 'utf8' }).split('\0').filter((f) => f.endsWith('.ts'))
+  const examples: Block[] = []
+  for (const file of sources) {
+    const text = readFileSync(`${ROOT}${file}`, 'utf8')
+    for (const m of text.matchAll(/@example\s*\n\s*\* ```ts\n([\s\S]*?)\n\s*\* ```/g)) {
+      const code = m[1].split('\n').map((l) => l.replace(/^\s*\* ?/, '')).join('\n')
+      if (!/^import .* from 'wspipe[/'"]/m.test(code)) continue
+      const line = text.slice(0, m.index).split('\n').length + 2
+      examples.push({ name: `${file}:${line} (TSDoc)`, path: `${ROOT}.doc-blocks/${file.replaceAll('/', '-')}-${line}.ts`, code, contextLines: 0, run: false, importsOnly: true })
+    }
+  }
+  return examples
+}
+
 const all = DOCS.map(blocksOf)
-const blocks = all.flatMap((d) => d.blocks)
+const examples = tsdocExamples()
+const blocks = [...all.flatMap((d) => d.blocks), ...examples]
 const files = all.flatMap((d) => d.files)
 
 const OPTIONS: ts.CompilerOptions = {
@@ -127,7 +152,19 @@ test('README.md and docs/*.md have ts blocks to check', (t) => {
   t.true(files.length >= 8, `${files.length} files shown in full`)
 })
 
-for (const block of blocks) {
+test('src/ has TSDoc examples that import from the package', (t) => {
+  t.true(examples.length >= 10, `${examples.length} examples`)
+})
+
+for (const block of examples) {
+  test(`${block.name}: what it imports from the package is exported there`, (t) => {
+    const lines = block.code.split('\n')
+    const onImports = diagnosticsOf(block.path).filter((d) => /^line (\d+) /.test(d) && lines[Number(/^line (\d+) /.exec(d)![1]) - 1].startsWith('import '))
+    t.deepEqual(onImports, [], block.code)
+  })
+}
+
+for (const block of blocks.filter((b) => b.importsOnly !== true)) {
   test(`${block.name} type-checks`, (t) => {
     t.deepEqual(diagnosticsOf(block.path), [], block.code)
   })

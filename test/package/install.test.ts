@@ -2,7 +2,9 @@
  * The package as a user gets it: `npm pack` builds it (the `prepare` script) and ships dist/ with
  * its types; a new ES module project and a new CommonJS project install the tarball, and the git
  * URL, and echo a message through it; their TypeScript finds the types (`module: nodenext`, and
- * the older `node10` / `bundler` resolutions).
+ * the older `node10` / `bundler` resolutions), and every entry point loads, `wspipe/browser`
+ * included; a page's TypeScript (`bundler` with the `browser` condition, as docs/browser.md says)
+ * gets the browser build's types from `wspipe`.
  *
  * Offline and bounded: every npm command runs with `--offline` (npm's cache only; `npm ci` or
  * `npm install` in this repository put every tarball there) and a time limit. A throwaway project
@@ -114,6 +116,7 @@ import { CloseCode } from 'wspipe/protocol'
 import { connectInMemory } from 'wspipe/testing'
 import { RedisAdapter } from 'wspipe/redis'
 import { serveCluster } from 'wspipe/cluster'
+import { connect as connectFromPage } from 'wspipe/browser'
 
 const server = new WebSocketServer().register('echo', ({ source, sink }) => sink(source))
 const { port } = await server.listen({ port: 0, host: '127.0.0.1' })
@@ -123,7 +126,7 @@ const { value } = await conn.source.next()
 conn.close()
 const { code } = await conn.closed
 await server.close()
-console.log(JSON.stringify({ echo: new TextDecoder().decode(value), code, normal: CloseCode.Normal, testing: typeof connectInMemory, redis: typeof RedisAdapter.connect, cluster: typeof serveCluster }))
+console.log(JSON.stringify({ echo: new TextDecoder().decode(value), code, normal: CloseCode.Normal, testing: typeof connectInMemory, redis: typeof RedisAdapter.connect, cluster: typeof serveCluster, browser: typeof connectFromPage }))
 `
 
 const CJS_PROGRAM = `const { WebSocketServer, connect } = require('wspipe')
@@ -131,6 +134,7 @@ const { CloseCode } = require('wspipe/protocol')
 const { connectInMemory } = require('wspipe/testing')
 const { RedisAdapter } = require('wspipe/redis')
 const { serveCluster } = require('wspipe/cluster')
+const { connect: connectFromPage } = require('wspipe/browser')
 
 async function main () {
   const server = new WebSocketServer().register('echo', ({ source, sink }) => sink(source))
@@ -141,7 +145,7 @@ async function main () {
   conn.close()
   const { code } = await conn.closed
   await server.close()
-  console.log(JSON.stringify({ echo: new TextDecoder().decode(value), code, normal: CloseCode.Normal, testing: typeof connectInMemory, redis: typeof RedisAdapter.connect, cluster: typeof serveCluster }))
+  console.log(JSON.stringify({ echo: new TextDecoder().decode(value), code, normal: CloseCode.Normal, testing: typeof connectInMemory, redis: typeof RedisAdapter.connect, cluster: typeof serveCluster, browser: typeof connectFromPage }))
 }
 main().catch((err) => { console.error(err); process.exitCode = 1 })
 `
@@ -152,6 +156,7 @@ import { CloseCode } from 'wspipe/protocol'
 import { connectInMemory } from 'wspipe/testing'
 import { RedisAdapter, type RedisAdapterOptions } from 'wspipe/redis'
 import { serveCluster, type ClusterOptions } from 'wspipe/cluster'
+import { connect as connectFromPage, type ConnectOptions as PageConnectOptions } from 'wspipe/browser'
 
 const echo = ({ source, sink }: Connection): Promise<void> => sink(source)
 export const server: WebSocketServer = new WebSocketServer().register('echo', echo)
@@ -162,6 +167,17 @@ export const redisOptions: RedisAdapterOptions = { url: 'redis://127.0.0.1:6379'
 export const adapter: Promise<RedisAdapter> = RedisAdapter.connect(redisOptions)
 export const clusterOptions: ClusterOptions = { workers: 2, start: () => server }
 export const cluster = serveCluster(clusterOptions)
+export const pageOptions: PageConnectOptions = { protocols: ['echo'] }
+export const fromPage = connectFromPage('/echo', pageOptions)
+`
+
+/** A web app's module: under the `browser` condition `wspipe` is the browser build (docs/browser.md). */
+const PAGE = `import { connect, isText, PageCloseCode, type ConnectOptions, type Connection } from 'wspipe'
+
+const options: ConnectOptions = { protocols: ['echo'] }
+export const opening: Promise<Connection> = connect('/echo', options)
+export const text = (message: Uint8Array): boolean => isText(message)
+export const code: number = PageCloseCode.ReceiveQueueFull
 `
 
 type Kind = 'esm' | 'cjs'
@@ -174,14 +190,17 @@ function newProject (name: string, kind: Kind): string {
   writeFileSync(join(dir, 'package-lock.json'), JSON.stringify(seededLockfile(name), null, 2))
   writeFileSync(join(dir, kind === 'esm' ? 'echo.mjs' : 'echo.cjs'), kind === 'esm' ? ESM_PROGRAM : CJS_PROGRAM)
   writeFileSync(join(dir, 'typed.ts'), TYPED)
+  writeFileSync(join(dir, 'page.ts'), PAGE)
   return dir
 }
 
 /** TypeScript settings a user might have, by kind of project; each must find every type. */
-const TS_SETTINGS: Record<Kind, Array<{ label: string, options: ts.CompilerOptions }>> = {
+const TS_SETTINGS: Record<Kind, Array<{ label: string, options: ts.CompilerOptions, file?: string }>> = {
   esm: [
     { label: 'module nodenext', options: { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext } },
-    { label: 'moduleResolution bundler', options: { module: ts.ModuleKind.Preserve, moduleResolution: ts.ModuleResolutionKind.Bundler } }
+    { label: 'moduleResolution bundler', options: { module: ts.ModuleKind.Preserve, moduleResolution: ts.ModuleResolutionKind.Bundler } },
+    // A web app's settings (docs/browser.md): the page's module, with the DOM's types.
+    { label: 'moduleResolution bundler, customConditions browser', file: 'page.ts', options: { module: ts.ModuleKind.Preserve, moduleResolution: ts.ModuleResolutionKind.Bundler, customConditions: ['browser'], lib: ['lib.es2022.d.ts', 'lib.dom.d.ts', 'lib.dom.iterable.d.ts'] } }
   ],
   cjs: [
     // TypeScript 5.8 and later let a CommonJS file under nodenext require() an ES module, as Node 20.19 does.
@@ -191,11 +210,11 @@ const TS_SETTINGS: Record<Kind, Array<{ label: string, options: ts.CompilerOptio
   ]
 }
 
-/** TypeScript's complaints about `typed.ts` in `dir` under each setting of its kind, none expected. */
+/** TypeScript's complaints about `typed.ts` (or a setting's own file) in `dir` under each setting of its kind, none expected. */
 function typeErrors (dir: string, kind: Kind): string[] {
   const errors: string[] = []
-  for (const { label, options } of TS_SETTINGS[kind]) {
-    const program = ts.createProgram([join(dir, 'typed.ts')], {
+  for (const { label, options, file = 'typed.ts' } of TS_SETTINGS[kind]) {
+    const program = ts.createProgram([join(dir, file)], {
       ...options,
       target: ts.ScriptTarget.ES2022,
       strict: true,
@@ -241,7 +260,7 @@ for (const { kind, from } of installs) {
     t.regex(readFileSync(join(dir, 'node_modules/wspipe/dist/index.d.ts'), 'utf8'), /WebSocketServer/)
 
     const { stdout, stderr } = await run(process.execPath, [kind === 'esm' ? 'echo.mjs' : 'echo.cjs'], dir, 30_000)
-    t.deepEqual(JSON.parse(stdout), { echo: `hello from ${kind === 'esm' ? 'ESM' : 'CommonJS'}`, code: 1000, normal: 1000, testing: 'function', redis: 'function', cluster: 'function' })
+    t.deepEqual(JSON.parse(stdout), { echo: `hello from ${kind === 'esm' ? 'ESM' : 'CommonJS'}`, code: 1000, normal: 1000, testing: 'function', redis: 'function', cluster: 'function', browser: 'function' })
     // require() of an ES module prints no warning on Node 20.19 and later.
     t.is(stderr, '')
     t.deepEqual(typeErrors(dir, kind), [])
