@@ -265,7 +265,7 @@ export interface ResolvedLimits {
  * besides bounding what is received, one of them sizes the fragments of a streamed send, which
  * could not advance; for a mark or `closeTimeout` under 0 or NaN (a NaN mark would never pause
  * reading, a NaN timer fires at once), and a `heartbeat` interval or timeout that is not a
- * positive, finite number of ms.
+ * positive, finite number of ms; TypeError for a `heartbeat` that is neither an object nor false.
  */
 export function resolveLimits (limits: ConnectionLimits): ResolvedLimits {
   for (const name of ['maxMessageSize', 'maxFrameSize'] as const) {
@@ -277,6 +277,8 @@ export function resolveLimits (limits: ConnectionLimits): ResolvedLimits {
     if (value !== undefined && !(value >= 0)) throw new RangeError(`${name} must be a number, 0 or more (or Infinity), not ${String(value)}`)
   }
   const beat = limits.heartbeat
+  // `heartbeat: 30000` from JavaScript would otherwise be read as the defaults, without a word.
+  if (beat !== undefined && beat !== false && (typeof beat !== 'object' || beat === null)) throw new TypeError(`heartbeat must be { interval, timeout } (ms) or false, not ${String(beat)}`)
   if (beat !== undefined && beat !== false) {
     for (const name of ['interval', 'timeout'] as const) {
       const value = beat[name]

@@ -104,6 +104,12 @@ test('a limit or timeout that is not a number in range is a RangeError when the 
     t.throws(() => new WebSocketServer(options), { instanceOf: RangeError }, `server, ${name}`)
     await t.throwsAsync(connect('ws://127.0.0.1:1/', options), { instanceOf: RangeError }, `client, ${name}`)
   }
+  // `heartbeat: 30000` from JavaScript was ignored without a word (the defaults applied).
+  for (const heartbeat of [30000, 'on', true, null]) {
+    const options = { heartbeat } as unknown as WebSocketServerOptions
+    t.throws(() => new WebSocketServer(options), { instanceOf: TypeError, message: /heartbeat must be/ }, `server, heartbeat ${String(heartbeat)}`)
+    await t.throwsAsync(connect('ws://127.0.0.1:1/', options), { instanceOf: TypeError }, `client, heartbeat ${String(heartbeat)}`)
+  }
   // In range: Infinity where a limit may be unlimited, 0 for a mark.
   t.notThrows(() => new WebSocketServer({ receiveHighWaterMark: 0, closeTimeout: Infinity, heartbeat: { interval: 1000, timeout: 1000 } }))
 })
