@@ -8,8 +8,8 @@
  */
 
 import type { ExecutionContext } from 'ava'
-import type { Browser, Page } from 'playwright-core'
-import { launchChromium } from '../chromium.js'
+import type { Page } from 'playwright-core'
+import { sharedChromium } from '../chromium.js'
 import { peerTest } from '../peers.js'
 import { sleep, until } from '../server/helpers.js'
 import type { CloseInfo, Connection, Handler, StreamHandler } from '../../src/index.js'
@@ -22,15 +22,7 @@ const test = peerTest('chromium')
 const KiB = 1024
 const MiB = 1024 * KiB
 
-let browser: Browser | undefined
-
-test.before(async () => {
-  browser = await launchChromium()
-})
-
-test.after.always(async () => {
-  await browser?.close()
-})
+const browser = sharedChromium(test)
 
 const echo: Handler = ({ source, sink }) => sink(source)
 
@@ -99,7 +91,7 @@ function slowReader (seen: Seen, count: number, go: Promise<void>): Handler {
 
 async function setup (t: ExecutionContext, path: BrowserPath, handlers: Record<string, Handler>): Promise<{ page: Page, srv: PageServer }> {
   const srv = await pageServer(t, { echo, '': echo, ...handlers }, { maxMessageSize: 32 * MiB })
-  const page = await openPage(t, browser!, srv.origin, path)
+  const page = await openPage(t, browser(), srv.origin, path)
   return { page, srv }
 }
 

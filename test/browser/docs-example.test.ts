@@ -9,9 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import type { Browser } from 'playwright-core'
 import { noNodeBuiltins } from '../../examples/demo/bundle.js'
-import { launchChromium } from '../chromium.js'
+import { sharedChromium } from '../chromium.js'
 import { peerTest } from '../peers.js'
 import { bundleApp, installPackage } from './installed.js'
 import { openPage, pageServer, PATHS } from './helpers.js'
@@ -30,15 +29,7 @@ function example (): string {
   return block
 }
 
-let browser: Browser | undefined
-
-test.before(async () => {
-  browser = await launchChromium()
-})
-
-test.after.always(async () => {
-  await browser?.close()
-})
+const browser = sharedChromium(test)
 
 const echo: Handler = ({ source, sink }) => sink(source)
 
@@ -63,7 +54,7 @@ test.serial('docs/browser.md: the it-pipe example runs in Node and, bundled for 
   t.deepEqual(await roundTrip(srv.wsUrl, WORDS), EXPECTED)
 
   for (const path of PATHS) {
-    const page = await openPage(t, browser!, srv.origin, path)
+    const page = await openPage(t, browser(), srv.origin, path)
     const replies = await page.evaluate(async ({ url, words }) => {
       // A variable, so that the compiler does not look for the page's module.
       const where = '/example.js'

@@ -6,8 +6,8 @@
  */
 
 import type { ExecutionContext } from 'ava'
-import type { Browser, Page } from 'playwright-core'
-import { launchChromium } from '../chromium.js'
+import type { Page } from 'playwright-core'
+import { sharedChromium } from '../chromium.js'
 import { peerTest } from '../peers.js'
 import { eventually, startRawServer, switchingProtocols, type RawRequest } from '../client/helpers.js'
 import { openPage, pageServer, PATHS, type BrowserPath } from './helpers.js'
@@ -18,20 +18,12 @@ declare const wspipe: typeof import('../../src/browser/index.js')
 
 const test = peerTest('chromium')
 
-let browser: Browser | undefined
-
-test.before(async () => {
-  browser = await launchChromium()
-})
-
-test.after.always(async () => {
-  await browser?.close()
-})
+const browser = sharedChromium(test)
 
 /** A page on `path` (its own server serves the build; the WebSocket goes to a raw server). */
 async function page (t: ExecutionContext, path: BrowserPath): Promise<Page> {
   const srv = await pageServer(t, {})
-  return openPage(t, browser!, srv.origin, path)
+  return openPage(t, browser(), srv.origin, path)
 }
 
 /** A raw server answering each upgrade with `respond`; closed in teardown. */

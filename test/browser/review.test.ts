@@ -9,8 +9,8 @@ import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import net from 'node:net'
 import type { ExecutionContext } from 'ava'
-import type { Browser, Page } from 'playwright-core'
-import { launchChromium } from '../chromium.js'
+import type { Page } from 'playwright-core'
+import { sharedChromium } from '../chromium.js'
 import { peerTest } from '../peers.js'
 import type { Handler } from '../../src/index.js'
 import { openPage, pageServer, PATHS, type BrowserPath, type PageServer } from './helpers.js'
@@ -20,19 +20,11 @@ declare const wspipe: typeof import('../../src/browser/index.js')
 
 const test = peerTest('chromium')
 
-let browser: Browser | undefined
-
-test.before(async () => {
-  browser = await launchChromium()
-})
-
-test.after.always(async () => {
-  await browser?.close()
-})
+const browser = sharedChromium(test)
 
 async function setup (t: ExecutionContext, path: BrowserPath, handlers: Record<string, Handler>): Promise<{ page: Page, srv: PageServer }> {
   const srv = await pageServer(t, handlers)
-  const page = await openPage(t, browser!, srv.origin, path)
+  const page = await openPage(t, browser(), srv.origin, path)
   return { page, srv }
 }
 

@@ -10,8 +10,8 @@
 
 import { fileURLToPath } from 'node:url'
 import type { ExecutionContext } from 'ava'
-import type { Browser, Page } from 'playwright-core'
-import { launchChromium } from '../chromium.js'
+import type { Page } from 'playwright-core'
+import { sharedChromium } from '../chromium.js'
 import { startDemo, type Demo } from '../../examples/echo-server.js'
 import { peerTest } from '../peers.js'
 
@@ -19,15 +19,7 @@ const test = peerTest('chromium')
 const SCREENSHOT = fileURLToPath(new URL('../../docs/img/demo.png', import.meta.url))
 const WAIT = { timeout: 10_000 }
 
-let browser: Browser | undefined
-
-test.before(async () => {
-  browser = await launchChromium()
-})
-
-test.after.always(async () => {
-  await browser?.close()
-})
+const browser = sharedChromium(test)
 
 async function demo (t: ExecutionContext): Promise<Demo> {
   const d = await startDemo(0)
@@ -37,7 +29,7 @@ async function demo (t: ExecutionContext): Promise<Demo> {
 
 /** A page showing the demo, once its echo and chat connections are open. */
 async function openPage (t: ExecutionContext, d: Demo): Promise<Page> {
-  const page = await browser!.newPage({ viewport: { width: 1000, height: 520 } })
+  const page = await browser().newPage({ viewport: { width: 1000, height: 520 } })
   t.teardown(() => page.close())
   await page.goto(d.pageUrl)
   await page.locator('#status', { hasText: /^open$/ }).waitFor(WAIT)
@@ -115,7 +107,7 @@ test('demo page: it runs on wspipe\'s browser build, served bundled at /wspipe.j
   t.regex(await script.text(), /\bconnect\b/)
 
   for (const hide of [false, true]) {
-    const page = await browser!.newPage()
+    const page = await browser().newPage()
     t.teardown(() => page.close())
     const loaded: string[] = []
     page.on('request', (r) => { loaded.push(new URL(r.url()).pathname) })

@@ -8,8 +8,8 @@ import { once } from 'node:events'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { ExecutionContext } from 'ava'
-import type { Browser, Page } from 'playwright-core'
-import { launchChromium } from '../chromium.js'
+import type { Page } from 'playwright-core'
+import { sharedChromium } from '../chromium.js'
 import { WebSocketServer, type Handler, type WebSocketServerOptions } from '../../src/index.js'
 import { MULTIBYTE } from './clients.js'
 import { peerTest } from '../peers.js'
@@ -17,22 +17,14 @@ import { captureLogger, echo, within } from './helpers.js'
 
 const test = peerTest('chromium')
 
-let browser: Browser | undefined
-
-test.before(async () => {
-  browser = await launchChromium()
-})
-
-test.after.always(async () => {
-  await browser?.close()
-})
+const browser = sharedChromium(test)
 
 /**
  * A page in which functions compiled by tsx run: esbuild's keepNames wraps named functions in
  * `__name(...)`, a helper that exists only in Node, so the page gets a stand-in.
  */
 async function newPage (): Promise<Page> {
-  const page = await browser!.newPage()
+  const page = await browser().newPage()
   await page.addInitScript({ content: 'globalThis.__name = (f) => f' })
   return page
 }
