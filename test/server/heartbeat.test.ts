@@ -122,10 +122,13 @@ async function slowReader (t: ExecutionContext, step: number, feed: (c: Connecti
     }
   }, { heartbeat: { interval: 1000, timeout: 1000 }, clock })
   const client = await RawClient.connect(port)
+  // Should an assertion fail midway, the connection still ends (the server's close would wait on the virtual clock).
+  t.teardown(() => { client.socket.destroy() })
   client.socket.pause()
   const conn = await within(opened.promise, 5000, 'handler')
   const closed = watch(conn.closed)
-  for (let i = 0; i < 200 && conn.stats().queuedOutBytes < 1024 * 1024; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  // The kernel's buffers take a few MiB first; on a loaded machine that can take seconds.
+  for (let i = 0; i < 1000 && conn.stats().queuedOutBytes < 1024 * 1024; i++) await new Promise((resolve) => setTimeout(resolve, 10))
   t.true(conn.stats().queuedOutBytes >= 1024 * 1024, 'the output is full')
   await clock.advance(1000)
   t.is(conn.stats().heartbeatPings, 1, 'pinged: the ping waits behind at least 1 MiB')
