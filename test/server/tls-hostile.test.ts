@@ -1,0 +1,53 @@
+/**
+ * wss:// against hostile clients written with node:tls and node:net. Each state must have an end.
+ */
+
+import net from 'node:net'
+import tls from 'node:tls'
+import { WebSocketServer, type Connection } from '../../src/index.js'
+import { peerTest } from '../peers.js'
+import { makeCertificate } from '../http2/helpers.js'
+import { captureLogger, deferred, upgradeRequest, within } from './helpers.js'
+
+const test = peerTest('openssl')
+
+let key = ''
+let cert = ''
+
+test.before(async () => {
+  ({ key, cert } = await makeCertificate())
+})
+
+/** A TLS client on a TCP socket of its own, so bytes can be written under TLS. */
+async function secureClient (port: number, alpn: string[]): Promise<{ raw: net.Socket, secure: tls.TLSSocket }> {
+  const raw = net.connect(port, '127.0.0.1')
+  raw.on('error', () => {})
+  const secure = tls.connect({ socket: raw, ca: cert, servername: 'localhost', ALPNProtocols: alpn })
+  secure.on('error', () => {})
+  await within(new Promise<void>((resolve, reject) => {
+    secure.once('secureConnect', resolve)
+    secure.once('close', () => reject(new Error('closed in the TLS handshake')))
+  }), 10_000, 'TLS handshake')
+  return { raw, secure }
+}
+
+for (const http2 of [true, false]) {
+  const kind = http2 ? 'HTTP/2 server' : 'https server'
+
+  test(`wss:// (${kind}) a TLS record that does not decrypt after the upgrade ends the connection (1006) at once, even with the heartbeat off`, async (t) => {
+    const opened = deferred<Connection>()
+    const server = new WebSocketServer({ logger: captureLogger().logger, heartbeat: false })
+    server.register('', async (c) => { opened.resolve(c); await c.sink(c.source) })
+    const { port } = await server.listen({ port: 0, tls: { key, cert }, http2 })
+    t.teardown(() => within(server.close(), 15_000, 'server.close'))
+    const { raw, secure } = await secureClient(port, ['http/1.1'])
+    t.teardown(() => { raw.destroy() })
+    secure.write(upgradeRequest())
+    const conn = await within(opened.promise, 5000, 'handler')
+    // An application_data record of 5 bytes that no key made: OpenSSL fails it (bad record MAC).
+    // Node reports that on the server's TLS socket as an error without destroying it.
+    raw.write(Buffer.from([0x17, 0x03, 0x03, 0x00, 0x05, 1, 2, 3, 4, 5]))
+    t.deepEqual(await within(conn.closed, 5000, 'the connection to end'), { code: 1006, reason: '', wasClean: false })
+    t.is(server.stats().connections, 0)
+  })
+}
