@@ -1,5 +1,6 @@
 /**
- * wss:// against hostile clients written with node:tls and node:net. Each state must have an end.
+ * wss:// against hostile clients written with node:tls and node:net: TLS records that do not
+ * decrypt after the upgrade, upgrade requests that carry a body. Each state must have an end.
  */
 
 import net from 'node:net'
@@ -7,7 +8,7 @@ import tls from 'node:tls'
 import { WebSocketServer, type Connection } from '../../src/index.js'
 import { peerTest } from '../peers.js'
 import { makeCertificate } from '../http2/helpers.js'
-import { captureLogger, deferred, upgradeRequest, within } from './helpers.js'
+import { captureLogger, deferred, echo, parseResponse, upgradeRequest, within } from './helpers.js'
 
 const test = peerTest('openssl')
 
@@ -31,6 +32,13 @@ async function secureClient (port: number, alpn: string[]): Promise<{ raw: net.S
   return { raw, secure }
 }
 
+/** Everything the server sends until it closes the connection. */
+function readAll (socket: tls.TLSSocket, ms: number): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  socket.on('data', (c: Buffer) => chunks.push(c))
+  return within(new Promise<Buffer>((resolve) => socket.once('close', () => resolve(Buffer.concat(chunks)))), ms, 'the server to close')
+}
+
 for (const http2 of [true, false]) {
   const kind = http2 ? 'HTTP/2 server' : 'https server'
 
@@ -50,4 +58,37 @@ for (const http2 of [true, false]) {
     t.deepEqual(await within(conn.closed, 5000, 'the connection to end'), { code: 1006, reason: '', wasClean: false })
     t.is(server.stats().connections, 0)
   })
+
+  for (const [name, headers, body] of [
+    ['Content-Length', { 'Content-Length': '5' }, 'hello'],
+    ['Transfer-Encoding', { 'Transfer-Encoding': 'chunked' }, '5\r\nhello\r\n0\r\n\r\n']
+  ] as const) {
+    test(`wss:// (${kind}) an upgrade request with a body (${name}) gets 400, and its body is never read as frames`, async (t) => {
+      let ran = false
+      const server = new WebSocketServer({ logger: captureLogger().logger })
+      server.register('', async (c) => { ran = true; await c.sink(c.source) })
+      const { port } = await server.listen({ port: 0, tls: { key, cert }, http2 })
+      t.teardown(() => within(server.close(), 15_000, 'server.close'))
+      const { secure } = await secureClient(port, ['http/1.1'])
+      const answer = readAll(secure, 5000)
+      secure.write(upgradeRequest({ headers }) + body)
+      const res = parseResponse(await answer, true)
+      t.is(res.status, 400)
+      t.regex(res.body, /body/)
+      t.false(ran, 'no handler ran')
+    })
+  }
 }
+
+test('an upgrade request with Content-Length: 0 has no body and is served (plain TCP)', async (t) => {
+  const server = new WebSocketServer({ logger: captureLogger().logger })
+  server.register('', echo)
+  const { port } = await server.listen({ port: 0 })
+  t.teardown(() => within(server.close(), 15_000, 'server.close'))
+  const socket = net.connect(port, '127.0.0.1')
+  socket.on('error', () => {})
+  t.teardown(() => { socket.destroy() })
+  const first = within(new Promise<Buffer>((resolve) => { socket.once('data', resolve) }), 5000, 'the answer')
+  socket.write(upgradeRequest({ headers: { 'Content-Length': '0' } }))
+  t.regex((await first).toString('latin1'), /^HTTP\/1\.1 101 /)
+})
