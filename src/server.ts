@@ -40,7 +40,7 @@ import { MemoryBudget } from './driver/budget.js'
 import { resolveLimits, type Connection, type ResolvedLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver/types.js'
 
 export type { AuthorizeResult } from './authorize.js'
-export { DEFAULT_SERVER_OPTIONS, type HostServer, type ListenOptions, type ServerStats, type WebSocketServerOptions, type WholeModeOptions } from './server-options.js'
+export { DEFAULT_SERVER_OPTIONS, type HostServer, type ListenOptions, type ListenTlsOptions, type ServerStats, type WebSocketServerOptions, type WholeModeOptions } from './server-options.js'
 
 /** A registered handler and how its messages come. */
 interface Registration {

@@ -9,7 +9,7 @@
 
 import type { createSecureServer, Http2SecureServer, Http2Server, Http2ServerResponse, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
-import type { SecureContextOptions } from 'node:tls'
+import type { ListenTlsOptions } from '../server-options.js'
 import { acceptFor } from '../crypto.js'
 import { HandshakeError } from '../errors.js'
 import { originForm, rejectBody } from '../handshake.js'
@@ -440,7 +440,7 @@ export class Http2Streams {
    * The server `listen({ tls })` makes: HTTP/2 and HTTP/1.1 on one port, by ALPN. Its sessions
    * are adopted: each must open a stream within `handshakeTimeout`.
    */
-  createServer (create: typeof createSecureServer, maxHeaderSize: number, handshakeTimeout: number, tls: SecureContextOptions): Http2SecureServer {
+  createServer (create: typeof createSecureServer, maxHeaderSize: number, handshakeTimeout: number, tls: ListenTlsOptions): Http2SecureServer {
     // SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3) lets clients open WebSockets on their HTTP/2
     // connection; SETTINGS_MAX_CONCURRENT_STREAMS tells them how many (they queue the rest).
     const settings = { enableConnectProtocol: true, maxHeaderListSize: maxHeaderSize, initialWindowSize: STREAM_WINDOW, maxConcurrentStreams: this.host.maxStreamsPerSession }

@@ -1,22 +1,27 @@
 /**
  * wss:// against hostile clients written with node:tls and node:net: TLS records that do not
- * decrypt after the upgrade, upgrade requests that carry a body. Each state must have an end.
+ * decrypt after the upgrade, upgrade requests that carry a body; and a client certificate that
+ * `authorize` reads. Each state must have an end.
  */
 
+import crypto from 'node:crypto'
 import net from 'node:net'
 import tls from 'node:tls'
 import { WebSocketServer, type Connection } from '../../src/index.js'
 import { peerTest } from '../peers.js'
 import { makeCertificate } from '../http2/helpers.js'
-import { captureLogger, deferred, echo, parseResponse, upgradeRequest, within } from './helpers.js'
+import { captureLogger, deferred, echo, parseResponse, upgradeRequest, within, WsPeer } from './helpers.js'
 
 const test = peerTest('openssl')
 
 let key = ''
 let cert = ''
+/** A client's certificate the server trusts, and one it does not. */
+let client = { key: '', cert: '' }
+let stranger = { key: '', cert: '' }
 
 test.before(async () => {
-  ({ key, cert } = await makeCertificate())
+  [{ key, cert }, client, stranger] = await Promise.all([makeCertificate(), makeCertificate(), makeCertificate()])
 })
 
 /** A TLS client on a TCP socket of its own, so bytes can be written under TLS. */
@@ -78,6 +83,34 @@ for (const http2 of [true, false]) {
       t.false(ran, 'no handler ran')
     })
   }
+}
+
+for (const http2 of [true, false]) {
+  test(`wss:// (${http2 ? 'HTTP/2 server' : 'https server'}) listen({ tls }) asks for client certificates (requestCert) and authorize reads the peer's from request.socket`, async (t) => {
+    const seen: Array<{ authorized: boolean, fingerprint: string | undefined }> = []
+    const server = new WebSocketServer({
+      logger: captureLogger().logger,
+      authorize: (request) => {
+        const socket = request.socket as tls.TLSSocket
+        const peer = socket.getPeerCertificate()
+        seen.push({ authorized: socket.authorized, fingerprint: peer.fingerprint256 })
+        return socket.authorized
+      }
+    })
+    server.register('', echo)
+    // Typed as ListenOptions['tls']: requestCert and rejectUnauthorized are TLS options of the server.
+    const { port } = await server.listen({ port: 0, tls: { key, cert, requestCert: true, rejectUnauthorized: false, ca: client.cert }, http2 })
+    t.teardown(() => within(server.close(), 15_000, 'server.close'))
+    const url = `wss://127.0.0.1:${port}`
+    const trusted = await WsPeer.open(url, undefined, { ca: cert, key: client.key, cert: client.cert })
+    await trusted.send('with a certificate')
+    t.is((await trusted.next()).data.toString(), 'with a certificate')
+    t.is((await trusted.close(1000)).code, 1000)
+    await t.throwsAsync(within(new WsPeer(url, undefined, { ca: cert, key: stranger.key, cert: stranger.cert }).opened, 5000, 'refused'), { message: /403/ })
+    await t.throwsAsync(within(new WsPeer(url, undefined, { ca: cert }).opened, 5000, 'refused'), { message: /403/ })
+    const fingerprint = new crypto.X509Certificate(client.cert).fingerprint256
+    t.deepEqual(seen, [{ authorized: true, fingerprint }, { authorized: false, fingerprint: new crypto.X509Certificate(stranger.cert).fingerprint256 }, { authorized: false, fingerprint: undefined }])
+  })
 }
 
 test('an upgrade request with Content-Length: 0 has no body and is served (plain TCP)', async (t) => {
