@@ -6,6 +6,7 @@
  */
 
 import crypto from 'node:crypto'
+import http2Client from 'node:http2'
 import net from 'node:net'
 import tls from 'node:tls'
 import { WebSocketServer, type Connection } from '../../src/index.js'
@@ -111,6 +112,19 @@ for (const http2 of [true, false]) {
     await t.throwsAsync(within(new WsPeer(url, undefined, { ca: cert }).opened, 5000, 'refused'), { message: /403/ })
     const fingerprint = new crypto.X509Certificate(client.cert).fingerprint256
     t.deepEqual(seen, [{ authorized: true, fingerprint }, { authorized: false, fingerprint: new crypto.X509Certificate(stranger.cert).fingerprint256 }, { authorized: false, fingerprint: undefined }])
+    if (!http2) return
+    // An extended CONNECT (RFC 8441) on an HTTP/2 connection made with the certificate, and one without.
+    for (const [certificate, status] of [[client, 200], [undefined, 403]] as const) {
+      const session = http2Client.connect(url.replace('wss:', 'https:'), { ca: cert, servername: 'localhost', ...certificate })
+      session.on('error', () => {})
+      t.teardown(() => { session.destroy() })
+      const stream = session.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':path': '/', ':authority': 'localhost', 'sec-websocket-version': '13' })
+      stream.on('error', () => {})
+      const headers = await within(new Promise<http2Client.IncomingHttpHeaders>((resolve) => { stream.once('response', resolve) }), 5000, 'the CONNECT answer')
+      t.is(Number(headers[':status']), status)
+      session.destroy()
+    }
+    t.deepEqual(seen.slice(3), [{ authorized: true, fingerprint }, { authorized: false, fingerprint: undefined }])
   })
 }
 
