@@ -12,7 +12,7 @@ import tls from 'node:tls'
 import { WebSocketServer, type Connection } from '../../src/index.js'
 import { peerTest } from '../peers.js'
 import { makeCertificate } from '../http2/helpers.js'
-import { captureLogger, deferred, echo, nextAccepted, parseResponse, upgradeRequest, WatchedClock, within, WsPeer } from './helpers.js'
+import { captureLogger, deferred, echo, nextAccepted, ownServer, parseResponse, until, upgradeRequest, WatchedClock, within, WsPeer } from './helpers.js'
 
 const test = peerTest('openssl')
 
@@ -169,4 +169,40 @@ test.serial('wss:// an HTTP/2 connection whose TLS was done 400 ms after accept 
   await clock.advance(1)
   // Counted from TLS done instead, it would be there until 1,400 ms.
   t.true(socket.destroyed, 'gone 1,000 ms after accept')
+})
+
+test.serial('wss:// server.close() with 20 sockets stuck in the TLS handshake: the 10 silent ones go after a second, the 10 with half a ClientHello at closeTimeout, and close() resolves then', async (t) => {
+  t.timeout(30_000)
+  const clock = new WatchedClock()
+  // Node's own TLS handshake timer (real time) is handshakeTimeout too: a minute, out of the way.
+  const server = new WebSocketServer({ logger: captureLogger().logger, handshakeTimeout: 60_000, closeTimeout: 5000, clock })
+  server.register('', echo)
+  const { port } = await server.listen({ port: 0, tls: { key, cert } })
+  t.teardown(() => within(server.close(), 15_000, 'server.close'))
+  const accepted: net.Socket[] = []
+  ownServer(server).on('connection', (s: net.Socket) => accepted.push(s))
+  const clients: net.Socket[] = []
+  t.teardown(() => { for (const c of clients) c.destroy() })
+  // The first 40 bytes of a TLS record carrying a ClientHello (RFC 8446 §5.1): never finished.
+  const halfHello = Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x01, 0x00, 0x01, 0x00, 0x00, 0xfc, 0x03, 0x03]), Buffer.alloc(29, 7)])
+  for (let i = 0; i < 20; i++) {
+    const c = net.connect(port, '127.0.0.1')
+    c.on('error', () => {})
+    if (i % 2 === 1) c.write(halfHello)
+    clients.push(c)
+  }
+  await until(() => accepted.length === 20 && accepted.filter((s) => s.bytesRead > 0).length === 10, 10_000, 'the server to accept 20 sockets and read 10 half hellos')
+  const closing = server.close()
+  const silent = accepted.filter((s) => s.bytesRead === 0)
+  const talking = accepted.filter((s) => s.bytesRead > 0)
+  await clock.advance(999)
+  t.is(accepted.filter((s) => s.destroyed).length, 0, 'all there 1 ms before the second')
+  await clock.advance(1)
+  t.true(silent.every((s) => s.destroyed), 'the silent ones gone at the second')
+  t.true(talking.every((s) => !s.destroyed), 'the others still there')
+  await clock.advance(3999)
+  t.true(talking.every((s) => !s.destroyed), 'still there 1 ms before closeTimeout')
+  await clock.advance(1)
+  await within(closing, 10_000, 'close() at closeTimeout')
+  t.true(talking.every((s) => s.destroyed), 'gone at closeTimeout')
 })
