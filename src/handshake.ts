@@ -169,6 +169,11 @@ export function validateUpgradeRequest (req: UpgradeRequest): ValidUpgrade {
   if (!hasToken(headerValue(h, 'upgrade'), 'websocket')) throw new HandshakeError(400, 'the Upgrade header must include "websocket"')
   // Item 4: Connection including the "Upgrade" token (so "keep-alive, Upgrade" is fine).
   if (!hasToken(headerValue(h, 'connection'), 'upgrade')) throw new HandshakeError(400, 'the Connection header must include "Upgrade"')
+  // What follows the request's headers is the client's first frames (§4.1: its handshake is a
+  // GET with no content), so a body would be read as frames, and a proxy that delimits the body
+  // and the server would disagree about where frames begin: refused.
+  const length = headerValue(h, 'content-length')
+  if (headerValue(h, 'transfer-encoding') !== undefined || (length !== undefined && length.trim() !== '0')) throw new HandshakeError(400, 'an upgrade request must not have a body')
   // Item 6 before item 5, so a client of another version learns which one we speak (§4.4).
   const version = headerValue(h, 'sec-websocket-version')
   if (version === undefined) throw new HandshakeError(426, 'missing Sec-WebSocket-Version header', { 'Sec-WebSocket-Version': '13' })

@@ -17,7 +17,7 @@
  * @module wspipe
  */
 
-export { WebSocketServer, DEFAULT_SERVER_OPTIONS, type WholeModeOptions, type ServerStats, type WebSocketServerOptions, type ListenOptions, type AuthorizeResult, type HostServer } from './server.js'
+export { WebSocketServer, DEFAULT_SERVER_OPTIONS, type WholeModeOptions, type ServerStats, type WebSocketServerOptions, type ListenOptions, type ListenTlsOptions, type AuthorizeResult, type HostServer } from './server.js'
 export type { Http2UpgradeRequest } from './http2/server.js'
 export { isText, asText } from './text-mark.js'
 export { DEFAULT_LIMITS, type Connection, type CloseInfo, type ConnectionLimits, type ConnectionStats, type HeartbeatOptions, type Logger, type OutgoingMessage, type ReceivedStream, type StreamConnection, type StreamedMessage, type StreamModeOptions } from './driver/types.js'

@@ -7,7 +7,7 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http'
 import type { Server as HttpsServer } from 'node:https'
 import type { Http2SecureServer, Http2Server } from 'node:http2'
-import type { SecureContextOptions } from 'node:tls'
+import type { SecureContextOptions, TlsOptions } from 'node:tls'
 import type { AuthorizeResult } from './authorize.js'
 import type { PerMessageDeflateOptions } from './extensions/deflate-options.js'
 import type { TopicsOptions } from './topics/topics.js'
@@ -104,14 +104,25 @@ export interface ServerStats {
   memoryBudget: number
 }
 
+/**
+ * The TLS options `listen({ tls })` takes: a secure context, client certificates, SNI, sessions
+ * and PSK. ALPN is the server's own (h2 and http/1.1), and so is the handshake's time limit
+ * (`handshakeTimeout`).
+ */
+export type ListenTlsOptions = SecureContextOptions & Pick<TlsOptions, 'requestCert' | 'rejectUnauthorized' | 'SNICallback' | 'sessionTimeout' | 'ticketKeys' | 'pskCallback' | 'pskIdentityHint' | 'enableTrace'>
+
 /** Options of {@link WebSocketServer.listen}. */
 export interface ListenOptions {
   /** Default 0: any free port. */
   port?: number
   /** Default `127.0.0.1`. */
   host?: string
-  /** Serve wss://: a key and certificate (and any other TLS context option). */
-  tls?: SecureContextOptions
+  /**
+   * Serve wss://: a key and certificate (and any other TLS context option), and to ask clients
+   * for certificates, `requestCert` (with `ca`, and `rejectUnauthorized`, which defaults to true
+   * with it): `authorize` reads the peer's certificate from `request.socket`.
+   */
+  tls?: ListenTlsOptions
   /**
    * With `tls`: serve WebSockets over HTTP/2 too (RFC 8441 extended CONNECT, chosen by ALPN),
    * beside HTTP/1.1 upgrades on the same port. Default true; false serves HTTP/1.1 only.

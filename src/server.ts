@@ -35,12 +35,13 @@ import type { ValidConnect } from './http2/handshake.js'
 import { systemClock, type Clock, type ClockTimer } from './driver/clock.js'
 import { runHandler, type Handler, type StreamHandler } from './handler.js'
 import { applicationHeaders, forwardedFor, pathOf } from './upgrade-request.js'
+import { bytesReadOf, TlsHandshakes } from './tls-handshakes.js'
 import { WebSocketConnection } from './driver/connection.js'
 import { MemoryBudget } from './driver/budget.js'
 import { resolveLimits, type Connection, type ResolvedLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver/types.js'
 
 export type { AuthorizeResult } from './authorize.js'
-export { DEFAULT_SERVER_OPTIONS, type HostServer, type ListenOptions, type ServerStats, type WebSocketServerOptions, type WholeModeOptions } from './server-options.js'
+export { DEFAULT_SERVER_OPTIONS, type HostServer, type ListenOptions, type ListenTlsOptions, type ServerStats, type WebSocketServerOptions, type WholeModeOptions } from './server-options.js'
 
 /** A registered handler and how its messages come. */
 interface Registration {
@@ -56,12 +57,8 @@ export class WebSocketServer {
   private readonly connections = new Set<WebSocketConnection>()
   /** Sockets that have connected but not finished the handshake, with their timers. */
   private readonly pending = new Map<NodeDuplex, ClockTimer>()
-  /**
-   * TCP sockets of our own HTTPS server still in the TLS handshake, by remote address and port
-   * (the TLS socket made from one has the same), with when they were accepted: the handshake
-   * timer runs from then, and `close()` lets them finish too.
-   */
-  private readonly tlsHandshakes = new Map<string, { raw: NodeDuplex, acceptedAt: number }>()
+  /** TCP sockets of our own HTTPS server still in the TLS handshake: the handshake timer runs from their accept, and `close()` lets them finish too. */
+  private readonly tlsHandshakes: TlsHandshakes
   /** Pending sockets whose request is whole and `authorize` is deciding: past a timer they get 503. */
   private readonly authorizing = new Set<NodeDuplex>()
   /** One 'close' listener shared by every pending socket, removed once its handshake is over. */
@@ -111,6 +108,7 @@ export class WebSocketServer {
     this.handshakeExpired = (socket) => { this.onHandshakeExpired(socket) }
     this.logger = options.logger ?? stderrLogger
     const clock = this.clock = options.clock ?? systemClock
+    this.tlsHandshakes = new TlsHandshakes(clock, () => this.wakeDrain?.())
     this.resolved = resolveLimits(options)
     this.budget = new MemoryBudget(options.memoryBudget ?? DEFAULT_SERVER_OPTIONS.memoryBudget)
     this.deflate = resolveDeflateOptions(options.perMessageDeflate, 'server', clock)
@@ -202,7 +200,7 @@ export class WebSocketServer {
       : https !== undefined
         ? https.createServer({ ...serverOptions, handshakeTimeout, ...options.tls })
         // HTTP/2 and HTTP/1.1 on one port, by ALPN.
-        : this.h2.createServer(http2!.createSecureServer, maxHeaderSize, handshakeTimeout, options.tls)
+        : this.h2.createServer(http2!.createSecureServer, maxHeaderSize, handshakeTimeout, options.tls, (socket) => this.tlsHandshakes.spent(socket))
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       if (req.httpVersionMajor === 2) {
         this.h2.refusePlainRequest(res)
@@ -230,17 +228,7 @@ export class WebSocketServer {
     const closedEarly = (): void => { server.emit('error', new Error('the server was closed before it listened')) }
     server.once('close', closedEarly)
     if (options.tls !== undefined) {
-      server.on('connection', (raw: NodeDuplex) => {
-        const key = remoteKey(raw)
-        if (key === undefined) return
-        this.tlsHandshakes.set(key, { raw, acceptedAt: this.clock.now() })
-        raw.once('close', () => {
-          if (this.tlsHandshakes.get(key)?.raw === raw) {
-            this.tlsHandshakes.delete(key)
-            this.wakeDrain?.()
-          }
-        })
-      })
+      server.on('connection', (raw: NodeDuplex) => { this.tlsHandshakes.add(raw) })
     }
     this.attach(server)
     try {
@@ -288,17 +276,8 @@ export class WebSocketServer {
     // before close() (our server stopped listening then) may still finish its handshake.
     const connectionListener = (socket: NodeDuplex): void => {
       if (server !== this.httpServer) return
-      let spent = 0
-      if (this.tlsHandshakes.size > 0) {
-        const key = remoteKey(socket)
-        const tcp = key === undefined ? undefined : this.tlsHandshakes.get(key)
-        if (tcp !== undefined) {
-          // handshakeTimeout runs from TCP accept: what TLS took is spent.
-          spent = this.clock.now() - tcp.acceptedAt
-          this.tlsHandshakes.delete(key!)
-          this.wakeDrain?.()
-        }
-      }
+      // handshakeTimeout runs from TCP accept: what TLS took is spent.
+      const spent = this.tlsHandshakes.take(socket)
       // An HTTP/2 connection is a session: its own timer is in `h2.adopt`.
       if ((socket as { alpnProtocol?: string | false }).alpnProtocol === 'h2') return
       if (this.state === 'open' || this.state === 'draining') this.startHandshakeTimer(socket, spent)
@@ -616,12 +595,7 @@ export class WebSocketServer {
           socket.destroy()
         }
       }
-      for (const [key, { raw }] of [...this.tlsHandshakes]) {
-        if (bytesReadOf(raw) === 0) {
-          this.tlsHandshakes.delete(key)
-          raw.destroy()
-        }
-      }
+      this.tlsHandshakes.drop(false)
       this.wakeDrain?.()
     }, Math.min(IDLE_GRACE, closeTimeout), undefined)
     // Re-checked after each wake: a handshake that ends its pending state adds its connection
@@ -643,8 +617,7 @@ export class WebSocketServer {
       socket.destroy()
     }
     this.pending.clear()
-    for (const { raw } of this.tlsHandshakes.values()) raw.destroy()
-    this.tlsHandshakes.clear()
+    this.tlsHandshakes.drop(true)
     const left = [...this.connections]
     for (const conn of left) conn.terminate()
     await Promise.all(left.map((c) => c.closed))
@@ -665,12 +638,6 @@ const REFUSAL_LINGER = 1000
 
 function destroySocket (socket: NodeDuplex): void { socket.destroy() }
 
-/** Bytes received on `socket` so far (Node's sockets count them; other duplexes: unknown, -1). */
-function bytesReadOf (socket: NodeDuplex): number {
-  const n = (socket as { bytesRead?: number }).bytesRead
-  return typeof n === 'number' ? n : -1
-}
-
 /**
  * The response Node's http server is writing on `socket` for a request before the upgrade, if
  * any. Node hands a keep-alive socket to one response at a time (`socket._httpMessage`; the rest
@@ -679,12 +646,6 @@ function bytesReadOf (socket: NodeDuplex): number {
 function earlierResponse (socket: NodeDuplex): ServerResponse | undefined {
   const owner = (socket as { _httpMessage?: unknown })._httpMessage
   return owner instanceof ServerResponse ? owner : undefined
-}
-
-/** A live TCP connection's remote end, which its TLS socket shares. */
-function remoteKey (socket: NodeDuplex): string | undefined {
-  const { remoteAddress, remotePort } = socket as { remoteAddress?: string, remotePort?: number }
-  return remoteAddress === undefined || remotePort === undefined ? undefined : `${remoteAddress}|${remotePort}`
 }
 
 /** The upgrade listeners `attach` installed, with the path each serves (`undefined`: every path). */

@@ -327,9 +327,14 @@ export class Closing {
     else this.flush()
   }
 
-  /** The transport failed; `close` follows. */
+  /**
+   * The transport failed; `close` follows, once it is destroyed. A TLS socket whose record does
+   * not decrypt after its handshake reports the error but stays open (Node leaves that to its
+   * owner), its TLS session dead: it would hold the connection without end.
+   */
   onError (err: Error): void {
     this.more.transportError ??= err
+    this.transport.destroy()
   }
 
   /** The transport is gone: the session's outcome is final, and `closed` settles with it. */

@@ -11,7 +11,8 @@
 /**
  * A duplex byte stream, as the driver uses it. The events are those of a Node `Duplex`: `data`
  * (bytes read), `end` (the peer will send no more), `drain` (buffered output was written),
- * `error` (then `close`), and `close` (the stream is gone, once). Listeners are called with the
+ * `error` (the driver then destroys the stream, for one that stays open after it, as a TLS
+ * socket does when a record fails), and `close` (the stream is gone, once). Listeners are called with the
  * transport as `this`.
  */
 export interface Transport {

@@ -9,7 +9,7 @@
 
 import type { createSecureServer, Http2SecureServer, Http2Server, Http2ServerResponse, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
-import type { SecureContextOptions } from 'node:tls'
+import type { ListenTlsOptions } from '../server-options.js'
 import { acceptFor } from '../crypto.js'
 import { HandshakeError } from '../errors.js'
 import { originForm, rejectBody } from '../handshake.js'
@@ -153,16 +153,17 @@ export class Http2Streams {
   /**
    * A session of our own server: it must open a stream within `timeout` ms (as an HTTP/1.1
    * client must send its request within `handshakeTimeout`), or it is dropped; and whenever its
-   * streams are all closed, open another within `timeout` ms, or it gets GOAWAY.
+   * streams are all closed, open another within `timeout` ms, or it gets GOAWAY. `spent` ms of
+   * the first wait are already gone (the TLS handshake's, counted from TCP accept).
    */
-  adopt (session: ServerHttp2Session, timeout: number): void {
+  adopt (session: ServerHttp2Session, timeout: number, spent = 0): void {
     // The connection-level window (RFC 9113 §6.9.2) is consumed as data arrives, so it bounds no
     // memory here (each stream's own window does): 65,535 bytes would only make large messages
     // wait a round trip per 64 KiB across all streams.
     session.once('localSettings', () => { if (!session.destroyed) session.setLocalWindowSize(SESSION_WINDOW) })
     const state = this.track(session)
     const clock = this.host.clock
-    state.idleTimer = clock.setTimeout(destroySession, timeout, session)
+    state.idleTimer = clock.setTimeout(destroySession, Math.max(0, timeout - spent), session)
     // Every stream counts (WebSockets, refusals, plain requests): a session with none open serves
     // nothing, and a peer must not keep it (a TLS socket, an HTTP/2 session) without end.
     // RFC 9113 §9.1 lets a server close an idle connection, GOAWAY first.
@@ -438,9 +439,10 @@ export class Http2Streams {
 
   /**
    * The server `listen({ tls })` makes: HTTP/2 and HTTP/1.1 on one port, by ALPN. Its sessions
-   * are adopted: each must open a stream within `handshakeTimeout`.
+   * are adopted: each must open a stream within `handshakeTimeout` of its TCP accept (`spent`
+   * says how long ago that was for a session's TLS socket).
    */
-  createServer (create: typeof createSecureServer, maxHeaderSize: number, handshakeTimeout: number, tls: SecureContextOptions): Http2SecureServer {
+  createServer (create: typeof createSecureServer, maxHeaderSize: number, handshakeTimeout: number, tls: ListenTlsOptions, spent: (socket: Socket) => number): Http2SecureServer {
     // SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3) lets clients open WebSockets on their HTTP/2
     // connection; SETTINGS_MAX_CONCURRENT_STREAMS tells them how many (they queue the rest).
     const settings = { enableConnectProtocol: true, maxHeaderListSize: maxHeaderSize, initialWindowSize: STREAM_WINDOW, maxConcurrentStreams: this.host.maxStreamsPerSession }
@@ -449,7 +451,7 @@ export class Http2Streams {
     // `maxHeaderSize` from it (http2.createSecureServer does not take the option).
     ;(server as unknown as { maxHeaderSize: number }).maxHeaderSize = maxHeaderSize
     // As an HTTP/1.1 client must send its request within handshakeTimeout.
-    server.on('session', (session: ServerHttp2Session) => { this.adopt(session, handshakeTimeout) })
+    server.on('session', (session: ServerHttp2Session) => { this.adopt(session, handshakeTimeout, spent(session.socket)) })
     return server
   }
 

@@ -3,7 +3,10 @@
  * through `tls: { ca }`, accepted with `rejectUnauthorized: false`, refused otherwise.
  */
 
+import net from 'node:net'
+import tls from 'node:tls'
 import { connect, isText } from '../../src/index.js'
+import { acceptFor } from '../../src/crypto.js'
 import { peerTest } from '../peers.js'
 import { decoder, echo, makeCertificate, startOurServer, startWssServer, take, type Certificate } from './helpers.js'
 
@@ -85,4 +88,34 @@ test('tls options are ignored for ws://', async (t) => {
   } finally {
     await peer.close()
   }
+})
+
+test('wss:// a hostile server whose TLS record does not decrypt after the 101: the client\'s connection ends (1006) at once, even with the heartbeat off', async (t) => {
+  // A TLS server by hand: it answers the upgrade, then writes a record no key made under TLS.
+  const raws = new Set<net.Socket>()
+  const server = net.createServer((raw) => {
+    raws.add(raw)
+    raw.on('error', () => {})
+    const secure = new tls.TLSSocket(raw, { isServer: true, key: cert.key, cert: cert.cert })
+    secure.on('error', () => {})
+    let request = ''
+    secure.on('data', (chunk: Buffer) => {
+      request += chunk.toString('latin1')
+      const key = /sec-websocket-key: *(\S+)/i.exec(request)?.[1]
+      if (!request.includes('\r\n\r\n') || key === undefined) return
+      request = ''
+      secure.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptFor(key)}\r\n\r\n`, () => {
+        setTimeout(() => raw.write(Buffer.from([0x17, 0x03, 0x03, 0x00, 0x05, 1, 2, 3, 4, 5])), 50)
+      })
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    for (const raw of raws) raw.destroy()
+    server.close()
+  })
+  const { port } = server.address() as net.AddressInfo
+  const conn = await connect(`wss://127.0.0.1:${port}`, { tls: { ca: cert.cert }, heartbeat: false })
+  const closed = await Promise.race([conn.closed, new Promise<'open'>((resolve) => setTimeout(resolve, 5000, 'open'))])
+  t.deepEqual(closed, { code: 1006, reason: '', wasClean: false })
 })
