@@ -12,7 +12,7 @@ import tls from 'node:tls'
 import { WebSocketServer, type Connection } from '../../src/index.js'
 import { peerTest } from '../peers.js'
 import { makeCertificate } from '../http2/helpers.js'
-import { captureLogger, deferred, echo, nextAccepted, ownServer, parseResponse, until, upgradeRequest, WatchedClock, within, WsPeer } from './helpers.js'
+import { captureLogger, deferred, echo, ownServer, parseResponse, until, upgradeRequest, WatchedClock, within, WsPeer } from './helpers.js'
 
 const test = peerTest('openssl')
 
@@ -139,36 +139,6 @@ test('an upgrade request with Content-Length: 0 has no body and is served (plain
   const first = within(new Promise<Buffer>((resolve) => { socket.once('data', resolve) }), 5000, 'the answer')
   socket.write(upgradeRequest({ headers: { 'Content-Length': '0' } }))
   t.regex((await first).toString('latin1'), /^HTTP\/1\.1 101 /)
-})
-
-// Serial: other TLS tests running beside it slow its handshake by seconds.
-test.serial('wss:// an HTTP/2 connection whose TLS was done 400 ms after accept has the rest of handshakeTimeout (600 of 1,000 ms) for its first stream', async (t) => {
-  t.timeout(30_000)
-  const clock = new WatchedClock()
-  const server = new WebSocketServer({ logger: captureLogger().logger, handshakeTimeout: 1000, clock })
-  server.register('', echo)
-  const { port } = await server.listen({ port: 0, tls: { key, cert } })
-  t.teardown(() => within(server.close(), 15_000, 'server.close'))
-  const accepted = nextAccepted(server)
-  const raw = net.connect(port, '127.0.0.1')
-  raw.on('error', () => {})
-  t.teardown(() => { raw.destroy() })
-  await accepted
-  await clock.advance(400)
-  const secured = nextAccepted(server, true, 15_000)
-  const secure = tls.connect({ socket: raw, ca: cert, servername: 'localhost', ALPNProtocols: ['h2'] })
-  secure.on('error', () => {})
-  secure.resume()
-  const socket = await secured
-  // The session's timer, set once TLS is done.
-  await clock.timersSet(1)
-  // The connection preface and an empty SETTINGS (RFC 9113 §3.4), then no stream.
-  secure.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]))
-  await clock.advance(599)
-  t.false(socket.destroyed, 'there 999 ms after accept')
-  await clock.advance(1)
-  // Counted from TLS done instead, it would be there until 1,400 ms.
-  t.true(socket.destroyed, 'gone 1,000 ms after accept')
 })
 
 test.serial('wss:// server.close() with 20 sockets stuck in the TLS handshake: the 10 silent ones go after a second, the 10 with half a ClientHello at closeTimeout, and close() resolves then', async (t) => {

@@ -141,32 +141,42 @@ test('wss:// server.close() while a client is still in the TLS handshake: it fin
 })
 
 // Serial: the 16 MiB batteries running beside it slow its TLS handshake by seconds.
-test.serial('wss:// handshakeTimeout counts from TCP accept, on the server\'s clock: TLS done 400 ms after accept leaves the request 600 ms of 1,000, and the socket goes then, not 1 ms before', async (t) => {
-  t.timeout(30_000)
-  const clock = new WatchedClock()
-  const server = new WebSocketServer({ logger: captureLogger().logger, handshakeTimeout: 1000, clock })
-  server.register('', echo)
-  const { port } = await server.listen({ port: 0, tls: { key, cert } })
-  t.teardown(() => within(server.close(), 15_000, 'server.close'))
-  const accepted = nextAccepted(server)
-  const tcp = net.connect(port, '127.0.0.1')
-  tcp.on('error', () => {})
-  await accepted
-  // TLS begins 400 ms after accept, then the request comes, never whole.
-  await clock.advance(400)
-  const secured = nextAccepted(server, true, 15_000)
-  const secure = tls.connect({ socket: tcp, ca: cert, servername: 'localhost' })
-  secure.on('error', () => {})
-  const socket = await secured
-  // The handshake timer, set once TLS is done.
-  await clock.timersSet(1)
-  secure.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n')
-  await clock.advance(599)
-  t.false(socket.destroyed, 'there 999 ms after accept')
-  await clock.advance(1)
-  // Counted from TLS done instead, it would be there until 1,400 ms.
-  t.true(socket.destroyed, 'gone 1,000 ms after accept')
-})
+const LATE_TLS = [
+  // HTTP/1.1: the request comes, never whole.
+  { alpn: undefined, waits: 'the request', bytes: Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n') },
+  // HTTP/2: the connection preface and an empty SETTINGS (RFC 9113 §3.4), then no stream.
+  { alpn: ['h2'], waits: 'its first stream', bytes: Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]) }
+]
+for (const { alpn, waits, bytes } of LATE_TLS) {
+  test.serial(`wss:// ${alpn === undefined ? 'HTTP/1.1' : 'HTTP/2'}: handshakeTimeout counts from TCP accept, on the server's clock: TLS done 400 ms after accept leaves ${waits} 600 ms of 1,000, and the socket goes then, not 1 ms before`, async (t) => {
+    t.timeout(30_000)
+    const clock = new WatchedClock()
+    const server = new WebSocketServer({ logger: captureLogger().logger, handshakeTimeout: 1000, clock })
+    server.register('', echo)
+    const { port } = await server.listen({ port: 0, tls: { key, cert } })
+    t.teardown(() => within(server.close(), 15_000, 'server.close'))
+    const accepted = nextAccepted(server)
+    const tcp = net.connect(port, '127.0.0.1')
+    tcp.on('error', () => {})
+    t.teardown(() => { tcp.destroy() })
+    await accepted
+    // TLS begins 400 ms after accept.
+    await clock.advance(400)
+    const secured = nextAccepted(server, true, 15_000)
+    const secure = tls.connect({ socket: tcp, ca: cert, servername: 'localhost', ALPNProtocols: alpn })
+    secure.on('error', () => {})
+    secure.resume()
+    const socket = await secured
+    // The handshake's (or the session's) timer, set once TLS is done.
+    await clock.timersSet(1)
+    secure.write(bytes)
+    await clock.advance(599)
+    t.false(socket.destroyed, 'there 999 ms after accept')
+    await clock.advance(1)
+    // Counted from TLS done instead, it would be there until 1,400 ms.
+    t.true(socket.destroyed, 'gone 1,000 ms after accept')
+  })
+}
 
 test('wss://: the heartbeat ping of a TLS socket (which finishes writes a tick later) is no life: a peer that stops reading, fed a trickle, is dropped at the pong timeout', async (t) => {
   const clock = new VirtualClock()
