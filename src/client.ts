@@ -22,7 +22,7 @@ import { PerMessageDeflate } from './extensions/permessage-deflate.js'
 import { resolveDeflateOptions, type PerMessageDeflateOptions, type ResolvedDeflateOptions } from './extensions/deflate-options.js'
 import { CloseCode } from './protocol/close-codes.js'
 import { WebSocketConnection } from './driver/connection.js'
-import { resolveLimits, type Connection, type ConnectionLimits, type Logger, type StreamConnection } from './driver/types.js'
+import { checkNonNegative, resolveLimits, type Connection, type ConnectionLimits, type Logger, type StreamConnection } from './driver/types.js'
 import { HandshakeError, UpgradeError } from './errors.js'
 import { systemClock, type Clock } from './driver/clock.js'
 import { connectHttp2 } from './http2/client.js'
@@ -194,10 +194,7 @@ export function planConnection (url: string | URL, options: ConnectOptions | Str
   const deflate = resolveDeflateOptions(deflateOption, 'client', options.clock)
   // Checked now: the connection that takes them is made in an event listener, where a throw is uncaught.
   resolveLimits(options)
-  for (const name of ['handshakeTimeout', 'closeTimeout'] as const) {
-    const value = options[name]
-    if (value !== undefined && !(value >= 0)) throw new RangeError(`${name} must be a number of ms, 0 or more (or Infinity), not ${String(value)}`)
-  }
+  checkNonNegative('handshakeTimeout', options.handshakeTimeout)
   return { target, secure: scheme === 'wss:' || scheme === 'https:', offered, deflate, streaming, options }
 }
 

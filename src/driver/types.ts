@@ -260,6 +260,14 @@ export interface ResolvedLimits {
 }
 
 /**
+ * @throws RangeError for an option `name` (a mark, or a timeout in ms) under 0 or not a number
+ * (`Infinity` passes): a NaN mark would never pause reading, a NaN timer fires at once.
+ */
+export function checkNonNegative (name: string, value: number | undefined): void {
+  if (value !== undefined && !(value >= 0)) throw new RangeError(`${name} must be a number, 0 or more (or Infinity), not ${String(value)}`)
+}
+
+/**
  * Fill in the defaults of `limits`.
  * @throws RangeError for a `maxMessageSize` or `maxFrameSize` under 1 byte (or not a number):
  * besides bounding what is received, one of them sizes the fragments of a streamed send, which
@@ -272,10 +280,7 @@ export function resolveLimits (limits: ConnectionLimits): ResolvedLimits {
     const value = limits[name]
     if (value !== undefined && !(value >= 1)) throw new RangeError(`${name} must be a number of bytes, at least 1 (or Infinity), not ${String(value)}`)
   }
-  for (const name of ['receiveHighWaterMark', 'sendHighWaterMark', 'closeTimeout'] as const) {
-    const value = limits[name]
-    if (value !== undefined && !(value >= 0)) throw new RangeError(`${name} must be a number, 0 or more (or Infinity), not ${String(value)}`)
-  }
+  for (const name of ['receiveHighWaterMark', 'sendHighWaterMark', 'closeTimeout'] as const) checkNonNegative(name, limits[name])
   const beat = limits.heartbeat
   // `heartbeat: 30000` from JavaScript would otherwise be read as the defaults, without a word.
   if (beat !== undefined && beat !== false && (typeof beat !== 'object' || beat === null)) throw new TypeError(`heartbeat must be { interval, timeout } (ms) or false, not ${String(beat)}`)
