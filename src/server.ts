@@ -38,7 +38,7 @@ import { applicationHeaders, forwardedFor, pathOf } from './upgrade-request.js'
 import { bytesReadOf, TlsHandshakes } from './tls-handshakes.js'
 import { WebSocketConnection } from './driver/connection.js'
 import { MemoryBudget } from './driver/budget.js'
-import { resolveLimits, type Connection, type ResolvedLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver/types.js'
+import { checkNonNegative, resolveLimits, type Connection, type ResolvedLimits, type Logger, type StreamConnection, type StreamModeOptions } from './driver/types.js'
 
 export type { AuthorizeResult } from './authorize.js'
 export { DEFAULT_SERVER_OPTIONS, type HostServer, type ListenOptions, type ListenTlsOptions, type ServerStats, type WebSocketServerOptions, type WholeModeOptions } from './server-options.js'
@@ -98,7 +98,8 @@ export class WebSocketServer {
    * {@link WebSocketServer.handleUpgrade}. Options are checked here.
    * @throws RangeError for a `memoryBudget` that is not a positive number, a `maxMessageSize` or
    * `maxFrameSize` under 1 byte, a `perMessageDeflate` option out of range, or a `trustProxy` or
-   * `maxConnections` that is not a count (`trustProxy` may be a boolean, `maxConnections` Infinity).
+   * `maxConnections` that is not a count (`trustProxy` may be a boolean, `maxConnections` Infinity),
+   * or a `handshakeTimeout` (or a mark or timeout of the connections') under 0 or NaN.
    */
   constructor (options: WebSocketServerOptions = {}) {
     this.options = options
@@ -116,6 +117,7 @@ export class WebSocketServer {
     this.trustedProxies = trust === true ? 1 : trust === false ? 0 : trust
     if (!Number.isInteger(this.trustedProxies) || this.trustedProxies < 0) throw new RangeError('trustProxy must be a boolean or a count of proxies')
     checkMaxConnections(options.maxConnections)
+    checkNonNegative('handshakeTimeout', options.handshakeTimeout)
     this.h2 = new Http2Streams({
       accepting: () => this.state === 'open',
       negotiate: (request) => this.negotiate(request),

@@ -104,6 +104,8 @@ test('a limit or timeout that is not a number in range is a RangeError when the 
     t.throws(() => new WebSocketServer(options), { instanceOf: RangeError }, `server, ${name}`)
     await t.throwsAsync(connect('ws://127.0.0.1:1/', options), { instanceOf: RangeError }, `client, ${name}`)
   }
+  // The server's own timeout too (a NaN one dropped every handshake at once).
+  t.throws(() => new WebSocketServer({ handshakeTimeout: NaN }), { instanceOf: RangeError }, 'server, handshakeTimeout NaN')
   // `heartbeat: 30000` from JavaScript was ignored without a word (the defaults applied).
   for (const heartbeat of [30000, 'on', true, null]) {
     const options = { heartbeat } as unknown as WebSocketServerOptions
