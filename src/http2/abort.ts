@@ -7,9 +7,7 @@
  */
 
 import type { Http2Stream } from 'node:http2'
-
-/** RFC 9113 §7 CANCEL, written out so node:http2 is loaded only when used. */
-const CANCEL = 0x8
+import { CANCEL } from './error-codes.js'
 
 /**
  * Make `stream.destroy()` (the driver's drop: close timeout, heartbeat, `terminate()`) reset a

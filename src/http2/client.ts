@@ -12,6 +12,7 @@ import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, Secure
 import type { Socket } from 'node:net'
 import type { Duplex as NodeDuplex } from 'node:stream'
 import { loadHttp2 } from '../lazy-modules.js'
+import { CANCEL, REFUSED_STREAM } from './error-codes.js'
 import { attemptHandshake, checkNegotiation, offerHeaders, openClientConnection, RefusalBody, type ClientPlan, type Negotiated } from '../client.js'
 import type { Connection, StreamConnection } from '../driver/types.js'
 import { UpgradeError } from '../errors.js'
@@ -319,10 +320,5 @@ export function http2Headers (headers: Record<string, string> | undefined): Reco
   }
   return out
 }
-
-/** RFC 9113 §7 error codes, written out so node:http2 is loaded only when used. REFUSED_STREAM: not processed, safe to retry. */
-const REFUSED_STREAM = 0x7
-/** CANCEL: the stream is no longer needed. */
-const CANCEL = 0x8
 
 function ignoreError (): void {}

@@ -11,6 +11,7 @@ import type { createSecureServer, Http2SecureServer, Http2Server, Http2ServerRes
 import type { Socket } from 'node:net'
 import type { ListenTlsOptions } from '../server-options.js'
 import { acceptFor } from '../crypto.js'
+import { CANCEL, NO_ERROR, REFUSED_STREAM } from './error-codes.js'
 import { HandshakeError } from '../errors.js'
 import { originForm, rejectBody } from '../handshake.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -109,10 +110,6 @@ const REFUSAL_LINGER = 1000
 
 /** The connection-level receive window of our own sessions. */
 const SESSION_WINDOW = 16 * 1024 * 1024
-/** RFC 9113 §7 error codes for RST_STREAM: written out so node:http2 is loaded only when used. */
-const NO_ERROR = 0x0
-const REFUSED_STREAM = 0x7
-const CANCEL = 0x8
 
 /** Who sent an extended CONNECT: its headers and its session's socket's address, read when it came. */
 interface Peer {
